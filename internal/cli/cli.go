@@ -1,0 +1,298 @@
+// Package cli is the rollup command line: flags in, one job.Run, a summary
+// out. Exit codes: 0 done (bad data is reported, not a failure), 1 the run
+// failed, 2 bad usage.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// usageError is bad usage: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+const usageText = `rollup builds the warehouse's curated tables from raw Firehose Parquet.
+
+Usage:
+  rollup [flags]                     catch up: build every stale day of the last
+                                     --max-lateness + 1 days (what the nightly run does)
+  rollup --from 2026-11-01 --to 2026-11-07 [flags]
+                                     build (or backfill) those reporting days
+  rollup ddl --dialect duckdb|athena print CREATE statements for the curated tables
+
+A day already built from the same inputs, code and config is skipped; --force
+rebuilds it. Bad raw objects and invalid rows never fail a run: they are
+counted in data_quality_daily, listed in quarantine and reported at the end.
+
+Exit codes: 0 done, 1 the run failed (re-run it: nothing is doubled or lost),
+2 bad usage.
+
+Flags:
+`
+
+// Main runs the rollup command with args (without the program name) and
+// returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "ddl" {
+		return exit(stderr, ddl(args[1:], stdout, stderr))
+	}
+	return exit(stderr, runCmd(ctx, args, stdout, stderr))
+}
+
+func exit(stderr io.Writer, err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "rollup: %s (see rollup --help)\n", ue.msg)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "rollup: %v\n", err)
+		return 1
+	}
+}
+
+// options are the flags shared by the commands that run or plan the job.
+type options struct {
+	store, tz, from, to, rawPrefix string
+	parallel                       int
+	targetFileSize, rowGroupSize   string
+	maxLateness                    time.Duration
+	force, quiet                   bool
+}
+
+func (o *options) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.store, "store", "./data", "where the warehouse lives: a directory (`./data`, file:///abs/path) or s3://bucket/prefix")
+	fs.StringVar(&o.from, "from", "", "first reporting day to build, `YYYY-MM-DD` (e.g. --from 2026-11-01); with --to")
+	fs.StringVar(&o.to, "to", "", "last reporting day to build, `YYYY-MM-DD`, inclusive (e.g. --to 2026-11-07)")
+	fs.StringVar(&o.tz, "tz", "UTC", "reporting time zone, an IANA `name` (e.g. --tz Pacific/Auckland); one per store")
+	fs.IntVar(&o.parallel, "parallel", 8, "raw objects read at once (e.g. --parallel 16)")
+	fs.StringVar(&o.targetFileSize, "target-file-size", "256MiB", "target size of each events file (e.g. --target-file-size 128MiB)")
+	fs.StringVar(&o.rowGroupSize, "row-group-size", "64MiB", "target (uncompressed) size of a Parquet row group")
+	fs.DurationVar(&o.maxLateness, "max-lateness", 7*24*time.Hour, "how late an event may arrive and still count at its own time; older event_times count at received_at (e.g. --max-lateness 72h)")
+	fs.StringVar(&o.rawPrefix, "raw-prefix", "raw/", "where Firehose writes raw objects in the store (e.g. --raw-prefix firehose/events/)")
+	fs.BoolVar(&o.force, "force", false, "rebuild days that are already up to date")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+}
+
+// parseSize parses 256MiB, 64MB, 1GiB, 4096.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 256MiB)", s)
+	}
+	return n * mult, nil
+}
+
+// config turns the flags into a job config. now is used only when no dates
+// are given.
+func (o *options) config(ctx context.Context, now time.Time) (job.Config, error) {
+	var cfg job.Config
+	loc, err := time.LoadLocation(o.tz)
+	if err != nil || o.tz == "" || strings.EqualFold(o.tz, "local") {
+		return cfg, usagef("unknown time zone %q (want an IANA name such as UTC or Pacific/Auckland)", o.tz)
+	}
+	if o.maxLateness <= 0 {
+		return cfg, usagef("--max-lateness must be positive")
+	}
+	rules := compact.DefaultRules(loc)
+	rules.MaxLateness = o.maxLateness
+	var from, to day.Day
+	switch {
+	case o.from == "" && o.to == "":
+		to = day.Of(now.UnixMilli(), loc)
+		from = to - day.Day(o.maxLateness/(24*time.Hour)) - 1
+	case o.from == "" || o.to == "":
+		return cfg, usagef("--from and --to go together")
+	default:
+		if from, err = day.Parse(o.from); err != nil {
+			return cfg, usagef("--from: %v", err)
+		}
+		if to, err = day.Parse(o.to); err != nil {
+			return cfg, usagef("--to: %v", err)
+		}
+		if from > to {
+			return cfg, usagef("--from %s is after --to %s", from, to)
+		}
+	}
+	tfs, err := parseSize(o.targetFileSize)
+	if err != nil {
+		return cfg, usagef("--target-file-size: %v", err)
+	}
+	rgs, err := parseSize(o.rowGroupSize)
+	if err != nil {
+		return cfg, usagef("--row-group-size: %v", err)
+	}
+	if o.parallel < 1 {
+		return cfg, usagef("--parallel must be at least 1")
+	}
+	if !strings.HasSuffix(o.rawPrefix, "/") {
+		o.rawPrefix += "/"
+	}
+	st, err := store.Open(ctx, o.store, store.Options{})
+	if err != nil {
+		return cfg, usagef("%v", err)
+	}
+	cfg = job.Config{
+		Store: st, From: from, To: to, Rules: rules, RawPrefix: o.rawPrefix, Parallel: o.parallel,
+		TargetFileSize: tfs, RowGroupSize: rgs, Force: o.force,
+	}
+	if strings.HasPrefix(o.store, "s3://") {
+		cfg.GracePeriod = 6 * time.Hour
+	}
+	return cfg, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rollup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	o.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := o.config(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	tty := isTerminal(stderr)
+	if tty {
+		cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	} else {
+		cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	bar := &progressBar{w: stderr, on: tty && !o.quiet}
+	cfg.Progress = bar.update
+	cfg.Log.Info("rollup starting", "store", cfg.Store.String(), "from", cfg.From.String(), "to", cfg.To.String(), "tz", cfg.Rules.Loc.String())
+	sum, err := job.Run(ctx, cfg)
+	bar.finish()
+	if sum != nil && len(sum.Days) > 0 {
+		printSummary(stdout, sum)
+	}
+	if err != nil {
+		var ze *job.ZoneError
+		if errors.As(err, &ze) {
+			return err
+		}
+		return fmt.Errorf("run failed, re-run to finish (nothing is doubled or lost): %w", err)
+	}
+	cfg.Log.Info("rollup done", "run", sum.Run, "days", len(sum.Days), "bad_objects", len(sum.BadObjects), "seconds", sum.Seconds)
+	return nil
+}
+
+// progressBar draws one line on a terminal.
+type progressBar struct {
+	w     io.Writer
+	on    bool
+	drawn bool
+	last  time.Time
+}
+
+func (b *progressBar) update(p job.Progress) {
+	if !b.on || (time.Since(b.last) < 100*time.Millisecond && p.Done != p.Total) {
+		return
+	}
+	b.last = time.Now()
+	const width = 30
+	filled := 0
+	if p.Total > 0 {
+		filled = width * p.Done / p.Total
+	}
+	label := fmt.Sprintf("reading raw objects %d/%d", p.Done, p.Total)
+	if p.Phase == "build" {
+		label = fmt.Sprintf("built day %s (%d/%d)", p.Day, p.Done, p.Total)
+	}
+	fmt.Fprintf(b.w, "\r[%s%s] %-40s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), label)
+	b.drawn = true
+}
+
+func (b *progressBar) finish() {
+	if b.drawn {
+		fmt.Fprintf(b.w, "\r%s\r", strings.Repeat(" ", 75))
+	}
+}
+
+func printSummary(w io.Writer, s *job.Summary) {
+	fmt.Fprintf(w, "run %s: %d raw objects read (%s) in %.1fs\n\n", s.Run, s.RawObjects, humanBytes(s.RawBytes), s.Seconds)
+	fmt.Fprintf(w, "%-10s  %10s  %10s  %9s  %8s  %8s  %7s  %5s  %9s  %6s  %s\n",
+		"day", "raw rows", "events", "dupes", "invalid", "skewed", "bad obj", "files", "bytes", "secs", "")
+	for _, d := range s.Days {
+		if d.Skipped {
+			fmt.Fprintf(w, "%-10s  %s\n", d.Day, d.Why+", skipped (--force rebuilds)")
+			continue
+		}
+		q := d.Quality
+		fmt.Fprintf(w, "%-10s  %10d  %10d  %9d  %8d  %8d  %7d  %5d  %9s  %6.1f  %s\n",
+			d.Day, q.RawRows, q.KeptRows, q.DuplicatesDropped, q.InvalidRows, q.ClockSkewedRows, q.BadFiles,
+			d.FilesWritten, humanBytes(d.BytesWritten), d.Seconds, d.Why)
+	}
+	if len(s.BadObjects) > 0 {
+		fmt.Fprintf(w, "\n%d bad raw objects (counted in data_quality_daily.bad_files, listed in quarantine):\n", len(s.BadObjects))
+		for _, b := range s.BadObjects {
+			fmt.Fprintf(w, "  %s  %s  %s\n", b.Day, b.Reason, b.Key)
+		}
+	}
+	if len(s.IgnoredKeys) > 0 {
+		fmt.Fprintf(w, "\n%d objects under the raw prefix are not in the YYYY/MM/DD/HH/ layout and were not read, e.g. %s\n", len(s.IgnoredKeys), s.IgnoredKeys[0])
+	}
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}

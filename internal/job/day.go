@@ -1,0 +1,161 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// CreatedBy is written into every Parquet footer.
+const CreatedBy = "littlewarehouse rollup v" + CodeVersion
+
+// buildDay builds and publishes every daily table of one day.
+func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, rows []compact.Routed, inputObjects int,
+	bad []BadObject, failures []conversionFailure, users *userState) (DaySummary, error) {
+	d := p.d
+	res := compact.Build(d, rows, c.Rules)
+	rows = nil
+	q := res.Quarantine
+	var badFiles, failed int64
+	for _, b := range bad {
+		if b.Day == d {
+			badFiles++
+			q = append(q, rollups.Quarantine{Reason: "bad_object_" + b.Reason, SourceObject: b.Key, Detail: b.Error})
+		}
+	}
+	for _, f := range failures {
+		if day.Of(f.Arrival, c.Rules.Loc) == d {
+			failed++
+			detail := f.Code
+			if f.Message != "" {
+				detail += ": " + f.Message
+			}
+			q = append(q, rollups.Quarantine{Reason: "conversion_failed", SourceObject: f.Source, Detail: detail, ReceivedAt: f.Arrival})
+		}
+	}
+	slices.SortStableFunc(q, func(a, b rollups.Quarantine) int {
+		return strings.Compare(a.Reason, b.Reason)
+	})
+
+	eng, ud, sd := rollups.ComputeDaily(res.Events, users.seenBefore(d))
+	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
+	files := map[string][]publish.File{}
+	var err error
+	if files["events"], err = publish.Write(ctx, c.Store, publish.RunPrefix("events", d, run), res.Events, opt); err != nil {
+		return DaySummary{}, err
+	}
+	if files["engagement_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("engagement_daily", d, run), eng, opt); err != nil {
+		return DaySummary{}, err
+	}
+	if files["user_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("user_daily", d, run), ud, opt); err != nil {
+		return DaySummary{}, err
+	}
+	if files["sessions_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("sessions_daily", d, run), sd, opt); err != nil {
+		return DaySummary{}, err
+	}
+	quality := rollups.DataQualityDaily{
+		RawRows: res.Stats.RawRows, ValidRows: res.Stats.ValidRows, KeptRows: res.Stats.KeptRows,
+		DuplicatesDropped: res.Stats.Duplicates, InvalidRows: res.Stats.Invalid, ClockSkewedRows: res.Stats.Skewed,
+		BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
+		OutputFiles: int64(len(files["events"])),
+	}
+	if files["data_quality_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("data_quality_daily", d, run), []rollups.DataQualityDaily{quality}, opt); err != nil {
+		return DaySummary{}, err
+	}
+	if files["quarantine"], err = publish.Write(ctx, c.Store, publish.RunPrefix("quarantine", d, run), q, opt); err != nil {
+		return DaySummary{}, err
+	}
+
+	// The users state is a running minimum: merging a day twice is harmless,
+	// so it is saved before the manifests make the day current.
+	if users.add(d, ud) {
+		if err := users.save(ctx, c.Store); err != nil {
+			return DaySummary{}, err
+		}
+	}
+	if c.dayHook != nil {
+		if err := c.dayHook(d); err != nil {
+			return DaySummary{}, err
+		}
+	}
+	now := c.Now().UTC()
+	sum := DaySummary{Day: d, Why: p.why, Quality: quality}
+	stats := map[string]int64{
+		"raw_rows": quality.RawRows, "valid_rows": quality.ValidRows, "kept_rows": quality.KeptRows,
+		"duplicates_dropped": quality.DuplicatesDropped, "invalid_rows": quality.InvalidRows,
+		"clock_skewed_rows": quality.ClockSkewedRows, "bad_files": quality.BadFiles,
+		"conversion_failed_records": quality.ConversionFailedRecords,
+	}
+	for _, t := range rollups.Daily {
+		m := &publish.Manifest{
+			Table: t.Name, Day: d.String(), Run: run, TimeZone: c.Rules.Loc.String(), CodeVersion: CodeVersion,
+			Config: c.configMap(), Fingerprint: p.fingerprint, Files: files[t.Name], Inputs: p.inputs,
+			Stats: stats, CreatedAt: now,
+		}
+		for _, f := range m.Files {
+			m.Rows += f.Rows
+			sum.FilesWritten++
+			sum.BytesWritten += f.Size
+		}
+		if err := publish.Commit(ctx, c.Store, m); err != nil {
+			return DaySummary{}, err
+		}
+	}
+	for _, t := range rollups.Daily {
+		if err := publish.Cleanup(ctx, c.Store, t.Name, d, run, c.GracePeriod, now); err != nil {
+			c.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", d.String(), "error", err.Error())
+		}
+	}
+	return sum, nil
+}
+
+// stateKey records the store's reporting time zone.
+const stateKey = "_state/warehouse.json"
+
+type warehouseState struct {
+	TimeZone string `json:"time_zone"`
+}
+
+// checkTimeZone refuses to mix reporting time zones in one store.
+func checkTimeZone(ctx context.Context, st store.Store, loc *time.Location) error {
+	b, err := st.Get(ctx, stateKey)
+	if errors.Is(err, store.ErrNotExist) {
+		nb, _ := json.Marshal(warehouseState{TimeZone: loc.String()})
+		err = st.Create(ctx, stateKey, nb)
+		if errors.Is(err, store.ErrExists) {
+			return checkTimeZone(ctx, st, loc)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	var s warehouseState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("read %s: %w", stateKey, err)
+	}
+	if s.TimeZone != loc.String() {
+		return &ZoneError{Store: st.String(), Have: s.TimeZone, Want: loc.String()}
+	}
+	return nil
+}
+
+// ZoneError says a run asked for another reporting time zone than the one
+// the store's tables are in.
+type ZoneError struct{ Store, Have, Want string }
+
+func (e *ZoneError) Error() string {
+	return fmt.Sprintf("the tables in %s are in time zone %s, not %s; days of two zones cannot be mixed. "+
+		"Run with --tz %s, or rebuild everything in %s: delete curated/ and _state/ from the store (raw/ stays) and run rollup --from FIRST-DAY --to LAST-DAY --tz %s",
+		e.Store, e.Have, e.Want, e.Have, e.Want, e.Want)
+}

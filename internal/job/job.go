@@ -1,0 +1,360 @@
+// Package job runs the rollup job over a range of reporting days: it lists
+// and reads the raw objects those days need (each once), builds every day's
+// events and per-day rollups, and publishes them (DESIGN §5).
+package job
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// CodeVersion is part of every fingerprint: bump it when a change to the
+// code changes what a partition holds, and every day becomes stale.
+const CodeVersion = "1"
+
+// Config is one run of the job.
+type Config struct {
+	Store          store.Store
+	From, To       day.Day // reporting days, inclusive
+	Rules          compact.Rules
+	RawPrefix      string // where Firehose writes, default "raw/"
+	ErrorPrefix    string // where Firehose puts conversion failures, default "raw-errors/format-conversion-failed/"
+	Parallel       int    // raw objects read at once
+	TargetFileSize int64
+	RowGroupSize   int64
+	Force          bool                   // rebuild days that are up to date
+	GracePeriod    time.Duration          // keep superseded runs this long (0: delete at once)
+	Now            func() time.Time       // clock for run ids and manifests
+	Progress       func(Progress)         // optional; called from one goroutine at a time
+	Log            *slog.Logger           // optional
+	readHook       func(key string) error // test hook: fail or stall a read
+	dayHook        func(d day.Day) error  // test hook: called before a day is published
+}
+
+// Progress reports how far a run is.
+type Progress struct {
+	Phase       string // "read" or "build"
+	Done, Total int
+	Day         day.Day
+}
+
+// BadObject is a raw object that could not be read.
+type BadObject struct {
+	Key    string
+	Day    day.Day
+	Reason string
+	Error  string
+}
+
+// DaySummary says what the run did for one day.
+type DaySummary struct {
+	Day          day.Day
+	Skipped      bool   // up to date, not rebuilt
+	Why          string // why it was (re)built or skipped
+	Quality      rollups.DataQualityDaily
+	FilesWritten int
+	BytesWritten int64
+	Seconds      float64
+}
+
+// Summary is the result of a run.
+type Summary struct {
+	Run         string
+	Days        []DaySummary
+	BadObjects  []BadObject
+	IgnoredKeys []string // objects under the raw prefix not in the hourly layout
+	RawObjects  int      // objects read
+	RawBytes    int64
+	Seconds     float64
+}
+
+func (c *Config) defaults() error {
+	if c.Store == nil {
+		return errors.New("job: no store")
+	}
+	if c.From > c.To {
+		return fmt.Errorf("from %s is after to %s", c.From, c.To)
+	}
+	if c.Rules.Loc == nil {
+		c.Rules = compact.DefaultRules(time.UTC)
+	}
+	if c.RawPrefix == "" {
+		c.RawPrefix = "raw/"
+	}
+	if c.ErrorPrefix == "" {
+		c.ErrorPrefix = "raw-errors/format-conversion-failed/"
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 8
+	}
+	if c.TargetFileSize <= 0 {
+		c.TargetFileSize = 256 << 20
+	}
+	if c.RowGroupSize <= 0 {
+		c.RowGroupSize = 64 << 20
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Progress == nil {
+		c.Progress = func(Progress) {}
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// window is the range of arrival hours that can hold rows of day d: from a
+// little before it starts (clocks up to 10 minutes ahead, Firehose buffers of
+// 15 minutes) to max lateness after it ends.
+func (c *Config) window(d day.Day) (time.Time, time.Time) {
+	return d.Start(c.Rules.Loc).Add(-2 * time.Hour), d.End(c.Rules.Loc).Add(c.Rules.MaxLateness + 2*time.Hour)
+}
+
+// configString is the part of the configuration a partition depends on.
+func (c *Config) configMap() map[string]string {
+	return map[string]string{
+		"time_zone":        c.Rules.Loc.String(),
+		"max_lateness":     c.Rules.MaxLateness.String(),
+		"max_ahead":        c.Rules.MaxAhead.String(),
+		"session_gap":      c.Rules.SessionGap.String(),
+		"raw_prefix":       c.RawPrefix,
+		"target_file_size": strconv.FormatInt(c.TargetFileSize, 10),
+		"row_group_size":   strconv.FormatInt(c.RowGroupSize, 10),
+	}
+}
+
+// fingerprint hashes what a day is computed from.
+func fingerprint(cfg map[string]string, inputs []publish.Input) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "code=%s\n", CodeVersion)
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\n", k, cfg[k])
+	}
+	for _, in := range inputs {
+		fmt.Fprintf(h, "%s %s %d\n", in.Key, in.ETag, in.Size)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+type dayPlan struct {
+	d           day.Day
+	inputs      []publish.Input
+	fingerprint string
+	build       bool
+	why         string
+}
+
+// Run runs the job. Bad data (unreadable objects, invalid rows) never fails
+// a run: it is counted, quarantined and reported in the Summary. An error
+// means the run could not finish (the store failed, or ctx was canceled);
+// what was published before it stays consistent, and running again finishes
+// the work.
+func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	start := cfg.Now()
+	run := ulid.MustNew(ulid.Timestamp(start), ulid.DefaultEntropy()).String()
+	sum := &Summary{Run: run}
+	st := cfg.Store
+	if err := checkTimeZone(ctx, st, cfg.Rules.Loc); err != nil {
+		return nil, err
+	}
+
+	// List everything the range can need, once.
+	lo, _ := cfg.window(cfg.From)
+	_, hi := cfg.window(cfg.To)
+	objs, ignored, err := listHours(ctx, st, cfg.RawPrefix, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	sum.IgnoredKeys = ignored
+	for _, k := range ignored {
+		cfg.Log.Warn("object not in the raw hourly layout; not read", "key", k)
+	}
+	errObjs, _, err := listHours(ctx, st, cfg.ErrorPrefix, cfg.From.Start(cfg.Rules.Loc).Add(-2*time.Hour), cfg.To.End(cfg.Rules.Loc).Add(2*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+
+	// Plan: which days are stale.
+	cfgMap := cfg.configMap()
+	var plans []*dayPlan
+	for _, d := range day.Range(cfg.From, cfg.To) {
+		p := &dayPlan{d: d}
+		wlo, whi := cfg.window(d)
+		for _, o := range objs {
+			if !o.Hour.Before(wlo) && o.Hour.Before(whi) {
+				p.inputs = append(p.inputs, publish.Input{Key: o.Key, ETag: o.ETag, Size: o.Size})
+			}
+		}
+		elo, ehi := d.Start(cfg.Rules.Loc).Add(-2*time.Hour), d.End(cfg.Rules.Loc).Add(2*time.Hour)
+		for _, o := range errObjs {
+			if !o.Hour.Before(elo) && o.Hour.Before(ehi) {
+				p.inputs = append(p.inputs, publish.Input{Key: o.Key, ETag: o.ETag, Size: o.Size})
+			}
+		}
+		p.fingerprint = fingerprint(cfgMap, p.inputs)
+		p.build, p.why, err = stale(ctx, st, d, p.fingerprint, cfg.Force)
+		if err != nil {
+			return nil, err
+		}
+		plans = append(plans, p)
+	}
+
+	// Read every object some stale day needs, once, routing rows to days.
+	need := map[string]bool{}
+	building := map[day.Day]*dayPlan{}
+	for _, p := range plans {
+		if !p.build {
+			continue
+		}
+		building[p.d] = p
+		for _, in := range p.inputs {
+			need[in.Key] = true
+		}
+	}
+	buckets := map[day.Day][]compact.Routed{}
+	objectDays := map[day.Day]map[string]bool{}
+	var failures []conversionFailure
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Parallel)
+	var toRead []rawObject
+	for _, o := range objs {
+		if need[o.Key] {
+			toRead = append(toRead, o)
+		}
+	}
+	done := 0
+	for _, o := range toRead {
+		g.Go(func() error {
+			if cfg.readHook != nil {
+				if err := cfg.readHook(o.Key); err != nil {
+					return err
+				}
+			}
+			rows, err := raw.Read(gctx, st, o.Key)
+			var bad *raw.BadObjectError
+			mu.Lock()
+			defer mu.Unlock()
+			done++
+			cfg.Progress(Progress{Phase: "read", Done: done, Total: len(toRead)})
+			sum.RawObjects++
+			sum.RawBytes += o.Size
+			switch {
+			case errors.As(err, &bad):
+				d := day.Of(o.Hour.UnixMilli(), cfg.Rules.Loc)
+				cfg.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "day", d.String(), "reason", bad.Reason, "error", bad.Err.Error())
+				sum.BadObjects = append(sum.BadObjects, BadObject{Key: o.Key, Day: d, Reason: bad.Reason, Error: bad.Err.Error()})
+				return nil
+			case err != nil:
+				return fmt.Errorf("read %s: %w", o.Key, err)
+			}
+			fallback := o.Hour.UnixMilli()
+			for i := range rows {
+				at, skewed := cfg.Rules.Attribute(&rows[i], fallback)
+				d := day.Of(at, cfg.Rules.Loc)
+				if building[d] == nil {
+					continue
+				}
+				buckets[d] = append(buckets[d], compact.Routed{Row: rows[i], Time: at, Skewed: skewed})
+				if objectDays[d] == nil {
+					objectDays[d] = map[string]bool{}
+				}
+				objectDays[d][o.Key] = true
+			}
+			return nil
+		})
+	}
+	for _, o := range errObjs {
+		if !need[o.Key] {
+			continue
+		}
+		g.Go(func() error {
+			fs, err := readFailures(gctx, st, o)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			failures = append(failures, fs...)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return sum, err
+	}
+	sort.Slice(sum.BadObjects, func(i, j int) bool { return sum.BadObjects[i].Key < sum.BadObjects[j].Key })
+
+	users, err := loadUsers(ctx, st)
+	if err != nil {
+		return sum, err
+	}
+	nBuild := len(building)
+	built := 0
+	for _, p := range plans {
+		if !p.build {
+			sum.Days = append(sum.Days, DaySummary{Day: p.d, Skipped: true, Why: p.why})
+			continue
+		}
+		t0 := time.Now()
+		ds, err := cfg.buildDay(ctx, run, p, buckets[p.d], len(objectDays[p.d]), sum.BadObjects, failures, users)
+		delete(buckets, p.d)
+		if err != nil {
+			return sum, fmt.Errorf("day %s: %w", p.d, err)
+		}
+		ds.Seconds = time.Since(t0).Seconds()
+		sum.Days = append(sum.Days, ds)
+		built++
+		cfg.Progress(Progress{Phase: "build", Done: built, Total: nBuild, Day: p.d})
+	}
+	sum.Seconds = cfg.Now().Sub(start).Seconds()
+	return sum, nil
+}
+
+// stale decides whether day d must be built: it must unless every daily
+// table's current manifest has the same fingerprint.
+func stale(ctx context.Context, st store.Store, d day.Day, fp string, force bool) (bool, string, error) {
+	for _, t := range rollups.Daily {
+		m, err := publish.Current(ctx, st, t.Name, d)
+		if errors.Is(err, store.ErrNotExist) {
+			return true, "never built", nil
+		}
+		if err != nil {
+			return false, "", err
+		}
+		if m.Fingerprint != fp {
+			return true, "inputs, code or config changed", nil
+		}
+	}
+	if force {
+		return true, "up to date, rebuilt (--force)", nil
+	}
+	return false, "up to date", nil
+}

@@ -1,0 +1,136 @@
+package job
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// rawObject is a listed raw object with the arrival hour its key names.
+type rawObject struct {
+	store.Object
+	Hour time.Time // UTC arrival hour from the key
+}
+
+// hourOf parses the arrival hour out of a key laid out as
+// <prefix>YYYY/MM/DD/HH/<name>.
+func hourOf(prefix, key string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return time.Time{}, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 5 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("2006/01/02/15", strings.Join(parts[:4], "/"))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// isData reports whether an object's name marks it as data: names starting
+// with "_" or "." are not (Firehose and Hive markers, temp files).
+func isData(key string) bool {
+	base := path.Base(key)
+	return !strings.HasPrefix(base, "_") && !strings.HasPrefix(base, ".")
+}
+
+// listHours lists the objects under prefix whose key hour is in [from, to).
+// Objects whose key does not follow the hourly layout are returned in
+// ignored.
+func listHours(ctx context.Context, st store.Store, prefix string, from, to time.Time) (objs []rawObject, ignored []string, err error) {
+	from, to = from.UTC().Truncate(time.Hour), to.UTC()
+	for d := from.Truncate(24 * time.Hour); d.Before(to); d = d.Add(24 * time.Hour) {
+		list, err := st.List(ctx, prefix+d.Format("2006/01/02/"))
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, o := range list {
+			if !isData(o.Key) {
+				continue
+			}
+			h, ok := hourOf(prefix, o.Key)
+			if !ok {
+				ignored = append(ignored, o.Key)
+				continue
+			}
+			if h.Before(from) || !h.Before(to) {
+				continue
+			}
+			objs = append(objs, rawObject{Object: o, Hour: h})
+		}
+	}
+	return objs, ignored, nil
+}
+
+// conversionFailure is one record Firehose could not convert (DESIGN §2).
+type conversionFailure struct {
+	Source   string
+	Arrival  int64 // ms
+	Code     string
+	Message  string
+	Attempts int
+}
+
+// errorRecord is the JSON Firehose writes per failed record; both the
+// errorCode and lastErrorCode spellings occur.
+type errorRecord struct {
+	AttemptsMade     int    `json:"attemptsMade"`
+	ArrivalTimestamp int64  `json:"arrivalTimestamp"`
+	ErrorCode        string `json:"errorCode"`
+	ErrorMessage     string `json:"errorMessage"`
+	LastErrorCode    string `json:"lastErrorCode"`
+	LastErrorMessage string `json:"lastErrorMessage"`
+}
+
+// readFailures parses one raw-errors object. A line that is not an error
+// record still counts as a failure (code "unreadable_error_record") at the
+// object's hour, so nothing Firehose rejected goes uncounted.
+func readFailures(ctx context.Context, st store.Store, o rawObject) ([]conversionFailure, error) {
+	b, err := st.Get(ctx, o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", o.Key, err)
+	}
+	var out []conversionFailure
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var r errorRecord
+		f := conversionFailure{Source: o.Key, Arrival: o.Hour.UnixMilli(), Code: "unreadable_error_record"}
+		if err := json.Unmarshal(line, &r); err == nil {
+			f.Code = firstNonEmpty(r.ErrorCode, r.LastErrorCode, "unknown")
+			f.Message = firstNonEmpty(r.ErrorMessage, r.LastErrorMessage, "")
+			f.Attempts = r.AttemptsMade
+			if r.ArrivalTimestamp > 0 {
+				f.Arrival = r.ArrivalTimestamp
+			}
+		}
+		out = append(out, f)
+	}
+	if err := sc.Err(); err != nil {
+		out = append(out, conversionFailure{Source: o.Key, Arrival: o.Hour.UnixMilli(), Code: "unreadable_error_record", Message: err.Error()})
+	}
+	return out, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

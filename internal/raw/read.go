@@ -1,0 +1,486 @@
+// Package raw reads the Parquet objects Firehose lands under raw/ into
+// normalized rows, tolerating everything Firehose and Hive-style writers
+// produce (DESIGN §2) and classifying everything else as a bad object.
+package raw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
+	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// Row is one raw event, normalized: timestamps are Unix milliseconds (UTC),
+// nulls and empty strings are both "". Source is the key of the object the
+// row was read from.
+type Row struct {
+	EventID       string
+	EventTime     int64 // valid only if HasEventTime
+	ReceivedAt    int64 // valid only if HasReceivedAt
+	HasEventTime  bool
+	HasReceivedAt bool
+	EventName     string
+	UserID        string
+	DeviceID      string
+	SessionID     string
+	Product       string
+	Platform      string
+	AppVersion    string
+	Country       string
+	Properties    map[string]string
+	Source        string
+}
+
+// BadObjectError says why an object could not be read as raw events. None
+// of a bad object's rows are used: an object is read whole or not at all.
+type BadObjectError struct {
+	Key    string
+	Reason string // short code: not_parquet, schema_mismatch, corrupt, empty
+	Err    error
+}
+
+func (e *BadObjectError) Error() string {
+	return fmt.Sprintf("bad object %s: %s: %v", e.Key, e.Reason, e.Err)
+}
+
+func (e *BadObjectError) Unwrap() error { return e.Err }
+
+// Bad reasons.
+const (
+	ReasonEmpty          = "empty"
+	ReasonNotParquet     = "not_parquet"
+	ReasonSchemaMismatch = "schema_mismatch"
+	ReasonCorrupt        = "corrupt"
+)
+
+// column ids of the columns we read.
+const (
+	colEventID = iota
+	colEventTime
+	colReceivedAt
+	colEventName
+	colUserID
+	colDeviceID
+	colSessionID
+	colProduct
+	colPlatform
+	colAppVersion
+	colCountry
+	numFlat
+)
+
+var flatNames = [numFlat]string{
+	"event_id", "event_time", "received_at", "event_name", "user_id", "device_id",
+	"session_id", "product", "platform", "app_version", "country",
+}
+
+// timeUnit says how to turn a timestamp column's values into milliseconds.
+type timeUnit int
+
+const (
+	unitNone timeUnit = iota // not a timestamp column
+	unitMillis
+	unitMicros
+	unitNanos
+	unitInt96
+)
+
+// layout is how one file's schema maps onto Row.
+type layout struct {
+	flat     [numFlat]int // leaf column index, or -1 if absent
+	units    [numFlat]timeUnit
+	propKey  int // leaf index of properties' key, or -1
+	propVal  int
+	propMaxD int // max definition level of the key column
+}
+
+// Read reads the object at key whole. A bad object gives a *BadObjectError;
+// any other error (the store failed) is returned as is and may be retried.
+// Read never panics on bad input: parquet-go panics are turned into
+// BadObjectErrors.
+func Read(ctx context.Context, st store.Store, key string) (rows []Row, err error) {
+	r, err := st.Open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	defer r.Close()
+	return ReadFrom(r, r.Size(), key)
+}
+
+// ReadFrom reads one raw object from r; key is recorded in each row's Source
+// and in errors.
+func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
+	bad := func(reason string, err error) error {
+		return &BadObjectError{Key: key, Reason: reason, Err: err}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			rows = nil
+			err = bad(ReasonCorrupt, fmt.Errorf("parquet reader panicked: %v\n%s", p, firstLines(debug.Stack(), 6)))
+		}
+	}()
+	if size == 0 {
+		return nil, bad(ReasonEmpty, errors.New("zero-byte object"))
+	}
+	var magic [4]byte
+	if size < 12 {
+		return nil, bad(ReasonNotParquet, fmt.Errorf("%d bytes is too small for Parquet", size))
+	}
+	if _, err := r.ReadAt(magic[:], 0); err != nil {
+		return nil, err
+	}
+	if string(magic[:]) != "PAR1" {
+		return nil, bad(ReasonNotParquet, errors.New("no PAR1 magic at start"))
+	}
+	if _, err := r.ReadAt(magic[:], size-4); err != nil {
+		return nil, err
+	}
+	if string(magic[:]) != "PAR1" {
+		return nil, bad(ReasonCorrupt, errors.New("no PAR1 magic at end (truncated?)"))
+	}
+	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, bad(ReasonCorrupt, err)
+	}
+	lay, err := layoutOf(f.Schema())
+	if err != nil {
+		return nil, bad(ReasonSchemaMismatch, err)
+	}
+	n := f.NumRows()
+	if n < 0 || n > 1<<31 {
+		return nil, bad(ReasonCorrupt, fmt.Errorf("implausible row count %d", n))
+	}
+	rows = make([]Row, 0, n)
+	d := decoder{strs: make(map[string]string)}
+	for _, rg := range f.RowGroups() {
+		base := len(rows)
+		nr := int(rg.NumRows())
+		for i := 0; i < nr; i++ {
+			rows = append(rows, Row{Source: key})
+		}
+		group := rows[base:]
+		chunks := rg.ColumnChunks()
+		for c := 0; c < numFlat; c++ {
+			idx := lay.flat[c]
+			if idx < 0 {
+				continue
+			}
+			if err := d.readFlat(chunks[idx], c, lay.units[c], group); err != nil {
+				return nil, bad(ReasonCorrupt, fmt.Errorf("column %s: %w", flatNames[c], err))
+			}
+		}
+		if lay.propKey >= 0 {
+			if err := d.readProps(chunks[lay.propKey], chunks[lay.propVal], lay.propMaxD, group); err != nil {
+				return nil, bad(ReasonCorrupt, fmt.Errorf("column properties: %w", err))
+			}
+		}
+	}
+	return rows, nil
+}
+
+func firstLines(b []byte, n int) string {
+	for i, c := range b {
+		if c == '\n' {
+			n--
+			if n == 0 {
+				return string(b[:i])
+			}
+		}
+	}
+	return string(b)
+}
+
+// layoutOf maps the file's leaf columns onto Row. Unknown columns are
+// ignored; a missing or mistyped required column is an error.
+func layoutOf(s *parquet.Schema) (layout, error) {
+	var lay layout
+	for i := range lay.flat {
+		lay.flat[i] = -1
+	}
+	lay.propKey, lay.propVal = -1, -1
+	for c, name := range flatNames {
+		leaf, ok := s.Lookup(name)
+		if !ok {
+			continue
+		}
+		if leaf.MaxRepetitionLevel != 0 {
+			return lay, fmt.Errorf("column %s is repeated", name)
+		}
+		t := leaf.Node.Type()
+		switch c {
+		case colEventTime, colReceivedAt:
+			u, err := timeUnitOf(t)
+			if err != nil {
+				return lay, fmt.Errorf("column %s: %w", name, err)
+			}
+			lay.units[c] = u
+		default:
+			if t.Kind() != parquet.ByteArray {
+				return lay, fmt.Errorf("column %s is %s, want a string (BYTE_ARRAY)", name, t)
+			}
+		}
+		lay.flat[c] = leaf.ColumnIndex
+	}
+	for _, name := range []string{"event_id", "received_at", "event_name"} {
+		if _, ok := s.Lookup(name); !ok {
+			return lay, fmt.Errorf("no %s column", name)
+		}
+	}
+	// properties: a MAP group, key/value leaves at depth 3 (key_value or map).
+	for _, path := range s.Columns() {
+		if len(path) != 3 || path[0] != "properties" {
+			continue
+		}
+		leaf, _ := s.Lookup(path...)
+		if leaf.Node.Type().Kind() != parquet.ByteArray {
+			continue // a map of other types is not ours; ignore it
+		}
+		switch path[2] {
+		case "key":
+			lay.propKey = leaf.ColumnIndex
+			lay.propMaxD = leaf.MaxDefinitionLevel
+		case "value":
+			lay.propVal = leaf.ColumnIndex
+		}
+	}
+	if lay.propKey < 0 || lay.propVal < 0 {
+		lay.propKey, lay.propVal = -1, -1
+	}
+	return lay, nil
+}
+
+func timeUnitOf(t parquet.Type) (timeUnit, error) {
+	switch t.Kind() {
+	case parquet.Int96:
+		return unitInt96, nil
+	case parquet.Int64:
+		if lt := t.LogicalType(); lt != nil {
+			if ts, ok := lt.Value.(*format.TimestampType); ok {
+				switch ts.Unit.Value.(type) {
+				case *format.MilliSeconds:
+					return unitMillis, nil
+				case *format.MicroSeconds:
+					return unitMicros, nil
+				case *format.NanoSeconds:
+					return unitNanos, nil
+				}
+			}
+		}
+		if ct := t.ConvertedType(); ct != nil {
+			switch *ct {
+			case deprecated.TimestampMillis:
+				return unitMillis, nil
+			case deprecated.TimestampMicros:
+				return unitMicros, nil
+			}
+		}
+		// An unannotated INT64 is read as epoch milliseconds, the common case.
+		return unitMillis, nil
+	}
+	return unitNone, fmt.Errorf("type %s cannot be read as a timestamp (want INT64 or INT96)", t)
+}
+
+// decoder decodes column chunks; strs interns repeated strings of one object
+// so that low-cardinality columns share memory.
+type decoder struct {
+	buf  []parquet.Value
+	strs map[string]string
+}
+
+func (d *decoder) intern(b []byte) string {
+	if s, ok := d.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(d.strs) < 1<<16 {
+		d.strs[s] = s
+	}
+	return s
+}
+
+// floorDiv divides rounding toward negative infinity.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// julianUnixEpoch is the Julian day number of 1970-01-01.
+const julianUnixEpoch = 2440588
+
+// Int96Millis decodes an INT96 timestamp (nanoseconds of the day in the low
+// 8 bytes, Julian day in the high 4) into Unix milliseconds.
+func Int96Millis(v deprecated.Int96) int64 {
+	nanos := int64(uint64(v[1])<<32 | uint64(v[0]))
+	day := int64(int32(v[2])) - julianUnixEpoch
+	return day*86_400_000 + floorDiv(nanos, 1_000_000)
+}
+
+func (d *decoder) readFlat(cc parquet.ColumnChunk, col int, unit timeUnit, rows []Row) error {
+	pages := cc.Pages()
+	defer pages.Close()
+	if d.buf == nil {
+		d.buf = make([]parquet.Value, 1024)
+	}
+	i := 0
+	for {
+		p, err := pages.ReadPage()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		vr := p.Values()
+		for {
+			n, err := vr.ReadValues(d.buf)
+			for _, v := range d.buf[:n] {
+				if i >= len(rows) {
+					parquet.Release(p)
+					return fmt.Errorf("more values than the row group's %d rows", len(rows))
+				}
+				if !v.IsNull() {
+					d.set(&rows[i], col, unit, v)
+				}
+				i++
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return err
+			}
+		}
+		parquet.Release(p)
+	}
+	if i != len(rows) {
+		return fmt.Errorf("%d values for %d rows", i, len(rows))
+	}
+	return nil
+}
+
+func (d *decoder) set(r *Row, col int, unit timeUnit, v parquet.Value) {
+	switch col {
+	case colEventTime, colReceivedAt:
+		var ms int64
+		switch unit {
+		case unitInt96:
+			ms = Int96Millis(v.Int96())
+		case unitMillis:
+			ms = v.Int64()
+		case unitMicros:
+			ms = floorDiv(v.Int64(), 1_000)
+		case unitNanos:
+			ms = floorDiv(v.Int64(), 1_000_000)
+		}
+		if col == colEventTime {
+			r.EventTime, r.HasEventTime = ms, true
+		} else {
+			r.ReceivedAt, r.HasReceivedAt = ms, true
+		}
+	case colEventID:
+		r.EventID = string(v.ByteArray()) // unique: interning would only cost
+	case colEventName:
+		r.EventName = d.intern(v.ByteArray())
+	case colUserID:
+		r.UserID = d.intern(v.ByteArray())
+	case colDeviceID:
+		r.DeviceID = d.intern(v.ByteArray())
+	case colSessionID:
+		r.SessionID = d.intern(v.ByteArray())
+	case colProduct:
+		r.Product = d.intern(v.ByteArray())
+	case colPlatform:
+		r.Platform = d.intern(v.ByteArray())
+	case colAppVersion:
+		r.AppVersion = d.intern(v.ByteArray())
+	case colCountry:
+		r.Country = d.intern(v.ByteArray())
+	}
+}
+
+// readValues reads every value of a column chunk (for the repeated map
+// leaves, which are small).
+func readAll(cc parquet.ColumnChunk) ([]parquet.Value, error) {
+	pages := cc.Pages()
+	defer pages.Close()
+	var out []parquet.Value
+	buf := make([]parquet.Value, 1024)
+	for {
+		p, err := pages.ReadPage()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		vr := p.Values()
+		for {
+			n, err := vr.ReadValues(buf)
+			for _, v := range buf[:n] {
+				out = append(out, v.Clone())
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return nil, err
+			}
+		}
+		parquet.Release(p)
+	}
+}
+
+func (d *decoder) readProps(kc, vc parquet.ColumnChunk, maxDef int, rows []Row) error {
+	keys, err := readAll(kc)
+	if err != nil {
+		return err
+	}
+	vals, err := readAll(vc)
+	if err != nil {
+		return err
+	}
+	if len(keys) != len(vals) {
+		return fmt.Errorf("%d keys but %d values", len(keys), len(vals))
+	}
+	i := -1
+	for j, k := range keys {
+		if k.RepetitionLevel() == 0 {
+			i++
+			if i >= len(rows) {
+				return fmt.Errorf("more maps than the row group's %d rows", len(rows))
+			}
+		}
+		if i < 0 {
+			return errors.New("map entry before any row")
+		}
+		if k.DefinitionLevel() < maxDef || k.IsNull() {
+			continue // null or empty map
+		}
+		m := rows[i].Properties
+		if m == nil {
+			m = make(map[string]string)
+			rows[i].Properties = m
+		}
+		val := ""
+		if !vals[j].IsNull() {
+			val = d.intern(vals[j].ByteArray())
+		}
+		m[d.intern(k.ByteArray())] = val
+	}
+	if i+1 != len(rows) {
+		return fmt.Errorf("%d maps for %d rows", i+1, len(rows))
+	}
+	return nil
+}

@@ -1,0 +1,312 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Dir is a Store over a local directory. Writes go to a hidden temporary file
+// in the target's folder and are renamed into place, so a reader never sees a
+// partial object; Create uses O_CREATE|O_EXCL through link(2), so it is atomic
+// between processes.
+type Dir struct {
+	root string
+}
+
+var _ Store = (*Dir)(nil)
+
+// tmpPrefix starts the names of in-flight writes; List skips them.
+const tmpPrefix = ".tmp-"
+
+// OpenDir opens the directory root as a store. A missing directory is an
+// error unless create is set.
+func OpenDir(root string, create bool) (*Dir, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && create:
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("store %s does not exist", abs)
+	case err != nil:
+		return nil, fmt.Errorf("store: %w", err)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("store %s is not a directory", abs)
+	}
+	return &Dir{root: abs}, nil
+}
+
+// Root returns the absolute path of the directory.
+func (d *Dir) Root() string { return d.root }
+
+func (d *Dir) String() string { return "file://" + filepath.ToSlash(d.root) }
+
+func (d *Dir) path(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "../") || key == ".." {
+		return "", fmt.Errorf("store: invalid key %q", key)
+	}
+	return filepath.Join(d.root, filepath.FromSlash(key)), nil
+}
+
+func notExist(key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", key, ErrNotExist)
+	}
+	return err
+}
+
+func objectOf(key string, fi fs.FileInfo) Object {
+	return Object{
+		Key:     key,
+		Size:    fi.Size(),
+		ETag:    fmt.Sprintf("%x-%x", fi.Size(), fi.ModTime().UnixNano()),
+		ModTime: fi.ModTime().UTC(),
+	}
+}
+
+// List implements Store.
+func (d *Dir) List(ctx context.Context, prefix string) ([]Object, error) {
+	// Walk from the deepest folder the prefix names completely.
+	dir := prefix
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		dir = prefix[:i]
+	} else {
+		dir = ""
+	}
+	start := filepath.Join(d.root, filepath.FromSlash(dir))
+	var out []Object
+	err := filepath.WalkDir(start, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if e.IsDir() {
+			if p != start && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasPrefix(key, prefix) || strings.HasPrefix(e.Name(), tmpPrefix) {
+			return nil
+		}
+		fi, err := e.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted while listing
+			}
+			return err
+		}
+		out = append(out, objectOf(key, fi))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Stat implements Store.
+func (d *Dir) Stat(_ context.Context, key string) (Object, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return Object{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return Object{}, notExist(key, err)
+	}
+	if fi.IsDir() {
+		return Object{}, fmt.Errorf("%s: %w", key, ErrNotExist)
+	}
+	return objectOf(key, fi), nil
+}
+
+type dirReader struct {
+	*os.File
+	size int64
+}
+
+func (r *dirReader) Size() int64 { return r.size }
+
+// Open implements Store.
+func (d *Dir) Open(_ context.Context, key string) (Reader, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, notExist(key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", key, ErrNotExist)
+	}
+	return &dirReader{File: f, size: fi.Size()}, nil
+}
+
+// Get implements Store.
+func (d *Dir) Get(_ context.Context, key string) ([]byte, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, notExist(key, err)
+	}
+	return b, nil
+}
+
+type dirWriter struct {
+	f      *os.File
+	target string
+	done   bool
+}
+
+func (w *dirWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+func (w *dirWriter) Close() error {
+	if w.done {
+		return errors.New("store: writer already closed")
+	}
+	w.done = true
+	if err := w.f.Sync(); err != nil {
+		w.f.Close()
+		os.Remove(w.f.Name())
+		return err
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.f.Name())
+		return err
+	}
+	if err := os.Rename(w.f.Name(), w.target); err != nil {
+		os.Remove(w.f.Name())
+		return err
+	}
+	return nil
+}
+
+func (w *dirWriter) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+func (d *Dir) tempFile(key string) (*os.File, string, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, "", err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), tmpPrefix+"*")
+	if err != nil {
+		return nil, "", err
+	}
+	return f, p, nil
+}
+
+// NewWriter implements Store.
+func (d *Dir) NewWriter(_ context.Context, key string) (Writer, error) {
+	f, p, err := d.tempFile(key)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", key, err)
+	}
+	return &dirWriter{f: f, target: p}, nil
+}
+
+// Put implements Store.
+func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
+	w, err := d.NewWriter(ctx, key)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+// Create implements Store. The content is written to a temporary file first
+// and then hard-linked to the key: link(2) fails if the key exists, so of two
+// processes racing, exactly one wins, and the winner's object is complete.
+func (d *Dir) Create(_ context.Context, key string, data []byte) error {
+	f, p, err := d.tempFile(key)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	if err := os.Link(tmp, p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", key, ErrExists)
+		}
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	return nil
+}
+
+// Delete implements Store. Folders left empty are removed too, up to the root.
+func (d *Dir) Delete(_ context.Context, key string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	for dir := filepath.Dir(p); dir != d.root && strings.HasPrefix(dir, d.root); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break
+		}
+	}
+	return nil
+}

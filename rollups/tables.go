@@ -1,0 +1,217 @@
+// Package rollups defines every curated table of the warehouse: one Parquet
+// struct per table (the only place its schema is written down), its grain, the
+// meaning of each column, the Go computation, and — beside it in <table>.sql —
+// the reference SQL that computes the same table from the events table in
+// DuckDB (and, where the dialects agree, Athena).
+//
+// Every table is partitioned by dt, the reporting day (DESIGN §3), as a
+// Hive-style folder (curated/<table>/dt=YYYY-MM-DD/); dt is not stored inside
+// the files. Dimension columns are never null: an empty product or platform
+// is written "(none)". Timestamps are INT64 milliseconds, UTC.
+package rollups
+
+import (
+	"embed"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// None stands for an empty product or platform in rollup dimension columns.
+const None = "(none)"
+
+// Event is one row of the events table: one deduplicated, valid event.
+// Grain: dt × event_id. Files are sorted by (event_name, user_key,
+// event_time, event_id).
+type Event struct {
+	EventID string `parquet:"event_id" doc:"unique id of the event (given by the collector)"`
+	// EventTime is the time the event is counted at: the client's clock, or
+	// received_at when the client's clock was missing or skewed.
+	EventTime       int64  `parquet:"event_time,timestamp(millisecond)" doc:"when the event happened (client clock, or received_at if the client clock was missing or off)"`
+	ClientEventTime int64  `parquet:"client_event_time,optional,timestamp(millisecond)" doc:"the client's timestamp as sent; null if none"`
+	ReceivedAt      int64  `parquet:"received_at,timestamp(millisecond)" doc:"when the collector received the event"`
+	EventName       string `parquet:"event_name" doc:"what happened"`
+	UserID          string `parquet:"user_id,optional" doc:"signed-in user id; null if anonymous"`
+	DeviceID        string `parquet:"device_id,optional" doc:"anonymous install or browser id"`
+	SessionID       string `parquet:"session_id,optional" doc:"the client's session id, if sent"`
+	Product         string `parquet:"product,optional" doc:"app or site"`
+	Platform        string `parquet:"platform,optional" doc:"web, ios, android, ..."`
+	AppVersion      string `parquet:"app_version,optional" doc:"app version"`
+	Country         string `parquet:"country,optional" doc:"country code"`
+	// Properties are the event's free-form string properties.
+	Properties map[string]string `parquet:"properties,optional" doc:"free-form properties"`
+	// UserKey is user_id if set, else "anon:" + device_id.
+	UserKey string `parquet:"user_key" doc:"who: user_id, or anon:<device_id> for anonymous users"`
+	// SessionKey identifies the session within the day: "s:" + session_id
+	// when the client sent one, else "i:<product>|<user_key>|<start ms>" for
+	// a session inferred from 30 minutes of inactivity.
+	SessionKey  string `parquet:"session_key" doc:"session: the client's session id, or one inferred after 30 minutes of inactivity; split at midnight"`
+	ClockSkewed bool   `parquet:"clock_skewed" doc:"true if event_time was replaced by received_at because the client clock was missing or off"`
+}
+
+// EngagementDaily counts events, people and sessions.
+// Grain: dt × product × platform × event_name.
+type EngagementDaily struct {
+	Product   string `parquet:"product" doc:"app or site; (none) if empty"`
+	Platform  string `parquet:"platform" doc:"web, ios, android...; (none) if empty"`
+	EventName string `parquet:"event_name" doc:"what happened"`
+	Events    int64  `parquet:"events" doc:"number of events"`
+	Users     int64  `parquet:"users" doc:"distinct people (user_key) who did it"`
+	Sessions  int64  `parquet:"sessions" doc:"distinct sessions in which it happened"`
+}
+
+// UserDaily is one row per person per product per day.
+// Grain: dt × product × user_key.
+type UserDaily struct {
+	Product      string `parquet:"product" doc:"app or site; (none) if empty"`
+	UserKey      string `parquet:"user_key" doc:"who: user_id, or anon:<device_id>"`
+	Platform     string `parquet:"platform" doc:"the platform this person used most that day (ties: alphabetically first)"`
+	Events       int64  `parquet:"events" doc:"events this person sent that day"`
+	Sessions     int64  `parquet:"sessions" doc:"distinct sessions this person had that day"`
+	FirstEventAt int64  `parquet:"first_event_at,timestamp(millisecond)" doc:"time of the person's first event that day"`
+	LastEventAt  int64  `parquet:"last_event_at,timestamp(millisecond)" doc:"time of the person's last event that day"`
+	IsNew        bool   `parquet:"is_new" doc:"true on the first day this person was ever seen in this product"`
+}
+
+// SessionsDaily describes sessions. A session is counted on its day, under
+// the product and platform of its first event.
+// Grain: dt × product × platform.
+type SessionsDaily struct {
+	Product           string  `parquet:"product" doc:"app or site of the session's first event; (none) if empty"`
+	Platform          string  `parquet:"platform" doc:"platform of the session's first event; (none) if empty"`
+	Sessions          int64   `parquet:"sessions" doc:"number of sessions"`
+	BouncedSessions   int64   `parquet:"bounced_sessions" doc:"sessions with exactly one event"`
+	AvgSessionSeconds float64 `parquet:"avg_session_seconds" doc:"mean session length in seconds (last event time minus first)"`
+	P50SessionSeconds float64 `parquet:"p50_session_seconds" doc:"median session length in seconds (linear interpolation)"`
+	P90SessionSeconds float64 `parquet:"p90_session_seconds" doc:"90th percentile of session length in seconds (linear interpolation)"`
+	EventsPerSession  float64 `parquet:"events_per_session" doc:"mean events per session"`
+}
+
+// DataQualityDaily is one row per day saying what came in and what became
+// of it. raw_rows = valid_rows + invalid_rows and valid_rows = kept_rows +
+// duplicates_dropped always hold.
+type DataQualityDaily struct {
+	RawRows                 int64 `parquet:"raw_rows" doc:"rows read from raw objects that belong to this day"`
+	ValidRows               int64 `parquet:"valid_rows" doc:"rows that passed validation (kept plus duplicates)"`
+	KeptRows                int64 `parquet:"kept_rows" doc:"distinct events kept in the events table"`
+	DuplicatesDropped       int64 `parquet:"duplicates_dropped" doc:"repeated deliveries of an event_id, dropped"`
+	InvalidRows             int64 `parquet:"invalid_rows" doc:"rows sent to quarantine (no event name, no user or device, ...)"`
+	ClockSkewedRows         int64 `parquet:"clock_skewed_rows" doc:"kept events whose client clock was missing or off, counted at received_at"`
+	BadFiles                int64 `parquet:"bad_files" doc:"raw objects that arrived this day and could not be read (see quarantine)"`
+	ConversionFailedRecords int64 `parquet:"conversion_failed_records" doc:"records Firehose could not convert to Parquet that arrived this day"`
+	InputObjects            int64 `parquet:"input_objects" doc:"raw objects read that hold rows of this day"`
+	OutputFiles             int64 `parquet:"output_files" doc:"events files written for this day"`
+}
+
+// Quarantine holds what could not be used, with the reason: invalid rows as
+// read, and one row per bad raw object and per Firehose conversion failure.
+// Grain: dt × reason × row.
+type Quarantine struct {
+	Reason       string            `parquet:"reason" doc:"why: missing_event_id, missing_received_at, missing_event_name, missing_user, bad_object_<why>, conversion_failed"`
+	SourceObject string            `parquet:"source_object" doc:"key of the raw object the row came from"`
+	Detail       string            `parquet:"detail,optional" doc:"more detail (the reader's error for a bad object, the error code for a conversion failure)"`
+	EventID      string            `parquet:"event_id,optional" doc:"as read"`
+	EventTime    int64             `parquet:"event_time,optional,timestamp(millisecond)" doc:"as read"`
+	ReceivedAt   int64             `parquet:"received_at,optional,timestamp(millisecond)" doc:"as read"`
+	EventName    string            `parquet:"event_name,optional" doc:"as read"`
+	UserID       string            `parquet:"user_id,optional" doc:"as read"`
+	DeviceID     string            `parquet:"device_id,optional" doc:"as read"`
+	SessionID    string            `parquet:"session_id,optional" doc:"as read"`
+	Product      string            `parquet:"product,optional" doc:"as read"`
+	Platform     string            `parquet:"platform,optional" doc:"as read"`
+	AppVersion   string            `parquet:"app_version,optional" doc:"as read"`
+	Country      string            `parquet:"country,optional" doc:"as read"`
+	Properties   map[string]string `parquet:"properties,optional" doc:"as read"`
+}
+
+// Table describes one curated table.
+type Table struct {
+	Name  string
+	Grain string
+	Doc   string
+	Row   reflect.Type // the Parquet struct
+	// SQL is the reference query (rollups/<name>.sql); empty for events and
+	// the tables only the job itself can know (quality, quarantine).
+	SQL string
+}
+
+//go:embed *.sql
+var sqlFiles embed.FS
+
+// RefSQL returns the reference SQL rollups/<name>.sql: the daily rollups,
+// plus "routed" and "events" (raw rows to events, for tests and benchmarks).
+func RefSQL(name string) string { return sqlOf(name) }
+
+func sqlOf(name string) string {
+	b, err := sqlFiles.ReadFile(name + ".sql")
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// Daily lists the tables written by the per-day stage, in publish order.
+var Daily = []Table{
+	{Name: "events", Grain: "dt × event_id", Doc: "one row per deduplicated valid event", Row: reflect.TypeOf(Event{})},
+	{Name: "engagement_daily", Grain: "dt × product × platform × event_name", Doc: "events, people and sessions per event name", Row: reflect.TypeOf(EngagementDaily{}), SQL: sqlOf("engagement_daily")},
+	{Name: "user_daily", Grain: "dt × product × user_key", Doc: "one row per person per product per day", Row: reflect.TypeOf(UserDaily{}), SQL: sqlOf("user_daily")},
+	{Name: "sessions_daily", Grain: "dt × product × platform", Doc: "session counts, bounces and lengths", Row: reflect.TypeOf(SessionsDaily{}), SQL: sqlOf("sessions_daily")},
+	{Name: "data_quality_daily", Grain: "dt", Doc: "what came in each day and what became of it", Row: reflect.TypeOf(DataQualityDaily{})},
+	{Name: "quarantine", Grain: "dt × reason × row", Doc: "rows and objects that could not be used, with the reason", Row: reflect.TypeOf(Quarantine{})},
+}
+
+// ByName returns the table called name.
+func ByName(name string) (Table, bool) {
+	for _, t := range Daily {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Table{}, false
+}
+
+// Column is one column of a table, for catalogs and docs.
+type Column struct {
+	Name string
+	Type string // Hive/Athena type
+	Doc  string
+}
+
+// Columns lists t's columns in file order with their Athena types.
+func (t Table) Columns() []Column {
+	var cols []Column
+	for i := 0; i < t.Row.NumField(); i++ {
+		f := t.Row.Field(i)
+		tag := f.Tag.Get("parquet")
+		name, opts, _ := strings.Cut(tag, ",")
+		typ := ""
+		switch {
+		case strings.Contains(opts, "timestamp"):
+			typ = "timestamp"
+		case f.Type.Kind() == reflect.String:
+			typ = "string"
+		case f.Type.Kind() == reflect.Int64:
+			typ = "bigint"
+		case f.Type.Kind() == reflect.Float64:
+			typ = "double"
+		case f.Type.Kind() == reflect.Bool:
+			typ = "boolean"
+		case f.Type.Kind() == reflect.Map:
+			typ = "map<string,string>"
+		default:
+			panic("rollups: no Athena type for " + t.Name + "." + name)
+		}
+		cols = append(cols, Column{Name: name, Type: typ, Doc: f.Tag.Get("doc")})
+	}
+	return cols
+}
+
+// sortedKeys returns m's keys in order (for deterministic output).
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
