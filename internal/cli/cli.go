@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,7 @@ type options struct {
 	targetFileSize, rowGroupSize   string
 	maxLateness                    time.Duration
 	force, quiet                   bool
+	cpuProfile, memProfile         string
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -95,6 +97,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.rawPrefix, "raw-prefix", "raw/", "where Firehose writes raw objects in the store (e.g. --raw-prefix firehose/events/)")
 	fs.BoolVar(&o.force, "force", false, "rebuild days that are already up to date")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to this `file` (for go tool pprof)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this `file` at the end")
 }
 
 // parseSize parses 256MiB, 64MB, 1GiB, 4096.
@@ -202,6 +206,25 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg, err := o.config(ctx, time.Now())
 	if err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" {
+		defer func() {
+			if f, err := os.Create(o.memProfile); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}()
 	}
 	tty := isTerminal(stderr)
 	if tty {

@@ -2,11 +2,18 @@
 // events and quarantine tables (DESIGN §3): it attributes each row to a day
 // under the clock-skew rule, validates, deduplicates on event_id, derives
 // user_key and session_key, and sorts.
+//
+// Work is split in two so that raw rows are never held longer than one
+// object: Route turns one object's rows into per-day Parts (candidate events
+// and quarantine rows) as soon as the object is read; Build then makes a day
+// from all of its Parts.
 package compact
 
 import (
 	"cmp"
+	"hash/maphash"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
@@ -27,17 +34,11 @@ func DefaultRules(loc *time.Location) Rules {
 	return Rules{Loc: loc, MaxLateness: 7 * 24 * time.Hour, MaxAhead: 10 * time.Minute, SessionGap: 30 * time.Minute}
 }
 
-// Routed is a raw row attributed to a day.
-type Routed struct {
-	raw.Row
-	Time   int64 // the time the row counts at (event_time or received_at), ms
-	Skewed bool  // Time is received_at because event_time was missing or off
-}
-
 // Attribute decides when a row counts: its event_time, unless that is
 // missing, earlier than received_at − MaxLateness or later than received_at +
 // MaxAhead, in which case received_at (skewed). A row with no received_at
-// counts at fallback (the arrival hour of its object) and is invalid anyway.
+// counts at its event_time, else at fallback (the arrival hour of its
+// object); it is invalid anyway.
 func (r Rules) Attribute(row *raw.Row, fallback int64) (at int64, skewed bool) {
 	if !row.HasReceivedAt {
 		if row.HasEventTime {
@@ -76,6 +77,68 @@ func Validate(row *raw.Row) string {
 	return ""
 }
 
+// Part is what one raw object holds for one day: valid rows as candidate
+// events (not yet deduplicated, SessionKey unset) and invalid rows.
+type Part struct {
+	Events     []rollups.Event
+	Quarantine []rollups.Quarantine
+}
+
+// Route splits one object's rows by the day they count on, keeping only the
+// days want accepts. fallback is the object's arrival hour (Unix ms).
+func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) map[day.Day]*Part {
+	type routed struct {
+		at     int64
+		d      day.Day
+		skewed bool
+	}
+	rs := make([]routed, len(rows))
+	counts := map[day.Day]int{}
+	for i := range rows {
+		at, skewed := r.Attribute(&rows[i], fallback)
+		rs[i] = routed{at: at, d: day.Of(at, r.Loc), skewed: skewed}
+		counts[rs[i].d]++
+	}
+	parts := map[day.Day]*Part{}
+	for d, n := range counts {
+		if want(d) {
+			parts[d] = &Part{Events: make([]rollups.Event, 0, n)}
+		}
+	}
+	anon := map[string]string{} // device_id → "anon:" + device_id, shared within the object
+	for i := range rows {
+		row := &rows[i]
+		at, skewed := rs[i].at, rs[i].skewed
+		p := parts[rs[i].d]
+		if p == nil {
+			continue
+		}
+		if reason := Validate(row); reason != "" {
+			p.Quarantine = append(p.Quarantine, quarantineRow(row, reason))
+			continue
+		}
+		e := rollups.Event{
+			EventID: row.EventID, EventTime: at, ReceivedAt: row.ReceivedAt,
+			EventName: row.EventName, UserID: row.UserID, DeviceID: row.DeviceID, SessionID: row.SessionID,
+			Product: row.Product, Platform: row.Platform, AppVersion: row.AppVersion, Country: row.Country,
+			Properties: row.Properties, ClockSkewed: skewed, UserKey: row.UserID,
+		}
+		if row.HasEventTime {
+			e.ClientEventTime = row.EventTime
+		}
+		if e.UserKey == "" {
+			k, ok := anon[row.DeviceID]
+			if !ok {
+				k = UserKey("", row.DeviceID)
+				anon[row.DeviceID] = k
+			}
+			e.UserKey = k
+		}
+		p.Events = append(p.Events, e)
+	}
+	return parts
+}
+
 // Stats counts what Build did with a day's rows.
 type Stats struct {
 	RawRows, ValidRows, KeptRows, Duplicates, Invalid, Skewed int64
@@ -88,65 +151,203 @@ type Day struct {
 	Stats      Stats
 }
 
-// Build builds day d from all the rows attributed to it, in any order. It is
-// deterministic: the same rows in any order give the same result. rows is
-// reordered.
-func Build(d day.Day, rows []Routed, rules Rules) Day {
+// Build builds a day from all of its Parts, in any order. It is
+// deterministic: the same rows in any order give the same result. The parts
+// are consumed (emptied).
+func Build(parts []*Part, rules Rules) Day {
 	var out Day
-	out.Stats.RawRows = int64(len(rows))
-	valid := rows[:0:0]
-	for i := range rows {
-		r := &rows[i]
-		if reason := Validate(&r.Row); reason != "" {
-			out.Quarantine = append(out.Quarantine, quarantineRow(r, reason))
-			continue
-		}
-		valid = append(valid, *r)
+	n, nq := 0, 0
+	for _, p := range parts {
+		n += len(p.Events)
+		nq += len(p.Quarantine)
 	}
-	rows = nil
-	out.Stats.Invalid = int64(len(out.Quarantine))
-	out.Stats.ValidRows = int64(len(valid))
+	events := make([]rollups.Event, 0, n)
+	out.Quarantine = make([]rollups.Quarantine, 0, nq)
+	for _, p := range parts {
+		events = append(events, p.Events...)
+		out.Quarantine = append(out.Quarantine, p.Quarantine...)
+		p.Events, p.Quarantine = nil, nil
+	}
 	slices.SortFunc(out.Quarantine, compareQuarantine)
+	out.Stats.Invalid = int64(nq)
+	out.Stats.ValidRows = int64(n)
+	out.Stats.RawRows = int64(n + nq)
 
-	// Dedupe: sort by event_id, then the earliest received_at, then source,
-	// so that the kept copy is the same whatever order rows came in.
-	slices.SortFunc(valid, func(a, b Routed) int {
-		return cmp.Or(cmp.Compare(a.EventID, b.EventID), cmp.Compare(a.ReceivedAt, b.ReceivedAt),
-			cmp.Compare(a.Source, b.Source), cmp.Compare(a.Time, b.Time))
-	})
-	kept := valid[:0]
-	for i := range valid {
-		if i > 0 && valid[i].EventID == valid[i-1].EventID {
-			continue
-		}
-		kept = append(kept, valid[i])
-	}
-	out.Stats.Duplicates = int64(len(valid) - len(kept))
-	out.Stats.KeptRows = int64(len(kept))
-
-	events := make([]rollups.Event, len(kept))
-	for i := range kept {
-		r := &kept[i]
-		e := &events[i]
-		*e = rollups.Event{
-			EventID: r.EventID, EventTime: r.Time, ReceivedAt: r.ReceivedAt,
-			EventName: r.EventName, UserID: r.UserID, DeviceID: r.DeviceID, SessionID: r.SessionID,
-			Product: r.Product, Platform: r.Platform, AppVersion: r.AppVersion, Country: r.Country,
-			Properties: r.Properties, ClockSkewed: r.Skewed,
-		}
-		if r.HasEventTime {
-			e.ClientEventTime = r.EventTime
-		}
-		if r.Skewed {
+	events = dedupe(events)
+	out.Stats.KeptRows = int64(len(events))
+	out.Stats.Duplicates = int64(n - len(events))
+	for i := range events {
+		if events[i].ClockSkewed {
 			out.Stats.Skewed++
 		}
-		e.UserKey = UserKey(r.UserID, r.DeviceID)
 	}
-	kept, valid = nil, nil
-	assignSessions(events, rules.SessionGap.Milliseconds())
-	slices.SortFunc(events, compareEvents)
+	names := ranks(events, func(e *rollups.Event) string { return e.EventName })
+	users := ranks(events, func(e *rollups.Event) string { return e.UserKey })
+	products := ranks(events, func(e *rollups.Event) string { return e.Product })
+	assignSessions(events, products, users, rules.SessionGap.Milliseconds())
+
+	// Sort by (event_name, user_key, event_time, event_id) through integer
+	// ranks of the strings, then permute in place.
+	keys := make([]sortKey, len(events))
+	for i := range events {
+		keys[i] = sortKey{a: uint64(names[i])<<32 | uint64(users[i]), t: events[i].EventTime, idx: int32(i)}
+	}
+	slices.SortFunc(keys, func(x, y sortKey) int { return compareKeys(events, x.a, y.a, x.t, y.t, x.idx, y.idx) })
+	permute(events, keys)
 	out.Events = events
 	return out
+}
+
+// compareKeys orders by (a, t), then event_id; written out because cmp.Or
+// would compare the ids every time.
+func compareKeys(events []rollups.Event, xa, ya uint64, xt, yt int64, xi, yi int32) int {
+	if xa != ya {
+		return cmp.Compare(xa, ya)
+	}
+	if xt != yt {
+		return cmp.Compare(xt, yt)
+	}
+	return cmp.Compare(events[xi].EventID, events[yi].EventID)
+}
+
+type sortKey struct {
+	a   uint64
+	t   int64
+	idx int32
+}
+
+// permute reorders events so that events[i] = old events[keys[i].idx],
+// following cycles so that no second copy of the events is needed.
+func permute(events []rollups.Event, keys []sortKey) {
+	done := make([]bool, len(events))
+	for i := range events {
+		if done[i] || int(keys[i].idx) == i {
+			done[i] = true
+			continue
+		}
+		tmp := events[i]
+		j := i
+		for {
+			k := int(keys[j].idx)
+			done[j] = true
+			if k == i {
+				events[j] = tmp
+				break
+			}
+			events[j] = events[k]
+			j = k
+		}
+	}
+}
+
+// ranks maps each event's string (from key) to its rank among the distinct
+// values in byte order, so that comparing ranks compares the strings.
+func ranks(events []rollups.Event, key func(*rollups.Event) string) []uint32 {
+	ids := make(map[string]uint32)
+	var distinct []string
+	out := make([]uint32, len(events))
+	for i := range events {
+		s := key(&events[i])
+		id, ok := ids[s]
+		if !ok {
+			id = uint32(len(distinct))
+			ids[s] = id
+			distinct = append(distinct, s)
+		}
+		out[i] = id
+	}
+	order := make([]uint32, len(distinct))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	sort.Slice(order, func(a, b int) bool { return distinct[order[a]] < distinct[order[b]] })
+	rank := make([]uint32, len(distinct))
+	for r, id := range order {
+		rank[id] = uint32(r)
+	}
+	for i, id := range out {
+		out[i] = rank[id]
+	}
+	return out
+}
+
+var seed = maphash.MakeSeed()
+
+// dedupe keeps one event per event_id: the earliest received_at, and among
+// copies received at the same instant the smallest by every other column,
+// so the choice never depends on input order.
+func dedupe(events []rollups.Event) []rollups.Event {
+	type hk struct {
+		h   uint64
+		idx int32
+	}
+	keys := make([]hk, len(events))
+	for i := range events {
+		keys[i] = hk{maphash.String(seed, events[i].EventID), int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b hk) int { return cmp.Compare(a.h, b.h) })
+	drop := make([]bool, len(events))
+	dups := 0
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j].h == keys[i].h {
+			j++
+		}
+		if j-i > 1 {
+			// One hash, possibly several ids: keep the best copy of each id.
+			group := keys[i:j]
+			slices.SortFunc(group, func(a, b hk) int { return compareCopies(&events[a.idx], &events[b.idx]) })
+			for k := 1; k < len(group); k++ {
+				if events[group[k].idx].EventID == events[group[k-1].idx].EventID {
+					drop[group[k].idx] = true
+					dups++
+				}
+			}
+		}
+		i = j
+	}
+	if dups == 0 {
+		return events
+	}
+	kept := events[:0]
+	for i := range events {
+		if !drop[i] {
+			kept = append(kept, events[i])
+		}
+	}
+	clear(events[len(kept):]) // let the dropped copies' strings go
+	return kept
+}
+
+// compareCopies orders rows by event_id, then the copy to keep first.
+func compareCopies(a, b *rollups.Event) int {
+	return cmp.Or(cmp.Compare(a.EventID, b.EventID), cmp.Compare(a.ReceivedAt, b.ReceivedAt),
+		cmp.Compare(a.EventTime, b.EventTime), cmp.Compare(a.ClientEventTime, b.ClientEventTime),
+		cmp.Compare(a.EventName, b.EventName), cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID),
+		cmp.Compare(a.SessionID, b.SessionID), cmp.Compare(a.Product, b.Product), cmp.Compare(a.Platform, b.Platform),
+		cmp.Compare(a.AppVersion, b.AppVersion), cmp.Compare(a.Country, b.Country), compareMaps(a.Properties, b.Properties))
+}
+
+func compareMaps(a, b map[string]string) int {
+	if c := cmp.Compare(len(a), len(b)); c != 0 || len(a) == 0 {
+		return c
+	}
+	ka, kb := sortedKeys(a), sortedKeys(b)
+	for i := range ka {
+		if c := cmp.Or(cmp.Compare(ka[i], kb[i]), cmp.Compare(a[ka[i]], b[kb[i]])); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // UserKey is user_id if set, else "anon:" + device_id.
@@ -157,11 +358,6 @@ func UserKey(userID, deviceID string) string {
 	return "anon:" + deviceID
 }
 
-func compareEvents(a, b rollups.Event) int {
-	return cmp.Or(cmp.Compare(a.EventName, b.EventName), cmp.Compare(a.UserKey, b.UserKey),
-		cmp.Compare(a.EventTime, b.EventTime), cmp.Compare(a.EventID, b.EventID))
-}
-
 func compareQuarantine(a, b rollups.Quarantine) int {
 	return cmp.Or(cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.SourceObject, b.SourceObject),
 		cmp.Compare(a.EventID, b.EventID), cmp.Compare(a.ReceivedAt, b.ReceivedAt),
@@ -169,7 +365,7 @@ func compareQuarantine(a, b rollups.Quarantine) int {
 		cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID))
 }
 
-func quarantineRow(r *Routed, reason string) rollups.Quarantine {
+func quarantineRow(r *raw.Row, reason string) rollups.Quarantine {
 	q := rollups.Quarantine{
 		Reason: reason, SourceObject: r.Source, EventID: r.EventID, EventName: r.EventName,
 		UserID: r.UserID, DeviceID: r.DeviceID, SessionID: r.SessionID, Product: r.Product,
@@ -189,32 +385,29 @@ func quarantineRow(r *Routed, reason string) rollups.Quarantine {
 // session_id, in time order, form sessions that end after gap milliseconds
 // without an event (a gap of exactly gap continues the session). The events
 // are of one day, so sessions are split at midnight by construction.
-func assignSessions(events []rollups.Event, gap int64) {
-	var inferred []int
+// products and users are the events' string ranks.
+func assignSessions(events []rollups.Event, products, users []uint32, gap int64) {
+	type key struct {
+		a   uint64
+		t   int64
+		idx int32
+	}
+	var inferred []key
 	for i := range events {
 		if events[i].SessionID != "" {
 			events[i].SessionKey = "s:" + events[i].SessionID
 		} else {
-			inferred = append(inferred, i)
+			inferred = append(inferred, key{uint64(products[i])<<32 | uint64(users[i]), events[i].EventTime, int32(i)})
 		}
 	}
-	slices.SortFunc(inferred, func(i, j int) int {
-		a, b := &events[i], &events[j]
-		return cmp.Or(cmp.Compare(a.Product, b.Product), cmp.Compare(a.UserKey, b.UserKey),
-			cmp.Compare(a.EventTime, b.EventTime), cmp.Compare(a.EventID, b.EventID))
-	})
-	var key string
-	for n, i := range inferred {
-		e := &events[i]
-		if n == 0 {
-			key = sessionKey(e)
-		} else {
-			p := &events[inferred[n-1]]
-			if p.Product != e.Product || p.UserKey != e.UserKey || e.EventTime-p.EventTime > gap {
-				key = sessionKey(e)
-			}
+	slices.SortFunc(inferred, func(x, y key) int { return compareKeys(events, x.a, y.a, x.t, y.t, x.idx, y.idx) })
+	var sk string
+	for n, k := range inferred {
+		e := &events[k.idx]
+		if n == 0 || inferred[n-1].a != k.a || k.t-inferred[n-1].t > gap {
+			sk = sessionKey(e)
 		}
-		e.SessionKey = key
+		e.SessionKey = sk
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/publish"
@@ -20,11 +22,11 @@ import (
 const CreatedBy = "littlewarehouse rollup v" + CodeVersion
 
 // buildDay builds and publishes every daily table of one day.
-func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, rows []compact.Routed, inputObjects int,
+func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*compact.Part,
 	bad []BadObject, failures []conversionFailure, users *userState) (DaySummary, error) {
 	d := p.d
-	res := compact.Build(d, rows, c.Rules)
-	rows = nil
+	inputObjects := len(parts)
+	res := compact.Build(parts, c.Rules)
 	q := res.Quarantine
 	var badFiles, failed int64
 	for _, b := range bad {
@@ -47,13 +49,23 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, rows []co
 		return strings.Compare(a.Reason, b.Reason)
 	})
 
-	eng, ud, sd := rollups.ComputeDaily(res.Events, users.seenBefore(d))
+	// The events are written while the rollups are computed from them
+	// (neither changes them).
 	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
 	files := map[string][]publish.File{}
-	var err error
-	if files["events"], err = publish.Write(ctx, c.Store, publish.RunPrefix("events", d, run), res.Events, opt); err != nil {
+	var eventFiles []publish.File
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		eventFiles, err = publish.Write(gctx, c.Store, publish.RunPrefix("events", d, run), res.Events, opt)
+		return err
+	})
+	eng, ud, sd := rollups.ComputeDaily(res.Events, users.seenBefore(d))
+	if err := g.Wait(); err != nil {
 		return DaySummary{}, err
 	}
+	files["events"] = eventFiles
+	var err error
 	if files["engagement_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("engagement_daily", d, run), eng, opt); err != nil {
 		return DaySummary{}, err
 	}

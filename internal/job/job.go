@@ -239,8 +239,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			need[in.Key] = true
 		}
 	}
-	buckets := map[day.Day][]compact.Routed{}
-	objectDays := map[day.Day]map[string]bool{}
+	buckets := map[day.Day][]*compact.Part{}
 	var failures []conversionFailure
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -260,6 +259,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				}
 			}
 			rows, err := raw.Read(gctx, st, o.Key)
+			var parts map[day.Day]*compact.Part
+			if err == nil {
+				parts = cfg.Rules.Route(rows, o.Hour.UnixMilli(), func(d day.Day) bool { return building[d] != nil })
+				rows = nil
+			}
 			var bad *raw.BadObjectError
 			mu.Lock()
 			defer mu.Unlock()
@@ -276,18 +280,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			case err != nil:
 				return fmt.Errorf("read %s: %w", o.Key, err)
 			}
-			fallback := o.Hour.UnixMilli()
-			for i := range rows {
-				at, skewed := cfg.Rules.Attribute(&rows[i], fallback)
-				d := day.Of(at, cfg.Rules.Loc)
-				if building[d] == nil {
-					continue
-				}
-				buckets[d] = append(buckets[d], compact.Routed{Row: rows[i], Time: at, Skewed: skewed})
-				if objectDays[d] == nil {
-					objectDays[d] = map[string]bool{}
-				}
-				objectDays[d][o.Key] = true
+			for d, p := range parts {
+				buckets[d] = append(buckets[d], p)
 			}
 			return nil
 		})
@@ -324,7 +318,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			continue
 		}
 		t0 := time.Now()
-		ds, err := cfg.buildDay(ctx, run, p, buckets[p.d], len(objectDays[p.d]), sum.BadObjects, failures, users)
+		ds, err := cfg.buildDay(ctx, run, p, buckets[p.d], sum.BadObjects, failures, users)
 		delete(buckets, p.d)
 		if err != nil {
 			return sum, fmt.Errorf("day %s: %w", p.d, err)

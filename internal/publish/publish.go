@@ -27,6 +27,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/pqrows"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
 )
 
 // ManifestName is the manifest's file name inside a run folder.
@@ -87,10 +88,18 @@ type WriterOptions struct {
 // means no files. Files are visible under their keys
 // only once complete, but belong to no partition until Commit.
 func Write[T any](ctx context.Context, st store.Store, prefix string, rows []T, opt WriterOptions) ([]File, error) {
+	if ev, ok := any(rows).([]rollups.Event); ok {
+		return write(ctx, st, prefix, ev, toEventRows, opt)
+	}
+	return write(ctx, st, prefix, rows, func(_ []T, src []T) []T { return src }, opt)
+}
+
+// write writes rows converted by conv (which may reuse dst) to type W.
+func write[T, W any](ctx context.Context, st store.Store, prefix string, rows []T, conv func(dst []W, src []T) []W, opt WriterOptions) ([]File, error) {
 	var files []File
 	for start := 0; start < len(rows); {
 		key := fmt.Sprintf("%spart-%05d.zstd.parquet", prefix, len(files))
-		f, n, err := writeFile(ctx, st, key, rows[start:], opt)
+		f, n, err := writeFile(ctx, st, key, rows[start:], conv, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -112,15 +121,15 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // writeFile writes a prefix of rows to one file and says how many it took.
-func writeFile[T any](ctx context.Context, st store.Store, key string, rows []T, opt WriterOptions) (File, int, error) {
+func writeFile[T, W any](ctx context.Context, st store.Store, key string, rows []T, conv func(dst []W, src []T) []W, opt WriterOptions) (File, int, error) {
 	w, err := st.NewWriter(ctx, key)
 	if err != nil {
 		return File{}, 0, err
 	}
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(w, h)}
-	pw := parquet.NewGenericWriter[T](cw,
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
+	pw := parquet.NewGenericWriter[W](cw,
+		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
 		parquet.CreatedBy(opt.CreatedBy, "", ""),
 		parquet.PageBufferSize(1<<20),
 		parquet.MaxRowsPerRowGroup(1<<40),
@@ -131,12 +140,14 @@ func writeFile[T any](ctx context.Context, st store.Store, key string, rows []T,
 	}
 	n, flushed := 0, int64(0)
 	const batch = 1024
+	var buf []W
 	for n < len(rows) {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
 		end := min(n+batch, len(rows))
-		if err := pqrows.Write(pw, rows[n:end]); err != nil {
+		buf = conv(buf[:0], rows[n:end])
+		if err := pqrows.Write(pw, buf); err != nil {
 			return fail(err)
 		}
 		n = end
@@ -180,7 +191,11 @@ func Commit(ctx context.Context, st store.Store, m *Manifest) error {
 // runs lists the run ids under a partition (sorted), and which have a manifest.
 func runs(ctx context.Context, st store.Store, table string, d day.Day) (all []string, committed map[string]bool, objs []store.Object, err error) {
 	prefix := PartitionPrefix(table, d)
-	objs, err = st.List(ctx, prefix+"run=")
+	if tl, ok := st.(store.TempLister); ok {
+		objs, err = tl.ListWithTemp(ctx, prefix+"run=")
+	} else {
+		objs, err = st.List(ctx, prefix+"run=")
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,5 +156,13 @@ func TestCommitCurrentCleanup(t *testing.T) {
 	objs, _ = st.List(ctx, PartitionPrefix("x", d))
 	if len(objs) != 2 {
 		t.Fatalf("after cleanup %d objects, want run 01B's file and manifest: %v", len(objs), objs)
+	}
+}
+
+func TestEventRowSchema(t *testing.T) {
+	want := strings.Replace(parquet.SchemaOf(rollups.Event{}).String(), "message Event", "message x", 1)
+	got := strings.Replace(parquet.SchemaOf(eventRow{}).String(), "message eventRow", "message x", 1)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("eventRow's schema drifted from rollups.Event's (-Event +eventRow):\n%s", diff)
 	}
 }

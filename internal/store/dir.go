@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // Dir is a Store over a local directory. Writes go to a hidden temporary file
@@ -54,30 +55,50 @@ func (d *Dir) Root() string { return d.root }
 func (d *Dir) String() string { return "file://" + filepath.ToSlash(d.root) }
 
 func (d *Dir) path(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "../") || key == ".." {
+	if key == "" || key == "." || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "../") || key == ".." {
 		return "", fmt.Errorf("store: invalid key %q", key)
 	}
 	return filepath.Join(d.root, filepath.FromSlash(key)), nil
 }
 
+// notExist translates "no such file", "not a directory" (a key below an
+// object) and "is a directory" (a folder is not an object) to ErrNotExist.
 func notExist(key string, err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
 		return fmt.Errorf("%s: %w", key, ErrNotExist)
 	}
 	return err
 }
 
 func objectOf(key string, fi fs.FileInfo) Object {
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino // a rewrite is a rename of a new file: a new inode
+	}
 	return Object{
 		Key:     key,
 		Size:    fi.Size(),
-		ETag:    fmt.Sprintf("%x-%x", fi.Size(), fi.ModTime().UnixNano()),
+		ETag:    fmt.Sprintf("%x-%x-%x", fi.Size(), fi.ModTime().UnixNano(), ino),
 		ModTime: fi.ModTime().UTC(),
 	}
 }
 
-// List implements Store.
+// List implements Store. A prefix that climbs out of the store ("../")
+// matches nothing.
 func (d *Dir) List(ctx context.Context, prefix string) ([]Object, error) {
+	return d.list(ctx, prefix, false)
+}
+
+// ListWithTemp is List including the temporary files of in-flight (or
+// killed) writes, so that cleanup can remove what a crashed process left.
+func (d *Dir) ListWithTemp(ctx context.Context, prefix string) ([]Object, error) {
+	return d.list(ctx, prefix, true)
+}
+
+func (d *Dir) list(ctx context.Context, prefix string, withTemp bool) ([]Object, error) {
+	if prefix == ".." || strings.HasPrefix(prefix, "../") || strings.HasPrefix(prefix, "/") || strings.Contains(prefix, "/../") {
+		return nil, nil
+	}
 	// Walk from the deepest folder the prefix names completely.
 	dir := prefix
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
@@ -108,7 +129,7 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]Object, error) {
 			}
 			return nil
 		}
-		if !strings.HasPrefix(key, prefix) || strings.HasPrefix(e.Name(), tmpPrefix) {
+		if !strings.HasPrefix(key, prefix) || (!withTemp && strings.HasPrefix(e.Name(), tmpPrefix)) {
 			return nil
 		}
 		fi, err := e.Info()
@@ -300,7 +321,10 @@ func (d *Dir) Delete(_ context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		return nil // a folder is not an object: nothing to delete, as on S3
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	for dir := filepath.Dir(p); dir != d.root && strings.HasPrefix(dir, d.root); dir = filepath.Dir(dir) {

@@ -391,19 +391,11 @@ func TestDirDeleteRemovesEmptyFolders(t *testing.T) {
 // knownBug skips a test of a defect in dir.go that has been reported but not
 // fixed yet. STORE_DIR_KNOWN_BUGS=1 runs them anyway (they fail until fixed);
 // once dir.go is fixed, delete the knownBug call.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("STORE_DIR_KNOWN_BUGS") == "" {
-		t.Skip("known dir.go bug, not fixed yet: " + what)
-	}
-}
-
-// TestDirKnownBugs holds the semantics the S3 store has (see TestS3Edges)
-// and Dir does not yet.
-func TestDirKnownBugs(t *testing.T) {
+// TestDirEdges holds semantics the S3 store has (see TestS3Edges) that Dir
+// once got wrong.
+func TestDirEdges(t *testing.T) {
 	ctx := t.Context()
 	t.Run("a key below an object is ErrNotExist", func(t *testing.T) {
-		knownBug(t, "ENOTDIR from os.Stat/Open/ReadFile is not translated")
 		d := openDir(t)
 		d.Put(ctx, "a/b", []byte("x"))
 		if _, err := d.Stat(ctx, "a/b/c"); !errors.Is(err, store.ErrNotExist) {
@@ -417,7 +409,6 @@ func TestDirKnownBugs(t *testing.T) {
 		}
 	})
 	t.Run("Get of a folder is ErrNotExist", func(t *testing.T) {
-		knownBug(t, "Get reads a folder and returns EISDIR; Stat and Open say ErrNotExist")
 		d := openDir(t)
 		d.Put(ctx, "a/b", []byte("x"))
 		if _, err := d.Get(ctx, "a"); !errors.Is(err, store.ErrNotExist) {
@@ -425,7 +416,6 @@ func TestDirKnownBugs(t *testing.T) {
 		}
 	})
 	t.Run("Delete of a folder name deletes nothing and is not an error", func(t *testing.T) {
-		knownBug(t, "Delete of a non-empty folder returns ENOTEMPTY")
 		d := openDir(t)
 		d.Put(ctx, "a/b", []byte("x"))
 		if err := d.Delete(ctx, "a"); err != nil {
@@ -433,7 +423,6 @@ func TestDirKnownBugs(t *testing.T) {
 		}
 	})
 	t.Run(`the key "." is invalid and Delete(".") keeps the store`, func(t *testing.T) {
-		knownBug(t, `path(".") is the root: Delete(".") removes an empty store's directory`)
 		d := openDir(t)
 		if err := d.Delete(ctx, "."); err == nil {
 			t.Error(`Delete(".") succeeded`)
@@ -443,7 +432,6 @@ func TestDirKnownBugs(t *testing.T) {
 		}
 	})
 	t.Run("List never leaves the store", func(t *testing.T) {
-		knownBug(t, `List("../") walks the parent directory`)
 		parent := t.TempDir()
 		os.WriteFile(filepath.Join(parent, "outside"), []byte("x"), 0o644)
 		d, err := store.OpenDir(filepath.Join(parent, "store"), true)

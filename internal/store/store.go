@@ -75,6 +75,13 @@ type Store interface {
 	String() string
 }
 
+// TempLister is implemented by stores whose in-flight writes are visible
+// objects (the local directory): ListWithTemp lists them too, so that a
+// cleanup can remove what a killed process left behind.
+type TempLister interface {
+	ListWithTemp(ctx context.Context, prefix string) ([]Object, error)
+}
+
 // Options tune how Open reaches a store.
 type Options struct {
 	// S3Endpoint overrides the S3 endpoint (an S3-compatible server, or a
