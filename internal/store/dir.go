@@ -250,14 +250,22 @@ func (d *Dir) tempFile(key string) (*os.File, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, "", err
+	// Delete removes folders it empties, so a concurrent Delete in the same
+	// folder can remove it between MkdirAll and CreateTemp: try again. Once
+	// the temp file exists the folder is not empty and stays.
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, "", err
+		}
+		f, err := os.CreateTemp(filepath.Dir(p), tmpPrefix+"*")
+		if errors.Is(err, fs.ErrNotExist) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return f, p, nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), tmpPrefix+"*")
-	if err != nil {
-		return nil, "", err
-	}
-	return f, p, nil
 }
 
 // NewWriter implements Store.

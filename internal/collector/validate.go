@@ -1,0 +1,274 @@
+package collector
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/littlewarehouse/warehouse/internal/event"
+)
+
+// FieldError says why one event of a request was rejected.
+type FieldError struct {
+	Index  int    `json:"index"`           // position of the event in the request (0 for a single object)
+	Field  string `json:"field,omitempty"` // the offending field, if one is to blame
+	Reason string `json:"reason"`
+}
+
+// stamped names the columns the collector sets on every accepted event; a
+// client may not send them.
+var stamped = map[string]bool{"event_id": true, "received_at": true}
+
+// who names the columns of which an event needs at least one non-empty
+// (DESIGN §3: user_key is user_id, else "anon:" + device_id).
+var who = []string{"user_id", "device_id"}
+
+// maxErrorsPerEvent bounds the errors reported for one event.
+const maxErrorsPerEvent = 10
+
+// column is one raw column as the collector validates it.
+type column struct {
+	event.Column
+	index int // of its event.Raw field
+}
+
+// columns maps each raw column's name to its description, derived from
+// event.Columns and event.Raw; ordered lists them in schema order.
+var columns, ordered = schemaColumns()
+
+func schemaColumns() (map[string]column, []column) {
+	t := reflect.TypeOf(event.Raw{})
+	index := map[string]int{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("parquet"), ",")
+		index[name] = i
+	}
+	byName := map[string]column{}
+	var list []column
+	for _, c := range event.Columns() {
+		i, ok := index[c.Name]
+		if !ok {
+			panic("collector: column " + c.Name + " has no event.Raw field")
+		}
+		switch c.Type {
+		case "string", "timestamp", "map<string,string>":
+		default:
+			panic("collector: no validation for column " + c.Name + " of type " + c.Type)
+		}
+		col := column{Column: c, index: i}
+		byName[c.Name] = col
+		list = append(list, col)
+	}
+	for name := range stamped {
+		if _, ok := byName[name]; !ok {
+			panic("collector: stamped column " + name + " is not in the schema")
+		}
+	}
+	for _, name := range who {
+		if byName[name].Type != "string" {
+			panic("collector: identity column " + name + " is not a string column of the schema")
+		}
+	}
+	return byName, list
+}
+
+// splitBody parses a request body holding one JSON object or a JSON array
+// of them, returning each element undecoded.
+func splitBody(body []byte) ([]json.RawMessage, error) {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	if len(b) == 0 {
+		return nil, errors.New("empty body: send a JSON object or an array of objects")
+	}
+	switch b[0] {
+	case '[':
+		var items []json.RawMessage
+		if err := json.Unmarshal(b, &items); err != nil {
+			return nil, fmt.Errorf("body is not valid JSON: %w", err)
+		}
+		return items, nil
+	case '{':
+		if !json.Valid(b) {
+			var v any
+			err := json.Unmarshal(b, &v)
+			return nil, fmt.Errorf("body is not valid JSON: %w", err)
+		}
+		return []json.RawMessage{b}, nil
+	}
+	return nil, errors.New("body must be a JSON object or an array of objects")
+}
+
+// parseEvent validates one event of a request against the raw schema and
+// returns it as an event.Raw without event_id and received_at. Fields that
+// are not columns are kept in properties when their value is a string; null
+// values are treated as absent. It returns the reasons the event is refused,
+// if any.
+func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
+	var r event.Raw
+	var errs []FieldError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Index: index, Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		return r, []FieldError{{Index: index, Reason: "an event must be a JSON object"}}
+	}
+
+	rv := reflect.ValueOf(&r).Elem()
+	props := map[string]string{}
+	extra := map[string]string{}
+	for _, k := range sortedKeys(obj) {
+		v := obj[k]
+		c, known := columns[k]
+		switch {
+		case !known:
+			switch v := v.(type) {
+			case nil:
+			case string:
+				extra[k] = v
+			default:
+				add(k, "unknown field with %s value: only string values of unknown fields are kept (in properties)", jsonType(v))
+			}
+			continue
+		case stamped[k]:
+			add(k, "is set by the collector and must not be sent")
+			continue
+		case v == nil:
+			continue
+		}
+		fv := rv.Field(c.index)
+		switch c.Type {
+		case "string":
+			s, ok := v.(string)
+			if !ok {
+				add(k, "want a string, got %s", jsonType(v))
+				continue
+			}
+			fv.SetString(s)
+		case "timestamp":
+			t, err := parseClientTime(v)
+			if err != nil {
+				add(k, "%v", err)
+				continue
+			}
+			fv.Set(reflect.ValueOf(t))
+		case "map<string,string>":
+			m, ok := v.(map[string]any)
+			if !ok {
+				add(k, "want an object of string values, got %s", jsonType(v))
+				continue
+			}
+			for _, pk := range sortedKeys(m) {
+				switch pv := m[pk].(type) {
+				case nil:
+				case string:
+					props[pk] = pv
+				default:
+					add(k+"."+pk, "want a string, got %s", jsonType(pv))
+				}
+			}
+		}
+	}
+	for _, k := range sortedKeys(extra) {
+		if _, dup := props[k]; dup {
+			add(k, "is also a key of properties; send it once")
+			continue
+		}
+		props[k] = extra[k]
+	}
+	if len(props) > 0 {
+		r.Properties = props
+	}
+
+	blamed := func(field string) bool {
+		return slices.ContainsFunc(errs, func(e FieldError) bool { return e.Field == field })
+	}
+	for _, c := range ordered {
+		if !c.Required || stamped[c.Name] || blamed(c.Name) {
+			continue
+		}
+		fv := rv.Field(c.index)
+		if fv.IsZero() || (fv.Kind() == reflect.String && strings.TrimSpace(fv.String()) == "") {
+			add(c.Name, "is required")
+		}
+	}
+	if !slices.ContainsFunc(who, func(name string) bool {
+		return strings.TrimSpace(rv.Field(columns[name].index).String()) != ""
+	}) {
+		add(strings.Join(who, "|"), "one of %s is required", strings.Join(who, " or "))
+	}
+
+	if len(errs) > maxErrorsPerEvent {
+		n := len(errs) - maxErrorsPerEvent + 1
+		errs = append(errs[:maxErrorsPerEvent-1], FieldError{Index: index, Reason: fmt.Sprintf("and %d more errors", n)})
+	}
+	return r, errs
+}
+
+// firstMillis is the smallest epoch-milliseconds value taken for an event
+// time (1973-03-03): anything smaller is almost surely epoch seconds.
+const firstMillis = 100_000_000_000
+
+// parseClientTime reads a client's event time: an RFC 3339 string (any
+// offset) or an integer of epoch milliseconds. The instant is kept as sent,
+// in UTC, to the millisecond (the column's precision).
+func parseClientTime(v any) (time.Time, error) {
+	var t time.Time
+	switch v := v.(type) {
+	case string:
+		var err error
+		t, err = time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return t, errors.New("want an RFC 3339 time such as 2026-11-24T13:05:09.120Z, or epoch milliseconds")
+		}
+	case json.Number:
+		ms, err := v.Int64()
+		if err != nil {
+			return t, errors.New("epoch milliseconds must be an integer")
+		}
+		if ms < firstMillis && ms > -firstMillis {
+			return t, errors.New("looks like epoch seconds: send epoch milliseconds or an RFC 3339 time")
+		}
+		t = time.UnixMilli(ms)
+	default:
+		return t, fmt.Errorf("want an RFC 3339 string or epoch milliseconds, got %s", jsonType(v))
+	}
+	t = t.UTC().Truncate(time.Millisecond)
+	if y := t.Year(); y < 1 || y > 9999 {
+		return time.Time{}, errors.New("time out of range (years 0001 to 9999)")
+	}
+	return t, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "a null"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("a %T", v)
+}

@@ -1,0 +1,70 @@
+-- retention_daily: one row per cohort day × product × day_n (1, 7, 14, 28),
+-- from user_daily. The output column dt is the cohort day, which is also the
+-- table's partition (curated/retention_daily/dt=<cohort day>/).
+--
+-- Inputs:
+--   user_daily(dt DATE, product, user_key, platform, events, sessions,
+--              first_event_at, last_event_at, is_new)
+--     must hold the cohort days and the days cohort + 1, 7, 14 and 28 up to
+--     the as-of day (more is harmless); is_new comes from the users
+--     first-seen state, so it means "first day ever seen in the product".
+--   days(dt DATE)
+--     the cohort days to compute, one row each.
+--   as_of(dt DATE)
+--     one row: the last day whose user_daily is computed. Later days are not
+--     known yet, even if user_daily has rows for them.
+--
+-- Semantics:
+--   cohort_users   distinct user_key with an is_new row on the cohort day dt
+--   retained_users of those, the ones with a row on exactly dt + day_n
+--                  (activity on other days does not count)
+--   retention      retained_users / cohort_users as a double
+-- Rows exist for a (dt, product) only when cohort_users > 0, and for a day_n
+-- only when dt + day_n ≤ as_of: a recent cohort has fewer rows, and a missing
+-- row means "not known yet", never "nobody came back".
+--
+-- DuckDB and Athena dialect (date_diff, VALUES).
+WITH u AS (
+  SELECT dt,
+         coalesce(nullif(product, ''), '(none)') AS product,
+         user_key,
+         bool_or(is_new) AS is_new
+  FROM user_daily
+  GROUP BY 1, 2, 3
+),
+cohort AS (
+  SELECT u.dt AS cohort_dt, u.product, u.user_key
+  FROM days d
+  JOIN u ON u.dt = d.dt
+  WHERE u.is_new
+),
+sizes AS (
+  SELECT cohort_dt, product, count(*) AS cohort_users
+  FROM cohort
+  GROUP BY 1, 2
+),
+n AS (
+  SELECT day_n FROM (VALUES (1), (7), (14), (28)) AS t(day_n)
+),
+grid AS (
+  SELECT s.cohort_dt, s.product, n.day_n, s.cohort_users
+  FROM sizes s
+  CROSS JOIN n
+  CROSS JOIN as_of a
+  WHERE date_diff('day', s.cohort_dt, a.dt) >= n.day_n
+),
+retained AS (
+  SELECT c.cohort_dt, c.product, n.day_n, count(*) AS retained_users
+  FROM cohort c
+  CROSS JOIN n
+  JOIN u ON u.product = c.product AND u.user_key = c.user_key
+        AND date_diff('day', c.cohort_dt, u.dt) = n.day_n
+  GROUP BY 1, 2, 3
+)
+SELECT g.cohort_dt AS dt, g.product, CAST(g.day_n AS BIGINT) AS day_n, g.cohort_users,
+       coalesce(r.retained_users, 0) AS retained_users,
+       CAST(coalesce(r.retained_users, 0) AS DOUBLE) / g.cohort_users AS retention
+FROM grid g
+LEFT JOIN retained r
+  ON r.cohort_dt = g.cohort_dt AND r.product = g.product AND r.day_n = g.day_n
+ORDER BY 1, 2, 3
