@@ -44,7 +44,7 @@ golden:
 	$(GO) test ./internal/job -run TestGolden -update
 
 bench:
-	$(GO) run ./cmd/bench
+	$(GO) run ./cmd/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BIN) dist

@@ -133,13 +133,15 @@ func ComputeDaily(events []Event, seen SeenBefore) ([]EngagementDaily, []UserDai
 		var bounced, evs int64
 		for i, s := range ss {
 			secs[i] = float64(s.lastAt-s.firstAt) / 1000
-			sum += secs[i]
 			evs += s.events
 			if s.events == 1 {
 				bounced++
 			}
 		}
 		sort.Float64s(secs)
+		for _, x := range secs { // in sorted order: the same sum on every run
+			sum += x
+		}
 		n := float64(len(ss))
 		sessOut = append(sessOut, SessionsDaily{Product: k.product, Platform: k.platform, Sessions: int64(len(ss)),
 			BouncedSessions: bounced, AvgSessionSeconds: sum / n,

@@ -315,6 +315,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	for _, p := range plans {
 		if !p.build {
 			sum.Days = append(sum.Days, DaySummary{Day: p.d, Skipped: true, Why: p.why})
+			// A run killed between its manifests and its cleanup leaves
+			// superseded runs behind in days that are now up to date.
+			for _, t := range rollups.Daily {
+				if m, err := publish.Current(ctx, st, t.Name, p.d); err == nil {
+					if err := publish.Cleanup(ctx, st, t.Name, p.d, m.Run, cfg.GracePeriod, cfg.Now()); err != nil {
+						cfg.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", p.d.String(), "error", err.Error())
+					}
+				}
+			}
 			continue
 		}
 		t0 := time.Now()

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"from after to", []string{"--store", dir, "--from", "2026-01-05", "--to", "2026-01-01"}, 2, "after --to"},
+		{"not a date", []string{"--store", dir, "--from", "2026-13-01", "--to", "2026-01-01"}, 2, "not a date"},
+		{"from without to", []string{"--store", dir, "--from", "2026-01-01"}, 2, "go together"},
+		{"unknown zone", []string{"--store", dir, "--from", "2026-01-01", "--to", "2026-01-01", "--tz", "Mars/Olympus"}, 2, "unknown time zone"},
+		{"missing store", []string{"--store", dir + "/nope", "--from", "2026-01-01", "--to", "2026-01-01"}, 2, "does not exist"},
+		{"bad size", []string{"--store", dir, "--from", "2026-01-01", "--to", "2026-01-01", "--target-file-size", "big"}, 2, "not a size"},
+		{"unknown flag", []string{"--frm", "2026-01-01"}, 2, "flag provided but not defined"},
+		{"help", []string{"--help"}, 0, "Exit codes"},
+		{"ddl help", []string{"ddl", "--dialect", "sqlite"}, 2, "unknown --dialect"},
+		{"empty store is not a failure", []string{"--store", dir, "--from", "2026-01-01", "--to", "2026-01-02", "--quiet"}, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Main(context.Background(), tc.args, &out, &errOut)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errOut.String())
+			}
+			if !strings.Contains(errOut.String()+out.String(), tc.msg) {
+				t.Errorf("output does not say %q:\n%s%s", tc.msg, out.String(), errOut.String())
+			}
+		})
+	}
+}
+
+func TestDDL(t *testing.T) {
+	for _, dialect := range []string{"duckdb", "athena"} {
+		var out, errOut bytes.Buffer
+		if code := Main(context.Background(), []string{"ddl", "--dialect", dialect, "--store", "s3://b/p"}, &out, &errOut); code != 0 {
+			t.Fatalf("%s: exit %d: %s", dialect, code, errOut.String())
+		}
+		for _, table := range []string{"events", "engagement_daily", "quarantine"} {
+			if !strings.Contains(out.String(), table) {
+				t.Errorf("%s DDL lacks %s", dialect, table)
+			}
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package job
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// TestRerun runs the same range three times: the second run skips every
+// day, the third (--force) rebuilds them into byte-identical files, and each
+// partition holds exactly one run at the end.
+func TestRerun(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := gen.Generate(ctx, st, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 1500, Seed: 3})); err != nil {
+		t.Fatal(err)
+	}
+	auckland, _ := time.LoadLocation("Pacific/Auckland")
+	cfg := Config{Store: st, From: mustDay(t, "2026-04-30"), To: mustDay(t, "2026-05-04"), Rules: compact.DefaultRules(auckland)}
+	first, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap1, err := Snapshot(ctx, st, cfg.From, cfg.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	second, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range second.Days {
+		if !d.Skipped {
+			t.Errorf("second run rebuilt %s (%s); want it skipped", d.Day, d.Why)
+		}
+	}
+	if second.RawObjects != 0 {
+		t.Errorf("second run read %d raw objects, want none", second.RawObjects)
+	}
+
+	cfg.Force = true
+	third, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap3, err := Snapshot(ctx, st, cfg.From, cfg.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(snap1, snap3); diff != "" {
+		t.Errorf("a forced rebuild changed the published data (-first +forced):\n%s", diff)
+	}
+	if first.Run == third.Run {
+		t.Error("the forced run reused the first run's id")
+	}
+	for k, v := range snap3 {
+		if v[:7] != "runs=1 " {
+			t.Errorf("%s: %s; want exactly one run", k, v)
+		}
+	}
+
+	// Changing the time zone of a built store is refused with advice.
+	cfg.Rules = compact.DefaultRules(time.UTC)
+	if _, err := Run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "--tz Pacific/Auckland") {
+		t.Errorf("run in another zone: %v; want a refusal naming the store's zone", err)
+	}
+}
