@@ -47,4 +47,3 @@ func Snapshot(ctx context.Context, st store.Store, from, to day.Day) (map[string
 	}
 	return out, nil
 }
-
