@@ -21,12 +21,16 @@ demo: build
 	rm -rf $(DEMO_STORE) && \
 	$(BIN)/eventgen --out $(DEMO_STORE) --from $$from --to $$to --events-per-day $(DEMO_EVENTS) --nasty && \
 	echo "== rolling up $$from .. $$to" && \
-	time $(BIN)/rollup --store $(DEMO_STORE) --from $$from --to $$to && \
+	time $(BIN)/rollup --store $(DEMO_STORE) --from $$from --to $$to --log text && \
 	echo && echo "== the same run again: every day is up to date, nothing is rewritten" && \
-	$(BIN)/rollup --store $(DEMO_STORE) --from $$from --to $$to --quiet | tail -n +3 && \
-	echo && echo "== query it with DuckDB (duckdb CLI, or any DuckDB client):" && \
-	echo "   $(BIN)/rollup ddl --dialect duckdb --store $(DEMO_STORE) > views.sql" && \
-	echo "   duckdb -init views.sql -c \"SELECT dt, product, sum(events) AS events, sum(users) AS users FROM engagement_daily GROUP BY ALL ORDER BY ALL\""
+	$(BIN)/rollup --store $(DEMO_STORE) --from $$from --to $$to --log text --quiet | tail -n +3 && \
+	echo && echo "== what came in, per day (data_quality_daily)" && \
+	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT dt, raw_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows, bad_files FROM data_quality_daily ORDER BY dt" && \
+	echo && echo "== events and people per product and day (engagement_daily, user_daily)" && \
+	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT e.dt, e.product, sum(e.events) AS events, any_value(u.people) AS people FROM engagement_daily e JOIN (SELECT dt, product, count(*) AS people FROM user_daily GROUP BY ALL) u USING (dt, product) GROUP BY ALL ORDER BY ALL" && \
+	echo && echo "== try your own (any DuckDB SQL; tables: events, engagement_daily, user_daily, sessions_daily, data_quality_daily, quarantine):" && \
+	echo "   $(BIN)/lwsql --store $(DEMO_STORE) \"SELECT reason, count(*) FROM quarantine GROUP BY reason\"" && \
+	echo "   or with the duckdb CLI: $(BIN)/rollup ddl --dialect duckdb --store $(DEMO_STORE) > views.sql; duckdb -init views.sql"
 
 test:
 	$(GO) vet ./...

@@ -160,9 +160,19 @@ var Daily = []Table{
 	{Name: "quarantine", Grain: "dt × reason × row", Doc: "rows and objects that could not be used, with the reason", Row: reflect.TypeOf(Quarantine{})},
 }
 
+// Windowed lists the tables computed from user_daily over a window of days
+// (stage 2), in publish order. retention_daily's dt is the cohort day.
+var Windowed = []Table{
+	{Name: "active_users_daily", Grain: "dt × product", Doc: "daily, weekly and monthly active people, new and returning", Row: reflect.TypeOf(ActiveUsersDaily{}), SQL: sqlOf("active_users_daily")},
+	{Name: "retention_daily", Grain: "cohort dt × product × day_n", Doc: "of the people first seen on dt, how many came back on day 1, 7, 14 and 28", Row: reflect.TypeOf(RetentionDaily{}), SQL: sqlOf("retention_daily")},
+}
+
+// All lists every curated table: Daily, then Windowed.
+func All() []Table { return append(append([]Table(nil), Daily...), Windowed...) }
+
 // ByName returns the table called name.
 func ByName(name string) (Table, bool) {
-	for _, t := range Daily {
+	for _, t := range All() {
 		if t.Name == name {
 			return t, true
 		}

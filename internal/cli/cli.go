@@ -83,6 +83,7 @@ type options struct {
 	maxLateness                    time.Duration
 	force, quiet                   bool
 	cpuProfile, memProfile         string
+	logFormat                      string
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -97,6 +98,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.rawPrefix, "raw-prefix", "raw/", "where Firehose writes raw objects in the store (e.g. --raw-prefix firehose/events/)")
 	fs.BoolVar(&o.force, "force", false, "rebuild days that are already up to date")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&o.logFormat, "log", "auto", "log `format`: text (warnings only, for people), json (structured, for CloudWatch), or auto (text on a terminal)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to this `file` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this `file` at the end")
 }
@@ -227,7 +229,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}()
 	}
 	tty := isTerminal(stderr)
-	if tty {
+	switch o.logFormat {
+	case "auto", "text", "json":
+	default:
+		return usagef("--log %q: want text, json or auto", o.logFormat)
+	}
+	if o.logFormat == "text" || (o.logFormat == "auto" && tty) {
 		cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	} else {
 		cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -296,6 +303,10 @@ func printSummary(w io.Writer, s *job.Summary) {
 		fmt.Fprintf(w, "%-10s  %10d  %10d  %9d  %8d  %8d  %7d  %5d  %9s  %6.1f  %s\n",
 			d.Day, q.RawRows, q.KeptRows, q.DuplicatesDropped, q.InvalidRows, q.ClockSkewedRows, q.BadFiles,
 			d.FilesWritten, humanBytes(d.BytesWritten), d.Seconds, d.Why)
+	}
+	if ws := s.Windowed; ws != nil {
+		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily and %d retention_daily partitions published, %d up to date\n",
+			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.UpToDate)
 	}
 	if len(s.BadObjects) > 0 {
 		fmt.Fprintf(w, "\n%d bad raw objects (counted in data_quality_daily.bad_files, listed in quarantine):\n", len(s.BadObjects))

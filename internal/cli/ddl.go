@@ -30,12 +30,12 @@ func ddl(args []string, stdout, stderr io.Writer) error {
 	root := strings.TrimSuffix(*loc, "/")
 	switch *dialect {
 	case "duckdb":
-		for _, t := range rollups.Daily {
+		for _, t := range rollups.All() {
 			fmt.Fprintf(stdout, "-- %s: %s (grain: %s)\nCREATE OR REPLACE VIEW %s AS SELECT * FROM read_parquet('%s/curated/%s/dt=*/run=*/*.parquet', hive_partitioning = true, union_by_name = true);\n\n",
 				t.Name, t.Doc, t.Grain, t.Name, root, t.Name)
 		}
 	case "athena":
-		for _, t := range rollups.Daily {
+		for _, t := range rollups.All() {
 			fmt.Fprintf(stdout, "-- %s: %s (grain: %s)\nCREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", t.Name, t.Doc, t.Grain, *db, t.Name)
 			cols := t.Columns()
 			for i, c := range cols {

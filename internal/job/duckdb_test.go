@@ -221,11 +221,25 @@ func TestAgainstDuckDB(t *testing.T) {
 			})
 
 			grains := map[string]string{
-				"engagement_daily": "dt, product, platform, event_name",
-				"user_daily":       "dt, product, user_key",
-				"sessions_daily":   "dt, product, platform",
+				"engagement_daily":   "dt, product, platform, event_name",
+				"user_daily":         "dt, product, user_key",
+				"sessions_daily":     "dt, product, platform",
+				"active_users_daily": "dt, product",
+				"retention_daily":    "dt, product, day_n",
 			}
-			for _, tbl := range rollups.Daily {
+			// Inputs of the windowed SQL: the days computed and the as-of day.
+			for _, q := range []string{
+				fmt.Sprintf("CREATE TABLE days AS SELECT unnest(range(DATE '%s', DATE '%s' + 1, INTERVAL 1 DAY))::DATE AS dt", from, to),
+				fmt.Sprintf("CREATE TABLE as_of AS SELECT DATE '%s' AS dt", to),
+			} {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if sum.Windowed == nil || sum.Windowed.AsOf != to {
+				t.Fatalf("windowed stage: %+v, want as of %s", sum.Windowed, to)
+			}
+			for _, tbl := range rollups.All() {
 				if tbl.SQL == "" {
 					continue
 				}
@@ -238,7 +252,7 @@ func TestAgainstDuckDB(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					ours, err := db.Query(ctx, fmt.Sprintf("SELECT * FROM %s ORDER BY %s", tbl.Name, order))
+					ours, err := db.Query(ctx, fmt.Sprintf("SELECT * FROM %s WHERE %s ORDER BY %s", tbl.Name, inRange, order))
 					if err != nil {
 						t.Fatal(err)
 					}

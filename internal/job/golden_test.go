@@ -41,7 +41,7 @@ func openDuck(t *testing.T) *duckref.DB {
 
 func tableNames() []string {
 	var names []string
-	for _, t := range rollups.Daily {
+	for _, t := range rollups.All() {
 		names = append(names, t.Name)
 	}
 	return names

@@ -80,8 +80,9 @@ type Summary struct {
 	Run         string
 	Days        []DaySummary
 	BadObjects  []BadObject
-	IgnoredKeys []string // objects under the raw prefix not in the hourly layout
-	RawObjects  int      // objects read
+	IgnoredKeys []string         // objects under the raw prefix not in the hourly layout
+	Windowed    *WindowedSummary // stage 2; nil if no user_daily is published yet
+	RawObjects  int              // objects read
 	RawBytes    int64
 	Seconds     float64
 }
@@ -336,6 +337,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		sum.Days = append(sum.Days, ds)
 		built++
 		cfg.Progress(Progress{Phase: "build", Done: built, Total: nBuild, Day: p.d})
+	}
+	var changed []day.Day
+	for _, d := range sum.Days {
+		if !d.Skipped {
+			changed = append(changed, d.Day)
+		}
+	}
+	if sum.Windowed, err = cfg.runWindowed(ctx, run, changed); err != nil {
+		return sum, fmt.Errorf("windowed tables: %w", err)
 	}
 	sum.Seconds = cfg.Now().Sub(start).Seconds()
 	return sum, nil

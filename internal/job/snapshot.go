@@ -19,7 +19,7 @@ import (
 // how many run folders the partition holds (it must be one).
 func Snapshot(ctx context.Context, st store.Store, from, to day.Day) (map[string]string, error) {
 	out := map[string]string{}
-	for _, t := range rollups.Daily {
+	for _, t := range rollups.All() {
 		for d := from; d <= to; d++ {
 			m, err := publish.Current(ctx, st, t.Name, d)
 			if errors.Is(err, store.ErrNotExist) {

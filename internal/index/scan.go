@@ -1,0 +1,379 @@
+// Package index is the raw object index of DESIGN §5.1: for every raw object
+// it records its ETag, size, row count, arrival span and the reporting days
+// its rows count on (after the clock-skew rule), so that a day's inputs are
+// exactly the objects that feed it. Entries are built by reading only each
+// object's footer and its two time columns, once per (key, ETag), and are
+// kept under _state/index/raw/ in the store.
+package index
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
+	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+)
+
+// Entry is what the index knows about one raw object (one version of it:
+// a new ETag is a new entry).
+type Entry struct {
+	Key  string
+	ETag string
+	Size int64
+	// Hour is the UTC arrival hour named by the key: the fallback time of
+	// rows without event_time and received_at, and the hour a bad object
+	// is reported in.
+	Hour time.Time
+	// Rows is the number of rows raw.ReadFrom returns for the object (the
+	// sum of its row groups' row counts); 0 for a bad object.
+	Rows int64
+	// FirstArrival and LastArrival are the smallest and largest received_at
+	// (Unix ms) of its rows; both 0 if no row has a received_at.
+	FirstArrival, LastArrival int64
+	// Days are the distinct reporting days its rows count on under
+	// compact.Rules.Attribute, in the rules' zone, ascending. Nil for a bad
+	// object or one without rows.
+	Days []day.Day
+	// Bad is the raw.BadObjectError reason (raw.ReasonCorrupt, ...) if the
+	// object is unreadable, else "". Detail is the error text.
+	Bad, Detail string
+}
+
+// Feeds reports whether the entry's rows count on d.
+func (e *Entry) Feeds(d day.Day) bool {
+	_, ok := slices.BinarySearch(e.Days, d)
+	return ok
+}
+
+// Scan reads the raw object in r (size bytes, named key, in arrival hour
+// hour) and returns its Entry under rules. It reads the magic bytes, the
+// footer and the pages of the event_time and received_at columns only.
+//
+// A bad object is not an error: the Entry has Bad and Detail set, as
+// raw.ReadFrom would classify it, and no Days. Every object Scan calls bad,
+// raw.ReadFrom rejects with the same reason. The converse holds for every
+// defect visible in the footer or the time columns (empty, not Parquet,
+// truncated, unreadable footer, schema mismatch, implausible row count, a
+// corrupt time column); a corrupt page of another column (event_id,
+// user_id, properties, ...) is only found by reading that column, so Scan
+// calls such an object good and raw.ReadFrom does not. The error is non-nil
+// only when rules.Loc is nil or reading the magic bytes fails (as with
+// raw.ReadFrom); Scan never panics on bad input.
+func Scan(r io.ReaderAt, size int64, key string, hour time.Time, rules compact.Rules) (e Entry, err error) {
+	e = Entry{Key: key, Size: size, Hour: hour.UTC()}
+	if rules.Loc == nil {
+		return e, errors.New("index: rules have no time zone")
+	}
+	bad := func(reason string, err error) (Entry, error) {
+		return Entry{Key: key, Size: size, Hour: hour.UTC(), Bad: reason, Detail: err.Error()}, nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			e, err = bad(raw.ReasonCorrupt, fmt.Errorf("parquet reader panicked: %v\n%s", p, firstLines(debug.Stack(), 6)))
+		}
+	}()
+	// The checks below are raw.ReadFrom's, in its order.
+	if size == 0 {
+		return bad(raw.ReasonEmpty, errors.New("zero-byte object"))
+	}
+	var magic [4]byte
+	if size < 12 {
+		return bad(raw.ReasonNotParquet, fmt.Errorf("%d bytes is too small for Parquet", size))
+	}
+	if _, err := r.ReadAt(magic[:], 0); err != nil {
+		return e, err
+	}
+	if string(magic[:]) != "PAR1" {
+		return bad(raw.ReasonNotParquet, errors.New("no PAR1 magic at start"))
+	}
+	if _, err := r.ReadAt(magic[:], size-4); err != nil {
+		return e, err
+	}
+	if string(magic[:]) != "PAR1" {
+		return bad(raw.ReasonCorrupt, errors.New("no PAR1 magic at end (truncated?)"))
+	}
+	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return bad(raw.ReasonCorrupt, err)
+	}
+	lay, err := timeLayoutOf(f.Schema())
+	if err != nil {
+		return bad(raw.ReasonSchemaMismatch, err)
+	}
+	if n := f.NumRows(); n < 0 || n > 1<<31 {
+		return bad(raw.ReasonCorrupt, fmt.Errorf("implausible row count %d", n))
+	}
+
+	var (
+		et, rt       column
+		days         dayCache
+		row          raw.Row // Attribute reads the time fields only
+		seen         []day.Day
+		fallback     = hour.UnixMilli()
+		first, last  int64
+		haveArrivals bool
+	)
+	days.loc = rules.Loc
+	for _, rg := range f.RowGroups() {
+		nr := int(rg.NumRows())
+		chunks := rg.ColumnChunks()
+		if err := et.read(chunks, lay.eventTime, lay.eventUnit, nr); err != nil {
+			return bad(raw.ReasonCorrupt, fmt.Errorf("column event_time: %w", err))
+		}
+		if err := rt.read(chunks, lay.receivedAt, lay.receivedUnit, nr); err != nil {
+			return bad(raw.ReasonCorrupt, fmt.Errorf("column received_at: %w", err))
+		}
+		for i := range nr {
+			row.EventTime, row.HasEventTime = et.ms[i], et.has[i]
+			row.ReceivedAt, row.HasReceivedAt = rt.ms[i], rt.has[i]
+			if row.HasReceivedAt {
+				if !haveArrivals || row.ReceivedAt < first {
+					first = row.ReceivedAt
+				}
+				if !haveArrivals || row.ReceivedAt > last {
+					last = row.ReceivedAt
+				}
+				haveArrivals = true
+			}
+			at, _ := rules.Attribute(&row, fallback)
+			d := days.of(at)
+			if n := len(seen); n == 0 || seen[n-1] != d {
+				seen = append(seen, d)
+			}
+		}
+		e.Rows += int64(nr)
+	}
+	slices.Sort(seen)
+	e.Days = slices.Clip(slices.Compact(seen))
+	if len(e.Days) == 0 {
+		e.Days = nil
+	}
+	e.FirstArrival, e.LastArrival = first, last
+	return e, nil
+}
+
+func firstLines(b []byte, n int) string {
+	for i, c := range b {
+		if c == '\n' {
+			n--
+			if n == 0 {
+				return string(b[:i])
+			}
+		}
+	}
+	return string(b)
+}
+
+// timeLayout is where a file keeps its two time columns.
+type timeLayout struct {
+	eventTime, receivedAt   int // leaf column index, or -1 if absent
+	eventUnit, receivedUnit timeUnit
+}
+
+// Column names raw.ReadFrom maps onto raw.Row, in raw's order.
+var rawColumns = [...]string{
+	"event_id", "event_time", "received_at", "event_name", "user_id", "device_id",
+	"session_id", "product", "platform", "app_version", "country",
+}
+
+// timeLayoutOf applies raw.ReadFrom's schema checks (internal/raw layoutOf,
+// kept in step by TestScanAgreesWithRawOnSchemas) and returns where the
+// time columns are. The properties map never makes raw reject a schema, so
+// it is not looked at.
+func timeLayoutOf(s *parquet.Schema) (timeLayout, error) {
+	lay := timeLayout{eventTime: -1, receivedAt: -1}
+	for _, name := range rawColumns {
+		leaf, ok := s.Lookup(name)
+		if !ok {
+			continue
+		}
+		if leaf.MaxRepetitionLevel != 0 {
+			return lay, fmt.Errorf("column %s is repeated", name)
+		}
+		t := leaf.Node.Type()
+		switch name {
+		case "event_time", "received_at":
+			u, err := timeUnitOf(t)
+			if err != nil {
+				return lay, fmt.Errorf("column %s: %w", name, err)
+			}
+			if name == "event_time" {
+				lay.eventTime, lay.eventUnit = leaf.ColumnIndex, u
+			} else {
+				lay.receivedAt, lay.receivedUnit = leaf.ColumnIndex, u
+			}
+		default:
+			if t.Kind() != parquet.ByteArray {
+				return lay, fmt.Errorf("column %s is %s, want a string (BYTE_ARRAY)", name, t)
+			}
+		}
+	}
+	for _, name := range []string{"event_id", "received_at", "event_name"} {
+		if _, ok := s.Lookup(name); !ok {
+			return lay, fmt.Errorf("no %s column", name)
+		}
+	}
+	return lay, nil
+}
+
+// timeUnit says how to turn a timestamp column's values into milliseconds.
+type timeUnit int
+
+const (
+	unitMillis timeUnit = iota
+	unitMicros
+	unitNanos
+	unitInt96
+)
+
+// timeUnitOf is internal/raw timeUnitOf.
+func timeUnitOf(t parquet.Type) (timeUnit, error) {
+	switch t.Kind() {
+	case parquet.Int96:
+		return unitInt96, nil
+	case parquet.Int64:
+		if lt := t.LogicalType(); lt != nil {
+			if ts, ok := lt.Value.(*format.TimestampType); ok {
+				switch ts.Unit.Value.(type) {
+				case *format.MilliSeconds:
+					return unitMillis, nil
+				case *format.MicroSeconds:
+					return unitMicros, nil
+				case *format.NanoSeconds:
+					return unitNanos, nil
+				}
+			}
+		}
+		if ct := t.ConvertedType(); ct != nil {
+			switch *ct {
+			case deprecated.TimestampMillis:
+				return unitMillis, nil
+			case deprecated.TimestampMicros:
+				return unitMicros, nil
+			}
+		}
+		return unitMillis, nil // unannotated INT64: epoch milliseconds
+	}
+	return 0, fmt.Errorf("type %s cannot be read as a timestamp (want INT64 or INT96)", t)
+}
+
+// column holds one row group's values of a time column, in milliseconds;
+// its buffers are reused from row group to row group.
+type column struct {
+	ms  []int64
+	has []bool
+	buf []parquet.Value
+}
+
+// read decodes chunk idx (-1: the column is absent, every row is null) of
+// a row group of nr rows, with raw.ReadFrom's checks.
+func (c *column) read(chunks []parquet.ColumnChunk, idx int, unit timeUnit, nr int) error {
+	if cap(c.ms) < nr {
+		c.ms, c.has = make([]int64, nr), make([]bool, nr)
+	}
+	c.ms, c.has = c.ms[:nr], c.has[:nr]
+	clear(c.has)
+	if idx < 0 {
+		return nil
+	}
+	if c.buf == nil {
+		c.buf = make([]parquet.Value, 1024)
+	}
+	pages := chunks[idx].Pages()
+	defer pages.Close()
+	i := 0
+	for {
+		p, err := pages.ReadPage()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		vr := p.Values()
+		for {
+			n, err := vr.ReadValues(c.buf)
+			for _, v := range c.buf[:n] {
+				if i >= nr {
+					parquet.Release(p)
+					return fmt.Errorf("more values than the row group's %d rows", nr)
+				}
+				if !v.IsNull() {
+					c.ms[i], c.has[i] = toMillis(v, unit), true
+				}
+				i++
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return err
+			}
+		}
+		parquet.Release(p)
+	}
+	if i != nr {
+		return fmt.Errorf("%d values for %d rows", i, nr)
+	}
+	return nil
+}
+
+func toMillis(v parquet.Value, unit timeUnit) int64 {
+	switch unit {
+	case unitInt96:
+		return raw.Int96Millis(v.Int96())
+	case unitMicros:
+		return floorDiv(v.Int64(), 1_000)
+	case unitNanos:
+		return floorDiv(v.Int64(), 1_000_000)
+	}
+	return v.Int64()
+}
+
+// floorDiv divides rounding toward negative infinity.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// dayCache computes day.Of(ms, loc) without a time zone lookup per row: it
+// remembers the zone period (offset and bounds) of the last instant, and
+// inside it the local date is floor((ms + offset) / 1 day), which is how
+// the time package computes it.
+type dayCache struct {
+	loc       *time.Location
+	lo, hi    int64 // the cached period [lo, hi) in ms
+	offsetMs  int64
+	valid     bool
+	unboundLo bool // the period has no start (lo unused)
+	unboundHi bool // the period has no end (hi unused)
+}
+
+func (c *dayCache) of(ms int64) day.Day {
+	if c.loc == time.UTC {
+		return day.Of(ms, time.UTC)
+	}
+	if !c.valid || (!c.unboundLo && ms < c.lo) || (!c.unboundHi && ms >= c.hi) {
+		t := time.UnixMilli(ms).In(c.loc)
+		_, off := t.Zone()
+		start, end := t.ZoneBounds()
+		c.offsetMs = int64(off) * 1000
+		c.unboundLo, c.unboundHi = start.IsZero(), end.IsZero()
+		c.lo, c.hi = start.UnixMilli(), end.UnixMilli()
+		c.valid = true
+	}
+	return day.Day(floorDiv(ms+c.offsetMs, 86_400_000))
+}
