@@ -80,7 +80,7 @@ type options struct {
 	store, tz, from, to, rawPrefix string
 	parallel                       int
 	targetFileSize, rowGroupSize   string
-	maxLateness                    time.Duration
+	maxLateness, lockWait          time.Duration
 	force, quiet                   bool
 	cpuProfile, memProfile         string
 	logFormat                      string
@@ -97,6 +97,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.maxLateness, "max-lateness", 7*24*time.Hour, "how late an event may arrive and still count at its own time; older event_times count at received_at (e.g. --max-lateness 72h)")
 	fs.StringVar(&o.rawPrefix, "raw-prefix", "raw/", "where Firehose writes raw objects in the store (e.g. --raw-prefix firehose/events/)")
 	fs.BoolVar(&o.force, "force", false, "rebuild days that are already up to date")
+	fs.DurationVar(&o.lockWait, "lock-wait", 30*time.Second, "how long to wait when another rollup is writing a day this run needs, then exit 1 naming it (e.g. --lock-wait 10m)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.StringVar(&o.logFormat, "log", "auto", "log `format`: text (warnings only, for people), json (structured, for CloudWatch), or auto (text on a terminal)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to this `file` (for go tool pprof)")
@@ -174,7 +175,7 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 	}
 	cfg = job.Config{
 		Store: st, From: from, To: to, Rules: rules, RawPrefix: o.rawPrefix, Parallel: o.parallel,
-		TargetFileSize: tfs, RowGroupSize: rgs, Force: o.force,
+		TargetFileSize: tfs, RowGroupSize: rgs, Force: o.force, LockWait: o.lockWait,
 	}
 	if strings.HasPrefix(o.store, "s3://") {
 		cfg.GracePeriod = 6 * time.Hour
@@ -249,7 +250,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if err != nil {
 		var ze *job.ZoneError
-		if errors.As(err, &ze) {
+		var le *job.LockedError
+		if errors.As(err, &ze) || errors.As(err, &le) {
 			return err
 		}
 		return fmt.Errorf("run failed, re-run to finish (nothing is doubled or lost): %w", err)

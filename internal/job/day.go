@@ -13,6 +13,7 @@ import (
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
@@ -23,7 +24,7 @@ const CreatedBy = "littlewarehouse rollup v" + CodeVersion
 
 // buildDay builds and publishes every daily table of one day.
 func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*compact.Part,
-	bad []BadObject, failures []conversionFailure, users *userState) (DaySummary, error) {
+	bad []BadObject, failures []conversionFailure, users *userState, locks lease.Group) (DaySummary, error) {
 	d := p.d
 	inputObjects := len(parts)
 	res := compact.Build(parts, c.Rules)
@@ -99,6 +100,10 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		if err := c.dayHook(d); err != nil {
 			return DaySummary{}, err
 		}
+	}
+	// Publish only while the partitions are still ours.
+	if err := locks.Check(ctx); err != nil {
+		return DaySummary{}, fmt.Errorf("lost the lease before publishing: %w", err)
 	}
 	now := c.Now().UTC()
 	sum := DaySummary{Day: d, Why: p.why, Quality: quality}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -42,6 +43,8 @@ type Config struct {
 	RowGroupSize   int64
 	Force          bool                   // rebuild days that are up to date
 	GracePeriod    time.Duration          // keep superseded runs this long (0: delete at once)
+	LockWait       time.Duration          // how long to wait for another writer's lease on a partition
+	LockTTL        time.Duration          // how long a lease lasts unless renewed (default 30 minutes)
 	Now            func() time.Time       // clock for run ids and manifests
 	Progress       func(Progress)         // optional; called from one goroutine at a time
 	Log            *slog.Logger           // optional
@@ -114,6 +117,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.LockTTL <= 0 {
+		c.LockTTL = 30 * time.Minute
 	}
 	if c.Progress == nil {
 		c.Progress = func(Progress) {}
@@ -328,8 +334,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			continue
 		}
 		t0 := time.Now()
-		ds, err := cfg.buildDay(ctx, run, p, buckets[p.d], sum.BadObjects, failures, users)
+		locks, err := cfg.lock(ctx, run, rollups.Daily, p.d)
+		if err != nil {
+			return sum, err
+		}
+		ds, err := cfg.buildDay(ctx, run, p, buckets[p.d], sum.BadObjects, failures, users, locks)
 		delete(buckets, p.d)
+		if rerr := locks.Release(context.WithoutCancel(ctx)); rerr != nil {
+			cfg.Log.Warn("lease not released; it expires on its own", "day", p.d.String(), "error", rerr.Error())
+		}
 		if err != nil {
 			return sum, fmt.Errorf("day %s: %w", p.d, err)
 		}
@@ -350,6 +363,41 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	sum.Seconds = cfg.Now().Sub(start).Seconds()
 	return sum, nil
 }
+
+// lock takes the leases of the partitions of tables for day d, so that
+// two runs (the nightly one and a manual backfill, say) never write one
+// partition at once. It waits up to LockWait for another holder.
+func (c *Config) lock(ctx context.Context, run string, tables []rollups.Table, d day.Day) (lease.Group, error) {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.Name + "/dt=" + d.String()
+	}
+	var opts []lease.Option
+	if _, local := c.Store.(*store.Dir); local {
+		// A killed rollup on this machine must not block the next for
+		// the lease's whole lifetime.
+		opts = append(opts, lease.WithDeadHolder(lease.DeadLocalProcess))
+	}
+	g, err := lease.AcquireAll(ctx, c.Store, names, lease.HolderID(run), c.LockTTL, c.LockWait, c.Now, opts...)
+	var held *lease.HeldError
+	if errors.As(err, &held) {
+		return nil, &LockedError{Day: d, Held: held, Waited: c.LockWait}
+	}
+	return g, err
+}
+
+// LockedError says another run holds a partition this run needs.
+type LockedError struct {
+	Day    day.Day
+	Held   *lease.HeldError
+	Waited time.Duration
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("day %s is being written by another rollup (waited %s, see --lock-wait): %v", e.Day, e.Waited, e.Held)
+}
+
+func (e *LockedError) Unwrap() error { return e.Held }
 
 // stale decides whether day d must be built: it must unless every daily
 // table's current manifest has the same fingerprint.

@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -75,5 +77,30 @@ func TestRerun(t *testing.T) {
 	cfg.Rules = compact.DefaultRules(time.UTC)
 	if _, err := Run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "--tz Pacific/Auckland") {
 		t.Errorf("run in another zone: %v; want a refusal naming the store's zone", err)
+	}
+}
+
+// TestSecondWriterIsRefused holds one partition's lease as another live
+// process would: the run stops at that day with a message naming the
+// holder, and leaves no lease of its own behind.
+func TestSecondWriterIsRefused(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadFixture(t, st, "../../testdata/golden/raw.json")
+	holder := lease.HolderID("nightly") // this test's own pid: alive
+	if _, err := lease.Acquire(ctx, st, "quarantine/dt=2026-03-02", holder, time.Hour, 0, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(ctx, Config{Store: st, From: mustDay(t, "2026-03-01"), To: mustDay(t, "2026-03-02"), LockWait: 10 * time.Millisecond})
+	var locked *LockedError
+	if !errors.As(err, &locked) || locked.Day.String() != "2026-03-02" || !strings.Contains(err.Error(), "run nightly") {
+		t.Fatalf("err = %v; want a LockedError for 2026-03-02 naming run nightly", err)
+	}
+	leases, _ := st.List(ctx, lease.Prefix)
+	if len(leases) != 1 {
+		t.Errorf("leases left: %v; want only the other holder's", leases)
 	}
 }

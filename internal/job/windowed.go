@@ -186,6 +186,12 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 	case err != nil && !errors.Is(err, store.ErrNotExist):
 		return false, err
 	}
+	tbl, _ := rollups.ByName(table)
+	locks, err := c.lock(ctx, run, []rollups.Table{tbl}, d)
+	if err != nil {
+		return false, err
+	}
+	defer locks.Release(context.WithoutCancel(ctx))
 	prefix := publish.RunPrefix(table, d, run)
 	var files []publish.File
 	switch r := rows.(type) {
@@ -203,6 +209,9 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 		Config: c.configMap(), Fingerprint: fp, Files: files, CreatedAt: c.Now().UTC()}
 	for _, f := range files {
 		nm.Rows += f.Rows
+	}
+	if err := locks.Check(ctx); err != nil {
+		return false, fmt.Errorf("lost the lease before publishing: %w", err)
 	}
 	if err := publish.Commit(ctx, c.Store, nm); err != nil {
 		return false, err

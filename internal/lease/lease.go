@@ -97,6 +97,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -148,6 +149,24 @@ func (e *HeldError) Error() string {
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
+// DeadLocalProcess reports whether holder (as made by HolderID) is a
+// process of this host that no longer exists. It says false whenever it
+// cannot be sure: another host, an unparsable holder, or a process that
+// exists (even if the pid was reused). Use it only with stores that one
+// host's processes share (a local directory).
+func DeadLocalProcess(holder string) bool {
+	var run, host string
+	var pid int
+	if _, err := fmt.Sscanf(holder, "run %s on host %s pid %d", &run, &host, &pid); err != nil || pid <= 0 {
+		return false
+	}
+	me, err := os.Hostname()
+	if err != nil || strings.TrimSuffix(host, ",") != me {
+		return false
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
 // HolderID describes this process for the holder field: "run <runID> on
 // host <hostname>, pid <pid>".
 func HolderID(runID string) string {
@@ -190,6 +209,16 @@ type config struct {
 	poll        time.Duration
 	skew        time.Duration
 	takeoverTTL time.Duration
+	dead        func(holder string) bool
+}
+
+// WithDeadHolder lets Acquire treat a lease as expired, whatever its expiry
+// says, when dead reports that its holder cannot be running any more (for
+// example a process of this host that no longer exists). The takeover goes
+// through the same claim as for an expired lease, so racing acquirers are
+// still safe; dead must never say true of a live holder.
+func WithDeadHolder(dead func(holder string) bool) Option {
+	return func(c *config) { c.dead = dead }
 }
 
 // WithPoll sets how long Acquire sleeps between tries while it waits
@@ -424,10 +453,12 @@ func (l *Lease) try(ctx context.Context) (ok bool, held *HeldError, err error) {
 	if err != nil {
 		return false, nil, err
 	}
-	if !l.cfg.now().After(cur.ExpiresAt.Add(l.cfg.skew)) {
+	expired := l.cfg.now().After(cur.ExpiresAt.Add(l.cfg.skew))
+	if !expired && (l.cfg.dead == nil || !l.cfg.dead(cur.Holder)) {
 		return false, l.heldError(cur), nil
 	}
-	// Expired: take it over, under a claim on this version.
+	// Expired, or its holder is dead: take it over, under a claim on this
+	// version.
 	c, busy, err := l.claim(ctx, cur, curBody)
 	if err != nil {
 		return false, nil, err

@@ -1005,3 +1005,46 @@ func TestHolderID(t *testing.T) {
 		t.Errorf("HolderID = %q; want %q", got, want)
 	}
 }
+
+func TestDeadLocalProcess(t *testing.T) {
+	host, _ := os.Hostname()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		holder string
+		dead   bool
+	}{
+		{lease.HolderID("r1"), false}, // this process
+		{fmt.Sprintf("run r2 on host %s, pid %d", host, cmd.Process.Pid), true},
+		{fmt.Sprintf("run r3 on host other-%s, pid %d", host, cmd.Process.Pid), false},
+		{"someone else", false},
+	}
+	for _, tc := range tests {
+		if got := lease.DeadLocalProcess(tc.holder); got != tc.dead {
+			t.Errorf("DeadLocalProcess(%q) = %v, want %v", tc.holder, got, tc.dead)
+		}
+	}
+}
+
+func TestDeadHolderIsTakenOverAtOnce(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lease.Acquire(ctx, st, "x", "ghost", time.Hour, 0, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lease.Acquire(ctx, st, "x", "me", time.Hour, 0, time.Now); err == nil {
+		t.Fatal("acquired a live lease")
+	}
+	l, err := lease.Acquire(ctx, st, "x", "me", time.Hour, 0, time.Now, lease.WithDeadHolder(func(h string) bool { return h == "ghost" }))
+	if err != nil {
+		t.Fatalf("a dead holder's lease was not taken over: %v", err)
+	}
+	if l.Holder() != "me" {
+		t.Fatalf("holder %q", l.Holder())
+	}
+}
