@@ -38,6 +38,9 @@ Usage:
                                      --max-lateness + 1 days (what the nightly run does)
   rollup --from 2026-11-01 --to 2026-11-07 [flags]
                                      build (or backfill) those reporting days
+  rollup plan [same flags]           print which days are stale and why, the bytes a
+                                     run would read and the windowed days it would
+                                     touch, and write nothing (same as --dry-run)
   rollup ddl --dialect duckdb|athena print CREATE statements for the curated tables
 
 A day already built from the same inputs, code and config is skipped; --force
@@ -55,6 +58,9 @@ Flags:
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "ddl" {
 		return exit(stderr, ddl(args[1:], stdout, stderr))
+	}
+	if len(args) > 0 && args[0] == "plan" {
+		return exit(stderr, runCmd(ctx, append([]string{"--dry-run"}, args[1:]...), stdout, stderr))
 	}
 	return exit(stderr, runCmd(ctx, args, stdout, stderr))
 }
@@ -81,7 +87,7 @@ type options struct {
 	parallel                       int
 	targetFileSize, rowGroupSize   string
 	maxLateness, lockWait          time.Duration
-	force, quiet                   bool
+	force, quiet, dryRun           bool
 	cpuProfile, memProfile         string
 	logFormat                      string
 }
@@ -99,6 +105,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.force, "force", false, "rebuild days that are already up to date")
 	fs.DurationVar(&o.lockWait, "lock-wait", 30*time.Second, "how long to wait when another rollup is writing a day this run needs, then exit 1 naming it (e.g. --lock-wait 10m)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (see rollup plan) and stop")
 	fs.StringVar(&o.logFormat, "log", "auto", "log `format`: text (warnings only, for people), json (structured, for CloudWatch), or auto (text on a terminal)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to this `file` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this `file` at the end")
@@ -229,6 +236,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}()
 	}
+	if o.dryRun {
+		p, err := job.Plan(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		printPlan(stdout, cfg, p)
+		return nil
+	}
 	tty := isTerminal(stderr)
 	switch o.logFormat {
 	case "auto", "text", "json":
@@ -318,6 +333,25 @@ func printSummary(w io.Writer, s *job.Summary) {
 	}
 	if len(s.IgnoredKeys) > 0 {
 		fmt.Fprintf(w, "\n%d objects under the raw prefix are not in the YYYY/MM/DD/HH/ layout and were not read, e.g. %s\n", len(s.IgnoredKeys), s.IgnoredKeys[0])
+	}
+}
+
+func printPlan(w io.Writer, cfg job.Config, p *job.PlanSummary) {
+	fmt.Fprintf(w, "plan for %s .. %s (time zone %s) in %s\n\n", cfg.From, cfg.To, cfg.Rules.Loc, cfg.Store)
+	fmt.Fprintf(w, "%-10s  %-5s  %7s  %9s  %s\n", "day", "build", "objects", "bytes", "why")
+	builds := 0
+	for _, d := range p.Days {
+		b := "no"
+		if d.Build {
+			b = "yes"
+			builds++
+		}
+		fmt.Fprintf(w, "%-10s  %-5s  %7d  %9s  %s\n", d.Day, b, d.Inputs, humanBytes(d.InputBytes), d.Why)
+	}
+	fmt.Fprintf(w, "\n%d of %d days to build; %d raw objects (%s) to read, each once\n", builds, len(p.Days), p.ReadCount, humanBytes(p.ReadBytes))
+	if len(p.ActiveDays) > 0 {
+		fmt.Fprintf(w, "windowed: active_users_daily %s .. %s and retention_daily cohorts %s .. %s, up to the last day with data\n",
+			p.ActiveDays[0], p.ActiveDays[len(p.ActiveDays)-1], p.Cohorts[0], p.Cohorts[len(p.Cohorts)-1])
 	}
 }
 

@@ -25,6 +25,7 @@ func TestUsageErrors(t *testing.T) {
 		{"help", []string{"--help"}, 0, "Exit codes"},
 		{"ddl help", []string{"ddl", "--dialect", "sqlite"}, 2, "unknown --dialect"},
 		{"empty store is not a failure", []string{"--store", dir, "--from", "2026-01-01", "--to", "2026-01-02", "--quiet"}, 0, ""},
+		{"plan writes nothing and says why", []string{"plan", "--store", dir, "--from", "2026-01-03", "--to", "2026-01-03"}, 0, "never built"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

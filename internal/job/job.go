@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,50 +190,12 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	run := ulid.MustNew(ulid.Timestamp(start), ulid.DefaultEntropy()).String()
 	sum := &Summary{Run: run}
 	st := cfg.Store
-	if err := checkTimeZone(ctx, st, cfg.Rules.Loc); err != nil {
-		return nil, err
-	}
-
-	// List everything the range can need, once.
-	lo, _ := cfg.window(cfg.From)
-	_, hi := cfg.window(cfg.To)
-	objs, ignored, err := listHours(ctx, st, cfg.RawPrefix, lo, hi)
+	pl, err := cfg.plan(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sum.IgnoredKeys = ignored
-	for _, k := range ignored {
-		cfg.Log.Warn("object not in the raw hourly layout; not read", "key", k)
-	}
-	errObjs, _, err := listHours(ctx, st, cfg.ErrorPrefix, cfg.From.Start(cfg.Rules.Loc).Add(-2*time.Hour), cfg.To.End(cfg.Rules.Loc).Add(2*time.Hour))
-	if err != nil {
-		return nil, err
-	}
-
-	// Plan: which days are stale.
-	cfgMap := cfg.configMap()
-	var plans []*dayPlan
-	for _, d := range day.Range(cfg.From, cfg.To) {
-		p := &dayPlan{d: d}
-		wlo, whi := cfg.window(d)
-		for _, o := range objs {
-			if !o.Hour.Before(wlo) && o.Hour.Before(whi) {
-				p.inputs = append(p.inputs, publish.Input{Key: o.Key, ETag: o.ETag, Size: o.Size})
-			}
-		}
-		elo, ehi := d.Start(cfg.Rules.Loc).Add(-2*time.Hour), d.End(cfg.Rules.Loc).Add(2*time.Hour)
-		for _, o := range errObjs {
-			if !o.Hour.Before(elo) && o.Hour.Before(ehi) {
-				p.inputs = append(p.inputs, publish.Input{Key: o.Key, ETag: o.ETag, Size: o.Size})
-			}
-		}
-		p.fingerprint = fingerprint(cfgMap, p.inputs)
-		p.build, p.why, err = stale(ctx, st, d, p.fingerprint, cfg.Force)
-		if err != nil {
-			return nil, err
-		}
-		plans = append(plans, p)
-	}
+	sum.IgnoredKeys = pl.ignored
+	objs, errObjs, plans := pl.objs, pl.errObjs, pl.days
 
 	// Read every object some stale day needs, once, routing rows to days.
 	need := map[string]bool{}
@@ -364,6 +327,119 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	return sum, nil
 }
 
+// planned is what the planner found: the objects listed and each day's plan.
+type planned struct {
+	objs, errObjs []rawObject
+	ignored       []string
+	days          []*dayPlan
+}
+
+// plan lists everything the range can need, once, and decides which days
+// are stale.
+func (cfg *Config) plan(ctx context.Context) (*planned, error) {
+	st := cfg.Store
+	if err := checkTimeZone(ctx, st, cfg.Rules.Loc); err != nil {
+		return nil, err
+	}
+	lo, _ := cfg.window(cfg.From)
+	_, hi := cfg.window(cfg.To)
+	objs, ignored, err := listHours(ctx, st, cfg.RawPrefix, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range ignored {
+		cfg.Log.Warn("object not in the raw hourly layout; not read", "key", k)
+	}
+	errObjs, _, err := listHours(ctx, st, cfg.ErrorPrefix, cfg.From.Start(cfg.Rules.Loc).Add(-2*time.Hour), cfg.To.End(cfg.Rules.Loc).Add(2*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	pl := &planned{objs: objs, errObjs: errObjs, ignored: ignored}
+	cfgMap := cfg.configMap()
+	for _, d := range day.Range(cfg.From, cfg.To) {
+		p := &dayPlan{d: d}
+		wlo, whi := cfg.window(d)
+		for _, o := range objs {
+			if !o.Hour.Before(wlo) && o.Hour.Before(whi) {
+				p.inputs = append(p.inputs, publish.Input{Key: o.Key, ETag: o.ETag, Size: o.Size})
+			}
+		}
+		elo, ehi := d.Start(cfg.Rules.Loc).Add(-2*time.Hour), d.End(cfg.Rules.Loc).Add(2*time.Hour)
+		for _, o := range errObjs {
+			if !o.Hour.Before(elo) && o.Hour.Before(ehi) {
+				p.inputs = append(p.inputs, publish.Input{Key: o.Key, ETag: o.ETag, Size: o.Size})
+			}
+		}
+		p.fingerprint = fingerprint(cfgMap, p.inputs)
+		p.build, p.why, err = stale(ctx, st, d, p.fingerprint, p.inputs, cfg.Force)
+		if err != nil {
+			return nil, err
+		}
+		pl.days = append(pl.days, p)
+	}
+	return pl, nil
+}
+
+// DayPlan says what a run would do for one day.
+type DayPlan struct {
+	Day        day.Day
+	Build      bool
+	Why        string
+	Inputs     int   // raw objects the day is computed from
+	InputBytes int64 // their size
+}
+
+// PlanSummary is what Plan reports: the days, and the bytes a run would
+// read (each object once, however many days it feeds).
+type PlanSummary struct {
+	Days      []DayPlan
+	ReadBytes int64
+	ReadCount int
+	// Windowed lists the windowed partitions a run would recompute
+	// (active_users_daily days; retention cohorts), as far as they can be
+	// known before the run.
+	ActiveDays, Cohorts []day.Day
+}
+
+// Plan reports what Run would do with cfg, writing nothing.
+func Plan(ctx context.Context, cfg Config) (*PlanSummary, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	pl, err := cfg.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &PlanSummary{}
+	read := map[string]int64{}
+	au, cohorts := map[day.Day]bool{}, map[day.Day]bool{}
+	for _, p := range pl.days {
+		dp := DayPlan{Day: p.d, Build: p.build, Why: p.why, Inputs: len(p.inputs)}
+		for _, in := range p.inputs {
+			dp.InputBytes += in.Size
+			if p.build {
+				read[in.Key] = in.Size
+			}
+		}
+		if p.build {
+			lo, hi := rollups.ActiveUsersAffected(p.d)
+			for d := lo; d <= hi; d++ {
+				au[d] = true
+			}
+			for _, d := range rollups.RetentionAffected(p.d) {
+				cohorts[d] = true
+			}
+		}
+		out.Days = append(out.Days, dp)
+	}
+	for _, n := range read {
+		out.ReadBytes += n
+	}
+	out.ReadCount = len(read)
+	out.ActiveDays, out.Cohorts = sortedDays(au), sortedDays(cohorts)
+	return out, nil
+}
+
 // lock takes the leases of the partitions of tables for day d, so that
 // two runs (the nightly one and a manual backfill, say) never write one
 // partition at once. It waits up to LockWait for another holder.
@@ -399,9 +475,45 @@ func (e *LockedError) Error() string {
 
 func (e *LockedError) Unwrap() error { return e.Held }
 
+// whyChanged says how a day's inputs differ from its published manifest's.
+func whyChanged(m *publish.Manifest, inputs []publish.Input) string {
+	old := map[string]string{}
+	for _, in := range m.Inputs {
+		old[in.Key] = in.ETag
+	}
+	var added, changed int
+	for _, in := range inputs {
+		etag, ok := old[in.Key]
+		switch {
+		case !ok:
+			added++
+		case etag != in.ETag:
+			changed++
+		}
+		delete(old, in.Key)
+	}
+	var why []string
+	if added > 0 {
+		why = append(why, fmt.Sprintf("%d new objects", added))
+	}
+	if changed > 0 {
+		why = append(why, fmt.Sprintf("%d changed objects", changed))
+	}
+	if len(old) > 0 {
+		why = append(why, fmt.Sprintf("%d objects gone", len(old)))
+	}
+	if len(why) == 0 {
+		if m.CodeVersion != CodeVersion {
+			return "code changed (v" + m.CodeVersion + " -> v" + CodeVersion + ")"
+		}
+		return "config changed"
+	}
+	return strings.Join(why, ", ")
+}
+
 // stale decides whether day d must be built: it must unless every daily
 // table's current manifest has the same fingerprint.
-func stale(ctx context.Context, st store.Store, d day.Day, fp string, force bool) (bool, string, error) {
+func stale(ctx context.Context, st store.Store, d day.Day, fp string, inputs []publish.Input, force bool) (bool, string, error) {
 	for _, t := range rollups.Daily {
 		m, err := publish.Current(ctx, st, t.Name, d)
 		if errors.Is(err, store.ErrNotExist) {
@@ -411,7 +523,7 @@ func stale(ctx context.Context, st store.Store, d day.Day, fp string, force bool
 			return false, "", err
 		}
 		if m.Fingerprint != fp {
-			return true, "inputs, code or config changed", nil
+			return true, whyChanged(m, inputs), nil
 		}
 	}
 	if force {
