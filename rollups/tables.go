@@ -97,10 +97,12 @@ type DataQualityDaily struct {
 	DuplicatesDropped       int64 `parquet:"duplicates_dropped" doc:"repeated deliveries of an event_id, dropped"`
 	InvalidRows             int64 `parquet:"invalid_rows" doc:"rows sent to quarantine (no event name, no user or device, ...)"`
 	ClockSkewedRows         int64 `parquet:"clock_skewed_rows" doc:"kept events whose client clock was missing or off, counted at received_at"`
+	LateRows                int64 `parquet:"late_rows" doc:"kept events that arrived after the day had ended (received_at on a later day)"`
 	BadFiles                int64 `parquet:"bad_files" doc:"raw objects that arrived this day and could not be read (see quarantine)"`
 	ConversionFailedRecords int64 `parquet:"conversion_failed_records" doc:"records Firehose could not convert to Parquet that arrived this day"`
 	InputObjects            int64 `parquet:"input_objects" doc:"raw objects read that hold rows of this day"`
 	OutputFiles             int64 `parquet:"output_files" doc:"events files written for this day"`
+	Restated                bool  `parquet:"restated" doc:"true if the day had been published before and this build changed its numbers (late data, fixed inputs)"`
 }
 
 // Quarantine holds what could not be used, with the reason: invalid rows as

@@ -80,6 +80,9 @@ type Catalog interface {
 	// DropPartitions removes the partitions dts of table from the catalog
 	// (not their data). Missing partitions are not an error.
 	DropPartitions(ctx context.Context, table string, dts []string) error
+	// Table returns table's definition as the catalog holds it, or
+	// ErrNoTable (wrapped).
+	Table(ctx context.Context, table string) (TableDef, error)
 	// String names the catalog for messages, e.g. "glue database warehouse".
 	String() string
 }
@@ -204,10 +207,10 @@ func RawTableDef(location string, start time.Time) TableDef {
 	location = dirURL(location)
 	keys := []Column{{Name: RawPartitionKey, Type: "string", Comment: "arrival hour (UTC) of the raw object, YYYY/MM/DD/HH"}}
 	return parquetDef(RawTable, "raw events as Firehose delivered them, by arrival hour", location, cols, keys, map[string]string{
-		"projection.enabled":                        "true",
-		"projection." + RawPartitionKey + ".type":   "date",
-		"projection." + RawPartitionKey + ".format": "yyyy/MM/dd/HH",
-		"projection." + RawPartitionKey + ".range":  start.UTC().Format("2006/01/02/15") + ",NOW",
+		"projection.enabled":                               "true",
+		"projection." + RawPartitionKey + ".type":          "date",
+		"projection." + RawPartitionKey + ".format":        "yyyy/MM/dd/HH",
+		"projection." + RawPartitionKey + ".range":         start.UTC().Format("2006/01/02/15") + ",NOW",
 		"projection." + RawPartitionKey + ".interval":      "1",
 		"projection." + RawPartitionKey + ".interval.unit": "HOURS",
 		"storage.location.template":                        location + "${" + RawPartitionKey + "}/",

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,6 +198,15 @@ func (l *Local) SetPartitions(ctx context.Context, table string, parts []Partiti
 	})
 }
 
+// Table implements Catalog.
+func (l *Local) Table(ctx context.Context, table string) (TableDef, error) {
+	f, err := l.read(ctx, table)
+	if err != nil {
+		return TableDef{}, err
+	}
+	return f.Table, nil
+}
+
 // Partitions implements Catalog.
 func (l *Local) Partitions(ctx context.Context, table string) (map[string]Partition, error) {
 	f, err := l.read(ctx, table)
@@ -236,8 +245,8 @@ func (l *Local) Tables(ctx context.Context) ([]TableDef, error) {
 	}
 	var defs []TableDef
 	for _, o := range objs {
-		name, ok := cutSuffix(o.Key[len(LocalPrefix):], ".json")
-		if !ok || slices.Contains([]byte(name), '/') {
+		name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, LocalPrefix), ".json")
+		if !ok || strings.Contains(name, "/") {
 			continue
 		}
 		f, err := l.read(ctx, name)
@@ -247,11 +256,4 @@ func (l *Local) Tables(ctx context.Context) ([]TableDef, error) {
 		defs = append(defs, f.Table)
 	}
 	return defs, nil
-}
-
-func cutSuffix(s, suffix string) (string, bool) {
-	if len(s) < len(suffix) || s[len(s)-len(suffix):] != suffix {
-		return s, false
-	}
-	return s[:len(s)-len(suffix)], true
 }

@@ -321,6 +321,15 @@ func printSummary(w io.Writer, s *job.Summary) {
 			d.Day, q.RawRows, q.KeptRows, q.DuplicatesDropped, q.InvalidRows, q.ClockSkewedRows, q.BadFiles,
 			d.FilesWritten, humanBytes(d.BytesWritten), d.Seconds, d.Why)
 	}
+	var restated []string
+	for _, d := range s.Days {
+		if d.Quality.Restated {
+			restated = append(restated, fmt.Sprintf("%s (%d -> %d events)", d.Day, d.EventsBefore, d.Quality.KeptRows))
+		}
+	}
+	if len(restated) > 0 {
+		fmt.Fprintf(w, "\nrestated days (published before, numbers changed): %s\n", strings.Join(restated, ", "))
+	}
 	if ws := s.Windowed; ws != nil {
 		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily and %d retention_daily partitions published, %d up to date\n",
 			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.UpToDate)

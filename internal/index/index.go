@@ -130,15 +130,19 @@ func fileKey(d day.Day) string { return Prefix + d.String() + ".json" }
 
 // loadDays reads the files of ds that are not loaded yet, concurrently.
 func (ix *Index) loadDays(ctx context.Context, st store.Store, ds []day.Day) error {
-	var mu sync.Mutex
+	var todo []day.Day
+	for _, d := range ds {
+		if ix.days[d] == nil && !slices.Contains(todo, d) {
+			todo = append(todo, d)
+		}
+	}
+	files := make([]*dayFile, len(todo))
+	warnings := make([]string, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
-	for _, d := range ds {
-		if ix.days[d] != nil {
-			continue
-		}
-		ix.days[d] = &dayFile{entries: map[string]Entry{}} // placeholder, filled below
+	for i, d := range todo {
 		g.Go(func() error {
+			files[i] = &dayFile{entries: map[string]Entry{}}
 			b, err := st.Get(gctx, fileKey(d))
 			if errors.Is(err, store.ErrNotExist) {
 				return nil
@@ -146,19 +150,26 @@ func (ix *Index) loadDays(ctx context.Context, st store.Store, ds []day.Day) err
 			if err != nil {
 				return fmt.Errorf("index: read %s: %w", fileKey(d), err)
 			}
-			f, perr := decodeFile(b, d)
-			mu.Lock()
-			defer mu.Unlock()
-			if perr != nil {
-				ix.warnings = append(ix.warnings, fmt.Sprintf("index file %s is unreadable, its objects will be rescanned: %v", fileKey(d), perr))
+			f, err := decodeFile(b, d)
+			if err != nil {
+				warnings[i] = fmt.Sprintf("index file %s is unreadable, its objects will be rescanned: %v", fileKey(d), err)
 				f = &dayFile{entries: map[string]Entry{}, dirty: true}
 			}
 			f.exists = true
-			ix.days[d] = f
+			files[i] = f
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, d := range todo {
+		ix.days[d] = files[i]
+		if warnings[i] != "" {
+			ix.warnings = append(ix.warnings, warnings[i])
+		}
+	}
+	return nil
 }
 
 // Warnings returns what loading found wrong (unreadable files); none of it

@@ -302,16 +302,12 @@ func (c *column) read(chunks []parquet.ColumnChunk, idx int, unit timeUnit, nr i
 		vr := p.Values()
 		for {
 			n, err := vr.ReadValues(c.buf)
-			for _, v := range c.buf[:n] {
-				if i >= nr {
-					parquet.Release(p)
-					return fmt.Errorf("more values than the row group's %d rows", nr)
-				}
-				if !v.IsNull() {
-					c.ms[i], c.has[i] = toMillis(v, unit), true
-				}
-				i++
+			if i+n > nr {
+				parquet.Release(p)
+				return fmt.Errorf("more values than the row group's %d rows", nr)
 			}
+			c.decode(c.buf[:n], i, unit)
+			i += n
 			if err == io.EOF {
 				break
 			}
@@ -328,16 +324,36 @@ func (c *column) read(chunks []parquet.ColumnChunk, idx int, unit timeUnit, nr i
 	return nil
 }
 
-func toMillis(v parquet.Value, unit timeUnit) int64 {
+// decode stores vals as the values of rows i, i+1, ...; one loop per unit
+// keeps the unit switch out of the per-value work.
+func (c *column) decode(vals []parquet.Value, i int, unit timeUnit) {
+	ms, has := c.ms[i:i+len(vals)], c.has[i:i+len(vals)]
 	switch unit {
-	case unitInt96:
-		return raw.Int96Millis(v.Int96())
+	case unitMillis:
+		for j, v := range vals {
+			if !v.IsNull() {
+				ms[j], has[j] = v.Int64(), true
+			}
+		}
 	case unitMicros:
-		return floorDiv(v.Int64(), 1_000)
+		for j, v := range vals {
+			if !v.IsNull() {
+				ms[j], has[j] = floorDiv(v.Int64(), 1_000), true
+			}
+		}
 	case unitNanos:
-		return floorDiv(v.Int64(), 1_000_000)
+		for j, v := range vals {
+			if !v.IsNull() {
+				ms[j], has[j] = floorDiv(v.Int64(), 1_000_000), true
+			}
+		}
+	case unitInt96:
+		for j, v := range vals {
+			if !v.IsNull() {
+				ms[j], has[j] = raw.Int96Millis(v.Int96()), true
+			}
+		}
 	}
-	return v.Int64()
 }
 
 // floorDiv divides rounding toward negative infinity.

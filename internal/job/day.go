@@ -76,11 +76,22 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	if files["sessions_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("sessions_daily", d, run), sd, opt); err != nil {
 		return DaySummary{}, err
 	}
+	end := d.End(c.Rules.Loc).UnixMilli()
+	var late int64
+	for i := range res.Events {
+		if res.Events[i].ReceivedAt >= end {
+			late++
+		}
+	}
+	restated, before, err := c.restated(ctx, d, res.Stats.KeptRows, files)
+	if err != nil {
+		return DaySummary{}, err
+	}
 	quality := rollups.DataQualityDaily{
 		RawRows: res.Stats.RawRows, ValidRows: res.Stats.ValidRows, KeptRows: res.Stats.KeptRows,
 		DuplicatesDropped: res.Stats.Duplicates, InvalidRows: res.Stats.Invalid, ClockSkewedRows: res.Stats.Skewed,
-		BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
-		OutputFiles: int64(len(files["events"])),
+		LateRows: late, BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
+		OutputFiles: int64(len(files["events"])), Restated: restated,
 	}
 	if files["data_quality_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("data_quality_daily", d, run), []rollups.DataQualityDaily{quality}, opt); err != nil {
 		return DaySummary{}, err
@@ -106,12 +117,12 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		return DaySummary{}, fmt.Errorf("lost the lease before publishing: %w", err)
 	}
 	now := c.Now().UTC()
-	sum := DaySummary{Day: d, Why: p.why, Quality: quality}
+	sum := DaySummary{Day: d, Why: p.why, Quality: quality, EventsBefore: before}
 	stats := map[string]int64{
 		"raw_rows": quality.RawRows, "valid_rows": quality.ValidRows, "kept_rows": quality.KeptRows,
 		"duplicates_dropped": quality.DuplicatesDropped, "invalid_rows": quality.InvalidRows,
 		"clock_skewed_rows": quality.ClockSkewedRows, "bad_files": quality.BadFiles,
-		"conversion_failed_records": quality.ConversionFailedRecords,
+		"conversion_failed_records": quality.ConversionFailedRecords, "late_rows": quality.LateRows,
 	}
 	for _, t := range rollups.Daily {
 		m := &publish.Manifest{
@@ -134,6 +145,41 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		}
 	}
 	return sum, nil
+}
+
+// restated reports whether day d had been published before with other
+// numbers: another count of events, or any rollup file with other content
+// (outputs are deterministic, so equal checksums mean equal numbers). It
+// also returns the events count published before (-1 if never).
+func (c *Config) restated(ctx context.Context, d day.Day, kept int64, files map[string][]publish.File) (bool, int64, error) {
+	prev, err := publish.Current(ctx, c.Store, "events", d)
+	if errors.Is(err, store.ErrNotExist) {
+		return false, -1, nil
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	if prev.Rows != kept {
+		return true, prev.Rows, nil
+	}
+	for _, t := range []string{"engagement_daily", "user_daily", "sessions_daily"} {
+		m, err := publish.Current(ctx, c.Store, t, d)
+		if errors.Is(err, store.ErrNotExist) {
+			return true, prev.Rows, nil
+		}
+		if err != nil {
+			return false, 0, err
+		}
+		if len(m.Files) != len(files[t]) {
+			return true, prev.Rows, nil
+		}
+		for i, f := range m.Files {
+			if f.SHA256 != files[t][i].SHA256 {
+				return true, prev.Rows, nil
+			}
+		}
+	}
+	return false, prev.Rows, nil
 }
 
 // stateKey records the store's reporting time zone.

@@ -170,7 +170,7 @@ func TestAgainstDuckDB(t *testing.T) {
 			})
 
 			t.Run("data quality equals the reference", func(t *testing.T) {
-				ours, err := db.Query(ctx, `SELECT dt, raw_rows, valid_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows FROM data_quality_daily ORDER BY dt`)
+				ours, err := db.Query(ctx, `SELECT dt, raw_rows, valid_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows, late_rows FROM data_quality_daily ORDER BY dt`)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -178,11 +178,12 @@ func TestAgainstDuckDB(t *testing.T) {
 					WITH days AS (SELECT unnest(range(DATE '%s', DATE '%s' + 1, INTERVAL 1 DAY))::DATE AS dt),
 					r AS (SELECT dt, count(*) AS raw_rows, count(*) FILTER (WHERE invalid_reason IS NULL) AS valid_rows,
 					             count(*) FILTER (WHERE invalid_reason IS NOT NULL) AS invalid_rows FROM routed GROUP BY dt),
-					k AS (SELECT dt, count(*) AS kept_rows, count(*) FILTER (WHERE clock_skewed) AS clock_skewed_rows FROM ref_events GROUP BY dt)
+					k AS (SELECT dt, count(*) AS kept_rows, count(*) FILTER (WHERE clock_skewed) AS clock_skewed_rows,
+					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%s') AS late_rows FROM ref_events GROUP BY dt)
 					SELECT days.dt, coalesce(raw_rows, 0) AS raw_rows, coalesce(valid_rows, 0) AS valid_rows, coalesce(kept_rows, 0) AS kept_rows,
 					       coalesce(valid_rows, 0) - coalesce(kept_rows, 0) AS duplicates_dropped, coalesce(invalid_rows, 0) AS invalid_rows,
-					       coalesce(clock_skewed_rows, 0) AS clock_skewed_rows
-					FROM days LEFT JOIN r USING (dt) LEFT JOIN k USING (dt) ORDER BY dt`, from, to))
+					       coalesce(clock_skewed_rows, 0) AS clock_skewed_rows, coalesce(late_rows, 0) AS late_rows
+					FROM days LEFT JOIN r USING (dt) LEFT JOIN k USING (dt) ORDER BY dt`, from, to, tz))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -74,6 +74,7 @@ type DaySummary struct {
 	Skipped      bool   // up to date, not rebuilt
 	Why          string // why it was (re)built or skipped
 	Quality      rollups.DataQualityDaily
+	EventsBefore int64 // events the day had before this run; -1 if it was never built
 	FilesWritten int
 	BytesWritten int64
 	Seconds      float64

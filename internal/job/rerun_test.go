@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/event"
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -102,5 +103,46 @@ func TestSecondWriterIsRefused(t *testing.T) {
 	leases, _ := st.List(ctx, lease.Prefix)
 	if len(leases) != 1 {
 		t.Errorf("leases left: %v; want only the other holder's", leases)
+	}
+}
+
+// TestLateDataRestatesTheDay adds a late event for a built day: the next
+// run rebuilds exactly the days whose inputs changed, marks the day
+// restated with the old and new counts, and refreshes the windowed tables.
+func TestLateDataRestatesTheDay(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadFixture(t, st, "../../testdata/golden/raw.json")
+	cfg := Config{Store: st, From: mustDay(t, "2026-03-01"), To: mustDay(t, "2026-03-02")}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	late := time.Date(2026, 3, 3, 2, 0, 0, 0, time.UTC)
+	writeRaw(t, st, "raw/2026/03/03/02/golden-1-2026-03-03-02-00-00-late", []event.Raw{{
+		EventID: "late-1", EventTime: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), ReceivedAt: late,
+		EventName: "view", UserID: "u7", Product: "shop", Platform: "web"}})
+	sum, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sum.Days {
+		if d.Skipped {
+			continue
+		}
+		if d.Day.String() == "2026-03-01" {
+			q := d.Quality
+			if !q.Restated || d.EventsBefore != 8 || q.KeptRows != 9 || q.LateRows != 2 {
+				t.Errorf("2026-03-01: restated %v, %d -> %d events, %d late; want true, 8 -> 9, 2 late (e12 and the new one)",
+					q.Restated, d.EventsBefore, q.KeptRows, q.LateRows)
+			}
+		} else if d.Quality.Restated {
+			t.Errorf("%s restated, but its numbers did not change", d.Day)
+		}
+	}
+	if sum.Windowed == nil || sum.Windowed.ActiveDays == 0 {
+		t.Errorf("windowed tables not refreshed: %+v", sum.Windowed)
 	}
 }
