@@ -44,6 +44,7 @@ type Config struct {
 	RowGroupSize   int64
 	Force          bool                   // rebuild days that are up to date
 	GracePeriod    time.Duration          // keep superseded runs this long (0: delete at once)
+	SkipWindowed   bool                   // stage 1 only (a Lambda worker); the coordinator runs RunWindowed
 	LockWait       time.Duration          // how long to wait for another writer's lease on a partition
 	LockTTL        time.Duration          // how long a lease lasts unless renewed (default 30 minutes)
 	Now            func() time.Time       // clock for run ids and manifests
@@ -321,8 +322,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			changed = append(changed, d.Day)
 		}
 	}
-	if sum.Windowed, err = cfg.runWindowed(ctx, run, changed); err != nil {
-		return sum, fmt.Errorf("windowed tables: %w", err)
+	if !cfg.SkipWindowed {
+		if sum.Windowed, err = cfg.runWindowed(ctx, run, changed); err != nil {
+			return sum, fmt.Errorf("windowed tables: %w", err)
+		}
 	}
 	sum.Seconds = cfg.Now().Sub(start).Seconds()
 	return sum, nil
@@ -379,6 +382,18 @@ func (cfg *Config) plan(ctx context.Context) (*planned, error) {
 		pl.days = append(pl.days, p)
 	}
 	return pl, nil
+}
+
+// RunWindowed runs only the windowed stage: the windowed partitions that
+// the days in changed feed, plus cfg's range, as of the last day with a
+// published user_daily (what a Lambda coordinator does once its workers
+// have published their days). It is idempotent like Run.
+func RunWindowed(ctx context.Context, cfg Config, changed []day.Day) (*WindowedSummary, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	run := ulid.MustNew(ulid.Timestamp(cfg.Now()), ulid.DefaultEntropy()).String()
+	return cfg.runWindowed(ctx, run, changed)
 }
 
 // DayPlan says what a run would do for one day.
