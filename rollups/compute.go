@@ -1,7 +1,9 @@
 package rollups
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -17,77 +19,112 @@ func dim(s string) string {
 // one being computed. It defines user_daily.is_new.
 type SeenBefore func(product, userKey string) bool
 
-type engKey struct{ product, platform, name string }
-
-type engAgg struct {
-	events   int64
-	users    map[string]struct{}
-	sessions map[string]struct{}
+// strIDs gives dense ids to strings.
+type strIDs struct {
+	ids  map[string]uint32
+	strs []string
 }
 
-type userAgg struct {
-	platforms   map[string]int64
-	events      int64
-	sessions    map[string]struct{}
-	first, last int64
+func newStrIDs(n int) *strIDs { return &strIDs{ids: make(map[string]uint32, n)} }
+
+func (in *strIDs) id(s string) uint32 {
+	if id, ok := in.ids[s]; ok {
+		return id
+	}
+	id := uint32(len(in.strs))
+	in.ids[s] = id
+	in.strs = append(in.strs, s)
+	return id
 }
 
 type sessAgg struct {
-	product, platform string
+	product, platform uint32
 	firstAt           int64
-	firstID           string
+	firstIdx          int32
 	lastAt            int64
 	events            int64
 }
 
+// distinctPairs counts, for each group, the distinct values paired with it:
+// keys are group<<32 | value.
+func distinctPairs(keys []uint64, groups int) []int64 {
+	slices.Sort(keys)
+	out := make([]int64, groups)
+	for i, k := range keys {
+		if i == 0 || k != keys[i-1] {
+			out[k>>32]++
+		}
+	}
+	return out
+}
+
 // ComputeDaily computes engagement_daily, user_daily and sessions_daily for
-// one day from that day's events, in one pass over them. The events may be in
-// any order; the outputs are sorted by their grain.
+// one day from that day's events, in one pass over them (plus sorts of
+// integer keys for the exact distinct counts). The events may be in any
+// order; the outputs are sorted by their grain.
 func ComputeDaily(events []Event, seen SeenBefore) ([]EngagementDaily, []UserDaily, []SessionsDaily) {
-	eng := make(map[engKey]*engAgg)
-	type uk struct{ product, user string }
-	users := make(map[uk]*userAgg)
-	sess := make(map[string]*sessAgg)
+	dims := newStrIDs(64) // products, platforms, event names
+	users := newStrIDs(0) // user keys
+	sessions := newStrIDs(0)
+	type engKey struct{ product, platform, name uint32 }
+	engIDs := map[engKey]uint32{}
+	var engKeys []engKey
+	var engEvents []int64
+	userPairs := make([]uint64, len(events))    // eng group << 32 | user
+	sessionPairs := make([]uint64, len(events)) // eng group << 32 | session
+	type upKey struct{ product, user uint32 }
+	type userAgg struct {
+		events      int64
+		first, last int64
+	}
+	userAggs := map[upKey]*userAgg{}
+	platformCount := map[[3]uint32]int64{} // product, user, platform → events
+	var sess []sessAgg
 	for i := range events {
 		e := &events[i]
-		product, platform := dim(e.Product), dim(e.Platform)
+		product, platform, name := dims.id(dim(e.Product)), dims.id(dim(e.Platform)), dims.id(e.EventName)
+		user, session := users.id(e.UserKey), sessions.id(e.SessionKey)
 
-		k := engKey{product, platform, e.EventName}
-		a := eng[k]
-		if a == nil {
-			a = &engAgg{users: map[string]struct{}{}, sessions: map[string]struct{}{}}
-			eng[k] = a
+		k := engKey{product, platform, name}
+		g, ok := engIDs[k]
+		if !ok {
+			g = uint32(len(engKeys))
+			engIDs[k] = g
+			engKeys = append(engKeys, k)
+			engEvents = append(engEvents, 0)
 		}
-		a.events++
-		a.users[e.UserKey] = struct{}{}
-		a.sessions[e.SessionKey] = struct{}{}
+		engEvents[g]++
+		userPairs[i] = uint64(g)<<32 | uint64(user)
+		sessionPairs[i] = uint64(g)<<32 | uint64(session)
 
-		u := users[uk{product, e.UserKey}]
+		uk := upKey{product, user}
+		u := userAggs[uk]
 		if u == nil {
-			u = &userAgg{platforms: map[string]int64{}, sessions: map[string]struct{}{}, first: e.EventTime, last: e.EventTime}
-			users[uk{product, e.UserKey}] = u
+			u = &userAgg{first: e.EventTime, last: e.EventTime}
+			userAggs[uk] = u
 		}
-		u.platforms[platform]++
 		u.events++
-		u.sessions[e.SessionKey] = struct{}{}
 		u.first = min(u.first, e.EventTime)
 		u.last = max(u.last, e.EventTime)
+		platformCount[[3]uint32{product, user, platform}]++
 
-		s := sess[e.SessionKey]
-		if s == nil {
-			s = &sessAgg{product: product, platform: platform, firstAt: e.EventTime, firstID: e.EventID, lastAt: e.EventTime}
-			sess[e.SessionKey] = s
-		} else if e.EventTime < s.firstAt || (e.EventTime == s.firstAt && e.EventID < s.firstID) {
-			s.product, s.platform, s.firstAt, s.firstID = product, platform, e.EventTime, e.EventID
+		if int(session) == len(sess) {
+			sess = append(sess, sessAgg{product: product, platform: platform, firstAt: e.EventTime, firstIdx: int32(i), lastAt: e.EventTime})
+		}
+		s := &sess[session]
+		if e.EventTime < s.firstAt || (e.EventTime == s.firstAt && e.EventID < events[s.firstIdx].EventID) {
+			s.product, s.platform, s.firstAt, s.firstIdx = product, platform, e.EventTime, int32(i)
 		}
 		s.lastAt = max(s.lastAt, e.EventTime)
 		s.events++
 	}
 
-	engOut := make([]EngagementDaily, 0, len(eng))
-	for k, a := range eng {
-		engOut = append(engOut, EngagementDaily{Product: k.product, Platform: k.platform, EventName: k.name,
-			Events: a.events, Users: int64(len(a.users)), Sessions: int64(len(a.sessions))})
+	engUsers := distinctPairs(userPairs, len(engKeys))
+	engSessions := distinctPairs(sessionPairs, len(engKeys))
+	engOut := make([]EngagementDaily, len(engKeys))
+	for g, k := range engKeys {
+		engOut[g] = EngagementDaily{Product: dims.strs[k.product], Platform: dims.strs[k.platform], EventName: dims.strs[k.name],
+			Events: engEvents[g], Users: engUsers[g], Sessions: engSessions[g]}
 	}
 	sort.Slice(engOut, func(i, j int) bool {
 		a, b := engOut[i], engOut[j]
@@ -100,17 +137,42 @@ func ComputeDaily(events []Event, seen SeenBefore) ([]EngagementDaily, []UserDai
 		return a.EventName < b.EventName
 	})
 
-	userOut := make([]UserDaily, 0, len(users))
-	for k, u := range users {
-		best, bestN := "", int64(-1)
-		for p, n := range u.platforms {
-			if n > bestN || (n == bestN && p < best) {
-				best, bestN = p, n
-			}
+	// Sessions per (product, user): the pairs (product<<32|user, session).
+	type us struct {
+		pu      uint64
+		session uint32
+	}
+	pairs := make([]us, len(events))
+	for i := range events {
+		pairs[i] = us{uint64(dims.ids[dim(events[i].Product)])<<32 | uint64(users.ids[events[i].UserKey]), sessions.ids[events[i].SessionKey]}
+	}
+	slices.SortFunc(pairs, func(a, b us) int {
+		if a.pu != b.pu {
+			return cmp.Compare(a.pu, b.pu)
 		}
-		userOut = append(userOut, UserDaily{Product: k.product, UserKey: k.user, Platform: best, Events: u.events,
-			Sessions: int64(len(u.sessions)), FirstEventAt: u.first, LastEventAt: u.last,
-			IsNew: seen == nil || !seen(k.product, k.user)})
+		return cmp.Compare(a.session, b.session)
+	})
+	userSessionCount := map[uint64]int64{}
+	for i, p := range pairs {
+		if i == 0 || p != pairs[i-1] {
+			userSessionCount[p.pu]++
+		}
+	}
+	best := map[upKey]uint32{}
+	bestN := map[upKey]int64{}
+	for k, n := range platformCount {
+		uk := upKey{k[0], k[1]}
+		b, ok := best[uk]
+		if !ok || n > bestN[uk] || (n == bestN[uk] && dims.strs[k[2]] < dims.strs[b]) {
+			best[uk], bestN[uk] = k[2], n
+		}
+	}
+	userOut := make([]UserDaily, 0, len(userAggs))
+	for k, u := range userAggs {
+		product, user := dims.strs[k.product], users.strs[k.user]
+		userOut = append(userOut, UserDaily{Product: product, UserKey: user, Platform: dims.strs[best[k]], Events: u.events,
+			Sessions: userSessionCount[uint64(k.product)<<32|uint64(k.user)], FirstEventAt: u.first, LastEventAt: u.last,
+			IsNew: seen == nil || !seen(product, user)})
 	}
 	sort.Slice(userOut, func(i, j int) bool {
 		a, b := userOut[i], userOut[j]
@@ -120,9 +182,10 @@ func ComputeDaily(events []Event, seen SeenBefore) ([]EngagementDaily, []UserDai
 		return a.UserKey < b.UserKey
 	})
 
-	type pp struct{ product, platform string }
+	type pp struct{ product, platform uint32 }
 	groups := make(map[pp][]*sessAgg)
-	for _, s := range sess {
+	for i := range sess {
+		s := &sess[i]
 		k := pp{s.product, s.platform}
 		groups[k] = append(groups[k], s)
 	}
@@ -143,7 +206,7 @@ func ComputeDaily(events []Event, seen SeenBefore) ([]EngagementDaily, []UserDai
 			sum += x
 		}
 		n := float64(len(ss))
-		sessOut = append(sessOut, SessionsDaily{Product: k.product, Platform: k.platform, Sessions: int64(len(ss)),
+		sessOut = append(sessOut, SessionsDaily{Product: dims.strs[k.product], Platform: dims.strs[k.platform], Sessions: int64(len(ss)),
 			BouncedSessions: bounced, AvgSessionSeconds: sum / n,
 			P50SessionSeconds: QuantileCont(secs, 0.5), P90SessionSeconds: QuantileCont(secs, 0.9),
 			EventsPerSession: float64(evs) / n})
