@@ -99,7 +99,9 @@ var windowed = []rollups.Table{
 	{Name: "retention_daily", Grain: "cohort dt × product × day_n", Doc: "cohort retention after 1, 7, 14 and 28 days", Row: reflect.TypeOf(rollups.RetentionDaily{})},
 }
 
-func allTables() []rollups.Table { return append(append([]rollups.Table{}, rollups.Daily...), windowed...) }
+func allTables() []rollups.Table {
+	return append(append([]rollups.Table{}, rollups.Daily...), windowed...)
+}
 
 func (e *env) defs() []catalog.TableDef { return catalog.CuratedDefs(e.root, allTables()) }
 

@@ -393,9 +393,15 @@ func assignSessions(events []rollups.Event, products, users []uint32, gap int64)
 		idx int32
 	}
 	var inferred []key
+	explicit := map[string]string{} // session_id → "s:" + session_id, one string per session
 	for i := range events {
-		if events[i].SessionID != "" {
-			events[i].SessionKey = "s:" + events[i].SessionID
+		if id := events[i].SessionID; id != "" {
+			k, ok := explicit[id]
+			if !ok {
+				k = "s:" + id
+				explicit[id] = k
+			}
+			events[i].SessionKey = k
 		} else {
 			inferred = append(inferred, key{uint64(products[i])<<32 | uint64(users[i]), events[i].EventTime, int32(i)})
 		}
