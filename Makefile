@@ -5,7 +5,7 @@ BIN := bin
 DEMO_STORE ?= ./data
 DEMO_DAYS ?= 7
 DEMO_EVENTS ?= 200000
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: all build demo test test-short lint bench golden clean
 

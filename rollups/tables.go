@@ -13,7 +13,6 @@ package rollups
 import (
 	"embed"
 	"reflect"
-	"sort"
 	"strings"
 )
 
@@ -216,14 +215,4 @@ func (t Table) Columns() []Column {
 		cols = append(cols, Column{Name: name, Type: typ, Doc: f.Tag.Get("doc")})
 	}
 	return cols
-}
-
-// sortedKeys returns m's keys in order (for deterministic output).
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

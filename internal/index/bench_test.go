@@ -2,7 +2,10 @@ package index
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
+	"sync/atomic"
 	"testing"
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
@@ -37,23 +40,26 @@ func BenchmarkScanVsRead(b *testing.B) {
 
 	b.Run("Scan", func(b *testing.B) {
 		b.SetBytes(size)
-		var rows int64
+		var rows, read int64
 		for b.Loop() {
-			rows = 0
+			rows, read = 0, 0
 			for _, o := range objs {
 				r, err := st.Open(ctx, o.Key)
 				if err != nil {
 					b.Fatal(err)
 				}
-				e, err := Scan(r, r.Size(), o.Key, o.Hour, rules)
+				cr := &countingReader{r: r}
+				e, err := Scan(cr, r.Size(), o.Key, o.Hour, rules)
 				r.Close()
 				if err != nil {
 					b.Fatal(err)
 				}
 				rows += e.Rows
+				read += cr.n.Load()
 			}
 		}
 		b.ReportMetric(float64(rows), "rows/op")
+		b.ReportMetric(float64(read)/float64(size)*100, "%read")
 	})
 	b.Run("raw.Read", func(b *testing.B) {
 		b.SetBytes(size)
@@ -73,14 +79,27 @@ func BenchmarkScanVsRead(b *testing.B) {
 		}
 		b.ReportMetric(float64(rows), "rows/op")
 	})
-	b.Run("Update", func(b *testing.B) {
-		b.SetBytes(size)
-		for b.Loop() {
-			ix := &Index{}
-			n, err := ix.Update(ctx, st, objs, rules, 8)
-			if err != nil || n != len(objs) {
-				b.Fatal(n, err)
+	for _, p := range []int{1, 2, 8} {
+		b.Run(fmt.Sprintf("Update/parallel=%d", p), func(b *testing.B) {
+			b.SetBytes(size)
+			for b.Loop() {
+				ix := &Index{}
+				n, err := ix.Update(ctx, st, objs, rules, p)
+				if err != nil || n != len(objs) {
+					b.Fatal(n, err)
+				}
 			}
-		}
-	})
+		})
+	}
+}
+
+type countingReader struct {
+	r io.ReaderAt
+	n atomic.Int64
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n.Add(int64(n))
+	return n, err
 }

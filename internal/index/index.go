@@ -199,22 +199,20 @@ func (ix *Index) Update(ctx context.Context, st store.Store, objs []ObjectRef, r
 	ix.rules, ix.hasRules = rs, true
 
 	listed := make(map[string]ObjectRef, len(objs))
-	var extra []day.Day // arrival days of objs that are not loaded yet
+	touched := map[day.Day]bool{} // arrival days of objs
 	for _, o := range objs {
 		o.Hour = o.Hour.UTC()
 		listed[o.Key] = o
-		if d := utcDay(o.Hour); ix.days[d] == nil && !slices.Contains(extra, d) {
-			extra = append(extra, d)
-		}
+		touched[utcDay(o.Hour)] = true
 	}
-	if err := ix.loadDays(ctx, st, extra); err != nil {
+	if err := ix.loadDays(ctx, st, slices.Collect(maps.Keys(touched))); err != nil {
 		return 0, err
 	}
 
 	// Drop what the listing or the rules make stale.
 	for d, f := range ix.days {
 		if f.rules != rs {
-			if !ix.window.all && !ix.window.overlapsDay(d) && !slices.Contains(extra, d) {
+			if !ix.window.all && !ix.window.overlapsDay(d) && !touched[d] {
 				continue // not ours to rewrite; ignored by queries
 			}
 			if len(f.entries) > 0 {
