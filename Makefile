@@ -7,7 +7,7 @@ DEMO_DAYS ?= 7
 DEMO_EVENTS ?= 200000
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build demo test test-short lint bench golden clean
+.PHONY: all build demo test test-short lint bench golden infra clean
 
 all: build
 
@@ -43,6 +43,10 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# infra: regenerate the CloudFormation template from the Go schemas; commit the result.
+infra:
+	$(GO) run ./cmd/infragen -o infra/template.json
 
 golden:
 	$(GO) test ./internal/job -run TestGolden -update

@@ -1,0 +1,99 @@
+package infra
+
+import (
+	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/athena"
+	"github.com/awslabs/goformation/v7/cloudformation/cloudwatch"
+	"github.com/awslabs/goformation/v7/cloudformation/iam"
+	"github.com/awslabs/goformation/v7/cloudformation/sns"
+)
+
+// AthenaListActions are the only actions of the stack granted on Resource
+// "*": Athena defines no resource type for them, so AWS accepts nothing
+// else. The Athena ODBC driver (Power BI) calls them to show the workgroups
+// and catalogs; they reveal names, not data.
+var AthenaListActions = []string{"athena:ListDataCatalogs", "athena:ListEngineVersions", "athena:ListWorkGroups"}
+
+// athena adds the workgroup (results in athena-results/, a per-query scan
+// cutoff) and a managed policy for the people and tools that query it.
+func (b *builder) athena() {
+	b.add(idWorkGroup, &athena.WorkGroup{
+		Name:                  cloudformation.Sub("${AWS::StackName}"),
+		Description:           cloudformation.String("Little Warehouse queries (Power BI, ad hoc): results in athena-results/, a per-query scan limit"),
+		State:                 cloudformation.String("ENABLED"),
+		RecursiveDeleteOption: cloudformation.Bool(true),
+		WorkGroupConfiguration: &athena.WorkGroup_WorkGroupConfiguration{
+			BytesScannedCutoffPerQuery:      cloudformation.Int(defaultAthenaBytesScannedCutoff),
+			EnforceWorkGroupConfiguration:   cloudformation.Bool(true),
+			PublishCloudWatchMetricsEnabled: cloudformation.Bool(true),
+			EngineVersion:                   &athena.WorkGroup_EngineVersion{SelectedEngineVersion: cloudformation.String("Athena engine version 3")},
+			ResultConfiguration: &athena.WorkGroup_ResultConfiguration{
+				OutputLocation:          cloudformation.SubPtr("s3://${" + idBucket + "}/" + prefixAthenaResults),
+				EncryptionConfiguration: &athena.WorkGroup_EncryptionConfiguration{EncryptionOption: "SSE_S3"},
+			},
+		},
+	})
+	b.refNumber(idWorkGroup, []string{"WorkGroupConfiguration", "BytesScannedCutoffPerQuery"}, ParamAthenaBytesScannedCutoff)
+
+	workgroup := cloudformation.Sub("arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}:workgroup/${" + idWorkGroup + "}")
+	dataCatalog := cloudformation.Sub("arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}:datacatalog/AwsDataCatalog")
+	b.add(idReaderPolicy, &iam.ManagedPolicy{
+		Description: cloudformation.String("Query the warehouse through its Athena workgroup (read-only): attach to the user or role Power BI connects as"),
+		PolicyDocument: policy(
+			allow("RunQueries", []string{
+				"athena:BatchGetQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:GetQueryResultsStream",
+				"athena:GetWorkGroup", "athena:ListQueryExecutions", "athena:StartQueryExecution", "athena:StopQueryExecution",
+			}, workgroup),
+			allow("BrowseCatalog", []string{
+				"athena:GetDataCatalog", "athena:GetDatabase", "athena:GetTableMetadata", "athena:ListDatabases", "athena:ListTableMetadata",
+			}, dataCatalog),
+			// No resource type exists for these: see AthenaListActions.
+			allow("ListWorkGroups", AthenaListActions, "*"),
+			allow("ReadCatalog", glueReadCatalog, glueCatalogARN(), glueDatabaseARN(), glueTableARN("*")),
+			allow("ListBucket", s3ListBucket, bucketARN()),
+			allow("ReadData", s3Read, objectsARNs(prefixCurated, prefixRaw)...),
+			allow("WriteResults", []string{"s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"}, objectsARN(prefixAthenaResults)),
+		),
+	})
+}
+
+// alarms adds the alarm topic, its optional e-mail subscription and the
+// alarms: records Firehose could not convert, failed worker and coordinator
+// invocations, and anything in the dead-letter queue.
+//
+// The topic is not KMS-encrypted: CloudWatch alarms cannot publish to a
+// topic encrypted with the AWS-managed SNS key, and alarm messages hold no
+// data.
+func (b *builder) alarms() {
+	b.add(idTopic, &sns.Topic{DisplayName: cloudformation.String("Little Warehouse alarms")})
+	b.add(idSubscription, &sns.Subscription{
+		TopicArn:                   cloudformation.Ref(idTopic),
+		Protocol:                   "email",
+		Endpoint:                   cloudformation.RefPtr(ParamAlarmEmail),
+		AWSCloudFormationCondition: condHasAlarmEmail,
+	})
+	alarm := func(desc, namespace, metric, stat, dimension, value string) *cloudwatch.Alarm {
+		return &cloudwatch.Alarm{
+			AlarmDescription:   cloudformation.String(desc),
+			Namespace:          cloudformation.String(namespace),
+			MetricName:         cloudformation.String(metric),
+			Dimensions:         []cloudwatch.Alarm_Dimension{{Name: dimension, Value: value}},
+			Statistic:          cloudformation.String(stat),
+			Period:             cloudformation.Int(300),
+			EvaluationPeriods:  1,
+			Threshold:          cloudformation.Float64(0),
+			ComparisonOperator: "GreaterThanThreshold",
+			TreatMissingData:   cloudformation.String("notBreaching"),
+			AlarmActions:       []string{cloudformation.Ref(idTopic)},
+			OKActions:          []string{cloudformation.Ref(idTopic)},
+		}
+	}
+	b.add(idAlarmConversion, alarm("Firehose could not convert records to Parquet: they are in raw-errors/format-conversion-failed/ (counted in data_quality_daily, rows in quarantine). A producer sends events that do not fit the raw schema.",
+		"AWS/Firehose", "FailedConversion.Records", "Sum", "DeliveryStreamName", cloudformation.Ref(idStream)))
+	b.add(idAlarmWorkerErrors, alarm("A rollup worker invocation failed (Lambda retries it; after the retries it goes to the dead-letter queue). See the worker's log group.",
+		"AWS/Lambda", "Errors", "Sum", "FunctionName", cloudformation.Ref(idWorker)))
+	b.add(idAlarmCoordinatorErrors, alarm("The nightly rollup coordinator failed. See the coordinator's log group; the next run picks up what is left.",
+		"AWS/Lambda", "Errors", "Sum", "FunctionName", cloudformation.Ref(idCoordinator)))
+	b.add(idAlarmDeadLetters, alarm("Asynchronous rollup invocations failed after all retries and wait in the dead-letter queue: read them, fix the cause, rerun the days (rollup --from --to).",
+		"AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "QueueName", cloudformation.GetAtt(idDLQ, "QueueName")))
+}

@@ -1,0 +1,266 @@
+package infra
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// stmt is one policy statement of the template, with its resources resolved.
+type stmt struct {
+	where     string // resource id and policy
+	effect    string
+	actions   []string
+	resources []string
+}
+
+func strs(t *testing.T, v interface{}) []string {
+	t.Helper()
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case []interface{}:
+		var out []string
+		for _, e := range x {
+			out = append(out, resolve(t, e))
+		}
+		return out
+	default:
+		return []string{resolve(t, x)}
+	}
+}
+
+// policyStatements returns every statement of every permission policy in
+// tmpl (role policies, managed policies, the bucket policy), by resource id.
+// Trust policies are not permission policies and are left out.
+func policyStatements(t *testing.T, tmpl map[string]interface{}) map[string][]stmt {
+	t.Helper()
+	out := map[string][]stmt{}
+	add := func(id, where string, doc interface{}) {
+		for _, s := range doc.(map[string]interface{})["Statement"].([]interface{}) {
+			s := s.(map[string]interface{})
+			out[id] = append(out[id], stmt{where: where, effect: s["Effect"].(string), actions: strs(t, s["Action"]), resources: strs(t, s["Resource"])})
+		}
+	}
+	for id, r := range tmpl["Resources"].(map[string]interface{}) {
+		r := r.(map[string]interface{})
+		p := r["Properties"].(map[string]interface{})
+		switch r["Type"] {
+		case "AWS::IAM::Role":
+			for _, pol := range p["Policies"].([]interface{}) {
+				pol := pol.(map[string]interface{})
+				add(id, id+"/"+pol["PolicyName"].(string), pol["PolicyDocument"])
+			}
+		case "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy":
+			add(id, id, p["PolicyDocument"])
+		case "AWS::IAM::Policy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy":
+			t.Fatalf("%s: %s is not checked by these tests: add it to policyStatements", id, r["Type"])
+		}
+	}
+	return out
+}
+
+// wildcardExceptions are the only statements allowed a "*" where AWS
+// requires one, by resource id:
+//   - AthenaReaderPolicy: athena:ListDataCatalogs, ListEngineVersions and
+//     ListWorkGroups have no resource type, so Resource must be "*"
+//     (AthenaListActions).
+//   - DataBucketPolicy: the TLS-only deny statements deny "s3:*" to
+//     Principal "*"; a deny must cover every action and every caller.
+var wildcardExceptions = map[string]func(s stmt) bool{
+	idReaderPolicy: func(s stmt) bool {
+		return s.effect == "Allow" && slices.Equal(s.resources, []string{"*"}) && slices.Equal(s.actions, AthenaListActions)
+	},
+	idBucketPolicy: func(s stmt) bool {
+		return s.effect == "Deny" && slices.Equal(s.actions, []string{"s3:*"}) && !slices.Contains(s.resources, "*")
+	},
+}
+
+// TestNoWildcardPermissions: no statement has Action "*" or Resource "*",
+// and no Allow grants a whole service ("s3:*"), except the named
+// exceptions above.
+func TestNoWildcardPermissions(t *testing.T) {
+	seen := map[string]bool{}
+	for id, ss := range policyStatements(t, committedTree(t)) {
+		for _, s := range ss {
+			wild := slices.Contains(s.resources, "*")
+			for _, a := range s.actions {
+				wild = wild || strings.Contains(a, "*")
+			}
+			if !wild {
+				continue
+			}
+			if ok := wildcardExceptions[id]; ok != nil && ok(s) {
+				seen[id] = true
+				continue
+			}
+			t.Errorf("%s: %s %v on %v: a wildcard outside the named exceptions", s.where, s.effect, s.actions, s.resources)
+		}
+	}
+	for id := range wildcardExceptions {
+		if !seen[id] {
+			t.Errorf("exception for %s is no longer needed: remove it", id)
+		}
+	}
+}
+
+// grants flattens a principal's Allow statements into resource → actions.
+func grants(t *testing.T, ss []stmt) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, s := range ss {
+		if s.effect != "Allow" {
+			t.Errorf("%s: unexpected %s statement", s.where, s.effect)
+			continue
+		}
+		for _, r := range s.resources {
+			out[r] = append(out[r], s.actions...)
+		}
+	}
+	for r := range out {
+		sort.Strings(out[r])
+		out[r] = slices.Compact(out[r])
+	}
+	return out
+}
+
+const (
+	arnBucket  = "arn:aws:s3:::BUCKET"
+	arnCatalog = "arn:aws:glue:REGION:ACCOUNT:catalog"
+	arnDB      = "arn:aws:glue:REGION:ACCOUNT:database/DB"
+)
+
+func objects(prefix string) string { return arnBucket + "/" + prefix + "*" }
+
+// TestFirehoseRoleWritesOnlyRaw: Firehose can write raw/ and raw-errors/,
+// read the raw table's schema and write its own log group, and nothing else.
+func TestFirehoseRoleWritesOnlyRaw(t *testing.T) {
+	got := grants(t, policyStatements(t, committedTree(t))[idFirehoseRole])
+	objectWrite := []string{"s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"}
+	want := map[string][]string{
+		arnBucket:              {"s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"},
+		objects("raw/"):        objectWrite,
+		objects("raw-errors/"): objectWrite,
+		arnCatalog:             glueReadTable,
+		arnDB:                  glueReadTable,
+		"arn:aws:glue:REGION:ACCOUNT:table/DB/raw_events": glueReadTable,
+		"GETATT:" + idFirehoseLogGroup + ".Arn":           {"logs:PutLogEvents"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Firehose role permissions (-want +got):\n%s", diff)
+	}
+}
+
+// TestLambdaRolesStayInTheirPrefixes: the worker and the coordinator read
+// raw/ and raw-errors/, read and write curated/ and _state/, and nothing
+// else in the bucket; only the coordinator touches Glue (its one database)
+// and invokes the worker.
+func TestLambdaRolesStayInTheirPrefixes(t *testing.T) {
+	all := policyStatements(t, committedTree(t))
+	readWrite := []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"}
+	store := map[string][]string{
+		arnBucket:                  {"s3:GetBucketLocation", "s3:ListBucket"},
+		objects("raw/"):            {"s3:GetObject"},
+		objects("raw-errors/"):     {"s3:GetObject"},
+		objects("curated/"):        readWrite,
+		objects("_state/"):         readWrite,
+		"GETATT:" + idDLQ + ".Arn": {"sqs:SendMessage"},
+	}
+	worker := merge(store, map[string][]string{"GETATT:" + idWorkerLogGroup + ".Arn": {"logs:CreateLogStream", "logs:PutLogEvents"}})
+	glue := sorted(glueCatalog)
+	coordinator := merge(store, map[string][]string{
+		"GETATT:" + idCoordinatorLogGroup + ".Arn": {"logs:CreateLogStream", "logs:PutLogEvents"},
+		"GETATT:" + idWorker + ".Arn":              {"lambda:InvokeFunction"},
+		arnCatalog:                                 glue,
+		arnDB:                                      glue,
+		"arn:aws:glue:REGION:ACCOUNT:table/DB/*":   glue,
+	})
+	if diff := cmp.Diff(worker, grants(t, all[idWorkerRole])); diff != "" {
+		t.Errorf("worker role permissions (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(coordinator, grants(t, all[idCoordinatorRole])); diff != "" {
+		t.Errorf("coordinator role permissions (-want +got):\n%s", diff)
+	}
+}
+
+func merge(a, b map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for _, m := range []map[string][]string{a, b} {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	sort.Strings(s)
+	return s
+}
+
+// TestCoordinatorGlueActionsAreTheCatalogsCalls: the coordinator may call
+// exactly the Glue APIs internal/catalog calls, no more and no fewer.
+func TestCoordinatorGlueActionsAreTheCatalogsCalls(t *testing.T) {
+	dir := filepath.Join("..", "internal", "catalog")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			// <x>.client.<Operation>(...): the Glue client's calls.
+			if call, ok := n.(*ast.CallExpr); ok {
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
+					if recv, ok := sel.X.(*ast.SelectorExpr); ok && recv.Sel.Name == "client" {
+						calls["glue:"+sel.Sel.Name] = true
+					}
+				}
+			}
+			return true
+		})
+	}
+	if len(calls) == 0 {
+		t.Fatal("found no Glue calls in internal/catalog: has the client field been renamed?")
+	}
+	if diff := cmp.Diff(sortedKeys(calls), sorted(glueCatalog)); diff != "" {
+		t.Errorf("coordinator Glue actions differ from internal/catalog's calls (-calls +granted):\n%s", diff)
+	}
+}
+
+// TestReaderPolicyReadsOnly: the managed policy for Power BI reads curated/
+// and raw/ and writes only Athena's results.
+func TestReaderPolicyReadsOnly(t *testing.T) {
+	got := grants(t, policyStatements(t, committedTree(t))[idReaderPolicy])
+	for r, actions := range got {
+		for _, a := range actions {
+			write := a == "s3:PutObject" || a == "s3:DeleteObject" || a == "s3:AbortMultipartUpload" ||
+				strings.HasPrefix(a, "glue:Create") || strings.HasPrefix(a, "glue:Update") || strings.HasPrefix(a, "glue:Delete") || strings.HasPrefix(a, "glue:Batch") && a != "glue:BatchGetPartition"
+			if write && r != objects("athena-results/") {
+				t.Errorf("reader policy: %s on %s", a, r)
+			}
+		}
+	}
+	for _, r := range []string{objects("curated/"), objects("raw/")} {
+		if !slices.Equal(got[r], []string{"s3:GetObject"}) {
+			t.Errorf("reader policy on %s: %v, want s3:GetObject", r, got[r])
+		}
+	}
+}

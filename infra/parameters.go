@@ -1,0 +1,132 @@
+package infra
+
+import (
+	"strconv"
+
+	"github.com/awslabs/goformation/v7/cloudformation"
+)
+
+// Parameter names, for `aws cloudformation deploy --parameter-overrides`.
+const (
+	ParamBucketName                = "BucketName"
+	ParamGlueDatabaseName          = "GlueDatabaseName"
+	ParamSchedule                  = "Schedule"
+	ParamTimeZone                  = "TimeZone"
+	ParamMaxLateness               = "MaxLateness"
+	ParamAlarmEmail                = "AlarmEmail"
+	ParamWorkerMemory              = "WorkerMemory"
+	ParamWorkerTimeout             = "WorkerTimeout"
+	ParamWorkerReservedConcurrency = "WorkerReservedConcurrency"
+	ParamParallel                  = "Parallel"
+	ParamAthenaBytesScannedCutoff  = "AthenaBytesScannedCutoff"
+	ParamRawInfrequentAccessDays   = "RawInfrequentAccessDays"
+	ParamSegmentRetentionDays      = "SegmentRetentionDays"
+)
+
+// Defaults of the numeric parameters; the typed template holds them where
+// the JSON holds a reference to the parameter (see override).
+const (
+	defaultWorkerMemory              = 3008 // MB; the most a new account may get; up to 10240
+	defaultWorkerTimeout             = 900  // s, Lambda's maximum
+	defaultWorkerReservedConcurrency = 10
+	defaultParallel                  = 8
+	defaultAthenaBytesScannedCutoff  = 10 << 30 // 10 GiB ≈ $0.05 a query
+	defaultRawInfrequentAccessDays   = 30       // S3's minimum for a STANDARD_IA transition
+	defaultSegmentRetentionDays      = 14       // ≥ max lateness (7 days) + 1 day + slack
+)
+
+// Fixed settings a small team need not change.
+const (
+	coordinatorMemory          = 1024 // MB: it plans and runs the windowed tables, workers do the days
+	coordinatorTimeout         = 900
+	logRetentionDays           = 90
+	athenaResultsRetentionDays = 30
+	dlqRetentionSeconds        = 14 * 24 * 3600 // SQS's maximum
+	asyncRetries               = 2              // Lambda's default, said out loud
+	asyncMaxEventAgeSeconds    = 6 * 3600       // Lambda's maximum
+	firehoseBufferMiB          = 128
+	firehoseBufferSeconds      = 900
+)
+
+// Conditions.
+const (
+	condHasAlarmEmail          = "HasAlarmEmail"
+	condHasReservedConcurrency = "HasWorkerReservedConcurrency"
+)
+
+func (b *builder) parameters() {
+	str := func(desc, def, pattern, constraint string) cloudformation.Parameter {
+		p := cloudformation.Parameter{Type: "String", Description: cloudformation.String(desc)}
+		if def != "" {
+			p.Default = def
+		}
+		if pattern != "" {
+			p.AllowedPattern = cloudformation.String(pattern)
+			p.ConstraintDescription = cloudformation.String(constraint)
+		}
+		return p
+	}
+	num := func(desc string, def, min, max int) cloudformation.Parameter {
+		fmin, fmax := float64(min), float64(max)
+		return cloudformation.Parameter{Type: "Number", Description: cloudformation.String(desc), Default: def, MinValue: &fmin, MaxValue: &fmax}
+	}
+	b.t.Parameters = cloudformation.Parameters{
+		ParamBucketName: str("Name of the S3 bucket the stack creates for raw/, raw-errors/, curated/, _state/ and athena-results/ (globally unique).",
+			"", `^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`, "3-63 lowercase letters, digits, dots and hyphens"),
+		ParamGlueDatabaseName: str("Glue database of the raw and curated tables.",
+			"warehouse", `^[a-z0-9_]{1,255}$`, "lowercase letters, digits and underscores"),
+		ParamSchedule: str("When the nightly rollup runs: an EventBridge schedule expression, in UTC.",
+			"cron(30 1 * * ? *)", `^(cron|rate)\(.+\)$`, "cron(...) or rate(...)"),
+		ParamTimeZone: str("Reporting time zone (IANA name): every dt is a calendar day in it. One per bucket.",
+			"UTC", "", ""),
+		ParamMaxLateness: str("How late an event may arrive and still count at its own time, as a Go duration (168h = 7 days).",
+			"168h", `^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$`, "a Go duration such as 168h or 72h"),
+		ParamAlarmEmail: str("E-mail address alarms are sent to (confirm the subscription e-mail); empty for none.",
+			"", `^$|^[^@\s]+@[^@\s]+$`, "an e-mail address, or empty"),
+		ParamWorkerMemory: num("Memory of a worker (one reporting day each), MB. Also buys CPU; up to 10240 where the account allows.",
+			defaultWorkerMemory, 512, 10240),
+		ParamWorkerTimeout: num("Timeout of a worker, seconds.", defaultWorkerTimeout, 60, 900),
+		ParamWorkerReservedConcurrency: num("Concurrency reserved for the workers (and their cap); 0 reserves none (needed on accounts whose concurrency limit is 10).",
+			defaultWorkerReservedConcurrency, 0, 1000),
+		// A String, not a Number: it only ever becomes an environment variable.
+		ParamParallel: str("LW_PARALLEL: raw objects a worker reads at once, and workers the coordinator keeps in flight; keep it at or under WorkerReservedConcurrency.",
+			strconv.Itoa(defaultParallel), `^[1-9][0-9]{0,2}$`, "a whole number from 1 to 999"),
+		ParamAthenaBytesScannedCutoff: num("Athena workgroup: a query scanning more bytes than this is cancelled (at least 10 MB).",
+			defaultAthenaBytesScannedCutoff, 10_000_000, 1<<50),
+		ParamRawInfrequentAccessDays: num("Days after which raw/ objects move to S3 Standard-IA (30 at least).",
+			defaultRawInfrequentAccessDays, 30, 3650),
+		ParamSegmentRetentionDays: num("Days the rollup's per-day routing segments (_state/segments/) are kept; more than the max lateness in days plus 2.",
+			defaultSegmentRetentionDays, 3, 3650),
+	}
+	b.t.Conditions = map[string]interface{}{
+		condHasAlarmEmail:          cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamAlarmEmail), "")}),
+		condHasReservedConcurrency: cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamWorkerReservedConcurrency), "0")}),
+	}
+	b.t.Metadata = map[string]interface{}{
+		"AWS::CloudFormation::Interface": map[string]interface{}{
+			"ParameterGroups": []interface{}{
+				map[string]interface{}{"Label": map[string]string{"default": "Storage and catalog"}, "Parameters": []string{ParamBucketName, ParamGlueDatabaseName, ParamRawInfrequentAccessDays, ParamSegmentRetentionDays}},
+				map[string]interface{}{"Label": map[string]string{"default": "Nightly rollup"}, "Parameters": []string{ParamSchedule, ParamTimeZone, ParamMaxLateness, ParamWorkerMemory, ParamWorkerTimeout, ParamWorkerReservedConcurrency, ParamParallel}},
+				map[string]interface{}{"Label": map[string]string{"default": "Queries and alarms"}, "Parameters": []string{ParamAthenaBytesScannedCutoff, ParamAlarmEmail}},
+			},
+		},
+	}
+}
+
+func (b *builder) outputs() {
+	out := func(desc string, v string) cloudformation.Output {
+		return cloudformation.Output{Value: v, Description: cloudformation.String(desc)}
+	}
+	b.t.Outputs = cloudformation.Outputs{
+		"Store":                   out("The rollup's --store (and LW_STORE)", cloudformation.Sub("s3://${"+idBucket+"}/")),
+		"Bucket":                  out("The data bucket", cloudformation.Ref(idBucket)),
+		"DeliveryStreamName":      out("The collector's --firehose-stream", cloudformation.Ref(idStream)),
+		"GlueDatabase":            out("Glue database of the tables (rollup --glue-database)", cloudformation.Ref(idDatabase)),
+		"AthenaWorkGroup":         out("Athena workgroup for Power BI and ad-hoc queries", cloudformation.Ref(idWorkGroup)),
+		"AthenaReaderPolicyArn":   out("Managed policy to attach to the IAM user or role Power BI queries as", cloudformation.Ref(idReaderPolicy)),
+		"CoordinatorFunctionName": out("Coordinator Lambda (rollup --dispatch lambda:<this> for a backfill through it)", cloudformation.Ref(idCoordinator)),
+		"WorkerFunctionName":      out("Worker Lambda (rollup --dispatch lambda:<this>)", cloudformation.Ref(idWorker)),
+		"DeadLetterQueueUrl":      out("Failed asynchronous invocations land here", cloudformation.Ref(idDLQ)),
+		"AlarmTopicArn":           out("SNS topic of the alarms", cloudformation.Ref(idTopic)),
+	}
+}
