@@ -178,7 +178,7 @@ func Curated(t rollups.Table, root string) TableDef {
 }
 
 // CuratedDefs returns Curated for every table of each list, e.g.
-// CuratedDefs(root, rollups.Daily, rollups.Windowed).
+// CuratedDefs(root, rollups.All()).
 func CuratedDefs(root string, lists ...[]rollups.Table) []TableDef {
 	var defs []TableDef
 	for _, l := range lists {

@@ -3,7 +3,6 @@ package catalog_test
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -92,16 +91,8 @@ func forEach(t *testing.T, f func(t *testing.T, e *env)) {
 	}
 }
 
-// windowed lists the windowed tables. TODO(lead): use rollups.Windowed once
-// it exists.
-var windowed = []rollups.Table{
-	{Name: "active_users_daily", Grain: "dt × product", Doc: "daily, weekly and monthly active users", Row: reflect.TypeOf(rollups.ActiveUsersDaily{})},
-	{Name: "retention_daily", Grain: "cohort dt × product × day_n", Doc: "cohort retention after 1, 7, 14 and 28 days", Row: reflect.TypeOf(rollups.RetentionDaily{})},
-}
-
-func allTables() []rollups.Table {
-	return append(append([]rollups.Table{}, rollups.Daily...), windowed...)
-}
+// allTables lists every curated table, as the job registers them.
+func allTables() []rollups.Table { return rollups.All() }
 
 func (e *env) defs() []catalog.TableDef { return catalog.CuratedDefs(e.root, allTables()) }
 

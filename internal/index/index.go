@@ -40,8 +40,9 @@ type ObjectRef struct {
 
 // Index is the raw object index, or the part of it that was loaded. It is
 // a cache: every entry can be recomputed from its object, so a lost or
-// unreadable file costs a rescan, never a wrong answer. An Index is not safe
-// for concurrent use.
+// unreadable file costs a rescan, never a wrong answer. The zero Index is
+// empty and trusts no listing (its Update adds, and drops nothing). An
+// Index is not safe for concurrent use.
 type Index struct {
 	window   window
 	days     map[day.Day]*dayFile // by UTC arrival day

@@ -141,6 +141,9 @@ func TestUpdate(t *testing.T) {
 			if n != step.scanned {
 				t.Errorf("scanned %d objects, want %d", n, step.scanned)
 			}
+			if st.opens.Load() != int64(step.scanned) {
+				t.Errorf("opened %d raw objects, scanned %d", st.opens.Load(), step.scanned)
+			}
 			if st.puts.Load() != step.puts {
 				t.Errorf("wrote %d index files, want %d", st.puts.Load(), step.puts)
 			}
@@ -416,5 +419,53 @@ func TestLoadEmptyStore(t *testing.T) {
 	}
 	if objs, _ := st.List(ctx, ""); len(objs) != 0 {
 		t.Fatalf("saving an empty index wrote %v", objs)
+	}
+}
+
+func TestRulesChangeReachesDaysLoadedOnDemand(t *testing.T) {
+	ctx := context.Background()
+	st := copyStore(t)
+	utc := compact.DefaultRules(time.UTC)
+	auckland := compact.DefaultRules(mustLoc(t, "Pacific/Auckland"))
+	run(t, st, utc)
+
+	from, to := time.Date(2026, 4, 5, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 5, 6, 0, 0, 0, time.UTC)
+	var window []ObjectRef
+	for _, o := range listRaw(t, st) {
+		if !o.Hour.Before(from) && o.Hour.Before(to) {
+			window = append(window, o)
+		}
+	}
+	earlier := objectsOn(t, st, "2026-04-03")[3]
+	ix, err := LoadHours(ctx, st, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name    string
+		objs    []ObjectRef
+		rules   compact.Rules
+		scanned int
+		found   bool // is earlier in the index afterwards
+	}{
+		{"an object outside the hours is found in its day's file", append(slices.Clone(window), earlier), utc, 0, true},
+		{"new rules rescan the listed hours; the other day's file is not used", window, auckland, len(window), false},
+		{"listing the object again rescans it under the new rules", append(slices.Clone(window), earlier), auckland, 1, true},
+	}
+	for _, step := range steps {
+		n, err := ix.Update(ctx, st, step.objs, step.rules, 2)
+		if err != nil || n != step.scanned {
+			t.Fatalf("%s: scanned %d, %v; want %d", step.name, n, err, step.scanned)
+		}
+		e, ok := ix.Lookup(earlier.Key)
+		if ok != step.found {
+			t.Fatalf("%s: found %v", step.name, ok)
+		}
+		if ok {
+			data, _ := st.Get(ctx, earlier.Key)
+			want := slowEntry(t, data, earlier.Key, earlier.Hour, step.rules)
+			want.ETag = earlier.ETag
+			compareEntries(t, want, e)
+		}
 	}
 }

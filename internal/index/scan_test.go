@@ -350,7 +350,11 @@ func TestScanCorruptedBytes(t *testing.T) {
 	rules := compact.DefaultRules(mustLoc(t, "Pacific/Auckland"))
 	hour := time.Date(2026, 4, 4, 13, 0, 0, 0, time.UTC)
 	var agreeBad, agreeGood, onlyRaw int
-	for off := range int64(len(good)) {
+	step := int64(1)
+	if testing.Short() {
+		step = 7
+	}
+	for off := int64(0); off < int64(len(good)); off += step {
 		data := slices.Clone(good)
 		data[off] ^= 0x5a
 		want, got := scanBoth(t, data, hour, rules)
@@ -374,8 +378,8 @@ func TestScanCorruptedBytes(t *testing.T) {
 			compareEntries(t, want, got)
 		}
 	}
-	t.Logf("%d bytes damaged: %d bad for both, %d readable for both, %d bad only for raw.ReadFrom (outside the time columns)",
-		len(good), agreeBad, agreeGood, onlyRaw)
+	t.Logf("%d bytes damaged one at a time: %d bad for both, %d readable for both, %d bad only for raw.ReadFrom (outside the time columns)",
+		agreeBad+agreeGood+onlyRaw, agreeBad, agreeGood, onlyRaw)
 }
 
 // scanBoth runs raw.ReadFrom and Scan on data, each with a time limit.

@@ -167,13 +167,11 @@ type callFault struct {
 type Server struct {
 	*httptest.Server
 
-	// PageSize caps the partitions of one GetPartitions page below the
-	// client's MaxResults, as Glue may (default 1000). Set it before use.
-	PageSize int
-	// Now is the server's clock (default time.Now).
+	// Now is the server's clock (default time.Now). Set it before use.
 	Now func() time.Time
 
 	mu          sync.Mutex
+	pageSize    int
 	dbs         map[string]*database
 	calls       []Call
 	entryFaults []entryFault
@@ -183,7 +181,7 @@ type Server struct {
 
 // New starts a server; close it with Close.
 func New() *Server {
-	s := &Server{PageSize: MaxPartitionsPage, Now: time.Now, dbs: map[string]*database{}, before: map[string][]func(){}}
+	s := &Server{pageSize: MaxPartitionsPage, Now: time.Now, dbs: map[string]*database{}, before: map[string][]func(){}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -213,6 +211,14 @@ func (s *Server) Client(optFns ...func(*glue.Options)) *glue.Client {
 }
 
 // --- fault injection and observation ---
+
+// SetPageSize caps the partitions of one GetPartitions page below the
+// client's MaxResults, as Glue may (default 1000).
+func (s *Server) SetPageSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pageSize = n
+}
 
 // FailEntries makes the next occurrence of each partition (its values) in a
 // call of op (BatchCreatePartition, BatchUpdatePartition or
@@ -450,22 +456,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The call is recorded before the response is written, so a client
+	// that has its answer sees its call in Calls.
 	call := describe(op, body)
-	defer func() { s.calls = append(s.calls, call) }()
-	h, known := handlers[op]
-	if !known {
-		call.Err = "UnknownOperationException"
-		writeError(w, errorf("UnknownOperationException", "gluetest does not implement %s", op))
-		return
-	}
-	// An injected fault fails the call before it changes anything.
-	aerr := s.callFault(op)
 	var out any
-	if aerr == nil {
-		out, aerr = h(s, body)
+	aerr := errorf("UnknownOperationException", "gluetest does not implement %s", op)
+	if h, known := handlers[op]; known {
+		// An injected fault fails the call before it changes anything.
+		if aerr = s.callFault(op); aerr == nil {
+			out, aerr = h(s, body)
+		}
 	}
 	if aerr != nil {
 		call.Err = aerr.code
+	}
+	s.calls = append(s.calls, call)
+	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
@@ -750,7 +756,7 @@ func (s *Server) getPartitions(body []byte) (any, *apiError) {
 		}
 		limit = int(*in.MaxResults)
 	}
-	limit = min(limit, max(s.PageSize, 1))
+	limit = min(limit, max(s.pageSize, 1))
 	after := ""
 	if in.NextToken != "" {
 		b, err := base64.RawURLEncoding.DecodeString(in.NextToken)
