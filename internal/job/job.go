@@ -21,6 +21,7 @@ import (
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/index"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/raw"
@@ -89,6 +90,7 @@ type Summary struct {
 	IgnoredKeys []string         // objects under the raw prefix not in the hourly layout
 	Windowed    *WindowedSummary // stage 2; nil if no user_daily is published yet
 	RawObjects  int              // objects read
+	Scanned     int              // new objects whose time columns were indexed
 	RawBytes    int64
 	Seconds     float64
 }
@@ -173,7 +175,9 @@ func fingerprint(cfg map[string]string, inputs []publish.Input) string {
 
 type dayPlan struct {
 	d           day.Day
-	inputs      []publish.Input
+	inputs      []publish.Input // what the day is computed from (its fingerprint)
+	good        map[string]bool // readable raw objects among the inputs
+	bad         []BadObject     // bad raw objects that arrived on the day
 	fingerprint string
 	build       bool
 	why         string
@@ -198,6 +202,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	sum.IgnoredKeys = pl.ignored
 	objs, errObjs, plans := pl.objs, pl.errObjs, pl.days
+	sum.Scanned = pl.scanned
 
 	// Read every object some stale day needs, once, routing rows to days.
 	need := map[string]bool{}
@@ -207,9 +212,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			continue
 		}
 		building[p.d] = p
-		for _, in := range p.inputs {
-			need[in.Key] = true
+		for key := range p.good {
+			need[key] = true
 		}
+		sum.BadObjects = append(sum.BadObjects, p.bad...)
 	}
 	buckets := map[day.Day][]*compact.Part{}
 	var failures []conversionFailure
@@ -233,7 +239,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			rows, err := raw.Read(gctx, st, o.Key)
 			var parts map[day.Day]*compact.Part
 			if err == nil {
-				parts = cfg.Rules.Route(rows, o.Hour.UnixMilli(), func(d day.Day) bool { return building[d] != nil })
+				parts = cfg.Rules.Route(rows, o.Hour.UnixMilli(), func(d day.Day) bool { return building[d] != nil && building[d].good[o.Key] })
 				rows = nil
 			}
 			var bad *raw.BadObjectError
@@ -245,6 +251,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			sum.RawBytes += o.Size
 			switch {
 			case errors.As(err, &bad):
+				// The index, which reads only the time columns, called it
+				// good; remember it as bad, so the days it feeds and the
+				// day it arrived on are rebuilt consistently next run.
+				pl.ix.MarkBad(o.Key, o.ETag, bad)
 				d := day.Of(o.Hour.UnixMilli(), cfg.Rules.Loc)
 				cfg.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "day", d.String(), "reason", bad.Reason, "error", bad.Err.Error())
 				sum.BadObjects = append(sum.BadObjects, BadObject{Key: o.Key, Day: d, Reason: bad.Reason, Error: bad.Err.Error()})
@@ -275,6 +285,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	if err := g.Wait(); err != nil {
 		return sum, err
+	}
+	if err := pl.ix.Save(ctx, st); err != nil {
+		cfg.Log.Warn("raw object index not saved; the next run rescans", "error", err.Error())
 	}
 	sort.Slice(sum.BadObjects, func(i, j int) bool { return sum.BadObjects[i].Key < sum.BadObjects[j].Key })
 
@@ -336,6 +349,8 @@ type planned struct {
 	objs, errObjs []rawObject
 	ignored       []string
 	days          []*dayPlan
+	ix            *index.Index
+	scanned       int // objects newly scanned into the index
 }
 
 // plan lists everything the range can need, once, and decides which days
@@ -359,14 +374,42 @@ func (cfg *Config) plan(ctx context.Context) (*planned, error) {
 		return nil, err
 	}
 	pl := &planned{objs: objs, errObjs: errObjs, ignored: ignored}
+
+	// The index says which days each object feeds, from its time columns
+	// only; new objects are scanned now. It is a cache: failing to save it
+	// costs a rescan next time, never a wrong answer.
+	ix, err := index.LoadHours(ctx, st, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]index.ObjectRef, len(objs))
+	for i, o := range objs {
+		refs[i] = index.ObjectRef{Key: o.Key, ETag: o.ETag, Size: o.Size, Hour: o.Hour}
+	}
+	if pl.scanned, err = ix.Update(ctx, st, refs, cfg.Rules, cfg.Parallel); err != nil {
+		return nil, err
+	}
+	for _, w := range ix.Warnings() {
+		cfg.Log.Warn("raw object index: " + w)
+	}
+	if err := ix.Save(ctx, st); err != nil {
+		cfg.Log.Warn("raw object index not saved; the next run rescans", "error", err.Error())
+	}
+	pl.ix = ix
+
 	cfgMap := cfg.configMap()
 	for _, d := range day.Range(cfg.From, cfg.To) {
-		p := &dayPlan{d: d}
+		p := &dayPlan{d: d, good: map[string]bool{}}
 		wlo, whi := cfg.window(d)
-		for _, o := range objs {
-			if !o.Hour.Before(wlo) && o.Hour.Before(whi) {
-				p.inputs = append(p.inputs, publish.Input{Key: o.Key, ETag: o.ETag, Size: o.Size})
+		for _, e := range ix.InputsOf(d) {
+			if !e.Hour.Before(wlo) && e.Hour.Before(whi) {
+				p.inputs = append(p.inputs, publish.Input{Key: e.Key, ETag: e.ETag, Size: e.Size})
+				p.good[e.Key] = true
 			}
+		}
+		for _, e := range ix.BadIn(d, cfg.Rules.Loc) {
+			p.inputs = append(p.inputs, publish.Input{Key: e.Key, ETag: e.ETag, Size: e.Size})
+			p.bad = append(p.bad, BadObject{Key: e.Key, Day: d, Reason: e.Bad, Error: e.Detail})
 		}
 		elo, ehi := d.Start(cfg.Rules.Loc).Add(-2*time.Hour), d.End(cfg.Rules.Loc).Add(2*time.Hour)
 		for _, o := range errObjs {
@@ -433,7 +476,7 @@ func Plan(ctx context.Context, cfg Config) (*PlanSummary, error) {
 		dp := DayPlan{Day: p.d, Build: p.build, Why: p.why, Inputs: len(p.inputs)}
 		for _, in := range p.inputs {
 			dp.InputBytes += in.Size
-			if p.build {
+			if p.build && p.good[in.Key] {
 				read[in.Key] = in.Size
 			}
 		}
