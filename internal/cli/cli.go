@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/littlewarehouse/warehouse/internal/catalog"
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/job"
@@ -90,6 +91,9 @@ type options struct {
 	force, quiet, dryRun           bool
 	cpuProfile, memProfile         string
 	logFormat                      string
+	catalog, glueDatabase          string
+	s3Endpoint                     string
+	gracePeriod                    time.Duration
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -103,6 +107,10 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.maxLateness, "max-lateness", 7*24*time.Hour, "how late an event may arrive and still count at its own time; older event_times count at received_at (e.g. --max-lateness 72h)")
 	fs.StringVar(&o.rawPrefix, "raw-prefix", "raw/", "where Firehose writes raw objects in the store (e.g. --raw-prefix firehose/events/)")
 	fs.BoolVar(&o.force, "force", false, "rebuild days that are already up to date")
+	fs.StringVar(&o.catalog, "catalog", "", "where to register tables and partitions: `local` (JSON under catalog/ in the store; the default for a local store), glue (the default for s3://) or none")
+	fs.StringVar(&o.glueDatabase, "glue-database", "warehouse", "Glue database for --catalog glue (created if missing)")
+	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3-compatible endpoint `URL` (or set AWS_ENDPOINT_URL_S3); region and credentials come from the standard AWS chain")
+	fs.DurationVar(&o.gracePeriod, "grace-period", -1, "keep superseded runs this long after the catalog stopped pointing at them, for readers still holding them (default 6h with S3 and Glue, 0 locally)")
 	fs.DurationVar(&o.lockWait, "lock-wait", 30*time.Second, "how long to wait when another rollup is writing a day this run needs, then exit 1 naming it (e.g. --lock-wait 10m)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (see rollup plan) and stop")
@@ -176,15 +184,39 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 	if !strings.HasSuffix(o.rawPrefix, "/") {
 		o.rawPrefix += "/"
 	}
-	st, err := store.Open(ctx, o.store, store.Options{})
+	st, err := store.Open(ctx, o.store, store.Options{S3Endpoint: o.s3Endpoint})
 	if err != nil {
 		return cfg, usagef("%v", err)
 	}
+	isS3 := strings.HasPrefix(o.store, "s3://")
+	if o.catalog == "" {
+		o.catalog = "local"
+		if isS3 {
+			o.catalog = "glue"
+		}
+	}
+	var cat catalog.Catalog
+	switch o.catalog {
+	case "none":
+	case "local":
+		cat = catalog.NewLocal(st, time.Now)
+	case "glue":
+		g, err := catalog.OpenGlue(ctx, catalog.GlueOptions{Database: o.glueDatabase})
+		if err != nil {
+			return cfg, err
+		}
+		cat = g
+	default:
+		return cfg, usagef("--catalog %q: want local, glue or none", o.catalog)
+	}
 	cfg = job.Config{
 		Store: st, From: from, To: to, Rules: rules, RawPrefix: o.rawPrefix, Parallel: o.parallel,
-		TargetFileSize: tfs, RowGroupSize: rgs, Force: o.force, LockWait: o.lockWait,
+		TargetFileSize: tfs, RowGroupSize: rgs, Force: o.force, LockWait: o.lockWait, Catalog: cat,
 	}
-	if strings.HasPrefix(o.store, "s3://") {
+	switch {
+	case o.gracePeriod >= 0:
+		cfg.GracePeriod = o.gracePeriod
+	case isS3:
 		cfg.GracePeriod = 6 * time.Hour
 	}
 	return cfg, nil

@@ -380,7 +380,12 @@ func Generate(ctx context.Context, st store.Store, cfg Config) (Report, error) {
 
 	hours := g.hours()
 	results := make([]hourResult, hours)
-	eg, ectx := errgroup.WithContext(ctx)
+	// Not errgroup.WithContext: its context ends when Wait returns, and the
+	// writers' Close (on g.closers, after Wait) still uses it (an S3
+	// upload would be canceled). A failure cancels the rest by hand.
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var eg errgroup.Group
 	eg.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range hours {
 		eg.Go(func() error {
@@ -389,6 +394,9 @@ func Generate(ctx context.Context, st store.Store, cfg Config) (Report, error) {
 			}
 			r, err := g.genHour(ectx, st, g.firstHour+int64(i))
 			results[i] = r
+			if err != nil {
+				cancel()
+			}
 			return err
 		})
 	}

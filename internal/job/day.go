@@ -140,6 +140,9 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		}
 	}
 	for _, t := range rollups.Daily {
+		if !c.cleanupAtOnce() {
+			break
+		}
 		if err := publish.Cleanup(ctx, c.Store, t.Name, d, run, c.GracePeriod, now); err != nil {
 			c.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", d.String(), "error", err.Error())
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/littlewarehouse/warehouse/internal/catalog"
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/index"
@@ -46,6 +47,8 @@ type Config struct {
 	Force          bool                   // rebuild days that are up to date
 	GracePeriod    time.Duration          // keep superseded runs this long (0: delete at once)
 	SkipWindowed   bool                   // stage 1 only (a Lambda worker); the coordinator runs RunWindowed
+	Catalog        catalog.Catalog        // where to register partitions; nil for none
+	RawStart       time.Time              // first raw hour, for the raw table's partition projection (zero: 2020)
 	LockWait       time.Duration          // how long to wait for another writer's lease on a partition
 	LockTTL        time.Duration          // how long a lease lasts unless renewed (default 30 minutes)
 	Now            func() time.Time       // clock for run ids and manifests
@@ -303,6 +306,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			// A run killed between its manifests and its cleanup leaves
 			// superseded runs behind in days that are now up to date.
 			for _, t := range rollups.Daily {
+				if !cfg.cleanupAtOnce() {
+					break
+				}
 				if m, err := publish.Current(ctx, st, t.Name, p.d); err == nil {
 					if err := publish.Cleanup(ctx, st, t.Name, p.d, m.Run, cfg.GracePeriod, cfg.Now()); err != nil {
 						cfg.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", p.d.String(), "error", err.Error())
@@ -338,6 +344,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if !cfg.SkipWindowed {
 		if sum.Windowed, err = cfg.runWindowed(ctx, run, changed); err != nil {
 			return sum, fmt.Errorf("windowed tables: %w", err)
+		}
+		if err := cfg.register(ctx, sum.Windowed); err != nil {
+			return sum, err
 		}
 	}
 	sum.Seconds = cfg.Now().Sub(start).Seconds()

@@ -25,6 +25,15 @@ type WindowedSummary struct {
 	Cohorts     int     // retention_daily partitions (re)published
 	UpToDate    int     // partitions whose inputs had not changed
 	ReadUserDay int     // user_daily partitions read
+	// Partitions are every windowed partition the run covered, published
+	// or up to date (the catalog registers them all).
+	Partitions []Partition
+}
+
+// Partition names one partition of a table.
+type Partition struct {
+	Table string
+	Day   day.Day
 }
 
 // lastUserDay returns the last day with a published user_daily partition.
@@ -144,6 +153,7 @@ func (c *Config) runWindowed(ctx context.Context, run string, changed []day.Day)
 		if err != nil {
 			return nil, err
 		}
+		ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", d})
 		if done {
 			ws.ActiveDays++
 		} else {
@@ -158,6 +168,7 @@ func (c *Config) runWindowed(ctx context.Context, run string, changed []day.Day)
 		if err != nil {
 			return nil, err
 		}
+		ws.Partitions = append(ws.Partitions, Partition{"retention_daily", d})
 		if done {
 			ws.Cohorts++
 		} else {
@@ -215,6 +226,9 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 	}
 	if err := publish.Commit(ctx, c.Store, nm); err != nil {
 		return false, err
+	}
+	if !c.cleanupAtOnce() {
+		return true, nil
 	}
 	if err := publish.Cleanup(ctx, c.Store, table, d, run, c.GracePeriod, c.Now()); err != nil {
 		c.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "day", d.String(), "error", err.Error())

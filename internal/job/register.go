@@ -1,0 +1,80 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/littlewarehouse/warehouse/internal/catalog"
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// cleanupAtOnce reports whether superseded runs are deleted right after a
+// manifest is written. With a catalog and a grace period they are not: a
+// partition keeps pointing at its old run until it is registered anew, and
+// readers may still hold it, so collect (below) deletes runs only once no
+// partition points at them and the grace period has passed.
+func (c *Config) cleanupAtOnce() bool { return c.Catalog == nil || c.GracePeriod == 0 }
+
+// register points the catalog's partitions at the current run of every
+// table and day the run covered (days skipped as up to date too, so that a
+// registration that failed before is retried), then deletes the runs the
+// catalog no longer needs.
+func (c *Config) register(ctx context.Context, windowed *WindowedSummary) error {
+	if c.Catalog == nil {
+		return nil
+	}
+	root := catalog.Root(c.Store)
+	defs := catalog.CuratedDefs(root, rollups.All())
+	defs = append(defs, catalog.RawTableDef(root+"/"+c.RawPrefix, c.RawStart))
+	reg := &catalog.Registrar{Catalog: c.Catalog, Store: c.Store, Tables: defs}
+	var regs []catalog.Registration
+	add := func(table string, d day.Day) error {
+		m, err := publish.Current(ctx, c.Store, table, d)
+		if errors.Is(err, store.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		regs = append(regs, catalog.NewRegistration(c.Store, table, d, m.Run))
+		return nil
+	}
+	for d := c.From; d <= c.To; d++ {
+		for _, t := range rollups.Daily {
+			if err := add(t.Name, d); err != nil {
+				return err
+			}
+		}
+	}
+	if windowed != nil {
+		for _, d := range windowed.Partitions {
+			if err := add(d.Table, d.Day); err != nil {
+				return err
+			}
+		}
+	}
+	var errs []error
+	if err := reg.Register(ctx, regs); err != nil {
+		errs = append(errs, fmt.Errorf("register in %s: %w", c.Catalog, err))
+	}
+	if !c.cleanupAtOnce() {
+		for _, t := range rollups.All() {
+			parts, err := c.Catalog.Partitions(ctx, t.Name)
+			if err != nil {
+				continue // no table yet, or the catalog failed: keep every run
+			}
+			runs, err := catalog.Collectable(ctx, c.Store, t.Name, parts, c.GracePeriod, c.Now())
+			if err == nil {
+				err = catalog.DeleteRuns(ctx, c.Store, runs)
+			}
+			if err != nil {
+				c.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "error", err.Error())
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
