@@ -15,7 +15,7 @@ func ddl(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rollup ddl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dialect := fs.String("dialect", "duckdb", "`duckdb` (views over the local store) or athena (external tables)")
-	loc := fs.String("store", "./data", "the store the statements point at: a directory, or s3://bucket/prefix for athena")
+	loc := fs.String("store", "./data", "the store the statements point at: a directory, or s3://bucket/prefix for athena (tables, which the job creates itself with --catalog glue, and <table>_v views with dt as a date, for Power BI)")
 	db := fs.String("database", "warehouse", "Athena/Glue database name")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "rollup ddl prints CREATE statements for the curated tables.\n\nExample:\n  rollup ddl --dialect duckdb --store ./data | duckdb\n\nFlags:\n")
@@ -47,6 +47,13 @@ func ddl(args []string, stdout, stderr io.Writer) error {
 			}
 			fmt.Fprintf(stdout, ")\nCOMMENT '%s'\nPARTITIONED BY (`dt` string)\nSTORED AS PARQUET\nLOCATION '%s/curated/%s/'\nTBLPROPERTIES ('classification'='parquet', 'parquet.compression'='ZSTD');\n\n",
 				strings.ReplaceAll(t.Doc, "'", "''"), root, t.Name)
+			// For Power BI: dt as a date (partition keys are strings in Glue).
+			names := make([]string, len(cols))
+			for i, c := range cols {
+				names[i] = c.Name
+			}
+			fmt.Fprintf(stdout, "CREATE OR REPLACE VIEW %s.%s_v AS\nSELECT CAST(dt AS date) AS dt, %s\nFROM %s.%s;\n\n",
+				*db, t.Name, strings.Join(names, ", "), *db, t.Name)
 		}
 	default:
 		return usagef("unknown --dialect %q (want duckdb or athena)", *dialect)
