@@ -1,0 +1,172 @@
+package compact
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+func ms(s string) int64 {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t.UnixMilli()
+}
+
+func TestAttribute(t *testing.T) {
+	r := DefaultRules(time.UTC)
+	recv := ms("2026-03-10T12:00:00Z")
+	tests := []struct {
+		name   string
+		row    raw.Row
+		at     int64
+		skewed bool
+	}{
+		{"on time", raw.Row{EventTime: recv - 5000, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv - 5000, false},
+		{"6 days late counts at its own time", raw.Row{EventTime: recv - 6*86400000, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv - 6*86400000, false},
+		{"exactly 7 days late is not skewed", raw.Row{EventTime: recv - 7*86400000, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv - 7*86400000, false},
+		{"more than 7 days late is skewed", raw.Row{EventTime: recv - 7*86400000 - 1, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv, true},
+		{"10 minutes ahead is not skewed", raw.Row{EventTime: recv + 600000, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv + 600000, false},
+		{"more than 10 minutes ahead is skewed", raw.Row{EventTime: recv + 600001, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv, true},
+		{"no event_time is skewed", raw.Row{ReceivedAt: recv, HasReceivedAt: true}, recv, true},
+		{"no received_at counts at event_time", raw.Row{EventTime: recv, HasEventTime: true}, recv, false},
+		{"no times at all count at the object's hour", raw.Row{}, 42, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			at, skewed := r.Attribute(&tc.row, 42)
+			if at != tc.at || skewed != tc.skewed {
+				t.Errorf("Attribute = %d, %v; want %d, %v", at, skewed, tc.at, tc.skewed)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := raw.Row{EventID: "e", HasReceivedAt: true, EventName: "n", DeviceID: "d"}
+	tests := []struct {
+		name   string
+		change func(*raw.Row)
+		want   string
+	}{
+		{"valid with a device only", func(*raw.Row) {}, ""},
+		{"no event_id", func(r *raw.Row) { r.EventID = "" }, ReasonMissingEventID},
+		{"no received_at", func(r *raw.Row) { r.HasReceivedAt = false }, ReasonMissingReceivedAt},
+		{"no event_name", func(r *raw.Row) { r.EventName = "" }, ReasonMissingEventName},
+		{"neither user nor device", func(r *raw.Row) { r.DeviceID = "" }, ReasonMissingUser},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ok
+			tc.change(&r)
+			if got := Validate(&r); got != tc.want {
+				t.Errorf("Validate = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// row is a valid raw row of user u at minute m of 2026-03-10 (UTC).
+func row(id, u string, m int, session string) raw.Row {
+	at := ms("2026-03-10T00:00:00Z") + int64(m)*60000
+	return raw.Row{EventID: id, EventTime: at, HasEventTime: true, ReceivedAt: at, HasReceivedAt: true,
+		EventName: "view", UserID: u, SessionID: session, Product: "shop", Source: "raw/x"}
+}
+
+func build(t *testing.T, rows []raw.Row) Day {
+	t.Helper()
+	r := DefaultRules(time.UTC)
+	parts := r.Route(rows, 0, func(day.Day) bool { return true })
+	var ps []*Part
+	for _, p := range parts {
+		ps = append(ps, p)
+	}
+	return Build(ps, r)
+}
+
+func TestSessions(t *testing.T) {
+	d := build(t, []raw.Row{
+		row("a", "u1", 0, ""), row("b", "u1", 30, ""), // a gap of exactly 30 minutes continues
+		row("c", "u1", 61, ""),                        // 31 minutes later: a new session
+		row("d", "u1", 62, "s9"), row("e", "u1", 200, "s9"), // a client session, however long
+		row("f", "u2", 61, ""), // another person: another session
+	})
+	keys := map[string]string{}
+	for _, e := range d.Events {
+		keys[e.EventID] = e.SessionKey
+	}
+	if keys["a"] != keys["b"] || keys["b"] == keys["c"] || keys["d"] != "s:s9" || keys["e"] != "s:s9" || keys["c"] == keys["f"] {
+		t.Errorf("session keys %v", keys)
+	}
+	if keys["a"] != "i:shop|u1|2026-03-10T00:00:00.000Z" {
+		t.Errorf("inferred key %q", keys["a"])
+	}
+}
+
+func TestBuildIsDeterministic(t *testing.T) {
+	var rows []raw.Row
+	for i := 0; i < 300; i++ {
+		r := row(string(rune('a'+i%40)), []string{"u1", "u2", "u3"}[i%3], i%90, "")
+		r.ReceivedAt += int64(i % 7) // duplicates with different received_at
+		r.Source = []string{"raw/1", "raw/2"}[i%2]
+		rows = append(rows, r)
+	}
+	want := build(t, append([]raw.Row(nil), rows...))
+	rng := rand.New(rand.NewPCG(1, 1))
+	for n := 0; n < 5; n++ {
+		rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+		got := build(t, append([]raw.Row(nil), rows...))
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("shuffled input gives another day (-first +shuffled):\n%s", diff)
+		}
+	}
+	if want.Stats.KeptRows != 40 || want.Stats.Duplicates != 260 || want.Stats.RawRows != 300 {
+		t.Errorf("stats %+v; want 40 kept and 260 duplicates of 300", want.Stats)
+	}
+	for i := 1; i < len(want.Events); i++ {
+		a, b := want.Events[i-1], want.Events[i]
+		if compareEvents(a, b) >= 0 {
+			t.Fatalf("events out of order at %d: %v then %v", i, a, b)
+		}
+	}
+	// The kept copy is the earliest delivery.
+	for _, e := range want.Events {
+		for _, r := range rows {
+			if r.EventID == e.EventID && r.ReceivedAt < e.ReceivedAt {
+				t.Fatalf("%s kept received_at %d, an earlier copy has %d", e.EventID, e.ReceivedAt, r.ReceivedAt)
+			}
+		}
+	}
+}
+
+func compareEvents(a, b rollups.Event) int {
+	switch {
+	case a.EventName != b.EventName:
+		return cmpStr(a.EventName, b.EventName)
+	case a.UserKey != b.UserKey:
+		return cmpStr(a.UserKey, b.UserKey)
+	case a.EventTime != b.EventTime:
+		if a.EventTime < b.EventTime {
+			return -1
+		}
+		return 1
+	}
+	return cmpStr(a.EventID, b.EventID)
+}
+
+func cmpStr(a, b string) int {
+	if a < b {
+		return -1
+	}
+	if a > b {
+		return 1
+	}
+	return 0
+}
