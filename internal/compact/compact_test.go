@@ -94,7 +94,7 @@ func build(t *testing.T, rows []raw.Row) Day {
 func TestSessions(t *testing.T) {
 	d := build(t, []raw.Row{
 		row("a", "u1", 0, ""), row("b", "u1", 30, ""), // a gap of exactly 30 minutes continues
-		row("c", "u1", 61, ""),                        // 31 minutes later: a new session
+		row("c", "u1", 61, ""),                              // 31 minutes later: a new session
 		row("d", "u1", 62, "s9"), row("e", "u1", 200, "s9"), // a client session, however long
 		row("f", "u2", 61, ""), // another person: another session
 	})
