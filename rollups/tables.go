@@ -29,14 +29,14 @@ type Event struct {
 	EventTime       int64  `parquet:"event_time,timestamp(millisecond)" doc:"when the event happened (client clock, or received_at if the client clock was missing or off)"`
 	ClientEventTime int64  `parquet:"client_event_time,optional,timestamp(millisecond)" doc:"the client's timestamp as sent; null if none"`
 	ReceivedAt      int64  `parquet:"received_at,timestamp(millisecond)" doc:"when the collector received the event"`
-	EventName       string `parquet:"event_name" doc:"what happened"`
+	EventName       string `parquet:"event_name,dict" doc:"what happened"`
 	UserID          string `parquet:"user_id,optional" doc:"signed-in user id; null if anonymous"`
 	DeviceID        string `parquet:"device_id,optional" doc:"anonymous install or browser id"`
 	SessionID       string `parquet:"session_id,optional" doc:"the client's session id, if sent"`
-	Product         string `parquet:"product,optional" doc:"app or site"`
-	Platform        string `parquet:"platform,optional" doc:"web, ios, android, ..."`
-	AppVersion      string `parquet:"app_version,optional" doc:"app version"`
-	Country         string `parquet:"country,optional" doc:"country code"`
+	Product         string `parquet:"product,optional,dict" doc:"app or site"`
+	Platform        string `parquet:"platform,optional,dict" doc:"web, ios, android, ..."`
+	AppVersion      string `parquet:"app_version,optional,dict" doc:"app version"`
+	Country         string `parquet:"country,optional,dict" doc:"country code"`
 	// Properties are the event's free-form string properties.
 	Properties map[string]string `parquet:"properties,optional" doc:"free-form properties"`
 	// UserKey is user_id if set, else "anon:" + device_id.

@@ -11,14 +11,14 @@ type eventRow struct {
 	EventTime       int64             `parquet:"event_time,timestamp(millisecond)"`
 	ClientEventTime *int64            `parquet:"client_event_time,optional,timestamp(millisecond)"`
 	ReceivedAt      int64             `parquet:"received_at,timestamp(millisecond)"`
-	EventName       string            `parquet:"event_name"`
+	EventName       string            `parquet:"event_name,dict"`
 	UserID          *string           `parquet:"user_id,optional"`
 	DeviceID        *string           `parquet:"device_id,optional"`
 	SessionID       *string           `parquet:"session_id,optional"`
-	Product         *string           `parquet:"product,optional"`
-	Platform        *string           `parquet:"platform,optional"`
-	AppVersion      *string           `parquet:"app_version,optional"`
-	Country         *string           `parquet:"country,optional"`
+	Product         *string           `parquet:"product,optional,dict"`
+	Platform        *string           `parquet:"platform,optional,dict"`
+	AppVersion      *string           `parquet:"app_version,optional,dict"`
+	Country         *string           `parquet:"country,optional,dict"`
 	Properties      map[string]string `parquet:"properties,optional"`
 	UserKey         string            `parquet:"user_key"`
 	SessionKey      string            `parquet:"session_key"`
