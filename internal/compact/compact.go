@@ -161,12 +161,20 @@ func Build(parts []*Part, rules Rules) Day {
 		n += len(p.Events)
 		nq += len(p.Quarantine)
 	}
-	events := make([]rollups.Event, 0, n)
-	out.Quarantine = make([]rollups.Quarantine, 0, nq)
-	for _, p := range parts {
-		events = append(events, p.Events...)
-		out.Quarantine = append(out.Quarantine, p.Quarantine...)
-		p.Events, p.Quarantine = nil, nil
+	var events []rollups.Event
+	if len(parts) == 1 {
+		// The common case (the job merges a day's parts as it reads):
+		// no copy of the day's events.
+		events, out.Quarantine = parts[0].Events, parts[0].Quarantine
+		parts[0].Events, parts[0].Quarantine = nil, nil
+	} else {
+		events = make([]rollups.Event, 0, n)
+		out.Quarantine = make([]rollups.Quarantine, 0, nq)
+		for _, p := range parts {
+			events = append(events, p.Events...)
+			out.Quarantine = append(out.Quarantine, p.Quarantine...)
+			p.Events, p.Quarantine = nil, nil
+		}
 	}
 	slices.SortFunc(out.Quarantine, compareQuarantine)
 	out.Stats.Invalid = int64(nq)

@@ -23,11 +23,10 @@ import (
 const CreatedBy = "littlewarehouse rollup v" + CodeVersion
 
 // buildDay builds and publishes every daily table of one day.
-func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*compact.Part,
+func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *compact.Part, inputObjects int,
 	bad []BadObject, failures []conversionFailure, users *userState, locks lease.Group) (DaySummary, error) {
 	d := p.d
-	inputObjects := len(parts)
-	res := compact.Build(parts, c.Rules)
+	res := compact.Build([]*compact.Part{part}, c.Rules)
 	q := res.Quarantine
 	var badFiles, failed int64
 	for _, b := range bad {

@@ -220,7 +220,21 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		sum.BadObjects = append(sum.BadObjects, p.bad...)
 	}
-	buckets := map[day.Day][]*compact.Part{}
+	// One Part per day, its events pre-sized from the index (rows of the
+	// objects that feed only that day, plus room for late rows), so that
+	// the day's events are copied once, into their final slice, as each
+	// object is read; the object's own rows are dropped right after.
+	buckets := map[day.Day]*compact.Part{}
+	objectsIn := map[day.Day]int{}
+	for d, p := range building {
+		var est int64
+		for key := range p.good {
+			if e, ok := pl.ix.Lookup(key); ok && len(e.Days) == 1 {
+				est += e.Rows
+			}
+		}
+		buckets[d] = &compact.Part{Events: make([]rollups.Event, 0, est+est/16+1024)}
+	}
 	var failures []conversionFailure
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -266,7 +280,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				return fmt.Errorf("read %s: %w", o.Key, err)
 			}
 			for d, p := range parts {
-				buckets[d] = append(buckets[d], p)
+				b := buckets[d]
+				b.Events = append(b.Events, p.Events...)
+				b.Quarantine = append(b.Quarantine, p.Quarantine...)
+				objectsIn[d]++
 			}
 			return nil
 		})
@@ -322,7 +339,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		if err != nil {
 			return sum, err
 		}
-		ds, err := cfg.buildDay(ctx, run, p, buckets[p.d], sum.BadObjects, failures, users, locks)
+		ds, err := cfg.buildDay(ctx, run, p, buckets[p.d], objectsIn[p.d], sum.BadObjects, failures, users, locks)
 		delete(buckets, p.d)
 		if rerr := locks.Release(context.WithoutCancel(ctx)); rerr != nil {
 			cfg.Log.Warn("lease not released; it expires on its own", "day", p.d.String(), "error", rerr.Error())
