@@ -7,7 +7,7 @@ DEMO_DAYS ?= 7
 DEMO_EVENTS ?= 200000
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build demo test test-short lint bench golden infra clean
+.PHONY: all build demo test test-short lint bench golden infra lambda clean
 
 all: build
 
@@ -43,6 +43,10 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# lambda: dist/rollup-lambda-arm64.zip and -amd64.zip, each holding bootstrap (provided.al2023)
+lambda:
+	GO=$(GO) ./scripts/lambda-zip.sh
 
 # infra: regenerate the CloudFormation template from the Go schemas; commit the result.
 infra:

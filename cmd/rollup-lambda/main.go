@@ -1,0 +1,40 @@
+// Command rollup-lambda is the Lambda entry point of the rollup job, built
+// as `bootstrap` for the provided.al2023 runtime:
+//
+//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap ./cmd/rollup-lambda
+//
+// One binary serves both functions; LW_ROLE says which (coordinator or
+// worker). See internal/lambda for the events, the environment variables
+// and what each role does.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+
+	awslambda "github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/littlewarehouse/warehouse/internal/lambda"
+	"github.com/littlewarehouse/warehouse/internal/metrics"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	deps := lambda.Deps{
+		Log:       log,
+		Metrics:   metrics.New(os.Stdout, metrics.Namespace),
+		Registrar: lambda.NopRegistrar{}, // partitions are not registered in a catalog by this binary
+	}
+	h, err := lambda.NewHandlerFromEnv(context.Background(), os.Getenv, deps)
+	if err != nil {
+		// Fail every invocation with the reason, so that it shows in the
+		// caller's response and the function's errors, not only here.
+		log.Error("cold start failed: the function is misconfigured", "error", err.Error())
+		awslambda.Start(func(context.Context, json.RawMessage) (any, error) { return nil, err })
+		return
+	}
+	log.Info("cold start", "role", os.Getenv(lambda.EnvRole), "store", os.Getenv(lambda.EnvStore))
+	awslambda.Start(h.Handle)
+}

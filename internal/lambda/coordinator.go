@@ -1,0 +1,594 @@
+package lambda
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/metrics"
+	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// Invoker starts a worker for one day, asynchronously where it can: a nil
+// error means the worker was handed the event, not that it finished.
+type Invoker interface {
+	Invoke(ctx context.Context, ev WorkerEvent) error
+}
+
+// InvokerFunc is an Invoker made of a function.
+type InvokerFunc func(ctx context.Context, ev WorkerEvent) error
+
+// Invoke calls f.
+func (f InvokerFunc) Invoke(ctx context.Context, ev WorkerEvent) error { return f(ctx, ev) }
+
+// InvokeAPI is the part of the Lambda client an invoker needs
+// (*lambda.Client from aws-sdk-go-v2 has it).
+type InvokeAPI interface {
+	Invoke(ctx context.Context, in *awslambda.InvokeInput, opts ...func(*awslambda.Options)) (*awslambda.InvokeOutput, error)
+}
+
+// LambdaInvoker invokes the worker function with InvocationType=Event:
+// Lambda queues the event, answers at once, and retries a failed worker
+// itself (twice by default, then to the function's dead-letter queue).
+type LambdaInvoker struct {
+	Client   InvokeAPI
+	Function string // name or ARN
+}
+
+// Invoke sends ev to the worker function.
+func (l LambdaInvoker) Invoke(ctx context.Context, ev WorkerEvent) error {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	out, err := l.Client.Invoke(ctx, &awslambda.InvokeInput{
+		FunctionName: &l.Function, InvocationType: types.InvocationTypeEvent, Payload: payload,
+	})
+	if err != nil {
+		return fmt.Errorf("invoke %s for day %s: %w", l.Function, ev.Day, err)
+	}
+	if out.FunctionError != nil {
+		// Only where an Event invocation runs synchronously (the Runtime
+		// Interface Emulator): the worker returned an error.
+		return &WorkerError{Function: l.Function, Day: ev.Day, Kind: *out.FunctionError, Payload: string(out.Payload)}
+	}
+	return nil
+}
+
+// WorkerError says the invoked worker itself failed. Lambda retries a
+// failed asynchronous invocation by itself, so the coordinator counts the
+// day as dispatched and keeps watching it.
+type WorkerError struct {
+	Function, Day, Kind, Payload string
+}
+
+func (e *WorkerError) Error() string {
+	return fmt.Sprintf("worker %s for day %s failed (%s): %s", e.Function, e.Day, e.Kind, snippet([]byte(e.Payload)))
+}
+
+// Registrar makes what a run published visible to readers: it points the
+// catalog's partitions (Glue) at the current run of every daily table for
+// the days cfg.From..cfg.To, and of the windowed partitions in ws (nil if
+// no user_daily is published yet). With cfg.Catalog set and a grace
+// period, it must also delete the superseded runs that no partition points
+// at any more: the workers then leave them alone (what job.Run does after
+// its windowed stage). It must be idempotent: a later run registers the
+// same days again, which repairs a registration that failed. It runs after
+// the windowed stage, in the coordinator and in DispatchBackfill.
+type Registrar interface {
+	Register(ctx context.Context, cfg job.Config, ws *job.WindowedSummary) error
+}
+
+// RegistrarFunc is a Registrar made of a function.
+type RegistrarFunc func(ctx context.Context, cfg job.Config, ws *job.WindowedSummary) error
+
+// Register calls f.
+func (f RegistrarFunc) Register(ctx context.Context, cfg job.Config, ws *job.WindowedSummary) error {
+	return f(ctx, cfg, ws)
+}
+
+// NopRegistrar registers nothing (no catalog).
+type NopRegistrar struct{}
+
+// Register does nothing.
+func (NopRegistrar) Register(context.Context, job.Config, *job.WindowedSummary) error { return nil }
+
+// Options tune a coordinator run.
+type Options struct {
+	// Concurrency is how many workers may run at once (default 1).
+	// Workers are dispatched in day order, and with 1 each day starts once
+	// the day before it is published. More is faster but NOT safe with
+	// the current job package: each day's build reads and rewrites the
+	// users state (_state/users/first_seen.parquet), so two days built at
+	// once can lose each other's first-seen users, and a day built before
+	// an earlier one gets other is_new values than a local run.
+	Concurrency int
+	// Poll is the longest wait between two looks at the workers' manifests
+	// (default 5s); it starts at 250ms and grows while nothing changes.
+	Poll time.Duration
+	// Margin is kept free before ctx's deadline for the windowed stage,
+	// the registration and the summary (default: a quarter of the time
+	// left, at most 3 minutes). Without a deadline, the run waits until
+	// every worker is done, failed, or ctx ends.
+	Margin time.Duration
+	// MaxInvokeAttempts bounds the tries to hand one day to Lambda when
+	// the Invoke call fails transiently (default 5).
+	MaxInvokeAttempts int
+	Registrar         Registrar       // default NopRegistrar
+	Progress          func(Progress)  // optional: called on every change of a day
+	Log               *slog.Logger    // optional
+	Metrics           *metrics.Logger // optional: per-run EMF line
+	Trigger           string          // what started the run: scheduled, backfill, dispatch
+	EventTime         time.Time       // scheduled: the event's time
+	Now               func() time.Time
+}
+
+// Progress tells how far the fan-out is.
+type Progress struct {
+	Day    day.Day
+	Status string // dispatched, built, current, failed
+	Total  int    // stale days
+	Done   int    // built or current
+	Failed int
+}
+
+// Day statuses in a run summary.
+const (
+	DayUpToDate = "up_to_date" // not stale when planned: no worker
+	DayBuilt    = StatusBuilt  // a worker published it
+	DayCurrent  = StatusCurrent
+	DayFailed   = StatusFailed
+	DayPending  = "pending" // the deadline came first; the next run picks it up
+)
+
+// DayResult is one day of a run summary.
+type DayResult struct {
+	Day     string        `json:"day"`
+	Status  string        `json:"status"`
+	Why     string        `json:"why,omitempty"` // why it was stale
+	Error   string        `json:"error,omitempty"`
+	Worker  *WorkerResult `json:"worker,omitempty"` // the worker's report, when there is one
+	Seconds float64       `json:"seconds,omitempty"`
+}
+
+// RunSummary is what a coordinator run did, written to
+// _state/runs/<run>.json and logged.
+type RunSummary struct {
+	Run        string          `json:"run"`
+	Trigger    string          `json:"trigger"`
+	EventTime  *time.Time      `json:"event_time,omitempty"`
+	From       string          `json:"from"`
+	To         string          `json:"to"`
+	TimeZone   string          `json:"time_zone"`
+	Status     string          `json:"status"` // done, partial (days pending or failed), failed
+	Error      string          `json:"error,omitempty"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+	Seconds    float64         `json:"seconds"`
+	Planned    int             `json:"planned"` // stale days
+	Built      int             `json:"built"`   // built or found current
+	Failed     int             `json:"failed"`
+	Pending    []string        `json:"pending,omitempty"`
+	Days       []DayResult     `json:"days"`
+	Totals     DayStats        `json:"totals"`
+	Windowed   *WindowedResult `json:"windowed,omitempty"`
+	Deadline   *time.Time      `json:"wait_deadline,omitempty"`
+}
+
+// WindowedResult is what the windowed stage did (job.WindowedSummary).
+type WindowedResult struct {
+	AsOf       string `json:"as_of"` // the last day with a published user_daily
+	ActiveDays int    `json:"active_days_published"`
+	Cohorts    int    `json:"cohorts_published"`
+	UpToDate   int    `json:"up_to_date"`
+}
+
+// Run statuses.
+const (
+	RunDone    = "done"
+	RunPartial = "partial"
+	RunFailed  = "failed"
+)
+
+// Coordinate runs the fan-out for cfg.From..cfg.To: plan, one worker per
+// stale day through inv, wait for their manifests, the windowed stage for
+// the days that finished, registration, and the run summary. It returns
+// the summary (also when it fails) and an error only if the run could not
+// do its work; days that failed or are still pending are in the summary,
+// not errors.
+func Coordinate(ctx context.Context, cfg job.Config, inv Invoker, opts Options) (*RunSummary, error) {
+	c := newCoordinator(cfg, inv, opts)
+	sum, err := c.run(ctx)
+	c.finish(ctx, sum, err)
+	return sum, err
+}
+
+type coordinator struct {
+	cfg  job.Config
+	inv  Invoker
+	opts Options
+	log  *slog.Logger
+}
+
+func newCoordinator(cfg job.Config, inv Invoker, opts Options) *coordinator {
+	if opts.Concurrency < 1 {
+		opts.Concurrency = 1
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 5 * time.Second
+	}
+	if opts.MaxInvokeAttempts < 1 {
+		opts.MaxInvokeAttempts = 5
+	}
+	if opts.Registrar == nil {
+		opts.Registrar = NopRegistrar{}
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(Progress) {}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Trigger == "" {
+		opts.Trigger = KindBackfill
+	}
+	if cfg.Log == nil {
+		cfg.Log = opts.Log
+	}
+	return &coordinator{cfg: cfg, inv: inv, opts: opts, log: opts.Log}
+}
+
+// waitDeadline is when the coordinator stops waiting for workers.
+func (c *coordinator) waitDeadline(ctx context.Context) (time.Time, bool) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}, false
+	}
+	margin := c.opts.Margin
+	if margin <= 0 {
+		margin = min(3*time.Minute, time.Until(deadline)/4)
+	}
+	return deadline.Add(-margin), true
+}
+
+// dayState is a stale day on its way through the fan-out.
+type dayState struct {
+	d        day.Day
+	why      string
+	before   map[string]bool // runs of its daily partitions before dispatch
+	attempts int
+	status   string
+	err      string
+	started  time.Time
+	seconds  float64
+}
+
+func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
+	start := c.opts.Now()
+	sum := &RunSummary{
+		Run:     ulid.MustNew(ulid.Timestamp(start), ulid.DefaultEntropy()).String(),
+		Trigger: c.opts.Trigger, From: c.cfg.From.String(), To: c.cfg.To.String(),
+		StartedAt: start.UTC(),
+	}
+	if c.cfg.Rules.Loc != nil {
+		sum.TimeZone = c.cfg.Rules.Loc.String()
+	}
+	if !c.opts.EventTime.IsZero() {
+		t := c.opts.EventTime.UTC()
+		sum.EventTime = &t
+	}
+	c.log = c.log.With("run", sum.Run)
+	c.cfg.Log = c.cfg.Log.With("run", sum.Run)
+	c.log.Info("coordinator starting", "trigger", sum.Trigger, "from", sum.From, "to", sum.To, "store", c.cfg.Store.String())
+
+	plan, err := job.Plan(ctx, c.cfg)
+	if err != nil {
+		return sum, fmt.Errorf("plan %s..%s: %w", c.cfg.From, c.cfg.To, err)
+	}
+	var stale []*dayState
+	for _, p := range plan.Days {
+		if !p.Build {
+			sum.Days = append(sum.Days, DayResult{Day: p.Day.String(), Status: DayUpToDate, Why: p.Why})
+			continue
+		}
+		before, err := currentRuns(ctx, c.cfg.Store, p.Day)
+		if err != nil {
+			return sum, err
+		}
+		stale = append(stale, &dayState{d: p.Day, why: p.Why, before: before})
+	}
+	sum.Planned = len(stale)
+	c.log.Info("planned", "stale_days", len(stale), "days", len(plan.Days), "read_bytes", plan.ReadBytes)
+
+	waitUntil, hasDeadline := c.waitDeadline(ctx)
+	if hasDeadline {
+		t := waitUntil.UTC()
+		sum.Deadline = &t
+	}
+	if err := c.fanOut(ctx, sum.Run, stale, waitUntil, hasDeadline); err != nil {
+		c.record(sum, stale)
+		return sum, err
+	}
+	c.record(sum, stale)
+
+	// Stage 2 for the days that finished; days still pending refresh the
+	// windowed tables when they are built (their user_daily runs change).
+	var changed []day.Day
+	for _, s := range stale {
+		if s.status == DayBuilt {
+			changed = append(changed, s.d)
+		}
+	}
+	ws, err := job.RunWindowed(ctx, c.cfg, changed)
+	if err != nil {
+		return sum, fmt.Errorf("windowed tables: %w", err)
+	}
+	if ws != nil {
+		sum.Windowed = &WindowedResult{AsOf: ws.AsOf.String(), ActiveDays: ws.ActiveDays, Cohorts: ws.Cohorts, UpToDate: ws.UpToDate}
+	}
+	if err := c.opts.Registrar.Register(ctx, c.cfg, ws); err != nil {
+		return sum, fmt.Errorf("register: %w", err)
+	}
+	return sum, nil
+}
+
+// fanOut dispatches the stale days in order, at most Concurrency at once,
+// and waits for each to finish, until the wait deadline.
+func (c *coordinator) fanOut(ctx context.Context, run string, stale []*dayState, waitUntil time.Time, hasDeadline bool) error {
+	queue := slices.Clone(stale)
+	var inflight []*dayState
+	done, failed := 0, 0
+	progress := func(s *dayState) {
+		c.opts.Progress(Progress{Day: s.d, Status: s.status, Total: len(stale), Done: done, Failed: failed})
+	}
+	const minPoll = 250 * time.Millisecond
+	poll := minPoll
+	for len(queue) > 0 || len(inflight) > 0 {
+		if hasDeadline && !time.Now().Before(waitUntil) {
+			c.log.Warn("wait deadline reached; the days not finished are left for the next run",
+				"in_flight", len(inflight), "not_dispatched", len(queue))
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		changed := false
+		// Dispatch, in day order.
+		for len(inflight) < c.opts.Concurrency && len(queue) > 0 {
+			s := queue[0]
+			s.attempts++
+			err := c.inv.Invoke(ctx, WorkerEvent{Role: RoleWorker, Day: s.d.String(), Run: run})
+			var werr *WorkerError
+			switch {
+			case err == nil || errors.As(err, &werr):
+				if werr != nil {
+					c.log.Warn("worker failed; Lambda retries it", "day", s.d.String(), "error", werr.Error())
+				}
+				queue = queue[1:]
+				s.status, s.started = "dispatched", time.Now()
+				inflight = append(inflight, s)
+				c.log.Info("worker invoked", "day", s.d.String(), "why", s.why)
+				progress(s)
+				changed = true
+				continue
+			case Classify(err) == Permanent || s.attempts >= c.opts.MaxInvokeAttempts:
+				queue = queue[1:]
+				s.status, s.err = DayFailed, err.Error()
+				failed++
+				c.log.Error("could not invoke the worker; day not built", "day", s.d.String(), "attempts", s.attempts, "error", err.Error())
+				progress(s)
+				changed = true
+				continue
+			default:
+				c.log.Warn("invoke failed; trying again", "day", s.d.String(), "attempts", s.attempts, "error", err.Error())
+			}
+			break
+		}
+		// Watch.
+		for i := 0; i < len(inflight); i++ {
+			s := inflight[i]
+			status, errMsg, err := c.check(ctx, run, s)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				c.log.Warn("could not check a day's manifests; trying again", "day", s.d.String(), "error", err.Error())
+				continue
+			}
+			if status == "" {
+				continue
+			}
+			s.status, s.err, s.seconds = status, errMsg, time.Since(s.started).Seconds()
+			if status == DayFailed {
+				failed++
+				c.log.Error("worker failed; day not built", "day", s.d.String(), "error", errMsg)
+			} else {
+				done++
+				c.log.Info("day finished", "day", s.d.String(), "status", status, "seconds", s.seconds)
+			}
+			inflight = slices.Delete(inflight, i, i+1)
+			i--
+			progress(s)
+			changed = true
+		}
+		if changed {
+			poll = minPoll
+			continue
+		}
+		wait := poll
+		if hasDeadline {
+			wait = min(wait, time.Until(waitUntil))
+		}
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		poll = min(poll*2, c.opts.Poll)
+	}
+	return nil
+}
+
+// check says whether a dispatched day has finished: "" while it has not,
+// else its status (built, current or failed) and, if failed, why.
+func (c *coordinator) check(ctx context.Context, run string, s *dayState) (string, string, error) {
+	rep, err := readReport(ctx, c.cfg.Store, run, s.d)
+	if err != nil {
+		return "", "", err
+	}
+	if rep != nil {
+		switch rep.Status {
+		case StatusFailed:
+			return DayFailed, rep.Error, nil
+		case StatusBuilt, StatusCurrent:
+			return rep.Status, "", nil
+		}
+		// StatusRetry: Lambda invokes the worker again; keep watching.
+	}
+	// No report (yet): the day is done when every daily table has a
+	// manifest of one run that was not there before dispatch (published by
+	// this run's worker, or by another writer meanwhile).
+	runs, err := currentRuns(ctx, c.cfg.Store, s.d)
+	if err != nil {
+		return "", "", err
+	}
+	if len(runs) == 1 {
+		for r := range runs {
+			if r != "" && !s.before[r] {
+				return DayBuilt, "", nil
+			}
+		}
+	}
+	return "", "", nil
+}
+
+// currentRuns returns the set of the runs that the daily tables of day d
+// currently point at ("" for a table never published).
+func currentRuns(ctx context.Context, st store.Store, d day.Day) (map[string]bool, error) {
+	runs := map[string]bool{}
+	for _, t := range rollups.Daily {
+		m, err := publish.Current(ctx, st, t.Name, d)
+		switch {
+		case errors.Is(err, store.ErrNotExist):
+			runs[""] = true
+		case err != nil:
+			return nil, err
+		default:
+			runs[m.Run] = true
+		}
+	}
+	return runs, nil
+}
+
+// record copies the days' outcomes into the summary, with the workers'
+// reports where there are.
+func (c *coordinator) record(sum *RunSummary, stale []*dayState) {
+	for _, s := range stale {
+		r := DayResult{Day: s.d.String(), Status: s.status, Why: s.why, Error: s.err, Seconds: s.seconds}
+		switch s.status {
+		case DayBuilt, DayCurrent:
+			sum.Built++
+		case DayFailed:
+			sum.Failed++
+		default:
+			r.Status = DayPending
+			sum.Pending = append(sum.Pending, r.Day)
+		}
+		sum.Days = append(sum.Days, r)
+	}
+	slices.SortFunc(sum.Days, func(a, b DayResult) int {
+		if a.Day < b.Day {
+			return -1
+		}
+		if a.Day > b.Day {
+			return 1
+		}
+		return 0
+	})
+}
+
+// finish completes the summary: the workers' reports, totals, status; then
+// writes it to the store, logs it and emits the run's metrics.
+func (c *coordinator) finish(ctx context.Context, sum *RunSummary, runErr error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	for i := range sum.Days {
+		r := &sum.Days[i]
+		if r.Status != DayBuilt && r.Status != DayCurrent && r.Status != DayFailed {
+			continue
+		}
+		d, _ := day.Parse(r.Day)
+		rep, err := readReport(rctx, c.cfg.Store, sum.Run, d)
+		if err != nil || rep == nil {
+			continue
+		}
+		r.Worker = rep
+		if rep.Status == StatusCurrent && r.Status == DayBuilt {
+			r.Status = DayCurrent
+		}
+		if rep.Stats != nil {
+			sum.Totals.add(rep.Stats)
+		}
+	}
+	switch {
+	case runErr != nil:
+		sum.Status, sum.Error = RunFailed, runErr.Error()
+	case len(sum.Pending) > 0 || sum.Failed > 0:
+		sum.Status = RunPartial
+	default:
+		sum.Status = RunDone
+	}
+	end := c.opts.Now()
+	sum.FinishedAt = end.UTC()
+	sum.Seconds = end.Sub(sum.StartedAt).Seconds()
+
+	if err := writeJSON(rctx, c.cfg.Store, SummaryKey(sum.Run), sum); err != nil {
+		c.log.Warn("run summary not written", "key", SummaryKey(sum.Run), "error", err.Error())
+	}
+	attrs := []any{"status", sum.Status, "trigger", sum.Trigger, "from", sum.From, "to", sum.To,
+		"planned", sum.Planned, "built", sum.Built, "failed", sum.Failed, "pending", sum.Pending,
+		"kept_rows", sum.Totals.KeptRows, "seconds", sum.Seconds, "summary", SummaryKey(sum.Run)}
+	switch sum.Status {
+	case RunDone:
+		c.log.Info("run finished", attrs...)
+	case RunPartial:
+		c.log.Warn("run finished with days left for the next run", attrs...)
+	default:
+		c.log.Error("run failed", append(attrs, "error", sum.Error)...)
+	}
+	ms := append(sum.Totals.metrics(sum.Seconds),
+		metrics.Metric{Name: "DaysPlanned", Value: float64(sum.Planned), Unit: metrics.Count},
+		metrics.Metric{Name: "DaysBuilt", Value: float64(sum.Built), Unit: metrics.Count},
+		metrics.Metric{Name: "DaysFailed", Value: float64(sum.Failed), Unit: metrics.Count},
+		metrics.Metric{Name: "DaysPending", Value: float64(len(sum.Pending)), Unit: metrics.Count},
+		metrics.Metric{Name: "RunFailures", Value: b2f(sum.Status == RunFailed), Unit: metrics.Count},
+	)
+	props := map[string]any{"run": sum.Run, "trigger": sum.Trigger, "from": sum.From, "to": sum.To, "status": sum.Status}
+	if err := c.opts.Metrics.Emit(map[string]string{"Stage": "run"}, ms, props); err != nil {
+		c.log.Warn("metrics not written", "error", err.Error())
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,270 @@
+package lambda
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/lease"
+	"github.com/littlewarehouse/warehouse/internal/metrics"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// fixture is a local store with two days of eventgen data, and a copy.
+type fixture struct {
+	st, copy store.Store
+	env      *Env
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &fixture{}
+	for _, p := range []*store.Store{&f.st, &f.copy} {
+		st, err := store.OpenDir(t.TempDir(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d1 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+		if _, err := gen.Generate(ctx, st, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 1), EventsPerDay: 600, ObjectsPerHour: 1, Seed: 5})); err != nil {
+			t.Fatal(err)
+		}
+		*p = st
+	}
+	cfg, err := ConfigFromEnv(env(map[string]string{EnvRole: RoleWorker, EnvStore: "/unused"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.env = &Env{Config: cfg, Store: f.st, Log: slog.New(slog.DiscardHandler)}
+	return f
+}
+
+// asyncWorkers is an Invoker that runs each worker in a goroutine, like an
+// asynchronous Lambda invocation, each with its own deadline.
+type asyncWorkers struct {
+	env     *Env
+	timeout time.Duration
+	mu      sync.Mutex
+	order   []string
+	wg      sync.WaitGroup
+	results []*WorkerResult
+}
+
+func (a *asyncWorkers) Invoke(_ context.Context, ev WorkerEvent) error {
+	a.mu.Lock()
+	a.order = append(a.order, ev.Day)
+	a.mu.Unlock()
+	b, _ := json.Marshal(ev)
+	req, err := ParseEvent(b, time.UTC, time.Hour)
+	if err != nil {
+		return err
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+		defer cancel()
+		res, _ := RunWorker(ctx, a.env, req)
+		a.mu.Lock()
+		a.results = append(a.results, res)
+		a.mu.Unlock()
+	}()
+	return nil
+}
+
+func TestCoordinateEqualsLocalRun(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	var emf bytes.Buffer
+	f.env.Metrics = metrics.New(&emf, "")
+	from, to := mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22")
+	workers := &asyncWorkers{env: f.env, timeout: time.Minute}
+	var progress []Progress
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{
+		Progress: func(p Progress) { progress = append(progress, p) }, Metrics: f.env.Metrics,
+	})
+	workers.wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Status != RunDone || sum.Planned != 4 || sum.Built != 4 || len(sum.Pending) != 0 || sum.Totals.KeptRows == 0 {
+		t.Errorf("summary: %+v", sum)
+	}
+	if diff := cmp.Diff([]string{"2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22"}, workers.order); diff != "" {
+		t.Errorf("workers invoked out of day order (-want +got):\n%s", diff)
+	}
+	if len(progress) != 8 || progress[7].Done != 4 {
+		t.Errorf("progress: %+v", progress)
+	}
+	for _, d := range sum.Days {
+		if d.Worker == nil || d.Worker.Status != StatusBuilt {
+			t.Errorf("%s: no worker report in the summary: %+v", d.Day, d)
+		}
+	}
+	// The summary is in the store.
+	b, err := f.st.Get(ctx, SummaryKey(sum.Run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored RunSummary
+	if err := json.Unmarshal(b, &stored); err != nil || stored.Run != sum.Run || stored.Status != RunDone || stored.Windowed == nil {
+		t.Errorf("stored summary: %+v, %v", stored, err)
+	}
+	// One EMF line per built day and one for the run.
+	if n := strings.Count(emf.String(), `"Stage":"day"`); n != 4 {
+		t.Errorf("%d day metric lines, want 4", n)
+	}
+	if n := strings.Count(emf.String(), `"Stage":"run"`); n != 1 {
+		t.Errorf("%d run metric lines, want 1:\n%s", n, emf.String())
+	}
+
+	if _, err := job.Run(ctx, job.Config{Store: f.copy, From: from, To: to}); err != nil {
+		t.Fatal(err)
+	}
+	snapshotsEqual(t, f.copy, f.st, from, to)
+
+	// Again: nothing is stale, no worker is invoked, nothing changes.
+	workers.order = nil
+	sum, err = Coordinate(ctx, f.env.jobConfig(from, to), workers, Options{})
+	if err != nil || sum.Planned != 0 || sum.Status != RunDone || len(workers.order) != 0 {
+		t.Errorf("second run: %+v, %v, invoked %v", sum, err, workers.order)
+	}
+	snapshotsEqual(t, f.copy, f.st, from, to)
+}
+
+// snapshotsEqual compares what two stores publish around from..to
+// (windowed partitions reach 28 days either side).
+func snapshotsEqual(t *testing.T, want, got store.Store, from, to day.Day) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := job.Snapshot(ctx, want, from-30, to+30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := job.Snapshot(ctx, got, from-30, to+30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w) == 0 {
+		t.Fatal("nothing published")
+	}
+	if diff := cmp.Diff(w, g); diff != "" {
+		t.Errorf("published data differs from a local run (-local +fan-out):\n%s", diff)
+	}
+}
+
+// TestCoordinateDeadline: workers that never run leave every day pending
+// at the deadline; the summary says so, and the next run builds them.
+func TestCoordinateDeadline(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	from, to := mustDay(t, "2026-11-20"), mustDay(t, "2026-11-21")
+	var lost []string
+	dropped := InvokerFunc(func(_ context.Context, ev WorkerEvent) error { lost = append(lost, ev.Day); return nil })
+	cctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), dropped, Options{Margin: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited > 1400*time.Millisecond {
+		t.Errorf("waited %v, past the deadline less the margin", waited)
+	}
+	if sum.Status != RunPartial || len(sum.Pending) != 2 || sum.Built != 0 || sum.Pending[0] != "2026-11-20" {
+		t.Errorf("summary: %+v", sum)
+	}
+	// Concurrency 1: the second day is never dispatched while the first is out.
+	if len(lost) != 1 {
+		t.Errorf("invoked %v, want only the first day", lost)
+	}
+	b, err := f.st.Get(ctx, SummaryKey(sum.Run))
+	if err != nil || !strings.Contains(string(b), `"pending": [`) {
+		t.Errorf("stored summary: %s, %v", b, err)
+	}
+
+	workers := &asyncWorkers{env: f.env, timeout: time.Minute}
+	sum, err = Coordinate(ctx, f.env.jobConfig(from, to), workers, Options{})
+	workers.wg.Wait()
+	if err != nil || sum.Status != RunDone || sum.Built != 2 {
+		t.Errorf("next run: %+v, %v", sum, err)
+	}
+}
+
+// TestCoordinatePermanentFailure: a day held by another live writer fails
+// in its worker (no retry loop); the coordinator stops waiting for it at
+// once, builds the other days, and the next run builds it.
+func TestCoordinatePermanentFailure(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	from, to := mustDay(t, "2026-11-20"), mustDay(t, "2026-11-21")
+	held, err := lease.Acquire(ctx, f.st, "quarantine/dt=2026-11-20", lease.HolderID("backfill"), time.Hour, 0, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workers := &asyncWorkers{env: f.env, timeout: 2 * time.Second} // lock wait: a quarter of it
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	start := time.Now()
+	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{})
+	workers.wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Errorf("took %v: waited for a failed day", time.Since(start))
+	}
+	if sum.Status != RunPartial || sum.Failed != 1 || sum.Built != 1 || sum.Days[0].Status != DayFailed ||
+		!strings.Contains(sum.Days[0].Error, "being written by another rollup") {
+		t.Errorf("summary: %+v", sum)
+	}
+	for _, r := range workers.results {
+		if r.Day == "2026-11-20" && (r.Status != StatusFailed || r.ErrorClass != "permanent") {
+			t.Errorf("worker result: %+v", r)
+		}
+	}
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sum, err = Coordinate(ctx, f.env.jobConfig(from, to), workers, Options{})
+	workers.wg.Wait()
+	if err != nil || sum.Status != RunDone || sum.Built != 1 || sum.Planned != 1 {
+		t.Errorf("next run: %+v, %v", sum, err)
+	}
+}
+
+// TestWorkerTwice: the same worker event twice builds the day once.
+func TestWorkerTwice(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	req := Request{Kind: KindWorker, Day: mustDay(t, "2026-11-20"), Run: "R1"}
+	first, err := RunWorker(ctx, f.env, req)
+	if err != nil || first.Status != StatusBuilt || first.Stats == nil || first.Stats.KeptRows == 0 {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	snap1, _ := job.Snapshot(ctx, f.st, req.Day, req.Day)
+	second, err := RunWorker(ctx, f.env, req)
+	if err != nil || second.Status != StatusCurrent || second.Stats != nil {
+		t.Fatalf("second: %+v, %v", second, err)
+	}
+	snap2, _ := job.Snapshot(ctx, f.st, req.Day, req.Day)
+	if diff := cmp.Diff(snap1, snap2); diff != "" {
+		t.Errorf("the second invocation changed the day:\n%s", diff)
+	}
+	rep, err := readReport(ctx, f.st, "R1", req.Day)
+	if err != nil || rep == nil || rep.Status != StatusCurrent {
+		t.Errorf("report: %+v, %v", rep, err)
+	}
+}

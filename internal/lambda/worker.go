@@ -1,0 +1,243 @@
+package lambda
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/lease"
+	"github.com/littlewarehouse/warehouse/internal/metrics"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// Worker statuses.
+const (
+	StatusBuilt   = "built"   // the day was built and published
+	StatusCurrent = "current" // the day was already up to date: nothing written
+	StatusFailed  = "failed"  // a permanent error: logged, not retried
+	StatusRetry   = "retry"   // a transient error: the invocation failed, Lambda retries it
+)
+
+// RunsPrefix holds the coordinators' run summaries (<run>.json) and the
+// workers' reports (<run>/<day>.json).
+const RunsPrefix = "_state/runs/"
+
+// SummaryKey is where a coordinator run's summary is written.
+func SummaryKey(run string) string { return RunsPrefix + run + ".json" }
+
+// ReportKey is where a worker reports on day d for coordinator run run.
+func ReportKey(run string, d day.Day) string { return RunsPrefix + run + "/" + d.String() + ".json" }
+
+// DayStats are the numbers of one built day (data_quality_daily's, plus
+// what was read and written).
+type DayStats struct {
+	RawRows          int64 `json:"raw_rows"`
+	KeptRows         int64 `json:"kept_rows"`
+	Duplicates       int64 `json:"duplicates_dropped"`
+	InvalidRows      int64 `json:"invalid_rows"`
+	LateRows         int64 `json:"late_rows"`
+	ClockSkewedRows  int64 `json:"clock_skewed_rows"`
+	BadObjects       int64 `json:"bad_objects"`
+	ConversionFailed int64 `json:"conversion_failed_records"`
+	InputObjects     int64 `json:"input_objects"`
+	RawBytes         int64 `json:"raw_bytes_read"`
+	FilesWritten     int64 `json:"files_written"`
+	BytesWritten     int64 `json:"bytes_written"`
+	Restated         bool  `json:"restated,omitempty"`
+}
+
+func (s *DayStats) add(o *DayStats) {
+	s.RawRows += o.RawRows
+	s.KeptRows += o.KeptRows
+	s.Duplicates += o.Duplicates
+	s.InvalidRows += o.InvalidRows
+	s.LateRows += o.LateRows
+	s.ClockSkewedRows += o.ClockSkewedRows
+	s.BadObjects += o.BadObjects
+	s.ConversionFailed += o.ConversionFailed
+	s.InputObjects += o.InputObjects
+	s.RawBytes += o.RawBytes
+	s.FilesWritten += o.FilesWritten
+	s.BytesWritten += o.BytesWritten
+}
+
+func (s *DayStats) metrics(seconds float64) []metrics.Metric {
+	return []metrics.Metric{
+		{Name: "RawRows", Value: float64(s.RawRows), Unit: metrics.Count},
+		{Name: "KeptRows", Value: float64(s.KeptRows), Unit: metrics.Count},
+		{Name: "DuplicatesDropped", Value: float64(s.Duplicates), Unit: metrics.Count},
+		{Name: "InvalidRows", Value: float64(s.InvalidRows), Unit: metrics.Count},
+		{Name: "LateRows", Value: float64(s.LateRows), Unit: metrics.Count},
+		{Name: "ClockSkewedRows", Value: float64(s.ClockSkewedRows), Unit: metrics.Count},
+		{Name: "BadObjects", Value: float64(s.BadObjects), Unit: metrics.Count},
+		{Name: "ConversionFailedRecords", Value: float64(s.ConversionFailed), Unit: metrics.Count},
+		{Name: "InputObjects", Value: float64(s.InputObjects), Unit: metrics.Count},
+		{Name: "BytesRead", Value: float64(s.RawBytes), Unit: metrics.Bytes},
+		{Name: "FilesWritten", Value: float64(s.FilesWritten), Unit: metrics.Count},
+		{Name: "BytesWritten", Value: float64(s.BytesWritten), Unit: metrics.Bytes},
+		{Name: "Seconds", Value: seconds, Unit: metrics.Seconds},
+	}
+}
+
+// WorkerResult is what a worker did: the invocation's response, and its
+// report to the coordinator.
+type WorkerResult struct {
+	Day        string    `json:"day"`
+	Run        string    `json:"run,omitempty"`     // the coordinator's run
+	JobRun     string    `json:"job_run,omitempty"` // the run id of the partitions this worker wrote
+	Status     string    `json:"status"`
+	Why        string    `json:"why,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	ErrorClass string    `json:"error_class,omitempty"`
+	Stats      *DayStats `json:"stats,omitempty"`
+	Seconds    float64   `json:"seconds"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// Env is what both roles work with.
+type Env struct {
+	Config  Config
+	Store   store.Store
+	Log     *slog.Logger
+	Metrics *metrics.Logger // nil: no metrics
+	Deps    Deps
+}
+
+// jobConfig is the job configuration of both roles for the days from..to.
+func (e *Env) jobConfig(from, to day.Day) job.Config {
+	return job.Config{
+		Store: e.Store, From: from, To: to, Rules: e.Config.Rules(), RawPrefix: e.Config.RawPrefix,
+		Parallel: e.Config.Parallel, GracePeriod: e.Config.GracePeriod, Catalog: e.Deps.Catalog, Log: e.Log,
+	}
+}
+
+// Worker timing. A worker's leases last until its invocation's deadline
+// plus lease.DefaultClockSkew: Lambda ends an invocation at its deadline,
+// so a lease whose holder was killed (timeout, out of memory) becomes free
+// soon after that holder can no longer be running, never while it is.
+const (
+	workerLockWait  = 30 * time.Second // at most; a quarter of the time left if less
+	workerStopSlack = 5 * time.Second  // stop work this long before the deadline (at most a tenth of the time left)
+	noDeadlineTTL   = 30 * time.Minute // lease lifetime when there is no deadline
+)
+
+// RunWorker builds one day: stage 1 of job.Run for req.Day, idempotently.
+// It returns an error only for a transient failure (see Classify); bad
+// data and permanent failures give a result with status built or failed.
+func RunWorker(ctx context.Context, env *Env, req Request) (*WorkerResult, error) {
+	t0 := time.Now()
+	d := req.Day
+	log := env.Log.With("role", RoleWorker, "day", d.String(), "run", req.Run)
+	cfg := env.jobConfig(d, d)
+	cfg.SkipWindowed = true
+	cfg.LockTTL, cfg.LockWait = noDeadlineTTL, workerLockWait
+	workCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		cfg.LockTTL = max(left, time.Second) + lease.DefaultClockSkew
+		cfg.LockWait = min(workerLockWait, left/4)
+		var cancel context.CancelFunc
+		workCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(workerStopSlack, left/10)))
+		defer cancel()
+	}
+	log.Info("worker starting", "store", env.Store.String(), "lock_ttl", cfg.LockTTL.String(), "lock_wait", cfg.LockWait.String())
+
+	sum, err := job.Run(workCtx, cfg)
+	res := &WorkerResult{Day: d.String(), Run: req.Run}
+	if sum != nil {
+		res.JobRun = sum.Run
+	}
+	class := Classify(err)
+	switch class {
+	case OK:
+		res.Status = StatusCurrent
+		for _, ds := range sum.Days {
+			if ds.Day != d {
+				continue
+			}
+			res.Why = ds.Why
+			if !ds.Skipped {
+				res.Status = StatusBuilt
+				res.Stats = dayStats(sum, ds)
+			}
+		}
+	case Permanent:
+		res.Status, res.Error, res.ErrorClass = StatusFailed, err.Error(), class.String()
+	default:
+		res.Status, res.Error, res.ErrorClass = StatusRetry, err.Error(), class.String()
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	res.FinishedAt = time.Now().UTC()
+
+	props := map[string]any{"day": res.Day, "run": req.Run, "job_run": res.JobRun, "status": res.Status}
+	switch res.Status {
+	case StatusBuilt:
+		log.Info("day built", "job_run", res.JobRun, "why", res.Why, "kept_rows", res.Stats.KeptRows,
+			"raw_rows", res.Stats.RawRows, "bad_objects", res.Stats.BadObjects, "seconds", res.Seconds)
+		emit(env, log, map[string]string{"Stage": "day"}, res.Stats.metrics(res.Seconds), props)
+	case StatusCurrent:
+		log.Info("day already up to date; nothing to do", "why", res.Why)
+	case StatusFailed:
+		log.Error("day failed; not retrying (a retry cannot fix it)", "error", res.Error)
+		emit(env, log, map[string]string{"Stage": "day"}, []metrics.Metric{{Name: "WorkerFailures", Value: 1, Unit: metrics.Count}}, props)
+	case StatusRetry:
+		log.Warn("day failed; returning the error so that Lambda retries", "error", res.Error)
+	}
+	if req.Run != "" {
+		// The worker's context may be over: the report gets its own time.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if werr := writeJSON(rctx, env.Store, ReportKey(req.Run, d), res); werr != nil {
+			log.Warn("worker report not written; the coordinator watches the manifests instead", "error", werr.Error())
+		}
+	}
+	if res.Status == StatusRetry {
+		return res, fmt.Errorf("day %s: %w", d, err)
+	}
+	return res, nil
+}
+
+func dayStats(sum *job.Summary, ds job.DaySummary) *DayStats {
+	q := ds.Quality
+	return &DayStats{
+		RawRows: q.RawRows, KeptRows: q.KeptRows, Duplicates: q.DuplicatesDropped, InvalidRows: q.InvalidRows,
+		LateRows: q.LateRows, ClockSkewedRows: q.ClockSkewedRows, BadObjects: q.BadFiles,
+		ConversionFailed: q.ConversionFailedRecords, InputObjects: q.InputObjects, RawBytes: sum.RawBytes,
+		FilesWritten: int64(ds.FilesWritten), BytesWritten: ds.BytesWritten, Restated: q.Restated,
+	}
+}
+
+func emit(env *Env, log *slog.Logger, dims map[string]string, ms []metrics.Metric, props map[string]any) {
+	if err := env.Metrics.Emit(dims, ms, props); err != nil {
+		log.Warn("metrics not written", "error", err.Error())
+	}
+}
+
+func writeJSON(ctx context.Context, st store.Store, key string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, key, append(b, '\n'))
+}
+
+// readReport reads a worker's report; nil if there is none yet.
+func readReport(ctx context.Context, st store.Store, run string, d day.Day) (*WorkerResult, error) {
+	b, err := st.Get(ctx, ReportKey(run, d))
+	if errors.Is(err, store.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r WorkerResult
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("read %s: %w", ReportKey(run, d), err)
+	}
+	return &r, nil
+}
