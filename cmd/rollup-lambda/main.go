@@ -16,6 +16,8 @@ import (
 
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/littlewarehouse/warehouse/internal/catalog"
+	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/lambda"
 	"github.com/littlewarehouse/warehouse/internal/metrics"
 )
@@ -25,9 +27,22 @@ func main() {
 	deps := lambda.Deps{
 		Log:       log,
 		Metrics:   metrics.New(os.Stdout, metrics.Namespace),
-		Registrar: lambda.NopRegistrar{}, // partitions are not registered in a catalog by this binary
+		Registrar: lambda.NopRegistrar{},
 	}
-	h, err := lambda.NewHandlerFromEnv(context.Background(), os.Getenv, deps)
+	ctx := context.Background()
+	var err error
+	// With LW_GLUE_DATABASE set, the coordinator registers every partition
+	// in Glue (and workers leave superseded runs to the registration).
+	if db := os.Getenv(lambda.EnvGlueDatabase); db != "" {
+		var g *catalog.Glue
+		if g, err = catalog.OpenGlue(ctx, catalog.GlueOptions{Database: db}); err == nil {
+			deps.Catalog, deps.Registrar = g, lambda.RegistrarFunc(job.Register)
+		}
+	}
+	var h *lambda.Handler
+	if err == nil {
+		h, err = lambda.NewHandlerFromEnv(ctx, os.Getenv, deps)
+	}
 	if err != nil {
 		// Fail every invocation with the reason, so that it shows in the
 		// caller's response and the function's errors, not only here.

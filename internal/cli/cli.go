@@ -94,6 +94,7 @@ type options struct {
 	catalog, glueDatabase          string
 	s3Endpoint                     string
 	gracePeriod                    time.Duration
+	dispatch                       string
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -114,6 +115,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.lockWait, "lock-wait", 30*time.Second, "how long to wait when another rollup is writing a day this run needs, then exit 1 naming it (e.g. --lock-wait 10m)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (see rollup plan) and stop")
+	fs.StringVar(&o.dispatch, "dispatch", "", "build the stale days on AWS Lambda instead of here: `lambda:FUNCTION` names the worker function (one invocation per day); the windowed stage and catalog registration then run here")
 	fs.StringVar(&o.logFormat, "log", "auto", "log `format`: text (warnings only, for people), json (structured, for CloudWatch), or auto (text on a terminal)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to this `file` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this `file` at the end")
@@ -275,6 +277,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		printPlan(stdout, cfg, p)
 		return nil
+	}
+	if o.dispatch != "" {
+		return dispatch(ctx, cfg, o.dispatch, stdout, stderr)
 	}
 	tty := isTerminal(stderr)
 	switch o.logFormat {

@@ -54,3 +54,11 @@ func TestDDL(t *testing.T) {
 		}
 	}
 }
+
+func TestDispatchNeedsAFunction(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Main(context.Background(), []string{"--store", t.TempDir(), "--from", "2026-01-01", "--to", "2026-01-01", "--dispatch", "sqs:q"}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "lambda:FUNCTION") {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+}

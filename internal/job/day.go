@@ -122,6 +122,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 		"duplicates_dropped": quality.DuplicatesDropped, "invalid_rows": quality.InvalidRows,
 		"clock_skewed_rows": quality.ClockSkewedRows, "bad_files": quality.BadFiles,
 		"conversion_failed_records": quality.ConversionFailedRecords, "late_rows": quality.LateRows,
+		"restated": b2i(quality.Restated),
 	}
 	for _, t := range rollups.Daily {
 		m := &publish.Manifest{
@@ -138,6 +139,9 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 			return DaySummary{}, err
 		}
 	}
+	if err := markPending(ctx, c.Store, d); err != nil {
+		return DaySummary{}, err
+	}
 	for _, t := range rollups.Daily {
 		if !c.cleanupAtOnce() {
 			break
@@ -149,39 +153,54 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 	return sum, nil
 }
 
-// restated reports whether day d had been published before with other
-// numbers: another count of events, or any rollup file with other content
-// (outputs are deterministic, so equal checksums mean equal numbers). It
-// also returns the events count published before (-1 if never).
+// restated reports whether day d had been published completely before
+// (its data_quality_daily manifest, committed after the events and the
+// rollups, exists) with other numbers: another count of events, or a rollup
+// file with other content (outputs are deterministic, so equal checksums
+// mean equal numbers). A day whose earlier publication was cut short by a
+// crash is not restated by finishing it. It also returns the events count
+// published before (-1 if never).
 func (c *Config) restated(ctx context.Context, d day.Day, kept int64, files map[string][]publish.File) (bool, int64, error) {
-	prev, err := publish.Current(ctx, c.Store, "events", d)
+	prev, err := publish.Current(ctx, c.Store, "data_quality_daily", d)
 	if errors.Is(err, store.ErrNotExist) {
 		return false, -1, nil
 	}
 	if err != nil {
 		return false, 0, err
 	}
-	if prev.Rows != kept {
-		return true, prev.Rows, nil
+	before := prev.Stats["kept_rows"]
+	if before != kept {
+		return true, before, nil
 	}
 	for _, t := range []string{"engagement_daily", "user_daily", "sessions_daily"} {
 		m, err := publish.Current(ctx, c.Store, t, d)
-		if errors.Is(err, store.ErrNotExist) {
-			return true, prev.Rows, nil
-		}
 		if err != nil {
 			return false, 0, err
 		}
 		if len(m.Files) != len(files[t]) {
-			return true, prev.Rows, nil
+			return true, before, nil
 		}
 		for i, f := range m.Files {
 			if f.SHA256 != files[t][i].SHA256 {
-				return true, prev.Rows, nil
+				return true, before, nil
 			}
 		}
 	}
-	return false, prev.Rows, nil
+	// Same numbers. If the run that published them was cut short before its
+	// last manifest (quarantine), this build finishes it: keep its verdict.
+	q, err := publish.Current(ctx, c.Store, "quarantine", d)
+	if err != nil && !errors.Is(err, store.ErrNotExist) {
+		return false, 0, err
+	}
+	unfinished := q == nil || q.Run != prev.Run
+	return unfinished && prev.Stats["restated"] == 1, before, nil
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // stateKey records the store's reporting time zone.

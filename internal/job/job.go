@@ -365,6 +365,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		if err := cfg.register(ctx, sum.Windowed); err != nil {
 			return sum, err
 		}
+		if sum.Windowed != nil {
+			if err := clearPending(ctx, st, sum.Windowed.Pending); err != nil {
+				cfg.Log.Warn("pending windowed days not cleared; the next run redoes them", "error", err.Error())
+			}
+		}
 	}
 	sum.Seconds = cfg.Now().Sub(start).Seconds()
 	return sum, nil

@@ -12,6 +12,23 @@ import (
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
+// Register registers in cfg.Catalog (if any) what a windowed stage ws and
+// cfg's range cover, deletes the runs the catalog no longer needs, and then
+// clears ws's pending days: what Run does after its windowed stage, for a
+// Lambda coordinator that ran RunWindowed itself.
+func Register(ctx context.Context, cfg Config, ws *WindowedSummary) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	if err := cfg.register(ctx, ws); err != nil {
+		return err
+	}
+	if ws != nil {
+		return clearPending(ctx, cfg.Store, ws.Pending)
+	}
+	return nil
+}
+
 // cleanupAtOnce reports whether superseded runs are deleted right after a
 // manifest is written. With a catalog and a grace period they are not: a
 // partition keeps pointing at its old run until it is registered anew, and

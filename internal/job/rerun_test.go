@@ -13,6 +13,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/event"
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/lease"
+	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -144,5 +145,39 @@ func TestLateDataRestatesTheDay(t *testing.T) {
 	}
 	if sum.Windowed == nil || sum.Windowed.ActiveDays == 0 {
 		t.Errorf("windowed tables not refreshed: %+v", sum.Windowed)
+	}
+}
+
+// TestWindowedWorkSurvivesAStop builds days without the windowed stage (as
+// a run that died between the stages, or a Lambda worker, leaves them): the
+// next run, with nothing stale, still recomputes their windowed dependants.
+func TestWindowedWorkSurvivesAStop(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadFixture(t, st, "../../testdata/golden/raw.json")
+	cfg := Config{Store: st, From: mustDay(t, "2026-03-01"), To: mustDay(t, "2026-03-02"), SkipWindowed: true}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if objs, _ := st.List(ctx, pendingPrefix); len(objs) != 2 {
+		t.Fatalf("pending markers %v, want one per built day", objs)
+	}
+	cfg.SkipWindowed = false
+	cfg.From, cfg.To = mustDay(t, "2026-03-02"), mustDay(t, "2026-03-02") // a later, narrower run
+	sum, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Days) != 1 || !sum.Days[0].Skipped {
+		t.Fatalf("days %+v, want 2026-03-02 skipped", sum.Days)
+	}
+	if _, err := publish.Current(ctx, st, "retention_daily", mustDay(t, "2026-03-01")); err != nil {
+		t.Errorf("the cohort of 2026-03-01 (built before the stop) was not computed: %v", err)
+	}
+	if objs, _ := st.List(ctx, pendingPrefix); len(objs) != 0 {
+		t.Errorf("pending markers left: %v", objs)
 	}
 }

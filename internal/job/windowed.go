@@ -28,12 +28,47 @@ type WindowedSummary struct {
 	// Partitions are every windowed partition the run covered, published
 	// or up to date (the catalog registers them all).
 	Partitions []Partition
+	// Pending are the changed days this stage took care of, including ones
+	// left pending by earlier runs; cleared once registered.
+	Pending []day.Day
 }
 
 // Partition names one partition of a table.
 type Partition struct {
 	Table string
 	Day   day.Day
+}
+
+// pendingPrefix holds one empty object per day whose daily tables changed
+// but whose windowed dependants are not yet recomputed and registered, so
+// that a run that dies between the stages (or a Lambda worker, which runs
+// stage 1 only) leaves the work for the next windowed stage.
+const pendingPrefix = "_state/pending/windowed/"
+
+func markPending(ctx context.Context, st store.Store, d day.Day) error {
+	return st.Put(ctx, pendingPrefix+d.String(), nil)
+}
+
+func loadPending(ctx context.Context, st store.Store) ([]day.Day, error) {
+	objs, err := st.List(ctx, pendingPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []day.Day
+	for _, o := range objs {
+		if d, err := day.Parse(strings.TrimPrefix(o.Key, pendingPrefix)); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+func clearPending(ctx context.Context, st store.Store, days []day.Day) error {
+	var errs []error
+	for _, d := range days {
+		errs = append(errs, st.Delete(ctx, pendingPrefix+d.String()))
+	}
+	return errors.Join(errs...)
 }
 
 // lastUserDay returns the last day with a published user_daily partition.
@@ -112,7 +147,12 @@ func (c *Config) runWindowed(ctx context.Context, run string, changed []day.Day)
 	if err != nil || !ok {
 		return nil, err
 	}
-	ws := &WindowedSummary{AsOf: asOf}
+	pending, err := loadPending(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	changed = append(slices.Clone(changed), pending...)
+	ws := &WindowedSummary{AsOf: asOf, Pending: changed}
 	au := map[day.Day]bool{}
 	cohorts := map[day.Day]bool{}
 	for d := c.From; d <= c.To && d <= asOf; d++ {

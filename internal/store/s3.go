@@ -109,6 +109,9 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (Store, error) {
 		maxAttempts = s3MaxAttempts
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// Ranged reads carry no whole-object checksum; the SDK would log a
+		// line for every one of them.
+		o.DisableLogOutputChecksumValidationSkipped = true
 		if opts.S3Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.S3Endpoint)
 		}
