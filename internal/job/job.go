@@ -215,8 +215,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			continue
 		}
 		building[p.d] = p
-		for key := range p.good {
-			need[key] = true
+		for _, in := range p.inputs {
+			if p.good[in.Key] || strings.HasPrefix(in.Key, cfg.ErrorPrefix) {
+				need[in.Key] = true // readable raw objects, and raw-errors
+			}
 		}
 		sum.BadObjects = append(sum.BadObjects, p.bad...)
 	}
