@@ -202,8 +202,14 @@ func (c *Config) runWindowed(ctx context.Context, run string, changed []day.Day)
 	}
 	ret := rollups.ComputeRetention(cohortDays, asOf, rows)
 	for _, d := range cohortDays {
-		end := min(d+28, asOf)
-		fp := windowFingerprint("retention_daily", runs, d, end, "as_of="+end.String())
+		// A cohort reads only its own day and the days day_n after it.
+		extra := "as_of=" + min(d+28, asOf).String()
+		for _, n := range rollups.RetentionDays {
+			if x := d + day.Day(n); x <= asOf {
+				extra += " " + x.String() + "=" + runs[x]
+			}
+		}
+		fp := windowFingerprint("retention_daily", runs, d, d, extra)
 		done, err := c.publishWindowed(ctx, run, "retention_daily", d, fp, ret[d], opt)
 		if err != nil {
 			return nil, err
