@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/duckref"
 	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
@@ -28,10 +30,25 @@ func TestPipelineCollectorToRollup(t *testing.T) {
 	status, resp := postEvents(t, base, key1, `[
 		{"event_name":"screen_view","user_id":"u-1","event_time":"2026-11-24T13:00:00Z","product":"shop","platform":"web"},
 		{"event_name":"purchase","device_id":"d-9","event_time":"2026-11-24T13:04:00Z","product":"shop","platform":"ios"},
+		{"event_name":"no_user"},
 		{"event_name":"app_open","user_id":"u-2","product":"blog","platform":"android"}
 	]`)
-	if status != http.StatusOK || resp.Accepted != 3 {
+	if status != http.StatusMultiStatus || resp.Accepted != 3 || resp.Rejected != 1 {
 		t.Fatalf("post: %d %+v", status, resp)
+	}
+	// A client that lost the answer sends the same event again: accepted
+	// twice, with two event_ids (at least once).
+	retry := `{"event_name":"tap","user_id":"u-3","product":"shop","platform":"web"}`
+	var accepted []string
+	for _, e := range resp.Events {
+		accepted = append(accepted, e.EventID)
+	}
+	for range 2 {
+		status, r := postEvents(t, base, key1, retry)
+		if status != http.StatusOK {
+			t.Fatalf("retry: %d %+v", status, r)
+		}
+		accepted = append(accepted, r.Events[0].EventID)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -56,7 +73,27 @@ func TestPipelineCollectorToRollup(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := sum.Days[0].Quality
-	if q.KeptRows != 3 || q.InvalidRows != 0 || q.ConversionFailedRecords != 2 || q.ClockSkewedRows != 1 {
-		t.Errorf("quality %+v; want 3 events (one without event_time, so skewed) and 2 conversion failures", q)
+	if q.KeptRows != 5 || q.InvalidRows != 0 || q.ConversionFailedRecords != 2 || q.ClockSkewedRows != 3 {
+		t.Errorf("quality %+v; want 5 events (3 without event_time, so skewed) and 2 conversion failures", q)
+	}
+	db, err := duckref.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.ViewCurated(ctx, dir, "events"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(ctx, "SELECT event_id FROM events ORDER BY event_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r["event_id"].(string))
+	}
+	slices.Sort(accepted)
+	if !slices.Equal(got, accepted) {
+		t.Errorf("events table holds %v, want exactly the accepted %v", got, accepted)
 	}
 }

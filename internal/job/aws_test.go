@@ -114,6 +114,16 @@ func TestOnS3WithGlue(t *testing.T) {
 	if _, err := Run(ctx, cfg); err == nil {
 		t.Fatal("a run whose Glue calls all failed reported success")
 	}
+	// Right after the failure: every partition points at a complete run.
+	for _, tbl := range rollups.All() {
+		var locs []string
+		for _, p := range glueSrv.Partitions("warehouse", tbl.Name) {
+			locs = append(locs, p.StorageDescriptor.Location)
+		}
+		if err := catalog.VerifyCommitted(ctx, s3st, locs...); err != nil {
+			t.Errorf("%s after a failed registration: %v", tbl.Name, err)
+		}
+	}
 	cfg.Force = false
 	if _, err := Run(ctx, cfg); err != nil {
 		t.Fatalf("the run after the Glue failure: %v", err)
