@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/deprecated"
-	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
@@ -176,7 +174,7 @@ func firstLines(b []byte, n int) string {
 // timeLayout is where a file keeps its two time columns.
 type timeLayout struct {
 	eventTime, receivedAt   int // leaf column index, or -1 if absent
-	eventUnit, receivedUnit timeUnit
+	eventUnit, receivedUnit raw.TimeUnit
 }
 
 // Column names raw.ReadFrom maps onto raw.Row, in raw's order.
@@ -202,7 +200,7 @@ func timeLayoutOf(s *parquet.Schema) (timeLayout, error) {
 		t := leaf.Node.Type()
 		switch name {
 		case "event_time", "received_at":
-			u, err := timeUnitOf(t)
+			u, err := raw.TimeUnitOf(t)
 			if err != nil {
 				return lay, fmt.Errorf("column %s: %w", name, err)
 			}
@@ -225,47 +223,6 @@ func timeLayoutOf(s *parquet.Schema) (timeLayout, error) {
 	return lay, nil
 }
 
-// timeUnit says how to turn a timestamp column's values into milliseconds.
-type timeUnit int
-
-const (
-	unitMillis timeUnit = iota
-	unitMicros
-	unitNanos
-	unitInt96
-)
-
-// timeUnitOf is internal/raw timeUnitOf.
-func timeUnitOf(t parquet.Type) (timeUnit, error) {
-	switch t.Kind() {
-	case parquet.Int96:
-		return unitInt96, nil
-	case parquet.Int64:
-		if lt := t.LogicalType(); lt != nil {
-			if ts, ok := lt.Value.(*format.TimestampType); ok {
-				switch ts.Unit.Value.(type) {
-				case *format.MilliSeconds:
-					return unitMillis, nil
-				case *format.MicroSeconds:
-					return unitMicros, nil
-				case *format.NanoSeconds:
-					return unitNanos, nil
-				}
-			}
-		}
-		if ct := t.ConvertedType(); ct != nil {
-			switch *ct {
-			case deprecated.TimestampMillis:
-				return unitMillis, nil
-			case deprecated.TimestampMicros:
-				return unitMicros, nil
-			}
-		}
-		return unitMillis, nil // unannotated INT64: epoch milliseconds
-	}
-	return 0, fmt.Errorf("type %s cannot be read as a timestamp (want INT64 or INT96)", t)
-}
-
 // column holds one row group's values of a time column, in milliseconds;
 // its buffers are reused from row group to row group.
 type column struct {
@@ -276,7 +233,7 @@ type column struct {
 
 // read decodes chunk idx (-1: the column is absent, every row is null) of
 // a row group of nr rows, with raw.ReadFrom's checks.
-func (c *column) read(chunks []parquet.ColumnChunk, idx int, unit timeUnit, nr int) error {
+func (c *column) read(chunks []parquet.ColumnChunk, idx int, unit raw.TimeUnit, nr int) error {
 	if cap(c.ms) < nr {
 		c.ms, c.has = make([]int64, nr), make([]bool, nr)
 	}
@@ -324,34 +281,12 @@ func (c *column) read(chunks []parquet.ColumnChunk, idx int, unit timeUnit, nr i
 	return nil
 }
 
-// decode stores vals as the values of rows i, i+1, ...; one loop per unit
-// keeps the unit switch out of the per-value work.
-func (c *column) decode(vals []parquet.Value, i int, unit timeUnit) {
+// decode stores vals as the values of rows i, i+1, ...
+func (c *column) decode(vals []parquet.Value, i int, unit raw.TimeUnit) {
 	ms, has := c.ms[i:i+len(vals)], c.has[i:i+len(vals)]
-	switch unit {
-	case unitMillis:
-		for j, v := range vals {
-			if !v.IsNull() {
-				ms[j], has[j] = v.Int64(), true
-			}
-		}
-	case unitMicros:
-		for j, v := range vals {
-			if !v.IsNull() {
-				ms[j], has[j] = floorDiv(v.Int64(), 1_000), true
-			}
-		}
-	case unitNanos:
-		for j, v := range vals {
-			if !v.IsNull() {
-				ms[j], has[j] = floorDiv(v.Int64(), 1_000_000), true
-			}
-		}
-	case unitInt96:
-		for j, v := range vals {
-			if !v.IsNull() {
-				ms[j], has[j] = raw.Int96Millis(v.Int96()), true
-			}
+	for j, v := range vals {
+		if !v.IsNull() {
+			ms[j], has[j] = raw.ToMillis(unit, v), true
 		}
 	}
 }

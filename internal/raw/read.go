@@ -81,21 +81,22 @@ var flatNames = [numFlat]string{
 	"session_id", "product", "platform", "app_version", "country",
 }
 
-// timeUnit says how to turn a timestamp column's values into milliseconds.
-type timeUnit int
+// TimeUnit says how to turn a timestamp column's values into milliseconds.
+type TimeUnit int
 
+// Time units of timestamp columns.
 const (
-	unitNone timeUnit = iota // not a timestamp column
-	unitMillis
-	unitMicros
-	unitNanos
-	unitInt96
+	UnitNone   TimeUnit = iota // not a timestamp column
+	UnitMillis                 // INT64 milliseconds (or unannotated INT64)
+	UnitMicros                 // INT64 microseconds
+	UnitNanos                  // INT64 nanoseconds
+	UnitInt96                  // INT96: Julian day and nanoseconds of the day
 )
 
 // layout is how one file's schema maps onto Row.
 type layout struct {
 	flat     [numFlat]int // leaf column index, or -1 if absent
-	units    [numFlat]timeUnit
+	units    [numFlat]TimeUnit
 	propKey  int // leaf index of properties' key, or -1
 	propVal  int
 	propMaxD int // max definition level of the key column
@@ -216,7 +217,7 @@ func layoutOf(s *parquet.Schema) (layout, error) {
 		t := leaf.Node.Type()
 		switch c {
 		case colEventTime, colReceivedAt:
-			u, err := timeUnitOf(t)
+			u, err := TimeUnitOf(t)
 			if err != nil {
 				return lay, fmt.Errorf("column %s: %w", name, err)
 			}
@@ -256,35 +257,37 @@ func layoutOf(s *parquet.Schema) (layout, error) {
 	return lay, nil
 }
 
-func timeUnitOf(t parquet.Type) (timeUnit, error) {
+// TimeUnitOf says how a column of type t holds timestamps, or why it
+// cannot be read as one.
+func TimeUnitOf(t parquet.Type) (TimeUnit, error) {
 	switch t.Kind() {
 	case parquet.Int96:
-		return unitInt96, nil
+		return UnitInt96, nil
 	case parquet.Int64:
 		if lt := t.LogicalType(); lt != nil {
 			if ts, ok := lt.Value.(*format.TimestampType); ok {
 				switch ts.Unit.Value.(type) {
 				case *format.MilliSeconds:
-					return unitMillis, nil
+					return UnitMillis, nil
 				case *format.MicroSeconds:
-					return unitMicros, nil
+					return UnitMicros, nil
 				case *format.NanoSeconds:
-					return unitNanos, nil
+					return UnitNanos, nil
 				}
 			}
 		}
 		if ct := t.ConvertedType(); ct != nil {
 			switch *ct {
 			case deprecated.TimestampMillis:
-				return unitMillis, nil
+				return UnitMillis, nil
 			case deprecated.TimestampMicros:
-				return unitMicros, nil
+				return UnitMicros, nil
 			}
 		}
 		// An unannotated INT64 is read as epoch milliseconds, the common case.
-		return unitMillis, nil
+		return UnitMillis, nil
 	}
-	return unitNone, fmt.Errorf("type %s cannot be read as a timestamp (want INT64 or INT96)", t)
+	return UnitNone, fmt.Errorf("type %s cannot be read as a timestamp (want INT64 or INT96)", t)
 }
 
 // decoder decodes column chunks; strs interns repeated strings of one object
@@ -325,7 +328,21 @@ func Int96Millis(v deprecated.Int96) int64 {
 	return day*86_400_000 + floorDiv(nanos, 1_000_000)
 }
 
-func (d *decoder) readFlat(cc parquet.ColumnChunk, col int, unit timeUnit, rows []Row) error {
+// ToMillis converts a non-null value of a column of unit u to Unix
+// milliseconds, rounding toward the past.
+func ToMillis(u TimeUnit, v parquet.Value) int64 {
+	switch u {
+	case UnitInt96:
+		return Int96Millis(v.Int96())
+	case UnitMicros:
+		return floorDiv(v.Int64(), 1_000)
+	case UnitNanos:
+		return floorDiv(v.Int64(), 1_000_000)
+	}
+	return v.Int64()
+}
+
+func (d *decoder) readFlat(cc parquet.ColumnChunk, col int, unit TimeUnit, rows []Row) error {
 	pages := cc.Pages()
 	defer pages.Close()
 	if d.buf == nil {
@@ -369,20 +386,10 @@ func (d *decoder) readFlat(cc parquet.ColumnChunk, col int, unit timeUnit, rows 
 	return nil
 }
 
-func (d *decoder) set(r *Row, col int, unit timeUnit, v parquet.Value) {
+func (d *decoder) set(r *Row, col int, unit TimeUnit, v parquet.Value) {
 	switch col {
 	case colEventTime, colReceivedAt:
-		var ms int64
-		switch unit {
-		case unitInt96:
-			ms = Int96Millis(v.Int96())
-		case unitMillis:
-			ms = v.Int64()
-		case unitMicros:
-			ms = floorDiv(v.Int64(), 1_000)
-		case unitNanos:
-			ms = floorDiv(v.Int64(), 1_000_000)
-		}
+		ms := ToMillis(unit, v)
 		if col == colEventTime {
 			r.EventTime, r.HasEventTime = ms, true
 		} else {
