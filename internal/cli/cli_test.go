@@ -5,6 +5,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -60,5 +64,49 @@ func TestDispatchNeedsAFunction(t *testing.T) {
 	code := Main(context.Background(), []string{"--store", t.TempDir(), "--from", "2026-01-01", "--to", "2026-01-01", "--dispatch", "sqs:q"}, &out, &errOut)
 	if code != 2 || !strings.Contains(errOut.String(), "lambda:FUNCTION") {
 		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+}
+
+// TestCatchUpTwice runs the nightly command (no dates) twice on data of the
+// last days: the second run reads nothing and says every day is up to date.
+func TestCatchUpTwice(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.OpenDir(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	if _, err := gen.Generate(context.Background(), st, gen.Nasty(gen.Config{From: today.AddDate(0, 0, -3), To: today.AddDate(0, 0, -1), EventsPerDay: 500, ObjectsPerHour: 1, Seed: 2})); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"--store", dir, "--quiet", "--log", "text"}, &out, &errOut); code != 0 {
+		t.Fatalf("first catch-up: exit %d\n%s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "never built") {
+		t.Fatalf("first catch-up built nothing:\n%s", out.String())
+	}
+	before, _ := st.List(context.Background(), "curated/")
+	out.Reset()
+	if code := Main(context.Background(), []string{"--store", dir, "--quiet", "--log", "text"}, &out, &errOut); code != 0 {
+		t.Fatalf("second catch-up: exit %d\n%s", code, errOut.String())
+	}
+	if strings.Contains(out.String(), "never built") || !strings.Contains(out.String(), " 0 raw objects read") {
+		t.Errorf("second catch-up did work:\n%s", out.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "20") && !strings.Contains(line, "up to date") {
+			t.Errorf("day not up to date: %s", line)
+		}
+	}
+	after, _ := st.List(context.Background(), "curated/")
+	if len(after) != len(before) {
+		t.Errorf("the second catch-up changed curated/: %d objects before, %d after", len(before), len(after))
+	}
+	for i := range after {
+		if i < len(before) && after[i] != before[i] {
+			t.Errorf("%s changed", after[i].Key)
+			break
+		}
 	}
 }
