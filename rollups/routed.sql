@@ -17,15 +17,15 @@ a AS (
   SELECT
     *,
     CASE
-      WHEN received_ms IS NULL THEN coalesce(client_ms, hour_ms)
+      WHEN received_ms IS NULL THEN hour_ms
       WHEN client_ms IS NULL
         OR client_ms < received_ms - 7 * 86400000
         OR client_ms > received_ms + 600000 THEN received_ms
       ELSE client_ms
     END AS at_ms,
-    (received_ms IS NULL AND client_ms IS NULL) OR (received_ms IS NOT NULL AND (client_ms IS NULL
+    (received_ms IS NULL OR client_ms IS NULL
         OR client_ms < received_ms - 7 * 86400000
-        OR client_ms > received_ms + 600000)) AS clock_skewed,
+        OR client_ms > received_ms + 600000) AS clock_skewed,
     CASE
       WHEN coalesce(event_id, '') = '' THEN 'missing_event_id'
       WHEN received_ms IS NULL THEN 'missing_received_at'

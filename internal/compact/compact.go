@@ -37,13 +37,11 @@ func DefaultRules(loc *time.Location) Rules {
 // Attribute decides when a row counts: its event_time, unless that is
 // missing, earlier than received_at − MaxLateness or later than received_at +
 // MaxAhead, in which case received_at (skewed). A row with no received_at
-// counts at its event_time, else at fallback (the arrival hour of its
-// object); it is invalid anyway.
+// counts at fallback, the arrival hour of its object (an event_time alone
+// could be any date, and the row would land on a day no run builds); it is
+// invalid anyway, and so reaches quarantine on its arrival day.
 func (r Rules) Attribute(row *raw.Row, fallback int64) (at int64, skewed bool) {
 	if !row.HasReceivedAt {
-		if row.HasEventTime {
-			return row.EventTime, false
-		}
 		return fallback, true
 	}
 	if !row.HasEventTime ||
@@ -176,7 +174,7 @@ func Build(parts []*Part, rules Rules) Day {
 			p.Events, p.Quarantine = nil, nil
 		}
 	}
-	slices.SortFunc(out.Quarantine, compareQuarantine)
+	slices.SortStableFunc(out.Quarantine, compareQuarantine) // ties keep their order in the object
 	out.Stats.Invalid = int64(nq)
 	out.Stats.ValidRows = int64(n)
 	out.Stats.RawRows = int64(n + nq)

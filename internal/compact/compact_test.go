@@ -36,7 +36,7 @@ func TestAttribute(t *testing.T) {
 		{"10 minutes ahead is not skewed", raw.Row{EventTime: recv + 600000, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv + 600000, false},
 		{"more than 10 minutes ahead is skewed", raw.Row{EventTime: recv + 600001, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv, true},
 		{"no event_time is skewed", raw.Row{ReceivedAt: recv, HasReceivedAt: true}, recv, true},
-		{"no received_at counts at event_time", raw.Row{EventTime: recv, HasEventTime: true}, recv, false},
+		{"no received_at counts at the object's hour", raw.Row{EventTime: recv, HasEventTime: true}, 42, true},
 		{"no times at all count at the object's hour", raw.Row{}, 42, true},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,7 +47,8 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 		}
 	}
 	slices.SortStableFunc(q, func(a, b rollups.Quarantine) int {
-		return strings.Compare(a.Reason, b.Reason)
+		return cmp.Or(strings.Compare(a.Reason, b.Reason), strings.Compare(a.SourceObject, b.SourceObject),
+			cmp.Compare(a.ReceivedAt, b.ReceivedAt), strings.Compare(a.Detail, b.Detail))
 	})
 
 	// The events are written while the rollups are computed from them
@@ -101,15 +103,18 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 
 	// The users state is a running minimum: merging a day twice is harmless,
 	// so it is saved before the manifests make the day current.
-	if users.add(d, ud) {
-		if err := users.save(ctx, c.Store); err != nil {
-			return DaySummary{}, err
-		}
+	if err := c.saveUsers(ctx, run, users, d, ud); err != nil {
+		return DaySummary{}, err
 	}
 	if c.dayHook != nil {
 		if err := c.dayHook(d); err != nil {
 			return DaySummary{}, err
 		}
+	}
+	// Before the first manifest: a crash after it must still leave the
+	// windowed dependants to the next run.
+	if err := markPending(ctx, c.Store, d); err != nil {
+		return DaySummary{}, err
 	}
 	// Publish only while the partitions are still ours.
 	if err := locks.Check(ctx); err != nil {
@@ -138,9 +143,6 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 		if err := publish.Commit(ctx, c.Store, m); err != nil {
 			return DaySummary{}, err
 		}
-	}
-	if err := markPending(ctx, c.Store, d); err != nil {
-		return DaySummary{}, err
 	}
 	for _, t := range rollups.Daily {
 		if !c.cleanupAtOnce() {

@@ -4,7 +4,9 @@
 package job
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -32,7 +34,7 @@ import (
 
 // CodeVersion is part of every fingerprint: bump it when a change to the
 // code changes what a partition holds, and every day becomes stale.
-const CodeVersion = "1"
+const CodeVersion = "2"
 
 // Config is one run of the job.
 type Config struct {
@@ -196,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	start := cfg.Now()
-	run := ulid.MustNew(ulid.Timestamp(start), ulid.DefaultEntropy()).String()
+	run := newRunID(start)
 	sum := &Summary{Run: run}
 	st := cfg.Store
 	pl, err := cfg.plan(ctx)
@@ -311,6 +313,12 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err := pl.ix.Save(ctx, st); err != nil {
 		cfg.Log.Warn("raw object index not saved; the next run rescans", "error", err.Error())
 	}
+	// Read in completion order; sorted, so outputs never depend on it.
+	sort.Slice(failures, func(i, j int) bool {
+		a, b := failures[i], failures[j]
+		return cmp.Or(strings.Compare(a.Source, b.Source), cmp.Compare(a.Arrival, b.Arrival),
+			strings.Compare(a.Code, b.Code), strings.Compare(a.Message, b.Message)) < 0
+	})
 	sort.Slice(sum.BadObjects, func(i, j int) bool { return sum.BadObjects[i].Key < sum.BadObjects[j].Key })
 
 	users, err := loadUsers(ctx, st)
@@ -324,24 +332,29 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			sum.Days = append(sum.Days, DaySummary{Day: p.d, Skipped: true, Why: p.why})
 			// A run killed between its manifests and its cleanup leaves
 			// superseded runs behind in days that are now up to date.
-			for _, t := range rollups.Daily {
-				if !cfg.cleanupAtOnce() {
-					break
-				}
-				if m, err := publish.Current(ctx, st, t.Name, p.d); err == nil {
-					if err := publish.Cleanup(ctx, st, t.Name, p.d, m.Run, cfg.GracePeriod, cfg.Now()); err != nil {
-						cfg.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", p.d.String(), "error", err.Error())
+			// Only if no other run is writing the day now.
+			if cfg.cleanupAtOnce() {
+				if locks, err := cfg.lock(ctx, run, rollups.Daily, p.d, 0); err == nil {
+					for _, t := range rollups.Daily {
+						if m, err := publish.Current(ctx, st, t.Name, p.d); err == nil {
+							if err := publish.Cleanup(ctx, st, t.Name, p.d, m.Run, cfg.GracePeriod, cfg.Now()); err != nil {
+								cfg.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", p.d.String(), "error", err.Error())
+							}
+						}
 					}
+					locks.Release(context.WithoutCancel(ctx))
 				}
 			}
 			continue
 		}
 		t0 := time.Now()
-		locks, err := cfg.lock(ctx, run, rollups.Daily, p.d)
+		locks, err := cfg.lock(ctx, run, rollups.Daily, p.d, cfg.LockWait)
 		if err != nil {
 			return sum, err
 		}
-		ds, err := cfg.buildDay(ctx, run, p, buckets[p.d], objectsIn[p.d], sum.BadObjects, failures, users, locks)
+		// The partitions' run id is made under their lease, so that run
+		// ids sort in the order their runs were published.
+		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, buckets[p.d], objectsIn[p.d], sum.BadObjects, failures, users, locks)
 		delete(buckets, p.d)
 		if rerr := locks.Release(context.WithoutCancel(ctx)); rerr != nil {
 			cfg.Log.Warn("lease not released; it expires on its own", "day", p.d.String(), "error", rerr.Error())
@@ -468,8 +481,20 @@ func RunWindowed(ctx context.Context, cfg Config, changed []day.Day) (*WindowedS
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	run := ulid.MustNew(ulid.Timestamp(cfg.Now()), ulid.DefaultEntropy()).String()
-	return cfg.runWindowed(ctx, run, changed)
+	return cfg.runWindowed(ctx, newRunID(cfg.Now()), changed)
+}
+
+var (
+	runIDMu      sync.Mutex
+	runIDEntropy = ulid.Monotonic(rand.Reader, 0)
+)
+
+// newRunID returns a ULID: run ids made one after another in a process sort
+// in the order they were made, even within one millisecond.
+func newRunID(now time.Time) string {
+	runIDMu.Lock()
+	defer runIDMu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(now), runIDEntropy).String()
 }
 
 // DayPlan says what a run would do for one day.
@@ -535,23 +560,26 @@ func Plan(ctx context.Context, cfg Config) (*PlanSummary, error) {
 // lock takes the leases of the partitions of tables for day d, so that
 // two runs (the nightly one and a manual backfill, say) never write one
 // partition at once. It waits up to LockWait for another holder.
-func (c *Config) lock(ctx context.Context, run string, tables []rollups.Table, d day.Day) (lease.Group, error) {
+func (c *Config) lock(ctx context.Context, run string, tables []rollups.Table, d day.Day, wait time.Duration) (lease.Group, error) {
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = t.Name + "/dt=" + d.String()
 	}
-	var opts []lease.Option
+	g, err := lease.AcquireAll(ctx, c.Store, names, lease.HolderID(run), c.LockTTL, wait, c.Now, c.leaseOptions()...)
+	var held *lease.HeldError
+	if errors.As(err, &held) {
+		return nil, &LockedError{Day: d, Held: held, Waited: wait}
+	}
+	return g, err
+}
+
+func (c *Config) leaseOptions() []lease.Option {
 	if _, local := c.Store.(*store.Dir); local {
 		// A killed rollup on this machine must not block the next for
 		// the lease's whole lifetime.
-		opts = append(opts, lease.WithDeadHolder(lease.DeadLocalProcess))
+		return []lease.Option{lease.WithDeadHolder(lease.DeadLocalProcess)}
 	}
-	g, err := lease.AcquireAll(ctx, c.Store, names, lease.HolderID(run), c.LockTTL, c.LockWait, c.Now, opts...)
-	var held *lease.HeldError
-	if errors.As(err, &held) {
-		return nil, &LockedError{Day: d, Held: held, Waited: c.LockWait}
-	}
-	return g, err
+	return nil
 }
 
 // LockedError says another run holds a partition this run needs.

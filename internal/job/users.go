@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
@@ -66,6 +68,32 @@ func (u *userState) add(d day.Day, users []rollups.UserDaily) bool {
 		}
 	}
 	return changed
+}
+
+// saveUsers merges day d's users into the state and saves it. Another run
+// may have saved the state since this one loaded it, so the merge happens
+// under the state's lease, over a fresh copy: no one's first-seen days are
+// lost.
+func (c *Config) saveUsers(ctx context.Context, run string, u *userState, d day.Day, users []rollups.UserDaily) error {
+	if !u.add(d, users) {
+		return nil
+	}
+	l, err := lease.Acquire(ctx, c.Store, "state/users", lease.HolderID(run), c.LockTTL, max(c.LockWait, time.Minute), c.Now, c.leaseOptions()...)
+	if err != nil {
+		return err
+	}
+	defer l.Release(context.WithoutCancel(ctx))
+	fresh, err := loadUsers(ctx, c.Store)
+	if err != nil {
+		return err
+	}
+	for k, f := range u.first {
+		if g, ok := fresh.first[k]; !ok || f < g {
+			fresh.first[k] = f
+		}
+	}
+	u.first = fresh.first
+	return u.save(ctx, c.Store)
 }
 
 func (u *userState) save(ctx context.Context, st store.Store) error {

@@ -244,11 +244,12 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 		return false, err
 	}
 	tbl, _ := rollups.ByName(table)
-	locks, err := c.lock(ctx, run, []rollups.Table{tbl}, d)
+	locks, err := c.lock(ctx, run, []rollups.Table{tbl}, d, c.LockWait)
 	if err != nil {
 		return false, err
 	}
 	defer locks.Release(context.WithoutCancel(ctx))
+	run = newRunID(c.Now()) // made under the lease: run ids sort in publish order
 	prefix := publish.RunPrefix(table, d, run)
 	var files []publish.File
 	switch r := rows.(type) {

@@ -244,11 +244,13 @@ func Current(ctx context.Context, st store.Store, table string, d day.Day) (*Man
 	return nil, fmt.Errorf("%s%s: %w", PartitionPrefix(table, d), ManifestName, store.ErrNotExist)
 }
 
-// Cleanup deletes every run of the partition other than keep, data files
-// first and manifests last, so an interrupted cleanup never leaves a
-// manifest whose files are gone. With olderThan > 0, only runs whose objects
-// are all older than that are deleted (a grace period for readers that
-// listed the old run).
+// Cleanup deletes the runs of the partition older than keep (run ids sort
+// by time), data files first and manifests last, so an interrupted cleanup
+// never leaves a manifest whose files are gone. Runs newer than keep are
+// another writer's and are never touched. The caller holds the partition's
+// lease, so older runs without a manifest are debris of killed writers.
+// With olderThan > 0, only runs whose objects are all older than that are
+// deleted (a grace period for readers that listed the old run).
 func Cleanup(ctx context.Context, st store.Store, table string, d day.Day, keep string, olderThan time.Duration, now time.Time) error {
 	_, _, objs, err := runs(ctx, st, table, d)
 	if err != nil {
@@ -259,7 +261,7 @@ func Cleanup(ctx context.Context, st store.Store, table string, d day.Day, keep 
 	var data, manifests []string
 	for _, o := range objs {
 		run, file, _ := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/")
-		if run == keep {
+		if run >= keep {
 			continue
 		}
 		if olderThan > 0 && now.Sub(o.ModTime) < olderThan {

@@ -124,38 +124,44 @@ func TestCommitCurrentCleanup(t *testing.T) {
 	if _, err := Current(ctx, st, "x", d); !errors.Is(err, store.ErrNotExist) {
 		t.Fatalf("Current of a new partition: %v, want ErrNotExist", err)
 	}
-	for _, run := range []string{"01A", "01B", "01C"} {
+	for _, run := range []string{"01A", "01B", "01C", "01D"} {
 		if _, err := Write(ctx, st, RunPrefix("x", d, run), []rollups.DataQualityDaily{{RawRows: 1}}, WriterOptions{RowGroupSize: 1 << 20}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// 01A and 01B are committed, 01C is debris of a crashed run.
-	for _, run := range []string{"01A", "01B"} {
+	// 01B and 01C are committed; 01A is debris of a crashed run; 01D is
+	// another writer's, still writing.
+	for _, run := range []string{"01B", "01C"} {
 		if err := Commit(ctx, st, &Manifest{Table: "x", Day: d.String(), Run: run}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := Commit(ctx, st, &Manifest{Table: "x", Day: d.String(), Run: "01B"}); !errors.Is(err, store.ErrExists) {
+	if err := Commit(ctx, st, &Manifest{Table: "x", Day: d.String(), Run: "01C"}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("second commit of a run: %v, want ErrExists", err)
 	}
 	m, err := Current(ctx, st, "x", d)
-	if err != nil || m.Run != "01B" {
-		t.Fatalf("Current = %+v, %v; want run 01B", m, err)
+	if err != nil || m.Run != "01C" {
+		t.Fatalf("Current = %+v, %v; want run 01C", m, err)
 	}
 	now := time.Now()
-	if err := Cleanup(ctx, st, "x", d, "01B", time.Hour, now); err != nil {
+	if err := Cleanup(ctx, st, "x", d, "01C", time.Hour, now); err != nil {
 		t.Fatal(err)
 	}
 	objs, _ := st.List(ctx, PartitionPrefix("x", d))
-	if len(objs) != 5 {
-		t.Fatalf("grace period: %d objects left, want all 5", len(objs))
+	if len(objs) != 6 {
+		t.Fatalf("grace period: %d objects left, want all 6", len(objs))
 	}
-	if err := Cleanup(ctx, st, "x", d, "01B", 0, now); err != nil {
+	if err := Cleanup(ctx, st, "x", d, "01C", 0, now); err != nil {
 		t.Fatal(err)
 	}
 	objs, _ = st.List(ctx, PartitionPrefix("x", d))
-	if len(objs) != 2 {
-		t.Fatalf("after cleanup %d objects, want run 01B's file and manifest: %v", len(objs), objs)
+	var keys []string
+	for _, o := range objs {
+		keys = append(keys, o.Key[len(PartitionPrefix("x", d)):])
+	}
+	want := []string{"run=01C/_manifest.json", "run=01C/part-00000.zstd.parquet", "run=01D/part-00000.zstd.parquet"}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Fatalf("after cleanup (-want +got):\n%s", diff)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/deprecated"
@@ -112,7 +113,41 @@ func Read(ctx context.Context, st store.Store, key string) (rows []Row, err erro
 		return nil, fmt.Errorf("open %s: %w", key, err)
 	}
 	defer r.Close()
-	return ReadFrom(r, r.Size(), key)
+	cr := &checkedReader{r: r}
+	rows, err = ReadFrom(cr, r.Size(), key)
+	var bad *BadObjectError
+	if errors.As(err, &bad) {
+		// A read that failed (network, throttling, a changed object, a
+		// canceled context) says nothing about the object: report the
+		// failure, so it is retried, instead of calling the object bad.
+		if cr.err != nil {
+			return nil, fmt.Errorf("read %s: %w", key, cr.err)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("read %s: %w", key, ctx.Err())
+		}
+	}
+	return rows, err
+}
+
+// checkedReader remembers the first error of the underlying ReadAt other
+// than io.EOF.
+type checkedReader struct {
+	r   io.ReaderAt
+	mu  sync.Mutex
+	err error
+}
+
+func (c *checkedReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
 }
 
 // ReadFrom reads one raw object from r; key is recorded in each row's Source

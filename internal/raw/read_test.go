@@ -2,6 +2,7 @@ package raw
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go/deprecated"
 
 	"github.com/littlewarehouse/warehouse/internal/event"
+	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
 func writeParquet[T any](t *testing.T, rows []T, opts ...parquet.WriterOption) []byte {
@@ -212,4 +214,52 @@ func FuzzReadFrom(f *testing.F) {
 			t.Fatal("rows returned with an error")
 		}
 	})
+}
+
+// failingStore fails every ranged read after the first n bytes of reads.
+type failingReader struct {
+	store.Reader
+	left int
+}
+
+func (f *failingReader) ReadAt(p []byte, off int64) (int, error) {
+	if f.left <= 0 {
+		return 0, errors.New("connection reset by peer")
+	}
+	f.left--
+	return f.Reader.ReadAt(p, off)
+}
+
+type failingStore struct {
+	store.Store
+	reads int
+}
+
+func (f failingStore) Open(ctx context.Context, key string) (store.Reader, error) {
+	r, err := f.Store.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &failingReader{Reader: r, left: f.reads}, nil
+}
+
+// TestReadFailureIsNotABadObject: a store read that fails in the middle of
+// an object is an error to retry, not a bad object.
+func TestReadFailureIsNotABadObject(t *testing.T) {
+	ctx := context.Background()
+	mem := store.NewMem()
+	b := writeParquet(t, []event.Raw{{EventID: "a", ReceivedAt: time.Now(), EventName: "x", UserID: "u"}})
+	if err := mem.Put(ctx, "raw/k", b); err != nil {
+		t.Fatal(err)
+	}
+	for reads := 0; reads < 6; reads++ {
+		_, err := Read(ctx, failingStore{Store: mem, reads: reads}, "raw/k")
+		var bad *BadObjectError
+		if err == nil || errors.As(err, &bad) {
+			t.Errorf("failing after %d reads: err = %v; want a plain error", reads, err)
+		}
+	}
+	if rows, err := Read(ctx, mem, "raw/k"); err != nil || len(rows) != 1 {
+		t.Fatalf("healthy read: %d rows, %v", len(rows), err)
+	}
 }
