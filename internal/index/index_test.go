@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -117,7 +118,7 @@ func TestUpdate(t *testing.T) {
 		}, utc, day4, 1, true},
 		{"a file of another version costs a rescan of its day", func(t *testing.T) {
 			b, _ := st.Get(ctx, Prefix+"2026-04-04.json")
-			b = []byte(strings.Replace(string(b), `"version": 1`, `"version": 0`, 1))
+			b = []byte(strings.Replace(string(b), fmt.Sprintf(`"version": %d`, Version), `"version": 0`, 1))
 			if err := st.Put(ctx, Prefix+"2026-04-04.json", b); err != nil {
 				t.Fatal(err)
 			}
