@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -76,40 +75,20 @@ func Scan(r io.ReaderAt, size int64, key string, hour time.Time, rules compact.R
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			e, err = bad(raw.ReasonCorrupt, fmt.Errorf("parquet reader panicked: %v\n%s", p, firstLines(debug.Stack(), 6)))
+			pe := raw.Panicked(key, p)
+			e, err = bad(pe.Reason, pe.Err)
 		}
 	}()
-	// The checks below are raw.ReadFrom's, in its order.
-	if size == 0 {
-		return bad(raw.ReasonEmpty, errors.New("zero-byte object"))
+	// raw's own checks, so that Scan and raw.ReadFrom agree on bad objects.
+	f, err := raw.OpenFile(r, size, key)
+	var be *raw.BadObjectError
+	if errors.As(err, &be) {
+		return bad(be.Reason, be.Err)
 	}
-	var magic [4]byte
-	if size < 12 {
-		return bad(raw.ReasonNotParquet, fmt.Errorf("%d bytes is too small for Parquet", size))
-	}
-	if _, err := r.ReadAt(magic[:], 0); err != nil {
+	if err != nil {
 		return e, err
 	}
-	if string(magic[:]) != "PAR1" {
-		return bad(raw.ReasonNotParquet, errors.New("no PAR1 magic at start"))
-	}
-	if _, err := r.ReadAt(magic[:], size-4); err != nil {
-		return e, err
-	}
-	if string(magic[:]) != "PAR1" {
-		return bad(raw.ReasonCorrupt, errors.New("no PAR1 magic at end (truncated?)"))
-	}
-	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-	if err != nil {
-		return bad(raw.ReasonCorrupt, err)
-	}
-	lay, err := timeLayoutOf(f.Schema())
-	if err != nil {
-		return bad(raw.ReasonSchemaMismatch, err)
-	}
-	if n := f.NumRows(); n < 0 || n > 1<<31 {
-		return bad(raw.ReasonCorrupt, fmt.Errorf("implausible row count %d", n))
-	}
+	lay := timeLayoutOf(f.Schema())
 
 	var (
 		et, rt       column
@@ -159,68 +138,25 @@ func Scan(r io.ReaderAt, size int64, key string, hour time.Time, rules compact.R
 	return e, nil
 }
 
-func firstLines(b []byte, n int) string {
-	for i, c := range b {
-		if c == '\n' {
-			n--
-			if n == 0 {
-				return string(b[:i])
-			}
-		}
-	}
-	return string(b)
-}
-
 // timeLayout is where a file keeps its two time columns.
 type timeLayout struct {
 	eventTime, receivedAt   int // leaf column index, or -1 if absent
 	eventUnit, receivedUnit raw.TimeUnit
 }
 
-// Column names raw.ReadFrom maps onto raw.Row, in raw's order.
-var rawColumns = [...]string{
-	"event_id", "event_time", "received_at", "event_name", "user_id", "device_id",
-	"session_id", "product", "platform", "app_version", "country",
-}
-
-// timeLayoutOf applies raw.ReadFrom's schema checks (internal/raw layoutOf,
-// kept in step by TestScanAgreesWithRawOnSchemas) and returns where the
-// time columns are. The properties map never makes raw reject a schema, so
-// it is not looked at.
-func timeLayoutOf(s *parquet.Schema) (timeLayout, error) {
+// timeLayoutOf returns where the time columns are, in a schema that
+// raw.OpenFile accepted.
+func timeLayoutOf(s *parquet.Schema) timeLayout {
 	lay := timeLayout{eventTime: -1, receivedAt: -1}
-	for _, name := range rawColumns {
-		leaf, ok := s.Lookup(name)
-		if !ok {
-			continue
-		}
-		if leaf.MaxRepetitionLevel != 0 {
-			return lay, fmt.Errorf("column %s is repeated", name)
-		}
-		t := leaf.Node.Type()
-		switch name {
-		case "event_time", "received_at":
-			u, err := raw.TimeUnitOf(t)
-			if err != nil {
-				return lay, fmt.Errorf("column %s: %w", name, err)
-			}
-			if name == "event_time" {
-				lay.eventTime, lay.eventUnit = leaf.ColumnIndex, u
-			} else {
-				lay.receivedAt, lay.receivedUnit = leaf.ColumnIndex, u
-			}
-		default:
-			if t.Kind() != parquet.ByteArray {
-				return lay, fmt.Errorf("column %s is %s, want a string (BYTE_ARRAY)", name, t)
-			}
-		}
+	if leaf, ok := s.Lookup("event_time"); ok {
+		lay.eventTime = leaf.ColumnIndex
+		lay.eventUnit, _ = raw.TimeUnitOf(leaf.Node.Type())
 	}
-	for _, name := range []string{"event_id", "received_at", "event_name"} {
-		if _, ok := s.Lookup(name); !ok {
-			return lay, fmt.Errorf("no %s column", name)
-		}
+	if leaf, ok := s.Lookup("received_at"); ok {
+		lay.receivedAt = leaf.ColumnIndex
+		lay.receivedUnit, _ = raw.TimeUnitOf(leaf.Node.Type())
 	}
-	return lay, nil
+	return lay
 }
 
 // column holds one row group's values of a time column, in milliseconds;

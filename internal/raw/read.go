@@ -158,42 +158,15 @@ func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			rows = nil
-			err = bad(ReasonCorrupt, fmt.Errorf("parquet reader panicked: %v\n%s", p, firstLines(debug.Stack(), 6)))
+			rows, err = nil, Panicked(key, p)
 		}
 	}()
-	if size == 0 {
-		return nil, bad(ReasonEmpty, errors.New("zero-byte object"))
-	}
-	var magic [4]byte
-	if size < 12 {
-		return nil, bad(ReasonNotParquet, fmt.Errorf("%d bytes is too small for Parquet", size))
-	}
-	if _, err := r.ReadAt(magic[:], 0); err != nil {
+	f, err := OpenFile(r, size, key)
+	if err != nil {
 		return nil, err
 	}
-	if string(magic[:]) != "PAR1" {
-		return nil, bad(ReasonNotParquet, errors.New("no PAR1 magic at start"))
-	}
-	if _, err := r.ReadAt(magic[:], size-4); err != nil {
-		return nil, err
-	}
-	if string(magic[:]) != "PAR1" {
-		return nil, bad(ReasonCorrupt, errors.New("no PAR1 magic at end (truncated?)"))
-	}
-	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-	if err != nil {
-		return nil, bad(ReasonCorrupt, err)
-	}
-	lay, err := layoutOf(f.Schema())
-	if err != nil {
-		return nil, bad(ReasonSchemaMismatch, err)
-	}
-	n := f.NumRows()
-	if n < 0 || n > 1<<31 {
-		return nil, bad(ReasonCorrupt, fmt.Errorf("implausible row count %d", n))
-	}
-	rows = make([]Row, 0, n)
+	lay, _ := layoutOf(f.Schema()) // checked by OpenFile
+	rows = make([]Row, 0, f.NumRows())
 	d := decoder{strs: make(map[string]string)}
 	for _, rg := range f.RowGroups() {
 		base := len(rows)
@@ -219,6 +192,51 @@ func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
 		}
 	}
 	return rows, nil
+}
+
+// OpenFile checks that r holds a Parquet file (size, magic bytes, footer,
+// a plausible row count) and opens it. A file that is not one is a
+// *BadObjectError; any other error is the reader's. It may panic on a
+// hostile footer: callers recover with Panicked.
+func OpenFile(r io.ReaderAt, size int64, key string) (*parquet.File, error) {
+	bad := func(reason string, err error) error {
+		return &BadObjectError{Key: key, Reason: reason, Err: err}
+	}
+	if size == 0 {
+		return nil, bad(ReasonEmpty, errors.New("zero-byte object"))
+	}
+	var magic [4]byte
+	if size < 12 {
+		return nil, bad(ReasonNotParquet, fmt.Errorf("%d bytes is too small for Parquet", size))
+	}
+	if _, err := r.ReadAt(magic[:], 0); err != nil {
+		return nil, err
+	}
+	if string(magic[:]) != "PAR1" {
+		return nil, bad(ReasonNotParquet, errors.New("no PAR1 magic at start"))
+	}
+	if _, err := r.ReadAt(magic[:], size-4); err != nil {
+		return nil, err
+	}
+	if string(magic[:]) != "PAR1" {
+		return nil, bad(ReasonCorrupt, errors.New("no PAR1 magic at end (truncated?)"))
+	}
+	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, bad(ReasonCorrupt, err)
+	}
+	if _, err := layoutOf(f.Schema()); err != nil {
+		return nil, bad(ReasonSchemaMismatch, err)
+	}
+	if n := f.NumRows(); n < 0 || n > 1<<31 {
+		return nil, bad(ReasonCorrupt, fmt.Errorf("implausible row count %d", n))
+	}
+	return f, nil
+}
+
+// Panicked turns a recovered parquet-go panic into a bad-object error.
+func Panicked(key string, p any) *BadObjectError {
+	return &BadObjectError{Key: key, Reason: ReasonCorrupt, Err: fmt.Errorf("parquet reader panicked: %v\n%s", p, firstLines(debug.Stack(), 6))}
 }
 
 func firstLines(b []byte, n int) string {
