@@ -181,40 +181,7 @@ func (c *column) read(chunks []parquet.ColumnChunk, idx int, unit raw.TimeUnit, 
 	if c.buf == nil {
 		c.buf = make([]parquet.Value, 1024)
 	}
-	pages := chunks[idx].Pages()
-	defer pages.Close()
-	i := 0
-	for {
-		p, err := pages.ReadPage()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		vr := p.Values()
-		for {
-			n, err := vr.ReadValues(c.buf)
-			if i+n > nr {
-				parquet.Release(p)
-				return fmt.Errorf("more values than the row group's %d rows", nr)
-			}
-			c.decode(c.buf[:n], i, unit)
-			i += n
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				parquet.Release(p)
-				return err
-			}
-		}
-		parquet.Release(p)
-	}
-	if i != nr {
-		return fmt.Errorf("%d values for %d rows", i, nr)
-	}
-	return nil
+	return raw.ReadFlatColumn(chunks[idx], c.buf, nr, func(vals []parquet.Value, first int) { c.decode(vals, first, unit) })
 }
 
 // decode stores vals as the values of rows i, i+1, ...

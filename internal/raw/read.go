@@ -395,12 +395,14 @@ func ToMillis(u TimeUnit, v parquet.Value) int64 {
 	return v.Int64()
 }
 
-func (d *decoder) readFlat(cc parquet.ColumnChunk, col int, unit TimeUnit, rows []Row) error {
+// ReadFlatColumn reads the values of a non-repeated column chunk of a row
+// group of nrows rows, in batches through buf, and calls fn with each batch
+// and the index of its first row. The values (and their byte slices) are
+// valid only during the call. A chunk with another number of values than
+// nrows is an error.
+func ReadFlatColumn(cc parquet.ColumnChunk, buf []parquet.Value, nrows int, fn func(vals []parquet.Value, first int)) error {
 	pages := cc.Pages()
 	defer pages.Close()
-	if d.buf == nil {
-		d.buf = make([]parquet.Value, 1024)
-	}
 	i := 0
 	for {
 		p, err := pages.ReadPage()
@@ -412,17 +414,13 @@ func (d *decoder) readFlat(cc parquet.ColumnChunk, col int, unit TimeUnit, rows 
 		}
 		vr := p.Values()
 		for {
-			n, err := vr.ReadValues(d.buf)
-			for _, v := range d.buf[:n] {
-				if i >= len(rows) {
-					parquet.Release(p)
-					return fmt.Errorf("more values than the row group's %d rows", len(rows))
-				}
-				if !v.IsNull() {
-					d.set(&rows[i], col, unit, v)
-				}
-				i++
+			n, err := vr.ReadValues(buf)
+			if i+n > nrows {
+				parquet.Release(p)
+				return fmt.Errorf("more values than the row group's %d rows", nrows)
 			}
+			fn(buf[:n], i)
+			i += n
 			if err == io.EOF {
 				break
 			}
@@ -433,10 +431,23 @@ func (d *decoder) readFlat(cc parquet.ColumnChunk, col int, unit TimeUnit, rows 
 		}
 		parquet.Release(p)
 	}
-	if i != len(rows) {
-		return fmt.Errorf("%d values for %d rows", i, len(rows))
+	if i != nrows {
+		return fmt.Errorf("%d values for %d rows", i, nrows)
 	}
 	return nil
+}
+
+func (d *decoder) readFlat(cc parquet.ColumnChunk, col int, unit TimeUnit, rows []Row) error {
+	if d.buf == nil {
+		d.buf = make([]parquet.Value, 1024)
+	}
+	return ReadFlatColumn(cc, d.buf, len(rows), func(vals []parquet.Value, first int) {
+		for k, v := range vals {
+			if !v.IsNull() {
+				d.set(&rows[first+k], col, unit, v)
+			}
+		}
+	})
 }
 
 func (d *decoder) set(r *Row, col int, unit TimeUnit, v parquet.Value) {
