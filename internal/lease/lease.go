@@ -673,21 +673,8 @@ func whoHas(b []byte) string {
 func (l *Lease) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.released {
-		return fmt.Errorf("lease %s: renew after release: %w", l.name, ErrLost)
-	}
-	if l.lost != nil {
-		return l.lost
-	}
-	got, err := l.st.Get(ctx, l.key)
-	if errors.Is(err, store.ErrNotExist) {
-		return l.lose("the lease object is gone")
-	}
-	if err != nil {
-		return fmt.Errorf("lease %s: renew: %w", l.name, err)
-	}
-	if !l.ours(got) {
-		return l.lose(whoHas(got))
+	if err := l.stillOurs(ctx, "renew after release", "renew"); err != nil {
+		return err
 	}
 	t := l.cfg.now().UTC()
 	rec := l.rec
@@ -726,16 +713,12 @@ func (l *Lease) Renew(ctx context.Context) error {
 	return nil
 }
 
-// Check reports whether the lease is still ours and unexpired, by reading
-// the lease object: nil if so, ErrLost (wrapped) if it was taken over or
-// removed, ErrExpired (wrapped) if it is ours but past its expiry. Call it
-// right before a commit point. It is a snapshot: it guarantees nothing about
-// later than now, see the package's timing assumption.
-func (l *Lease) Check(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// stillOurs reads the lease object and returns nil if it still holds the
+// bytes this holder wrote, else why not (marking the lease lost). released
+// and op name the call in errors. l.mu is held.
+func (l *Lease) stillOurs(ctx context.Context, released, op string) error {
 	if l.released {
-		return fmt.Errorf("lease %s: released: %w", l.name, ErrLost)
+		return fmt.Errorf("lease %s: %s: %w", l.name, released, ErrLost)
 	}
 	if l.lost != nil {
 		return l.lost
@@ -745,10 +728,24 @@ func (l *Lease) Check(ctx context.Context) error {
 		return l.lose("the lease object is gone")
 	}
 	if err != nil {
-		return fmt.Errorf("lease %s: check: %w", l.name, err)
+		return fmt.Errorf("lease %s: %s: %w", l.name, op, err)
 	}
 	if !l.ours(got) {
 		return l.lose(whoHas(got))
+	}
+	return nil
+}
+
+// Check reports whether the lease is still ours and unexpired, by reading
+// the lease object: nil if so, ErrLost (wrapped) if it was taken over or
+// removed, ErrExpired (wrapped) if it is ours but past its expiry. Call it
+// right before a commit point. It is a snapshot: it guarantees nothing about
+// later than now, see the package's timing assumption.
+func (l *Lease) Check(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.stillOurs(ctx, "released", "check"); err != nil {
+		return err
 	}
 	if !l.cfg.now().Before(l.rec.ExpiresAt) {
 		return fmt.Errorf("lease %s: expired at %s: %w", l.name, stamp(l.rec.ExpiresAt), ErrExpired)
