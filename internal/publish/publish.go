@@ -1,12 +1,16 @@
 // Package publish writes curated table partitions so that readers never see
 // a half-written, empty or doubled partition (DESIGN §5.4).
 //
-// A partition is curated/<table>/dt=<day>/. Each build writes its files into
-// a fresh run folder, run=<ULID>/, and then, last, the run's manifest
-// (_manifest.json in the run folder) with a conditional create. The current
-// run of a partition is the newest run that has a manifest; run folders
-// without one are debris of an interrupted build. After a manifest is
-// written, Cleanup removes every other run of that partition.
+// A partition is curated/<table>/dt=<day>/ (or another key, such as
+// bucket=<n>/ for the users table). Each build writes its files into a fresh
+// run folder, run=<ULID>/, and then, last, the run's manifest
+// (_manifest.json in the run folder) with a conditional create. Each
+// manifest carries a generation, one more than the run it supersedes,
+// assigned under the partition's lease: the current run is the committed run
+// of the highest generation, so commit order decides, never the clocks that
+// minted run ids. Run folders without a manifest are invisible to every
+// reader and are debris of an interrupted build; Cleanup removes them and
+// the superseded runs.
 package publish
 
 import (
@@ -51,7 +55,9 @@ type Input struct {
 // Manifest describes one published run of one partition.
 type Manifest struct {
 	Table       string            `json:"table"`
-	Day         string            `json:"dt"`
+	Day         string            `json:"dt,omitempty"`
+	Partition   string            `json:"partition,omitempty"` // for tables not partitioned by day, e.g. "bucket=07"
+	Generation  int64             `json:"generation"`          // 1 for a partition's first commit, then one more each commit
 	Run         string            `json:"run"`
 	TimeZone    string            `json:"time_zone"`
 	CodeVersion string            `json:"code_version"`
@@ -64,14 +70,27 @@ type Manifest struct {
 	CreatedAt   time.Time         `json:"created_at"`
 }
 
-// PartitionPrefix is the folder of one partition.
+// DayPart names day d's partition: "dt=YYYY-MM-DD".
+func DayPart(d day.Day) string { return "dt=" + d.String() }
+
+// PartitionPrefix is the folder of day d's partition of table.
 func PartitionPrefix(table string, d day.Day) string {
-	return fmt.Sprintf("curated/%s/dt=%s/", table, d)
+	return PartPrefix(table, DayPart(d))
 }
 
-// RunPrefix is the folder of one run of a partition.
+// PartPrefix is the folder of one partition ("dt=2026-11-24", "bucket=07").
+func PartPrefix(table, part string) string {
+	return "curated/" + table + "/" + part + "/"
+}
+
+// RunPrefix is the folder of one run of day d's partition.
 func RunPrefix(table string, d day.Day, run string) string {
-	return PartitionPrefix(table, d) + "run=" + run + "/"
+	return RunPrefixAt(table, DayPart(d), run)
+}
+
+// RunPrefixAt is the folder of one run of a partition.
+func RunPrefixAt(table, part, run string) string {
+	return PartPrefix(table, part) + "run=" + run + "/"
 }
 
 // WriterOptions size the files of a run.
@@ -170,27 +189,52 @@ func writeFile[T, W any](ctx context.Context, st store.Store, key string, rows [
 	return File{Key: key, Size: cw.n, Rows: int64(n), SHA256: hex.EncodeToString(h.Sum(nil))}, n, nil
 }
 
+// partKey is the partition folder a manifest belongs to.
+func (m *Manifest) partKey() (string, error) {
+	if m.Partition != "" {
+		return m.Partition, nil
+	}
+	d, err := day.Parse(m.Day)
+	if err != nil {
+		return "", err
+	}
+	return DayPart(d), nil
+}
+
 // Commit makes m's run the current run of its partition by creating its
-// manifest. It fails with store.ErrExists if that run was committed before.
+// manifest with the next generation: one more than the current run's. The
+// caller holds the partition's lease, so generations grow in commit order
+// whatever the clocks of the machines that wrote them. It fails with
+// store.ErrExists if that run was committed before.
 func Commit(ctx context.Context, st store.Store, m *Manifest) error {
+	part, err := m.partKey()
+	if err != nil {
+		return err
+	}
+	cur, err := CurrentAt(ctx, st, m.Table, part)
+	switch {
+	case err == nil:
+		m.Generation = cur.Generation + 1
+	case errors.Is(err, store.ErrNotExist):
+		m.Generation = 1
+	default:
+		return err
+	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	d, err := day.Parse(m.Day)
-	if err != nil {
-		return err
-	}
-	key := RunPrefix(m.Table, d, m.Run) + ManifestName
+	key := RunPrefixAt(m.Table, part, m.Run) + ManifestName
 	if err := st.Create(ctx, key, append(b, '\n')); err != nil {
 		return fmt.Errorf("commit %s: %w", key, err)
 	}
 	return nil
 }
 
-// runs lists the run ids under a partition (sorted), and which have a manifest.
-func runs(ctx context.Context, st store.Store, table string, d day.Day) (all []string, committed map[string]bool, objs []store.Object, err error) {
-	prefix := PartitionPrefix(table, d)
+// runs lists the objects of a partition's run folders, grouped by run, and
+// which runs have a manifest.
+func runs(ctx context.Context, st store.Store, table, part string) (all []string, committed map[string]bool, objs []store.Object, err error) {
+	prefix := PartPrefix(table, part)
 	if tl, ok := st.(store.TempLister); ok {
 		objs, err = tl.ListWithTemp(ctx, prefix+"run=")
 	} else {
@@ -219,53 +263,126 @@ func runs(ctx context.Context, st store.Store, table string, d day.Day) (all []s
 	return all, committed, objs, nil
 }
 
-// Current returns the manifest of the current run of a partition, or
-// store.ErrNotExist if it was never published.
-func Current(ctx context.Context, st store.Store, table string, d day.Day) (*Manifest, error) {
-	all, committed, _, err := runs(ctx, st, table, d)
+// ReadManifest reads the manifest of one run of a partition.
+func ReadManifest(ctx context.Context, st store.Store, table, part, run string) (*Manifest, error) {
+	key := RunPrefixAt(table, part, run) + ManifestName
+	b, err := st.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	for i := len(all) - 1; i >= 0; i-- {
-		if !committed[all[i]] {
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return &m, nil
+}
+
+// newer reports whether manifest a was committed after b: a higher
+// generation, or (for runs committed before generations existed) the
+// larger run id.
+func newer(a, b *Manifest) bool {
+	if a.Generation != b.Generation {
+		return a.Generation > b.Generation
+	}
+	return a.Run > b.Run
+}
+
+// Current returns the manifest of the current run of day d's partition of
+// table, or store.ErrNotExist if it was never published.
+func Current(ctx context.Context, st store.Store, table string, d day.Day) (*Manifest, error) {
+	return CurrentAt(ctx, st, table, DayPart(d))
+}
+
+// CurrentAt returns the manifest of the current run of a partition: of
+// the runs with a manifest, the one committed last (highest generation).
+// Run folders without a manifest are invisible. It returns store.ErrNotExist
+// if the partition was never published.
+func CurrentAt(ctx context.Context, st store.Store, table, part string) (*Manifest, error) {
+	all, committed, _, err := runs(ctx, st, table, part)
+	if err != nil {
+		return nil, err
+	}
+	var cur *Manifest
+	for _, run := range all {
+		if !committed[run] {
 			continue
 		}
-		key := RunPrefix(table, d, all[i]) + ManifestName
-		b, err := st.Get(ctx, key)
+		m, err := ReadManifest(ctx, st, table, part, run)
+		if errors.Is(err, store.ErrNotExist) {
+			continue // deleted by a cleanup since the listing
+		}
 		if err != nil {
 			return nil, err
 		}
-		var m Manifest
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("read %s: %w", key, err)
+		if cur == nil || newer(m, cur) {
+			cur = m
 		}
-		return &m, nil
 	}
-	return nil, fmt.Errorf("%s%s: %w", PartitionPrefix(table, d), ManifestName, store.ErrNotExist)
+	if cur == nil {
+		return nil, fmt.Errorf("%s%s: %w", PartPrefix(table, part), ManifestName, store.ErrNotExist)
+	}
+	return cur, nil
 }
 
-// Cleanup deletes the runs of the partition older than keep (run ids sort
-// by time), data files first and manifests last, so an interrupted cleanup
-// never leaves a manifest whose files are gone. Runs newer than keep are
-// another writer's and are never touched. The caller holds the partition's
-// lease, so older runs without a manifest are debris of killed writers.
-// With olderThan > 0, only runs whose objects are all older than that are
-// deleted (a grace period for readers that listed the old run).
+// Cleanup deletes the runs of day d's partition of table that keep
+// supersedes; see CleanupAt.
 func Cleanup(ctx context.Context, st store.Store, table string, d day.Day, keep string, olderThan time.Duration, now time.Time) error {
-	_, _, objs, err := runs(ctx, st, table, d)
+	return CleanupAt(ctx, st, table, DayPart(d), keep, olderThan, now)
+}
+
+// CleanupAt deletes the runs of a partition that the committed run keep
+// supersedes: committed runs of a lower generation, and run folders without
+// a manifest (debris of an interrupted build). Data files go first and
+// manifests last, so an interrupted cleanup never leaves a manifest whose
+// files are gone. Runs committed after keep are never touched. The caller
+// holds the partition's lease. With olderThan > 0, only runs whose objects
+// are all older than that (by the store's clock) are deleted: a grace
+// period for readers that resolved the old run, and for a writer whose
+// lease expired while it was still writing.
+func CleanupAt(ctx context.Context, st store.Store, table, part, keep string, olderThan time.Duration, now time.Time) error {
+	all, committed, objs, err := runs(ctx, st, table, part)
 	if err != nil {
 		return err
 	}
-	prefix := PartitionPrefix(table, d) + "run="
-	young := map[string]bool{}
+	if !committed[keep] {
+		return fmt.Errorf("cleanup %s: run %s has no manifest", PartPrefix(table, part), keep)
+	}
+	km, err := ReadManifest(ctx, st, table, part, keep)
+	if err != nil {
+		return err
+	}
+	drop := map[string]bool{}
+	for _, run := range all {
+		if run == keep {
+			continue
+		}
+		if !committed[run] {
+			drop[run] = true
+			continue
+		}
+		m, err := ReadManifest(ctx, st, table, part, run)
+		if errors.Is(err, store.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if newer(km, m) {
+			drop[run] = true
+		}
+	}
+	prefix := PartPrefix(table, part) + "run="
+	for _, o := range objs {
+		run, _, _ := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/")
+		if olderThan > 0 && now.Sub(o.ModTime) < olderThan {
+			delete(drop, run)
+		}
+	}
 	var data, manifests []string
 	for _, o := range objs {
 		run, file, _ := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/")
-		if run >= keep {
+		if !drop[run] {
 			continue
-		}
-		if olderThan > 0 && now.Sub(o.ModTime) < olderThan {
-			young[run] = true
 		}
 		if file == ManifestName {
 			manifests = append(manifests, o.Key)
@@ -276,10 +393,6 @@ func Cleanup(ctx context.Context, st store.Store, table string, d day.Day, keep 
 	var errs []error
 	for _, list := range [][]string{data, manifests} {
 		for _, key := range list {
-			run, _, _ := strings.Cut(strings.TrimPrefix(key, prefix), "/")
-			if young[run] {
-				continue
-			}
 			if err := st.Delete(ctx, key); err != nil {
 				errs = append(errs, err)
 			}

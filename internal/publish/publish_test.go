@@ -129,8 +129,9 @@ func TestCommitCurrentCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 01B and 01C are committed; 01A is debris of a crashed run; 01D is
-	// another writer's, still writing.
+	// 01B and 01C are committed; 01A and 01D are debris of crashed runs
+	// (the caller of Cleanup holds the partition's lease: no one else is
+	// writing it).
 	for _, run := range []string{"01B", "01C"} {
 		if err := Commit(ctx, st, &Manifest{Table: "x", Day: d.String(), Run: run}); err != nil {
 			t.Fatal(err)
@@ -159,9 +160,40 @@ func TestCommitCurrentCleanup(t *testing.T) {
 	for _, o := range objs {
 		keys = append(keys, o.Key[len(PartitionPrefix("x", d)):])
 	}
-	want := []string{"run=01C/_manifest.json", "run=01C/part-00000.zstd.parquet", "run=01D/part-00000.zstd.parquet"}
+	want := []string{"run=01C/_manifest.json", "run=01C/part-00000.zstd.parquet"}
 	if diff := cmp.Diff(want, keys); diff != "" {
 		t.Fatalf("after cleanup (-want +got):\n%s", diff)
+	}
+}
+
+// TestCurrentFollowsCommitOrder commits a run whose id sorts first (minted
+// by a machine whose clock is an hour behind) after one that sorts last: the
+// later commit is current, and cleanup keeps it, not the larger id.
+func TestCurrentFollowsCommitOrder(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	d, _ := day.Parse("2026-03-01")
+	for _, run := range []string{"02Z", "01A"} { // commit order; 01A's clock is behind
+		if _, err := Write(ctx, st, RunPrefix("x", d, run), []rollups.DataQualityDaily{{RawRows: 1}}, WriterOptions{RowGroupSize: 1 << 20}); err != nil {
+			t.Fatal(err)
+		}
+		if err := Commit(ctx, st, &Manifest{Table: "x", Day: d.String(), Run: run}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := Current(ctx, st, "x", d)
+	if err != nil || m.Run != "01A" || m.Generation != 2 {
+		t.Fatalf("Current = %+v, %v; want run 01A, generation 2", m, err)
+	}
+	if err := Cleanup(ctx, st, "x", d, "01A", 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := Current(ctx, st, "x", d); err != nil || m.Run != "01A" {
+		t.Fatalf("after cleanup Current = %+v, %v; want run 01A", m, err)
+	}
+	objs, _ := st.List(ctx, RunPrefix("x", d, "02Z"))
+	if len(objs) != 0 {
+		t.Fatalf("superseded run 02Z left %d objects", len(objs))
 	}
 }
 
