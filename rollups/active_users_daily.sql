@@ -1,11 +1,12 @@
 -- active_users_daily: one row per dt × product, from user_daily.
 --
 -- Inputs:
---   user_daily(dt DATE, product, user_key, platform, events, sessions,
---              first_event_at, last_event_at, is_new)
+--   user_daily(dt DATE, product, user_key, ...)
 --     must hold every day from the first requested dt − 27 to the last
---     requested dt (more is harmless); is_new comes from the users
---     first-seen state, so it means "first day ever seen in the product".
+--     requested dt (more is harmless).
+--   users(product, user_key, first_seen_dt DATE)
+--     the users table: a person is new on first_seen_dt, the first day
+--     they were ever seen in the product (over every user_daily partition).
 --   days(dt DATE)
 --     the days to compute, one row each.
 --
@@ -14,7 +15,7 @@
 --   dau             distinct user_key active on dt
 --   wau             distinct user_key active on any day of dt − 6 .. dt
 --   mau             distinct user_key active on any day of dt − 27 .. dt
---   new_users       distinct user_key active on dt with is_new
+--   new_users       distinct user_key active on dt whose first_seen_dt is dt
 --   returning_users dau − new_users
 --   stickiness      dau / mau as a double (0 if mau = 0, which cannot happen
 --                   for a row that exists)
@@ -25,11 +26,9 @@
 --
 -- DuckDB and Athena dialect (date_diff, INTERVAL 'n' DAY, CASE in DISTINCT).
 WITH u AS (
-  SELECT dt,
-         coalesce(nullif(product, ''), '(none)') AS product,
-         user_key,
-         bool_or(is_new) AS is_new
-  FROM user_daily
+  SELECT d.dt, d.product, d.user_key, bool_or(d.dt = s.first_seen_dt) AS is_new
+  FROM (SELECT dt, coalesce(nullif(product, ''), '(none)') AS product, user_key FROM user_daily) d
+  LEFT JOIN users s ON s.product = d.product AND s.user_key = d.user_key
   GROUP BY 1, 2, 3
 ),
 w AS (

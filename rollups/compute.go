@@ -15,10 +15,6 @@ func dim(s string) string {
 	return s
 }
 
-// SeenBefore reports whether userKey was seen in product on a day before the
-// one being computed. It defines user_daily.is_new.
-type SeenBefore func(product, userKey string) bool
-
 // strIDs gives dense ids to strings.
 type strIDs struct {
 	ids  map[string]uint32
@@ -61,8 +57,9 @@ func distinctPairs(keys []uint64, groups int) []int64 {
 // ComputeDaily computes engagement_daily, user_daily and sessions_daily for
 // one day from that day's events, in one pass over them (plus sorts of
 // integer keys for the exact distinct counts). The events may be in any
-// order; the outputs are sorted by their grain.
-func ComputeDaily(events []Event, seen SeenBefore) ([]EngagementDaily, []UserDaily, []SessionsDaily) {
+// order; the outputs are sorted by their grain. They depend on the day's
+// events alone (no first-seen state), so a day can be built in any order.
+func ComputeDaily(events []Event) ([]EngagementDaily, []UserDaily, []SessionsDaily) {
 	dims := newStrIDs(64) // products, platforms, event names
 	users := newStrIDs(0) // user keys
 	sessions := newStrIDs(0)
@@ -79,6 +76,7 @@ func ComputeDaily(events []Event, seen SeenBefore) ([]EngagementDaily, []UserDai
 	}
 	userAggs := map[upKey]*userAgg{}
 	platformCount := map[[3]uint32]int64{} // product, user, platform → events
+	countryCount := map[[3]uint32]int64{}  // product, user, country → events
 	var sess []sessAgg
 	for i := range events {
 		e := &events[i]
@@ -107,6 +105,7 @@ func ComputeDaily(events []Event, seen SeenBefore) ([]EngagementDaily, []UserDai
 		u.first = min(u.first, e.EventTime)
 		u.last = max(u.last, e.EventTime)
 		platformCount[[3]uint32{product, user, platform}]++
+		countryCount[[3]uint32{product, user, dims.id(dim(e.Country))}]++
 
 		if int(session) == len(sess) {
 			sess = append(sess, sessAgg{product: product, platform: platform, firstAt: e.EventTime, firstIdx: int32(i), lastAt: e.EventTime})
@@ -158,21 +157,27 @@ func ComputeDaily(events []Event, seen SeenBefore) ([]EngagementDaily, []UserDai
 			userSessionCount[p.pu]++
 		}
 	}
-	best := map[upKey]uint32{}
-	bestN := map[upKey]int64{}
-	for k, n := range platformCount {
-		uk := upKey{k[0], k[1]}
-		b, ok := best[uk]
-		if !ok || n > bestN[uk] || (n == bestN[uk] && dims.strs[k[2]] < dims.strs[b]) {
-			best[uk], bestN[uk] = k[2], n
+	// most picks, per (product, user), the value with the most events (ties:
+	// alphabetically first).
+	most := func(counts map[[3]uint32]int64) map[upKey]uint32 {
+		best := map[upKey]uint32{}
+		bestN := map[upKey]int64{}
+		for k, n := range counts {
+			uk := upKey{k[0], k[1]}
+			b, ok := best[uk]
+			if !ok || n > bestN[uk] || (n == bestN[uk] && dims.strs[k[2]] < dims.strs[b]) {
+				best[uk], bestN[uk] = k[2], n
+			}
 		}
+		return best
 	}
+	bestPlatform, bestCountry := most(platformCount), most(countryCount)
 	userOut := make([]UserDaily, 0, len(userAggs))
 	for k, u := range userAggs {
 		product, user := dims.strs[k.product], users.strs[k.user]
-		userOut = append(userOut, UserDaily{Product: product, UserKey: user, Platform: dims.strs[best[k]], Events: u.events,
-			Sessions: userSessionCount[uint64(k.product)<<32|uint64(k.user)], FirstEventAt: u.first, LastEventAt: u.last,
-			IsNew: seen == nil || !seen(product, user)})
+		userOut = append(userOut, UserDaily{Product: product, UserKey: user, Platform: dims.strs[bestPlatform[k]],
+			Country: dims.strs[bestCountry[k]], Events: u.events,
+			Sessions: userSessionCount[uint64(k.product)<<32|uint64(k.user)], FirstEventAt: u.first, LastEventAt: u.last})
 	}
 	sort.Slice(userOut, func(i, j int) bool {
 		a, b := userOut[i], userOut[j]

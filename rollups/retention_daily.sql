@@ -3,11 +3,12 @@
 -- table's partition (curated/retention_daily/dt=<cohort day>/).
 --
 -- Inputs:
---   user_daily(dt DATE, product, user_key, platform, events, sessions,
---              first_event_at, last_event_at, is_new)
+--   user_daily(dt DATE, product, user_key, ...)
 --     must hold the cohort days and the days cohort + 1, 7, 14 and 28 up to
---     the as-of day (more is harmless); is_new comes from the users
---     first-seen state, so it means "first day ever seen in the product".
+--     the as-of day (more is harmless).
+--   users(product, user_key, first_seen_dt DATE)
+--     the users table: a person is new on first_seen_dt, the first day
+--     they were ever seen in the product (over every user_daily partition).
 --   days(dt DATE)
 --     the cohort days to compute, one row each.
 --   as_of(dt DATE)
@@ -15,7 +16,7 @@
 --     known yet, even if user_daily has rows for them.
 --
 -- Semantics:
---   cohort_users   distinct user_key with an is_new row on the cohort day dt
+--   cohort_users   distinct user_key active on the cohort day dt whose first_seen_dt is dt
 --   retained_users of those, the ones with a row on exactly dt + day_n
 --                  (activity on other days does not count)
 --   retention      retained_users / cohort_users as a double
@@ -25,11 +26,9 @@
 --
 -- DuckDB and Athena dialect (date_diff, VALUES).
 WITH u AS (
-  SELECT dt,
-         coalesce(nullif(product, ''), '(none)') AS product,
-         user_key,
-         bool_or(is_new) AS is_new
-  FROM user_daily
+  SELECT d.dt, d.product, d.user_key, bool_or(d.dt = s.first_seen_dt) AS is_new
+  FROM (SELECT dt, coalesce(nullif(product, ''), '(none)') AS product, user_key FROM user_daily) d
+  LEFT JOIN users s ON s.product = d.product AND s.user_key = d.user_key
   GROUP BY 1, 2, 3
 ),
 cohort AS (

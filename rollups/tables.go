@@ -65,11 +65,25 @@ type UserDaily struct {
 	Product      string `parquet:"product" doc:"app or site; (none) if empty"`
 	UserKey      string `parquet:"user_key" doc:"who: user_id, or anon:<device_id>"`
 	Platform     string `parquet:"platform" doc:"the platform this person used most that day (ties: alphabetically first)"`
+	Country      string `parquet:"country" doc:"the country this person's events came from most that day (ties: alphabetically first); (none) if not sent"`
 	Events       int64  `parquet:"events" doc:"events this person sent that day"`
 	Sessions     int64  `parquet:"sessions" doc:"distinct sessions this person had that day"`
 	FirstEventAt int64  `parquet:"first_event_at,timestamp(millisecond)" doc:"time of the person's first event that day"`
 	LastEventAt  int64  `parquet:"last_event_at,timestamp(millisecond)" doc:"time of the person's last event that day"`
-	IsNew        bool   `parquet:"is_new" doc:"true on the first day this person was ever seen in this product"`
+}
+
+// User is one person in one product, over every day of user_daily: the
+// dimension Power BI joins on, and what new users and retention cohorts
+// derive from. Grain: product × user_key; partitioned by bucket (a hash of
+// product and user_key, see UserBucket), never by day.
+type User struct {
+	Product       string `parquet:"product" doc:"app or site; (none) if empty"`
+	UserKey       string `parquet:"user_key" doc:"who: user_id, or anon:<device_id>"`
+	FirstSeenDt   int32  `parquet:"first_seen_dt,date" doc:"the first day this person was seen in this product (over the current user_daily partitions)"`
+	LastSeenDt    int32  `parquet:"last_seen_dt,date" doc:"the last day this person was seen in this product"`
+	DaysActive    int64  `parquet:"days_active" doc:"days with at least one event from this person in this product"`
+	FirstPlatform string `parquet:"first_platform" doc:"user_daily.platform on the first day"`
+	FirstCountry  string `parquet:"first_country" doc:"user_daily.country on the first day"`
 }
 
 // SessionsDaily describes sessions. A session is counted on its day, under
@@ -134,6 +148,17 @@ type Table struct {
 	// SQL is the reference query (rollups/<name>.sql); empty for events and
 	// the tables only the job itself can know (quality, quarantine).
 	SQL string
+	// PartKey is the Hive partition column: "dt" (the reporting day) for
+	// every table but users, which is split by "bucket" (see UserBucket).
+	PartKey string
+}
+
+// PartitionKey returns t's partition column ("dt" unless set).
+func (t Table) PartitionKey() string {
+	if t.PartKey == "" {
+		return "dt"
+	}
+	return t.PartKey
 }
 
 //go:embed *.sql
@@ -168,8 +193,14 @@ var Windowed = []Table{
 	{Name: "retention_daily", Grain: "cohort dt × product × day_n", Doc: "of the people first seen on dt, how many came back on day 1, 7, 14 and 28", Row: reflect.TypeOf(RetentionDaily{}), SQL: sqlOf("retention_daily")},
 }
 
-// All lists every curated table: Daily, then Windowed.
-func All() []Table { return append(append([]Table(nil), Daily...), Windowed...) }
+// UsersTable is the users dimension (stage 2), partitioned by bucket.
+var UsersTable = Table{Name: "users", Grain: "product × user_key", Doc: "one row per person per product: first and last day seen, days active, first platform and country",
+	Row: reflect.TypeOf(User{}), SQL: sqlOf("users"), PartKey: "bucket"}
+
+// All lists every curated table: Daily, then Windowed, then users.
+func All() []Table {
+	return append(append(append([]Table(nil), Daily...), Windowed...), UsersTable)
+}
 
 // ByName returns the table called name.
 func ByName(name string) (Table, bool) {
@@ -199,6 +230,8 @@ func (t Table) Columns() []Column {
 		switch {
 		case strings.Contains(opts, "timestamp"):
 			typ = "timestamp"
+		case strings.Contains(opts, "date"):
+			typ = "date"
 		case f.Type.Kind() == reflect.String:
 			typ = "string"
 		case f.Type.Kind() == reflect.Int64:

@@ -46,6 +46,11 @@ func loadUserDaily(t *testing.T, db *duckref.DB, rows []UserDay, dts []day.Day, 
 		}
 		exec(b.String())
 	}
+	// The users table the job derives from every user_daily partition: here
+	// a person's first day is the day of their is_new row (people never
+	// is_new were first seen long before).
+	exec(`CREATE TABLE users AS SELECT coalesce(nullif(product, ''), '(none)') AS product, user_key,
+		coalesce(min(dt) FILTER (WHERE is_new), DATE '1970-01-01') AS first_seen_dt FROM user_daily GROUP BY ALL`)
 	exec("CREATE TABLE days (dt DATE)")
 	if len(dts) > 0 {
 		var vals []string

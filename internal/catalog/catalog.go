@@ -165,7 +165,7 @@ func parquetDef(name, comment, location string, cols []Column, keys []Column, pa
 
 // Curated returns the definition of the curated table t in the store whose
 // root is root ("s3://bucket/prefix", as Root gives it): columns and comments
-// from t's Parquet struct, partitioned by dt (string), located at
+// from t's Parquet struct, partitioned by dt (string; users by bucket), located at
 // <root>/curated/<table>/.
 func Curated(t rollups.Table, root string) TableDef {
 	var cols []Column
@@ -173,6 +173,9 @@ func Curated(t rollups.Table, root string) TableDef {
 		cols = append(cols, Column{Name: c.Name, Type: c.Type, Comment: c.Doc})
 	}
 	keys := []Column{{Name: PartitionKey, Type: "string", Comment: "reporting day, YYYY-MM-DD"}}
+	if k := t.PartitionKey(); k != PartitionKey {
+		keys = []Column{{Name: k, Type: "string", Comment: "hash bucket of product and user_key, 00.." + fmt.Sprintf("%02d", rollups.UserBuckets-1)}}
+	}
 	return parquetDef(t.Name, t.Doc, strings.TrimSuffix(root, "/")+"/curated/"+t.Name+"/", cols, keys,
 		map[string]string{"parquet.compression": "ZSTD"})
 }

@@ -19,11 +19,13 @@ import (
 // A run folder of day D is collectable only if all of these hold:
 //
 //  1. no partition in partitions points at it;
-//  2. it is not D's current run (the newest with a manifest), which a
-//     registration that failed or has not happened yet will still point at;
-//  3. it has a manifest, or a newer run of D has one: a folder without a
-//     manifest newer than D's current run may be a build in progress, and
-//     is left to a later run;
+//  2. it is not D's current run (the one committed last, publish.CurrentAt),
+//     which a registration that failed or has not happened yet will still
+//     point at;
+//  3. D has a current run: a folder without a manifest in a partition that
+//     was never committed may be its first build in progress; with a
+//     current run, a folder without a manifest is a build in progress only
+//     while younger than grace (rule 4), and debris after that;
 //  4. every object in it is older than grace (a reader may have listed it);
 //  5. if the catalog has a partition for D, it has pointed at its current
 //     location for at least grace (Partition.Since), so a query planned
@@ -51,18 +53,20 @@ func Collectable(ctx context.Context, st store.Store, table string, partitions m
 		newest    time.Time
 		committed bool
 	}
-	days := map[string]map[string]*runInfo{} // dt -> run -> info
+	days := map[string]map[string]*runInfo{} // partition value -> run -> info
+	partKey := map[string]string{}           // partition value -> its folder, "dt=<value>"
 	for _, o := range objs {
 		rest := strings.TrimPrefix(o.Key, prefix)
 		dtPart, rest, ok1 := strings.Cut(rest, "/")
 		runPart, file, ok2 := strings.Cut(rest, "/")
-		dt, ok3 := strings.CutPrefix(dtPart, "dt=")
+		_, dt, ok3 := strings.Cut(dtPart, "=")
 		run, ok4 := strings.CutPrefix(runPart, "run=")
 		if !ok1 || !ok2 || !ok3 || !ok4 || run == "" {
 			continue
 		}
 		if days[dt] == nil {
 			days[dt] = map[string]*runInfo{}
+			partKey[dt] = dtPart
 		}
 		ri := days[dt][run]
 		if ri == nil {
@@ -84,11 +88,14 @@ func Collectable(ctx context.Context, st store.Store, table string, partitions m
 	}
 	var out []string
 	for dt, runs := range days {
+		// The current run follows commit order (publish.CurrentAt), not
+		// run ids. With no committed run, everything is young debris or
+		// kept below.
 		current := ""
-		for run, ri := range runs {
-			if ri.committed && run > current {
-				current = run
-			}
+		if m, err := publish.CurrentAt(ctx, st, table, partKey[dt]); err == nil {
+			current = m.Run
+		} else if !errors.Is(err, store.ErrNotExist) {
+			return nil, err
 		}
 		// Since of D's partition, or a stand-in; ok=false keeps everything.
 		since, ok := time.Time{}, true
@@ -97,7 +104,7 @@ func Collectable(ctx context.Context, st store.Store, table string, partitions m
 			if since.IsZero() {
 				ok = false
 				if k, err := KeyOf(st, p.Location); err == nil {
-					if run, found := strings.CutPrefix(k, prefix+"dt="+dt+"/run="); found {
+					if run, found := strings.CutPrefix(k, prefix+partKey[dt]+"/run="); found {
 						if ri := runs[strings.TrimSuffix(run, "/")]; ri != nil {
 							since, ok = ri.newest, true
 						}
@@ -109,10 +116,10 @@ func Collectable(ctx context.Context, st store.Store, table string, partitions m
 			continue
 		}
 		for run, ri := range runs {
-			key := prefix + "dt=" + dt + "/run=" + run + "/"
+			key := prefix + partKey[dt] + "/run=" + run + "/"
 			switch {
 			case referenced[key], run == current:
-			case !ri.committed && run > current:
+			case !ri.committed && current == "":
 			case now.Sub(ri.newest) < grace:
 			default:
 				out = append(out, key)

@@ -88,15 +88,15 @@ func TestCollectable(t *testing.T) {
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("collectable at T+4h59 (-want +got):\n%s", d)
 		}
-		// Grace over since the switch: the superseded run1 and the debris run0 go.
+		// Grace over since the switch: the superseded run1 and the debris
+		// run0 and run3 (no manifest, older than the grace period) go.
 		got, err = catalog.Collectable(ctx, e.st, table, parts, 6*h, T.Add(5*h))
 		must(t, err)
-		want = []string{e.runKey(table, d0, run(0)), e.runKey(table, d0, run(1)), e.runKey(table, d2, run(1))}
+		want = []string{e.runKey(table, d0, run(0)), e.runKey(table, d0, run(1)), e.runKey(table, d0, run(3)), e.runKey(table, d2, run(1))}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("collectable at T+5h (-want +got):\n%s", d)
 		}
-		// No grace: the same (run3 may still be in progress, d1's runs are
-		// both needed).
+		// No grace: the same (d1's runs are both needed).
 		got, err = catalog.Collectable(ctx, e.st, table, parts, 0, T)
 		must(t, err)
 		if d := cmp.Diff(want, got); d != "" {
@@ -126,7 +126,7 @@ func TestCollectable(t *testing.T) {
 				}
 			}
 		}
-		for _, keep := range []string{e.runKey(table, d0, run(2)), e.runKey(table, d0, run(3)), e.runKey(table, d1, run(1)),
+		for _, keep := range []string{e.runKey(table, d0, run(2)), e.runKey(table, d1, run(1)),
 			e.runKey(table, d1, run(2)), e.runKey(table, d2, run(2)), e.runKey("user_daily", d0, run(1))} {
 			objs, err := e.dir.List(ctx, keep)
 			must(t, err)

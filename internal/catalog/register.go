@@ -71,17 +71,34 @@ func VerifyCommitted(ctx context.Context, st store.Store, locations ...string) e
 	return errors.Join(errs...)
 }
 
-// Registration says that partition Day of Table is now the run folder at
-// Location (see NewRegistration).
+// Registration says that partition Day of Table (or, for a table not
+// partitioned by day, the partition whose value is Value) is now the run
+// folder at Location (see NewRegistration).
 type Registration struct {
 	Table    string
 	Day      day.Day
+	Value    string // the partition value, if not Day (e.g. "07" for bucket=07)
 	Location string
+}
+
+// value is the partition value of r.
+func (r Registration) value() string {
+	if r.Value != "" {
+		return r.Value
+	}
+	return r.Day.String()
 }
 
 // NewRegistration returns the registration of run of table's partition d in st.
 func NewRegistration(st store.Store, table string, d day.Day, run string) Registration {
 	return Registration{Table: table, Day: d, Location: RunLocation(Root(st), table, d, run)}
+}
+
+// NewPartRegistration returns the registration of run of table's partition
+// part ("bucket=07") in st.
+func NewPartRegistration(st store.Store, table, part, run string) Registration {
+	_, v, _ := strings.Cut(part, "=")
+	return Registration{Table: table, Value: v, Location: strings.TrimSuffix(Root(st), "/") + "/" + publish.RunPrefixAt(table, part, run)}
 }
 
 // Registrar registers published runs in a catalog. The job creates one per
@@ -124,9 +141,9 @@ func (r *Registrar) Register(ctx context.Context, regs []Registration) error {
 	for _, reg := range regs {
 		def, ok := defs[reg.Table]
 		if !ok || def.Projected() {
-			return fmt.Errorf("catalog: cannot register %s dt=%s: not a curated table the registrar knows", reg.Table, reg.Day)
+			return fmt.Errorf("catalog: cannot register %s partition %s: not a curated table the registrar knows", reg.Table, reg.value())
 		}
-		byTable[reg.Table] = append(byTable[reg.Table], Partition{DT: reg.Day.String(), Location: reg.Location})
+		byTable[reg.Table] = append(byTable[reg.Table], Partition{DT: reg.value(), Location: reg.Location})
 	}
 	r.mu.Lock()
 	drift := maps.Clone(r.drift)

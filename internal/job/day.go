@@ -25,7 +25,7 @@ const CreatedBy = "littlewarehouse rollup v" + CodeVersion
 
 // buildDay builds and publishes every daily table of one day.
 func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *compact.Part, inputObjects int,
-	bad []BadObject, failures []conversionFailure, users *userState, locks lease.Group) (DaySummary, error) {
+	bad []BadObject, failures []conversionFailure, locks lease.Group) (DaySummary, error) {
 	d := p.d
 	res := compact.Build([]*compact.Part{part}, c.Rules)
 	q := res.Quarantine
@@ -62,7 +62,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 		eventFiles, err = publish.Write(gctx, c.Store, publish.RunPrefix("events", d, run), res.Events, opt)
 		return err
 	})
-	eng, ud, sd := rollups.ComputeDaily(res.Events, users.seenBefore(d))
+	eng, ud, sd := rollups.ComputeDaily(res.Events)
 	if err := g.Wait(); err != nil {
 		return DaySummary{}, err
 	}
@@ -101,20 +101,10 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 		return DaySummary{}, err
 	}
 
-	// The users state is a running minimum: merging a day twice is harmless,
-	// so it is saved before the manifests make the day current.
-	if err := c.saveUsers(ctx, run, users, d, ud); err != nil {
-		return DaySummary{}, err
-	}
 	if c.dayHook != nil {
 		if err := c.dayHook(d); err != nil {
 			return DaySummary{}, err
 		}
-	}
-	// Before the first manifest: a crash after it must still leave the
-	// windowed dependants to the next run.
-	if err := markPending(ctx, c.Store, d); err != nil {
-		return DaySummary{}, err
 	}
 	// Publish only while the partitions are still ours.
 	if err := locks.Check(ctx); err != nil {

@@ -321,10 +321,6 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	})
 	sort.Slice(sum.BadObjects, func(i, j int) bool { return sum.BadObjects[i].Key < sum.BadObjects[j].Key })
 
-	users, err := loadUsers(ctx, st)
-	if err != nil {
-		return sum, err
-	}
 	nBuild := len(building)
 	built := 0
 	for _, p := range plans {
@@ -354,7 +350,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		// The partitions' run id is made under their lease, so that run
 		// ids sort in the order their runs were published.
-		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, buckets[p.d], objectsIn[p.d], sum.BadObjects, failures, users, locks)
+		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, buckets[p.d], objectsIn[p.d], sum.BadObjects, failures, locks)
 		delete(buckets, p.d)
 		if rerr := locks.Release(context.WithoutCancel(ctx)); rerr != nil {
 			cfg.Log.Warn("lease not released; it expires on its own", "day", p.d.String(), "error", rerr.Error())
@@ -379,11 +375,6 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		if err := cfg.register(ctx, sum.Windowed); err != nil {
 			return sum, err
-		}
-		if sum.Windowed != nil {
-			if err := clearPending(ctx, st, sum.Windowed.Pending); err != nil {
-				cfg.Log.Warn("pending windowed days not cleared; the next run redoes them", "error", err.Error())
-			}
 		}
 	}
 	sum.Seconds = cfg.Now().Sub(start).Seconds()

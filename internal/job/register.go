@@ -13,20 +13,14 @@ import (
 )
 
 // Register registers in cfg.Catalog (if any) what a windowed stage ws and
-// cfg's range cover, deletes the runs the catalog no longer needs, and then
-// clears ws's pending days: what Run does after its windowed stage, for a
-// Lambda coordinator that ran RunWindowed itself.
+// cfg's range cover and deletes the runs the catalog no longer needs: what
+// Run does after its windowed stage, for a Lambda coordinator that ran
+// RunWindowed itself.
 func Register(ctx context.Context, cfg Config, ws *WindowedSummary) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
-	if err := cfg.register(ctx, ws); err != nil {
-		return err
-	}
-	if ws != nil {
-		return clearPending(ctx, cfg.Store, ws.Pending)
-	}
-	return nil
+	return cfg.register(ctx, ws)
 }
 
 // cleanupAtOnce reports whether superseded runs are deleted right after a
@@ -72,6 +66,13 @@ func (c *Config) register(ctx context.Context, windowed *WindowedSummary) error 
 			if err := add(d.Table, d.Day); err != nil {
 				return err
 			}
+		}
+		for _, part := range windowed.UserParts {
+			m, err := publish.CurrentAt(ctx, c.Store, rollups.UsersTable.Name, part)
+			if err != nil {
+				return err
+			}
+			regs = append(regs, catalog.NewPartRegistration(c.Store, rollups.UsersTable.Name, part, m.Run))
 		}
 	}
 	var errs []error

@@ -20,8 +20,18 @@ import (
 func Snapshot(ctx context.Context, st store.Store, from, to day.Day) (map[string]string, error) {
 	out := map[string]string{}
 	for _, t := range rollups.All() {
-		for d := from; d <= to; d++ {
-			m, err := publish.Current(ctx, st, t.Name, d)
+		var parts []string
+		if t.PartitionKey() == "dt" {
+			for d := from; d <= to; d++ {
+				parts = append(parts, publish.DayPart(d))
+			}
+		} else {
+			for b := range rollups.UserBuckets {
+				parts = append(parts, rollups.BucketPart(b))
+			}
+		}
+		for _, part := range parts {
+			m, err := publish.CurrentAt(ctx, st, t.Name, part)
 			if errors.Is(err, store.ErrNotExist) {
 				continue
 			}
@@ -32,17 +42,18 @@ func Snapshot(ctx context.Context, st store.Store, from, to day.Day) (map[string
 			for _, f := range m.Files {
 				files = append(files, fmt.Sprintf("%s %d %s", f.Key[strings.LastIndex(f.Key, "/")+1:], f.Size, f.SHA256))
 			}
-			objs, err := st.List(ctx, publish.PartitionPrefix(t.Name, d))
+			prefix := publish.PartPrefix(t.Name, part)
+			objs, err := st.List(ctx, prefix)
 			if err != nil {
 				return nil, err
 			}
 			runs := map[string]bool{}
 			for _, o := range objs {
-				rest := strings.TrimPrefix(o.Key, publish.PartitionPrefix(t.Name, d))
-				runs[strings.SplitN(rest, "/", 2)[0]] = true
+				runs[strings.SplitN(strings.TrimPrefix(o.Key, prefix), "/", 2)[0]] = true
 			}
 			sort.Strings(files)
-			out[t.Name+"/"+d.String()] = fmt.Sprintf("runs=%d rows=%d %s", len(runs), m.Rows, strings.Join(files, ", "))
+			key := t.Name + "/" + strings.TrimPrefix(part, "dt=")
+			out[key] = fmt.Sprintf("runs=%d rows=%d %s", len(runs), m.Rows, strings.Join(files, ", "))
 		}
 	}
 	return out, nil

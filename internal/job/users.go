@@ -3,114 +3,441 @@ package job
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
-	"time"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
-	"github.com/littlewarehouse/warehouse/internal/lease"
+	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
-// usersKey holds the users state table: the first day each user_key was
-// seen in each product (DESIGN §3 "New user").
-const usersKey = "_state/users/first_seen.parquet"
+// The users stage (stage 2, before the windowed tables) derives the users
+// table from the current user_daily partitions, and nothing else: a
+// person's first day is the smallest day whose current user_daily has them,
+// so it moves later when a day loses them and earlier when a late day gains
+// them, whatever order the days were built in (DESIGN §3 "New user").
+//
+// The table and its state are split into rollups.UserBuckets buckets by a
+// hash of (product, user_key). Each bucket is a partition of its own,
+// curated/users/bucket=NN/run=<id>/, whose manifest records the user_daily
+// run of every day it was computed from (its Inputs) and a state file under
+// _state/users/ holding each person's active days. A run compares those
+// inputs with the current user_daily runs and applies only the days that
+// differ: it reads the user_daily of changed days, never the others.
 
-type firstSeen struct {
-	Product string `parquet:"product"`
-	UserKey string `parquet:"user_key"`
-	FirstDt int32  `parquet:"first_dt,date"`
+// usersStatePrefix holds the users state files, one per bucket run.
+const usersStatePrefix = "_state/users/"
+
+// userRec is one person's state in a bucket: their active days (sorted) and
+// user_daily's platform and country on the first of them.
+type userRec struct {
+	days              []day.Day
+	platform, country string
+	unknownFirst      bool // the first day changed; platform/country must be read again
 }
 
-type userState struct {
-	first map[string]day.Day // product + "\x00" + user_key
+// userStateRow is one row of a bucket's state file. Days holds the active
+// days as uvarint deltas (the first from day 0).
+type userStateRow struct {
+	Product       string `parquet:"product"`
+	UserKey       string `parquet:"user_key"`
+	Days          []byte `parquet:"days"`
+	FirstPlatform string `parquet:"first_platform"`
+	FirstCountry  string `parquet:"first_country"`
 }
 
-func loadUsers(ctx context.Context, st store.Store) (*userState, error) {
-	u := &userState{first: map[string]day.Day{}}
-	b, err := st.Get(ctx, usersKey)
-	if errors.Is(err, store.ErrNotExist) {
-		return u, nil
+func encodeDays(ds []day.Day) []byte {
+	var out []byte
+	prev := day.Day(0)
+	for _, d := range ds {
+		out = binary.AppendUvarint(out, uint64(d-prev))
+		prev = d
 	}
+	return out
+}
+
+func decodeDays(b []byte) ([]day.Day, error) {
+	var out []day.Day
+	prev := day.Day(0)
+	for len(b) > 0 {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, errors.New("corrupt day list")
+		}
+		prev += day.Day(v)
+		out = append(out, prev)
+		b = b[n:]
+	}
+	return out, nil
+}
+
+// userBucket is one bucket of the users state, in memory.
+type userBucket struct {
+	n      int
+	m      *publish.Manifest // current manifest; nil if never published
+	inputs map[day.Day]string
+	users  map[string]*userRec // product + "\x00" + user_key
+	loaded bool
+	dirty  bool
+}
+
+func (b *userBucket) part() string { return rollups.BucketPart(b.n) }
+
+// load reads the bucket's state file (once).
+func (b *userBucket) load(ctx context.Context, st store.Store) error {
+	if b.loaded {
+		return nil
+	}
+	b.loaded = true
+	b.users = map[string]*userRec{}
+	if b.m == nil || b.m.State == "" {
+		return nil
+	}
+	data, err := st.Get(ctx, b.m.State)
+	if err != nil {
+		return fmt.Errorf("users state %s: %w", b.m.State, err)
+	}
+	rows, err := parquet.Read[userStateRow](bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", b.m.State, err)
+	}
+	for _, r := range rows {
+		ds, err := decodeDays(r.Days)
+		if err != nil {
+			return fmt.Errorf("read %s: %s %s: %w", b.m.State, r.Product, r.UserKey, err)
+		}
+		b.users[r.Product+"\x00"+r.UserKey] = &userRec{days: ds, platform: r.FirstPlatform, country: r.FirstCountry}
+	}
+	return nil
+}
+
+// usersState is every bucket of the users state.
+type usersState struct {
+	buckets []*userBucket
+	current map[day.Day]string // the user_daily runs the state now reflects
+}
+
+// firstSeen returns a person's first day in a product (ok false if unknown).
+// The bucket must be loaded.
+func (u *usersState) firstSeen(product, userKey string) (day.Day, bool) {
+	b := u.buckets[rollups.UserBucket(product, userKey)]
+	r := b.users[product+"\x00"+userKey]
+	if r == nil || len(r.days) == 0 {
+		return 0, false
+	}
+	return r.days[0], true
+}
+
+// loadAll loads every bucket's state.
+func (u *usersState) loadAll(ctx context.Context, st store.Store) error {
+	for _, b := range u.buckets {
+		if err := b.load(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cohortDigests sums the buckets' cohort digests per first-seen day.
+func (u *usersState) cohortDigests() map[day.Day]uint64 {
+	out := map[day.Day]uint64{}
+	for _, b := range u.buckets {
+		if b.m == nil {
+			continue
+		}
+		for k, v := range b.m.Cohorts {
+			if d, err := day.Parse(k); err == nil {
+				out[d] += v
+			}
+		}
+	}
+	return out
+}
+
+// currentUserDays returns the run of the current user_daily partition of
+// every day that has one.
+func currentUserDays(ctx context.Context, st store.Store) (map[day.Day]string, error) {
+	const prefix = "curated/user_daily/dt="
+	objs, err := st.List(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := parquet.Read[firstSeen](bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", usersKey, err)
-	}
-	for _, r := range rows {
-		u.first[r.Product+"\x00"+r.UserKey] = day.Day(r.FirstDt)
-	}
-	return u, nil
-}
-
-// seenBefore reports whether a user was seen in a product before day d.
-func (u *userState) seenBefore(d day.Day) rollups.SeenBefore {
-	return func(product, userKey string) bool {
-		f, ok := u.first[product+"\x00"+userKey]
-		return ok && f < d
-	}
-}
-
-// add merges day d's users and reports whether anything changed.
-func (u *userState) add(d day.Day, users []rollups.UserDaily) bool {
-	changed := false
-	for _, r := range users {
-		k := r.Product + "\x00" + r.UserKey
-		if f, ok := u.first[k]; !ok || d < f {
-			u.first[k] = d
-			changed = true
+	days := map[day.Day]bool{}
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, "/"+publish.ManifestName) {
+			continue
+		}
+		rest := strings.TrimPrefix(o.Key, prefix)
+		if d, err := day.Parse(rest[:min(len(rest), 10)]); err == nil {
+			days[d] = true
 		}
 	}
-	return changed
+	out := make(map[day.Day]string, len(days))
+	for _, d := range slices.Sorted(maps.Keys(days)) {
+		m, err := publish.Current(ctx, st, "user_daily", d)
+		if errors.Is(err, store.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[d] = m.Run
+	}
+	return out, nil
 }
 
-// saveUsers merges day d's users into the state and saves it. Another run
-// may have saved the state since this one loaded it, so the merge happens
-// under the state's lease, over a fresh copy: no one's first-seen days are
-// lost.
-func (c *Config) saveUsers(ctx context.Context, run string, u *userState, d day.Day, users []rollups.UserDaily) error {
-	if !u.add(d, users) {
-		return nil
+// readUserDaily reads one run of day d's user_daily partition.
+func readUserDaily(ctx context.Context, st store.Store, d day.Day, run string) ([]rollups.UserDaily, error) {
+	m, err := publish.ReadManifest(ctx, st, "user_daily", publish.DayPart(d), run)
+	if err != nil {
+		return nil, fmt.Errorf("user_daily %s run %s: %w", d, run, err)
 	}
-	l, err := lease.Acquire(ctx, c.Store, "state/users", lease.HolderID(run), c.LockTTL, max(c.LockWait, time.Minute), c.Now, c.leaseOptions()...)
+	var out []rollups.UserDaily
+	for _, f := range m.Files {
+		b, err := st.Get(ctx, f.Key)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := parquet.Read[rollups.UserDaily](bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", f.Key, err)
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
+// UsersSummary says what the users stage did.
+type UsersSummary struct {
+	DaysRead int      // user_daily partitions read
+	Buckets  []string // bucket partitions (re)published
+	// FirstSeenLater counts people whose first day moved later (a day lost
+	// them), and Gone people no longer in any user_daily.
+	FirstSeenLater, Gone int
+}
+
+// updateUsers brings every users bucket up to date with the current
+// user_daily runs cur, publishing the buckets whose inputs differ. The
+// caller holds the stage-2 lease, so no other run updates the buckets
+// meanwhile.
+func (c *Config) updateUsers(ctx context.Context, cur map[day.Day]string) (*usersState, *UsersSummary, error) {
+	st := c.Store
+	us := &usersState{current: cur}
+	sum := &UsersSummary{}
+	changed := map[day.Day]bool{} // days some bucket must (re)apply
+	diffs := make([]map[day.Day]bool, rollups.UserBuckets)
+	for n := range rollups.UserBuckets {
+		b := &userBucket{n: n, inputs: map[day.Day]string{}}
+		us.buckets = append(us.buckets, b)
+		m, err := publish.CurrentAt(ctx, st, rollups.UsersTable.Name, b.part())
+		switch {
+		case errors.Is(err, store.ErrNotExist):
+		case err != nil:
+			return nil, nil, err
+		case m.CodeVersion != CodeVersion || m.TimeZone != c.Rules.Loc.String():
+			b.m = m // rebuilt from scratch: no inputs, no state
+			b.m.State = ""
+		default:
+			b.m = m
+			for _, in := range m.Inputs {
+				if d, err := day.Parse(strings.TrimPrefix(in.Key, "dt=")); err == nil {
+					b.inputs[d] = in.ETag
+				}
+			}
+		}
+		diff := map[day.Day]bool{}
+		for d, run := range cur {
+			if b.inputs[d] != run {
+				diff[d] = true
+			}
+		}
+		for d := range b.inputs {
+			if _, ok := cur[d]; !ok {
+				diff[d] = true
+			}
+		}
+		diffs[n] = diff
+		for d := range diff {
+			changed[d] = true
+		}
+	}
+	if len(changed) == 0 {
+		return us, sum, nil
+	}
+	// Take the changed days out of every affected bucket...
+	for n, b := range us.buckets {
+		if len(diffs[n]) == 0 {
+			continue
+		}
+		if err := b.load(ctx, st); err != nil {
+			return nil, nil, err
+		}
+		b.dirty = true
+		for _, r := range b.users {
+			first := r.days[0]
+			r.days = slices.DeleteFunc(r.days, func(d day.Day) bool { return diffs[n][d] })
+			if len(r.days) == 0 || r.days[0] != first {
+				r.unknownFirst = true
+			}
+		}
+	}
+	// ...and put back what their current user_daily says, day by day in
+	// order, so a person's platform and country are their first day's.
+	for _, d := range slices.Sorted(maps.Keys(changed)) {
+		run, ok := cur[d]
+		if !ok {
+			continue // the day is gone
+		}
+		rows, err := readUserDaily(ctx, st, d, run)
+		if err != nil {
+			return nil, nil, err
+		}
+		sum.DaysRead++
+		for _, r := range rows {
+			n := rollups.UserBucket(r.Product, r.UserKey)
+			if !diffs[n][d] {
+				continue
+			}
+			b := us.buckets[n]
+			k := r.Product + "\x00" + r.UserKey
+			rec := b.users[k]
+			if rec == nil {
+				rec = &userRec{unknownFirst: true}
+				b.users[k] = rec
+			}
+			i, found := slices.BinarySearch(rec.days, d)
+			if found {
+				continue
+			}
+			rec.days = slices.Insert(rec.days, i, d)
+			if i == 0 {
+				rec.platform, rec.country, rec.unknownFirst = r.Platform, r.Country, false
+			}
+		}
+	}
+	// People whose first day became one that was not re-read: read their
+	// platform and country from that day (rare: a day lost them).
+	fix := map[day.Day]map[string]*userRec{}
+	for _, b := range us.buckets {
+		if !b.dirty {
+			continue
+		}
+		for k, r := range b.users {
+			switch {
+			case len(r.days) == 0:
+				delete(b.users, k)
+				sum.Gone++
+			case r.unknownFirst:
+				sum.FirstSeenLater++
+				if fix[r.days[0]] == nil {
+					fix[r.days[0]] = map[string]*userRec{}
+				}
+				fix[r.days[0]][k] = r
+			}
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(fix)) {
+		rows, err := readUserDaily(ctx, st, d, cur[d])
+		if err != nil {
+			return nil, nil, err
+		}
+		sum.DaysRead++
+		for _, r := range rows {
+			if rec := fix[d][r.Product+"\x00"+r.UserKey]; rec != nil {
+				rec.platform, rec.country, rec.unknownFirst = r.Platform, r.Country, false
+			}
+		}
+	}
+	for _, b := range us.buckets {
+		if !b.dirty {
+			continue
+		}
+		if err := c.publishBucket(ctx, b, cur); err != nil {
+			return nil, nil, err
+		}
+		sum.Buckets = append(sum.Buckets, b.part())
+	}
+	return us, sum, nil
+}
+
+// publishBucket writes a bucket's users table rows and state and commits
+// its manifest, recording cur as its inputs.
+func (c *Config) publishBucket(ctx context.Context, b *userBucket, cur map[day.Day]string) error {
+	st := c.Store
+	table := rollups.UsersTable
+	keys := slices.Sorted(maps.Keys(b.users))
+	rows := make([]rollups.User, 0, len(keys))
+	state := make([]userStateRow, 0, len(keys))
+	cohorts := map[string]uint64{}
+	for _, k := range keys {
+		r := b.users[k]
+		product, user, _ := strings.Cut(k, "\x00")
+		first, last := r.days[0], r.days[len(r.days)-1]
+		rows = append(rows, rollups.User{Product: product, UserKey: user, FirstSeenDt: int32(first), LastSeenDt: int32(last),
+			DaysActive: int64(len(r.days)), FirstPlatform: r.platform, FirstCountry: r.country})
+		state = append(state, userStateRow{Product: product, UserKey: user, Days: encodeDays(r.days), FirstPlatform: r.platform, FirstCountry: r.country})
+		cohorts[first.String()] += rollups.UserDigest(product, user)
+	}
+	run := newRunID(c.Now())
+	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
+	files, err := publish.Write(ctx, st, publish.RunPrefixAt(table.Name, b.part(), run), rows, opt)
 	if err != nil {
 		return err
 	}
-	defer l.Release(context.WithoutCancel(ctx))
-	fresh, err := loadUsers(ctx, c.Store)
-	if err != nil {
-		return err
-	}
-	for k, f := range u.first {
-		if g, ok := fresh.first[k]; !ok || f < g {
-			fresh.first[k] = f
-		}
-	}
-	u.first = fresh.first
-	return u.save(ctx, c.Store)
-}
-
-func (u *userState) save(ctx context.Context, st store.Store) error {
-	rows := make([]firstSeen, 0, len(u.first))
-	for k, d := range u.first {
-		i := bytes.IndexByte([]byte(k), 0)
-		rows = append(rows, firstSeen{Product: k[:i], UserKey: k[i+1:], FirstDt: int32(d)})
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].Product != rows[j].Product {
-			return rows[i].Product < rows[j].Product
-		}
-		return rows[i].UserKey < rows[j].UserKey
-	})
 	var buf bytes.Buffer
-	if err := parquet.Write(&buf, rows); err != nil {
+	if err := parquet.Write(&buf, state); err != nil {
 		return err
 	}
-	return st.Put(ctx, usersKey, buf.Bytes())
+	stateKey := usersStatePrefix + b.part() + "/" + run + ".parquet"
+	if err := st.Put(ctx, stateKey, buf.Bytes()); err != nil {
+		return err
+	}
+	m := &publish.Manifest{Table: table.Name, Partition: b.part(), Run: run, TimeZone: c.Rules.Loc.String(), CodeVersion: CodeVersion,
+		Config: c.configMap(), Files: files, State: stateKey, Cohorts: cohorts, CreatedAt: c.Now().UTC()}
+	for _, d := range slices.Sorted(maps.Keys(cur)) {
+		m.Inputs = append(m.Inputs, publish.Input{Key: publish.DayPart(d), ETag: cur[d]})
+	}
+	m.Fingerprint = windowFingerprint(table.Name, cur, 0, -1, b.part())
+	for _, f := range files {
+		m.Rows += f.Rows
+	}
+	if err := publish.Commit(ctx, st, m); err != nil {
+		return err
+	}
+	b.m = m
+	if c.cleanupAtOnce() {
+		if err := publish.CleanupAt(ctx, st, table.Name, b.part(), run, c.GracePeriod, c.Now()); err != nil {
+			c.Log.Warn("superseded runs not all deleted; the next run retries", "table", table.Name, "partition", b.part(), "error", err.Error())
+		}
+	}
+	// Only the job reads the state, under the stage-2 lease: superseded
+	// state goes at once, whatever the grace period of the data files.
+	if err := c.cleanupUserState(ctx, b); err != nil {
+		c.Log.Warn("superseded users state not all deleted; the next run retries", "partition", b.part(), "error", err.Error())
+	}
+	return nil
+}
+
+// cleanupUserState deletes a bucket's state files other than its current
+// run's: superseded ones, and those of runs that died before committing.
+func (c *Config) cleanupUserState(ctx context.Context, b *userBucket) error {
+	objs, err := c.Store.List(ctx, usersStatePrefix+b.part()+"/")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, o := range objs {
+		if b.m != nil && o.Key == b.m.State {
+			continue
+		}
+		errs = append(errs, c.Store.Delete(ctx, o.Key))
+	}
+	return errors.Join(errs...)
 }

@@ -7,12 +7,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
@@ -28,103 +32,19 @@ type WindowedSummary struct {
 	// Partitions are every windowed partition the run covered, published
 	// or up to date (the catalog registers them all).
 	Partitions []Partition
-	// Pending are the changed days this stage took care of, including ones
-	// left pending by earlier runs; cleared once registered.
-	Pending []day.Day
+	// Users is what the users stage did; UserParts every users partition
+	// (bucket=NN), to register.
+	Users     *UsersSummary
+	UserParts []string
+	// Restatements describe every number of a windowed partition that
+	// changed from the run it superseded.
+	Restatements []string
 }
 
 // Partition names one partition of a table.
 type Partition struct {
 	Table string
 	Day   day.Day
-}
-
-// pendingPrefix holds one empty object per day whose daily tables changed
-// but whose windowed dependants are not yet recomputed and registered, so
-// that a run that dies between the stages (or a Lambda worker, which runs
-// stage 1 only) leaves the work for the next windowed stage.
-const pendingPrefix = "_state/pending/windowed/"
-
-func markPending(ctx context.Context, st store.Store, d day.Day) error {
-	return st.Put(ctx, pendingPrefix+d.String(), nil)
-}
-
-func loadPending(ctx context.Context, st store.Store) ([]day.Day, error) {
-	objs, err := st.List(ctx, pendingPrefix)
-	if err != nil {
-		return nil, err
-	}
-	var out []day.Day
-	for _, o := range objs {
-		if d, err := day.Parse(strings.TrimPrefix(o.Key, pendingPrefix)); err == nil {
-			out = append(out, d)
-		}
-	}
-	return out, nil
-}
-
-func clearPending(ctx context.Context, st store.Store, days []day.Day) error {
-	var errs []error
-	for _, d := range days {
-		errs = append(errs, st.Delete(ctx, pendingPrefix+d.String()))
-	}
-	return errors.Join(errs...)
-}
-
-// lastUserDay returns the last day with a published user_daily partition.
-func lastUserDay(ctx context.Context, st store.Store) (day.Day, bool, error) {
-	objs, err := st.List(ctx, "curated/user_daily/dt=")
-	if err != nil {
-		return 0, false, err
-	}
-	var last day.Day
-	found := false
-	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, "/"+publish.ManifestName) {
-			continue
-		}
-		rest := strings.TrimPrefix(o.Key, "curated/user_daily/dt=")
-		d, err := day.Parse(rest[:min(len(rest), 10)])
-		if err != nil {
-			continue
-		}
-		if !found || d > last {
-			last, found = d, true
-		}
-	}
-	return last, found, nil
-}
-
-// userDays reads the current user_daily of the days from..to, and says
-// which run each day was read from ("" for a day never published).
-func userDays(ctx context.Context, st store.Store, from, to day.Day) ([]rollups.UserDay, map[day.Day]string, error) {
-	var out []rollups.UserDay
-	runs := map[day.Day]string{}
-	for d := from; d <= to; d++ {
-		m, err := publish.Current(ctx, st, "user_daily", d)
-		if errors.Is(err, store.ErrNotExist) {
-			runs[d] = ""
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		runs[d] = m.Run
-		for _, f := range m.Files {
-			b, err := st.Get(ctx, f.Key)
-			if err != nil {
-				return nil, nil, err
-			}
-			rows, err := parquet.Read[rollups.UserDaily](bytes.NewReader(b), int64(len(b)))
-			if err != nil {
-				return nil, nil, fmt.Errorf("read %s: %w", f.Key, err)
-			}
-			for _, r := range rows {
-				out = append(out, rollups.UserDay{Day: d, Product: r.Product, UserKey: r.UserKey, IsNew: r.IsNew})
-			}
-		}
-	}
-	return out, runs, nil
 }
 
 func windowFingerprint(table string, runs map[day.Day]string, from, to day.Day, extra string) string {
@@ -136,90 +56,168 @@ func windowFingerprint(table string, runs map[day.Day]string, from, to day.Day, 
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// runWindowed computes the windowed tables (stage 2) for every day that the
-// user_daily days in changed feed, plus the requested range, up to the last
-// day with a published user_daily. A partition whose inputs (the user_daily
-// runs it was computed from, and for retention the as-of day) are the same
-// as its published manifest's is left alone.
-func (c *Config) runWindowed(ctx context.Context, run string, changed []day.Day) (*WindowedSummary, error) {
+// stage2Lease serializes stage 2 (users, then the windowed tables) between
+// runs: it reads every current user_daily partition and rewrites shared
+// state, so two of them at once would race. Stage 1 (days) never takes it.
+const stage2Lease = "stage2"
+
+// runWindowed runs stage 2: it brings the users table up to date with the
+// current user_daily partitions, then republishes every windowed partition
+// whose inputs changed, from the first to the last day with a user_daily
+// (the as-of day). A windowed partition is a pure function of its inputs:
+// active_users_daily of day d of the user_daily runs of d−27..d and of the
+// digest of the people first seen on d; retention_daily of cohort d of the
+// user_daily runs of d and d+1, 7, 14, 28 (up to the as-of day) and the
+// same digest. Its fingerprint records them, so whatever order and overlap
+// the runs that built the days had, and whether a run died between the
+// stages, the next stage 2 finds exactly the partitions that differ from a
+// clean build. changed is unused: every day is checked (from manifests, so
+// it costs a few small reads per day).
+func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*WindowedSummary, error) {
 	st := c.Store
-	asOf, ok, err := lastUserDay(ctx, st)
-	if err != nil || !ok {
-		return nil, err
-	}
-	pending, err := loadPending(ctx, st)
+	l, err := lease.Acquire(ctx, st, stage2Lease, lease.HolderID(run), c.LockTTL, max(c.LockWait, 15*time.Minute), c.Now, c.leaseOptions()...)
 	if err != nil {
 		return nil, err
 	}
-	changed = append(slices.Clone(changed), pending...)
-	ws := &WindowedSummary{AsOf: asOf, Pending: changed}
-	au := map[day.Day]bool{}
-	cohorts := map[day.Day]bool{}
-	for d := c.From; d <= c.To && d <= asOf; d++ {
-		au[d], cohorts[d] = true, true
-	}
-	for _, d := range changed {
-		lo, hi := rollups.ActiveUsersAffected(d)
-		for x := lo; x <= hi && x <= asOf; x++ {
-			au[x] = true
+	defer func() {
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			c.Log.Warn("lease not released; it expires on its own", "lease", stage2Lease, "error", err.Error())
 		}
-		for _, x := range rollups.RetentionAffected(d) {
-			cohorts[x] = true
+	}()
+	stop := l.KeepAlive(ctx, c.LockTTL/3)
+	defer stop()
+
+	cur, err := currentUserDays(ctx, st)
+	if err != nil || len(cur) == 0 {
+		return nil, err
+	}
+	us, usum, err := c.updateUsers(ctx, cur)
+	if err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
+	days := slices.Sorted(maps.Keys(cur))
+	first, asOf := days[0], days[len(days)-1]
+	ws := &WindowedSummary{AsOf: asOf, Users: usum}
+	// Every bucket is (re)registered, so a registration that failed
+	// before is retried.
+	for _, b := range us.buckets {
+		if b.m != nil {
+			ws.UserParts = append(ws.UserParts, b.part())
 		}
 	}
-	// A later as-of day adds retention rows to recent cohorts.
-	for _, n := range rollups.RetentionDays {
-		cohorts[asOf-day.Day(n)] = true
+	digests := us.cohortDigests()
+
+	// Which partitions differ from a clean build.
+	type part struct {
+		d  day.Day
+		fp string
 	}
-	auDays, cohortDays := sortedDays(au), sortedDays(cohorts)
-	var lo, hi day.Day = asOf, asOf
+	var auStale, retStale []part
+	check := func(table string, d day.Day, fp string) (bool, error) {
+		if c.Force && d >= c.From && d <= c.To {
+			return true, nil
+		}
+		m, err := publish.Current(ctx, st, table, d)
+		if errors.Is(err, store.ErrNotExist) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return m.Fingerprint != fp, nil
+	}
+	for d := first; d <= asOf; d++ {
+		cohort := fmt.Sprintf("cohort=%016x", digests[d])
+		fp := windowFingerprint("active_users_daily", cur, d-rollups.MAUDays+1, d, cohort)
+		stale, err := check("active_users_daily", d, fp)
+		if err != nil {
+			return nil, err
+		}
+		if stale {
+			auStale = append(auStale, part{d, fp})
+		} else if d >= c.From && d <= c.To {
+			ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", d})
+			ws.UpToDate++
+		}
+		// A cohort reads its own day and the days day_n after it that the
+		// as-of day has reached.
+		extra := cohort
+		for _, n := range rollups.RetentionDays {
+			if x := d + day.Day(n); x <= asOf {
+				extra += " " + x.String() + "=" + cur[x]
+			}
+		}
+		fp = windowFingerprint("retention_daily", cur, d, d, extra)
+		if stale, err = check("retention_daily", d, fp); err != nil {
+			return nil, err
+		}
+		if stale {
+			retStale = append(retStale, part{d, fp})
+		} else if d >= c.From && d <= c.To {
+			ws.Partitions = append(ws.Partitions, Partition{"retention_daily", d})
+			ws.UpToDate++
+		}
+	}
+	if len(auStale) == 0 && len(retStale) == 0 {
+		return ws, nil
+	}
+
+	// Read the user_daily the stale partitions span, marking each row new
+	// on the person's first day from the users state.
+	var auDays, cohortDays []day.Day
+	for _, p := range auStale {
+		auDays = append(auDays, p.d)
+	}
+	for _, p := range retStale {
+		cohortDays = append(cohortDays, p.d)
+	}
+	lo, hi := asOf, first
 	if from, to, ok := rollups.ActiveUsersSpan(auDays); ok {
 		lo, hi = min(lo, from), max(hi, to)
 	}
 	if from, to, ok := rollups.RetentionSpan(cohortDays, asOf); ok {
 		lo, hi = min(lo, from), max(hi, to)
 	}
-	rows, runs, err := userDays(ctx, st, lo, min(hi, asOf))
-	if err != nil {
+	if err := us.loadAll(ctx, st); err != nil {
 		return nil, err
 	}
-	ws.ReadUserDay = int(min(hi, asOf) - lo + 1)
+	var rows []rollups.UserDay
+	for d := max(lo, first); d <= min(hi, asOf); d++ {
+		run, ok := cur[d]
+		if !ok {
+			continue
+		}
+		uds, err := readUserDaily(ctx, st, d, run)
+		if err != nil {
+			return nil, err
+		}
+		ws.ReadUserDay++
+		for _, r := range uds {
+			f, _ := us.firstSeen(r.Product, r.UserKey)
+			rows = append(rows, rollups.UserDay{Day: d, Product: r.Product, UserKey: r.UserKey, IsNew: f == d})
+		}
+	}
 
 	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
 	active := rollups.ComputeActiveUsers(auDays, rows)
-	for _, d := range auDays {
-		fp := windowFingerprint("active_users_daily", runs, d-rollups.MAUDays+1, d, "")
-		done, err := c.publishWindowed(ctx, run, "active_users_daily", d, fp, active[d], opt)
+	for _, p := range auStale {
+		moved, err := c.publishWindowed(ctx, run, "active_users_daily", p.d, p.fp, active[p.d], opt)
 		if err != nil {
 			return nil, err
 		}
-		ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", d})
-		if done {
-			ws.ActiveDays++
-		} else {
-			ws.UpToDate++
-		}
+		ws.Restatements = append(ws.Restatements, moved...)
+		ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", p.d})
+		ws.ActiveDays++
 	}
 	ret := rollups.ComputeRetention(cohortDays, asOf, rows)
-	for _, d := range cohortDays {
-		// A cohort reads only its own day and the days day_n after it.
-		extra := "as_of=" + min(d+28, asOf).String()
-		for _, n := range rollups.RetentionDays {
-			if x := d + day.Day(n); x <= asOf {
-				extra += " " + x.String() + "=" + runs[x]
-			}
-		}
-		fp := windowFingerprint("retention_daily", runs, d, d, extra)
-		done, err := c.publishWindowed(ctx, run, "retention_daily", d, fp, ret[d], opt)
+	for _, p := range retStale {
+		moved, err := c.publishWindowed(ctx, run, "retention_daily", p.d, p.fp, ret[p.d], opt)
 		if err != nil {
 			return nil, err
 		}
-		ws.Partitions = append(ws.Partitions, Partition{"retention_daily", d})
-		if done {
-			ws.Cohorts++
-		} else {
-			ws.UpToDate++
-		}
+		ws.Restatements = append(ws.Restatements, moved...)
+		ws.Partitions = append(ws.Partitions, Partition{"retention_daily", p.d})
+		ws.Cohorts++
 	}
 	return ws, nil
 }
@@ -233,35 +231,41 @@ func sortedDays(m map[day.Day]bool) []day.Day {
 	return out
 }
 
-// publishWindowed publishes one windowed partition unless its current
-// manifest already has fingerprint fp. It reports whether it published.
-func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.Day, fp string, rows any, opt publish.WriterOptions) (bool, error) {
-	m, err := publish.Current(ctx, c.Store, table, d)
-	switch {
-	case err == nil && m.Fingerprint == fp && !c.Force:
-		return false, nil
-	case err != nil && !errors.Is(err, store.ErrNotExist):
-		return false, err
-	}
+// publishWindowed publishes one windowed partition with fingerprint fp
+// (the caller found it stale) and returns what changed in numbers from the
+// run it supersedes, one line per changed row ("active_users_daily
+// 2026-11-28 shop: new_users 1156 -> 1146"); none for a first publication.
+func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.Day, fp string, rows any, opt publish.WriterOptions) ([]string, error) {
 	tbl, _ := rollups.ByName(table)
 	locks, err := c.lock(ctx, run, []rollups.Table{tbl}, d, c.LockWait)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer locks.Release(context.WithoutCancel(ctx))
-	run = newRunID(c.Now()) // made under the lease: run ids sort in publish order
+	prev, err := publish.Current(ctx, c.Store, table, d)
+	if err != nil && !errors.Is(err, store.ErrNotExist) {
+		return nil, err
+	}
+	run = newRunID(c.Now())
 	prefix := publish.RunPrefix(table, d, run)
 	var files []publish.File
+	var moved []string
 	switch r := rows.(type) {
 	case []rollups.ActiveUsersDaily:
-		files, err = publish.Write(ctx, c.Store, prefix, r, opt)
+		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
+			moved, err = restatements(ctx, c.Store, table, d, prev, r, func(x rollups.ActiveUsersDaily) string { return x.Product })
+		}
 	case []rollups.RetentionDaily:
-		files, err = publish.Write(ctx, c.Store, prefix, r, opt)
+		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
+			moved, err = restatements(ctx, c.Store, table, d, prev, r, func(x rollups.RetentionDaily) string {
+				return fmt.Sprintf("%s day %d", x.Product, x.DayN)
+			})
+		}
 	default:
-		return false, fmt.Errorf("windowed table %s: unexpected rows %T", table, rows)
+		return nil, fmt.Errorf("windowed table %s: unexpected rows %T", table, rows)
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	nm := &publish.Manifest{Table: table, Day: d.String(), Run: run, TimeZone: c.Rules.Loc.String(), CodeVersion: CodeVersion,
 		Config: c.configMap(), Fingerprint: fp, Files: files, CreatedAt: c.Now().UTC()}
@@ -269,16 +273,77 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 		nm.Rows += f.Rows
 	}
 	if err := locks.Check(ctx); err != nil {
-		return false, fmt.Errorf("lost the lease before publishing: %w", err)
+		return nil, fmt.Errorf("lost the lease before publishing: %w", err)
 	}
 	if err := publish.Commit(ctx, c.Store, nm); err != nil {
-		return false, err
+		return nil, err
 	}
-	if !c.cleanupAtOnce() {
-		return true, nil
+	for _, m := range moved {
+		c.Log.Info("restated", "change", m)
 	}
-	if err := publish.Cleanup(ctx, c.Store, table, d, run, c.GracePeriod, c.Now()); err != nil {
-		c.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "day", d.String(), "error", err.Error())
+	if c.cleanupAtOnce() {
+		if err := publish.Cleanup(ctx, c.Store, table, d, run, c.GracePeriod, c.Now()); err != nil {
+			c.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "day", d.String(), "error", err.Error())
+		}
 	}
-	return true, nil
+	return moved, nil
+}
+
+// restatements compares the rows of the published run prev with rows (both
+// keyed by key) and describes each number that changed.
+func restatements[T any](ctx context.Context, st store.Store, table string, d day.Day, prev *publish.Manifest, rows []T, key func(T) string) ([]string, error) {
+	var old []T
+	for _, f := range prev.Files {
+		b, err := st.Get(ctx, f.Key)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := parquet.Read[T](bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", f.Key, err)
+		}
+		old = append(old, rs...)
+	}
+	byKey := map[string]T{}
+	for _, r := range old {
+		byKey[key(r)] = r
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range rows {
+		k := key(r)
+		seen[k] = true
+		o, had := byKey[k]
+		if !had {
+			out = append(out, fmt.Sprintf("%s %s %s: new row", table, d, k))
+			continue
+		}
+		if diff := numberDiff(o, r); diff != "" {
+			out = append(out, fmt.Sprintf("%s %s %s: %s", table, d, k, diff))
+		}
+	}
+	for _, r := range old {
+		if k := key(r); !seen[k] {
+			out = append(out, fmt.Sprintf("%s %s %s: row gone", table, d, k))
+		}
+	}
+	return out, nil
+}
+
+// numberDiff lists the integer columns of two rows of one table that
+// differ, as "name old -> new, ..." (ratios follow from them).
+func numberDiff(a, b any) string {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	var parts []string
+	for i := 0; i < va.NumField(); i++ {
+		f := va.Type().Field(i)
+		if f.Type.Kind() != reflect.Int64 {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
+		if x, y := va.Field(i).Int(), vb.Field(i).Int(); x != y {
+			parts = append(parts, fmt.Sprintf("%s %d -> %d", name, x, y))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -67,6 +67,13 @@ type Manifest struct {
 	Files       []File            `json:"files"`
 	Inputs      []Input           `json:"inputs"`
 	Stats       map[string]int64  `json:"stats,omitempty"`
+	// State is a store key under _state/ that belongs to this run (the users
+	// table's per-bucket state); it is current exactly when the run is.
+	State string `json:"state,omitempty"`
+	// Cohorts is, for the users table, each first-seen day's digest of its
+	// people in this bucket (rollups.UserDigest summed); windowed partitions
+	// record the sum over buckets in their fingerprints.
+	Cohorts map[string]uint64 `json:"cohorts,omitempty"`
 	CreatedAt   time.Time         `json:"created_at"`
 }
 
