@@ -283,9 +283,10 @@ func TestScanEveryBranchOfTheRule(t *testing.T) {
 // TestScanForeignFiles: every foreign or broken Parquet file that
 // raw.ReadFrom rejects, Scan rejects for the same reason.
 func TestScanForeignFiles(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "testdata", "parquet-testing", "*.parquet"))
-	if len(files) == 0 {
-		t.Skip("no foreign Parquet files (shared/ is not beside the repository)")
+	dir := filepath.Join("..", "..", "testdata", "parquet-testing")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if len(files) < 73 {
+		t.Fatalf("%d foreign Parquet files at %s, want 73 (apache/parquet-testing, kept in the repository)", len(files), dir)
 	}
 	rules := compact.DefaultRules(time.UTC)
 	hour := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
