@@ -166,17 +166,28 @@ func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
 		return nil, err
 	}
 	lay, _ := layoutOf(f.Schema()) // checked by OpenFile
-	rows = make([]Row, 0, f.NumRows())
-	d := decoder{strs: make(map[string]string)}
+	// The footer's row count is only a claim: rows grow with the event_ids
+	// actually decoded (event_id is required, see layoutOf).
+	rows = make([]Row, 0, min(f.NumRows(), size/64))
+	d := decoder{strs: make(map[string]string), buf: make([]parquet.Value, 1024)}
 	for _, rg := range f.RowGroups() {
 		base := len(rows)
 		nr := int(rg.NumRows())
-		for i := 0; i < nr; i++ {
-			rows = append(rows, Row{Source: key})
+		chunks := rg.ColumnChunks()
+		err := ReadFlatColumn(chunks[lay.flat[colEventID]], d.buf, nr, func(vals []parquet.Value, _ int) {
+			for _, v := range vals {
+				r := Row{Source: key}
+				if !v.IsNull() {
+					d.set(&r, colEventID, UnitNone, v)
+				}
+				rows = append(rows, r)
+			}
+		})
+		if err != nil {
+			return nil, bad(ReasonCorrupt, fmt.Errorf("column %s: %w", flatNames[colEventID], err))
 		}
 		group := rows[base:]
-		chunks := rg.ColumnChunks()
-		for c := 0; c < numFlat; c++ {
+		for c := colEventID + 1; c < numFlat; c++ {
 			idx := lay.flat[c]
 			if idx < 0 {
 				continue
@@ -194,9 +205,15 @@ func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
 	return rows, nil
 }
 
-// OpenFile checks that r holds a Parquet file (size, magic bytes, footer,
-// a plausible row count) and opens it. A file that is not one is a
-// *BadObjectError; any other error is the reader's. It may panic on a
+// OpenFile checks that r holds a Parquet file and opens it. Before
+// parquet-go sees the footer, OpenFile checks every claim in it that sizes
+// an allocation: the footer's length lies inside the object, no list in it
+// claims more elements than it has bytes, the row counts are at most one
+// row per MinRowBytes bytes of the object, and every column chunk lies
+// between the leading magic and the footer. A file that is not Parquet or
+// fails a check is a *BadObjectError (ReasonEmpty, ReasonNotParquet,
+// ReasonCorrupt or ReasonSchemaMismatch); any other error is the reader's.
+// The returned file never reads outside [0, size). It may still panic on a
 // hostile footer: callers recover with Panicked.
 func OpenFile(r io.ReaderAt, size int64, key string) (*parquet.File, error) {
 	bad := func(reason string, err error) error {
@@ -221,15 +238,20 @@ func OpenFile(r io.ReaderAt, size int64, key string) (*parquet.File, error) {
 	if string(magic[:]) != "PAR1" {
 		return nil, bad(ReasonCorrupt, errors.New("no PAR1 magic at end (truncated?)"))
 	}
-	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	foot, at, err := footer(r, size)
+	if errors.Is(err, errCorrupt) {
+		return nil, bad(ReasonCorrupt, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tr := &tailReader{r: r, size: size, tail: foot, tailAt: at}
+	f, err := parquet.OpenFile(tr, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, bad(ReasonCorrupt, err)
 	}
 	if _, err := layoutOf(f.Schema()); err != nil {
 		return nil, bad(ReasonSchemaMismatch, err)
-	}
-	if n := f.NumRows(); n < 0 || n > 1<<31 {
-		return nil, bad(ReasonCorrupt, fmt.Errorf("implausible row count %d", n))
 	}
 	return f, nil
 }
@@ -400,8 +422,16 @@ func ToMillis(u TimeUnit, v parquet.Value) int64 {
 // and the index of its first row. The values (and their byte slices) are
 // valid only during the call. A chunk with another number of values than
 // nrows is an error.
+//
+// A chunk of a file opened by OpenFile is read in one read, and its page
+// headers are checked (see MaxPageBytes, MaxPageValues: at most nrows
+// values in all) before any page is decoded, so that a lying header is an
+// error, not an allocation of the size it claims.
 func ReadFlatColumn(cc parquet.ColumnChunk, buf []parquet.Value, nrows int, fn func(vals []parquet.Value, first int)) error {
-	pages := cc.Pages()
+	pages, err := checkedPages(cc, nrows)
+	if err != nil {
+		return err
+	}
 	defer pages.Close()
 	i := 0
 	for {
@@ -480,10 +510,27 @@ func (d *decoder) set(r *Row, col int, unit TimeUnit, v parquet.Value) {
 	}
 }
 
-// readValues reads every value of a column chunk (for the repeated map
-// leaves, which are small).
+// checkedPages returns the pages of cc, through loadChunk if cc is a
+// chunk of a file (nrows < 0: a repeated column).
+func checkedPages(cc parquet.ColumnChunk, nrows int) (parquet.Pages, error) {
+	fc, ok := cc.(*parquet.FileColumnChunk)
+	if !ok {
+		return cc.Pages(), nil
+	}
+	r, err := loadChunk(fc.File(), cc, nrows)
+	if err != nil {
+		return nil, err
+	}
+	return fc.PagesFrom(r), nil
+}
+
+// readAll reads every value of a column chunk of a repeated column (the
+// map leaves), at most MaxRepeatedValues.
 func readAll(cc parquet.ColumnChunk) ([]parquet.Value, error) {
-	pages := cc.Pages()
+	pages, err := checkedPages(cc, -1)
+	if err != nil {
+		return nil, err
+	}
 	defer pages.Close()
 	var out []parquet.Value
 	buf := make([]parquet.Value, 1024)

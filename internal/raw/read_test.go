@@ -14,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go/deprecated"
 
 	"github.com/littlewarehouse/warehouse/internal/event"
+	"github.com/littlewarehouse/warehouse/internal/raw/rawtest"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -212,6 +213,9 @@ func FuzzReadFrom(f *testing.F) {
 		if b, err := os.ReadFile(p); err == nil && len(b) < 64<<10 {
 			f.Add(b)
 		}
+	}
+	for _, c := range rawtest.Lying(f) {
+		f.Add(c.Data)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rows, err := ReadFrom(bytes.NewReader(b), int64(len(b)), "fuzz")
