@@ -76,8 +76,8 @@ var errCorrupt = errors.New("corrupt")
 
 type corruptError struct{ err error }
 
-func (e corruptError) Error() string        { return e.err.Error() }
-func (e corruptError) Unwrap() []error      { return []error{e.err, errCorrupt} }
+func (e corruptError) Error() string         { return e.err.Error() }
+func (e corruptError) Unwrap() []error       { return []error{e.err, errCorrupt} }
 func corruptf(format string, a ...any) error { return corruptError{fmt.Errorf(format, a...)} }
 
 // checkMeta checks the row counts and column chunk locations of a footer
