@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/deprecated"
@@ -19,8 +21,10 @@ import (
 )
 
 // Row is one raw event, normalized: timestamps are Unix milliseconds (UTC),
-// nulls and empty strings are both "". Source is the key of the object the
-// row was read from.
+// nulls and empty strings are both "", and every string (property keys and
+// values included) is valid UTF-8: each run of invalid bytes is replaced
+// by U+FFFD, as strings.ToValidUTF8 does, and InvalidUTF8 says so. Source is
+// the key of the object the row was read from.
 type Row struct {
 	EventID       string
 	EventTime     int64 // valid only if HasEventTime
@@ -37,6 +41,9 @@ type Row struct {
 	Country       string
 	Properties    map[string]string
 	Source        string
+	// InvalidUTF8 is set if any string of the row was repaired. Two
+	// property keys that differ only in invalid bytes become one key.
+	InvalidUTF8 bool
 }
 
 // BadObjectError says why an object could not be read as raw events. None
@@ -169,7 +176,7 @@ func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
 	// The footer's row count is only a claim: rows grow with the event_ids
 	// actually decoded (event_id is required, see layoutOf).
 	rows = make([]Row, 0, min(f.NumRows(), size/64))
-	d := decoder{strs: make(map[string]string), buf: make([]parquet.Value, 1024)}
+	d := decoder{strs: make(map[string]interned), buf: make([]parquet.Value, 1024)}
 	for _, rg := range f.RowGroups() {
 		base := len(rows)
 		nr := int(rg.NumRows())
@@ -366,21 +373,38 @@ func TimeUnitOf(t parquet.Type) (TimeUnit, error) {
 }
 
 // decoder decodes column chunks; strs interns repeated strings of one object
-// so that low-cardinality columns share memory.
+// so that low-cardinality columns share memory, keyed by their bytes as
+// read, holding them as repaired.
 type decoder struct {
 	buf  []parquet.Value
-	strs map[string]string
+	strs map[string]interned
 }
 
-func (d *decoder) intern(b []byte) string {
-	if s, ok := d.strs[string(b)]; ok {
-		return s
+type interned struct {
+	s        string // valid UTF-8
+	repaired bool   // the bytes were not
+}
+
+// intern returns b as a valid UTF-8 string (see Row) and whether it had to
+// be repaired, sharing the string with earlier equal values.
+func (d *decoder) intern(b []byte) (string, bool) {
+	if e, ok := d.strs[string(b)]; ok {
+		return e.s, e.repaired
 	}
-	s := string(b)
+	s, repaired := validString(b)
 	if len(d.strs) < 1<<16 {
-		d.strs[s] = s
+		d.strs[string(b)] = interned{s, repaired}
 	}
-	return s
+	return s, repaired
+}
+
+// validString returns b as a string, with each run of invalid UTF-8
+// replaced by U+FFFD, and whether any was. Valid input costs one check.
+func validString(b []byte) (string, bool) {
+	if utf8.Valid(b) {
+		return string(b), false
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD"), true
 }
 
 // floorDiv divides rounding toward negative infinity.
@@ -489,24 +513,37 @@ func (d *decoder) set(r *Row, col int, unit TimeUnit, v parquet.Value) {
 		} else {
 			r.ReceivedAt, r.HasReceivedAt = ms, true
 		}
-	case colEventID:
-		r.EventID = string(v.ByteArray()) // unique: interning would only cost
-	case colEventName:
-		r.EventName = d.intern(v.ByteArray())
-	case colUserID:
-		r.UserID = d.intern(v.ByteArray())
-	case colDeviceID:
-		r.DeviceID = d.intern(v.ByteArray())
-	case colSessionID:
-		r.SessionID = d.intern(v.ByteArray())
-	case colProduct:
-		r.Product = d.intern(v.ByteArray())
-	case colPlatform:
-		r.Platform = d.intern(v.ByteArray())
-	case colAppVersion:
-		r.AppVersion = d.intern(v.ByteArray())
-	case colCountry:
-		r.Country = d.intern(v.ByteArray())
+	default:
+		var dst *string
+		switch col {
+		case colEventID:
+			// unique: interning would only cost
+			s, repaired := validString(v.ByteArray())
+			r.EventID = s
+			r.InvalidUTF8 = r.InvalidUTF8 || repaired
+			return
+		case colEventName:
+			dst = &r.EventName
+		case colUserID:
+			dst = &r.UserID
+		case colDeviceID:
+			dst = &r.DeviceID
+		case colSessionID:
+			dst = &r.SessionID
+		case colProduct:
+			dst = &r.Product
+		case colPlatform:
+			dst = &r.Platform
+		case colAppVersion:
+			dst = &r.AppVersion
+		case colCountry:
+			dst = &r.Country
+		default:
+			return
+		}
+		s, repaired := d.intern(v.ByteArray())
+		*dst = s
+		r.InvalidUTF8 = r.InvalidUTF8 || repaired
 	}
 }
 
@@ -591,11 +628,13 @@ func (d *decoder) readProps(kc, vc parquet.ColumnChunk, maxDef int, rows []Row) 
 			m = make(map[string]string)
 			rows[i].Properties = m
 		}
-		val := ""
+		val, vbad := "", false
 		if !vals[j].IsNull() {
-			val = d.intern(vals[j].ByteArray())
+			val, vbad = d.intern(vals[j].ByteArray())
 		}
-		m[d.intern(k.ByteArray())] = val
+		key, kbad := d.intern(k.ByteArray())
+		m[key] = val
+		rows[i].InvalidUTF8 = rows[i].InvalidUTF8 || vbad || kbad
 	}
 	if i+1 != len(rows) {
 		return fmt.Errorf("%d maps for %d rows", i+1, len(rows))
