@@ -63,8 +63,10 @@ func (e *Entry) Feeds(d day.Day) bool {
 // corrupt time column); a corrupt page of another column (event_id,
 // user_id, properties, ...) is only found by reading that column, so Scan
 // calls such an object good and raw.ReadFrom does not. The error is non-nil
-// only when rules.Loc is nil or reading the magic bytes fails (as with
-// raw.ReadFrom); Scan never panics on bad input.
+// only when rules.Loc is nil or reading the magic bytes or the footer fails
+// (as with raw.ReadFrom); Scan never panics on bad input, never reads
+// outside [0, size), and allocates no more than raw.OpenFile's bounds allow
+// (at most 9 bytes per row, at most one row per raw.MinRowBytes of size).
 func Scan(r io.ReaderAt, size int64, key string, hour time.Time, rules compact.Rules) (e Entry, err error) {
 	e = Entry{Key: key, Size: size, Hour: hour.UTC()}
 	if rules.Loc == nil {

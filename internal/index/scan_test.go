@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/event"
 	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+	"github.com/littlewarehouse/warehouse/internal/raw/rawtest"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -283,9 +286,10 @@ func TestScanEveryBranchOfTheRule(t *testing.T) {
 // TestScanForeignFiles: every foreign or broken Parquet file that
 // raw.ReadFrom rejects, Scan rejects for the same reason.
 func TestScanForeignFiles(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "testdata", "parquet-testing", "*.parquet"))
-	if len(files) == 0 {
-		t.Skip("no foreign Parquet files (shared/ is not beside the repository)")
+	dir := filepath.Join("..", "..", "testdata", "parquet-testing")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if len(files) < 73 {
+		t.Fatalf("%d foreign Parquet files at %s, want 73 (apache/parquet-testing, kept in the repository)", len(files), dir)
 	}
 	rules := compact.DefaultRules(time.UTC)
 	hour := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -525,4 +529,69 @@ func TestScanReturnsReadErrorsOfTheMagic(t *testing.T) {
 	if _, err := Scan(errAt{}, 100, "k", time.Now(), compact.DefaultRules(time.UTC)); err == nil {
 		t.Fatal("no error")
 	}
+}
+
+// TestScanLyingObjects: objects whose footer or time-column page headers
+// claim more than their bytes hold are bad for Scan with the reason
+// raw.ReadFrom gives, also through a store whose reader fails on offsets
+// outside the object (as S3 does on a negative one); Scan allocates little
+// for them. Before the bounds, a footer length pointing before the start
+// failed the run with "index: scan …: negative offset" and a 2^31-row
+// footer ran the process out of memory.
+func TestScanLyingObjects(t *testing.T) {
+	ctx := context.Background()
+	rules := compact.DefaultRules(time.UTC)
+	hour := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	mem := store.NewMem()
+	for i, tc := range rawtest.Lying(t) {
+		t.Run(tc.Name, func(t *testing.T) {
+			var e Entry
+			var err error
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			e, err = Scan(bytes.NewReader(tc.Data), int64(len(tc.Data)), "k", hour, rules)
+			runtime.ReadMemStats(&after)
+			if err != nil || e.Bad != tc.Reason || e.Days != nil || e.Rows != 0 {
+				t.Fatalf("Scan: bad %q (%s), %d rows, err %v; want bad %q", e.Bad, e.Detail, e.Rows, err, tc.Reason)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+				t.Fatalf("Scan allocated %d MiB", n>>20)
+			}
+			_, rerr := raw.ReadFrom(bytes.NewReader(tc.Data), int64(len(tc.Data)), "k")
+			var bad *raw.BadObjectError
+			if !errors.As(rerr, &bad) || bad.Reason != e.Bad {
+				t.Fatalf("raw.ReadFrom: %v; Scan says %q", rerr, e.Bad)
+			}
+
+			key := fmt.Sprintf("raw/2026/01/02/03/lie-%d", i)
+			if err := mem.Put(ctx, key, tc.Data); err != nil {
+				t.Fatal(err)
+			}
+			e, err = scanObject(ctx, strictStore{mem}, ObjectRef{Key: key, Hour: hour}, rules)
+			if err != nil || e.Bad != tc.Reason {
+				t.Fatalf("scanObject: bad %q, err %v; want bad %q", e.Bad, err, tc.Reason)
+			}
+		})
+	}
+}
+
+// strictStore's readers refuse offsets outside the object with an error
+// that is not io.EOF, like store.S3 does.
+type strictStore struct{ store.Store }
+
+type strictReader struct{ store.Reader }
+
+func (s strictStore) Open(ctx context.Context, key string) (store.Reader, error) {
+	r, err := s.Store.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return strictReader{r}, nil
+}
+
+func (r strictReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > r.Size() {
+		return 0, fmt.Errorf("negative offset %d", off)
+	}
+	return r.Reader.ReadAt(p, off)
 }

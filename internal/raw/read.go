@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/deprecated"
@@ -19,8 +21,10 @@ import (
 )
 
 // Row is one raw event, normalized: timestamps are Unix milliseconds (UTC),
-// nulls and empty strings are both "". Source is the key of the object the
-// row was read from.
+// nulls and empty strings are both "", and every string (property keys and
+// values included) is valid UTF-8: each run of invalid bytes is replaced
+// by U+FFFD, as strings.ToValidUTF8 does, and InvalidUTF8 says so. Source is
+// the key of the object the row was read from.
 type Row struct {
 	EventID       string
 	EventTime     int64 // valid only if HasEventTime
@@ -37,6 +41,9 @@ type Row struct {
 	Country       string
 	Properties    map[string]string
 	Source        string
+	// InvalidUTF8 is set if any string of the row was repaired. Two
+	// property keys that differ only in invalid bytes become one key.
+	InvalidUTF8 bool
 }
 
 // BadObjectError says why an object could not be read as raw events. None
@@ -166,17 +173,28 @@ func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
 		return nil, err
 	}
 	lay, _ := layoutOf(f.Schema()) // checked by OpenFile
-	rows = make([]Row, 0, f.NumRows())
-	d := decoder{strs: make(map[string]string)}
+	// The footer's row count is only a claim: rows grow with the event_ids
+	// actually decoded (event_id is required, see layoutOf).
+	rows = make([]Row, 0, min(f.NumRows(), size/64))
+	d := decoder{strs: make(map[string]interned), buf: make([]parquet.Value, 1024)}
 	for _, rg := range f.RowGroups() {
 		base := len(rows)
 		nr := int(rg.NumRows())
-		for i := 0; i < nr; i++ {
-			rows = append(rows, Row{Source: key})
+		chunks := rg.ColumnChunks()
+		err := ReadFlatColumn(chunks[lay.flat[colEventID]], d.buf, nr, func(vals []parquet.Value, _ int) {
+			for _, v := range vals {
+				r := Row{Source: key}
+				if !v.IsNull() {
+					d.set(&r, colEventID, UnitNone, v)
+				}
+				rows = append(rows, r)
+			}
+		})
+		if err != nil {
+			return nil, bad(ReasonCorrupt, fmt.Errorf("column %s: %w", flatNames[colEventID], err))
 		}
 		group := rows[base:]
-		chunks := rg.ColumnChunks()
-		for c := 0; c < numFlat; c++ {
+		for c := colEventID + 1; c < numFlat; c++ {
 			idx := lay.flat[c]
 			if idx < 0 {
 				continue
@@ -194,9 +212,15 @@ func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
 	return rows, nil
 }
 
-// OpenFile checks that r holds a Parquet file (size, magic bytes, footer,
-// a plausible row count) and opens it. A file that is not one is a
-// *BadObjectError; any other error is the reader's. It may panic on a
+// OpenFile checks that r holds a Parquet file and opens it. Before
+// parquet-go sees the footer, OpenFile checks every claim in it that sizes
+// an allocation: the footer's length lies inside the object, no list in it
+// claims more elements than it has bytes, the row counts are at most one
+// row per MinRowBytes bytes of the object, and every column chunk lies
+// between the leading magic and the footer. A file that is not Parquet or
+// fails a check is a *BadObjectError (ReasonEmpty, ReasonNotParquet,
+// ReasonCorrupt or ReasonSchemaMismatch); any other error is the reader's.
+// The returned file never reads outside [0, size). It may still panic on a
 // hostile footer: callers recover with Panicked.
 func OpenFile(r io.ReaderAt, size int64, key string) (*parquet.File, error) {
 	bad := func(reason string, err error) error {
@@ -221,15 +245,20 @@ func OpenFile(r io.ReaderAt, size int64, key string) (*parquet.File, error) {
 	if string(magic[:]) != "PAR1" {
 		return nil, bad(ReasonCorrupt, errors.New("no PAR1 magic at end (truncated?)"))
 	}
-	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	foot, at, err := footer(r, size)
+	if errors.Is(err, errCorrupt) {
+		return nil, bad(ReasonCorrupt, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tr := &tailReader{r: r, size: size, tail: foot, tailAt: at}
+	f, err := parquet.OpenFile(tr, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, bad(ReasonCorrupt, err)
 	}
 	if _, err := layoutOf(f.Schema()); err != nil {
 		return nil, bad(ReasonSchemaMismatch, err)
-	}
-	if n := f.NumRows(); n < 0 || n > 1<<31 {
-		return nil, bad(ReasonCorrupt, fmt.Errorf("implausible row count %d", n))
 	}
 	return f, nil
 }
@@ -344,21 +373,38 @@ func TimeUnitOf(t parquet.Type) (TimeUnit, error) {
 }
 
 // decoder decodes column chunks; strs interns repeated strings of one object
-// so that low-cardinality columns share memory.
+// so that low-cardinality columns share memory, keyed by their bytes as
+// read, holding them as repaired.
 type decoder struct {
 	buf  []parquet.Value
-	strs map[string]string
+	strs map[string]interned
 }
 
-func (d *decoder) intern(b []byte) string {
-	if s, ok := d.strs[string(b)]; ok {
-		return s
+type interned struct {
+	s        string // valid UTF-8
+	repaired bool   // the bytes were not
+}
+
+// intern returns b as a valid UTF-8 string (see Row) and whether it had to
+// be repaired, sharing the string with earlier equal values.
+func (d *decoder) intern(b []byte) (string, bool) {
+	if e, ok := d.strs[string(b)]; ok {
+		return e.s, e.repaired
 	}
-	s := string(b)
+	s, repaired := validString(b)
 	if len(d.strs) < 1<<16 {
-		d.strs[s] = s
+		d.strs[string(b)] = interned{s, repaired}
 	}
-	return s
+	return s, repaired
+}
+
+// validString returns b as a string, with each run of invalid UTF-8
+// replaced by U+FFFD, and whether any was. Valid input costs one check.
+func validString(b []byte) (string, bool) {
+	if utf8.Valid(b) {
+		return string(b), false
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD"), true
 }
 
 // floorDiv divides rounding toward negative infinity.
@@ -400,8 +446,16 @@ func ToMillis(u TimeUnit, v parquet.Value) int64 {
 // and the index of its first row. The values (and their byte slices) are
 // valid only during the call. A chunk with another number of values than
 // nrows is an error.
+//
+// A chunk of a file opened by OpenFile is read in one read, and its page
+// headers are checked (see MaxPageBytes, MaxPageValues: at most nrows
+// values in all) before any page is decoded, so that a lying header is an
+// error, not an allocation of the size it claims.
 func ReadFlatColumn(cc parquet.ColumnChunk, buf []parquet.Value, nrows int, fn func(vals []parquet.Value, first int)) error {
-	pages := cc.Pages()
+	pages, err := checkedPages(cc, nrows)
+	if err != nil {
+		return err
+	}
 	defer pages.Close()
 	i := 0
 	for {
@@ -459,31 +513,61 @@ func (d *decoder) set(r *Row, col int, unit TimeUnit, v parquet.Value) {
 		} else {
 			r.ReceivedAt, r.HasReceivedAt = ms, true
 		}
-	case colEventID:
-		r.EventID = string(v.ByteArray()) // unique: interning would only cost
-	case colEventName:
-		r.EventName = d.intern(v.ByteArray())
-	case colUserID:
-		r.UserID = d.intern(v.ByteArray())
-	case colDeviceID:
-		r.DeviceID = d.intern(v.ByteArray())
-	case colSessionID:
-		r.SessionID = d.intern(v.ByteArray())
-	case colProduct:
-		r.Product = d.intern(v.ByteArray())
-	case colPlatform:
-		r.Platform = d.intern(v.ByteArray())
-	case colAppVersion:
-		r.AppVersion = d.intern(v.ByteArray())
-	case colCountry:
-		r.Country = d.intern(v.ByteArray())
+	default:
+		var dst *string
+		switch col {
+		case colEventID:
+			// unique: interning would only cost
+			s, repaired := validString(v.ByteArray())
+			r.EventID = s
+			r.InvalidUTF8 = r.InvalidUTF8 || repaired
+			return
+		case colEventName:
+			dst = &r.EventName
+		case colUserID:
+			dst = &r.UserID
+		case colDeviceID:
+			dst = &r.DeviceID
+		case colSessionID:
+			dst = &r.SessionID
+		case colProduct:
+			dst = &r.Product
+		case colPlatform:
+			dst = &r.Platform
+		case colAppVersion:
+			dst = &r.AppVersion
+		case colCountry:
+			dst = &r.Country
+		default:
+			return
+		}
+		s, repaired := d.intern(v.ByteArray())
+		*dst = s
+		r.InvalidUTF8 = r.InvalidUTF8 || repaired
 	}
 }
 
-// readValues reads every value of a column chunk (for the repeated map
-// leaves, which are small).
+// checkedPages returns the pages of cc, through loadChunk if cc is a
+// chunk of a file (nrows < 0: a repeated column).
+func checkedPages(cc parquet.ColumnChunk, nrows int) (parquet.Pages, error) {
+	fc, ok := cc.(*parquet.FileColumnChunk)
+	if !ok {
+		return cc.Pages(), nil
+	}
+	r, err := loadChunk(fc.File(), cc, nrows)
+	if err != nil {
+		return nil, err
+	}
+	return fc.PagesFrom(r), nil
+}
+
+// readAll reads every value of a column chunk of a repeated column (the
+// map leaves), at most MaxRepeatedValues.
 func readAll(cc parquet.ColumnChunk) ([]parquet.Value, error) {
-	pages := cc.Pages()
+	pages, err := checkedPages(cc, -1)
+	if err != nil {
+		return nil, err
+	}
 	defer pages.Close()
 	var out []parquet.Value
 	buf := make([]parquet.Value, 1024)
@@ -544,11 +628,13 @@ func (d *decoder) readProps(kc, vc parquet.ColumnChunk, maxDef int, rows []Row) 
 			m = make(map[string]string)
 			rows[i].Properties = m
 		}
-		val := ""
+		val, vbad := "", false
 		if !vals[j].IsNull() {
-			val = d.intern(vals[j].ByteArray())
+			val, vbad = d.intern(vals[j].ByteArray())
 		}
-		m[d.intern(k.ByteArray())] = val
+		key, kbad := d.intern(k.ByteArray())
+		m[key] = val
+		rows[i].InvalidUTF8 = rows[i].InvalidUTF8 || vbad || kbad
 	}
 	if i+1 != len(rows) {
 		return fmt.Errorf("%d maps for %d rows", i+1, len(rows))

@@ -14,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go/deprecated"
 
 	"github.com/littlewarehouse/warehouse/internal/event"
+	"github.com/littlewarehouse/warehouse/internal/raw/rawtest"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -164,15 +165,25 @@ func TestReadBadObjects(t *testing.T) {
 	}
 }
 
+// foreignDir holds the Parquet files of the apache/parquet-testing project
+// (Apache-2.0, see its LICENSE.txt), kept in the repository.
+var foreignDir = filepath.Join("..", "..", "testdata", "parquet-testing")
+
+// foreignFiles lists them; it fails the test if they are missing, so that a
+// broken checkout cannot pass by testing nothing.
+func foreignFiles(t testing.TB) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(foreignDir, "*.parquet"))
+	if len(files) < 73 {
+		t.Fatalf("%d foreign Parquet files at %s, want 73", len(files), foreignDir)
+	}
+	return files
+}
+
 // TestReadForeignFiles reads 73 Parquet files from other engines and broken
 // ones: every one must be named bad, none may panic or yield rows.
 func TestReadForeignFiles(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "shared", "testdata", "parquet-testing")
-	files, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
-	if len(files) == 0 {
-		t.Skipf("no foreign Parquet files at %s (shared/ is not beside the repository)", dir)
-	}
-	for _, f := range files {
+	for _, f := range foreignFiles(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			b, err := os.ReadFile(f)
 			if err != nil {
@@ -198,11 +209,13 @@ func TestReadForeignFiles(t *testing.T) {
 }
 
 func FuzzReadFrom(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "testdata", "parquet-testing", "*.parquet"))
-	for _, p := range files {
+	for _, p := range foreignFiles(f) {
 		if b, err := os.ReadFile(p); err == nil && len(b) < 64<<10 {
 			f.Add(b)
 		}
+	}
+	for _, c := range rawtest.Lying(f) {
+		f.Add(c.Data)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rows, err := ReadFrom(bytes.NewReader(b), int64(len(b)), "fuzz")
