@@ -82,3 +82,21 @@ func CurrentFiles(ctx context.Context, st store.Store, table string) ([]PartFile
 	}
 	return kept, nil
 }
+
+// CurrentKeys lists the keys of every data file of table's current runs,
+// partition by partition in sorted order, each run's files in manifest
+// order: what a view of the table reads (see CurrentFiles). A table with no
+// committed partition gives an empty list.
+func CurrentKeys(ctx context.Context, st store.Store, table string) ([]string, error) {
+	parts, err := CurrentFiles(ctx, st, table)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, pf := range parts {
+		for _, f := range pf.Manifest.Files {
+			keys = append(keys, f.Key)
+		}
+	}
+	return keys, nil
+}
