@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/littlewarehouse/warehouse/internal/duckref"
+	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// run runs lwsql with args (without the program name), printing the result
+// table to stdout and messages to stderr, and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lwsql", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // Parse's own messages; ours follow it
+	root := fs.String("store", "./data", "local store `directory`")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "lwsql runs one SQL query over the curated tables of a local store.\n\n"+
+			"Example:\n  lwsql --store ./data \"SELECT * FROM data_quality_daily ORDER BY dt\"\n\n"+
+			"Each table is a view over the files of its current runs (as their manifests\n"+
+			"list them); dt is a DATE, timestamps print in UTC.\n\n"+
+			"Tables: %s\n\nExit codes: 0 done, 1 the query failed, 2 bad usage.\n\nFlags:\n", strings.Join(tableNames(""), ", "))
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		fmt.Fprintf(stderr, "lwsql: %v (see lwsql --help)\n", err)
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "lwsql: want exactly one SQL query (see lwsql --help)")
+		return 2
+	}
+	st, err := openStore(*root)
+	if err != nil {
+		fmt.Fprintln(stderr, "lwsql:", err)
+		return 2
+	}
+	db, err := duckref.Open()
+	if err != nil {
+		fmt.Fprintln(stderr, "lwsql:", err)
+		return 1
+	}
+	defer db.Close()
+	present, err := viewTables(ctx, db, st)
+	if err != nil {
+		fmt.Fprintln(stderr, "lwsql:", err)
+		return 1
+	}
+	if err := query(ctx, db, fs.Arg(0), stdout); err != nil {
+		fmt.Fprintln(stderr, "lwsql:", explain(err, st.Root(), present))
+		return 1
+	}
+	return 0
+}
+
+// openStore opens the local store at root, saying plainly when there is
+// none.
+func openStore(root string) (*store.Dir, error) {
+	fi, err := os.Stat(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("no store at %s", root)
+	case err != nil:
+		return nil, err
+	case !fi.IsDir():
+		return nil, fmt.Errorf("no store at %s: not a directory", root)
+	}
+	return store.OpenDir(root, false)
+}
+
+// viewTables creates a view per curated table with at least one committed
+// partition, over the files of its current runs, and returns those tables'
+// names, sorted.
+func viewTables(ctx context.Context, db *duckref.DB, st *store.Dir) ([]string, error) {
+	var present []string
+	for _, t := range tableNames(st.Root()) {
+		keys, err := publish.CurrentKeys(ctx, st, t)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %w", t, err)
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		paths := make([]string, len(keys))
+		for i, k := range keys {
+			paths[i] = filepath.Join(st.Root(), filepath.FromSlash(k))
+		}
+		if err := db.ViewFiles(ctx, t, paths); err != nil {
+			return nil, err
+		}
+		present = append(present, t)
+	}
+	return present, nil
+}
+
+// tableNames lists the curated tables: those the project defines, and any
+// other folder under curated/ in the store at root (if root is not empty).
+func tableNames(root string) []string {
+	var names []string
+	for _, t := range rollups.All() {
+		names = append(names, t.Name)
+	}
+	if root != "" {
+		entries, _ := os.ReadDir(filepath.Join(root, "curated"))
+		for _, e := range entries {
+			if e.IsDir() && !slices.Contains(names, e.Name()) && !strings.HasPrefix(e.Name(), ".") {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	return names
+}
+
+var missingTable = regexp.MustCompile(`Table with name (\S+) does not exist`)
+
+// explain rewrites DuckDB's "Table with name x does not exist! Did you mean
+// ...?" into what the store holds.
+func explain(err error, root string, present []string) string {
+	m := missingTable.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err.Error()
+	}
+	name := m[1]
+	have := "tables with data: " + strings.Join(present, ", ")
+	switch {
+	case len(present) == 0:
+		return fmt.Sprintf("no curated tables yet in %s; run rollup first", root)
+	case slices.Contains(tableNames(root), name):
+		return fmt.Sprintf("table %s has no committed partitions yet in %s; %s", name, root, have)
+	}
+	return fmt.Sprintf("no table %s in %s; %s", name, root, have)
+}
+
+// query runs q and prints its result as a table.
+func query(ctx context.Context, db *duckref.DB, q string, stdout io.Writer) error {
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, strings.Join(cols, "\t")+"\t")
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	cells := make([]string, len(vals))
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		for i, v := range vals {
+			cells[i] = format(v, types[i].DatabaseTypeName())
+		}
+		fmt.Fprintln(w, strings.Join(cells, "\t")+"\t")
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// format renders one value of a column of DuckDB type typ: dates as
+// 2006-01-02, timestamps in UTC to the millisecond, maps as {k=v, ...} in
+// the map's order, lists as [a, b].
+func format(v any, typ string) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case float64:
+		return fmt.Sprintf("%.4g", x)
+	case time.Time:
+		switch {
+		case typ == "DATE":
+			return x.Format(time.DateOnly)
+		case typ == "TIME" || strings.HasPrefix(typ, "TIME "):
+			return x.Format("15:04:05.000")
+		}
+		return x.UTC().Format("2006-01-02 15:04:05.000")
+	case duckdb.OrderedMap:
+		keys, vals := x.Keys(), x.Values()
+		parts := make([]string, len(keys))
+		for i := range keys {
+			parts[i] = format(keys[i], "") + "=" + format(vals[i], "")
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	case duckdb.Map:
+		parts := make([]string, 0, len(x))
+		for k, v := range x {
+			parts = append(parts, format(k, "")+"="+format(v, ""))
+		}
+		sort.Strings(parts)
+		return "{" + strings.Join(parts, ", ") + "}"
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = format(e, "")
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return fmt.Sprint(v)
+}

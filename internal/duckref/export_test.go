@@ -1,0 +1,4 @@
+package duckref
+
+// CurrentPaths exposes currentPaths to the external tests.
+var CurrentPaths = currentPaths
