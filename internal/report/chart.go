@@ -110,12 +110,13 @@ func legend(c *chart, top float64, s []series, bars bool) float64 {
 	return float64(rows) * legendRow
 }
 
-// niceTicks returns about n round tick values from 0 to at least max.
-func niceTicks(max float64, n int) []float64 {
+// niceTicks returns about n round tick values from 0 to at least max,
+// at least minStep apart (1 for counts: no tick at half a file).
+func niceTicks(max float64, n int, minStep float64) []float64 {
 	if max <= 0 || math.IsNaN(max) {
 		max = 1
 	}
-	raw := max / float64(n)
+	raw := math.Max(max/float64(n), minStep)
 	mag := math.Pow(10, math.Floor(math.Log10(raw)))
 	step := mag
 	for _, m := range []float64{1, 2, 2.5, 5, 10} {
@@ -155,7 +156,11 @@ func (tc timeChart) axes(c *chart, yMax float64, bars bool) (x0, y0, x1, y1 floa
 	c.Texts = append(c.Texts, svgText{X: 10, Y: 18, Text: c.Title, Class: "title", Anchor: "start"})
 	lh := legend(c, titleH, tc.Series, bars)
 	x0, y0, x1, y1 = marginL, titleH+lh+12, c.W-marginR, c.H-marginB
-	ticks = niceTicks(yMax, 5)
+	minStep := 1.0
+	if tc.Percent {
+		minStep = 0
+	}
+	ticks = niceTicks(yMax, 5, minStep)
 	top := ticks[len(ticks)-1]
 	for _, v := range ticks {
 		y := y1 - (y1-y0)*v/top
@@ -303,7 +308,7 @@ func barChart(id, title, xLabel string, bars []hbar) chart {
 	}
 	x0, x1, y0 := labelW, c.W-marginR-50, titleH+14
 	y1 := y0 + rowH*float64(len(bars))
-	ticks := niceTicks(bars[0].Value, 4)
+	ticks := niceTicks(bars[0].Value, 4, 1)
 	top := ticks[len(ticks)-1]
 	for _, v := range ticks {
 		x := x0 + (x1-x0)*v/top

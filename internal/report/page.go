@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"html/template"
 	"strconv"
+	"strings"
 )
 
 //go:embed page.html.tmpl
@@ -13,4 +14,6 @@ var pageHTML string
 // for its context (text, attribute), inside the SVG too.
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	"f": func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
+	// col lets a long column name wrap after its underscores.
+	"col": func(name string) string { return strings.ReplaceAll(name, "_", "_\u200b") },
 }).Parse(pageHTML))

@@ -474,13 +474,16 @@ func sessionsSection(parts []partition[rollups.SessionsDaily], keep func(string)
 	for k, pl := range sortedKeys(platforms) {
 		platformColor[pl] = color(k)
 	}
+	// p50 and p90 apart: on one axis the longest p90 flattens every p50.
 	for k, product := range products {
-		var ser []series
+		var s50, s90 []series
 		for _, pl := range sortedKeys(p50[product]) {
-			ser = append(ser, series{Name: pl + " p50", Color: platformColor[pl], Values: p50[product][pl]},
-				series{Name: pl + " p90", Color: platformColor[pl], Dash: true, Values: p90[product][pl]})
+			s50 = append(s50, series{Name: pl, Color: platformColor[pl], Values: p50[product][pl]})
+			s90 = append(s90, series{Name: pl, Color: platformColor[pl], Values: p90[product][pl]})
 		}
-		s.Charts = append(s.Charts, timeChart{ID: fmt.Sprintf("c-length-%d", k), Title: "Session length: " + product, YLabel: "seconds", XLabel: xl, Days: days, Series: ser}.render())
+		s.Charts = append(s.Charts,
+			timeChart{ID: fmt.Sprintf("c-p50-%d", k), Title: "Median session length (p50): " + product, YLabel: "seconds", XLabel: xl, Days: days, Series: s50}.render(),
+			timeChart{ID: fmt.Sprintf("c-p90-%d", k), Title: "Long sessions (p90 length): " + product, YLabel: "seconds", XLabel: xl, Days: days, Series: s90}.render())
 	}
 	s.Tables = append(s.Tables, tb)
 	return s

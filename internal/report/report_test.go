@@ -141,7 +141,7 @@ func tablesOf(t *testing.T, page string) map[string]htmlTable {
 		for i, r := range rowRE.FindAllStringSubmatch(m[2], -1) {
 			var cells []string
 			for _, c := range cellRE.FindAllStringSubmatch(r[1], -1) {
-				cells = append(cells, html.UnescapeString(c[1]))
+				cells = append(cells, strings.ReplaceAll(html.UnescapeString(c[1]), "\u200b", ""))
 			}
 			if i == 0 {
 				tb.head = cells
