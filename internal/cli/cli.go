@@ -43,6 +43,7 @@ Usage:
                                      run would read and the windowed days it would
                                      touch, and write nothing (same as --dry-run)
   rollup ddl --dialect duckdb|athena print CREATE statements for the curated tables
+  rollup report --out report.html    write an HTML report of the curated tables
 
 A day already built from the same inputs, code and config is skipped; --force
 rebuilds it. Bad raw objects and invalid rows never fail a run: they are
@@ -59,6 +60,9 @@ Flags:
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "ddl" {
 		return exit(stderr, ddl(args[1:], stdout, stderr))
+	}
+	if len(args) > 0 && args[0] == "report" {
+		return exit(stderr, reportCmd(ctx, args[1:], stdout, stderr))
 	}
 	if len(args) > 0 && args[0] == "plan" {
 		return exit(stderr, runCmd(ctx, append([]string{"--dry-run"}, args[1:]...), stdout, stderr))

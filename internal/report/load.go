@@ -1,0 +1,154 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// Days lists the days that have at least one object under
+// curated/<table>/dt=YYYY-MM-DD/ in st, sorted and without repeats. A day
+// listed here may still have no committed run (only debris of an
+// interrupted build); publish.Current says. Keys whose dt= part is not a
+// date are ignored. A table with no objects gives an empty list.
+func Days(ctx context.Context, st store.Store, table string) ([]day.Day, error) {
+	prefix := "curated/" + table + "/"
+	objs, err := st.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	seen := map[day.Day]bool{}
+	var out []day.Day
+	for _, o := range objs {
+		part, _, ok := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/")
+		if !ok {
+			continue
+		}
+		s, ok := strings.CutPrefix(part, "dt=")
+		if !ok {
+			continue
+		}
+		d, err := day.Parse(s)
+		if err != nil || seen[d] {
+			continue
+		}
+		seen[d] = true
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// partition is one current partition read for the report: its manifest
+// and its rows.
+type partition[T any] struct {
+	Day      day.Day
+	Manifest *publish.Manifest
+	Rows     []T
+}
+
+// readTable reads the current partitions of table for the listed days that
+// fall in [from, to] (to == 0: no upper bound), in day order. Days with no
+// committed run are skipped. Only the files the manifest lists are read.
+func readTable[T any](ctx context.Context, st store.Store, table string, from, to day.Day) ([]partition[T], error) {
+	days, err := Days(ctx, st, table)
+	if err != nil {
+		return nil, err
+	}
+	var out []partition[T]
+	for _, d := range days {
+		if d < from || (to != 0 && d > to) {
+			continue
+		}
+		m, err := publish.Current(ctx, st, table, d)
+		if errors.Is(err, store.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		p := partition[T]{Day: d, Manifest: m}
+		for _, f := range m.Files {
+			rows, err := readFile[T](ctx, st, f.Key)
+			if err != nil {
+				return nil, err
+			}
+			p.Rows = append(p.Rows, rows...)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// readFile reads every row of one Parquet object into T. Columns of the
+// file that T lacks are skipped; fields of T the file lacks are left zero
+// (files written before a column was added).
+func readFile[T any](ctx context.Context, st store.Store, key string) (rows []T, err error) {
+	r, err := st.Open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer r.Close()
+	f, err := parquet.OpenFile(r, r.Size())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer func() {
+		if p := recover(); p != nil { // parquet-go panics on some corrupt pages
+			rows, err = nil, fmt.Errorf("read %s: %v", key, p)
+		}
+	}()
+	pr := parquet.NewGenericReader[T](f)
+	defer pr.Close()
+	rows = make([]T, f.NumRows())
+	n, err := pr.Read(rows)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if int64(n) != f.NumRows() {
+		return nil, fmt.Errorf("read %s: %d of %d rows", key, n, f.NumRows())
+	}
+	return rows, nil
+}
+
+// tables is what the report reads: the current partitions of the curated
+// tables it shows.
+type tables struct {
+	Active    []partition[rollups.ActiveUsersDaily]
+	Retention []partition[rollups.RetentionDaily]
+	Engage    []partition[rollups.EngagementDaily]
+	Sessions  []partition[rollups.SessionsDaily]
+	Quality   []partition[rollups.DataQualityDaily]
+}
+
+// load reads the report's tables for the days in [from, to].
+func load(ctx context.Context, st store.Store, from, to day.Day) (*tables, error) {
+	var t tables
+	var err error
+	if t.Active, err = readTable[rollups.ActiveUsersDaily](ctx, st, "active_users_daily", from, to); err != nil {
+		return nil, err
+	}
+	if t.Retention, err = readTable[rollups.RetentionDaily](ctx, st, "retention_daily", from, to); err != nil {
+		return nil, err
+	}
+	if t.Engage, err = readTable[rollups.EngagementDaily](ctx, st, "engagement_daily", from, to); err != nil {
+		return nil, err
+	}
+	if t.Sessions, err = readTable[rollups.SessionsDaily](ctx, st, "sessions_daily", from, to); err != nil {
+		return nil, err
+	}
+	if t.Quality, err = readTable[rollups.DataQualityDaily](ctx, st, "data_quality_daily", from, to); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
