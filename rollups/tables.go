@@ -116,6 +116,7 @@ type DataQualityDaily struct {
 	InputObjects            int64 `parquet:"input_objects" doc:"raw objects read that hold rows of this day"`
 	OutputFiles             int64 `parquet:"output_files" doc:"events files written for this day"`
 	Restated                bool  `parquet:"restated" doc:"true if the day had been published before and this build changed its numbers (late data, fixed inputs)"`
+	InvalidUTF8Rows         int64 `parquet:"invalid_utf8_rows" doc:"rows whose strings held invalid UTF-8, kept with each bad sequence replaced by U+FFFD"`
 }
 
 // Quarantine holds what could not be used, with the reason: invalid rows as

@@ -80,6 +80,9 @@ func Validate(row *raw.Row) string {
 type Part struct {
 	Events     []rollups.Event
 	Quarantine []rollups.Quarantine
+	// RepairedUTF8 counts the rows (valid or not) whose strings held
+	// invalid UTF-8, replaced by U+FFFD when read (raw.Row.InvalidUTF8).
+	RepairedUTF8 int64
 }
 
 // Route splits one object's rows by the day they count on, keeping only the
@@ -111,6 +114,9 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 		if p == nil {
 			continue
 		}
+		if row.InvalidUTF8 {
+			p.RepairedUTF8++
+		}
 		if reason := Validate(row); reason != "" {
 			p.Quarantine = append(p.Quarantine, quarantineRow(row, reason))
 			continue
@@ -140,6 +146,7 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 // Stats counts what Build did with a day's rows.
 type Stats struct {
 	RawRows, ValidRows, KeptRows, Duplicates, Invalid, Skewed int64
+	RepairedUTF8                                              int64 // rows whose invalid UTF-8 was replaced
 }
 
 // Day is the result of building one day.
@@ -158,6 +165,7 @@ func Build(parts []*Part, rules Rules) Day {
 	for _, p := range parts {
 		n += len(p.Events)
 		nq += len(p.Quarantine)
+		out.Stats.RepairedUTF8 += p.RepairedUTF8
 	}
 	var events []rollups.Event
 	if len(parts) == 1 {

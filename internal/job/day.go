@@ -91,6 +91,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 	quality := rollups.DataQualityDaily{
 		RawRows: res.Stats.RawRows, ValidRows: res.Stats.ValidRows, KeptRows: res.Stats.KeptRows,
 		DuplicatesDropped: res.Stats.Duplicates, InvalidRows: res.Stats.Invalid, ClockSkewedRows: res.Stats.Skewed,
+		InvalidUTF8Rows: res.Stats.RepairedUTF8,
 		LateRows: late, BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
 		OutputFiles: int64(len(files["events"])), Restated: restated,
 	}
@@ -117,7 +118,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 		"duplicates_dropped": quality.DuplicatesDropped, "invalid_rows": quality.InvalidRows,
 		"clock_skewed_rows": quality.ClockSkewedRows, "bad_files": quality.BadFiles,
 		"conversion_failed_records": quality.ConversionFailedRecords, "late_rows": quality.LateRows,
-		"restated": b2i(quality.Restated),
+		"restated": b2i(quality.Restated), "invalid_utf8_rows": quality.InvalidUTF8Rows,
 	}
 	for _, t := range rollups.Daily {
 		m := &publish.Manifest{

@@ -287,6 +287,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				b := buckets[d]
 				b.Events = append(b.Events, p.Events...)
 				b.Quarantine = append(b.Quarantine, p.Quarantine...)
+				b.RepairedUTF8 += p.RepairedUTF8
 				objectsIn[d]++
 			}
 			return nil

@@ -86,7 +86,21 @@ func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*Win
 	}()
 	stop := l.KeepAlive(ctx, c.LockTTL/3)
 	defer stop()
+	// Stage 1 of another run may republish a day (and delete the run this
+	// one resolved) while this stage reads it: start again from the new
+	// current runs, a few times.
+	for attempt := 1; ; attempt++ {
+		ws, err := c.windowedOnce(ctx, run)
+		if !errors.Is(err, store.ErrNotExist) || attempt == 5 {
+			return ws, err
+		}
+		c.Log.Info("a user_daily partition changed during the windowed stage; starting it again", "error", err.Error())
+	}
+}
 
+// windowedOnce is one attempt of runWindowed, under its lease.
+func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary, error) {
+	st := c.Store
 	cur, err := currentUserDays(ctx, st)
 	if err != nil || len(cur) == 0 {
 		return nil, err

@@ -73,8 +73,8 @@ type Manifest struct {
 	// Cohorts is, for the users table, each first-seen day's digest of its
 	// people in this bucket (rollups.UserDigest summed); windowed partitions
 	// record the sum over buckets in their fingerprints.
-	Cohorts map[string]uint64 `json:"cohorts,omitempty"`
-	CreatedAt   time.Time         `json:"created_at"`
+	Cohorts   map[string]uint64 `json:"cohorts,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
 }
 
 // DayPart names day d's partition: "dt=YYYY-MM-DD".
