@@ -13,8 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/internal/store/s3fault"
 )
 
 // flakyStore fails the first n requests of each kind it is told to, with
@@ -383,4 +387,37 @@ func TestNoTempFilesLeft(t *testing.T) {
 		t.Errorf("temporary files left: %q", got)
 	}
 	onlyLeases(t, st, day)
+}
+
+// TestThroughS3Faults: leases on S3 behind a proxy that fails one request
+// in five (s3fault) still exclude each other and leave nothing behind.
+func TestThroughS3Faults(t *testing.T) {
+	ctx := t.Context()
+	backend := s3mem.New()
+	if err := backend.CreateBucket("bucket"); err != nil {
+		t.Fatal(err)
+	}
+	url := s3fault.New(t, gofakes3.New(backend).Server(), 0.2, 7)
+	st := s3Store(url, "wh")
+	c := newClock()
+	opts := []lease.Option{lease.WithSleep(c.Sleep)}
+	for i := range 10 {
+		g, err := lease.AcquireAll(ctx, st, []string{day, "curated/user_daily/dt=2026-11-24"}, fmt.Sprintf("run %d", i), time.Minute, 0, c.Now, opts...)
+		if err != nil {
+			t.Fatalf("round %d: AcquireAll: %v", i, err)
+		}
+		if _, err := lease.Acquire(ctx, st, day, "intruder", time.Minute, 0, c.Now, opts...); heldError(t, err).Holder != fmt.Sprintf("run %d", i) {
+			t.Fatalf("round %d: Acquire of a held lease = %v", i, err)
+		}
+		if err := g.Renew(ctx); err != nil {
+			t.Fatalf("round %d: Renew: %v", i, err)
+		}
+		if err := g.Check(ctx); err != nil {
+			t.Fatalf("round %d: Check: %v", i, err)
+		}
+		if err := g.Release(ctx); err != nil {
+			t.Fatalf("round %d: Release: %v", i, err)
+		}
+	}
+	onlyLeases(t, st)
 }
