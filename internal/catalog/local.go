@@ -30,7 +30,10 @@ const LocalPrefix = "catalog/"
 // Each file is replaced atomically (store.Put). A change is a
 // read-modify-write, serialized within the process by a mutex and between
 // processes by a lease (internal/lease) named catalog/<table>, so the nightly
-// run and a backfill of other days do not lose each other's partitions.
+// run and a backfill of other days do not lose each other's partitions. On a
+// local directory store a lease left by a killed process of this host is
+// taken over at once (lease.Acquire's default dead-holder check), not after
+// its expiry.
 type Local struct {
 	st     store.Store
 	now    func() time.Time

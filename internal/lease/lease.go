@@ -78,6 +78,8 @@
 //     under the timing assumption.
 //   - A holder that dies keeps the lease until it expires (plus skew); the
 //     HeldError message says which object an operator may delete sooner.
+//     On a local directory store a holder that is a dead process of this
+//     host is taken over at once (see WithDeadHolder).
 package lease
 
 import (
@@ -210,6 +212,7 @@ type config struct {
 	skew        time.Duration
 	takeoverTTL time.Duration
 	dead        func(holder string) bool
+	deadSet     bool // WithDeadHolder was given, even with nil
 }
 
 // WithDeadHolder lets Acquire treat a lease as expired, whatever its expiry
@@ -217,8 +220,13 @@ type config struct {
 // example a process of this host that no longer exists). The takeover goes
 // through the same claim as for an expired lease, so racing acquirers are
 // still safe; dead must never say true of a live holder.
+//
+// Without this option, Acquire on a local directory store (*store.Dir) uses
+// DeadLocalProcess, so that a process killed on this host never blocks the
+// next one for the rest of its lease; WithDeadHolder(nil) turns that off.
+// Other stores check no holder unless told to.
 func WithDeadHolder(dead func(holder string) bool) Option {
-	return func(c *config) { c.dead = dead }
+	return func(c *config) { c.dead, c.deadSet = dead, true }
 }
 
 // WithPoll sets how long Acquire sleeps between tries while it waits
@@ -292,6 +300,7 @@ type claimRecord struct {
 	Lease     string    `json:"lease"`   // the lease object's key
 	Version   string    `json:"version"` // the version claimed
 	Holder    string    `json:"holder"`  // who claims it
+	Token     string    `json:"token"`   // random, so that a claimant knows its own claim
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -377,6 +386,9 @@ func Acquire(ctx context.Context, st store.Store, name, holder string, ttl, wait
 		return nil, fmt.Errorf("lease %s: empty holder", name)
 	}
 	l := &Lease{st: st, name: name, key: Key(name), holder: holder, ttl: ttl, cfg: newConfig(now, opts)}
+	if _, local := st.(*store.Dir); local && !l.cfg.deadSet {
+		l.cfg.dead = DeadLocalProcess
+	}
 	deadline := l.cfg.now().Add(max(wait, 0))
 	var held *HeldError
 	for quick := 0; ; {
@@ -418,14 +430,19 @@ func Acquire(ctx context.Context, st store.Store, name, holder string, ttl, wait
 
 // newRecord returns a fresh lease record for l, acquired at t.
 func (l *Lease) newRecord(t time.Time) (record, []byte) {
+	t = t.UTC()
+	rec := record{Name: l.name, Holder: l.holder, Token: token(),
+		AcquiredAt: t, RenewedAt: t, ExpiresAt: t.Add(l.ttl)}
+	return rec, marshal(rec)
+}
+
+// token returns a random hex string.
+func token() string {
 	var tok [12]byte
 	if _, err := rand.Read(tok[:]); err != nil {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
-	t = t.UTC()
-	rec := record{Name: l.name, Holder: l.holder, Token: hex.EncodeToString(tok[:]),
-		AcquiredAt: t, RenewedAt: t, ExpiresAt: t.Add(l.ttl)}
-	return rec, marshal(rec)
+	return hex.EncodeToString(tok[:])
 }
 
 func (l *Lease) adopt(rec record, body []byte) {
@@ -552,15 +569,26 @@ func (l *Lease) claim(ctx context.Context, cur record, curBody []byte) (c *claim
 	for gen := 1; gen <= 1000; gen++ {
 		key := claimPrefix(l.name) + ver + "." + strconv.Itoa(gen)
 		t := l.cfg.now().UTC()
-		m := claimRecord{Lease: l.key, Version: ver, Holder: l.holder, CreatedAt: t, ExpiresAt: t.Add(l.cfg.takeoverTTL)}
-		err := l.create(ctx, key, marshal(m))
+		m := claimRecord{Lease: l.key, Version: ver, Holder: l.holder, Token: token(), CreatedAt: t, ExpiresAt: t.Add(l.cfg.takeoverTTL)}
+		mine := marshal(m)
+		won := &claim{l: l, ver: ver, curBody: curBody, gens: gen, until: m.ExpiresAt}
+		// A failed Create may have landed: the retry then finds our own
+		// claim (its token says so).
+		err := l.retry(ctx, func() error { return l.create(ctx, key, mine) })
 		if err == nil {
-			return &claim{l: l, ver: ver, curBody: curBody, gens: gen, until: m.ExpiresAt}, false, nil
+			return won, false, nil
 		}
 		if !errors.Is(err, store.ErrExists) {
 			return nil, false, fmt.Errorf("lease %s: claim: %w", l.name, err)
 		}
-		b, err := l.st.Get(ctx, key)
+		var b []byte
+		err = l.retry(ctx, func() (err error) {
+			b, err = l.st.Get(ctx, key)
+			return err
+		})
+		if err == nil && bytes.Equal(b, mine) {
+			return won, false, nil
+		}
 		if errors.Is(err, store.ErrNotExist) {
 			// Claims are deleted only once their version is gone.
 			return nil, false, nil
@@ -585,7 +613,11 @@ func (l *Lease) claim(ctx context.Context, cur record, curBody []byte) (c *claim
 // cleared.
 func (c *claim) change(ctx context.Context, f func() error) (bool, error) {
 	l := c.l
-	got, err := l.st.Get(ctx, l.key)
+	var got []byte
+	err := l.retry(ctx, func() (err error) {
+		got, err = l.st.Get(ctx, l.key)
+		return err
+	})
 	switch {
 	case errors.Is(err, store.ErrNotExist) || err == nil && !bytes.Equal(got, c.curBody):
 		c.clear(ctx)
@@ -626,6 +658,35 @@ func (l *Lease) sweep(ctx context.Context) {
 			continue
 		}
 		_ = l.st.Delete(ctx, o.Key)
+	}
+	l.sweepTemp(ctx)
+}
+
+// staleTemp is how old (by its modification time) a temporary file of an
+// in-flight write in a lease folder must be before sweepTemp deletes it as
+// left behind by a killed process. Lease objects are a few hundred bytes:
+// their writes take milliseconds.
+const staleTemp = 10 * time.Minute
+
+// sweepTemp deletes the temporary files that killed processes left in the
+// folder of our lease object and below (the local directory store's
+// ".tmp-*" files; a store without them has nothing to do). A file younger
+// than staleTemp, by the real clock, may be another process's write in
+// flight and is left alone; deleting one anyway would only fail that write,
+// not corrupt a lease. Best effort.
+func (l *Lease) sweepTemp(ctx context.Context) {
+	tl, ok := l.st.(store.TempLister)
+	if !ok {
+		return
+	}
+	objs, err := tl.ListWithTemp(ctx, path.Dir(l.key)+"/")
+	if err != nil {
+		return
+	}
+	for _, o := range objs {
+		if strings.HasPrefix(path.Base(o.Key), store.TempPrefix) && time.Since(o.ModTime) > staleTemp {
+			_ = l.st.Delete(ctx, o.Key)
+		}
 	}
 }
 
@@ -755,12 +816,28 @@ func (l *Lease) Check(ctx context.Context) error {
 
 // Release gives the lease up: it deletes the lease object if it is still
 // ours, and leaves it alone if it is not (taken over by someone else, whose
-// lease must survive). Releasing twice, or a lost lease, is not an error. An
-// error means the object may still be there; it then expires on its own.
+// lease must survive). Releasing twice, or a lost lease, is not an error.
 // Like Renew, a Release after the expiry goes through a takeover claim.
+//
+// Each store request of a Release is tried up to releaseAttempts times,
+// with a doubling pause (from releaseBackoff, slept as WithSleep says), so
+// that a transient store error does not leave the lease behind; ctx ending
+// stops the retries. An error means the object may still be there: its
+// message names the lease object and how to clear it (delete it, or wait
+// for its takeover time). Release is idempotent: after an error it may be
+// called again.
 func (l *Lease) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.release(ctx); err != nil {
+		return fmt.Errorf("%w; the lease stays until it is released or expires: "+
+			"to free it sooner, delete %s from %s, or wait until %s, when it can be taken over",
+			err, l.key, l.st, stamp(l.rec.ExpiresAt.Add(l.cfg.skew)))
+	}
+	return nil
+}
+
+func (l *Lease) release(ctx context.Context) error {
 	if l.released {
 		return nil
 	}
@@ -768,7 +845,11 @@ func (l *Lease) Release(ctx context.Context) error {
 		l.released = true
 		return nil
 	}
-	got, err := l.st.Get(ctx, l.key)
+	var got []byte
+	err := l.retry(ctx, func() (err error) {
+		got, err = l.st.Get(ctx, l.key)
+		return err
+	})
 	if errors.Is(err, store.ErrNotExist) {
 		l.lose("the lease object is gone")
 		l.released = true
@@ -783,7 +864,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	del := func() error {
-		if err := l.st.Delete(ctx, l.key); err != nil {
+		if err := l.retry(ctx, func() error { return l.st.Delete(ctx, l.key) }); err != nil {
 			return fmt.Errorf("lease %s: release: %w", l.name, err)
 		}
 		return nil
@@ -816,6 +897,30 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	l.released = true
 	return nil
+}
+
+// Retries of one store request in Release and in takeover claims.
+const (
+	releaseAttempts = 6
+	releaseBackoff  = 100 * time.Millisecond
+)
+
+// retry runs op, one store request, until it succeeds, fails with
+// ErrNotExist or ErrExists (answers, not faults), or has been tried
+// releaseAttempts times. It sleeps between tries, doubling from
+// releaseBackoff, and gives up early if ctx ends.
+func (l *Lease) retry(ctx context.Context, op func() error) error {
+	wait := releaseBackoff
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil || errors.Is(err, store.ErrNotExist) || errors.Is(err, store.ErrExists) || attempt == releaseAttempts {
+			return err
+		}
+		if serr := l.cfg.sleep(ctx, wait); serr != nil {
+			return err
+		}
+		wait *= 2
+	}
 }
 
 // KeepAlive renews the lease every interval (ttl/3 if interval <= 0) in a
@@ -909,6 +1014,56 @@ func (g Group) Release(ctx context.Context) error {
 		errs = append(errs, g[i].Release(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// KeepAlive renews every lease of the group every interval (a third of the
+// shortest ttl if interval <= 0) in one goroutine, sleeping as WithSleep
+// says, until ctx is done, stop is called, or a round of renewals finds a
+// lease lost. Each round renews every lease; a Renew that fails for another
+// reason (a store fault) is tried again next round. stop ends the goroutine
+// (letting a round in progress finish), waits for it, and returns the
+// ErrLost errors (wrapped, joined) of the round that ended it, or nil if
+// stop or ctx ended it. Meanwhile Lost reports a lost or expired lease:
+// check it during long work, and call Check right before a commit point.
+// Stop it before Release. KeepAlive of an empty group does nothing.
+func (g Group) KeepAlive(ctx context.Context, interval time.Duration) (stop func() error) {
+	if len(g) == 0 {
+		return func() error { return nil }
+	}
+	if interval <= 0 {
+		ttl := g[0].ttl
+		for _, l := range g[1:] {
+			ttl = min(ttl, l.ttl)
+		}
+		interval = ttl / 3
+	}
+	sleep := g[0].cfg.sleep
+	sleepCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var result error
+	go func() {
+		defer close(done)
+		for {
+			if sleep(sleepCtx, interval) != nil {
+				return
+			}
+			var lost []error
+			for _, l := range g {
+				if err := l.Renew(ctx); errors.Is(err, ErrLost) {
+					lost = append(lost, err)
+				}
+			}
+			if len(lost) > 0 {
+				result = errors.Join(lost...)
+				return
+			}
+		}
+	}()
+	return func() error {
+		cancel()
+		<-done
+		return result
+	}
 }
 
 // Lost reports whether any lease of the group is Lost.

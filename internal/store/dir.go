@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -16,15 +18,21 @@ import (
 // Dir is a Store over a local directory. Writes go to a hidden temporary file
 // in the target's folder and are renamed into place, so a reader never sees a
 // partial object; Create uses O_CREATE|O_EXCL through link(2), so it is atomic
-// between processes.
+// between processes. A write that fails removes its temporary file; only a
+// killed process leaves one behind (ListWithTemp finds it).
+//
+// Files are created with mode 0666 and folders with 0777, both masked by the
+// process's umask, as os.Create and os.MkdirAll do: with the usual umask 022
+// objects are 0644, readable by the other users of the machine.
 type Dir struct {
 	root string
 }
 
 var _ Store = (*Dir)(nil)
 
-// tmpPrefix starts the names of in-flight writes; List skips them.
-const tmpPrefix = ".tmp-"
+// TempPrefix starts the base names of the temporary files of in-flight
+// writes in a Dir; List skips them, ListWithTemp includes them.
+const TempPrefix = ".tmp-"
 
 // OpenDir opens the directory root as a store. A missing directory is an
 // error unless create is set.
@@ -36,7 +44,7 @@ func OpenDir(root string, create bool) (*Dir, error) {
 	fi, err := os.Stat(abs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && create:
-		if err := os.MkdirAll(abs, 0o755); err != nil {
+		if err := os.MkdirAll(abs, 0o777); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
@@ -129,7 +137,7 @@ func (d *Dir) list(ctx context.Context, prefix string, withTemp bool) ([]Object,
 			}
 			return nil
 		}
-		if !strings.HasPrefix(key, prefix) || (!withTemp && strings.HasPrefix(e.Name(), tmpPrefix)) {
+		if !strings.HasPrefix(key, prefix) || (!withTemp && strings.HasPrefix(e.Name(), TempPrefix)) {
 			return nil
 		}
 		fi, err := e.Info()
@@ -245,20 +253,24 @@ func (w *dirWriter) Abort() {
 	os.Remove(w.f.Name())
 }
 
+// tempFile creates a new temporary file in the folder of key's path (made
+// if missing) and returns it and that path. Unlike os.CreateTemp (0600) it
+// creates the file 0666 less the umask, the mode the object will keep.
 func (d *Dir) tempFile(key string) (*os.File, string, error) {
 	p, err := d.path(key)
 	if err != nil {
 		return nil, "", err
 	}
 	// Delete removes folders it empties, so a concurrent Delete in the same
-	// folder can remove it between MkdirAll and CreateTemp: try again. Once
+	// folder can remove it between MkdirAll and the create: try again. Once
 	// the temp file exists the folder is not empty and stays.
 	for attempt := 0; ; attempt++ {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(p), 0o777); err != nil {
 			return nil, "", err
 		}
-		f, err := os.CreateTemp(filepath.Dir(p), tmpPrefix+"*")
-		if errors.Is(err, fs.ErrNotExist) && attempt < 10 {
+		tmp := filepath.Join(filepath.Dir(p), TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist)) && attempt < 10 {
 			continue
 		}
 		if err != nil {

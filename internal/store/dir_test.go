@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -363,6 +364,84 @@ func TestDirTempFiles(t *testing.T) {
 		}
 		assertNoTempFiles(t, d.Root())
 	})
+	t.Run("writes that fail at the rename or link leave no temporary files", func(t *testing.T) {
+		d := openDir(t)
+		// "f/x" is an object, so "f" is a folder: neither a rename nor a
+		// link can put an object there.
+		if err := d.Put(ctx, "f/x", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d.Root(), "f", "y"), nil, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Put(ctx, "f", []byte("over a folder")); err == nil {
+			t.Error("Put over a folder succeeded")
+		}
+		if err := d.Create(ctx, "f", []byte("over a folder")); err == nil {
+			t.Error("Create over a folder succeeded")
+		}
+		w, err := d.NewWriter(ctx, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("over a folder"))
+		if err := w.Close(); err == nil {
+			t.Error("Close over a folder succeeded")
+		}
+		// Below an object: the folder cannot be made.
+		if err := d.Put(ctx, "f/x/z", []byte("below an object")); err == nil {
+			t.Error("Put below an object succeeded")
+		}
+		assertNoTempFiles(t, d.Root())
+	})
+}
+
+// TestDirModes: objects are created 0666 and folders 0777 less the umask,
+// like os.Create and os.MkdirAll, not 0600 like os.CreateTemp. The umask is
+// process wide, so this test does not run in parallel with others.
+func TestDirModes(t *testing.T) {
+	ctx := t.Context()
+	for _, umask := range []int{0o022, 0o027, 0o002} {
+		t.Run(fmt.Sprintf("umask %03o", umask), func(t *testing.T) {
+			old := syscall.Umask(umask)
+			defer syscall.Umask(old)
+			d, err := store.OpenDir(filepath.Join(t.TempDir(), "store"), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Put(ctx, "put/a/b", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Create(ctx, "create/a/b", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			w, err := d.NewWriter(ctx, "writer/a/b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write([]byte("x"))
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			wantFile, wantDir := fs.FileMode(0o666&^umask), fs.FileMode(0o777&^umask)
+			check := func(rel string, want fs.FileMode) {
+				t.Helper()
+				fi, err := os.Stat(filepath.Join(d.Root(), rel))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := fi.Mode().Perm(); got != want {
+					t.Errorf("%s: mode %03o, want %03o", rel, got, want)
+				}
+			}
+			check(".", wantDir)
+			for _, top := range []string{"put", "create", "writer"} {
+				check(top, wantDir)
+				check(top+"/a", wantDir)
+				check(top+"/a/b", wantFile)
+			}
+		})
+	}
 }
 
 func TestDirDeleteRemovesEmptyFolders(t *testing.T) {

@@ -3,7 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,14 +37,22 @@ import (
 // it as If-Match with every ranged GET, so a reader never mixes two versions
 // of an object: if the object is replaced under it, ReadAt fails.
 //
-// ETags are reported without their surrounding quotes. A HEAD request cannot
-// tell a missing object from a missing bucket (both are a bodiless 404), so
-// Stat and Open on a misnamed bucket report ErrNotExist.
+// ETags are reported without their surrounding quotes. A missing bucket is
+// an error that says "bucket <name> does not exist", never ErrNotExist: a
+// HEAD request cannot tell a missing object from a missing bucket (both are
+// a bodiless 404), so the first 404 of Stat or Open checks the bucket with
+// HeadBucket (once the bucket is found, never again).
+//
+// Besides the SDK's retries of failed requests, the store retries a
+// request whose response body breaks off (a connection reset, or fewer
+// bytes than the declared Content-Length): Get and each List page up to
+// s3BodyAttempts times, ReadAt from the offset reached.
 type S3 struct {
 	client   *s3.Client
 	bucket   string
 	prefix   string // "" or ending in "/"
 	partSize int
+	bucketOK atomic.Bool // the bucket was seen to exist
 }
 
 var _ Store = (*S3)(nil)
@@ -59,9 +67,10 @@ const (
 	// s3MaxAttempts is how often one request is tried, unless
 	// AWS_MAX_ATTEMPTS or the profile's max_attempts says otherwise.
 	s3MaxAttempts = 10
-	// s3BodyAttempts is how often ReadAt tries to read a range whose
-	// response body broke off (the SDK retries the request, not the body).
-	s3BodyAttempts = 3
+	// s3BodyAttempts is how often Get, a List page or ReadAt is tried when
+	// its response body breaks off (the SDK retries the request, not the
+	// body).
+	s3BodyAttempts = 4
 )
 
 // NewS3 returns a store over bucket under prefix ("" for the whole bucket),
@@ -202,27 +211,84 @@ func isConditionalConflict(err error) bool {
 	return false
 }
 
-// s3Err translates a failed request on key.
-func s3Err(op, key string, err error) error {
+// s3Err translates a failed request on key. A bodiless 404 (HEAD) is
+// ErrNotExist only once the bucket is known to exist.
+func (s *S3) s3Err(ctx context.Context, op, key string, err error) error {
 	if isNotFound(err) {
+		if !s.bucketOK.Load() {
+			if berr := s.checkBucket(ctx); berr != nil {
+				return fmt.Errorf("%s %s: %w", op, key, berr)
+			}
+		}
 		return fmt.Errorf("%s: %w", key, ErrNotExist)
 	}
-	return fmt.Errorf("%s %s: %w", op, key, err)
+	return fmt.Errorf("%s %s: %w", op, key, s.bucketErr(err))
+}
+
+// NoBucketError says the store's bucket does not exist.
+type NoBucketError struct {
+	Bucket string
+	Err    error // the error of the request that found out
+}
+
+func (e *NoBucketError) Error() string {
+	return fmt.Sprintf("bucket %s does not exist (%v)", e.Bucket, e.Err)
+}
+
+func (e *NoBucketError) Unwrap() error { return e.Err }
+
+// bucketErr returns a *NoBucketError for a NoSuchBucket error, else err.
+func (s *S3) bucketErr(err error) error {
+	if errorCode(err) == "NoSuchBucket" {
+		return &NoBucketError{Bucket: s.bucket, Err: err}
+	}
+	return err
+}
+
+// checkBucket returns a *NoBucketError if HeadBucket says the bucket does
+// not exist, and nil if it exists or it cannot tell (no permission, say).
+func (s *S3) checkBucket(ctx context.Context) error {
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	switch {
+	case err == nil:
+		s.bucketOK.Store(true)
+	case errorCode(err) == "NoSuchBucket" || httpStatus(err) == http.StatusNotFound:
+		return &NoBucketError{Bucket: s.bucket, Err: err}
+	}
+	return nil
+}
+
+// bodyBroke reports whether err is a response that broke off, which a new
+// request may get whole: a connection reset or closed early, or a body
+// shorter than declared (which can also show as a deserialization error).
+func bodyBroke(err error) bool {
+	var de *smithy.DeserializationError
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &de) ||
+		retry.RetryableConnectionError{}.IsErrorRetryable(err) == aws.TrueTernary
 }
 
 // List implements Store. Zero-byte keys ending in "/" (the folder markers
 // the S3 console creates) are not objects and are skipped.
 func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(s.bucket),
-		Prefix: aws.String(s.prefix + prefix),
-	})
 	var out []Object
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", prefix, err)
+	var token *string
+	for {
+		var page *s3.ListObjectsV2Output
+		var err error
+		for attempt := 1; ; attempt++ {
+			page, err = s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+				Bucket:            aws.String(s.bucket),
+				Prefix:            aws.String(s.prefix + prefix),
+				ContinuationToken: token,
+			})
+			if err == nil || !bodyBroke(err) || attempt == s3BodyAttempts || ctx.Err() != nil {
+				break
+			}
 		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, s.bucketErr(err))
+		}
+		s.bucketOK.Store(true)
 		for _, o := range page.Contents {
 			key, ok := strings.CutPrefix(aws.ToString(o.Key), s.prefix)
 			size := aws.ToInt64(o.Size)
@@ -236,6 +302,10 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 				ModTime: aws.ToTime(o.LastModified).UTC(),
 			})
 		}
+		if !aws.ToBool(page.IsTruncated) || aws.ToString(page.NextContinuationToken) == "" {
+			break
+		}
+		token = page.NextContinuationToken
 	}
 	// S3 lists in UTF-8 byte order already; S3-compatible servers may not.
 	slices.SortFunc(out, func(a, b Object) int { return strings.Compare(a.Key, b.Key) })
@@ -250,7 +320,7 @@ func (s *S3) Stat(ctx context.Context, key string) (Object, error) {
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
 	if err != nil {
-		return Object{}, s3Err("stat", key, err)
+		return Object{}, s.s3Err(ctx, "stat", key, err)
 	}
 	return Object{
 		Key:     key,
@@ -260,15 +330,25 @@ func (s *S3) Stat(ctx context.Context, key string) (Object, error) {
 	}, nil
 }
 
-// Get implements Store.
+// Get implements Store. A body that breaks off is fetched again, whole.
 func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 	k, err := s.objectKey(key)
 	if err != nil {
 		return nil, err
 	}
+	for attempt := 1; ; attempt++ {
+		b, retryable, err := s.get(ctx, key, k)
+		if err == nil || !retryable || attempt == s3BodyAttempts || ctx.Err() != nil {
+			return b, err
+		}
+	}
+}
+
+// get is one try of Get; a body that broke off is retryable.
+func (s *S3) get(ctx context.Context, key, k string) (_ []byte, retryable bool, _ error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
 	if err != nil {
-		return nil, s3Err("get", key, err)
+		return nil, false, s.s3Err(ctx, "get", key, err)
 	}
 	defer out.Body.Close()
 	var buf bytes.Buffer
@@ -276,9 +356,9 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 		buf.Grow(int(n))
 	}
 	if _, err := buf.ReadFrom(out.Body); err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, err)
+		return nil, true, fmt.Errorf("get %s: %w", key, err)
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), false, nil
 }
 
 // Open implements Store. The Reader makes its requests with ctx.
@@ -289,7 +369,7 @@ func (s *S3) Open(ctx context.Context, key string) (Reader, error) {
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
 	if err != nil {
-		return nil, s3Err("open", key, err)
+		return nil, s.s3Err(ctx, "open", key, err)
 	}
 	return &s3Reader{
 		ctx:  ctx,
@@ -365,7 +445,7 @@ func (r *s3Reader) readRange(p []byte, off int64) (n int, retryable bool, err er
 		if isPreconditionFailed(err) {
 			return 0, false, fmt.Errorf("read %s: object changed since it was opened: %w", r.key, err)
 		}
-		return 0, false, s3Err("read", r.key, err)
+		return 0, false, r.s.s3Err(r.ctx, "read", r.key, err)
 	}
 	defer out.Body.Close()
 	// A server that ignores Range sends the whole object: fine only if that
@@ -449,7 +529,7 @@ func (w *s3Writer) flushPart() error {
 			ChecksumAlgorithm: alg,
 		})
 		if err != nil {
-			return fmt.Errorf("write %s: start multipart upload: %w", w.key, err)
+			return fmt.Errorf("write %s: start multipart upload: %w", w.key, w.s.bucketErr(err))
 		}
 		w.uploadID = out.UploadId
 	}
@@ -517,7 +597,7 @@ func (w *s3Writer) Close() error {
 		})
 		w.buf = nil
 		if err != nil {
-			return fmt.Errorf("write %s: %w", w.key, err)
+			return fmt.Errorf("write %s: %w", w.key, w.s.bucketErr(err))
 		}
 		return nil
 	}
@@ -574,7 +654,7 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 		ContentLength: aws.Int64(int64(len(data))),
 	})
 	if err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
+		return fmt.Errorf("write %s: %w", key, s.bucketErr(err))
 	}
 	return nil
 }
@@ -585,16 +665,22 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 // flight; both become ErrExists.
 //
 // One case needs care: if an attempt succeeded but its response was lost,
-// the SDK's retry finds the object it just wrote and gets a 412. So when a
-// retried Create fails its condition, the object's ETag is compared with the
-// MD5 of data (the ETag of a single-part, non-KMS upload), and a match
-// counts as success. The only way to be fooled is by another writer that
-// created the same key with identical bytes in the same moment.
+// the SDK's retry finds the object it just wrote and gets a 412. So every
+// Create stores a random token in the object's metadata
+// (x-amz-meta-create-token), and when a retried Create fails its condition,
+// the object's token is compared with ours: a match counts as success. (An
+// object with the same bytes written earlier by someone else has another
+// token, or none, and stays ErrExists.)
 func (s *S3) Create(ctx context.Context, key string, data []byte) error {
 	k, err := s.objectKey(key)
 	if err != nil {
 		return err
 	}
+	var tok [16]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	token := hex.EncodeToString(tok[:])
 	attempts := 0
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(s.bucket),
@@ -602,27 +688,35 @@ func (s *S3) Create(ctx context.Context, key string, data []byte) error {
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
 		IfNoneMatch:   aws.String("*"),
+		Metadata:      map[string]string{createTokenMeta: token},
 	}, countAttempts(&attempts))
 	switch {
 	case err == nil:
 		return nil
 	case isPreconditionFailed(err) || isConditionalConflict(err):
-		if attempts > 1 && s.holds(ctx, k, data) {
+		if attempts > 1 && s.madeBy(ctx, k, token) {
 			return nil
 		}
 		return fmt.Errorf("create %s: %w", key, ErrExists)
 	}
-	return fmt.Errorf("create %s: %w", key, err)
+	return fmt.Errorf("create %s: %w", key, s.bucketErr(err))
 }
 
-// holds reports whether the object at k has the MD5 ETag of data.
-func (s *S3) holds(ctx context.Context, k string, data []byte) bool {
+// createTokenMeta is the metadata key of Create's token.
+const createTokenMeta = "create-token"
+
+// madeBy reports whether the object at k carries the Create token token.
+func (s *S3) madeBy(ctx context.Context, k, token string) bool {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
 	if err != nil {
 		return false
 	}
-	sum := md5.Sum(data)
-	return etag(out.ETag) == hex.EncodeToString(sum[:])
+	for name, v := range out.Metadata {
+		if strings.EqualFold(name, createTokenMeta) {
+			return v == token
+		}
+	}
+	return false
 }
 
 // countAttempts counts the attempts the SDK makes for one operation.
@@ -646,7 +740,7 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	}
 	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
 	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete %s: %w", key, err)
+		return fmt.Errorf("delete %s: %w", key, s.bucketErr(err))
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/internal/store/s3fault"
 	"github.com/littlewarehouse/warehouse/internal/store/storetest"
 )
 
@@ -717,5 +718,142 @@ func assertNoUploads(t *testing.T, c *s3.Client) {
 	}
 	if len(out.Uploads) != 0 {
 		t.Errorf("%d multipart uploads left open", len(out.Uploads))
+	}
+}
+
+// TestS3ConformanceThroughFaults runs the conformance suite through a proxy
+// that fails one request in ten (500/503, SlowDown, connection resets and
+// cut bodies): the SDK's retryer and the store's own retries absorb them
+// all.
+func TestS3ConformanceThroughFaults(t *testing.T) {
+	isolateAWS(t)
+	backend := s3mem.New()
+	if err := backend.CreateBucket("bucket"); err != nil {
+		t.Fatal(err)
+	}
+	p := s3fault.Start(t, smallListPages(gofakes3.New(backend).Server()), 0.1, 1)
+	var n atomic.Int64
+	storetest.Run(t, func(t *testing.T) store.Store {
+		st, err := store.Open(t.Context(), fmt.Sprintf("s3://bucket/suite/%d", n.Add(1)), store.Options{S3Endpoint: p.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	})
+	reqs, faults := p.Counts()
+	t.Logf("%d requests, faults: %v", reqs, faults)
+	for k := range s3fault.Truncate + 1 {
+		if faults[k] == 0 {
+			t.Errorf("no %v fault injected in %d requests", k, reqs)
+		}
+	}
+}
+
+// TestS3BrokenBodies: every response is cut short or its connection reset
+// twice in a row (then it goes through, s3fault.MaxInARow): Get, every
+// List page and ranged reads still return the whole content.
+func TestS3BrokenBodies(t *testing.T) {
+	for _, kind := range []s3fault.Kind{s3fault.Truncate, s3fault.Reset} {
+		t.Run(kind.String(), func(t *testing.T) {
+			ctx := t.Context()
+			isolateAWS(t)
+			backend := s3mem.New()
+			if err := backend.CreateBucket("bucket"); err != nil {
+				t.Fatal(err)
+			}
+			direct := &fakeS3{srv: httptest.NewServer(gofakes3.New(backend).Server())}
+			t.Cleanup(direct.srv.Close)
+			clean := store.NewS3(direct.client(), "bucket", "p")
+			big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+			var keys []string
+			for i := range 7 {
+				k := fmt.Sprintf("k/%02d", i)
+				keys = append(keys, k)
+				if err := clean.Put(ctx, k, big[:1000*(i+1)]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := clean.Put(ctx, "big", big); err != nil {
+				t.Fatal(err)
+			}
+			p := s3fault.Start(t, smallListPages(gofakes3.New(backend).Server()), 1, 1, kind)
+			st, err := store.Open(ctx, "s3://bucket/p", store.Options{S3Endpoint: p.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := st.List(ctx, "k/")
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			if got := fmt.Sprint(len(objs)); got != "7" {
+				t.Errorf("List: %d objects, want 7", len(objs))
+			}
+			for _, k := range keys {
+				if b, err := st.Get(ctx, k); err != nil || len(b) == 0 {
+					t.Errorf("Get(%s) = %d bytes, %v", k, len(b), err)
+				}
+			}
+			if b, err := st.Get(ctx, "big"); err != nil || !bytes.Equal(b, big) {
+				t.Errorf("Get(big) = %d bytes, %v", len(b), err)
+			}
+			r, err := st.Open(ctx, "big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			got := make([]byte, 300<<10)
+			if n, err := r.ReadAt(got, 100<<10); err != nil || !bytes.Equal(got[:n], big[100<<10:400<<10]) {
+				t.Errorf("ReadAt = %d bytes, %v", n, err)
+			}
+			if _, faults := p.Counts(); faults[kind] == 0 {
+				t.Errorf("no %v fault injected", kind)
+			}
+		})
+	}
+}
+
+// TestS3MissingBucket: every operation on a bucket that does not exist says
+// so, and none reports a missing object.
+func TestS3MissingBucket(t *testing.T) {
+	ctx := t.Context()
+	f := newFakeS3(t, nil)
+	st := store.NewS3(f.client(), "nope", "p")
+	r, err := st.Open(ctx, "k")
+	if err == nil {
+		r.Close()
+	}
+	w, werr := st.NewWriter(ctx, "w")
+	if werr == nil {
+		w.Write([]byte("x"))
+		werr = w.Close()
+	}
+	_, listErr := st.List(ctx, "")
+	_, statErr := st.Stat(ctx, "k")
+	_, getErr := st.Get(ctx, "k")
+	for op, err := range map[string]error{
+		"Stat": statErr, "Open": err, "Get": getErr, "List": listErr, "NewWriter": werr,
+		"Put": st.Put(ctx, "k", []byte("x")), "Create": st.Create(ctx, "k", []byte("x")), "Delete": st.Delete(ctx, "k"),
+	} {
+		var nb *store.NoBucketError
+		if !errors.As(err, &nb) || nb.Bucket != "nope" || !strings.Contains(err.Error(), "bucket nope does not exist") ||
+			errors.Is(err, store.ErrNotExist) {
+			t.Errorf("%s = %v; want bucket nope does not exist", op, err)
+		}
+	}
+	// A bucket that exists is checked once, then a 404 is a missing object.
+	ok := store.NewS3(f.client(), "bucket", "p")
+	for range 3 {
+		if _, err := ok.Stat(ctx, "missing"); !errors.Is(err, store.ErrNotExist) {
+			t.Errorf("Stat = %v", err)
+		}
+	}
+	var heads []string
+	for _, r := range f.requests("HEAD /bucket") {
+		if !strings.HasPrefix(r, "HEAD /bucket/p/") {
+			heads = append(heads, r)
+		}
+	}
+	if len(heads) != 1 {
+		t.Errorf("HeadBucket requests %q; want 1", heads)
 	}
 }
