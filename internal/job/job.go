@@ -339,7 +339,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 							}
 						}
 					}
-					locks.Release(context.WithoutCancel(ctx))
+					if rerr := locks.Release(context.WithoutCancel(ctx)); rerr != nil {
+						cfg.Log.Error("lease not released", "day", p.d.String(), "error", rerr.Error())
+					}
 				}
 			}
 			continue
@@ -351,10 +353,16 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		// The partitions' run id is made under their lease, so that run
 		// ids sort in the order their runs were published.
+		// Renewed while the day builds, so a day longer than the lease's
+		// lifetime still publishes; a lease found lost stops it.
+		stop := locks.KeepAlive(ctx, 0)
 		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, buckets[p.d], objectsIn[p.d], sum.BadObjects, failures, locks)
+		if kerr := stop(); err == nil && kerr != nil {
+			err = kerr
+		}
 		delete(buckets, p.d)
 		if rerr := locks.Release(context.WithoutCancel(ctx)); rerr != nil {
-			cfg.Log.Warn("lease not released; it expires on its own", "day", p.d.String(), "error", rerr.Error())
+			cfg.Log.Error("lease not released", "day", p.d.String(), "error", rerr.Error())
 		}
 		if err != nil {
 			return sum, fmt.Errorf("day %s: %w", p.d, err)
