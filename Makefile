@@ -44,7 +44,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-# lambda: dist/rollup-lambda-arm64.zip and -amd64.zip, each holding bootstrap (provided.al2023)
+# lambda: dist/rollup-lambda-{arm64,amd64}.zip and dist/collector-lambda-{arm64,amd64}.zip, each holding bootstrap (provided.al2023)
 lambda:
 	GO=$(GO) ./scripts/lambda-zip.sh
 

@@ -58,8 +58,9 @@ func (b *builder) athena() {
 }
 
 // alarms adds the alarm topic, its optional e-mail subscription and the
-// alarms: records Firehose could not convert, failed worker and coordinator
-// invocations, and anything in the dead-letter queue.
+// alarms: records Firehose could not convert, failed worker, coordinator
+// and collector invocations, throttled collector requests, and anything in
+// the dead-letter queue.
 //
 // The topic is not KMS-encrypted: CloudWatch alarms cannot publish to a
 // topic encrypted with the AWS-managed SNS key, and alarm messages hold no
@@ -96,4 +97,8 @@ func (b *builder) alarms() {
 		"AWS/Lambda", "Errors", "Sum", "FunctionName", cloudformation.Ref(idCoordinator)))
 	b.add(idAlarmDeadLetters, alarm("Asynchronous rollup invocations failed after all retries and wait in the dead-letter queue: read them, fix the cause, rerun the days (rollup --from --to).",
 		"AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "QueueName", cloudformation.GetAtt(idDLQ, "QueueName")))
+	b.add(idAlarmCollectorErrors, alarm("The collector function failed invocations (clients got 502): a cold start that cannot read the API keys parameter, or a crash. See the collector's log group.",
+		"AWS/Lambda", "Errors", "Sum", "FunctionName", cloudformation.Ref(idCollector)))
+	b.add(idAlarmCollectorThrottles, alarm("Requests to the collector were throttled (clients got 429): its reserved concurrency is used up. Raise CollectorReservedConcurrency if the traffic is real.",
+		"AWS/Lambda", "Throttles", "Sum", "FunctionName", cloudformation.Ref(idCollector)))
 }

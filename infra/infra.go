@@ -77,6 +77,15 @@ const (
 	idAlarmWorkerErrors       = "AlarmWorkerErrors"
 	idAlarmCoordinatorErrors  = "AlarmCoordinatorErrors"
 	idAlarmDeadLetters        = "AlarmDeadLetters"
+
+	idCollector                 = "CollectorFunction"
+	idCollectorRole             = "CollectorRole"
+	idCollectorLogGroup         = "CollectorLogGroup"
+	idCollectorURL              = "CollectorFunctionUrl"
+	idCollectorURLPermission    = "CollectorUrlPermission"
+	idCollectorInvokePermission = "CollectorInvokePermission"
+	idAlarmCollectorErrors      = "AlarmCollectorErrors"
+	idAlarmCollectorThrottles   = "AlarmCollectorThrottles"
 )
 
 // TableID returns the logical id of the Glue table called name.
@@ -97,6 +106,7 @@ func build(cfg Config) (*cloudformation.Template, []override, error) {
 	}
 	b.firehose()
 	b.lambdas()
+	b.collectorFunction()
 	b.athena()
 	b.alarms()
 	b.outputs()
@@ -152,6 +162,9 @@ func Write(path string) error {
 type override struct {
 	Path  []string    // object keys, or decimal indices into arrays
 	Value interface{} // plain JSON: intrinsics as {"Ref": …} maps
+	// Add allows the last key of Path to be new: a property goformation
+	// has no field for yet.
+	Add bool
 }
 
 func (o override) apply(tree interface{}) error {
@@ -160,7 +173,7 @@ func (o override) apply(tree interface{}) error {
 		last := i == len(o.Path)-1
 		switch n := cur.(type) {
 		case map[string]interface{}:
-			if _, ok := n[k]; !ok {
+			if _, ok := n[k]; !ok && !(last && o.Add) {
 				return fmt.Errorf("override %v: no %q", o.Path, k)
 			}
 			if last {

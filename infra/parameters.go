@@ -21,6 +21,12 @@ const (
 	ParamAthenaBytesScannedCutoff  = "AthenaBytesScannedCutoff"
 	ParamRawInfrequentAccessDays   = "RawInfrequentAccessDays"
 	ParamSegmentRetentionDays      = "SegmentRetentionDays"
+
+	ParamCollectorAPIKeysParameter    = "CollectorApiKeysParameter"
+	ParamCollectorAllowedOrigins      = "CollectorAllowedOrigins"
+	ParamCollectorReservedConcurrency = "CollectorReservedConcurrency"
+	ParamCollectorRate                = "CollectorRate"
+	ParamCollectorBurst               = "CollectorBurst"
 )
 
 // Defaults of the numeric parameters; the typed template holds them where
@@ -33,6 +39,11 @@ const (
 	defaultAthenaBytesScannedCutoff  = 10 << 30 // 10 GiB ≈ $0.05 a query
 	defaultRawInfrequentAccessDays   = 30       // S3's minimum for a STANDARD_IA transition
 	defaultSegmentRetentionDays      = 14       // ≥ max lateness (7 days) + 1 day + slack
+
+	defaultCollectorAPIKeysParameter    = "/littlewarehouse/collector/api-keys"
+	defaultCollectorReservedConcurrency = 10
+	defaultCollectorRate                = 100 // requests a second per key, in each environment
+	defaultCollectorBurst               = 200
 )
 
 // Fixed settings a small team need not change.
@@ -50,8 +61,10 @@ const (
 
 // Conditions.
 const (
-	condHasAlarmEmail          = "HasAlarmEmail"
-	condHasReservedConcurrency = "HasWorkerReservedConcurrency"
+	condHasAlarmEmail           = "HasAlarmEmail"
+	condHasReservedConcurrency  = "HasWorkerReservedConcurrency"
+	condHasCollectorConcurrency = "HasCollectorReservedConcurrency"
+	condHasCollectorOrigins     = "HasCollectorAllowedOrigins"
 )
 
 func (b *builder) parameters() {
@@ -97,16 +110,30 @@ func (b *builder) parameters() {
 			defaultRawInfrequentAccessDays, 30, 3650),
 		ParamSegmentRetentionDays: num("Days the rollup's per-day routing segments (_state/segments/) are kept; more than the max lateness in days plus 2.",
 			defaultSegmentRetentionDays, 3, 3650),
+		ParamCollectorAPIKeysParameter: str("Name of the SSM parameter (a SecureString with the AWS managed key aws/ssm, created by you, not by the stack) holding the collector's API keys, comma- or newline-separated. The name, never a key.",
+			defaultCollectorAPIKeysParameter, `^/[a-zA-Z0-9_./-]{1,1010}$`, "a parameter name starting with /, e.g. /littlewarehouse/collector/api-keys"),
+		ParamCollectorAllowedOrigins: str("Browser origins allowed to call the collector's URL (CORS), comma-separated without spaces, e.g. https://app.example.com,https://www.example.com; * for any; empty refuses browsers.",
+			"", `^$|^\*$|^https?://[^,\s*]+(,https?://[^,\s*]+)*$`, "empty, *, or scheme://host[:port] origins separated by commas, no spaces"),
+		ParamCollectorReservedConcurrency: num("Concurrency reserved for the collector (and its cap: requests beyond it are throttled, 429); 0 reserves none (needed on accounts whose concurrency limit is 10).",
+			defaultCollectorReservedConcurrency, 0, 1000),
+		// Strings, not Numbers: they only ever become environment variables.
+		ParamCollectorRate: str("Requests a second allowed per API key in each collector environment, on average (over it: 429 with Retry-After); 0 turns the limiter off. At most this times CollectorReservedConcurrency in all.",
+			strconv.Itoa(defaultCollectorRate), `^[0-9]{1,6}(\.[0-9]+)?$`, "a number of requests a second, 0 for no limit"),
+		ParamCollectorBurst: str("Requests an API key may make at once in one collector environment before CollectorRate applies.",
+			strconv.Itoa(defaultCollectorBurst), `^[1-9][0-9]{0,6}$`, "a whole number, 1 or more"),
 	}
 	b.t.Conditions = map[string]interface{}{
-		condHasAlarmEmail:          cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamAlarmEmail), "")}),
-		condHasReservedConcurrency: cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamWorkerReservedConcurrency), "0")}),
+		condHasAlarmEmail:           cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamAlarmEmail), "")}),
+		condHasReservedConcurrency:  cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamWorkerReservedConcurrency), "0")}),
+		condHasCollectorConcurrency: cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamCollectorReservedConcurrency), "0")}),
+		condHasCollectorOrigins:     cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamCollectorAllowedOrigins), "")}),
 	}
 	b.t.Metadata = map[string]interface{}{
 		"AWS::CloudFormation::Interface": map[string]interface{}{
 			"ParameterGroups": []interface{}{
 				map[string]interface{}{"Label": map[string]string{"default": "Storage and catalog"}, "Parameters": []string{ParamBucketName, ParamGlueDatabaseName, ParamRawInfrequentAccessDays, ParamSegmentRetentionDays}},
 				map[string]interface{}{"Label": map[string]string{"default": "Nightly rollup"}, "Parameters": []string{ParamSchedule, ParamTimeZone, ParamMaxLateness, ParamWorkerMemory, ParamWorkerTimeout, ParamWorkerReservedConcurrency, ParamParallel}},
+				map[string]interface{}{"Label": map[string]string{"default": "Collector (function URL)"}, "Parameters": []string{ParamCollectorAPIKeysParameter, ParamCollectorAllowedOrigins, ParamCollectorReservedConcurrency, ParamCollectorRate, ParamCollectorBurst}},
 				map[string]interface{}{"Label": map[string]string{"default": "Queries and alarms"}, "Parameters": []string{ParamAthenaBytesScannedCutoff, ParamAlarmEmail}},
 			},
 		},
@@ -128,5 +155,7 @@ func (b *builder) outputs() {
 		"WorkerFunctionName":      out("Worker Lambda (rollup --dispatch lambda:<this>)", cloudformation.Ref(idWorker)),
 		"DeadLetterQueueUrl":      out("Failed asynchronous invocations land here", cloudformation.Ref(idDLQ)),
 		"AlarmTopicArn":           out("SNS topic of the alarms", cloudformation.Ref(idTopic)),
+		"CollectorUrl":            out("The collector's function URL: POST <this>v1/events with X-Api-Key", cloudformation.GetAtt(idCollectorURL, "FunctionUrl")),
+		"CollectorFunctionName":   out("The collector Lambda function", cloudformation.Ref(idCollector)),
 	}
 }

@@ -100,10 +100,12 @@ func TestScheduleAndDeadLetters(t *testing.T) {
 func TestAlarms(t *testing.T) {
 	tmpl := committedTree(t)
 	for id, want := range map[string][3]string{
-		idAlarmConversion:        {"AWS/Firehose", "FailedConversion.Records", "DeliveryStreamName=REF:" + idStream},
-		idAlarmWorkerErrors:      {"AWS/Lambda", "Errors", "FunctionName=REF:" + idWorker},
-		idAlarmCoordinatorErrors: {"AWS/Lambda", "Errors", "FunctionName=REF:" + idCoordinator},
-		idAlarmDeadLetters:       {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName=GETATT:" + idDLQ + ".QueueName"},
+		idAlarmConversion:         {"AWS/Firehose", "FailedConversion.Records", "DeliveryStreamName=REF:" + idStream},
+		idAlarmWorkerErrors:       {"AWS/Lambda", "Errors", "FunctionName=REF:" + idWorker},
+		idAlarmCoordinatorErrors:  {"AWS/Lambda", "Errors", "FunctionName=REF:" + idCoordinator},
+		idAlarmDeadLetters:        {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName=GETATT:" + idDLQ + ".QueueName"},
+		idAlarmCollectorErrors:    {"AWS/Lambda", "Errors", "FunctionName=REF:" + idCollector},
+		idAlarmCollectorThrottles: {"AWS/Lambda", "Throttles", "FunctionName=REF:" + idCollector},
 	} {
 		p := props(t, tmpl, id, "AWS::CloudWatch::Alarm")
 		dim := at(t, p, "Dimensions", "0").(map[string]interface{})
