@@ -196,8 +196,8 @@ func TestCuratedTablesMatchRollups(t *testing.T) {
 		if diff := cmp.Diff(cols, got.Columns); diff != "" {
 			t.Errorf("%s: columns differ from rollups (-want +got):\n%s", rt.Name, diff)
 		}
-		if len(got.PartitionKeys) != 1 || got.PartitionKeys[0].Name != "dt" || got.PartitionKeys[0].Type != "string" {
-			t.Errorf("%s: partition keys %v, want dt string", rt.Name, got.PartitionKeys)
+		if len(got.PartitionKeys) != 1 || got.PartitionKeys[0].Name != rt.PartitionKey() || got.PartitionKeys[0].Type != "string" {
+			t.Errorf("%s: partition keys %v, want %s string", rt.Name, got.PartitionKeys, rt.PartitionKey())
 		}
 		if got.SerDe != catalog.ParquetSerDe || got.InputFormat != catalog.ParquetInputFormat || got.OutputFormat != catalog.ParquetOutputFormat {
 			t.Errorf("%s: not a Parquet table: %s %s %s", rt.Name, got.SerDe, got.InputFormat, got.OutputFormat)

@@ -5,6 +5,10 @@
 # Debian package mirror. Prints the browser's path and version.
 set -euo pipefail
 if ! command -v chromium >/dev/null 2>&1; then
+	if [ "$(id -u)" != 0 ] && [ "${CI:-}" != true ]; then
+		echo "chromium not found and not root: the report's browser test will be skipped (apt-get install chromium to run it)" >&2
+		exit 0
+	fi
 	echo "chromium not found: installing Debian's chromium package" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq

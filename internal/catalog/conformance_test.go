@@ -35,6 +35,8 @@ func athenaType(t *testing.T, f parquet.Field) string {
 		return "map<string,string>"
 	case *format.TimestampType:
 		return "timestamp"
+	case *format.DateType:
+		return "date"
 	case *format.StringType:
 		return "string"
 	}
@@ -86,9 +88,13 @@ func TestEnsureTablesFromRollups(t *testing.T) {
 					t.Errorf("%s.%s comment %q, want the doc %q", rt.Name, c.Name, got.Columns[i].Comment, c.Doc)
 				}
 			}
+			keys := []catalog.Column{{Name: "dt", Type: "string", Comment: "reporting day, YYYY-MM-DD"}}
+			if rt.PartitionKey() == "bucket" {
+				keys = []catalog.Column{{Name: "bucket", Type: "string", Comment: "hash bucket of product and user_key, 00..15"}}
+			}
 			want := catalog.TableDef{
 				Name: rt.Name, Comment: rt.Doc, Columns: got.Columns,
-				PartitionKeys:   []catalog.Column{{Name: "dt", Type: "string", Comment: "reporting day, YYYY-MM-DD"}},
+				PartitionKeys:   keys,
 				Location:        e.root + "/curated/" + rt.Name + "/",
 				TableType:       "EXTERNAL_TABLE",
 				InputFormat:     "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",

@@ -59,10 +59,14 @@ func TestGlueTablesInFake(t *testing.T) {
 		for _, c := range rt.Columns() {
 			cols = append(cols, gluetest.Column{Name: c.Name, Type: c.Type, Comment: c.Doc})
 		}
+		keys := []gluetest.Column{{Name: "dt", Type: "string", Comment: "reporting day, YYYY-MM-DD"}}
+		if rt.PartitionKey() == "bucket" {
+			keys = []gluetest.Column{{Name: "bucket", Type: "string", Comment: "hash bucket of product and user_key, 00..15"}}
+		}
 		want := gluetest.TableInput{
 			Name: rt.Name, Description: rt.Doc, TableType: "EXTERNAL_TABLE",
 			Parameters:    map[string]string{"classification": "parquet", "EXTERNAL": "TRUE", "parquet.compression": "ZSTD"},
-			PartitionKeys: []gluetest.Column{{Name: "dt", Type: "string", Comment: "reporting day, YYYY-MM-DD"}},
+			PartitionKeys: keys,
 			StorageDescriptor: &gluetest.StorageDescriptor{
 				Columns:      cols,
 				Location:     "s3://test-bucket/wh/curated/" + rt.Name + "/",

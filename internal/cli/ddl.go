@@ -129,8 +129,11 @@ func athenaDDL(w io.Writer, root, db string) {
 			}
 			fmt.Fprintf(w, "  `%s` %s COMMENT %s%s\n", c.Name, c.Type, views.Literal(c.Doc), sep)
 		}
-		fmt.Fprintf(w, ")\nCOMMENT %s\nPARTITIONED BY (`dt` string)\nSTORED AS PARQUET\nLOCATION %s\nTBLPROPERTIES ('classification'='parquet', 'parquet.compression'='ZSTD');\n\n",
-			views.Literal(t.Doc), views.Literal(root+"/curated/"+t.Name+"/"))
+		fmt.Fprintf(w, ")\nCOMMENT %s\nPARTITIONED BY (`%s` string)\nSTORED AS PARQUET\nLOCATION %s\nTBLPROPERTIES ('classification'='parquet', 'parquet.compression'='ZSTD');\n\n",
+			views.Literal(t.Doc), t.PartitionKey(), views.Literal(root+"/curated/"+t.Name+"/"))
+		if t.PartitionKey() != "dt" {
+			continue // no day to cast: Power BI reads the table itself
+		}
 		// For Power BI: dt as a date (partition keys are strings in Glue).
 		names := make([]string, len(cols))
 		for i, c := range cols {

@@ -18,9 +18,9 @@
 // DispatchBackfill is the same fan-out driven from a laptop
 // (rollup --dispatch lambda:<function>).
 //
-// Workers are dispatched in day order, one at a time by default: a day's
-// user_daily.is_new depends on the users state that the earlier days'
-// builds leave behind (see Options.Concurrency).
+// Workers are dispatched in day order, up to LW_PARALLEL at once (default
+// 8): days do not depend on each other, so they may finish in any order
+// (see Options.Concurrency).
 package lambda
 
 import (

@@ -107,13 +107,11 @@ func (NopRegistrar) Register(context.Context, job.Config, *job.WindowedSummary) 
 
 // Options tune a coordinator run.
 type Options struct {
-	// Concurrency is how many workers may run at once (default 1).
-	// Workers are dispatched in day order, and with 1 each day starts once
-	// the day before it is published. More is faster but NOT safe with
-	// the current job package: each day's build reads and rewrites the
-	// users state (_state/users/first_seen.parquet), so two days built at
-	// once can lose each other's first-seen users, and a day built before
-	// an earlier one gets other is_new values than a local run.
+	// Concurrency is how many workers may run at once (default 8; the
+	// Lambda coordinator uses LW_PARALLEL). Days are independent of each
+	// other (no first-seen state is read while a day builds: new users come
+	// from the users table in stage 2), so any order and any number at once
+	// give the same tables.
 	Concurrency int
 	// Poll is the longest wait between two looks at the workers' manifests
 	// (default 5s); it starts at 250ms and grows while nothing changes.
@@ -224,7 +222,7 @@ type coordinator struct {
 
 func newCoordinator(cfg job.Config, inv Invoker, opts Options) *coordinator {
 	if opts.Concurrency < 1 {
-		opts.Concurrency = 1
+		opts.Concurrency = 8
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 5 * time.Second

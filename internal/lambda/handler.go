@@ -112,6 +112,9 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 	opts := h.env.Deps.Options
 	opts.Registrar, opts.Log, opts.Metrics = h.env.Deps.Registrar, h.env.Log.With("role", RoleCoordinator), h.env.Metrics
 	opts.Trigger, opts.EventTime = req.Kind, req.Time
+	if opts.Concurrency == 0 {
+		opts.Concurrency = h.env.Config.Parallel // LW_PARALLEL: workers in flight
+	}
 	sum, err := Coordinate(ctx, h.env.jobConfig(req.From, req.To), h.inv, opts)
 	if Classify(err) == Transient {
 		return nil, err
