@@ -92,7 +92,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 		RawRows: res.Stats.RawRows, ValidRows: res.Stats.ValidRows, KeptRows: res.Stats.KeptRows,
 		DuplicatesDropped: res.Stats.Duplicates, InvalidRows: res.Stats.Invalid, ClockSkewedRows: res.Stats.Skewed,
 		InvalidUTF8Rows: res.Stats.RepairedUTF8,
-		LateRows: late, BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
+		LateRows:        late, BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
 		OutputFiles: int64(len(files["events"])), Restated: restated,
 	}
 	if files["data_quality_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("data_quality_daily", d, run), []rollups.DataQualityDaily{quality}, opt); err != nil {
