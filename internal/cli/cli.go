@@ -23,6 +23,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
 )
 
 // usageError is bad usage: exit code 2.
@@ -374,6 +375,18 @@ func printSummary(w io.Writer, s *job.Summary) {
 	if ws := s.Windowed; ws != nil {
 		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily and %d retention_daily partitions published, %d up to date\n",
 			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.UpToDate)
+		if u := ws.Users; u != nil && len(u.Buckets) > 0 {
+			fmt.Fprintf(w, "users: %d of %d buckets republished from %d user_daily partitions read (%d people gone, %d whose first day moved later)\n",
+				len(u.Buckets), rollups.UserBuckets, u.DaysRead, u.Gone, u.FirstSeenLater)
+		}
+		const most = 20
+		for i, r := range ws.Restatements {
+			if i == most {
+				fmt.Fprintf(w, "  ... and %d more restated numbers (in the JSON log)\n", len(ws.Restatements)-most)
+				break
+			}
+			fmt.Fprintf(w, "  restated: %s\n", r)
+		}
 	}
 	if len(s.BadObjects) > 0 {
 		fmt.Fprintf(w, "\n%d bad raw objects (counted in data_quality_daily.bad_files, listed in quarantine):\n", len(s.BadObjects))

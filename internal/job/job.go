@@ -324,6 +324,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 
 	nBuild := len(building)
 	built := 0
+	var held []*LockedError
 	for _, p := range plans {
 		if !p.build {
 			sum.Days = append(sum.Days, DaySummary{Day: p.d, Skipped: true, Why: p.why})
@@ -348,8 +349,27 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		t0 := time.Now()
 		locks, err := cfg.lock(ctx, run, rollups.Daily, p.d, cfg.LockWait)
+		var locked *LockedError
+		if errors.As(err, &locked) {
+			// Another run is writing the day: leave it to that run (or the
+			// next one), build the others, and say the run was partial.
+			cfg.Log.Warn("day skipped: another rollup holds it", "day", p.d.String(), "error", err.Error())
+			sum.Days = append(sum.Days, DaySummary{Day: p.d, Skipped: true, Why: "held by another rollup; not built"})
+			held = append(held, locked)
+			continue
+		}
 		if err != nil {
 			return sum, err
+		}
+		// Staleness again, under the lease: another run may have published
+		// the day since this one planned it.
+		if build, why, err := stale(ctx, st, p.d, p.fingerprint, p.inputs, cfg.Force); err != nil {
+			locks.Release(context.WithoutCancel(ctx))
+			return sum, err
+		} else if !build {
+			locks.Release(context.WithoutCancel(ctx))
+			sum.Days = append(sum.Days, DaySummary{Day: p.d, Skipped: true, Why: why + " (built meanwhile by another run)"})
+			continue
 		}
 		// The partitions' run id is made under their lease, so that run
 		// ids sort in the order their runs were published.
@@ -387,8 +407,26 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 	}
 	sum.Seconds = cfg.Now().Sub(start).Seconds()
+	if len(held) > 0 {
+		return sum, &PartialError{Held: held}
+	}
 	return sum, nil
 }
+
+// PartialError says a run built every day it could, but some were held by
+// another rollup and were not built: run again once that one has finished.
+type PartialError struct{ Held []*LockedError }
+
+func (e *PartialError) Error() string {
+	var days []string
+	for _, h := range e.Held {
+		days = append(days, h.Day.String())
+	}
+	return fmt.Sprintf("partial run: %d days not built because another rollup holds them (%s); the other days are published. %v",
+		len(e.Held), strings.Join(days, ", "), e.Held[0])
+}
+
+func (e *PartialError) Unwrap() error { return e.Held[0] }
 
 // planned is what the planner found: the objects listed and each day's plan.
 type planned struct {
