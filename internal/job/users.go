@@ -121,7 +121,6 @@ func (b *userBucket) load(ctx context.Context, st store.Store) error {
 // usersState is every bucket of the users state.
 type usersState struct {
 	buckets []*userBucket
-	current map[day.Day]string // the user_daily runs the state now reflects
 }
 
 // firstSeen returns a person's first day in a product (ok false if unknown).
@@ -161,49 +160,40 @@ func (u *usersState) cohortDigests() map[day.Day]uint64 {
 	return out
 }
 
-// currentUserDays returns the run of the current user_daily partition of
-// every day that has one.
-func currentUserDays(ctx context.Context, st store.Store) (map[day.Day]string, error) {
-	const prefix = "curated/user_daily/dt="
-	objs, err := st.List(ctx, prefix)
+// userDays is the current user_daily partition of every day that has one:
+// what stage 2 reads, resolved once.
+type userDays map[day.Day]*publish.Manifest
+
+// run returns the run of day d's current user_daily ("" if it has none).
+func (u userDays) run(d day.Day) string {
+	if m := u[d]; m != nil {
+		return m.Run
+	}
+	return ""
+}
+
+// currentUserDays resolves the current user_daily partition of every day.
+func currentUserDays(ctx context.Context, st store.Store) (userDays, error) {
+	parts, err := publish.CurrentFiles(ctx, st, "user_daily")
 	if err != nil {
 		return nil, err
 	}
-	days := map[day.Day]bool{}
-	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, "/"+publish.ManifestName) {
-			continue
+	out := make(userDays, len(parts))
+	for _, p := range parts {
+		if d, err := day.Parse(strings.TrimPrefix(p.Part, "dt=")); err == nil {
+			out[d] = p.Manifest
 		}
-		rest := strings.TrimPrefix(o.Key, prefix)
-		if d, err := day.Parse(rest[:min(len(rest), 10)]); err == nil {
-			days[d] = true
-		}
-	}
-	out := make(map[day.Day]string, len(days))
-	for _, d := range slices.Sorted(maps.Keys(days)) {
-		m, err := publish.Current(ctx, st, "user_daily", d)
-		if errors.Is(err, store.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[d] = m.Run
 	}
 	return out, nil
 }
 
-// readUserDaily reads one run of day d's user_daily partition.
-func readUserDaily(ctx context.Context, st store.Store, d day.Day, run string) ([]rollups.UserDaily, error) {
-	m, err := publish.ReadManifest(ctx, st, "user_daily", publish.DayPart(d), run)
-	if err != nil {
-		return nil, fmt.Errorf("user_daily %s run %s: %w", d, run, err)
-	}
+// readUserDaily reads the files of one run of a user_daily partition.
+func readUserDaily(ctx context.Context, st store.Store, m *publish.Manifest) ([]rollups.UserDaily, error) {
 	var out []rollups.UserDaily
 	for _, f := range m.Files {
 		b, err := st.Get(ctx, f.Key)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("user_daily %s run %s: %w", m.Day, m.Run, err)
 		}
 		rows, err := parquet.Read[rollups.UserDaily](bytes.NewReader(b), int64(len(b)))
 		if err != nil {
@@ -224,12 +214,12 @@ type UsersSummary struct {
 }
 
 // updateUsers brings every users bucket up to date with the current
-// user_daily runs cur, publishing the buckets whose inputs differ. The
+// user_daily partitions cur, publishing the buckets whose inputs differ. The
 // caller holds the stage-2 lease, so no other run updates the buckets
 // meanwhile.
-func (c *Config) updateUsers(ctx context.Context, cur map[day.Day]string) (*usersState, *UsersSummary, error) {
+func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *UsersSummary, error) {
 	st := c.Store
-	us := &usersState{current: cur}
+	us := &usersState{}
 	sum := &UsersSummary{}
 	changed := map[day.Day]bool{} // days some bucket must (re)apply
 	diffs := make([]map[day.Day]bool, rollups.UserBuckets)
@@ -253,8 +243,8 @@ func (c *Config) updateUsers(ctx context.Context, cur map[day.Day]string) (*user
 			}
 		}
 		diff := map[day.Day]bool{}
-		for d, run := range cur {
-			if b.inputs[d] != run {
+		for d, m := range cur {
+			if b.inputs[d] != m.Run {
 				diff[d] = true
 			}
 		}
@@ -291,11 +281,11 @@ func (c *Config) updateUsers(ctx context.Context, cur map[day.Day]string) (*user
 	// ...and put back what their current user_daily says, day by day in
 	// order, so a person's platform and country are their first day's.
 	for _, d := range slices.Sorted(maps.Keys(changed)) {
-		run, ok := cur[d]
+		m, ok := cur[d]
 		if !ok {
 			continue // the day is gone
 		}
-		rows, err := readUserDaily(ctx, st, d, run)
+		rows, err := readUserDaily(ctx, st, m)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -344,7 +334,7 @@ func (c *Config) updateUsers(ctx context.Context, cur map[day.Day]string) (*user
 		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(fix)) {
-		rows, err := readUserDaily(ctx, st, d, cur[d])
+		rows, err := readUserDaily(ctx, st, cur[d])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -369,7 +359,7 @@ func (c *Config) updateUsers(ctx context.Context, cur map[day.Day]string) (*user
 
 // publishBucket writes a bucket's users table rows and state and commits
 // its manifest, recording cur as its inputs.
-func (c *Config) publishBucket(ctx context.Context, b *userBucket, cur map[day.Day]string) error {
+func (c *Config) publishBucket(ctx context.Context, b *userBucket, cur userDays) error {
 	st := c.Store
 	table := rollups.UsersTable
 	keys := slices.Sorted(maps.Keys(b.users))
@@ -402,9 +392,8 @@ func (c *Config) publishBucket(ctx context.Context, b *userBucket, cur map[day.D
 	m := &publish.Manifest{Table: table.Name, Partition: b.part(), Run: run, TimeZone: c.Rules.Loc.String(), CodeVersion: CodeVersion,
 		Config: c.configMap(), Files: files, State: stateKey, Cohorts: cohorts, CreatedAt: c.Now().UTC()}
 	for _, d := range slices.Sorted(maps.Keys(cur)) {
-		m.Inputs = append(m.Inputs, publish.Input{Key: publish.DayPart(d), ETag: cur[d]})
+		m.Inputs = append(m.Inputs, publish.Input{Key: publish.DayPart(d), ETag: cur.run(d)})
 	}
-	m.Fingerprint = windowFingerprint(table.Name, cur, 0, -1, b.part())
 	for _, f := range files {
 		m.Rows += f.Rows
 	}

@@ -47,11 +47,11 @@ type Partition struct {
 	Day   day.Day
 }
 
-func windowFingerprint(table string, runs map[day.Day]string, from, to day.Day, extra string) string {
+func windowFingerprint(table string, cur userDays, from, to day.Day, extra string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "code=%s table=%s %s\n", CodeVersion, table, extra)
 	for d := from; d <= to; d++ {
-		fmt.Fprintf(h, "%s %s\n", d, runs[d])
+		fmt.Fprintf(h, "%s %s\n", d, cur.run(d))
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -158,7 +158,7 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		extra := cohort
 		for _, n := range rollups.RetentionDays {
 			if x := d + day.Day(n); x <= asOf {
-				extra += " " + x.String() + "=" + cur[x]
+				extra += " " + x.String() + "=" + cur.run(x)
 			}
 		}
 		fp = windowFingerprint("retention_daily", cur, d, d, extra)
@@ -197,11 +197,11 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 	}
 	var rows []rollups.UserDay
 	for d := max(lo, first); d <= min(hi, asOf); d++ {
-		run, ok := cur[d]
+		m, ok := cur[d]
 		if !ok {
 			continue
 		}
-		uds, err := readUserDaily(ctx, st, d, run)
+		uds, err := readUserDaily(ctx, st, m)
 		if err != nil {
 			return nil, err
 		}
