@@ -340,9 +340,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 							}
 						}
 					}
-					if rerr := locks.Release(context.WithoutCancel(ctx)); rerr != nil {
-						cfg.Log.Error("lease not released", "day", p.d.String(), "error", rerr.Error())
-					}
+					cfg.release(ctx, locks, "day", p.d.String())
 				}
 			}
 			continue
@@ -364,26 +362,22 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		// Staleness again, under the lease: another run may have published
 		// the day since this one planned it.
 		if build, why, err := stale(ctx, st, p.d, p.fingerprint, p.inputs, cfg.Force); err != nil {
-			locks.Release(context.WithoutCancel(ctx))
+			cfg.release(ctx, locks, "day", p.d.String())
 			return sum, err
 		} else if !build {
-			locks.Release(context.WithoutCancel(ctx))
+			cfg.release(ctx, locks, "day", p.d.String())
 			sum.Days = append(sum.Days, DaySummary{Day: p.d, Skipped: true, Why: why + " (built meanwhile by another run)"})
 			continue
 		}
-		// The partitions' run id is made under their lease, so that run
-		// ids sort in the order their runs were published.
-		// Renewed while the day builds, so a day longer than the lease's
-		// lifetime still publishes; a lease found lost stops it.
+		// The leases are renewed while the day builds, so a day longer than
+		// their lifetime still publishes; a lease found lost stops it.
 		stop := locks.KeepAlive(ctx, 0)
 		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, buckets[p.d], objectsIn[p.d], sum.BadObjects, failures, locks)
 		if kerr := stop(); err == nil && kerr != nil {
 			err = kerr
 		}
 		delete(buckets, p.d)
-		if rerr := locks.Release(context.WithoutCancel(ctx)); rerr != nil {
-			cfg.Log.Error("lease not released", "day", p.d.String(), "error", rerr.Error())
-		}
+		cfg.release(ctx, locks, "day", p.d.String())
 		if err != nil {
 			return sum, fmt.Errorf("day %s: %w", p.d, err)
 		}
@@ -618,6 +612,16 @@ func (c *Config) leaseOptions() []lease.Option {
 		return []lease.Option{lease.WithDeadHolder(lease.DeadLocalProcess)}
 	}
 	return nil
+}
+
+// release releases a lease (or a group of them) even when ctx is done, and
+// logs a failure: Release has retried by then, and its error names the
+// lease object to delete and when it expires by itself. what and id name
+// what the lease protects, for the log.
+func (c *Config) release(ctx context.Context, l interface{ Release(context.Context) error }, what, id string) {
+	if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+		c.Log.Error("lease not released", what, id, "error", err.Error())
+	}
 }
 
 // LockedError says another run holds a partition this run needs.

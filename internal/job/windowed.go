@@ -79,11 +79,7 @@ func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*Win
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
-			c.Log.Warn("lease not released; it expires on its own", "lease", stage2Lease, "error", err.Error())
-		}
-	}()
+	defer c.release(ctx, l, "lease", stage2Lease)
 	stop := l.KeepAlive(ctx, c.LockTTL/3)
 	defer stop()
 	// Stage 1 of another run may republish a day (and delete the run this
@@ -255,7 +251,7 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 	if err != nil {
 		return nil, err
 	}
-	defer locks.Release(context.WithoutCancel(ctx))
+	defer c.release(ctx, locks, "partition", table+"/"+d.String())
 	prev, err := publish.Current(ctx, c.Store, table, d)
 	if err != nil && !errors.Is(err, store.ErrNotExist) {
 		return nil, err
