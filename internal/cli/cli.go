@@ -60,7 +60,7 @@ Flags:
 // returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "ddl" {
-		return exit(stderr, ddl(args[1:], stdout, stderr))
+		return exit(stderr, ddl(ctx, args[1:], stdout, stderr))
 	}
 	if len(args) > 0 && args[0] == "report" {
 		return exit(stderr, reportCmd(ctx, args[1:], stdout, stderr))
@@ -85,6 +85,30 @@ func exit(stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "rollup: %v\n", err)
 		return 1
 	}
+}
+
+// newFlagSet returns the flag set of a command whose --help prints usage
+// and then the flags, to stderr.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args into fs: flag.ErrHelp for --help (exit 0), a
+// usageError (exit 2) for anything wrong.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
 }
 
 // options are the flags shared by the commands that run or plan the job.
@@ -235,19 +259,11 @@ func isTerminal(w io.Writer) bool {
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rollup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("rollup", usageText, stderr)
 	var o options
 	o.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageText)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -14,37 +12,23 @@ import (
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
-// ddl prints CREATE statements for the curated tables.
-func ddl(args []string, stdout, stderr io.Writer) error {
-	// TODO: take Main's ctx once cli.go passes it.
-	return ddlContext(context.TODO(), args, stdout, stderr)
-}
-
-// ddlContext prints CREATE statements for the curated tables: for DuckDB,
+// ddl prints CREATE statements for the curated tables: for DuckDB,
 // views over the files of each partition's current run, read from the
 // manifests in the store now; for Athena, external tables at an S3
 // location (their partitions are registered by rollup --catalog glue).
-func ddlContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rollup ddl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func ddl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rollup ddl", "rollup ddl prints CREATE statements for the curated tables.\n\n"+
+		"Examples:\n  rollup ddl --dialect duckdb --store ./data | duckdb\n"+
+		"  rollup ddl --dialect athena --store s3://bucket/warehouse\n\n"+
+		"The DuckDB views are a snapshot of the current runs: regenerate them after\n"+
+		"every rollup run (it deletes the files of the runs it supersedes).\n\nFlags:\n", stderr)
 	dialect := fs.String("dialect", "duckdb", "`duckdb` (views over the current runs in the store) or athena (external tables)")
 	loc := fs.String("store", "./data", "the store: a directory or s3://bucket/prefix. For duckdb, the views list the files of its current runs; for athena it must be s3:// unless --location is given")
 	location := fs.String("location", "", "athena: the S3 `URL` of the store the tables live in (s3://bucket/prefix), when --store is not that store")
 	s3Endpoint := fs.String("s3-endpoint", "", "S3-compatible endpoint `URL` for an s3:// --store (or set AWS_ENDPOINT_URL_S3)")
 	db := fs.String("database", "warehouse", "Athena/Glue database name")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "rollup ddl prints CREATE statements for the curated tables.\n\n"+
-			"Examples:\n  rollup ddl --dialect duckdb --store ./data | duckdb\n"+
-			"  rollup ddl --dialect athena --store s3://bucket/warehouse\n\n"+
-			"The DuckDB views are a snapshot of the current runs: regenerate them after\n"+
-			"every rollup run (it deletes the files of the runs it supersedes).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	switch *dialect {
 	case "duckdb":

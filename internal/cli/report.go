@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -32,23 +30,15 @@ Flags:
 // beside --out and renamed into place, so a failed run leaves no partial
 // page (and an earlier report stays as it was).
 func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rollup report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("rollup report", reportUsage, stderr)
 	loc := fs.String("store", "./data", "the warehouse to report on: a directory (`./data`, file:///abs/path) or s3://bucket/prefix")
 	out := fs.String("out", "report.html", "the HTML `file` to write (- for standard output)")
 	from := fs.String("from", "", "first reporting day to show, `YYYY-MM-DD` (default: the first day with data)")
 	to := fs.String("to", "", "last reporting day to show, `YYYY-MM-DD`, inclusive (default: the last day with data)")
 	product := fs.String("product", "", "show only this `product` (default: all products)")
 	s3Endpoint := fs.String("s3-endpoint", "", "S3-compatible endpoint `URL` (or set AWS_ENDPOINT_URL_S3)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), reportUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("rollup report takes no arguments (got %q)", fs.Arg(0))
