@@ -1,23 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"net"
+	"github.com/littlewarehouse/warehouse/internal/rietest"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,10 +32,6 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
-// rieVersion pins the AWS Lambda Runtime Interface Emulator (the same as
-// scripts/install-rie.sh).
-const rieVersion = "v0.0.0-20261030222936-bef5c4ba774d"
-
 const (
 	bucket        = "lw"
 	storeURL      = "s3://lw/wh"
@@ -55,20 +44,15 @@ const (
 // through the real aws-sdk-go-v2 Lambda client. At every step the published
 // data must equal a local job.Run doing the same on a copy of the data.
 func TestBootstrapUnderRIE(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds bootstrap and runs the Lambda emulator")
-	}
-	if runtime.GOOS != "linux" {
-		t.Skip("the Lambda emulator runs on Linux")
-	}
+	rietest.Skip(t)
 	t0 := time.Now()
 	ctx := context.Background()
 	var bootstrap, rie string
 	var buildErr, rieErr error
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); bootstrap, buildErr = buildBootstrap(t.TempDir()) }()
-	go func() { defer wg.Done(); rie, rieErr = installRIE(t) }()
+	go func() { defer wg.Done(); bootstrap, buildErr = rietest.Build(t.TempDir(), ".") }()
+	go func() { defer wg.Done(); rie, rieErr = rietest.Install(t) }()
 
 	s3srv := newS3(t)
 	s3st := store.NewS3(s3srv.client, bucket, "wh")
@@ -101,13 +85,13 @@ func TestBootstrapUnderRIE(t *testing.T) {
 
 	// A misconfigured function says what is wrong, in the invocation's answer.
 	bad := startRIE(t, rie, bootstrap, "misconfigured", []string{"LW_ROLE=coordinator", "AWS_REGION=us-east-1"})
-	_, body := bad.invoke(t, []byte(`{"from":"2026-11-20","to":"2026-11-20"}`))
+	_, body := bad.Invoke(t, []byte(`{"from":"2026-11-20","to":"2026-11-20"}`))
 	for _, want := range []string{"LW_STORE is not set", "LW_WORKER_FUNCTION is not set"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("misconfigured function answered %s; want it to say %q", body, want)
 		}
 	}
-	bad.stop()
+	bad.Stop()
 
 	// Local mirror: each step below does on the copy what the Lambda did.
 	localRun := func(from, to string, skipWindowed bool) {
@@ -141,13 +125,13 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/curated/events/dt=2026-11-20/") &&
 			strings.HasSuffix(r.URL.Path, "/"+publish.ManifestName)
 	})
-	go worker.post([]byte(`{"role":"worker","day":"2026-11-20","run":"kill-1"}`)) // its answer never comes
+	go worker.Post([]byte(`{"role":"worker","day":"2026-11-20","run":"kill-1"}`)) // its answer never comes
 	select {
 	case <-hit:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the worker never got to publishing day 2026-11-20; its output:\n%s", worker.output())
+		t.Fatalf("the worker never got to publishing day 2026-11-20; its output:\n%s", worker.Output())
 	}
-	worker.kill(t)
+	worker.Kill(t)
 	release()
 	if _, err := publish.Current(ctx, s3st, "events", mustDay(t, "2026-11-20")); !errors.Is(err, store.ErrNotExist) {
 		t.Fatalf("after the kill, events 2026-11-20 is current (%v); want unpublished", err)
@@ -174,14 +158,14 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	}
 	localRun("2026-11-20", "2026-11-20", true)
 	same("killed worker re-invoked, then invoked again")
-	if out := worker.output(); !strings.Contains(out, `"Namespace":"LittleWarehouse"`) || !strings.Contains(out, `"KeptRows":`) {
+	if out := worker.Output(); !strings.Contains(out, `"Namespace":"LittleWarehouse"`) || !strings.Contains(out, `"KeptRows":`) {
 		t.Errorf("no EMF metrics in the worker's output:\n%s", out)
 	}
 
 	// 2. rollup --dispatch lambda:<worker>: plan here, workers there,
 	// the windowed stage here.
 	lc := awslambda.New(awslambda.Options{
-		BaseEndpoint: aws.String(worker.url), Region: "us-east-1",
+		BaseEndpoint: aws.String(worker.URL), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", ""),
 	})
 	var progress []lambda.Progress
@@ -199,7 +183,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	// 3. The coordinator function, invoking the worker function through
 	// the SDK (AWS_ENDPOINT_URL_LAMBDA): a backfill, then the nightly event.
 	coord := startRIE(t, rie, bootstrap, "coordinator", append(base, "LW_ROLE=coordinator",
-		"LW_WORKER_FUNCTION=function", "AWS_ENDPOINT_URL_LAMBDA="+worker.url, "AWS_LAMBDA_FUNCTION_TIMEOUT=60"))
+		"LW_WORKER_FUNCTION=function", "AWS_ENDPOINT_URL_LAMBDA="+worker.URL, "AWS_LAMBDA_FUNCTION_TIMEOUT=60"))
 	sum = coord.coordinate(t, readFile(t, "../../testdata/lambda/backfill.json"))
 	if sum.Status != lambda.RunDone || sum.Trigger != lambda.KindBackfill || sum.Planned != 1 || sum.Built != 1 || sum.Days[2].Worker == nil {
 		t.Fatalf("backfill: %+v", sum)
@@ -217,7 +201,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	if _, err := s3st.Stat(ctx, lambda.SummaryKey(sum.Run)); err != nil {
 		t.Errorf("run summary: %v", err)
 	}
-	if out := coord.output(); !strings.Contains(out, `"Stage":"run"`) {
+	if out := coord.Output(); !strings.Contains(out, `"Stage":"run"`) {
 		t.Errorf("no run metrics in the coordinator's output:\n%s", out)
 	}
 
@@ -245,41 +229,6 @@ func readFile(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// buildBootstrap builds the function as deployed: linux, static, no RPC.
-func buildBootstrap(dir string) (string, error) {
-	bin := filepath.Join(dir, "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build bootstrap: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// installRIE returns the pinned emulator, installing it with go install
-// (into a cache folder named by its version) if it is not there yet.
-func installRIE(t *testing.T) (string, error) {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = t.TempDir()
-	}
-	gobin := filepath.Join(dir, "littlewarehouse", "aws-lambda-rie@"+rieVersion)
-	bin := filepath.Join(gobin, "aws-lambda-rie")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	pkg := "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@" + rieVersion
-	cmd := exec.Command("go", "install", pkg)
-	cmd.Dir = os.TempDir() // outside this module
-	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("the Lambda Runtime Interface Emulator is needed and could not be installed "+
-			"(go install %s, GOBIN=%s): %v\n%s\n(install it by hand with scripts/install-rie.sh, or run go test -short to skip this test)",
-			pkg, gobin, err, out)
-	}
-	return bin, nil
 }
 
 // fakeS3 is gofakes3 on 127.0.0.1 that can hold back chosen requests.
@@ -375,168 +324,20 @@ func waitForLeases(t *testing.T, st store.Store, part string) {
 	time.Sleep(wait)
 }
 
-// emulator is one aws-lambda-rie process serving bootstrap.
-type emulator struct {
-	name string
-	url  string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-}
+// emulator is one aws-lambda-rie process serving bootstrap, with the
+// invocations of the rollup's two roles.
+type emulator struct{ *rietest.Emulator }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startRIE starts the emulator on free 127.0.0.1 ports with env (and PATH,
-// HOME) as the function's whole environment.
-func startRIE(t *testing.T, rie, bootstrap, name string, env []string) *emulator {
-	t.Helper()
-	addr, apiAddr := freePort(t), freePort(t)
-	e := &emulator{name: name, url: "http://" + addr, out: &syncBuffer{}, done: make(chan struct{})}
-	e.cmd = exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
-	e.cmd.Dir = filepath.Dir(bootstrap)
-	e.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AWS_LAMBDA_FUNCTION_NAME=" + name}, env...)
-	e.cmd.Stdout, e.cmd.Stderr = e.out, e.out
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", rie, err)
-	}
-	go func() { e.cmd.Wait(); close(e.done) }()
-	t.Cleanup(func() {
-		e.stop()
-		if t.Failed() {
-			t.Logf("output of the %s function:\n%s", e.name, tail(e.output(), 6000))
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return e
-		}
-		select {
-		case <-e.done:
-			t.Fatalf("the emulator for %s exited:\n%s", name, e.output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the emulator for %s does not listen on %s:\n%s", name, addr, e.output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (e *emulator) output() string { return e.out.String() }
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// children returns the processes whose parent is pid (the emulator starts
-// bootstrap in a process group of its own).
-func children(pid int) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			out = append(out, child)
-		}
-	}
-	return out
-}
-
-// kill kills bootstrap and the emulator with SIGKILL, as Lambda ends an
-// invocation that ran out of time or memory.
-func (e *emulator) kill(t *testing.T) {
-	t.Helper()
-	kids := children(e.cmd.Process.Pid)
-	if len(kids) == 0 {
-		t.Fatalf("no bootstrap process under the %s emulator", e.name)
-	}
-	for _, pid := range kids {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	e.cmd.Process.Signal(syscall.SIGKILL)
-	<-e.done
-}
-
-// stop ends bootstrap and the emulator.
-func (e *emulator) stop() {
-	select {
-	case <-e.done:
-		return
-	default:
-	}
-	for _, pid := range children(e.cmd.Process.Pid) {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	e.cmd.Process.Signal(syscall.SIGKILL)
-	<-e.done
-}
-
-// post invokes the function with payload and returns the HTTP status and body.
-func (e *emulator) post(payload []byte) (int, string, error) {
-	resp, err := http.Post(e.url+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(payload))
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-func (e *emulator) invoke(t *testing.T, payload []byte) (int, string) {
-	t.Helper()
-	status, body, err := e.post(payload)
-	if err != nil {
-		t.Fatalf("invoke %s: %v", e.name, err)
-	}
-	return status, body
+// startRIE starts the emulator (rietest.Start) serving bootstrap as name.
+func startRIE(t *testing.T, rie, bootstrap, name string, env []string) emulator {
+	return emulator{rietest.Start(t, rie, bootstrap, name, env)}
 }
 
 // work invokes the worker function for one day.
-func (e *emulator) work(t *testing.T, d, run string) *lambda.WorkerResult {
+func (e emulator) work(t *testing.T, d, run string) *lambda.WorkerResult {
 	t.Helper()
 	b, _ := json.Marshal(lambda.WorkerEvent{Role: lambda.RoleWorker, Day: d, Run: run})
-	status, body := e.invoke(t, b)
+	status, body := e.Invoke(t, b)
 	var res lambda.WorkerResult
 	if err := json.Unmarshal([]byte(body), &res); err != nil || status != http.StatusOK || res.Status == "" {
 		t.Fatalf("worker %s: HTTP %d %s", d, status, body)
@@ -545,9 +346,9 @@ func (e *emulator) work(t *testing.T, d, run string) *lambda.WorkerResult {
 }
 
 // coordinate invokes the coordinator function.
-func (e *emulator) coordinate(t *testing.T, payload []byte) *lambda.RunSummary {
+func (e emulator) coordinate(t *testing.T, payload []byte) *lambda.RunSummary {
 	t.Helper()
-	status, body := e.invoke(t, payload)
+	status, body := e.Invoke(t, payload)
 	var sum lambda.RunSummary
 	if err := json.Unmarshal([]byte(body), &sum); err != nil || status != http.StatusOK || sum.Run == "" {
 		t.Fatalf("coordinator: HTTP %d %s", status, body)

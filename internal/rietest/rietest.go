@@ -25,8 +25,7 @@ import (
 	"time"
 )
 
-// Version pins the emulator (the same as scripts/install-rie.sh and
-// cmd/rollup-lambda/rie_test.go).
+// Version pins the emulator (the same as scripts/install-rie.sh).
 const Version = "v0.0.0-20261030222936-bef5c4ba774d"
 
 // Skip skips t where the emulator cannot run: in -short mode and off Linux.
@@ -187,6 +186,22 @@ func children(pid int) []int {
 		}
 	}
 	return out
+}
+
+// Kill kills bootstrap and the emulator with SIGKILL in the middle of
+// whatever they do, as Lambda ends an invocation that ran out of time or
+// memory. It fails t if no bootstrap process is running.
+func (e *Emulator) Kill(t testing.TB) {
+	t.Helper()
+	kids := children(e.cmd.Process.Pid)
+	if len(kids) == 0 {
+		t.Fatalf("no bootstrap process under the %s emulator", e.Name)
+	}
+	for _, pid := range kids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	e.cmd.Process.Signal(syscall.SIGKILL)
+	<-e.done
 }
 
 // Stop ends bootstrap and the emulator (SIGKILL, as Lambda ends an
