@@ -1,10 +1,8 @@
 // Package rietest runs a Lambda bootstrap under the AWS Lambda Runtime
 // Interface Emulator for tests: it builds the bootstrap as deployed,
 // installs the pinned emulator with go install, starts it on free local
-// ports and invokes the function over the emulator's Invoke API.
-//
-// cmd/rollup-lambda/rie_test.go still has its own copy of these helpers;
-// it can move onto this package.
+// ports and invokes the function over the emulator's Invoke API. Both
+// Lambda binaries' tests (cmd/rollup-lambda, cmd/collector-lambda) use it.
 package rietest
 
 import (
