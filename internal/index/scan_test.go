@@ -567,31 +567,10 @@ func TestScanLyingObjects(t *testing.T) {
 			if err := mem.Put(ctx, key, tc.Data); err != nil {
 				t.Fatal(err)
 			}
-			e, err = scanObject(ctx, strictStore{mem}, ObjectRef{Key: key, Hour: hour}, rules)
+			e, err = scanObject(ctx, rawtest.StrictStore{Store: mem}, ObjectRef{Key: key, Hour: hour}, rules)
 			if err != nil || e.Bad != tc.Reason {
 				t.Fatalf("scanObject: bad %q, err %v; want bad %q", e.Bad, err, tc.Reason)
 			}
 		})
 	}
-}
-
-// strictStore's readers refuse offsets outside the object with an error
-// that is not io.EOF, like store.S3 does.
-type strictStore struct{ store.Store }
-
-type strictReader struct{ store.Reader }
-
-func (s strictStore) Open(ctx context.Context, key string) (store.Reader, error) {
-	r, err := s.Store.Open(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return strictReader{r}, nil
-}
-
-func (r strictReader) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 || off > r.Size() {
-		return 0, fmt.Errorf("negative offset %d", off)
-	}
-	return r.Reader.ReadAt(p, off)
 }

@@ -49,33 +49,12 @@ func TestReadLyingObjectsThroughAStore(t *testing.T) {
 		if err := mem.Put(ctx, key, tc.Data); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Read(ctx, strictStore{mem}, key)
+		_, err := Read(ctx, rawtest.StrictStore{Store: mem}, key)
 		var bad *BadObjectError
 		if !errors.As(err, &bad) || bad.Reason != tc.Reason {
 			t.Errorf("%s: err %v; want a bad object (%s)", tc.Name, err, tc.Reason)
 		}
 	}
-}
-
-// strictStore's readers refuse offsets outside the object with an error
-// that is not io.EOF, like store.S3 does.
-type strictStore struct{ store.Store }
-
-type strictReader struct{ store.Reader }
-
-func (s strictStore) Open(ctx context.Context, key string) (store.Reader, error) {
-	r, err := s.Store.Open(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return strictReader{r}, nil
-}
-
-func (r strictReader) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 || off > r.Size() {
-		return 0, fmt.Errorf("negative offset %d", off)
-	}
-	return r.Reader.ReadAt(p, off)
 }
 
 // allocated returns the bytes fn allocates.
