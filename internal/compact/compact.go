@@ -34,14 +34,40 @@ func DefaultRules(loc *time.Location) Rules {
 	return Rules{Loc: loc, MaxLateness: 7 * 24 * time.Hour, MaxAhead: 10 * time.Minute, SessionGap: 30 * time.Minute}
 }
 
+// Bounds on received_at against the object's arrival hour (the hour of the
+// oldest record in the object, from its key). The collector stamps
+// received_at just before Firehose receives the record, so received_at is a
+// little before the arrival; Firehose buffers up to 15 minutes and retries a
+// failed S3 delivery for up to 24 hours. A received_at outside
+// [arrival hour − MaxDeliveryDelay, arrival hour + MaxReceivedAhead] is not
+// a time the row can have been received at (a collector clock in 2099 or
+// 1970, a writer that is not our collector): the row is invalid
+// (ReasonImplausibleReceivedAt) and counts, in quarantine, on its arrival
+// day. So every row lands on a day near its object's arrival, which the
+// planner's window covers: no row can fall on a day no run reads.
+const (
+	MaxDeliveryDelay = 25 * time.Hour
+	MaxReceivedAhead = 3 * time.Hour
+)
+
+// PlausibleReceivedAt reports whether a row's received_at can be true of an
+// object that arrived in the hour starting at arrival (Unix ms).
+func PlausibleReceivedAt(row *raw.Row, arrival int64) bool {
+	return row.ReceivedAt >= arrival-MaxDeliveryDelay.Milliseconds() && row.ReceivedAt <= arrival+MaxReceivedAhead.Milliseconds()
+}
+
 // Attribute decides when a row counts: its event_time, unless that is
 // missing, earlier than received_at − MaxLateness or later than received_at +
 // MaxAhead, in which case received_at (skewed). A row with no received_at
 // counts at fallback, the arrival hour of its object (an event_time alone
 // could be any date, and the row would land on a day no run builds); it is
 // invalid anyway, and so reaches quarantine on its arrival day.
+//
+// A row whose received_at is implausible for its object (see
+// PlausibleReceivedAt) also counts at fallback: it is invalid, and reaches
+// quarantine on its arrival day.
 func (r Rules) Attribute(row *raw.Row, fallback int64) (at int64, skewed bool) {
-	if !row.HasReceivedAt {
+	if !row.HasReceivedAt || !PlausibleReceivedAt(row, fallback) {
 		return fallback, true
 	}
 	if !row.HasEventTime ||
@@ -58,6 +84,9 @@ const (
 	ReasonMissingReceivedAt = "missing_received_at"
 	ReasonMissingEventName  = "missing_event_name"
 	ReasonMissingUser       = "missing_user"
+	// ReasonImplausibleReceivedAt: received_at far from the object's
+	// arrival hour (see PlausibleReceivedAt).
+	ReasonImplausibleReceivedAt = "implausible_received_at"
 )
 
 // Validate returns why row cannot be used, or "" if it can.
@@ -117,7 +146,11 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 		if row.InvalidUTF8 {
 			p.RepairedUTF8++
 		}
-		if reason := Validate(row); reason != "" {
+		reason := Validate(row)
+		if reason == "" && !PlausibleReceivedAt(row, fallback) {
+			reason = ReasonImplausibleReceivedAt
+		}
+		if reason != "" {
 			p.Quarantine = append(p.Quarantine, quarantineRow(row, reason))
 			continue
 		}

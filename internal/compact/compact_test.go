@@ -23,6 +23,7 @@ func ms(s string) int64 {
 func TestAttribute(t *testing.T) {
 	r := DefaultRules(time.UTC)
 	recv := ms("2026-03-10T12:00:00Z")
+	arrival := ms("2026-03-10T12:00:00Z") // the object's arrival hour
 	tests := []struct {
 		name   string
 		row    raw.Row
@@ -36,12 +37,17 @@ func TestAttribute(t *testing.T) {
 		{"10 minutes ahead is not skewed", raw.Row{EventTime: recv + 600000, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv + 600000, false},
 		{"more than 10 minutes ahead is skewed", raw.Row{EventTime: recv + 600001, HasEventTime: true, ReceivedAt: recv, HasReceivedAt: true}, recv, true},
 		{"no event_time is skewed", raw.Row{ReceivedAt: recv, HasReceivedAt: true}, recv, true},
-		{"no received_at counts at the object's hour", raw.Row{EventTime: recv, HasEventTime: true}, 42, true},
-		{"no times at all count at the object's hour", raw.Row{}, 42, true},
+		{"no received_at counts at the object's hour", raw.Row{EventTime: recv, HasEventTime: true}, arrival, true},
+		{"no times at all count at the object's hour", raw.Row{}, arrival, true},
+		{"received 25 hours before the arrival hour is plausible (a Firehose retry)", raw.Row{EventTime: arrival - 25*3600000, HasEventTime: true, ReceivedAt: arrival - 25*3600000, HasReceivedAt: true}, arrival - 25*3600000, false},
+		{"received longer before the arrival hour counts at the object's hour", raw.Row{EventTime: recv, HasEventTime: true, ReceivedAt: arrival - 25*3600000 - 1, HasReceivedAt: true}, arrival, true},
+		{"received 3 hours after the arrival hour is plausible", raw.Row{ReceivedAt: arrival + 3*3600000, HasReceivedAt: true}, arrival + 3*3600000, true},
+		{"received in 2099 counts at the object's hour", raw.Row{EventTime: recv, HasEventTime: true, ReceivedAt: ms("2099-01-01T00:00:00Z"), HasReceivedAt: true}, arrival, true},
+		{"received in 1970 counts at the object's hour", raw.Row{EventTime: recv, HasEventTime: true, ReceivedAt: 1000, HasReceivedAt: true}, arrival, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			at, skewed := r.Attribute(&tc.row, 42)
+			at, skewed := r.Attribute(&tc.row, arrival)
 			if at != tc.at || skewed != tc.skewed {
 				t.Errorf("Attribute = %d, %v; want %d, %v", at, skewed, tc.at, tc.skewed)
 			}
@@ -83,7 +89,7 @@ func row(id, u string, m int, session string) raw.Row {
 func build(t *testing.T, rows []raw.Row) Day {
 	t.Helper()
 	r := DefaultRules(time.UTC)
-	parts := r.Route(rows, 0, func(day.Day) bool { return true })
+	parts := r.Route(rows, ms("2026-03-10T01:00:00Z"), func(day.Day) bool { return true }) // the rows' arrival hour
 	var ps []*Part
 	for _, p := range parts {
 		ps = append(ps, p)

@@ -28,7 +28,7 @@ const Prefix = "_state/index/raw/"
 // Version is the version of the file format and of Scan's logic. A file of
 // another version is ignored and its objects rescanned; bump it when Scan
 // would compute different entries.
-const Version = 2
+const Version = 3
 
 // ObjectRef names one listed raw object.
 type ObjectRef struct {
@@ -409,7 +409,7 @@ func (ix *Index) Lookup(key string) (Entry, bool) {
 
 // InputsOf returns the readable objects with rows that count on d, sorted
 // by key: among loaded entries only, so the caller loads the arrival hours
-// that can feed d (d's start − 2h to its end + max lateness + 2h).
+// that can feed d (the job's window of d).
 func (ix *Index) InputsOf(d day.Day) []Entry {
 	return ix.current(func(e *Entry) bool { return e.Bad == "" && e.Feeds(d) })
 }

@@ -34,7 +34,7 @@ import (
 
 // CodeVersion is part of every fingerprint: bump it when a change to the
 // code changes what a partition holds, and every day becomes stale.
-const CodeVersion = "2"
+const CodeVersion = "3"
 
 // Config is one run of the job.
 type Config struct {
@@ -92,7 +92,12 @@ type Summary struct {
 	Run         string
 	Days        []DaySummary
 	BadObjects  []BadObject
-	IgnoredKeys []string         // objects under the raw prefix not in the hourly layout
+	IgnoredKeys []string         // objects under the raw prefix not read: not in the hourly layout, or named _* or .*
+	// Earlier are days before the run's range that hold rows of objects
+	// this run listed, and whose published tables do not include those
+	// objects (or that were never built): their rows are counted nowhere
+	// until those days are built. Reported, not built.
+	Earlier []EarlierDay
 	Windowed    *WindowedSummary // stage 2; nil if no user_daily is published yet
 	RawObjects  int              // objects read
 	Scanned     int              // new objects whose time columns were indexed
@@ -140,11 +145,16 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-// window is the range of arrival hours that can hold rows of day d: from a
-// little before it starts (clocks up to 10 minutes ahead, Firehose buffers of
-// 15 minutes) to max lateness after it ends.
+// window is the range of arrival hours that can hold rows of day d. A row
+// counts at most MaxAhead after its received_at, which is at most
+// MaxReceivedAhead after its object's arrival hour; and at most MaxLateness
+// before its received_at, which is at most MaxDeliveryDelay before the
+// arrival hour. Rows outside these bounds are invalid and count on their
+// arrival day (compact.PlausibleReceivedAt), so no row of d is in an object
+// outside the window. An hour of slack covers the truncation to hours.
 func (c *Config) window(d day.Day) (time.Time, time.Time) {
-	return d.Start(c.Rules.Loc).Add(-2 * time.Hour), d.End(c.Rules.Loc).Add(c.Rules.MaxLateness + 2*time.Hour)
+	return d.Start(c.Rules.Loc).Add(-(compact.MaxReceivedAhead + c.Rules.MaxAhead + time.Hour)),
+		d.End(c.Rules.Loc).Add(c.Rules.MaxLateness + compact.MaxDeliveryDelay + time.Hour)
 }
 
 // configString is the part of the configuration a partition depends on.
@@ -205,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum.IgnoredKeys = pl.ignored
+	sum.IgnoredKeys, sum.Earlier = pl.ignored, pl.earlier
 	objs, errObjs, plans := pl.objs, pl.errObjs, pl.days
 	sum.Scanned = pl.scanned
 
@@ -422,10 +432,19 @@ func (e *PartialError) Error() string {
 
 func (e *PartialError) Unwrap() error { return e.Held[0] }
 
+// EarlierDay is a day before the run's range with rows this run saw but no
+// published table counts (see Summary.Earlier).
+type EarlierDay struct {
+	Day     day.Day
+	Objects int    // listed objects with rows of the day that its build lacks
+	Why     string // "never built" or "built without them"
+}
+
 // planned is what the planner found: the objects listed and each day's plan.
 type planned struct {
 	objs, errObjs []rawObject
 	ignored       []string
+	earlier       []EarlierDay
 	days          []*dayPlan
 	ix            *index.Index
 	scanned       int // objects newly scanned into the index
@@ -445,7 +464,7 @@ func (cfg *Config) plan(ctx context.Context) (*planned, error) {
 		return nil, err
 	}
 	for _, k := range ignored {
-		cfg.Log.Warn("object not in the raw hourly layout; not read", "key", k)
+		cfg.Log.Warn("object under the raw prefix not read: not in the YYYY/MM/DD/HH/ layout, or named _* or .* (not data)", "key", k)
 	}
 	errObjs, _, err := listHours(ctx, st, cfg.ErrorPrefix, cfg.From.Start(cfg.Rules.Loc).Add(-2*time.Hour), cfg.To.End(cfg.Rules.Loc).Add(2*time.Hour))
 	if err != nil {
@@ -474,6 +493,13 @@ func (cfg *Config) plan(ctx context.Context) (*planned, error) {
 		cfg.Log.Warn("raw object index not saved; the next run rescans", "error", err.Error())
 	}
 	pl.ix = ix
+	if pl.earlier, err = cfg.earlierDays(ctx, objs, ix); err != nil {
+		return nil, err
+	}
+	for _, e := range pl.earlier {
+		cfg.Log.Warn("a day before this run holds rows no published table counts; build it with --from/--to",
+			"day", e.Day.String(), "objects", e.Objects, "why", e.Why)
+	}
 
 	cfgMap := cfg.configMap()
 	for _, d := range day.Range(cfg.From, cfg.To) {
@@ -503,6 +529,59 @@ func (cfg *Config) plan(ctx context.Context) (*planned, error) {
 		pl.days = append(pl.days, p)
 	}
 	return pl, nil
+}
+
+// earlierDays finds the days before cfg.From that listed objects hold rows
+// of (from the index) whose current build lacks those objects: late rows
+// that the run's range does not reach. Their rows are not lost (the objects
+// stay), but no table counts them until the day is built.
+func (cfg *Config) earlierDays(ctx context.Context, objs []rawObject, ix *index.Index) ([]EarlierDay, error) {
+	feeds := map[day.Day][]rawObject{}
+	for _, o := range objs {
+		e, ok := ix.Lookup(o.Key)
+		if !ok {
+			continue
+		}
+		for _, d := range e.Days {
+			if d < cfg.From {
+				feeds[d] = append(feeds[d], o)
+			}
+		}
+	}
+	var out []EarlierDay
+	for _, d := range sortedDays(dayKeys(feeds)) {
+		// quarantine is the last daily table a build commits.
+		m, err := publish.Current(ctx, cfg.Store, "quarantine", d)
+		if errors.Is(err, store.ErrNotExist) {
+			out = append(out, EarlierDay{Day: d, Objects: len(feeds[d]), Why: "never built"})
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		have := map[string]string{}
+		for _, in := range m.Inputs {
+			have[in.Key] = in.ETag
+		}
+		missing := 0
+		for _, o := range feeds[d] {
+			if etag, ok := have[o.Key]; !ok || etag != o.ETag {
+				missing++
+			}
+		}
+		if missing > 0 {
+			out = append(out, EarlierDay{Day: d, Objects: missing, Why: "built without them"})
+		}
+	}
+	return out, nil
+}
+
+func dayKeys[V any](m map[day.Day]V) map[day.Day]bool {
+	out := make(map[day.Day]bool, len(m))
+	for d := range m {
+		out[d] = true
+	}
+	return out
 }
 
 // RunWindowed runs only the windowed stage: the windowed partitions that

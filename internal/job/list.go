@@ -1,7 +1,6 @@
 package job
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -45,8 +44,9 @@ func isData(key string) bool {
 }
 
 // listHours lists the objects under prefix whose key hour is in [from, to).
-// Objects whose key does not follow the hourly layout are returned in
-// ignored.
+// Objects of those days' folders that are not read — their key does not
+// follow the hourly layout, or their name marks them as not data — are
+// returned in ignored, so that they are named, never skipped silently.
 func listHours(ctx context.Context, st store.Store, prefix string, from, to time.Time) (objs []rawObject, ignored []string, err error) {
 	from, to = from.UTC().Truncate(time.Hour), to.UTC()
 	for d := from.Truncate(24 * time.Hour); d.Before(to); d = d.Add(24 * time.Hour) {
@@ -56,6 +56,7 @@ func listHours(ctx context.Context, st store.Store, prefix string, from, to time
 		}
 		for _, o := range list {
 			if !isData(o.Key) {
+				ignored = append(ignored, o.Key)
 				continue
 			}
 			h, ok := hourOf(prefix, o.Key)
@@ -92,19 +93,20 @@ type errorRecord struct {
 	LastErrorMessage string `json:"lastErrorMessage"`
 }
 
-// readFailures parses one raw-errors object. A line that is not an error
-// record still counts as a failure (code "unreadable_error_record") at the
-// object's hour, so nothing Firehose rejected goes uncounted.
+// readFailures parses one raw-errors object, one JSON record a line, however
+// long a line is (the object is in memory already). A line that is not an
+// error record still counts as a failure (code "unreadable_error_record") at
+// the object's hour, so nothing Firehose rejected goes uncounted.
 func readFailures(ctx context.Context, st store.Store, o rawObject) ([]conversionFailure, error) {
 	b, err := st.Get(ctx, o.Key)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", o.Key, err)
 	}
 	var out []conversionFailure
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
@@ -119,9 +121,6 @@ func readFailures(ctx context.Context, st store.Store, o rawObject) ([]conversio
 			}
 		}
 		out = append(out, f)
-	}
-	if err := sc.Err(); err != nil {
-		out = append(out, conversionFailure{Source: o.Key, Arrival: o.Hour.UnixMilli(), Code: "unreadable_error_record", Message: err.Error()})
 	}
 	return out, nil
 }
