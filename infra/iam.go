@@ -117,4 +117,5 @@ const (
 	prefixState         = "_state/"
 	prefixSegments      = "_state/segments/"
 	prefixAthenaResults = "athena-results/"
+	prefixReports       = "reports/"
 )

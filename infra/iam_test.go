@@ -39,7 +39,9 @@ func strs(t *testing.T, v interface{}) []string {
 }
 
 // policyStatements returns every statement of every permission policy in
-// tmpl (role policies, managed policies, the bucket policy), by resource id.
+// tmpl (role policies, managed policies, the bucket policy), by resource id;
+// the statements of an AWS::IAM::Policy are under the id of each role it is
+// attached to, their where naming the policy and its condition, if any.
 // Trust policies are not permission policies and are left out.
 func policyStatements(t *testing.T, tmpl map[string]interface{}) map[string][]stmt {
 	t.Helper()
@@ -61,7 +63,22 @@ func policyStatements(t *testing.T, tmpl map[string]interface{}) map[string][]st
 			}
 		case "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy":
 			add(id, id, p["PolicyDocument"])
-		case "AWS::IAM::Policy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy":
+		case "AWS::IAM::Policy":
+			if p["Users"] != nil || p["Groups"] != nil {
+				t.Fatalf("%s: a policy attached to users or groups is not checked by these tests", id)
+			}
+			where := id
+			if c, ok := r["Condition"].(string); ok {
+				where += " (if " + c + ")"
+			}
+			for _, role := range strs(t, p["Roles"]) {
+				roleID, ok := strings.CutPrefix(role, "REF:")
+				if !ok {
+					t.Fatalf("%s: attached to %s, not to a role of the stack", id, role)
+				}
+				add(roleID, where, p["PolicyDocument"])
+			}
+		case "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy":
 			t.Fatalf("%s: %s is not checked by these tests: add it to policyStatements", id, r["Type"])
 		}
 	}
@@ -161,8 +178,9 @@ func TestFirehoseRoleWritesOnlyRaw(t *testing.T) {
 
 // TestLambdaRolesStayInTheirPrefixes: the worker and the coordinator read
 // raw/ and raw-errors/, read and write curated/ and _state/, and nothing
-// else in the bucket; only the coordinator touches Glue (its one database)
-// and invokes the worker.
+// else in the bucket, except that the coordinator may put objects under
+// reports/ when NightlyReport is true; only the coordinator touches Glue
+// (its one database) and invokes the worker.
 func TestLambdaRolesStayInTheirPrefixes(t *testing.T) {
 	all := policyStatements(t, committedTree(t))
 	readWrite := []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"}
@@ -182,12 +200,19 @@ func TestLambdaRolesStayInTheirPrefixes(t *testing.T) {
 		arnCatalog:                                 glue,
 		arnDB:                                      glue,
 		"arn:aws:glue:REGION:ACCOUNT:table/DB/*":   glue,
+		objects("reports/"):                        {"s3:PutObject"},
 	})
 	if diff := cmp.Diff(worker, grants(t, all[idWorkerRole])); diff != "" {
 		t.Errorf("worker role permissions (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(coordinator, grants(t, all[idCoordinatorRole])); diff != "" {
 		t.Errorf("coordinator role permissions (-want +got):\n%s", diff)
+	}
+	// reports/ is granted only with NightlyReport=true, by its own policy.
+	for _, s := range all[idCoordinatorRole] {
+		if slices.Contains(s.resources, objects("reports/")) && s.where != idCoordinatorReportPolicy+" (if "+condNightlyReport+")" {
+			t.Errorf("%s grants %v on reports/ whatever NightlyReport is", s.where, s.actions)
+		}
 	}
 }
 

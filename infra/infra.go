@@ -47,6 +47,7 @@ const (
 	EnvWorkerFunction = "LW_WORKER_FUNCTION" // coordinator only: the worker's function name
 	EnvParallel       = "LW_PARALLEL"        // raw objects read at once (worker); workers in flight (coordinator)
 	EnvRole           = "LW_ROLE"            // coordinator or worker
+	EnvReport         = "LW_REPORT"          // coordinator only: true writes reports/latest.html after each run
 )
 
 // Logical ids of the template's resources.
@@ -61,6 +62,7 @@ const (
 	idCoordinator             = "CoordinatorFunction"
 	idWorker                  = "WorkerFunction"
 	idCoordinatorRole         = "CoordinatorRole"
+	idCoordinatorReportPolicy = "CoordinatorReportPolicy"
 	idWorkerRole              = "WorkerRole"
 	idCoordinatorLogGroup     = "CoordinatorLogGroup"
 	idWorkerLogGroup          = "WorkerLogGroup"

@@ -226,7 +226,7 @@ func TestTemplateParsesWithGoformation(t *testing.T) {
 		"AWS::Lambda::Function": 3, "AWS::Lambda::EventInvokeConfig": 2, "AWS::Lambda::Permission": 3, "AWS::Lambda::Url": 1,
 		"AWS::Events::Rule": 1, "AWS::SQS::Queue": 1, "AWS::Athena::WorkGroup": 1,
 		"AWS::CloudWatch::Alarm": 6, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 1,
-		"AWS::IAM::Role": 4, "AWS::IAM::ManagedPolicy": 1, "AWS::Logs::LogGroup": 4, "AWS::Logs::LogStream": 1,
+		"AWS::IAM::Role": 4, "AWS::IAM::ManagedPolicy": 1, "AWS::IAM::Policy": 1, "AWS::Logs::LogGroup": 4, "AWS::Logs::LogStream": 1,
 	}
 	for typ, n := range want {
 		if counts[typ] != n {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/cloudformation/events"
+	"github.com/awslabs/goformation/v7/cloudformation/iam"
 	"github.com/awslabs/goformation/v7/cloudformation/lambda"
 	"github.com/awslabs/goformation/v7/cloudformation/logs"
 	"github.com/awslabs/goformation/v7/cloudformation/sqs"
@@ -25,6 +26,10 @@ const (
 // bootstrap. An invocation that fails after Lambda's retries goes to the
 // dead-letter queue (EventInvokeConfig on-failure destination), and the
 // next night's plan picks the day up again.
+//
+// With NightlyReport=true the coordinator also writes the HTML report to
+// reports/latest.html (LW_REPORT); only then does it get a policy allowing
+// s3:PutObject there, and nowhere else new.
 func (b *builder) lambdas() {
 	b.add(idDLQ, &sqs.Queue{
 		MessageRetentionPeriod: cloudformation.Int(dlqRetentionSeconds),
@@ -62,6 +67,13 @@ func (b *builder) lambdas() {
 			allow("DeadLetter", []string{"sqs:SendMessage"}, cloudformation.GetAtt(idDLQ, "Arn")),
 		})...)))
 
+	b.add(idCoordinatorReportPolicy, &iam.Policy{
+		PolicyName:                 "rollup-coordinator-report",
+		Roles:                      []string{cloudformation.Ref(idCoordinatorRole)},
+		PolicyDocument:             policy(allow("WriteReport", []string{"s3:PutObject"}, objectsARN(prefixReports))),
+		AWSCloudFormationCondition: condNightlyReport,
+	})
+
 	env := func(role string) map[string]string {
 		v := map[string]string{
 			EnvRole:         role,
@@ -73,6 +85,7 @@ func (b *builder) lambdas() {
 		}
 		if role == RoleCoordinator {
 			v[EnvWorkerFunction] = cloudformation.Ref(idWorker)
+			v[EnvReport] = cloudformation.Ref(ParamNightlyReport)
 		}
 		return v
 	}

@@ -21,6 +21,7 @@ const (
 	ParamAthenaBytesScannedCutoff  = "AthenaBytesScannedCutoff"
 	ParamRawInfrequentAccessDays   = "RawInfrequentAccessDays"
 	ParamSegmentRetentionDays      = "SegmentRetentionDays"
+	ParamNightlyReport             = "NightlyReport"
 
 	ParamCollectorAPIKeysParameter    = "CollectorApiKeysParameter"
 	ParamCollectorAllowedOrigins      = "CollectorAllowedOrigins"
@@ -65,6 +66,7 @@ const (
 	condHasReservedConcurrency  = "HasWorkerReservedConcurrency"
 	condHasCollectorConcurrency = "HasCollectorReservedConcurrency"
 	condHasCollectorOrigins     = "HasCollectorAllowedOrigins"
+	condNightlyReport           = "HasNightlyReport"
 )
 
 func (b *builder) parameters() {
@@ -108,6 +110,9 @@ func (b *builder) parameters() {
 			defaultAthenaBytesScannedCutoff, 10_000_000, 1<<50),
 		ParamRawInfrequentAccessDays: num("Days after which raw/ objects move to S3 Standard-IA (30 at least).",
 			defaultRawInfrequentAccessDays, 30, 3650),
+		ParamNightlyReport: {Type: "String", Default: "false", AllowedValues: []interface{}{"true", "false"},
+			Description: cloudformation.String("LW_REPORT: true makes the coordinator write the HTML report of the curated tables to reports/latest.html in the bucket after each nightly run (and lets it write there)."),
+		},
 		ParamSegmentRetentionDays: num("Days the rollup's per-day routing segments (_state/segments/) are kept; more than the max lateness in days plus 2.",
 			defaultSegmentRetentionDays, 3, 3650),
 		ParamCollectorAPIKeysParameter: str("Name of the SSM parameter (a SecureString with the AWS managed key aws/ssm, created by you, not by the stack) holding the collector's API keys, comma- or newline-separated. The name, never a key.",
@@ -127,12 +132,13 @@ func (b *builder) parameters() {
 		condHasReservedConcurrency:  cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamWorkerReservedConcurrency), "0")}),
 		condHasCollectorConcurrency: cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamCollectorReservedConcurrency), "0")}),
 		condHasCollectorOrigins:     cloudformation.Not([]string{cloudformation.Equals(cloudformation.Ref(ParamCollectorAllowedOrigins), "")}),
+		condNightlyReport:           cloudformation.Equals(cloudformation.Ref(ParamNightlyReport), "true"),
 	}
 	b.t.Metadata = map[string]interface{}{
 		"AWS::CloudFormation::Interface": map[string]interface{}{
 			"ParameterGroups": []interface{}{
 				map[string]interface{}{"Label": map[string]string{"default": "Storage and catalog"}, "Parameters": []string{ParamBucketName, ParamGlueDatabaseName, ParamRawInfrequentAccessDays, ParamSegmentRetentionDays}},
-				map[string]interface{}{"Label": map[string]string{"default": "Nightly rollup"}, "Parameters": []string{ParamSchedule, ParamTimeZone, ParamMaxLateness, ParamWorkerMemory, ParamWorkerTimeout, ParamWorkerReservedConcurrency, ParamParallel}},
+				map[string]interface{}{"Label": map[string]string{"default": "Nightly rollup"}, "Parameters": []string{ParamSchedule, ParamTimeZone, ParamMaxLateness, ParamWorkerMemory, ParamWorkerTimeout, ParamWorkerReservedConcurrency, ParamParallel, ParamNightlyReport}},
 				map[string]interface{}{"Label": map[string]string{"default": "Collector (function URL)"}, "Parameters": []string{ParamCollectorAPIKeysParameter, ParamCollectorAllowedOrigins, ParamCollectorReservedConcurrency, ParamCollectorRate, ParamCollectorBurst}},
 				map[string]interface{}{"Label": map[string]string{"default": "Queries and alarms"}, "Parameters": []string{ParamAthenaBytesScannedCutoff, ParamAlarmEmail}},
 			},

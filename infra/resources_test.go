@@ -42,7 +42,7 @@ func TestLambdaFunctions(t *testing.T) {
 			"ReservedConcurrentExecutions": `{"Fn::If":["HasWorkerReservedConcurrency",{"Ref":"WorkerReservedConcurrency"},{"Ref":"AWS::NoValue"}]}`,
 			"Role":                         "GETATT:" + idWorkerRole + ".Arn",
 		}},
-		{idCoordinator, RoleCoordinator, map[string]string{EnvWorkerFunction: "REF:" + idWorker}, map[string]string{
+		{idCoordinator, RoleCoordinator, map[string]string{EnvWorkerFunction: "REF:" + idWorker, EnvReport: "REF:" + ParamNightlyReport}, map[string]string{
 			"MemorySize": "1024", "Timeout": "900", "Role": "GETATT:" + idCoordinatorRole + ".Arn",
 		}},
 	} {
@@ -175,5 +175,23 @@ func TestAthenaWorkGroup(t *testing.T) {
 	}
 	if c["EnforceWorkGroupConfiguration"] != true {
 		t.Error("workgroup settings are not enforced: a client could lift the cutoff")
+	}
+}
+
+// TestNightlyReport: NightlyReport is off unless set to true, becomes the
+// coordinator's LW_REPORT (TestLambdaFunctions), and its condition creates
+// the coordinator's reports/ policy (TestLambdaRolesStayInTheirPrefixes).
+func TestNightlyReport(t *testing.T) {
+	tmpl := committedTree(t)
+	p := at(t, tmpl, "Parameters", ParamNightlyReport).(map[string]interface{})
+	if p["Type"] != "String" || p["Default"] != "false" || fmt.Sprint(p["AllowedValues"]) != "[true false]" {
+		t.Errorf("parameter %s: %v", ParamNightlyReport, p)
+	}
+	cond, _ := json.Marshal(at(t, tmpl, "Conditions", condNightlyReport))
+	if string(cond) != `{"Fn::Equals":[{"Ref":"NightlyReport"},"true"]}` {
+		t.Errorf("condition %s: %s", condNightlyReport, cond)
+	}
+	if r := resource(t, tmpl, idCoordinatorReportPolicy, "AWS::IAM::Policy"); r["Condition"] != condNightlyReport {
+		t.Errorf("%s is created whatever %s is: %v", idCoordinatorReportPolicy, ParamNightlyReport, r["Condition"])
 	}
 }

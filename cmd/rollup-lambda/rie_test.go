@@ -181,8 +181,9 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	same("backfill dispatched from the CLI")
 
 	// 3. The coordinator function, invoking the worker function through
-	// the SDK (AWS_ENDPOINT_URL_LAMBDA): a backfill, then the nightly event.
-	coord := startRIE(t, rie, bootstrap, "coordinator", append(base, "LW_ROLE=coordinator",
+	// the SDK (AWS_ENDPOINT_URL_LAMBDA): a backfill, then the nightly event,
+	// each ending with the HTML report (LW_REPORT).
+	coord := startRIE(t, rie, bootstrap, "coordinator", append(base, "LW_ROLE=coordinator", "LW_REPORT=true",
 		"LW_WORKER_FUNCTION=function", "AWS_ENDPOINT_URL_LAMBDA="+worker.URL, "AWS_LAMBDA_FUNCTION_TIMEOUT=60"))
 	sum = coord.coordinate(t, readFile(t, "../../testdata/lambda/backfill.json"))
 	if sum.Status != lambda.RunDone || sum.Trigger != lambda.KindBackfill || sum.Planned != 1 || sum.Built != 1 || sum.Days[2].Worker == nil {
@@ -200,6 +201,10 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	same("nightly scheduled event")
 	if _, err := s3st.Stat(ctx, lambda.SummaryKey(sum.Run)); err != nil {
 		t.Errorf("run summary: %v", err)
+	}
+	if page, err := s3st.Get(ctx, lambda.HTMLReportKey); err != nil || sum.HTMLReport == nil || sum.HTMLReport.Error != "" ||
+		len(page) != sum.HTMLReport.Bytes || !strings.Contains(string(page), "2026-11-24") {
+		t.Errorf("HTML report: %+v, %v", sum.HTMLReport, err)
 	}
 	if out := coord.Output(); !strings.Contains(out, `"Stage":"run"`) {
 		t.Errorf("no run metrics in the coordinator's output:\n%s", out)

@@ -9,7 +9,10 @@
 //     that finished, registers the partitions (Registrar), and writes a run
 //     summary to _state/runs/<run>.json. Days still pending at the deadline
 //     are listed there; the next run picks them up, since the plan is
-//     fingerprint-based.
+//     fingerprint-based. With LW_REPORT=true it then writes the HTML
+//     report of the curated tables (internal/report) to reports/latest.html;
+//     a report that cannot be written is logged and noted in the summary,
+//     and the run goes on.
 //   - A worker takes {"role":"worker","day":"YYYY-MM-DD","run":"<run>"} and
 //     runs stage 1 for that day (job.Run with SkipWindowed), idempotently: a
 //     day already current is left alone. It writes what it did to
@@ -50,6 +53,7 @@ const (
 	EnvParallel       = "LW_PARALLEL"        // raw objects a worker reads at once (default 8)
 	EnvRawPrefix      = "LW_RAW_PREFIX"      // where Firehose writes in the store (default raw/)
 	EnvGracePeriod    = "LW_GRACE_PERIOD"    // keep superseded runs this long (default 6h on S3, else 0)
+	EnvReport         = "LW_REPORT"          // coordinator: write HTMLReportKey after each run, true or false (default false)
 )
 
 // Config is the functions' configuration, from the environment.
@@ -63,6 +67,10 @@ type Config struct {
 	Parallel       int
 	RawPrefix      string
 	GracePeriod    time.Duration
+	// HTMLReport (LW_REPORT) makes the coordinator write the HTML report
+	// of the curated tables to HTMLReportKey after each run (see
+	// Options.HTMLReport). The worker ignores it.
+	HTMLReport bool
 }
 
 // Rules returns the compaction rules of the configuration.
@@ -157,6 +165,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			bad("%s=%q: want a duration such as 6h, or 0", EnvGracePeriod, s)
 		} else {
 			c.GracePeriod = d
+		}
+	}
+
+	if s := get(EnvReport); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			bad("%s=%q: want true or false", EnvReport, s)
+		} else {
+			c.HTMLReport = b
 		}
 	}
 	if len(errs) > 0 {

@@ -17,7 +17,7 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Location != time.UTC || c.MaxLateness != 7*24*time.Hour || c.Parallel != 8 || c.RawPrefix != "raw/" ||
-		c.GracePeriod != 6*time.Hour || c.GlueDatabase != "" {
+		c.GracePeriod != 6*time.Hour || c.GlueDatabase != "" || c.HTMLReport {
 		t.Errorf("defaults: %+v", c)
 	}
 	if r := c.Rules(); r.MaxLateness != c.MaxLateness || r.Loc != time.UTC {
@@ -29,12 +29,13 @@ func TestConfigFromEnvAll(t *testing.T) {
 	c, err := ConfigFromEnv(env(map[string]string{
 		EnvRole: "worker", EnvStore: "s3://lake/", EnvTZ: "Pacific/Auckland", EnvMaxLateness: "3d",
 		EnvParallel: "16", EnvRawPrefix: "firehose/events", EnvGracePeriod: "0", EnvGlueDatabase: "warehouse",
+		EnvReport: "true",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Location.String() != "Pacific/Auckland" || c.MaxLateness != 72*time.Hour || c.Parallel != 16 ||
-		c.RawPrefix != "firehose/events/" || c.GracePeriod != 0 || c.GlueDatabase != "warehouse" {
+		c.RawPrefix != "firehose/events/" || c.GracePeriod != 0 || c.GlueDatabase != "warehouse" || !c.HTMLReport {
 		t.Errorf("config: %+v", c)
 	}
 	// A worker needs no worker function; a local store has no grace period.
@@ -62,6 +63,7 @@ func TestConfigFromEnvErrors(t *testing.T) {
 		{map[string]string{EnvRole: "worker", EnvStore: "s3://b", EnvParallel: "eight"}, []string{"LW_PARALLEL"}},
 		{map[string]string{EnvRole: "worker", EnvStore: "s3://b", EnvRawPrefix: "/abs"}, []string{"LW_RAW_PREFIX"}},
 		{map[string]string{EnvRole: "worker", EnvStore: "s3://b", EnvGracePeriod: "-5m"}, []string{"LW_GRACE_PERIOD"}},
+		{map[string]string{EnvRole: "worker", EnvStore: "s3://b", EnvReport: "yes"}, []string{`LW_REPORT="yes"`, "true or false"}},
 	}
 	for _, c := range cases {
 		_, err := ConfigFromEnv(env(c.env))

@@ -131,6 +131,13 @@ type Options struct {
 	Trigger           string          // what started the run: scheduled, backfill, dispatch
 	EventTime         time.Time       // scheduled: the event's time
 	Now               func() time.Time
+
+	// HTMLReport, if set, renders the HTML report of the curated tables
+	// (report.Write, every day the store holds) after a run that did its
+	// work (status done or partial, not failed) and Puts it at
+	// HTMLReportKey, replacing the previous one; see RunSummary.HTMLReport.
+	// A report that cannot be rendered or written does not fail the run.
+	HTMLReport bool
 }
 
 // Progress tells how far the fan-out is.
@@ -183,6 +190,11 @@ type RunSummary struct {
 	Totals     DayStats        `json:"totals"`
 	Windowed   *WindowedResult `json:"windowed,omitempty"`
 	Deadline   *time.Time      `json:"wait_deadline,omitempty"`
+
+	// HTMLReport is set with Options.HTMLReport after a run that did not
+	// fail; its Error says why no report was written. It does not change
+	// Status.
+	HTMLReport *HTMLReportResult `json:"html_report,omitempty"`
 }
 
 // WindowedResult is what the windowed stage did (job.WindowedSummary).
@@ -202,13 +214,17 @@ const (
 
 // Coordinate runs the fan-out for cfg.From..cfg.To: plan, one worker per
 // stale day through inv, wait for their manifests, the windowed stage for
-// the days that finished, registration, and the run summary. It returns
+// the days that finished, registration, the HTML report if
+// opts.HTMLReport, and the run summary. It returns
 // the summary (also when it fails) and an error only if the run could not
 // do its work; days that failed or are still pending are in the summary,
 // not errors.
 func Coordinate(ctx context.Context, cfg job.Config, inv Invoker, opts Options) (*RunSummary, error) {
 	c := newCoordinator(cfg, inv, opts)
 	sum, err := c.run(ctx)
+	if err == nil && c.opts.HTMLReport {
+		sum.HTMLReport = c.writeHTMLReport(ctx)
+	}
 	c.finish(ctx, sum, err)
 	return sum, err
 }
@@ -578,6 +594,9 @@ func (c *coordinator) finish(ctx context.Context, sum *RunSummary, runErr error)
 		metrics.Metric{Name: "DaysPending", Value: float64(len(sum.Pending)), Unit: metrics.Count},
 		metrics.Metric{Name: "RunFailures", Value: b2f(sum.Status == RunFailed), Unit: metrics.Count},
 	)
+	if sum.HTMLReport != nil {
+		ms = append(ms, metrics.Metric{Name: "HTMLReportFailures", Value: b2f(sum.HTMLReport.Error != ""), Unit: metrics.Count})
+	}
 	props := map[string]any{"run": sum.Run, "trigger": sum.Trigger, "from": sum.From, "to": sum.To, "status": sum.Status}
 	if err := c.opts.Metrics.Emit(map[string]string{"Stage": "run"}, ms, props); err != nil {
 		c.log.Warn("metrics not written", "error", err.Error())

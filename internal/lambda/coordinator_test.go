@@ -123,6 +123,10 @@ func TestCoordinateEqualsLocalRun(t *testing.T) {
 	if err := json.Unmarshal(b, &stored); err != nil || stored.Run != sum.Run || stored.Status != RunDone || stored.Windowed == nil {
 		t.Errorf("stored summary: %+v, %v", stored, err)
 	}
+	// No HTML report unless asked for.
+	if objs, err := f.st.List(ctx, "reports/"); err != nil || len(objs) != 0 || sum.HTMLReport != nil || bytes.Contains(b, []byte("html_report")) {
+		t.Errorf("an HTML report without HTMLReport: %v, %v, %+v", objs, err, sum.HTMLReport)
+	}
 	// One EMF line per built day and one for the run.
 	if n := strings.Count(emf.String(), `"Stage":"day"`); n != 4 {
 		t.Errorf("%d day metric lines, want 4", n)

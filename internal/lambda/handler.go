@@ -112,6 +112,7 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 	opts := h.env.Deps.Options
 	opts.Registrar, opts.Log, opts.Metrics = h.env.Deps.Registrar, h.env.Log.With("role", RoleCoordinator), h.env.Metrics
 	opts.Trigger, opts.EventTime = req.Kind, req.Time
+	opts.HTMLReport = opts.HTMLReport || h.env.Config.HTMLReport // LW_REPORT
 	if opts.Concurrency == 0 {
 		opts.Concurrency = h.env.Config.Parallel // LW_PARALLEL: workers in flight
 	}
