@@ -92,17 +92,17 @@ type Summary struct {
 	Run         string
 	Days        []DaySummary
 	BadObjects  []BadObject
-	IgnoredKeys []string         // objects under the raw prefix not read: not in the hourly layout, or named _* or .*
+	IgnoredKeys []string // objects under the raw prefix not read: not in the hourly layout, or named _* or .*
 	// Earlier are days before the run's range that hold rows of objects
 	// this run listed, and whose published tables do not include those
 	// objects (or that were never built): their rows are counted nowhere
 	// until those days are built. Reported, not built.
-	Earlier []EarlierDay
-	Windowed    *WindowedSummary // stage 2; nil if no user_daily is published yet
-	RawObjects  int              // objects read
-	Scanned     int              // new objects whose time columns were indexed
-	RawBytes    int64
-	Seconds     float64
+	Earlier    []EarlierDay
+	Windowed   *WindowedSummary // stage 2; nil if no user_daily is published yet
+	RawObjects int              // objects read
+	Scanned    int              // new objects whose time columns were indexed
+	RawBytes   int64
+	Seconds    float64
 }
 
 func (c *Config) defaults() error {
