@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
 	"net/http"
 	"net/url"
 	"path"
@@ -527,6 +528,7 @@ func (w *s3Writer) flushPart() error {
 			Bucket:            aws.String(w.s.bucket),
 			Key:               aws.String(w.k),
 			ChecksumAlgorithm: alg,
+			ContentType:       contentType(w.k),
 		})
 		if err != nil {
 			return fmt.Errorf("write %s: start multipart upload: %w", w.key, w.s.bucketErr(err))
@@ -594,6 +596,7 @@ func (w *s3Writer) Close() error {
 			Key:           aws.String(w.k),
 			Body:          bytes.NewReader(w.buf),
 			ContentLength: aws.Int64(int64(len(w.buf))),
+			ContentType:   contentType(w.k),
 		})
 		w.buf = nil
 		if err != nil {
@@ -652,6 +655,7 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 		Key:           aws.String(k),
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
+		ContentType:   contentType(k),
 	})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", key, s.bucketErr(err))
@@ -687,6 +691,7 @@ func (s *S3) Create(ctx context.Context, key string, data []byte) error {
 		Key:           aws.String(k),
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
+		ContentType:   contentType(k),
 		IfNoneMatch:   aws.String("*"),
 		Metadata:      map[string]string{createTokenMeta: token},
 	}, countAttempts(&attempts))
@@ -741,6 +746,18 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete %s: %w", key, s.bucketErr(err))
+	}
+	return nil
+}
+
+// contentType is the Content-Type stored with an object: by its name's
+// extension (text/html for reports, application/json for manifests), so a
+// browser shown a presigned link to a report displays it; nil (S3's
+// binary/octet-stream) for names without a known extension, such as raw
+// objects.
+func contentType(key string) *string {
+	if t := mime.TypeByExtension(path.Ext(key)); t != "" {
+		return aws.String(t)
 	}
 	return nil
 }

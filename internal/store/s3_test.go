@@ -857,3 +857,24 @@ func TestS3MissingBucket(t *testing.T) {
 		t.Errorf("HeadBucket requests %q; want 1", heads)
 	}
 }
+
+// TestS3ContentType: an object is stored with the Content-Type of its
+// name's extension (a presigned link to reports/latest.html opens as a
+// page), and none for names without one (raw objects).
+func TestS3ContentType(t *testing.T) {
+	ctx := t.Context()
+	f := newFakeS3(t, nil)
+	st := store.NewS3(f.client(), "bucket", "p")
+	for key, want := range map[string]string{"reports/latest.html": "text/html; charset=utf-8", "m/_manifest.json": "application/json", "raw/2026/01/01/00/events-1": ""} {
+		if err := st.Put(ctx, key, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		out, err := f.client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("bucket"), Key: aws.String("p/" + key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := aws.ToString(out.ContentType); want != "" && got != want || want == "" && strings.HasPrefix(got, "text/") {
+			t.Errorf("%s: Content-Type %q, want %q", key, got, want)
+		}
+	}
+}
