@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-DEMO_STORE ?= ./data
+# The demo's own store, deleted and rebuilt by every make demo: never ./data,
+# which docs/collector.md tells people to use for the collector.
+DEMO_STORE ?= ./demo-data
 DEMO_DAYS ?= 7
 DEMO_EVENTS ?= 200000
 STATICCHECK_VERSION ?= v0.8.2
@@ -14,10 +16,13 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# demo: a week of synthetic events with every nasty case, rolled up, summarized.
+# demo: a week of synthetic events with every nasty case, rolled up, summarized,
+# in $(DEMO_STORE) (deleted first; DEMO_STORE, DEMO_DAYS and DEMO_EVENTS can be
+# set in the environment or on the command line).
 demo: build
 	@to=$$(date -u -d yesterday +%F); from=$$(date -u -d "$(DEMO_DAYS) days ago" +%F); \
 	echo "== generating $(DEMO_DAYS) days ($$from .. $$to) of ~$(DEMO_EVENTS) events/day into $(DEMO_STORE)"; \
+	case "$$(realpath -m $(DEMO_STORE))" in "$$(realpath -m ./data)"|"$$(realpath -m .)"|/) echo "make demo: DEMO_STORE=$(DEMO_STORE) would delete your data; pick another folder" >&2; exit 2;; esac; \
 	rm -rf $(DEMO_STORE) && \
 	$(BIN)/eventgen --out $(DEMO_STORE) --from $$from --to $$to --events-per-day $(DEMO_EVENTS) --nasty && \
 	echo "== rolling up $$from .. $$to" && \

@@ -26,18 +26,28 @@ import (
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
-// usageError is bad usage: exit code 2.
-type usageError struct{ msg string }
+// usageError is bad usage: exit code 2, with a pointer to the command's
+// --help (help, "rollup --help" when empty).
+type usageError struct{ msg, help string }
 
 func (e usageError) Error() string { return e.msg }
 
-func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+func usagef(format string, a ...any) error { return usageError{msg: fmt.Sprintf(format, a...)} }
+
+// zoneUsageError is a run asking for another reporting time zone than the
+// store's: exit code 2 (re-running the same command cannot help), with a
+// message that already says what to do.
+type zoneUsageError struct{ msg string }
+
+func (e zoneUsageError) Error() string { return e.msg }
 
 const usageText = `rollup builds the warehouse's curated tables from raw Firehose Parquet.
 
 Usage:
-  rollup [flags]                     catch up: build every stale day of the last
-                                     --max-lateness + 1 days (what the nightly run does)
+  rollup [flags]                     catch up (what the nightly run does): build every
+                                     stale day of the last --max-lateness + 1 days
+                                     ending yesterday in the --tz zone (8 days by
+                                     default); --include-today adds today, unfinished
   rollup --from 2026-11-01 --to 2026-11-07 [flags]
                                      build (or backfill) those reporting days
   rollup plan [same flags]           print which days are stale and why, the bytes a
@@ -51,14 +61,21 @@ rebuilds it. Bad raw objects and invalid rows never fail a run: they are
 counted in data_quality_daily, listed in quarantine and reported at the end.
 
 Exit codes: 0 done, 1 the run failed (re-run it: nothing is doubled or lost),
-2 bad usage.
+2 bad usage (including a --tz other than the store's).
 
 Flags:
 `
 
 // Main runs the rollup command with args (without the program name) and
-// returns the exit code.
+// returns the exit code. Usage and --help go to stdout; errors, logs and
+// the progress bar to stderr.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return mainAt(ctx, time.Now(), args, stdout, stderr)
+}
+
+// mainAt is Main with the clock read once by the caller: now decides the
+// catch-up range (no --from/--to) and the dates named in messages.
+func mainAt(ctx context.Context, now time.Time, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "ddl" {
 		return exit(stderr, ddl(ctx, args[1:], stdout, stderr))
 	}
@@ -66,20 +83,28 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exit(stderr, reportCmd(ctx, args[1:], stdout, stderr))
 	}
 	if len(args) > 0 && args[0] == "plan" {
-		return exit(stderr, runCmd(ctx, append([]string{"--dry-run"}, args[1:]...), stdout, stderr))
+		return exit(stderr, runCmd(ctx, now, "rollup plan", append([]string{"--dry-run"}, args[1:]...), stdout, stderr))
 	}
-	return exit(stderr, runCmd(ctx, args, stdout, stderr))
+	return exit(stderr, runCmd(ctx, now, "rollup", args, stdout, stderr))
 }
 
 func exit(stderr io.Writer, err error) int {
 	var ue usageError
+	var ze zoneUsageError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "rollup: %s (see rollup --help)\n", ue.msg)
+		help := ue.help
+		if help == "" {
+			help = "rollup --help"
+		}
+		fmt.Fprintf(stderr, "rollup: %s (see %s)\n", ue.msg, help)
+		return 2
+	case errors.As(err, &ze):
+		fmt.Fprintf(stderr, "rollup: %s\n", ze.msg)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "rollup: %v\n", err)
@@ -87,11 +112,12 @@ func exit(stderr io.Writer, err error) int {
 	}
 }
 
-// newFlagSet returns the flag set of a command whose --help prints usage
-// and then the flags, to stderr.
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns the flag set of a command named name ("rollup",
+// "rollup ddl", ...) whose --help prints usage and then the flags. It
+// prints nothing while parsing: parseFlags reports errors and help.
+func newFlagSet(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -99,14 +125,19 @@ func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args into fs: flag.ErrHelp for --help (exit 0), a
-// usageError (exit 2) for anything wrong.
-func parseFlags(fs *flag.FlagSet, args []string) error {
+// parseFlags parses args into fs. On -h or --help it prints the usage and
+// flags to stdout and returns flag.ErrHelp (exit 0); anything wrong (an
+// unknown flag, a bad value) is a one-line usageError (exit 2) that points
+// at the command's --help.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			fs.SetOutput(io.Discard)
 			return err
 		}
-		return usageError{err.Error()}
+		return usageError{msg: err.Error(), help: fs.Name() + " --help"}
 	}
 	return nil
 }
@@ -122,8 +153,38 @@ type options struct {
 	logFormat                      string
 	catalog, glueDatabase          string
 	s3Endpoint                     string
-	gracePeriod                    time.Duration
+	gracePeriod                    optionalDuration
+	includeToday                   bool
 	dispatch                       string
+}
+
+// optionalDuration is a duration flag that knows whether it was given, so
+// its default can depend on other flags without a sentinel value showing
+// in --help.
+type optionalDuration struct {
+	d   time.Duration
+	set bool
+}
+
+// String is "" until the flag is set, so --help prints no "(default ...)".
+func (o *optionalDuration) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return o.d.String()
+}
+
+// Set parses a time.Duration and refuses negative ones.
+func (o *optionalDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration (e.g. 6h, 30m, 0)")
+	}
+	if d < 0 {
+		return errors.New("must not be negative")
+	}
+	o.d, o.set = d, true
+	return nil
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -137,10 +198,11 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.maxLateness, "max-lateness", 7*24*time.Hour, "how late an event may arrive and still count at its own time; older event_times count at received_at (e.g. --max-lateness 72h)")
 	fs.StringVar(&o.rawPrefix, "raw-prefix", "raw/", "where Firehose writes raw objects in the store (e.g. --raw-prefix firehose/events/)")
 	fs.BoolVar(&o.force, "force", false, "rebuild days that are already up to date")
+	fs.BoolVar(&o.includeToday, "include-today", false, "catch-up only (no --from/--to): also build today, which is unfinished: its numbers are partial until a run after midnight rebuilds it")
 	fs.StringVar(&o.catalog, "catalog", "", "where to register tables and partitions: `local` (JSON under catalog/ in the store; the default for a local store), glue (the default for s3://) or none")
 	fs.StringVar(&o.glueDatabase, "glue-database", "warehouse", "Glue database for --catalog glue (created if missing)")
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3-compatible endpoint `URL` (or set AWS_ENDPOINT_URL_S3); region and credentials come from the standard AWS chain")
-	fs.DurationVar(&o.gracePeriod, "grace-period", -1, "keep superseded runs this long after the catalog stopped pointing at them, for readers still holding them (default 6h with S3 and Glue, 0 locally)")
+	fs.Var(&o.gracePeriod, "grace-period", "keep superseded runs for this `duration` after the catalog stopped pointing at them, for readers still holding them (e.g. --grace-period 1h; default 6h on an s3:// store, 0 on a local one)")
 	fs.DurationVar(&o.lockWait, "lock-wait", 30*time.Second, "how long to wait when another rollup is writing a day this run needs, then exit 1 naming it (e.g. --lock-wait 10m)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (see rollup plan) and stop")
@@ -186,8 +248,9 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 	var from, to day.Day
 	switch {
 	case o.from == "" && o.to == "":
-		to = day.Of(now.UnixMilli(), loc)
-		from = to - day.Day(o.maxLateness/(24*time.Hour)) - 1
+		from, to = catchUpRange(now, loc, o.maxLateness, o.includeToday)
+	case o.includeToday:
+		return cfg, usagef("--include-today is for the catch-up run (no --from/--to); with dates, name the last day in --to")
 	case o.from == "" || o.to == "":
 		return cfg, usagef("--from and --to go together")
 	default:
@@ -245,12 +308,45 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 		TargetFileSize: tfs, RowGroupSize: rgs, Force: o.force, LockWait: o.lockWait, Catalog: cat,
 	}
 	switch {
-	case o.gracePeriod >= 0:
-		cfg.GracePeriod = o.gracePeriod
+	case o.gracePeriod.set:
+		cfg.GracePeriod = o.gracePeriod.d
 	case isS3:
 		cfg.GracePeriod = 6 * time.Hour
 	}
 	return cfg, nil
+}
+
+// catchUpRange is the range a run without --from/--to builds: the
+// maxLateness + 1 reporting days (maxLateness rounded up to whole days) that
+// end yesterday in loc, as seen at now. Today is unfinished, so it is left
+// out unless includeToday, which adds it as one more day at the end.
+// Raw objects arriving yesterday can hold events of any of those days.
+func catchUpRange(now time.Time, loc *time.Location, maxLateness time.Duration, includeToday bool) (from, to day.Day) {
+	today := day.Of(now.UnixMilli(), loc)
+	to = today - 1
+	lateDays := day.Day((maxLateness + 24*time.Hour - 1) / (24 * time.Hour))
+	from = to - lateDays
+	if includeToday {
+		to = today
+	}
+	return from, to
+}
+
+// zoneMessage replaces job.ZoneError's message (whose rebuild command has
+// FIRST-DAY and LAST-DAY placeholders) with one naming real days: this
+// command's --from and --to if given, else yesterday in the wanted zone.
+func (o *options) zoneMessage(ze *job.ZoneError, now time.Time) string {
+	days := fmt.Sprintf("--from %s --to %s", o.from, o.to)
+	if o.from == "" || o.to == "" {
+		yesterday := "YESTERDAY"
+		if loc, err := time.LoadLocation(ze.Want); err == nil {
+			yesterday = (day.Of(now.UnixMilli(), loc) - 1).String()
+		}
+		days = "--from <your first day> --to " + yesterday
+	}
+	return fmt.Sprintf("the tables in %s are in time zone %s, not %s; days of two zones cannot be mixed. "+
+		"Run with --tz %s, or rebuild everything in %s: delete curated/ and _state/ from the store (raw/ stays) and run: rollup --store %s %s --tz %s",
+		o.store, ze.Have, ze.Want, ze.Have, ze.Want, o.store, days, ze.Want)
 }
 
 func isTerminal(w io.Writer) bool {
@@ -258,20 +354,32 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("rollup", usageText, stderr)
+// runCmd runs (or with --dry-run plans) the job. name is the command as
+// typed ("rollup" or "rollup plan"), for usage messages.
+func runCmd(ctx context.Context, now time.Time, name string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(name, usageText)
 	var o options
 	o.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	cfg, err := o.config(ctx, time.Now())
+	cfg, err := o.config(ctx, now)
 	if err != nil {
 		return err
 	}
+	err = o.run(ctx, cfg, stdout, stderr)
+	if ze := (*job.ZoneError)(nil); errors.As(err, &ze) {
+		return zoneUsageError{o.zoneMessage(ze, now)}
+	}
+	return err
+}
+
+// run does what the parsed options ask with cfg: plan, dispatch, or run
+// here, printing the plan or summary to stdout and logging to stderr.
+func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Writer) error {
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -308,10 +416,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	default:
 		return usagef("--log %q: want text, json or auto", o.logFormat)
 	}
-	if o.logFormat == "text" || (o.logFormat == "auto" && tty) {
-		cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	} else {
+	jsonLog := !(o.logFormat == "text" || (o.logFormat == "auto" && tty))
+	if jsonLog {
 		cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	} else {
+		cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	bar := &progressBar{w: stderr, on: tty && !o.quiet}
 	cfg.Progress = bar.update
@@ -321,6 +430,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if sum != nil && len(sum.Days) > 0 {
 		printSummary(stdout, sum)
 	}
+	if sum != nil && jsonLog {
+		logSkipped(cfg.Log, sum)
+	}
 	if err != nil {
 		var ze *job.ZoneError
 		var le *job.LockedError
@@ -329,8 +441,23 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return fmt.Errorf("run failed, re-run to finish (nothing is doubled or lost): %w", err)
 	}
-	cfg.Log.Info("rollup done", "run", sum.Run, "days", len(sum.Days), "bad_objects", len(sum.BadObjects), "seconds", sum.Seconds)
+	cfg.Log.Info("rollup done", "run", sum.Run, "days", len(sum.Days), "bad_objects", len(sum.BadObjects), "ignored_keys", len(sum.IgnoredKeys), "seconds", sum.Seconds)
 	return nil
+}
+
+// logSkipped logs, at the end of a run, one warning per bad raw object
+// (key, day, reason, error) and per object ignored under the raw prefix:
+// the complete list the terminal summary shows, for whoever reads only the
+// JSON log. (The job also warns when it first meets one; objects already
+// known bad from the index are named only here.)
+func logSkipped(log *slog.Logger, s *job.Summary) {
+	for _, b := range s.BadObjects {
+		log.Warn("bad raw object: counted in data_quality_daily.bad_files and quarantined, its rows are not used",
+			"key", b.Key, "day", b.Day.String(), "reason", b.Reason, "error", b.Error, "run", s.Run)
+	}
+	for _, k := range s.IgnoredKeys {
+		log.Warn("object under the raw prefix not in the YYYY/MM/DD/HH/ layout: not read", "key", k, "run", s.Run)
+	}
 }
 
 // progressBar draws one line on a terminal.

@@ -21,20 +21,20 @@ func ddl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"Examples:\n  rollup ddl --dialect duckdb --store ./data | duckdb\n"+
 		"  rollup ddl --dialect athena --store s3://bucket/warehouse\n\n"+
 		"The DuckDB views are a snapshot of the current runs: regenerate them after\n"+
-		"every rollup run (it deletes the files of the runs it supersedes).\n\nFlags:\n", stderr)
+		"every rollup run (it deletes the files of the runs it supersedes).\n\nFlags:\n")
 	dialect := fs.String("dialect", "duckdb", "`duckdb` (views over the current runs in the store) or athena (external tables)")
 	loc := fs.String("store", "./data", "the store: a directory or s3://bucket/prefix. For duckdb, the views list the files of its current runs; for athena it must be s3:// unless --location is given")
 	location := fs.String("location", "", "athena: the S3 `URL` of the store the tables live in (s3://bucket/prefix), when --store is not that store")
 	s3Endpoint := fs.String("s3-endpoint", "", "S3-compatible endpoint `URL` for an s3:// --store (or set AWS_ENDPOINT_URL_S3)")
 	db := fs.String("database", "warehouse", "Athena/Glue database name")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	switch *dialect {
 	case "duckdb":
 		st, err := store.Open(ctx, *loc, store.Options{S3Endpoint: *s3Endpoint})
 		if err != nil {
-			return usageError{err.Error()}
+			return usagef("%v", err)
 		}
 		return duckDDL(ctx, stdout, st, filePrefix(*loc, st))
 	case "athena":

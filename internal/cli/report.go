@@ -30,14 +30,14 @@ Flags:
 // beside --out and renamed into place, so a failed run leaves no partial
 // page (and an earlier report stays as it was).
 func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("rollup report", reportUsage, stderr)
+	fs := newFlagSet("rollup report", reportUsage)
 	loc := fs.String("store", "./data", "the warehouse to report on: a directory (`./data`, file:///abs/path) or s3://bucket/prefix")
 	out := fs.String("out", "report.html", "the HTML `file` to write (- for standard output)")
 	from := fs.String("from", "", "first reporting day to show, `YYYY-MM-DD` (default: the first day with data)")
 	to := fs.String("to", "", "last reporting day to show, `YYYY-MM-DD`, inclusive (default: the last day with data)")
 	product := fs.String("product", "", "show only this `product` (default: all products)")
 	s3Endpoint := fs.String("s3-endpoint", "", "S3-compatible endpoint `URL` (or set AWS_ENDPOINT_URL_S3)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
