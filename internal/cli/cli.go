@@ -248,7 +248,7 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 	var from, to day.Day
 	switch {
 	case o.from == "" && o.to == "":
-		from, to = catchUpRange(now, loc, o.maxLateness, o.includeToday)
+		from, to = job.CatchUp(now, loc, o.maxLateness, o.includeToday)
 	case o.includeToday:
 		return cfg, usagef("--include-today is for the catch-up run (no --from/--to); with dates, name the last day in --to")
 	case o.from == "" || o.to == "":
@@ -314,22 +314,6 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 		cfg.GracePeriod = 6 * time.Hour
 	}
 	return cfg, nil
-}
-
-// catchUpRange is the range a run without --from/--to builds: the
-// maxLateness + 1 reporting days (maxLateness rounded up to whole days) that
-// end yesterday in loc, as seen at now. Today is unfinished, so it is left
-// out unless includeToday, which adds it as one more day at the end.
-// Raw objects arriving yesterday can hold events of any of those days.
-func catchUpRange(now time.Time, loc *time.Location, maxLateness time.Duration, includeToday bool) (from, to day.Day) {
-	today := day.Of(now.UnixMilli(), loc)
-	to = today - 1
-	lateDays := day.Day((maxLateness + 24*time.Hour - 1) / (24 * time.Hour))
-	from = to - lateDays
-	if includeToday {
-		to = today
-	}
-	return from, to
 }
 
 // zoneMessage replaces job.ZoneError's message (whose rebuild command has
@@ -456,7 +440,7 @@ func logSkipped(log *slog.Logger, s *job.Summary) {
 			"key", b.Key, "day", b.Day.String(), "reason", b.Reason, "error", b.Error, "run", s.Run)
 	}
 	for _, k := range s.IgnoredKeys {
-		log.Warn("object under the raw prefix not in the YYYY/MM/DD/HH/ layout: not read", "key", k, "run", s.Run)
+		log.Warn("object under the raw prefix not read: not in the YYYY/MM/DD/HH/ layout, or named _* or .* (not data)", "key", k, "run", s.Run)
 	}
 }
 
@@ -538,7 +522,14 @@ func printSummary(w io.Writer, s *job.Summary) {
 		}
 	}
 	if len(s.IgnoredKeys) > 0 {
-		fmt.Fprintf(w, "\n%d objects under the raw prefix are not in the YYYY/MM/DD/HH/ layout and were not read, e.g. %s\n", len(s.IgnoredKeys), s.IgnoredKeys[0])
+		fmt.Fprintf(w, "\n%d objects under the raw prefix were not read (not in the YYYY/MM/DD/HH/ layout, or named _* or .*), e.g. %s\n", len(s.IgnoredKeys), s.IgnoredKeys[0])
+	}
+	if len(s.Earlier) > 0 {
+		fmt.Fprintf(w, "\n%d days before this run's range hold rows that no published table counts yet:\n", len(s.Earlier))
+		for _, e := range s.Earlier {
+			fmt.Fprintf(w, "  %s  %s (%d objects)\n", e.Day, e.Why, e.Objects)
+		}
+		fmt.Fprintf(w, "  build them with: rollup --from %s --to %s\n", s.Earlier[0].Day, s.Earlier[len(s.Earlier)-1].Day)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/littlewarehouse/warehouse/internal/job"
 	"io"
 	"os"
 	"path/filepath"
@@ -137,7 +138,7 @@ func TestCatchUpRange(t *testing.T) {
 		{24 * time.Hour, false, "2026-11-23", "2026-11-24"},
 	}
 	for _, tc := range tests {
-		from, to := catchUpRange(now, auckland, tc.lateness, tc.includeToday)
+		from, to := job.CatchUp(now, auckland, tc.lateness, tc.includeToday)
 		if from.String() != tc.from || to.String() != tc.to {
 			t.Errorf("lateness %v, include today %v: %s .. %s, want %s .. %s", tc.lateness, tc.includeToday, from, to, tc.from, tc.to)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/job"
 )
 
 // Kinds of invocation.
@@ -49,8 +50,9 @@ type Request struct {
 var runIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // ParseEvent parses an invocation payload. A scheduled event covers the
-// same days as a plain `rollup` run at the event's time: the day it falls
-// on in loc and the maxLateness + 1 days before it.
+// same days as a plain `rollup` run at the event's time (job.CatchUp): the
+// maxLateness + 1 days that end the day before it in loc (that day is
+// unfinished).
 func ParseEvent(payload []byte, loc *time.Location, maxLateness time.Duration) (Request, error) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &keys); err != nil || keys == nil {
@@ -73,8 +75,7 @@ func ParseEvent(payload []byte, loc *time.Location, maxLateness time.Duration) (
 		if ev.Time.IsZero() {
 			return Request{}, errors.New("EventBridge scheduled event without a time")
 		}
-		to := day.Of(ev.Time.UnixMilli(), loc)
-		from := to - day.Day(maxLateness/(24*time.Hour)) - 1
+		from, to := job.CatchUp(ev.Time, loc, maxLateness, false)
 		return Request{Kind: KindScheduled, From: from, To: to, Time: ev.Time, EventID: ev.ID}, nil
 	case hasRole:
 		var ev WorkerEvent

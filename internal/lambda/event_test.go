@@ -27,18 +27,19 @@ func TestParseScheduledEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same days as a plain `rollup` at that moment: today and the 8 before.
-	if req.Kind != KindScheduled || req.From != mustDay(t, "2026-11-16") || req.To != mustDay(t, "2026-11-24") ||
+	// The same days as a plain `rollup` at that moment: the 8 days that end
+	// yesterday (today is unfinished).
+	if req.Kind != KindScheduled || req.From != mustDay(t, "2026-11-16") || req.To != mustDay(t, "2026-11-23") ||
 		!req.Time.Equal(time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)) || req.EventID == "" {
 		t.Errorf("got %+v (from %s to %s)", req, req.From, req.To)
 	}
 	// 03:00 UTC is already the 24th's afternoon in Auckland, and the 23rd's evening in Los Angeles.
 	akl, _ := time.LoadLocation("Pacific/Auckland")
 	la, _ := time.LoadLocation("America/Los_Angeles")
-	if req, _ := ParseEvent(b, akl, 72*time.Hour); req.To != mustDay(t, "2026-11-24") || req.From != mustDay(t, "2026-11-20") {
+	if req, _ := ParseEvent(b, akl, 72*time.Hour); req.To != mustDay(t, "2026-11-23") || req.From != mustDay(t, "2026-11-20") {
 		t.Errorf("Auckland, 3 days: %s..%s", req.From, req.To)
 	}
-	if req, _ := ParseEvent(b, la, 7*24*time.Hour); req.To != mustDay(t, "2026-11-23") {
+	if req, _ := ParseEvent(b, la, 7*24*time.Hour); req.To != mustDay(t, "2026-11-22") {
 		t.Errorf("Los Angeles: to %s", req.To)
 	}
 }
