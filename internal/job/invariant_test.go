@@ -15,7 +15,9 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
 )
 
 // TestInvariantAnyRunSequence states DESIGN §5's invariant directly: after
@@ -189,6 +191,14 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 			if diff := cmp.Diff(withoutQuality(want), withoutQuality(got)); diff != "" {
 				t.Errorf("after %v\nthe tables differ from a clean build of the objects present (-clean +incremental):\n%s", log, diff)
 			}
+			// data_quality_daily too, but for restated, which says what a
+			// build changed and so depends on the builds before it.
+			for d := lo; d <= hi; d++ {
+				w, g := qualityOf(t, clean, d), qualityOf(t, st, d)
+				if diff := cmp.Diff(w, g); diff != "" {
+					t.Errorf("after %v\ndata_quality_daily %s differs from a clean build (-clean +incremental):\n%s", log, d, diff)
+				}
+			}
 		})
 	}
 }
@@ -209,4 +219,19 @@ func dayBlocks(set map[day.Day]bool) [][2]day.Day {
 		out = append(out, [2]day.Day{d, d})
 	}
 	return out
+}
+
+// qualityOf returns day d's data_quality_daily row with restated cleared,
+// or nil if the day has none.
+func qualityOf(t *testing.T, st store.Store, d day.Day) *rollups.DataQualityDaily {
+	t.Helper()
+	if _, err := publish.Current(context.Background(), st, "data_quality_daily", d); errors.Is(err, store.ErrNotExist) {
+		return nil
+	}
+	rows := readRows[rollups.DataQualityDaily](t, st, "data_quality_daily", d)
+	if len(rows) != 1 {
+		t.Fatalf("data_quality_daily %s has %d rows", d, len(rows))
+	}
+	rows[0].Restated = false
+	return &rows[0]
 }
