@@ -358,6 +358,9 @@ func runCmd(ctx context.Context, now time.Time, name string, args []string, stdo
 	if ze := (*job.ZoneError)(nil); errors.As(err, &ze) {
 		return zoneUsageError{o.zoneMessage(ze, now)}
 	}
+	if nw := (*job.NotWarehouseError)(nil); errors.As(err, &nw) {
+		return usageError{msg: nw.Error()} // exit 2, nothing written
+	}
 	return err
 }
 

@@ -18,6 +18,7 @@ import (
 
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
+	withRaw := storeWithRaw(t)
 	tests := []struct {
 		name string
 		args []string
@@ -33,8 +34,9 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"--frm", "2026-01-01"}, 2, "flag provided but not defined"},
 		{"help", []string{"--help"}, 0, "Exit codes"},
 		{"ddl help", []string{"ddl", "--dialect", "sqlite"}, 2, "unknown --dialect"},
-		{"empty store is not a failure", []string{"--store", dir, "--from", "2026-01-01", "--to", "2026-01-02", "--quiet"}, 0, ""},
-		{"plan writes nothing and says why", []string{"plan", "--store", dir, "--from", "2026-01-03", "--to", "2026-01-03"}, 0, "never built"},
+		{"a folder with no raw/ and no earlier run is refused", []string{"--store", dir, "--from", "2026-01-01", "--to", "2026-01-02", "--quiet"}, 2, "is --store right?"},
+		{"a store with raw data but none in the range is not a failure", []string{"--store", withRaw, "--from", "2026-01-01", "--to", "2026-01-02", "--quiet"}, 0, ""},
+		{"plan writes nothing and says why", []string{"plan", "--store", withRaw, "--from", "2026-01-03", "--to", "2026-01-03"}, 0, "never built"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,6 +49,9 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("output does not say %q:\n%s%s", tc.msg, out.String(), errOut.String())
 			}
 		})
+	}	// Nothing was written into the folder that is not a warehouse.
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("%s after refused runs: %v, %v; want it empty", dir, entries, err)
 	}
 }
 
@@ -145,7 +150,7 @@ func TestCatchUpRange(t *testing.T) {
 	}
 
 	// The same through the command line, as README.md says: "the last 8 days".
-	dir := t.TempDir()
+	dir := storeWithRaw(t)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -344,4 +349,19 @@ func TestJSONLogNamesSkippedObjects(t *testing.T) {
 	if !ignoredLogged {
 		t.Errorf("ignored %s not in the JSON log:\n%s", ignored, errOut.String())
 	}
+}
+
+// storeWithRaw is a store folder with one raw object (outside any range
+// the tests run), so that the job takes it for a warehouse.
+func storeWithRaw(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	hour := filepath.Join(dir, "raw", "2020", "01", "01", "00")
+	if err := os.MkdirAll(hour, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hour, "events-1-2020-01-01-00-00-00-x"), []byte("not parquet"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

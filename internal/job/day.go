@@ -203,6 +203,33 @@ type warehouseState struct {
 	TimeZone string `json:"time_zone"`
 }
 
+// checkIsWarehouse refuses a store that has neither the warehouse marker
+// (written by the first run) nor anything under the raw or raw-errors
+// prefix: most likely --store names the wrong folder, and a run there
+// would read nothing and write curated/ and _state/ into it.
+func checkIsWarehouse(ctx context.Context, st store.Store, rawPrefix, errorPrefix string) error {
+	if _, err := st.Stat(ctx, stateKey); err == nil || !errors.Is(err, store.ErrNotExist) {
+		return err
+	}
+	for _, p := range []string{rawPrefix, errorPrefix} {
+		objs, err := st.List(ctx, p)
+		if err != nil {
+			return err
+		}
+		if len(objs) > 0 {
+			return nil
+		}
+	}
+	return &NotWarehouseError{Store: st.String(), RawPrefix: rawPrefix}
+}
+
+// NotWarehouseError says a store holds no raw data and was never rolled up.
+type NotWarehouseError struct{ Store, RawPrefix string }
+
+func (e *NotWarehouseError) Error() string {
+	return fmt.Sprintf("no %s under %s, and no earlier rollup there: is --store right? (Firehose writes raw/YYYY/MM/DD/HH/...; see --raw-prefix)", e.RawPrefix, e.Store)
+}
+
 // checkTimeZone refuses to mix reporting time zones in one store.
 func checkTimeZone(ctx context.Context, st store.Store, loc *time.Location) error {
 	b, err := st.Get(ctx, stateKey)

@@ -454,6 +454,9 @@ type planned struct {
 // are stale.
 func (cfg *Config) plan(ctx context.Context) (*planned, error) {
 	st := cfg.Store
+	if err := checkIsWarehouse(ctx, st, cfg.RawPrefix, cfg.ErrorPrefix); err != nil {
+		return nil, err
+	}
 	if err := checkTimeZone(ctx, st, cfg.Rules.Loc); err != nil {
 		return nil, err
 	}
