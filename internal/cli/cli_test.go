@@ -49,7 +49,7 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("output does not say %q:\n%s%s", tc.msg, out.String(), errOut.String())
 			}
 		})
-	}	// Nothing was written into the folder that is not a warehouse.
+	} // Nothing was written into the folder that is not a warehouse.
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Errorf("%s after refused runs: %v, %v; want it empty", dir, entries, err)
 	}
