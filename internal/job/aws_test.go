@@ -20,6 +20,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/internal/store/s3fault"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
@@ -150,4 +151,59 @@ func TestOnS3WithGlue(t *testing.T) {
 		t.Errorf("after the grace period: runs %v, want only the current one", runs)
 	}
 	checkPartitions(t)
+}
+
+// TestOnS3ThroughFaults runs the job on S3 through a proxy that fails a
+// share of the requests (500s, SlowDown, connection resets, bodies cut
+// short): the SDK's retryer and the store's retries absorb them, and the
+// tables equal a clean local run's, byte for byte.
+func TestOnS3ThroughFaults(t *testing.T) {
+	ctx := context.Background()
+	backend := s3mem.New()
+	if err := backend.CreateBucket("lake"); err != nil {
+		t.Fatal(err)
+	}
+	proxy := s3fault.Start(t, gofakes3.New(backend).Server(), 0.05, 5)
+	client := s3.New(s3.Options{
+		BaseEndpoint: aws.String(proxy.URL), UsePathStyle: true, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", ""),
+	})
+	s3st := store.NewS3(client, "lake", "warehouse")
+	local, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	gcfg := gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 800, ObjectsPerHour: 1, Seed: 22})
+	for _, st := range []store.Store{s3st, local} {
+		if _, err := gen.Generate(ctx, st, gcfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from, to := mustDay(t, "2026-07-01"), mustDay(t, "2026-07-03")
+	for _, st := range []store.Store{s3st, local} {
+		if _, err := Run(ctx, Config{Store: st, From: from, To: to, Rules: compact.DefaultRules(time.UTC), Parallel: 4}); err != nil {
+			t.Fatalf("%s: %v", st, err)
+		}
+	}
+	want, err := Snapshot(ctx, local, from-30, to+30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Snapshot(ctx, s3st, from-30, to+30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tables through faults differ from a clean local run (-local +s3):\n%s", diff)
+	}
+	requests, faults := proxy.Counts()
+	n := 0
+	for _, c := range faults {
+		n += c
+	}
+	if n == 0 {
+		t.Fatalf("the proxy injected no fault in %d requests", requests)
+	}
+	t.Logf("%d requests, faults injected: %v", requests, faults)
 }
