@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +53,44 @@ func TestHeldDayIsSkipped(t *testing.T) {
 	}
 	if _, err := publish.Current(ctx, st, "events", d1); err != nil {
 		t.Errorf("%s not built once free: %v", d1, err)
+	}
+}
+
+// TestClockBehindStillPublishes: a machine whose clock is an hour behind
+// rebuilds days another machine published: its runs (whose ids sort first)
+// become current, since commit order decides, and the older runs go.
+func TestClockBehindStillPublishes(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadFixture(t, st, "../../testdata/golden/raw.json")
+	d1, d2 := mustDay(t, "2026-03-01"), mustDay(t, "2026-03-02")
+	if _, err := Run(ctx, Config{Store: st, From: d1, To: d2}); err != nil {
+		t.Fatal(err)
+	}
+	behind := func() time.Time { return time.Now().Add(-time.Hour) }
+	if _, err := Run(ctx, Config{Store: st, From: d1, To: d2, Force: true, Now: behind}); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"events", "quarantine", "active_users_daily"} {
+		m, err := publish.Current(ctx, st, table, d1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(m.CreatedAt) < 50*time.Minute || m.Generation != 2 {
+			t.Errorf("%s %s: current run %s made at %s, generation %d; want the run of the clock an hour behind, generation 2",
+				table, d1, m.Run, m.CreatedAt, m.Generation)
+		}
+	}
+	snap, err := Snapshot(ctx, st, d1, d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range snap {
+		if !strings.HasPrefix(v, "runs=1 ") {
+			t.Errorf("%s: %s; want one run left", k, v)
+		}
 	}
 }
