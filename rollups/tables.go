@@ -86,6 +86,21 @@ type User struct {
 	FirstCountry  string `parquet:"first_country" doc:"user_daily.country on the first day"`
 }
 
+// Restatement is one number of a published partition that a later run
+// changed: late data, an object removed or unreadable, a person's first day
+// moving. Grain: dt (the day whose partition changed) × run × table_name ×
+// row_key × column_name. Rows are only ever added: a run that restates a
+// day appends to its partition.
+type Restatement struct {
+	Run        string `parquet:"run" doc:"the rollup run that published the new numbers"`
+	RestatedAt int64  `parquet:"restated_at,timestamp(millisecond)" doc:"when that run published them"`
+	TableName  string `parquet:"table_name" doc:"the table whose partition for dt changed"`
+	RowKey     string `parquet:"row_key" doc:"which row: the product (and day_n for retention); empty for a table of one row per day"`
+	ColumnName string `parquet:"column_name" doc:"the column that changed"`
+	OldValue   int64  `parquet:"old_value" doc:"the number before"`
+	NewValue   int64  `parquet:"new_value" doc:"the number after"`
+}
+
 // SessionsDaily describes sessions. A session is counted on its day, under
 // the product and platform of its first event.
 // Grain: dt × product × platform.
@@ -152,6 +167,10 @@ type Table struct {
 	// PartKey is the Hive partition column: "dt" (the reporting day) for
 	// every table but users, which is split by "bucket" (see UserBucket).
 	PartKey string
+	// History marks a table that records what runs did (restatements):
+	// it depends on the order of the runs by design, so it is not part of
+	// the invariant that every table equals a clean build.
+	History bool
 }
 
 // PartitionKey returns t's partition column ("dt" unless set).
@@ -198,9 +217,15 @@ var Windowed = []Table{
 var UsersTable = Table{Name: "users", Grain: "product × user_key", Doc: "one row per person per product: first and last day seen, days active, first platform and country",
 	Row: reflect.TypeOf(User{}), SQL: sqlOf("users"), PartKey: "bucket"}
 
-// All lists every curated table: Daily, then Windowed, then users.
+// RestatementsTable records every number a run changed in a published
+// partition (DESIGN §5: say what moved).
+var RestatementsTable = Table{Name: "restatements", Grain: "dt × run × table_name × row_key × column_name",
+	Doc: "every published number a later run changed: which table, day, row and column, from what to what", Row: reflect.TypeOf(Restatement{}), History: true}
+
+// All lists every curated table: Daily, then Windowed, then users and
+// restatements.
 func All() []Table {
-	return append(append(append([]Table(nil), Daily...), Windowed...), UsersTable)
+	return append(append(append([]Table(nil), Daily...), Windowed...), UsersTable, RestatementsTable)
 }
 
 // ByName returns the table called name.

@@ -509,14 +509,21 @@ func printSummary(w io.Writer, s *job.Summary) {
 			fmt.Fprintf(w, "users: %d of %d buckets republished from %d user_daily partitions read (%d people gone, %d whose first day moved later)\n",
 				len(u.Buckets), rollups.UserBuckets, u.DaysRead, u.Gone, u.FirstSeenLater)
 		}
-		const most = 20
-		for i, r := range ws.Restatements {
-			if i == most {
-				fmt.Fprintf(w, "  ... and %d more restated numbers (in the JSON log)\n", len(ws.Restatements)-most)
-				break
-			}
-			fmt.Fprintf(w, "  restated: %s\n", r)
+	}
+	var moved []job.Restated
+	for _, d := range s.Days {
+		moved = append(moved, d.Restatements...)
+	}
+	if s.Windowed != nil {
+		moved = append(moved, s.Windowed.Restatements...)
+	}
+	const most = 20
+	for i, r := range moved {
+		if i == most {
+			fmt.Fprintf(w, "  ... and %d more restated numbers (table restatements, and the JSON log)\n", len(moved)-most)
+			break
 		}
+		fmt.Fprintf(w, "  restated: %s\n", r)
 	}
 	if len(s.BadObjects) > 0 {
 		fmt.Fprintf(w, "\n%d bad raw objects (counted in data_quality_daily.bad_files, listed in quarantine):\n", len(s.BadObjects))

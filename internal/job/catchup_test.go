@@ -79,6 +79,27 @@ func TestOneLateObject(t *testing.T) {
 	if sum.RawObjects == 0 || sum.Days[6].Quality.LateRows < 5 {
 		t.Errorf("read %d objects; late rows %d", sum.RawObjects, sum.Days[6].Quality.LateRows)
 	}
+	// What moved is said, and recorded in the restatements table: the
+	// day's counts, and the late user's first day (a new user on 08-07).
+	d7 := day.FromDate(2026, 8, 7)
+	recorded := readRows[rollups.Restatement](t, st, "restatements", d7)
+	has := func(table, column string, delta int64) bool {
+		for _, r := range recorded {
+			if r.TableName == table && r.ColumnName == column && r.NewValue-r.OldValue == delta && r.Run != "" && r.RestatedAt > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("data_quality_daily", "kept_rows", 5) || !has("active_users_daily", "new_users", 1) || !has("active_users_daily", "dau", 1) {
+		t.Errorf("restatements of %s: %+v; want kept_rows +5, and new_users and dau +1 for the late user", d7, recorded)
+	}
+	if len(sum.Days[6].Restatements) == 0 || sum.Windowed == nil || len(sum.Windowed.Restatements) == 0 {
+		t.Errorf("the summary does not say what moved: %+v, %+v", sum.Days[6].Restatements, sum.Windowed)
+	}
+	if !strings.Contains(sum.Days[6].Restatements[0].String(), "data_quality_daily 2026-08-07") {
+		t.Errorf("restatement reads %q", sum.Days[6].Restatements[0])
+	}
 
 	fresh := genStore(t, gcfg)
 	writeRaw(t, fresh, key, late)

@@ -107,12 +107,23 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 			return DaySummary{}, err
 		}
 	}
+	// What this build changes in the day's published counts.
+	var moved []Restated
+	if prev, err := publish.Current(ctx, c.Store, "data_quality_daily", d); err == nil {
+		old, err := manifestRows[rollups.DataQualityDaily](ctx, c.Store, prev)
+		if err != nil {
+			return DaySummary{}, err
+		}
+		moved = diffRows("data_quality_daily", d, old, []rollups.DataQualityDaily{quality}, func(rollups.DataQualityDaily) string { return "" })
+	} else if !errors.Is(err, store.ErrNotExist) {
+		return DaySummary{}, err
+	}
 	// Publish only while the partitions are still ours.
 	if err := locks.Check(ctx); err != nil {
 		return DaySummary{}, fmt.Errorf("lost the lease before publishing: %w", err)
 	}
 	now := c.Now().UTC()
-	sum := DaySummary{Day: d, Why: p.why, Quality: quality, EventsBefore: before}
+	sum := DaySummary{Day: d, Why: p.why, Quality: quality, EventsBefore: before, Restatements: moved}
 	stats := map[string]int64{
 		"raw_rows": quality.RawRows, "valid_rows": quality.ValidRows, "kept_rows": quality.KeptRows,
 		"duplicates_dropped": quality.DuplicatesDropped, "invalid_rows": quality.InvalidRows,
@@ -142,6 +153,12 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *com
 		if err := publish.Cleanup(ctx, c.Store, t.Name, d, run, c.GracePeriod, now); err != nil {
 			c.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", d.String(), "error", err.Error())
 		}
+	}
+	for _, m := range moved {
+		c.Log.Info("restated", "change", m.String())
+	}
+	if err := c.recordRestatements(ctx, run, now, d, moved); err != nil {
+		return DaySummary{}, fmt.Errorf("record restatements: %w", err)
 	}
 	return sum, nil
 }

@@ -82,6 +82,9 @@ type DaySummary struct {
 	Why          string // why it was (re)built or skipped
 	Quality      rollups.DataQualityDaily
 	EventsBefore int64 // events the day had before this run; -1 if it was never built
+	// Restatements are the day's data_quality_daily numbers this build
+	// changed (also appended to the restatements table).
+	Restatements []Restated
 	FilesWritten int
 	BytesWritten int64
 	Seconds      float64

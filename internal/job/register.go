@@ -43,7 +43,12 @@ func (c *Config) register(ctx context.Context, windowed *WindowedSummary) error 
 	defs = append(defs, catalog.RawTableDef(root+"/"+c.RawPrefix, c.RawStart))
 	reg := &catalog.Registrar{Catalog: c.Catalog, Store: c.Store, Tables: defs}
 	var regs []catalog.Registration
+	seen := map[Partition]bool{}
 	add := func(table string, d day.Day) error {
+		if seen[Partition{table, d}] {
+			return nil
+		}
+		seen[Partition{table, d}] = true
 		m, err := publish.Current(ctx, c.Store, table, d)
 		if errors.Is(err, store.ErrNotExist) {
 			return nil
@@ -55,7 +60,7 @@ func (c *Config) register(ctx context.Context, windowed *WindowedSummary) error 
 		return nil
 	}
 	for d := c.From; d <= c.To; d++ {
-		for _, t := range rollups.Daily {
+		for _, t := range append(rollups.Daily, rollups.RestatementsTable) {
 			if err := add(t.Name, d); err != nil {
 				return err
 			}
@@ -64,6 +69,11 @@ func (c *Config) register(ctx context.Context, windowed *WindowedSummary) error 
 	if windowed != nil {
 		for _, d := range windowed.Partitions {
 			if err := add(d.Table, d.Day); err != nil {
+				return err
+			}
+		}
+		for _, r := range windowed.Restatements {
+			if err := add(rollups.RestatementsTable.Name, r.Day); err != nil {
 				return err
 			}
 		}

@@ -20,6 +20,9 @@ import (
 func Snapshot(ctx context.Context, st store.Store, from, to day.Day) (map[string]string, error) {
 	out := map[string]string{}
 	for _, t := range rollups.All() {
+		if t.History {
+			continue // what runs did, not a function of the raw objects
+		}
 		var parts []string
 		if t.PartitionKey() == "dt" {
 			for d := from; d <= to; d++ {

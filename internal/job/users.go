@@ -187,21 +187,9 @@ func currentUserDays(ctx context.Context, st store.Store) (userDays, error) {
 	return out, nil
 }
 
-// readUserDaily reads the files of one run of a user_daily partition.
+// readUserDaily reads the rows of one run of a user_daily partition.
 func readUserDaily(ctx context.Context, st store.Store, m *publish.Manifest) ([]rollups.UserDaily, error) {
-	var out []rollups.UserDaily
-	for _, f := range m.Files {
-		b, err := st.Get(ctx, f.Key)
-		if err != nil {
-			return nil, fmt.Errorf("user_daily %s run %s: %w", m.Day, m.Run, err)
-		}
-		rows, err := parquet.Read[rollups.UserDaily](bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", f.Key, err)
-		}
-		out = append(out, rows...)
-	}
-	return out, nil
+	return manifestRows[rollups.UserDaily](ctx, st, m)
 }
 
 // UsersSummary says what the users stage did.

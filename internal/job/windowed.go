@@ -1,19 +1,14 @@
 package job
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
-	"strings"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/lease"
@@ -38,7 +33,7 @@ type WindowedSummary struct {
 	UserParts []string
 	// Restatements describe every number of a windowed partition that
 	// changed from the run it superseded.
-	Restatements []string
+	Restatements []Restated
 }
 
 // Partition names one partition of a table.
@@ -245,7 +240,7 @@ func sortedDays(m map[day.Day]bool) []day.Day {
 // (the caller found it stale) and returns what changed in numbers from the
 // run it supersedes, one line per changed row ("active_users_daily
 // 2026-11-28 shop: new_users 1156 -> 1146"); none for a first publication.
-func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.Day, fp string, rows any, opt publish.WriterOptions) ([]string, error) {
+func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.Day, fp string, rows any, opt publish.WriterOptions) ([]Restated, error) {
 	tbl, _ := rollups.ByName(table)
 	locks, err := c.lock(ctx, run, []rollups.Table{tbl}, d, c.LockWait)
 	if err != nil {
@@ -259,17 +254,21 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 	run = newRunID(c.Now())
 	prefix := publish.RunPrefix(table, d, run)
 	var files []publish.File
-	var moved []string
+	var moved []Restated
 	switch r := rows.(type) {
 	case []rollups.ActiveUsersDaily:
 		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
-			moved, err = restatements(ctx, c.Store, table, d, prev, r, func(x rollups.ActiveUsersDaily) string { return x.Product })
+			var old []rollups.ActiveUsersDaily
+			if old, err = manifestRows[rollups.ActiveUsersDaily](ctx, c.Store, prev); err == nil {
+				moved = diffRows(table, d, old, r, func(x rollups.ActiveUsersDaily) string { return x.Product })
+			}
 		}
 	case []rollups.RetentionDaily:
 		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
-			moved, err = restatements(ctx, c.Store, table, d, prev, r, func(x rollups.RetentionDaily) string {
-				return fmt.Sprintf("%s day %d", x.Product, x.DayN)
-			})
+			var old []rollups.RetentionDaily
+			if old, err = manifestRows[rollups.RetentionDaily](ctx, c.Store, prev); err == nil {
+				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) })
+			}
 		}
 	default:
 		return nil, fmt.Errorf("windowed table %s: unexpected rows %T", table, rows)
@@ -289,7 +288,10 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 		return nil, err
 	}
 	for _, m := range moved {
-		c.Log.Info("restated", "change", m)
+		c.Log.Info("restated", "change", m.String())
+	}
+	if err := c.recordRestatements(ctx, run, nm.CreatedAt, d, moved); err != nil {
+		return nil, fmt.Errorf("record restatements: %w", err)
 	}
 	if c.cleanupAtOnce() {
 		if err := publish.Cleanup(ctx, c.Store, table, d, run, c.GracePeriod, c.Now()); err != nil {
@@ -297,63 +299,4 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 		}
 	}
 	return moved, nil
-}
-
-// restatements compares the rows of the published run prev with rows (both
-// keyed by key) and describes each number that changed.
-func restatements[T any](ctx context.Context, st store.Store, table string, d day.Day, prev *publish.Manifest, rows []T, key func(T) string) ([]string, error) {
-	var old []T
-	for _, f := range prev.Files {
-		b, err := st.Get(ctx, f.Key)
-		if err != nil {
-			return nil, err
-		}
-		rs, err := parquet.Read[T](bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", f.Key, err)
-		}
-		old = append(old, rs...)
-	}
-	byKey := map[string]T{}
-	for _, r := range old {
-		byKey[key(r)] = r
-	}
-	var out []string
-	seen := map[string]bool{}
-	for _, r := range rows {
-		k := key(r)
-		seen[k] = true
-		o, had := byKey[k]
-		if !had {
-			out = append(out, fmt.Sprintf("%s %s %s: new row", table, d, k))
-			continue
-		}
-		if diff := numberDiff(o, r); diff != "" {
-			out = append(out, fmt.Sprintf("%s %s %s: %s", table, d, k, diff))
-		}
-	}
-	for _, r := range old {
-		if k := key(r); !seen[k] {
-			out = append(out, fmt.Sprintf("%s %s %s: row gone", table, d, k))
-		}
-	}
-	return out, nil
-}
-
-// numberDiff lists the integer columns of two rows of one table that
-// differ, as "name old -> new, ..." (ratios follow from them).
-func numberDiff(a, b any) string {
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	var parts []string
-	for i := 0; i < va.NumField(); i++ {
-		f := va.Type().Field(i)
-		if f.Type.Kind() != reflect.Int64 {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
-		if x, y := va.Field(i).Int(), vb.Field(i).Int(); x != y {
-			parts = append(parts, fmt.Sprintf("%s %d -> %d", name, x, y))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
