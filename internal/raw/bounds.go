@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
@@ -144,20 +146,66 @@ func (t *tailReader) ReadAt(p []byte, off int64) (int, error) {
 // chunkMeta finds the footer's description of a column chunk of f.
 func chunkMeta(f *parquet.File, cc parquet.ColumnChunk) (*format.ColumnChunk, bool) {
 	md := f.Metadata()
+	j := cc.Column()
 	for i, rg := range f.RowGroups() {
-		for j, c := range rg.ColumnChunks() {
-			if c == cc && i < len(md.RowGroups) && j < len(md.RowGroups[i].Columns) {
-				return &md.RowGroups[i].Columns[j], true
-			}
+		chunks := rg.ColumnChunks()
+		if j >= 0 && j < len(chunks) && chunks[j] == cc && i < len(md.RowGroups) && j < len(md.RowGroups[i].Columns) {
+			return &md.RowGroups[i].Columns[j], true
 		}
 	}
 	return nil, false
 }
 
-// chunkReader serves a column chunk's bytes, read once, from memory.
+// chunkReader serves a column chunk's bytes, read once, from memory: from a
+// buffer of chunkBufs until release.
 type chunkReader struct {
-	b  []byte
-	at int64
+	b   []byte
+	at  int64
+	buf *[]byte // b's buffer, returned to chunkBufs by release
+}
+
+// release returns the chunk's buffer to chunkBufs; later reads fail.
+func (c *chunkReader) release() {
+	if c.buf != nil {
+		putChunkBuf(c.buf)
+	}
+	c.b, c.buf = nil, nil
+}
+
+// chunkBufs recycles the buffers loadChunk reads column chunks into, one
+// pool per power-of-two capacity from 1 KiB to maxPooledChunk, so that
+// reading an object allocates no chunk buffers once the pools are warm.
+var chunkBufs [maxPooledShift - minPooledShift + 1]sync.Pool
+
+const (
+	minPooledShift = 10
+	maxPooledShift = 26 // 64 MiB
+	maxPooledChunk = 1 << maxPooledShift
+)
+
+// getChunkBuf returns a buffer of length n: from chunkBufs (nil *[]byte
+// if n is larger than maxPooledChunk, which then is not pooled).
+func getChunkBuf(n int64) ([]byte, *[]byte) {
+	if n > maxPooledChunk {
+		return make([]byte, n), nil
+	}
+	shift := minPooledShift
+	if n > 1<<minPooledShift {
+		shift = bits.Len64(uint64(n - 1))
+	}
+	if p, ok := chunkBufs[shift-minPooledShift].Get().(*[]byte); ok {
+		return (*p)[:n], p
+	}
+	b := make([]byte, 1<<shift)
+	return b[:n], &b
+}
+
+func putChunkBuf(p *[]byte) {
+	shift := bits.Len64(uint64(cap(*p) - 1))
+	if cap(*p) != 1<<shift || shift < minPooledShift || shift > maxPooledShift {
+		return
+	}
+	chunkBufs[shift-minPooledShift].Put(p)
 }
 
 func (c *chunkReader) ReadAt(p []byte, off int64) (int, error) {
@@ -179,7 +227,7 @@ func (c *chunkReader) ReadAt(p []byte, off int64) (int, error) {
 // repeated one (nrows < 0) at most MaxRepeatedValues. A dictionary page
 // holds at most one value per byte of its uncompressed size. It returns a
 // reader to give FileColumnChunk.PagesFrom.
-func loadChunk(f *parquet.File, cc parquet.ColumnChunk, nrows int) (io.ReaderAt, error) {
+func loadChunk(f *parquet.File, cc parquet.ColumnChunk, nrows int) (_ *chunkReader, err error) {
 	meta, ok := chunkMeta(f, cc)
 	if !ok {
 		return nil, errors.New("column chunk not in the footer")
@@ -190,7 +238,13 @@ func loadChunk(f *parquet.File, cc parquet.ColumnChunk, nrows int) (io.ReaderAt,
 		start = m.DictionaryPageOffset
 	}
 	// OpenFile checked that the chunk lies inside the object.
-	b := make([]byte, m.TotalCompressedSize)
+	b, buf := getChunkBuf(m.TotalCompressedSize)
+	cr := &chunkReader{b: b, at: start, buf: buf}
+	defer func() {
+		if err != nil {
+			cr.release()
+		}
+	}()
 	if n, err := f.ReadAt(b, start); n < len(b) {
 		return nil, fmt.Errorf("read column chunk: %w", err)
 	}
@@ -247,7 +301,7 @@ func loadChunk(f *parquet.File, cc parquet.ColumnChunk, nrows int) (io.ReaderAt,
 		}
 		values += int64(nv)
 	}
-	return &chunkReader{b: b, at: start}, nil
+	return cr, nil
 }
 
 // thriftSize returns the length of the Thrift compact-protocol struct at

@@ -173,25 +173,40 @@ func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
 		return nil, err
 	}
 	lay, _ := layoutOf(f.Schema()) // checked by OpenFile
-	// The footer's row count is only a claim: rows grow with the event_ids
-	// actually decoded (event_id is required, see layoutOf).
-	rows = make([]Row, 0, min(f.NumRows(), size/64))
+	rows = []Row{}
 	d := decoder{strs: make(map[string]interned), buf: make([]parquet.Value, 1024)}
+	if p, ok := idBufs.Get().(*[]eventID); ok {
+		d.ids = *p
+	}
+	defer func() {
+		clear(d.ids[:cap(d.ids)]) // drop the strings, for the collector
+		ids := d.ids[:0]
+		idBufs.Put(&ids)
+	}()
 	for _, rg := range f.RowGroups() {
 		base := len(rows)
 		nr := int(rg.NumRows())
 		chunks := rg.ColumnChunks()
+		// A row group's event_ids (event_id is required, see layoutOf) are
+		// decoded first, into d.ids, so that rows grow once per row group
+		// to the rows actually decoded, not to the footer's claim.
+		d.ids = d.ids[:0]
 		err := ReadFlatColumn(chunks[lay.flat[colEventID]], d.buf, nr, func(vals []parquet.Value, _ int) {
 			for _, v := range vals {
-				r := Row{Source: key}
+				var id eventID
 				if !v.IsNull() {
-					d.set(&r, colEventID, UnitNone, v)
+					// unique: interning would only cost
+					id.s, id.repaired = validString(v.ByteArray())
 				}
-				rows = append(rows, r)
+				d.ids = append(d.ids, id)
 			}
 		})
 		if err != nil {
 			return nil, bad(ReasonCorrupt, fmt.Errorf("column %s: %w", flatNames[colEventID], err))
+		}
+		rows = growRows(rows, len(d.ids), f.NumRows(), size)
+		for _, id := range d.ids {
+			rows = append(rows, Row{EventID: id.s, Source: key, InvalidUTF8: id.repaired})
 		}
 		group := rows[base:]
 		for c := colEventID + 1; c < numFlat; c++ {
@@ -374,10 +389,39 @@ func TimeUnitOf(t parquet.Type) (TimeUnit, error) {
 
 // decoder decodes column chunks; strs interns repeated strings of one object
 // so that low-cardinality columns share memory, keyed by their bytes as
-// read, holding them as repaired.
+// read, holding them as repaired. ids holds a row group's event_ids.
 type decoder struct {
 	buf  []parquet.Value
 	strs map[string]interned
+	ids  []eventID
+}
+
+// eventID is one decoded event_id, as validString returns it.
+type eventID struct {
+	s        string
+	repaired bool
+}
+
+// idBufs recycles decoder.ids across objects.
+var idBufs sync.Pool
+
+// growRows returns rows with room for n more, n being rows actually
+// decoded (never more than the row group's claimed count, see
+// ReadFlatColumn). The footer's row count, claimed, is only trusted up to
+// one row per 64 bytes of an object of size bytes: a grown slice holds at
+// most the rows decoded so far, that many, or twice its old capacity (as
+// append would grow it), and never more than the footer claims unless more
+// rows were decoded. For a truthful footer rows is allocated once per row
+// group and never beyond the file's row count.
+func growRows(rows []Row, n int, claimed, size int64) []Row {
+	need := len(rows) + n
+	if need <= cap(rows) {
+		return rows
+	}
+	c := max(int64(need), min(claimed, max(size/64, 2*int64(cap(rows)))))
+	grown := make([]Row, len(rows), c)
+	copy(grown, rows)
+	return grown
 }
 
 type interned struct {
@@ -393,7 +437,11 @@ func (d *decoder) intern(b []byte) (string, bool) {
 	}
 	s, repaired := validString(b)
 	if len(d.strs) < 1<<16 {
-		d.strs[string(b)] = interned{s, repaired}
+		k := s // the same bytes: one allocation for the key and the value
+		if repaired {
+			k = string(b)
+		}
+		d.strs[k] = interned{s, repaired}
 	}
 	return s, repaired
 }
@@ -516,13 +564,7 @@ func (d *decoder) set(r *Row, col int, unit TimeUnit, v parquet.Value) {
 	default:
 		var dst *string
 		switch col {
-		case colEventID:
-			// unique: interning would only cost
-			s, repaired := validString(v.ByteArray())
-			r.EventID = s
-			r.InvalidUTF8 = r.InvalidUTF8 || repaired
-			return
-		case colEventName:
+		case colEventName: // event_id: see ReadFrom
 			dst = &r.EventName
 		case colUserID:
 			dst = &r.UserID
@@ -548,7 +590,8 @@ func (d *decoder) set(r *Row, col int, unit TimeUnit, v parquet.Value) {
 }
 
 // checkedPages returns the pages of cc, through loadChunk if cc is a
-// chunk of a file (nrows < 0: a repeated column).
+// chunk of a file (nrows < 0: a repeated column). Closing them also
+// returns the chunk's bytes to chunkBufs.
 func checkedPages(cc parquet.ColumnChunk, nrows int) (parquet.Pages, error) {
 	fc, ok := cc.(*parquet.FileColumnChunk)
 	if !ok {
@@ -558,7 +601,22 @@ func checkedPages(cc parquet.ColumnChunk, nrows int) (parquet.Pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fc.PagesFrom(r), nil
+	return &chunkPages{FilePages: fc.PagesFrom(r), r: r}, nil
+}
+
+// chunkPages are the pages of a chunk that loadChunk read.
+type chunkPages struct {
+	*parquet.FilePages
+	r *chunkReader
+}
+
+// Close closes the pages and then releases the chunk's bytes, which
+// parquet-go has copied what it needs from (it reads pages into buffers of
+// its own).
+func (p *chunkPages) Close() error {
+	err := p.FilePages.Close()
+	p.r.release()
+	return err
 }
 
 // readAll reads every value of a column chunk of a repeated column (the
