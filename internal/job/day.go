@@ -24,10 +24,11 @@ import (
 const CreatedBy = "littlewarehouse rollup v" + CodeVersion
 
 // buildDay builds and publishes every daily table of one day.
-func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, part *compact.Part, inputObjects int,
+func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*compact.Part,
 	bad []BadObject, failures []conversionFailure, locks lease.Group) (DaySummary, error) {
 	d := p.d
-	res := compact.Build([]*compact.Part{part}, c.Rules)
+	inputObjects := len(parts) // one Part per object with rows of the day
+	res := compact.Build(parts, c.Rules)
 	q := res.Quarantine
 	var badFiles, failed int64
 	for _, b := range bad {

@@ -237,21 +237,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		sum.BadObjects = append(sum.BadObjects, p.bad...)
 	}
-	// One Part per day, its events pre-sized from the index (rows of the
-	// objects that feed only that day, plus room for late rows), so that
-	// the day's events are copied once, into their final slice, as each
-	// object is read; the object's own rows are dropped right after.
-	buckets := map[day.Day]*compact.Part{}
-	objectsIn := map[day.Day]int{}
-	for d, p := range building {
-		var est int64
-		for key := range p.good {
-			if e, ok := pl.ix.Lookup(key); ok && len(e.Days) == 1 {
-				est += e.Rows
-			}
-		}
-		buckets[d] = &compact.Part{Events: make([]rollups.Event, 0, est+est/16+1024)}
-	}
+	// Each object's rows of a day come as a Part of their own, sized
+	// exactly by Route; a day's Parts are only collected here (under the
+	// lock every reader shares, so it must stay short) and joined once,
+	// into a slice of the day's exact size, when the day is built.
+	buckets := map[day.Day][]*compact.Part{}
 	var failures []conversionFailure
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -297,11 +287,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				return fmt.Errorf("read %s: %w", o.Key, err)
 			}
 			for d, p := range parts {
-				b := buckets[d]
-				b.Events = append(b.Events, p.Events...)
-				b.Quarantine = append(b.Quarantine, p.Quarantine...)
-				b.RepairedUTF8 += p.RepairedUTF8
-				objectsIn[d]++
+				buckets[d] = append(buckets[d], p)
 			}
 			return nil
 		})
@@ -385,7 +371,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		// The leases are renewed while the day builds, so a day longer than
 		// their lifetime still publishes; a lease found lost stops it.
 		stop := locks.KeepAlive(ctx, 0)
-		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, buckets[p.d], objectsIn[p.d], sum.BadObjects, failures, locks)
+		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, buckets[p.d], sum.BadObjects, failures, locks)
 		if kerr := stop(); err == nil && kerr != nil {
 			err = kerr
 		}
