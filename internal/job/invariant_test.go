@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
@@ -51,7 +52,11 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 	for seq := range 6 {
 		t.Run(fmt.Sprintf("sequence %d", seq), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(seq), 99))
-			st := store.NewMem()
+			root := t.TempDir()
+			st, err := store.OpenDir(root, false)
+			if err != nil {
+				t.Fatal(err)
+			}
 			present := map[string][]byte{} // key -> bytes as now in st
 			var absent []string
 			for _, o := range objs {
@@ -191,6 +196,9 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 			if diff := cmp.Diff(withoutQuality(want), withoutQuality(got)); diff != "" {
 				t.Errorf("after %v\nthe tables differ from a clean build of the objects present (-clean +incremental):\n%s", log, diff)
 			}
+			// The windowed tables equal DuckDB running their reference SQL
+			// over the user_daily and users the sequence left.
+			windowedAgainstDuckDB(t, root, blocks[0][0], blocks[len(blocks)-1][1])
 			// data_quality_daily too, but for restated, which says what a
 			// build changed and so depends on the builds before it.
 			for d := lo; d <= hi; d++ {
@@ -234,4 +242,40 @@ func qualityOf(t *testing.T, st store.Store, d day.Day) *rollups.DataQualityDail
 	}
 	rows[0].Restated = false
 	return &rows[0]
+}
+
+// windowedAgainstDuckDB checks active_users_daily and retention_daily of the
+// local store at root, for the days first..asOf, against DuckDB running
+// their reference SQL over the store's user_daily and users.
+func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
+	t.Helper()
+	ctx := context.Background()
+	db := openDuck(t)
+	if err := db.ViewCurated(ctx, root, "user_daily", "users", "active_users_daily", "retention_daily"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		fmt.Sprintf("CREATE TABLE days AS SELECT unnest(range(DATE '%s', DATE '%s' + 1, INTERVAL 1 DAY))::DATE AS dt", first, asOf),
+		fmt.Sprintf("CREATE TABLE as_of AS SELECT DATE '%s' AS dt", asOf),
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for table, order := range map[string]string{"active_users_daily": "dt, product", "retention_daily": "dt, product, day_n"} {
+		ref, err := db.Query(ctx, fmt.Sprintf("SELECT * FROM (%s) ORDER BY %s", rollups.RefSQL(table), order))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours, err := db.Query(ctx, fmt.Sprintf("SELECT * FROM %s WHERE dt BETWEEN DATE '%s' AND DATE '%s' ORDER BY %s", table, first, asOf, order))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ref) == 0 {
+			t.Fatalf("%s: the reference has no rows", table)
+		}
+		if diff := cmp.Diff(ref, ours, cmpopts.EquateApprox(1e-9, 0)); diff != "" {
+			t.Errorf("%s (-DuckDB reference +ours):\n%s", table, diff)
+		}
+	}
 }
