@@ -451,7 +451,7 @@ func (cfg *Config) plan(ctx context.Context) (*planned, error) {
 	}
 	lo, _ := cfg.window(cfg.From)
 	_, hi := cfg.window(cfg.To)
-	objs, ignored, err := listHours(ctx, st, cfg.RawPrefix, lo, hi)
+	objs, ignored, err := listRaw(ctx, st, cfg.RawPrefix, lo, hi)
 	if err != nil {
 		return nil, err
 	}
