@@ -193,17 +193,17 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	same("backfill through the coordinator")
 
 	sum = coord.coordinate(t, readFile(t, "../../testdata/lambda/scheduled-event.json"))
-	if sum.Status != lambda.RunDone || sum.Trigger != lambda.KindScheduled || sum.From != "2026-11-16" || sum.To != "2026-11-24" ||
+	if sum.Status != lambda.RunDone || sum.Trigger != lambda.KindScheduled || sum.From != "2026-11-16" || sum.To != "2026-11-23" ||
 		sum.Planned == 0 || sum.Built != sum.Planned || len(sum.Pending) != 0 {
 		t.Fatalf("scheduled: %+v", sum)
 	}
-	localRun("2026-11-16", "2026-11-24", false)
+	localRun("2026-11-16", "2026-11-23", false) // the 8 days that end the day before the event
 	same("nightly scheduled event")
 	if _, err := s3st.Stat(ctx, lambda.SummaryKey(sum.Run)); err != nil {
 		t.Errorf("run summary: %v", err)
 	}
 	if page, err := s3st.Get(ctx, lambda.HTMLReportKey); err != nil || sum.HTMLReport == nil || sum.HTMLReport.Error != "" ||
-		len(page) != sum.HTMLReport.Bytes || !strings.Contains(string(page), "2026-11-24") {
+		len(page) != sum.HTMLReport.Bytes || !strings.Contains(string(page), "2026-11-23") {
 		t.Errorf("HTML report: %+v, %v", sum.HTMLReport, err)
 	}
 	if out := coord.Output(); !strings.Contains(out, `"Stage":"run"`) {
