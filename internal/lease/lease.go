@@ -927,33 +927,11 @@ func (l *Lease) retry(ctx context.Context, op func() error) error {
 // goroutine, sleeping as WithSleep says, until ctx is done, stop is called,
 // or a Renew returns ErrLost; other Renew errors are tried again at the next
 // interval. stop ends the goroutine (letting a Renew in progress finish),
-// waits for it, and returns the error that ended it (nil if stopped or ctx
-// ended it). Meanwhile Lost reports a lost or expired lease. Stop it before
-// Release.
+// waits for it, and returns the error that ended it (wrapping ErrLost; nil
+// if stopped or ctx ended it). Meanwhile Lost reports a lost or expired
+// lease. Stop it before Release. It is the group KeepAlive of one lease.
 func (l *Lease) KeepAlive(ctx context.Context, interval time.Duration) (stop func() error) {
-	if interval <= 0 {
-		interval = l.ttl / 3
-	}
-	sleepCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var result error
-	go func() {
-		defer close(done)
-		for {
-			if l.cfg.sleep(sleepCtx, interval) != nil {
-				return
-			}
-			if err := l.Renew(ctx); errors.Is(err, ErrLost) {
-				result = err
-				return
-			}
-		}
-	}()
-	return func() error {
-		cancel()
-		<-done
-		return result
-	}
+	return Group{l}.KeepAlive(ctx, interval)
 }
 
 // Group is a set of leases held together, in name order.
