@@ -405,5 +405,12 @@ func CleanupAt(ctx context.Context, st store.Store, table, part, keep string, ol
 			}
 		}
 	}
+	// A run folder a killed writer made but wrote nothing into holds no
+	// object to delete: remove such empty folders too.
+	if fp, ok := st.(store.FolderPruner); ok {
+		if err := fp.PruneEmpty(ctx, prefix[:len(prefix)-len("run=")]); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }

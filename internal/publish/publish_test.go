@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +204,32 @@ func TestEventRowSchema(t *testing.T) {
 	got := strings.Replace(parquet.SchemaOf(eventRow{}).String(), "message eventRow", "message x", 1)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("eventRow's schema drifted from rollups.Event's (-Event +eventRow):\n%s", diff)
+	}
+}
+
+// TestCleanupRemovesEmptyRunFolders: a run folder that a killed writer made
+// but wrote nothing into holds no object, and goes too.
+func TestCleanupRemovesEmptyRunFolders(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	d, _ := day.Parse("2026-03-01")
+	if _, err := Write(ctx, st, RunPrefix("x", d, "01B"), []rollups.DataQualityDaily{{RawRows: 1}}, WriterOptions{RowGroupSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Commit(ctx, st, &Manifest{Table: "x", Day: d.String(), Run: "01B"}); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(st.Root(), "curated", "x", "dt=2026-03-01", "run=01C")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Cleanup(ctx, st, "x", d, "01B", 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("empty run folder still there: %v", err)
+	}
+	if m, err := Current(ctx, st, "x", d); err != nil || m.Run != "01B" {
+		t.Errorf("Current = %+v, %v", m, err)
 	}
 }

@@ -354,3 +354,26 @@ func (d *Dir) Delete(_ context.Context, key string) error {
 	}
 	return nil
 }
+
+// PruneEmpty removes every empty folder under prefix (deepest first), and
+// prefix's own folder if it ends up empty. Folders holding anything stay.
+func (d *Dir) PruneEmpty(_ context.Context, prefix string) error {
+	p, err := d.path(strings.TrimSuffix(prefix, "/"))
+	if err != nil {
+		return err
+	}
+	var dirs []string
+	err = filepath.WalkDir(p, func(path string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i]) // fails, as it should, on a folder that is not empty
+	}
+	return nil
+}

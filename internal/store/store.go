@@ -82,6 +82,13 @@ type TempLister interface {
 	ListWithTemp(ctx context.Context, prefix string) ([]Object, error)
 }
 
+// FolderPruner is implemented by stores with real folders (the local
+// directory): PruneEmpty removes the empty folders under prefix, such as a
+// run folder a killed process made before writing anything into it.
+type FolderPruner interface {
+	PruneEmpty(ctx context.Context, prefix string) error
+}
+
 // Options tune how Open reaches a store.
 type Options struct {
 	// S3Endpoint overrides the S3 endpoint (an S3-compatible server, or a
