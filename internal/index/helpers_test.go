@@ -75,12 +75,12 @@ func slowEntry(t testing.TB, data []byte, key string, hour time.Time, rules comp
 		t.Fatalf("read %s: %v", key, err)
 	}
 	e.Rows = int64(len(rows))
-	seen := map[day.Day]bool{}
+	seen := map[day.Day]int64{}
 	first := true
 	for i := range rows {
 		r := &rows[i]
 		at, _ := rules.Attribute(r, hour.UnixMilli())
-		seen[day.Of(at, rules.Loc)] = true
+		seen[day.Of(at, rules.Loc)]++
 		if r.HasReceivedAt {
 			if first || r.ReceivedAt < e.FirstArrival {
 				e.FirstArrival = r.ReceivedAt
@@ -95,6 +95,9 @@ func slowEntry(t testing.TB, data []byte, key string, hour time.Time, rules comp
 		e.Days = append(e.Days, d)
 	}
 	slices.Sort(e.Days)
+	for _, d := range e.Days {
+		e.DayRows = append(e.DayRows, seen[d])
+	}
 	return e
 }
 

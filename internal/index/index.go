@@ -28,7 +28,7 @@ const Prefix = "_state/index/raw/"
 // Version is the version of the file format and of Scan's logic. A file of
 // another version is ignored and its objects rescanned; bump it when Scan
 // would compute different entries.
-const Version = 3
+const Version = 4
 
 // ObjectRef names one listed raw object.
 type ObjectRef struct {
@@ -437,6 +437,7 @@ type entryJSON struct {
 	FirstArrival int64     `json:"first_arrival_ms"`
 	LastArrival  int64     `json:"last_arrival_ms"`
 	Days         []string  `json:"days,omitempty"`
+	DayRows      []int64   `json:"day_rows,omitempty"`
 	Bad          string    `json:"bad,omitempty"`
 	Detail       string    `json:"detail,omitempty"`
 }
@@ -450,6 +451,7 @@ func encodeFile(d day.Day, f *dayFile) []byte {
 		for _, dd := range e.Days {
 			ej.Days = append(ej.Days, dd.String())
 		}
+		ej.DayRows = e.DayRows
 		out.Entries = append(out.Entries, ej)
 	}
 	b, err := json.MarshalIndent(out, "", " ")
@@ -490,6 +492,9 @@ func decodeFile(b []byte, d day.Day) (*dayFile, error) {
 		}
 		if !slices.IsSorted(e.Days) || len(slices.Compact(slices.Clone(e.Days))) != len(e.Days) {
 			return nil, fmt.Errorf("entry %q: days not sorted and distinct", e.Key)
+		}
+		if e.DayRows = ej.DayRows; len(e.DayRows) != len(e.Days) {
+			return nil, fmt.Errorf("entry %q: %d day_rows for %d days", e.Key, len(e.DayRows), len(e.Days))
 		}
 		f.entries[e.Key] = e
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"time"
 
@@ -40,6 +41,10 @@ type Entry struct {
 	// compact.Rules.Attribute, in the rules' zone, ascending. Nil for a bad
 	// object or one without rows.
 	Days []day.Day
+	// DayRows are the rows counting on each of Days (same order): what a
+	// reader of the object routes to each day, so that a day's events can
+	// be sized exactly before the objects are read.
+	DayRows []int64
 	// Bad is the raw.BadObjectError reason (raw.ReasonCorrupt, ...) if the
 	// object is unreadable, else "". Detail is the error text.
 	Bad, Detail string
@@ -96,7 +101,9 @@ func Scan(r io.ReaderAt, size int64, key string, hour time.Time, rules compact.R
 		et, rt       column
 		days         dayCache
 		row          raw.Row // Attribute reads the time fields only
-		seen         []day.Day
+		counts       = map[day.Day]int64{}
+		cur          day.Day
+		curN         int64
 		fallback     = hour.UnixMilli()
 		first, last  int64
 		haveArrivals bool
@@ -125,16 +132,21 @@ func Scan(r io.ReaderAt, size int64, key string, hour time.Time, rules compact.R
 			}
 			at, _ := rules.Attribute(&row, fallback)
 			d := days.of(at)
-			if n := len(seen); n == 0 || seen[n-1] != d {
-				seen = append(seen, d)
+			if d != cur && curN > 0 {
+				counts[cur] += curN
+				curN = 0
 			}
+			cur = d
+			curN++
 		}
 		e.Rows += int64(nr)
 	}
-	slices.Sort(seen)
-	e.Days = slices.Clip(slices.Compact(seen))
-	if len(e.Days) == 0 {
-		e.Days = nil
+	if curN > 0 {
+		counts[cur] += curN
+	}
+	for _, d := range slices.Sorted(maps.Keys(counts)) {
+		e.Days = append(e.Days, d)
+		e.DayRows = append(e.DayRows, counts[d])
 	}
 	e.FirstArrival, e.LastArrival = first, last
 	return e, nil

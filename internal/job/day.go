@@ -24,10 +24,9 @@ import (
 const CreatedBy = "littlewarehouse rollup v" + CodeVersion
 
 // buildDay builds and publishes every daily table of one day.
-func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*compact.Part,
+func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*compact.Part, inputObjects int,
 	bad []BadObject, failures []conversionFailure, locks lease.Group) (DaySummary, error) {
 	d := p.d
-	inputObjects := len(parts) // one Part per object with rows of the day
 	res := compact.Build(parts, c.Rules)
 	q := res.Quarantine
 	var badFiles, failed int64

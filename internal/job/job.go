@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -237,11 +238,24 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		sum.BadObjects = append(sum.BadObjects, p.bad...)
 	}
-	// Each object's rows of a day come as a Part of their own, sized
-	// exactly by Route; a day's Parts are only collected here (under the
-	// lock every reader shares, so it must stay short) and joined once,
-	// into a slice of the day's exact size, when the day is built.
-	buckets := map[day.Day][]*compact.Part{}
+	// A day's events go into one slice sized from the index (the rows each
+	// object routes to the day), so that they are copied once, as objects
+	// are read, into their final place. Under the lock every reader shares
+	// an object only reserves its range; it copies outside the lock. Parts
+	// that do not fit (the index was off) are kept as Parts of their own
+	// and joined when the day is built.
+	buckets := map[day.Day]*dayParts{}
+	for d, p := range building {
+		var n int64
+		for key := range p.good {
+			if e, ok := pl.ix.Lookup(key); ok {
+				if i, found := slices.BinarySearch(e.Days, d); found && i < len(e.DayRows) {
+					n += e.DayRows[i]
+				}
+			}
+		}
+		buckets[d] = &dayParts{main: &compact.Part{Events: make([]rollups.Event, 0, n)}}
+	}
 	var failures []conversionFailure
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -266,30 +280,39 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				parts = cfg.Rules.Route(rows, o.Hour.UnixMilli(), func(d day.Day) bool { return building[d] != nil && building[d].good[o.Key] })
 				rows = nil
 			}
-			var bad *raw.BadObjectError
-			mu.Lock()
-			defer mu.Unlock()
-			done++
-			cfg.Progress(Progress{Phase: "read", Done: done, Total: len(toRead)})
-			sum.RawObjects++
-			sum.RawBytes += o.Size
-			switch {
-			case errors.As(err, &bad):
-				// The index, which reads only the time columns, called it
-				// good; remember it as bad, so the days it feeds and the
-				// day it arrived on are rebuilt consistently next run.
-				pl.ix.MarkBad(o.Key, o.ETag, bad)
-				d := day.Of(o.Hour.UnixMilli(), cfg.Rules.Loc)
-				cfg.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "day", d.String(), "reason", bad.Reason, "error", bad.Err.Error())
-				sum.BadObjects = append(sum.BadObjects, BadObject{Key: o.Key, Day: d, Reason: bad.Reason, Error: bad.Err.Error()})
-				return nil
-			case err != nil:
-				return fmt.Errorf("read %s: %w", o.Key, err)
+			// Under the lock: the counts, and where each day's rows go.
+			copies, err := func() ([]eventCopy, error) {
+				var bad *raw.BadObjectError
+				mu.Lock()
+				defer mu.Unlock()
+				done++
+				cfg.Progress(Progress{Phase: "read", Done: done, Total: len(toRead)})
+				sum.RawObjects++
+				sum.RawBytes += o.Size
+				switch {
+				case errors.As(err, &bad):
+					// The index, which reads only the time columns, called it
+					// good; remember it as bad, so the days it feeds and the
+					// day it arrived on are rebuilt consistently next run.
+					pl.ix.MarkBad(o.Key, o.ETag, bad)
+					d := day.Of(o.Hour.UnixMilli(), cfg.Rules.Loc)
+					cfg.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "day", d.String(), "reason", bad.Reason, "error", bad.Err.Error())
+					sum.BadObjects = append(sum.BadObjects, BadObject{Key: o.Key, Day: d, Reason: bad.Reason, Error: bad.Err.Error()})
+					return nil, nil
+				case err != nil:
+					return nil, fmt.Errorf("read %s: %w", o.Key, err)
+				}
+				var copies []eventCopy
+				for d, p := range parts {
+					copies = append(copies, buckets[d].reserve(p)...)
+				}
+				return copies, nil
+			}()
+			// Outside it: the copying, into ranges no one else writes.
+			for _, c := range copies {
+				copy(c.dst, c.src)
 			}
-			for d, p := range parts {
-				buckets[d] = append(buckets[d], p)
-			}
-			return nil
+			return err
 		})
 	}
 	for _, o := range errObjs {
@@ -371,7 +394,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		// The leases are renewed while the day builds, so a day longer than
 		// their lifetime still publishes; a lease found lost stops it.
 		stop := locks.KeepAlive(ctx, 0)
-		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, buckets[p.d], sum.BadObjects, failures, locks)
+		b := buckets[p.d]
+		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, append([]*compact.Part{b.main}, b.extra...), b.inputs, sum.BadObjects, failures, locks)
 		if kerr := stop(); err == nil && kerr != nil {
 			err = kerr
 		}
@@ -427,6 +451,35 @@ type EarlierDay struct {
 	Day     day.Day
 	Objects int    // listed objects with rows of the day that its build lacks
 	Why     string // "never built" or "built without them"
+}
+
+// dayParts collects one day's rows as objects are read: main, sized from
+// the index, and the Parts that did not fit in it.
+type dayParts struct {
+	main   *compact.Part
+	extra  []*compact.Part
+	inputs int // objects with rows of the day
+}
+
+// eventCopy is a copy of an object's events into their range of a day's
+// slice, done outside the readers' lock.
+type eventCopy struct{ dst, src []rollups.Event }
+
+// reserve takes in one object's Part of the day (the caller holds the
+// readers' lock): its events get a range of main to be copied into, or, if
+// main is full, the Part is kept as it is.
+func (b *dayParts) reserve(p *compact.Part) []eventCopy {
+	b.inputs++
+	m := b.main
+	if len(m.Events)+len(p.Events) > cap(m.Events) {
+		b.extra = append(b.extra, p)
+		return nil
+	}
+	off := len(m.Events)
+	m.Events = m.Events[:off+len(p.Events)]
+	m.Quarantine = append(m.Quarantine, p.Quarantine...)
+	m.RepairedUTF8 += p.RepairedUTF8
+	return []eventCopy{{dst: m.Events[off:], src: p.Events}}
 }
 
 // planned is what the planner found: the objects listed and each day's plan.
