@@ -1,0 +1,301 @@
+// Package frame holds events as columns: strings dictionary-encoded to
+// integer ids, times as int64, event ids as one byte slice with offsets,
+// properties as offsets into key and value id columns. A day of events is
+// one Events; the job never holds a struct, string header or map per event.
+package frame
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Dict gives dense uint32 ids to strings, in order of first use. Id 0 is
+// always "" (a null or empty string).
+type Dict struct {
+	strs []string
+	ids  map[string]uint32
+}
+
+// NewDict returns a dictionary holding only "" (id 0), sized for n strings.
+func NewDict(n int) *Dict {
+	d := &Dict{strs: make([]string, 1, n+1), ids: make(map[string]uint32, n+1)}
+	d.ids[""] = 0
+	return d
+}
+
+// ID returns s's id, adding s if it is new.
+func (d *Dict) ID(s string) uint32 {
+	if id, ok := d.ids[s]; ok {
+		return id
+	}
+	id := uint32(len(d.strs))
+	d.ids[s] = id
+	d.strs = append(d.strs, s)
+	return id
+}
+
+// Lookup returns s's id, if s is in the dictionary.
+func (d *Dict) Lookup(s string) (uint32, bool) {
+	id, ok := d.ids[s]
+	return id, ok
+}
+
+// Str returns the string of id.
+func (d *Dict) Str(id uint32) string { return d.strs[id] }
+
+// Len is the number of strings, "" included.
+func (d *Dict) Len() int { return len(d.strs) }
+
+// Strings returns the strings by id (not to be modified).
+func (d *Dict) Strings() []string { return d.strs }
+
+// Ranks returns, for each id, the rank of its string among all the
+// dictionary's strings in byte order: comparing ranks compares strings.
+func (d *Dict) Ranks() []uint32 {
+	order := make([]uint32, len(d.strs))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(a, b uint32) int { return strings.Compare(d.strs[a], d.strs[b]) })
+	rank := make([]uint32, len(d.strs))
+	for r, id := range order {
+		rank[id] = uint32(r)
+	}
+	return rank
+}
+
+// Column names a dictionary-encoded string column of Events.
+type Column int
+
+// The dictionary-encoded columns, in the events table's order.
+const (
+	EventName Column = iota
+	UserID
+	DeviceID
+	SessionID
+	Product
+	Platform
+	AppVersion
+	Country
+	UserKey
+	SessionKey
+	NumColumns
+)
+
+var columnNames = [NumColumns]string{"event_name", "user_id", "device_id", "session_id", "product",
+	"platform", "app_version", "country", "user_key", "session_key"}
+
+func (c Column) String() string { return columnNames[c] }
+
+// Events are rows of the events table as columns, all of one length N.
+// Every string column holds ids into Dict; "" (id 0) is null. Event i's
+// event_id is IDBytes[IDOff[i]:IDOff[i+1]] and its properties are the
+// (PropKey[j], PropVal[j]) for j in [PropOff[i], PropOff[i+1]), keys in
+// byte order, each key once. ClientTime 0 is null (as in rollups.Event).
+type Events struct {
+	Dict       *Dict
+	IDBytes    []byte
+	IDOff      []uint32 // N+1 offsets into IDBytes
+	EventTime  []int64
+	ClientTime []int64
+	ReceivedAt []int64
+	Skewed     []bool
+	Str        [NumColumns][]uint32
+	PropOff    []uint32 // N+1 offsets into PropKey and PropVal
+	PropKey    []uint32
+	PropVal    []uint32
+}
+
+// New returns empty Events with room for n events, sharing dict (a new
+// dictionary if nil).
+func New(dict *Dict, n int) *Events {
+	if dict == nil {
+		dict = NewDict(64)
+	}
+	e := &Events{Dict: dict, IDOff: make([]uint32, 1, n+1), PropOff: make([]uint32, 1, n+1),
+		EventTime: make([]int64, 0, n), ClientTime: make([]int64, 0, n), ReceivedAt: make([]int64, 0, n),
+		Skewed: make([]bool, 0, n)}
+	for c := range e.Str {
+		e.Str[c] = make([]uint32, 0, n)
+	}
+	return e
+}
+
+// Len is the number of events.
+func (e *Events) Len() int { return len(e.EventTime) }
+
+// ID returns event i's event_id bytes (not to be modified).
+func (e *Events) ID(i int) []byte { return e.IDBytes[e.IDOff[i]:e.IDOff[i+1]] }
+
+// S returns event i's string in column c.
+func (e *Events) S(c Column, i int) string { return e.Dict.Str(e.Str[c][i]) }
+
+// Props returns event i's property key and value ids.
+func (e *Events) Props(i int) (keys, vals []uint32) {
+	lo, hi := e.PropOff[i], e.PropOff[i+1]
+	return e.PropKey[lo:hi], e.PropVal[lo:hi]
+}
+
+// Row is one event as plain values, to append or to read back (tests and
+// the raw-row route use it; a day's events are never held as Rows).
+type Row struct {
+	EventID                           string
+	EventTime, ClientTime, ReceivedAt int64
+	Skewed                            bool
+	Str                               [NumColumns]string
+	Props                             map[string]string
+}
+
+// Append adds one event, interning its strings. Its properties are stored
+// in key order.
+func (e *Events) Append(r *Row) error {
+	if uint64(len(e.IDBytes))+uint64(len(r.EventID)) > math.MaxUint32 {
+		return fmt.Errorf("frame: more than 4 GiB of event ids in one day")
+	}
+	e.IDBytes = append(e.IDBytes, r.EventID...)
+	e.IDOff = append(e.IDOff, uint32(len(e.IDBytes)))
+	e.EventTime = append(e.EventTime, r.EventTime)
+	e.ClientTime = append(e.ClientTime, r.ClientTime)
+	e.ReceivedAt = append(e.ReceivedAt, r.ReceivedAt)
+	e.Skewed = append(e.Skewed, r.Skewed)
+	for c := range e.Str {
+		e.Str[c] = append(e.Str[c], e.Dict.ID(r.Str[c]))
+	}
+	if len(r.Props) > 0 {
+		start := len(e.PropKey)
+		for k, v := range r.Props {
+			e.PropKey = append(e.PropKey, e.Dict.ID(k))
+			e.PropVal = append(e.PropVal, e.Dict.ID(v))
+		}
+		e.sortProps(start)
+	}
+	e.PropOff = append(e.PropOff, uint32(len(e.PropKey)))
+	return nil
+}
+
+// sortProps sorts the properties from start on by key string.
+func (e *Events) sortProps(start int) {
+	keys, vals := e.PropKey[start:], e.PropVal[start:]
+	// Insertion sort: an event has a handful of properties.
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && e.Dict.Str(keys[j]) < e.Dict.Str(keys[j-1]); j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+			vals[j], vals[j-1] = vals[j-1], vals[j]
+		}
+	}
+}
+
+// Row returns event i as a Row (for tests and small outputs).
+func (e *Events) Row(i int) Row {
+	r := Row{EventID: string(e.ID(i)), EventTime: e.EventTime[i], ClientTime: e.ClientTime[i],
+		ReceivedAt: e.ReceivedAt[i], Skewed: e.Skewed[i]}
+	for c := range r.Str {
+		r.Str[c] = e.S(Column(c), i)
+	}
+	keys, vals := e.Props(i)
+	if len(keys) > 0 {
+		r.Props = make(map[string]string, len(keys))
+		for j := range keys {
+			r.Props[e.Dict.Str(keys[j])] = e.Dict.Str(vals[j])
+		}
+	}
+	return r
+}
+
+// AppendEvents appends all of src's events to e, mapping src's dictionary
+// ids into e's (each distinct string of src is looked up once).
+func (e *Events) AppendEvents(src *Events) error {
+	if uint64(len(e.IDBytes))+uint64(len(src.IDBytes)) > math.MaxUint32 {
+		return fmt.Errorf("frame: more than 4 GiB of event ids in one day")
+	}
+	remap := make([]uint32, src.Dict.Len())
+	if src.Dict == e.Dict {
+		for i := range remap {
+			remap[i] = uint32(i)
+		}
+	} else {
+		for i, s := range src.Dict.strs {
+			remap[i] = e.Dict.ID(s)
+		}
+	}
+	base := uint32(len(e.IDBytes))
+	e.IDBytes = append(e.IDBytes, src.IDBytes...)
+	for _, o := range src.IDOff[1:] {
+		e.IDOff = append(e.IDOff, base+o)
+	}
+	e.EventTime = append(e.EventTime, src.EventTime...)
+	e.ClientTime = append(e.ClientTime, src.ClientTime...)
+	e.ReceivedAt = append(e.ReceivedAt, src.ReceivedAt...)
+	e.Skewed = append(e.Skewed, src.Skewed...)
+	for c := range e.Str {
+		for _, id := range src.Str[c] {
+			e.Str[c] = append(e.Str[c], remap[id])
+		}
+	}
+	pbase := uint32(len(e.PropKey))
+	for j := range src.PropKey {
+		e.PropKey = append(e.PropKey, remap[src.PropKey[j]])
+		e.PropVal = append(e.PropVal, remap[src.PropVal[j]])
+	}
+	for _, o := range src.PropOff[1:] {
+		e.PropOff = append(e.PropOff, pbase+o)
+	}
+	return nil // property keys stay in byte order: the strings are the same
+}
+
+// Grow makes room for n more events and nid more bytes of event ids and
+// nprop more properties.
+func (e *Events) Grow(n, nid, nprop int) {
+	e.IDBytes = slices.Grow(e.IDBytes, nid)
+	e.IDOff = slices.Grow(e.IDOff, n)
+	e.EventTime = slices.Grow(e.EventTime, n)
+	e.ClientTime = slices.Grow(e.ClientTime, n)
+	e.ReceivedAt = slices.Grow(e.ReceivedAt, n)
+	e.Skewed = slices.Grow(e.Skewed, n)
+	for c := range e.Str {
+		e.Str[c] = slices.Grow(e.Str[c], n)
+	}
+	e.PropOff = slices.Grow(e.PropOff, n)
+	e.PropKey = slices.Grow(e.PropKey, nprop)
+	e.PropVal = slices.Grow(e.PropVal, nprop)
+}
+
+// Permute reorders the events so that new event i is old event perm[i];
+// perm may also leave events out (a filter). Each column is rebuilt in
+// turn, so at most one extra column is held at once.
+func (e *Events) Permute(perm []int32) {
+	ids := make([]byte, 0, len(e.IDBytes))
+	off := make([]uint32, 1, len(perm)+1)
+	for _, p := range perm {
+		ids = append(ids, e.ID(int(p))...)
+		off = append(off, uint32(len(ids)))
+	}
+	e.IDBytes, e.IDOff = ids, off
+	e.EventTime = gather(e.EventTime, perm)
+	e.ClientTime = gather(e.ClientTime, perm)
+	e.ReceivedAt = gather(e.ReceivedAt, perm)
+	e.Skewed = gather(e.Skewed, perm)
+	for c := range e.Str {
+		e.Str[c] = gather(e.Str[c], perm)
+	}
+	pk := make([]uint32, 0, len(e.PropKey))
+	pv := make([]uint32, 0, len(e.PropVal))
+	poff := make([]uint32, 1, len(perm)+1)
+	for _, p := range perm {
+		lo, hi := e.PropOff[p], e.PropOff[p+1]
+		pk = append(pk, e.PropKey[lo:hi]...)
+		pv = append(pv, e.PropVal[lo:hi]...)
+		poff = append(poff, uint32(len(pk)))
+	}
+	e.PropKey, e.PropVal, e.PropOff = pk, pv, poff
+}
+
+func gather[T any](col []T, perm []int32) []T {
+	out := make([]T, len(perm))
+	for i, p := range perm {
+		out[i] = col[p]
+	}
+	return out
+}
