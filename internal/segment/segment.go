@@ -1,0 +1,394 @@
+// Package segment stores what one raw object holds for one reporting day —
+// its candidate events as columns, its invalid rows and its count of
+// repaired strings — as one small object under _state/segments/ (DESIGN
+// §5.3). The routing stage reads each new raw object once and writes one
+// segment per day the object feeds; a day is then built from its segments
+// alone. Segments are a cache, never the truth: a missing or unreadable
+// segment only means its raw object is read again.
+//
+// A segment's key names its day, its raw object and a tag that hashes the
+// object's key and ETag, the routing rules and the format version, so a
+// changed object, other rules or another format never reuse a segment:
+//
+//	_state/segments/dt=YYYY-MM-DD/<raw key>.<tag>.lwseg
+//
+// The format is columnar and compressed (zstd): a dictionary of the
+// segment's strings, then each column as a fixed-width little-endian array.
+package segment
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/frame"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// Prefix is where segments live.
+const Prefix = "_state/segments/"
+
+// Version is the segment format; it is part of every tag.
+const Version = 1
+
+const magic = "LWSEG1\n"
+
+// Segment is one raw object's rows of one day.
+type Segment struct {
+	Events       *frame.Events // valid rows as candidate events (SessionKey unset)
+	Quarantine   []rollups.Quarantine
+	RepairedUTF8 int64
+}
+
+// Tag identifies one version of a raw object under one set of routing
+// rules: rules is a canonical description of everything routing depends on
+// (time zone, lateness bounds).
+func Tag(rawKey, etag, rules string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "v%d\x00%s\x00%s\x00%s", Version, rawKey, etag, rules)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// DayPrefix is the folder of day d's segments.
+func DayPrefix(d day.Day) string { return Prefix + "dt=" + d.String() + "/" }
+
+// Key is the key of the segment of raw object rawKey (tagged tag) for day d.
+func Key(d day.Day, rawKey, tag string) string {
+	return DayPrefix(d) + rawKey + "." + tag + ".lwseg"
+}
+
+// Parse splits a segment key into its day, raw key and tag.
+func Parse(key string) (d day.Day, rawKey, tag string, ok bool) {
+	rest, found := strings.CutPrefix(key, Prefix+"dt=")
+	if !found || len(rest) < 11 || rest[10] != '/' {
+		return 0, "", "", false
+	}
+	d, err := day.Parse(rest[:10])
+	if err != nil {
+		return 0, "", "", false
+	}
+	rest, found = strings.CutSuffix(rest[11:], ".lwseg")
+	if !found {
+		return 0, "", "", false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 || len(rest)-i-1 != 16 {
+		return 0, "", "", false
+	}
+	return d, rest[:i], rest[i+1:], true
+}
+
+var (
+	encoders = sync.Pool{New: func() any {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		return e
+	}}
+	decoders = sync.Pool{New: func() any {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(8<<30))
+		return d
+	}}
+)
+
+// Encode returns s in the segment format.
+func Encode(s *Segment) ([]byte, error) {
+	ev := s.Events
+	if ev == nil {
+		ev = frame.New(nil, 0)
+	}
+	n := ev.Len()
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(n))
+	strs := ev.Dict.Strings()
+	b = binary.AppendUvarint(b, uint64(len(strs)))
+	for _, str := range strs {
+		b = binary.AppendUvarint(b, uint64(len(str)))
+		b = append(b, str...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(ev.IDBytes)))
+	b = append(b, ev.IDBytes...)
+	b = appendU32s(b, ev.IDOff)
+	b = appendI64s(b, ev.EventTime)
+	b = appendI64s(b, ev.ClientTime)
+	b = appendI64s(b, ev.ReceivedAt)
+	for _, v := range ev.Skewed {
+		b = append(b, b2u8(v))
+	}
+	for c := range ev.Str {
+		b = appendU32s(b, ev.Str[c])
+	}
+	b = appendU32s(b, ev.PropOff)
+	b = binary.AppendUvarint(b, uint64(len(ev.PropKey)))
+	b = appendU32s(b, ev.PropKey)
+	b = appendU32s(b, ev.PropVal)
+	q, err := json.Marshal(s.Quarantine)
+	if err != nil {
+		return nil, err
+	}
+	b = binary.AppendUvarint(b, uint64(len(q)))
+	b = append(b, q...)
+	b = binary.AppendUvarint(b, uint64(s.RepairedUTF8))
+
+	enc := encoders.Get().(*zstd.Encoder)
+	defer encoders.Put(enc)
+	out := append([]byte(magic), binary.AppendUvarint(nil, uint64(len(b)))...)
+	return enc.EncodeAll(b, out), nil
+}
+
+// CorruptError says a segment's bytes are not a segment.
+type CorruptError struct {
+	Key string
+	Err error
+}
+
+func (e *CorruptError) Error() string { return fmt.Sprintf("segment %s: corrupt: %v", e.Key, e.Err) }
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Decode reads a segment written by Encode. Every length, offset and id is
+// checked: bad bytes give an error, never a panic or a wrong segment.
+func Decode(data []byte) (*Segment, error) {
+	rest, ok := bytes.CutPrefix(data, []byte(magic))
+	if !ok {
+		return nil, errors.New("not a segment (bad magic)")
+	}
+	size, k := binary.Uvarint(rest)
+	if k <= 0 || size > 16<<30 {
+		return nil, errors.New("bad length")
+	}
+	dec := decoders.Get().(*zstd.Decoder)
+	defer decoders.Put(dec)
+	b, err := dec.DecodeAll(rest[k:], make([]byte, 0, size))
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(b)) != size {
+		return nil, fmt.Errorf("%d bytes, header says %d", len(b), size)
+	}
+	r := reader{b: b}
+	n := r.count(1)
+	nstr := r.count(1)
+	dict := frame.NewDict(int(nstr))
+	for i := uint64(0); i < nstr && r.err == nil; i++ {
+		s := string(r.bytes(r.count(1)))
+		if i == 0 {
+			if s != "" {
+				r.fail("string 0 is not empty")
+			}
+			continue
+		}
+		if id := dict.ID(s); uint64(id) != i {
+			r.fail("repeated string in the dictionary")
+		}
+	}
+	ev := &frame.Events{Dict: dict}
+	ev.IDBytes = bytes.Clone(r.bytes(r.count(1)))
+	ev.IDOff = r.u32s(n + 1)
+	ev.EventTime = r.i64s(n)
+	ev.ClientTime = r.i64s(n)
+	ev.ReceivedAt = r.i64s(n)
+	if sk := r.bytes(n); r.err == nil {
+		ev.Skewed = make([]bool, n)
+		for i, v := range sk {
+			if v > 1 {
+				r.fail("bad boolean")
+			}
+			ev.Skewed[i] = v == 1
+		}
+	}
+	for c := range ev.Str {
+		ev.Str[c] = r.u32s(n)
+	}
+	ev.PropOff = r.u32s(n + 1)
+	np := r.count(4)
+	ev.PropKey = r.u32s(np)
+	ev.PropVal = r.u32s(np)
+	var q []rollups.Quarantine
+	if qb := r.bytes(r.count(1)); r.err == nil {
+		if err := json.Unmarshal(qb, &q); err != nil {
+			r.fail("quarantine: " + err.Error())
+		}
+	}
+	repaired := r.uvarint()
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if err := check(ev, np); err != nil {
+		return nil, err
+	}
+	if repaired > math.MaxInt64 {
+		return nil, errors.New("bad repaired count")
+	}
+	return &Segment{Events: ev, Quarantine: q, RepairedUTF8: int64(repaired)}, nil
+}
+
+// check verifies offsets and ids.
+func check(ev *frame.Events, np uint64) error {
+	if len(ev.IDOff) == 0 || ev.IDOff[0] != 0 || ev.IDOff[len(ev.IDOff)-1] != uint32(len(ev.IDBytes)) {
+		return errors.New("event id offsets do not span the ids")
+	}
+	if len(ev.PropOff) == 0 || ev.PropOff[0] != 0 || uint64(ev.PropOff[len(ev.PropOff)-1]) != np {
+		return errors.New("property offsets do not span the properties")
+	}
+	for i := 1; i < len(ev.IDOff); i++ {
+		if ev.IDOff[i] < ev.IDOff[i-1] || ev.PropOff[i] < ev.PropOff[i-1] {
+			return errors.New("offsets go backwards")
+		}
+	}
+	nd := uint32(ev.Dict.Len())
+	for c := range ev.Str {
+		for _, id := range ev.Str[c] {
+			if id >= nd {
+				return fmt.Errorf("column %s: string id %d out of range", frame.Column(c), id)
+			}
+		}
+	}
+	for _, col := range [][]uint32{ev.PropKey, ev.PropVal} {
+		for _, id := range col {
+			if id >= nd {
+				return fmt.Errorf("property string id %d out of range", id)
+			}
+		}
+	}
+	return nil
+}
+
+// Write stores s as the segment at key.
+func Write(ctx context.Context, st store.Store, key string, s *Segment) (int64, error) {
+	b, err := Encode(s)
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(b)), st.Put(ctx, key, b)
+}
+
+// Read reads the segment at key: store.ErrNotExist if there is none, a
+// *CorruptError if its bytes are not a segment.
+func Read(ctx context.Context, st store.Store, key string) (*Segment, int64, error) {
+	b, err := st.Get(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	s, err := Decode(b)
+	if err != nil {
+		return nil, 0, &CorruptError{Key: key, Err: err}
+	}
+	return s, int64(len(b)), nil
+}
+
+func b2u8(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func appendU32s(b []byte, v []uint32) []byte {
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, x)
+	}
+	return b
+}
+
+func appendI64s(b []byte, v []int64) []byte {
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint64(b, uint64(x))
+	}
+	return b
+}
+
+// reader consumes a decoded segment, remembering the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(msg string) {
+	if r.err == nil {
+		r.err = errors.New(msg)
+	}
+	r.b = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, k := binary.Uvarint(r.b)
+	if k <= 0 {
+		r.fail("truncated")
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+// count reads a count of items of at least size bytes each, checked
+// against the bytes left.
+func (r *reader) count(size uint64) uint64 {
+	v := r.uvarint()
+	if r.err == nil && v > uint64(len(r.b))/size+1 {
+		r.fail("count larger than the segment")
+		return 0
+	}
+	return v
+}
+
+func (r *reader) bytes(n uint64) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.fail("truncated")
+		return nil
+	}
+	out := r.b[:n:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) u32s(n uint64) []uint32 {
+	if n > math.MaxInt32 {
+		r.fail("too many values")
+		return nil
+	}
+	b := r.bytes(4 * n)
+	if r.err != nil {
+		return nil
+	}
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return out
+}
+
+func (r *reader) i64s(n uint64) []int64 {
+	if n > math.MaxInt32 {
+		r.fail("too many values")
+		return nil
+	}
+	b := r.bytes(8 * n)
+	if r.err != nil {
+		return nil
+	}
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
+	}
+	return out
+}

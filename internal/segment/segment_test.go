@@ -1,0 +1,160 @@
+package segment
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/frame"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+func randomSegment(rng *rand.Rand, n int) *Segment {
+	ev := frame.New(nil, n)
+	for range n {
+		r := frame.Row{EventID: fmt.Sprintf("e%d", rng.IntN(n)), EventTime: rng.Int64N(1e12), ReceivedAt: rng.Int64N(1e12),
+			Skewed: rng.IntN(5) == 0}
+		if rng.IntN(3) > 0 {
+			r.ClientTime = rng.Int64N(1e12)
+		}
+		for c := range r.Str {
+			if rng.IntN(4) > 0 {
+				r.Str[c] = fmt.Sprintf("%s-%d", frame.Column(c), rng.IntN(20))
+			}
+		}
+		if rng.IntN(2) == 0 {
+			r.Props = map[string]string{}
+			for range rng.IntN(4) {
+				r.Props[fmt.Sprintf("k%d", rng.IntN(6))] = fmt.Sprintf("v%d", rng.IntN(9))
+			}
+		}
+		if err := ev.Append(&r); err != nil {
+			panic(err)
+		}
+	}
+	return &Segment{Events: ev, RepairedUTF8: int64(rng.IntN(3)),
+		Quarantine: []rollups.Quarantine{{Reason: "missing_user", SourceObject: "raw/x", EventID: "é", Properties: map[string]string{"a": "b"}}}}
+}
+
+func rows(ev *frame.Events) []frame.Row {
+	out := make([]frame.Row, ev.Len())
+	for i := range out {
+		out[i] = ev.Row(i)
+	}
+	return out
+}
+
+func TestRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 7, 500} {
+		s := randomSegment(rng, n)
+		b, err := Encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if diff := cmp.Diff(rows(s.Events), rows(got.Events)); diff != "" {
+			t.Fatalf("n=%d events (-want +got):\n%s", n, diff)
+		}
+		if diff := cmp.Diff(s.Quarantine, got.Quarantine); diff != "" || got.RepairedUTF8 != s.RepairedUTF8 {
+			t.Fatalf("n=%d quarantine or repaired differ: %s %d/%d", n, diff, got.RepairedUTF8, s.RepairedUTF8)
+		}
+	}
+}
+
+// Damaged bytes give an error, never a panic or a different segment.
+func TestDamagedIsAnError(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	s := randomSegment(rng, 50)
+	good, err := Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rows(s.Events)
+	for i := range 2000 {
+		b := append([]byte(nil), good...)
+		switch i % 3 {
+		case 0:
+			b = b[:rng.IntN(len(b))]
+		case 1:
+			b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
+		case 2:
+			// A valid zstd frame around a damaged payload: what the checks
+			// behind the decompression must catch.
+			raw := decodePayload(t, good)
+			raw[rng.IntN(len(raw))] ^= byte(1 + rng.IntN(255))
+			b = repack(raw)
+		}
+		got, err := Decode(b)
+		if err == nil && cmp.Diff(want, rows(got.Events)) != "" && i%3 != 2 {
+			t.Fatalf("damage %d decoded to a different segment without an error", i)
+		}
+	}
+}
+
+func decodePayload(t *testing.T, b []byte) []byte {
+	t.Helper()
+	rest := b[len(magic):]
+	_, k := uvarint(rest)
+	dec := decoders.Get().(*zstd.Decoder)
+	defer decoders.Put(dec)
+	out, err := dec.DecodeAll(rest[k:], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestKeys(t *testing.T) {
+	d := day.FromDate(2026, 1, 15)
+	tag := Tag("raw/2026/01/15/03/a.parquet", `"etag"`, "UTC")
+	k := Key(d, "raw/2026/01/15/03/a.parquet", tag)
+	gd, raw, gt, ok := Parse(k)
+	if !ok || gd != d || raw != "raw/2026/01/15/03/a.parquet" || gt != tag {
+		t.Fatalf("Parse(%q) = %v %q %q %v", k, gd, raw, gt, ok)
+	}
+	if Tag("raw/a", "1", "UTC") == Tag("raw/a", "2", "UTC") || Tag("raw/a", "1", "UTC") == Tag("raw/a", "1", "Europe/Paris") {
+		t.Fatal("tags must change with the ETag and the rules")
+	}
+	for _, bad := range []string{"_state/segments/x", "_state/segments/dt=2026-01-15/a.lwseg", "other/dt=2026-01-15/a.0123456789abcdef.lwseg"} {
+		if _, _, _, ok := Parse(bad); ok {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
+	}
+}
+
+func TestReadMissingAndCorrupt(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMem()
+	if _, _, err := Read(ctx, st, "_state/segments/none"); !errors.Is(err, store.ErrNotExist) {
+		t.Fatalf("missing: %v", err)
+	}
+	if err := st.Put(ctx, "_state/segments/bad", []byte("LWSEG1\nxx")); err != nil {
+		t.Fatal(err)
+	}
+	var ce *CorruptError
+	if _, _, err := Read(ctx, st, "_state/segments/bad"); !errors.As(err, &ce) {
+		t.Fatalf("corrupt: %v", err)
+	}
+}
+
+func uvarint(b []byte) (uint64, int) { return binary.Uvarint(b) }
+
+// repack wraps a payload as Encode does.
+func repack(raw []byte) []byte {
+	enc := encoders.Get().(*zstd.Encoder)
+	defer encoders.Put(enc)
+	out := append([]byte(magic), binary.AppendUvarint(nil, uint64(len(raw)))...)
+	return enc.EncodeAll(raw, out)
+}
