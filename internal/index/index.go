@@ -190,6 +190,20 @@ func (ix *Index) Warnings() []string { return slices.Clone(ix.warnings) }
 // error, in which case the entries scanned so far are kept and Save can
 // still persist them. Nothing is written until Save.
 func (ix *Index) Update(ctx context.Context, st store.Store, objs []ObjectRef, rules compact.Rules, parallel int) (scanned int, err error) {
+	return ix.UpdateWith(ctx, st, objs, rules, parallel, func(ctx context.Context, o ObjectRef) (Entry, error) {
+		return scanObject(ctx, st, o, rules)
+	})
+}
+
+// ScanFunc makes the entry of one object under the index's rules, as
+// Scan does (a bad object is an entry with Bad set, not an error). An
+// error wrapping store.ErrNotExist says the object is gone.
+type ScanFunc func(ctx context.Context, o ObjectRef) (Entry, error)
+
+// UpdateWith is Update with another way to make entries: the rollup
+// reads each new object whole, once, writing its segments and making its
+// entry from the same rows (see internal/job).
+func (ix *Index) UpdateWith(ctx context.Context, st store.Store, objs []ObjectRef, rules compact.Rules, parallel int, scan ScanFunc) (scanned int, err error) {
 	if rules.Loc == nil {
 		return 0, errors.New("index: rules have no time zone")
 	}
@@ -247,7 +261,7 @@ func (ix *Index) Update(ctx context.Context, st store.Store, objs []ObjectRef, r
 	g.SetLimit(max(parallel, 1))
 	for _, o := range todo {
 		g.Go(func() error {
-			e, err := scanObject(gctx, st, o, rules)
+			e, err := scan(gctx, o)
 			if errors.Is(err, store.ErrNotExist) {
 				return nil // deleted since it was listed
 			}

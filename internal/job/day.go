@@ -59,7 +59,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		eventFiles, err = publish.Write(gctx, c.Store, publish.RunPrefix("events", d, run), res.Events, opt)
+		eventFiles, err = publish.WriteEvents(gctx, c.Store, publish.RunPrefix("events", d, run), res.Events, opt)
 		return err
 	})
 	eng, ud, sd := rollups.ComputeDaily(res.Events)
@@ -79,8 +79,8 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	}
 	end := d.End(c.Rules.Loc).UnixMilli()
 	var late int64
-	for i := range res.Events {
-		if res.Events[i].ReceivedAt >= end {
+	for _, at := range res.Events.ReceivedAt {
+		if at >= end {
 			late++
 		}
 	}

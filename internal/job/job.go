@@ -28,7 +28,6 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/index"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
-	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
@@ -103,7 +102,11 @@ type Summary struct {
 	// until those days are built. Reported, not built.
 	Earlier    []EarlierDay
 	Windowed   *WindowedSummary // stage 2; nil if no user_daily is published yet
-	RawObjects int              // objects read
+	RawObjects int              // raw objects read (routed into segments)
+	// SegmentsWritten are the segments the raw objects read were split
+	// into (one per object and day), SegmentBytes their size.
+	SegmentsWritten int
+	SegmentBytes    int64
 	Scanned    int              // new objects whose time columns were indexed
 	RawBytes   int64
 	Seconds    float64
@@ -215,110 +218,47 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	run := newRunID(start)
 	sum := &Summary{Run: run}
 	st := cfg.Store
-	pl, err := cfg.plan(ctx)
+	pl, err := cfg.plan(ctx, true)
 	if err != nil {
 		return nil, err
 	}
 	sum.IgnoredKeys, sum.Earlier = pl.ignored, pl.earlier
-	objs, errObjs, plans := pl.objs, pl.errObjs, pl.days
+	errObjs, plans := pl.errObjs, pl.days
 	sum.Scanned = pl.scanned
 
-	// Read every object some stale day needs, once, routing rows to days.
-	need := map[string]bool{}
+	// Route every object some stale day needs and that has no segment of
+	// it yet: each is read once, whatever the number of days it feeds.
 	building := map[day.Day]*dayPlan{}
+	var errNeed []rawObject
 	for _, p := range plans {
 		if !p.build {
 			continue
 		}
 		building[p.d] = p
-		for _, in := range p.inputs {
-			if p.good[in.Key] || strings.HasPrefix(in.Key, cfg.ErrorPrefix) {
-				need[in.Key] = true // readable raw objects, and raw-errors
-			}
-		}
 		sum.BadObjects = append(sum.BadObjects, p.bad...)
 	}
-	// A day's events go into one slice sized from the index (the rows each
-	// object routes to the day), so that they are copied once, as objects
-	// are read, into their final place. Under the lock every reader shares
-	// an object only reserves its range; it copies outside the lock. Parts
-	// that do not fit (the index was off) are kept as Parts of their own
-	// and joined when the day is built.
-	buckets := map[day.Day]*dayParts{}
-	for d, p := range building {
-		var n int64
-		for key := range p.good {
-			if e, ok := pl.ix.Lookup(key); ok {
-				if i, found := slices.BinarySearch(e.Days, d); found && i < len(e.DayRows) {
-					n += e.DayRows[i]
-				}
+	for _, o := range errObjs {
+		for _, p := range building {
+			if slices.ContainsFunc(p.inputs, func(in publish.Input) bool { return in.Key == o.Key }) {
+				errNeed = append(errNeed, o)
+				break
 			}
 		}
-		buckets[d] = &dayParts{main: &compact.Part{Events: make([]rollups.Event, 0, n)}}
+	}
+	if n, err := cfg.dropSegments(ctx, pl.rangeDays, pl.segs, pl.byKey); err != nil {
+		return sum, err
+	} else if n > 0 {
+		cfg.Log.Info("segments of raw objects gone or changed deleted", "segments", n)
+	}
+	rs := pl.routed
+	if err := cfg.route(ctx, pl.toRoute(&cfg), pl.ix, rs); err != nil {
+		return sum, err
 	}
 	var failures []conversionFailure
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(cfg.Parallel)
-	var toRead []rawObject
-	for _, o := range objs {
-		if need[o.Key] {
-			toRead = append(toRead, o)
-		}
-	}
-	done := 0
-	for _, o := range toRead {
-		g.Go(func() error {
-			if cfg.readHook != nil {
-				if err := cfg.readHook(o.Key); err != nil {
-					return err
-				}
-			}
-			rows, err := raw.Read(gctx, st, o.Key)
-			var parts map[day.Day]*compact.Part
-			if err == nil {
-				parts = cfg.Rules.Route(rows, o.Hour.UnixMilli(), func(d day.Day) bool { return building[d] != nil && building[d].good[o.Key] })
-				rows = nil
-			}
-			// Under the lock: the counts, and where each day's rows go.
-			copies, err := func() ([]eventCopy, error) {
-				var bad *raw.BadObjectError
-				mu.Lock()
-				defer mu.Unlock()
-				done++
-				cfg.Progress(Progress{Phase: "read", Done: done, Total: len(toRead)})
-				sum.RawObjects++
-				sum.RawBytes += o.Size
-				switch {
-				case errors.As(err, &bad):
-					// The index, which reads only the time columns, called it
-					// good; remember it as bad, so the days it feeds and the
-					// day it arrived on are rebuilt consistently next run.
-					pl.ix.MarkBad(o.Key, o.ETag, bad)
-					d := day.Of(o.Hour.UnixMilli(), cfg.Rules.Loc)
-					cfg.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "day", d.String(), "reason", bad.Reason, "error", bad.Err.Error())
-					sum.BadObjects = append(sum.BadObjects, BadObject{Key: o.Key, Day: d, Reason: bad.Reason, Error: bad.Err.Error()})
-					return nil, nil
-				case err != nil:
-					return nil, fmt.Errorf("read %s: %w", o.Key, err)
-				}
-				var copies []eventCopy
-				for d, p := range parts {
-					copies = append(copies, buckets[d].reserve(p)...)
-				}
-				return copies, nil
-			}()
-			// Outside it: the copying, into ranges no one else writes.
-			for _, c := range copies {
-				copy(c.dst, c.src)
-			}
-			return err
-		})
-	}
-	for _, o := range errObjs {
-		if !need[o.Key] {
-			continue
-		}
+	for _, o := range errNeed {
 		g.Go(func() error {
 			fs, err := readFailures(gctx, st, o)
 			if err != nil {
@@ -342,7 +282,6 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return cmp.Or(strings.Compare(a.Source, b.Source), cmp.Compare(a.Arrival, b.Arrival),
 			strings.Compare(a.Code, b.Code), strings.Compare(a.Message, b.Message)) < 0
 	})
-	sort.Slice(sum.BadObjects, func(i, j int) bool { return sum.BadObjects[i].Key < sum.BadObjects[j].Key })
 
 	nBuild := len(building)
 	built := 0
@@ -394,12 +333,17 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		// The leases are renewed while the day builds, so a day longer than
 		// their lifetime still publishes; a lease found lost stops it.
 		stop := locks.KeepAlive(ctx, 0)
-		b := buckets[p.d]
-		ds, err := cfg.buildDay(ctx, newRunID(cfg.Now()), p, append([]*compact.Part{b.main}, b.extra...), b.inputs, sum.BadObjects, failures, locks)
+		ds, err := func() (DaySummary, error) {
+			in, err := cfg.loadDay(ctx, p, pl.byKey, pl.ix, rs)
+			if err != nil {
+				return DaySummary{}, err
+			}
+			bad := append(slices.Clone(sum.BadObjects), rs.bad...)
+			return cfg.buildDay(ctx, newRunID(cfg.Now()), p, in.parts, in.objects, bad, failures, locks)
+		}()
 		if kerr := stop(); err == nil && kerr != nil {
 			err = kerr
 		}
-		delete(buckets, p.d)
 		cfg.release(ctx, locks, "day", p.d.String())
 		if err != nil {
 			return sum, fmt.Errorf("day %s: %w", p.d, err)
@@ -408,6 +352,16 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		sum.Days = append(sum.Days, ds)
 		built++
 		cfg.Progress(Progress{Phase: "build", Done: built, Total: nBuild, Day: p.d})
+	}
+	sum.BadObjects = append(sum.BadObjects, rs.bad...)
+	sort.Slice(sum.BadObjects, func(i, j int) bool { return sum.BadObjects[i].Key < sum.BadObjects[j].Key })
+	sum.RawObjects, sum.RawBytes = rs.objects, rs.rawBytes
+	sum.SegmentsWritten, sum.SegmentBytes = rs.segments, rs.segBytes
+	if rs.objects > 0 {
+		// Objects routed while building (a segment was missing) may have been found bad.
+		if err := pl.ix.Save(ctx, st); err != nil {
+			cfg.Log.Warn("raw object index not saved; the next run rescans", "error", err.Error())
+		}
 	}
 	var changed []day.Day
 	for _, d := range sum.Days {
@@ -453,35 +407,6 @@ type EarlierDay struct {
 	Why     string // "never built" or "built without them"
 }
 
-// dayParts collects one day's rows as objects are read: main, sized from
-// the index, and the Parts that did not fit in it.
-type dayParts struct {
-	main   *compact.Part
-	extra  []*compact.Part
-	inputs int // objects with rows of the day
-}
-
-// eventCopy is a copy of an object's events into their range of a day's
-// slice, done outside the readers' lock.
-type eventCopy struct{ dst, src []rollups.Event }
-
-// reserve takes in one object's Part of the day (the caller holds the
-// readers' lock): its events get a range of main to be copied into, or, if
-// main is full, the Part is kept as it is.
-func (b *dayParts) reserve(p *compact.Part) []eventCopy {
-	b.inputs++
-	m := b.main
-	if len(m.Events)+len(p.Events) > cap(m.Events) {
-		b.extra = append(b.extra, p)
-		return nil
-	}
-	off := len(m.Events)
-	m.Events = m.Events[:off+len(p.Events)]
-	m.Quarantine = append(m.Quarantine, p.Quarantine...)
-	m.RepairedUTF8 += p.RepairedUTF8
-	return []eventCopy{{dst: m.Events[off:], src: p.Events}}
-}
-
 // planned is what the planner found: the objects listed and each day's plan.
 type planned struct {
 	objs, errObjs []rawObject
@@ -490,11 +415,41 @@ type planned struct {
 	days          []*dayPlan
 	ix            *index.Index
 	scanned       int // objects newly scanned into the index
+	rangeDays     []day.Day
+	byKey         map[string]rawObject // objs by key
+	segs          map[string]bool      // the segments of the range's days
+	routed        *routeStats          // new objects routed while indexing (nil for a plan)
+}
+
+// toRoute returns the objects a stale day needs whose segment of that day
+// is missing: the raw objects the run reads, each once, sorted by key.
+func (pl *planned) toRoute(c *Config) []rawObject {
+	need := map[string]bool{}
+	for _, p := range pl.days {
+		if !p.build {
+			continue
+		}
+		for k := range p.good {
+			if o, ok := pl.byKey[k]; ok && !pl.segs[c.segmentKey(p.d, o.Object)] {
+				need[k] = true
+			}
+		}
+	}
+	var out []rawObject
+	for _, o := range pl.objs {
+		if need[o.Key] {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // plan lists everything the range can need, once, and decides which days
 // are stale.
-func (cfg *Config) plan(ctx context.Context) (*planned, error) {
+//
+// With route set, new objects are routed as they are indexed (see
+// routeScan); without, planning writes nothing but the index.
+func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 	st := cfg.Store
 	if err := checkIsWarehouse(ctx, st, cfg.RawPrefix, cfg.ErrorPrefix); err != nil {
 		return nil, err
@@ -524,11 +479,16 @@ func (cfg *Config) plan(ctx context.Context) (*planned, error) {
 	if err != nil {
 		return nil, err
 	}
-	refs := make([]index.ObjectRef, len(objs))
-	for i, o := range objs {
-		refs[i] = index.ObjectRef{Key: o.Key, ETag: o.ETag, Size: o.Size, Hour: o.Hour}
+	refs := refsOf(objs)
+	// A run reads each new object whole, once: its segments and its
+	// entry come from the same rows. A plan only scans the time columns.
+	if route {
+		pl.routed = &routeStats{}
+		pl.scanned, err = ix.UpdateWith(ctx, st, refs, cfg.Rules, cfg.Parallel, cfg.routeScan(pl.routed))
+	} else {
+		pl.scanned, err = ix.Update(ctx, st, refs, cfg.Rules, cfg.Parallel)
 	}
-	if pl.scanned, err = ix.Update(ctx, st, refs, cfg.Rules, cfg.Parallel); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	for _, w := range ix.Warnings() {
@@ -546,8 +506,16 @@ func (cfg *Config) plan(ctx context.Context) (*planned, error) {
 			"day", e.Day.String(), "objects", e.Objects, "why", e.Why)
 	}
 
+	pl.rangeDays = day.Range(cfg.From, cfg.To)
+	pl.byKey = make(map[string]rawObject, len(objs))
+	for _, o := range objs {
+		pl.byKey[o.Key] = o
+	}
+	if pl.segs, err = cfg.listSegments(ctx, pl.rangeDays); err != nil {
+		return nil, err
+	}
 	cfgMap := cfg.configMap()
-	for _, d := range day.Range(cfg.From, cfg.To) {
+	for _, d := range pl.rangeDays {
 		p := &dayPlan{d: d, good: map[string]bool{}}
 		wlo, whi := cfg.window(d)
 		for _, e := range ix.InputsOf(d) {
@@ -662,12 +630,14 @@ type DayPlan struct {
 	InputBytes int64 // their size
 }
 
-// PlanSummary is what Plan reports: the days, and the bytes a run would
-// read (each object once, however many days it feeds).
+// PlanSummary is what Plan reports: the days, and the raw objects a run
+// would read: each once, however many days it feeds, and only those not
+// yet routed into segments.
 type PlanSummary struct {
 	Days      []DayPlan
 	ReadBytes int64
 	ReadCount int
+	Route     []index.ObjectRef // the raw objects to read (RouteObjects routes them)
 	// Windowed lists the windowed partitions a run would recompute
 	// (active_users_daily days; retention cohorts), as far as they can be
 	// known before the run.
@@ -679,20 +649,21 @@ func Plan(ctx context.Context, cfg Config) (*PlanSummary, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	pl, err := cfg.plan(ctx)
+	pl, err := cfg.plan(ctx, false)
 	if err != nil {
 		return nil, err
 	}
 	out := &PlanSummary{}
-	read := map[string]int64{}
 	au, cohorts := map[day.Day]bool{}, map[day.Day]bool{}
+	for _, o := range pl.toRoute(&cfg) {
+		out.ReadBytes += o.Size
+		out.ReadCount++
+		out.Route = append(out.Route, index.ObjectRef{Key: o.Key, ETag: o.ETag, Size: o.Size, Hour: o.Hour})
+	}
 	for _, p := range pl.days {
 		dp := DayPlan{Day: p.d, Build: p.build, Why: p.why, Inputs: len(p.inputs)}
 		for _, in := range p.inputs {
 			dp.InputBytes += in.Size
-			if p.build && p.good[in.Key] {
-				read[in.Key] = in.Size
-			}
 		}
 		if p.build {
 			lo, hi := rollups.ActiveUsersAffected(p.d)
@@ -705,10 +676,6 @@ func Plan(ctx context.Context, cfg Config) (*PlanSummary, error) {
 		}
 		out.Days = append(out.Days, dp)
 	}
-	for _, n := range read {
-		out.ReadBytes += n
-	}
-	out.ReadCount = len(read)
 	out.ActiveDays, out.Cohorts = sortedDays(au), sortedDays(cohorts)
 	return out, nil
 }

@@ -1,0 +1,437 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/frame"
+	"github.com/littlewarehouse/warehouse/internal/index"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+	"github.com/littlewarehouse/warehouse/internal/segment"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// The routing stage (DESIGN §5.3): each raw object a stale day needs is
+// read once, and its rows, split by the day they count on, are written as
+// segments (internal/segment), one per (day, object). Days are then built
+// from their segments alone, one at a time, so memory is bounded by one
+// day and by Parallel objects, never by the range. A later run that
+// rebuilds a day (a late object arrived) reads the late object and the
+// day's segments, not the raw objects already routed.
+
+// routeRules is what routing depends on; a segment routed under other
+// rules is never used (its tag differs).
+func (c *Config) routeRules() string {
+	return fmt.Sprintf("code=%s tz=%s max_lateness=%s max_ahead=%s", CodeVersion, c.Rules.Loc, c.Rules.MaxLateness, c.Rules.MaxAhead)
+}
+
+// segmentKey is the key of object o's segment of day d.
+func (c *Config) segmentKey(d day.Day, o store.Object) string {
+	return segment.Key(d, o.Key, segment.Tag(o.Key, o.ETag, c.routeRules()))
+}
+
+// routeOne reads raw object o and writes a segment for every day its rows
+// count on, and an empty one for each of days (the index's) that got none,
+// so that a day's inputs always have segments once their object is routed.
+// It returns the parts by day, and the object's index entry made from the
+// same rows. A bad object gives a *raw.BadObjectError and writes nothing.
+func (c *Config) routeOne(ctx context.Context, o rawObject, days []day.Day) (*routedObject, error) {
+	if c.readHook != nil {
+		if err := c.readHook(o.Key); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := raw.Read(ctx, c.Store, o.Key)
+	if err != nil {
+		return nil, err
+	}
+	out := &routedObject{entry: index.Entry{Key: o.Key, ETag: o.ETag, Size: o.Size, Hour: o.Hour, Rows: int64(len(rows))}}
+	first := true
+	for i := range rows {
+		if r := &rows[i]; r.HasReceivedAt {
+			if first || r.ReceivedAt < out.entry.FirstArrival {
+				out.entry.FirstArrival = r.ReceivedAt
+			}
+			if first || r.ReceivedAt > out.entry.LastArrival {
+				out.entry.LastArrival = r.ReceivedAt
+			}
+			first = false
+		}
+	}
+	out.parts = c.Rules.Route(rows, o.Hour.UnixMilli(), func(day.Day) bool { return true })
+	rows = nil
+	for _, d := range slices.Sorted(maps.Keys(out.parts)) {
+		p := out.parts[d]
+		out.entry.Days = append(out.entry.Days, d)
+		out.entry.DayRows = append(out.entry.DayRows, int64(p.Events.Len()+len(p.Quarantine)))
+	}
+	for _, d := range days {
+		if out.parts[d] == nil {
+			out.parts[d] = &compact.Part{Events: frame.New(nil, 0)}
+		}
+	}
+	for d, p := range out.parts {
+		n, err := segment.Write(ctx, c.Store, c.segmentKey(d, o.Object),
+			&segment.Segment{Events: p.Events, Quarantine: p.Quarantine, RepairedUTF8: p.RepairedUTF8})
+		if err != nil {
+			return nil, fmt.Errorf("write segment of %s for %s: %w", o.Key, d, err)
+		}
+		out.segments++
+		out.bytes += n
+	}
+	return out, nil
+}
+
+// routedObject is what routing one raw object made.
+type routedObject struct {
+	parts    map[day.Day]*compact.Part
+	entry    index.Entry
+	segments int
+	bytes    int64
+}
+
+// routeScan is the index's ScanFunc of a run: a new object is read whole,
+// once, routed into segments, and indexed from the same rows.
+func (c *Config) routeScan(rs *routeStats) index.ScanFunc {
+	return func(ctx context.Context, ref index.ObjectRef) (index.Entry, error) {
+		o := rawObject{Object: store.Object{Key: ref.Key, ETag: ref.ETag, Size: ref.Size}, Hour: ref.Hour}
+		r, err := c.routeOne(ctx, o, nil)
+		var bad *raw.BadObjectError
+		if errors.As(err, &bad) {
+			rs.add(o, nil)
+			c.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "reason", bad.Reason, "error", bad.Err.Error())
+			return index.Entry{Key: o.Key, ETag: o.ETag, Size: o.Size, Hour: o.Hour, Bad: bad.Reason, Detail: bad.Err.Error()}, nil
+		}
+		if err != nil {
+			return index.Entry{}, err
+		}
+		rs.add(o, r)
+		return r.entry, nil
+	}
+}
+
+// routeStats counts what routing did. It is safe for concurrent use.
+type routeStats struct {
+	mu       sync.Mutex
+	objects  int   // raw objects read
+	rawBytes int64 // their size
+	segments int   // segments written
+	segBytes int64
+	bad      []BadObject
+}
+
+// add counts one object read; r is nil for a bad one.
+func (rs *routeStats) add(o rawObject, r *routedObject) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.objects++
+	rs.rawBytes += o.Size
+	if r != nil {
+		rs.segments += r.segments
+		rs.segBytes += r.bytes
+	}
+}
+
+// route reads every object in objs once, at most Parallel at a time, and
+// writes their segments. A bad object is marked in the index and reported,
+// never fatal.
+func (c *Config) route(ctx context.Context, objs []rawObject, ix *index.Index, rs *routeStats) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.Parallel)
+	var mu sync.Mutex
+	done := 0
+	for _, o := range objs {
+		g.Go(func() error {
+			var days []day.Day
+			if e, ok := ix.Lookup(o.Key); ok {
+				days = e.Days
+			}
+			r, err := c.routeOne(gctx, o, days)
+			if c.noteBad(o, err, ix, rs) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read %s: %w", o.Key, err)
+			}
+			rs.add(o, r)
+			mu.Lock()
+			done++
+			c.Progress(Progress{Phase: "read", Done: done, Total: len(objs)})
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// noteBad records o as bad if err says it is: the index called it good
+// (an index made from the time columns only, or a segment went missing and
+// the object turned out unreadable when read again); remembering it as bad
+// makes the days it feeds and the day it arrived on consistent.
+func (c *Config) noteBad(o rawObject, err error, ix *index.Index, rs *routeStats) bool {
+	var bad *raw.BadObjectError
+	if !errors.As(err, &bad) {
+		return false
+	}
+	rs.add(o, nil)
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	ix.MarkBad(o.Key, o.ETag, bad)
+	d := day.Of(o.Hour.UnixMilli(), c.Rules.Loc)
+	c.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "day", d.String(), "reason", bad.Reason, "error", bad.Err.Error())
+	rs.bad = append(rs.bad, BadObject{Key: o.Key, Day: d, Reason: bad.Reason, Error: bad.Err.Error()})
+	return true
+}
+
+// dayInputs are one day's parts, read from its segments.
+type dayInputs struct {
+	parts   []*compact.Part
+	objects int // input objects with rows (valid or not) on the day
+}
+
+// loadDay reads day p's segments, at most Parallel at a time. An object
+// whose segment is missing or damaged (segments are a cache) is routed
+// again now: read once more, its segments rewritten.
+func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObject, ix *index.Index, rs *routeStats) (*dayInputs, error) {
+	keys := make([]string, 0, len(p.good))
+	for k := range p.good {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]*compact.Part, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.Parallel)
+	for i, k := range keys {
+		o, ok := objs[k]
+		if !ok {
+			return nil, fmt.Errorf("day %s: input %s was not listed", p.d, k)
+		}
+		g.Go(func() error {
+			s, _, err := segment.Read(gctx, c.Store, c.segmentKey(p.d, o.Object))
+			var corrupt *segment.CorruptError
+			switch {
+			case err == nil:
+				parts[i] = &compact.Part{Events: s.Events, Quarantine: s.Quarantine, RepairedUTF8: s.RepairedUTF8}
+				return nil
+			case errors.As(err, &corrupt):
+				c.Log.Warn("damaged segment; its raw object is read again", "segment", corrupt.Key, "error", corrupt.Err.Error())
+			case !errors.Is(err, store.ErrNotExist):
+				return err
+			}
+			var days []day.Day
+			if e, ok := ix.Lookup(o.Key); ok {
+				days = e.Days
+			}
+			r, err := c.routeOne(gctx, o, days)
+			if c.noteBad(o, err, ix, rs) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read %s: %w", o.Key, err)
+			}
+			rs.add(o, r)
+			parts[i] = r.parts[p.d]
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	in := &dayInputs{}
+	for _, pt := range parts {
+		if pt == nil {
+			continue // a bad object
+		}
+		if pt.Events.Len() > 0 || len(pt.Quarantine) > 0 {
+			in.objects++
+		}
+		in.parts = append(in.parts, pt)
+	}
+	return in, nil
+}
+
+// listSegments returns the segments of days ds.
+func (c *Config) listSegments(ctx context.Context, ds []day.Day) (map[string]bool, error) {
+	have := map[string]bool{}
+	for _, d := range ds {
+		objs, err := c.Store.List(ctx, segment.DayPrefix(d))
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			have[o.Key] = true
+		}
+	}
+	return have, nil
+}
+
+// dropSegments deletes the segments of days ds that belong to no listed
+// raw object (it was deleted, replaced or routed under other rules):
+// segments never outlive their object.
+func (c *Config) dropSegments(ctx context.Context, ds []day.Day, have map[string]bool, objs map[string]rawObject) (int, error) {
+	var gone []string
+	for k := range have {
+		d, rawKey, tag, ok := segment.Parse(k)
+		if !ok || !strings.HasPrefix(rawKey, c.RawPrefix) {
+			continue // not ours to judge
+		}
+		if o, listed := objs[rawKey]; listed && segment.Tag(o.Key, o.ETag, c.routeRules()) == tag {
+			continue
+		}
+		if !dayIn(d, ds) {
+			continue
+		}
+		gone = append(gone, k)
+	}
+	sort.Strings(gone)
+	for _, k := range gone {
+		if err := c.Store.Delete(ctx, k); err != nil {
+			return 0, fmt.Errorf("delete segment %s: %w", k, err)
+		}
+		delete(have, k)
+	}
+	return len(gone), nil
+}
+
+func dayIn(d day.Day, ds []day.Day) bool {
+	for _, x := range ds {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// Pending lists the raw objects a run over cfg's range would read when it
+// indexes new objects: those with no index entry yet (under cfg's rules).
+// It reads and writes nothing else. A Lambda coordinator hands them to
+// route workers (RouteObjects), records their entries (AddEntries), and
+// only then plans.
+func Pending(ctx context.Context, cfg Config) ([]index.ObjectRef, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	lo, _ := cfg.window(cfg.From)
+	_, hi := cfg.window(cfg.To)
+	objs, _, err := listRaw(ctx, cfg.Store, cfg.RawPrefix, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := index.LoadHours(ctx, cfg.Store, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	var out []index.ObjectRef
+	var mu sync.Mutex
+	// Update finds the objects without an entry; the scan only notes them.
+	_, err = ix.UpdateWith(ctx, cfg.Store, refsOf(objs), cfg.Rules, 1, func(_ context.Context, o index.ObjectRef) (index.Entry, error) {
+		mu.Lock()
+		out = append(out, o)
+		mu.Unlock()
+		return index.Entry{}, store.ErrNotExist
+	})
+	return out, err
+}
+
+func refsOf(objs []rawObject) []index.ObjectRef {
+	refs := make([]index.ObjectRef, len(objs))
+	for i, o := range objs {
+		refs[i] = index.ObjectRef{Key: o.Key, ETag: o.ETag, Size: o.Size, Hour: o.Hour}
+	}
+	return refs
+}
+
+// RouteObjects reads each of refs whole, once (at most Parallel at a
+// time), writes its segments, and returns its index entry (Bad set for a
+// bad object). It writes nothing to the index: the caller records the
+// entries with AddEntries. It is what a Lambda route worker runs.
+func RouteObjects(ctx context.Context, cfg Config, refs []index.ObjectRef) ([]index.Entry, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	scan := cfg.routeScan(&routeStats{})
+	out := make([]index.Entry, len(refs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Parallel)
+	for i, ref := range refs {
+		g.Go(func() error {
+			e, err := scan(gctx, ref)
+			if errors.Is(err, store.ErrNotExist) {
+				return nil // deleted since it was listed: the next run sees it gone
+			}
+			if err != nil {
+				return fmt.Errorf("route %s: %w", ref.Key, err)
+			}
+			out[i] = e
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(out, func(e index.Entry) bool { return e.Key == "" }), nil
+}
+
+// AddEntries records index entries made by RouteObjects (in other
+// processes) in the index, under cfg's rules.
+func AddEntries(ctx context.Context, cfg Config, entries []index.Entry) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	lo, hi := entries[0].Hour, entries[0].Hour
+	byKey := map[string]index.Entry{}
+	for _, e := range entries {
+		lo, hi = minTime(lo, e.Hour), maxTime(hi, e.Hour)
+		byKey[e.Key] = e
+	}
+	hi = hi.Add(time.Hour)
+	// The whole listing of those hours, so that Update drops nothing it
+	// should keep; objects listed without an entry given are left for the
+	// next run to index.
+	objs, _, err := listRaw(ctx, cfg.Store, cfg.RawPrefix, lo, hi)
+	if err != nil {
+		return err
+	}
+	ix, err := index.LoadHours(ctx, cfg.Store, lo, hi)
+	if err != nil {
+		return err
+	}
+	_, err = ix.UpdateWith(ctx, cfg.Store, refsOf(objs), cfg.Rules, 1, func(_ context.Context, o index.ObjectRef) (index.Entry, error) {
+		if e, ok := byKey[o.Key]; ok && e.ETag == o.ETag && e.Size == o.Size {
+			return e, nil
+		}
+		return index.Entry{}, store.ErrNotExist
+	})
+	if err != nil {
+		return err
+	}
+	return ix.Save(ctx, cfg.Store)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,266 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/event"
+	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/segment"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// readCounter is a store that counts the reads of each raw object (Open
+// and Get of keys under raw/): what the cost rule of DESIGN §5.3 is about.
+type readCounter struct {
+	store.Store
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func newReadCounter(st store.Store) *readCounter {
+	return &readCounter{Store: st, reads: map[string]int{}}
+}
+
+func (c *readCounter) count(key string) {
+	if strings.HasPrefix(key, "raw/") {
+		c.mu.Lock()
+		c.reads[key]++
+		c.mu.Unlock()
+	}
+}
+
+func (c *readCounter) Open(ctx context.Context, key string) (store.Reader, error) {
+	c.count(key)
+	return c.Store.Open(ctx, key)
+}
+
+func (c *readCounter) Get(ctx context.Context, key string) ([]byte, error) {
+	c.count(key)
+	return c.Store.Get(ctx, key)
+}
+
+// take returns the reads counted so far and starts again.
+func (c *readCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.reads
+	c.reads = map[string]int{}
+	return out
+}
+
+func segmentCount(t *testing.T, st store.Store) int {
+	t.Helper()
+	objs, err := st.List(context.Background(), segment.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(objs)
+}
+
+// Segments are a cache: a forced rebuild from them reads no raw object,
+// and with them deleted a forced rebuild reads each raw object once; both
+// give byte-identical tables.
+func TestSegmentsAreACache(t *testing.T) {
+	ctx := context.Background()
+	dir, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newReadCounter(dir)
+	d1 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := gen.Generate(ctx, dir, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 1200, Seed: 5})); err != nil {
+		t.Fatal(err)
+	}
+	auckland, _ := time.LoadLocation("Pacific/Auckland")
+	cfg := Config{Store: st, From: mustDay(t, "2026-04-30"), To: mustDay(t, "2026-05-04"), Rules: compact.DefaultRules(auckland)}
+	first, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range st.take() {
+		if n != 1 {
+			t.Errorf("first run read %s %d times; want once", k, n)
+		}
+	}
+	if first.SegmentsWritten == 0 || segmentCount(t, dir) != first.SegmentsWritten {
+		t.Fatalf("first run wrote %d segments, the store holds %d", first.SegmentsWritten, segmentCount(t, dir))
+	}
+	want, err := Snapshot(ctx, dir, cfg.From, cfg.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.Force = true
+	fromSegs, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reads := st.take(); len(reads) != 0 || fromSegs.RawObjects != 0 {
+		t.Errorf("a forced rebuild with every segment in place read raw objects: %v (summary: %d)", reads, fromSegs.RawObjects)
+	}
+	got, err := Snapshot(ctx, dir, cfg.From, cfg.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rebuilt from segments (-first +rebuilt):\n%s", diff)
+	}
+
+	if err := removeAll(ctx, dir, segment.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := st.take()
+	for k, n := range reads {
+		if n != 1 {
+			t.Errorf("rebuild without segments read %s %d times; want once", k, n)
+		}
+	}
+	if len(reads) != first.RawObjects || again.RawObjects != first.RawObjects {
+		t.Errorf("rebuild without segments read %d objects (summary %d); the first run read %d", len(reads), again.RawObjects, first.RawObjects)
+	}
+	got, err = Snapshot(ctx, dir, cfg.From, cfg.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rebuilt with the segments deleted (-first +rebuilt):\n%s", diff)
+	}
+}
+
+func removeAll(ctx context.Context, st store.Store, prefix string) error {
+	objs, err := st.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if err := st.Delete(ctx, o.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spread returns n events received at recv whose event times fall on the
+// days recv−0 … recv−(days−1) (all within max lateness), of one user each.
+func spread(prefix string, recv time.Time, days, n int) []event.Raw {
+	var out []event.Raw
+	for i := range n {
+		k := i % days
+		out = append(out, event.Raw{EventID: fmt.Sprintf("%s-%d", prefix, i), EventName: "open", UserID: fmt.Sprintf("u%d", i%7),
+			Product: "shop", Platform: "ios", EventTime: recv.Add(-time.Duration(k)*24*time.Hour - time.Minute), ReceivedAt: recv})
+	}
+	return out
+}
+
+// An object whose rows count on 8 days is read once for all of them; a
+// late object later rebuilds its days from their segments, reading no
+// other raw object; and the tables equal a clean build of the same raw
+// objects.
+func TestObjectFeedingEightDaysIsReadOnce(t *testing.T) {
+	ctx := context.Background()
+	dir, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newReadCounter(dir)
+	recv := time.Date(2026, 6, 10, 12, 30, 0, 0, time.UTC)
+	wide := "raw/2026/06/10/12/events-1-2026-06-10-12-30-00-wide"
+	writeRaw(t, dir, wide, spread("w", recv, 8, 400))
+	for h := range 4 { // ordinary objects, one day each
+		at := time.Date(2026, 6, 3+h, 9, 0, 0, 0, time.UTC)
+		writeRaw(t, dir, fmt.Sprintf("raw/2026/06/%02d/09/events-1-plain-%d", 3+h, h), spread(fmt.Sprintf("p%d", h), at, 1, 50))
+	}
+	cfg := Config{Store: st, From: mustDay(t, "2026-06-03"), To: mustDay(t, "2026-06-10"), Rules: compact.DefaultRules(time.UTC)}
+	sum, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := 0
+	for _, d := range sum.Days {
+		if !d.Skipped {
+			built++
+		}
+	}
+	if built != 8 {
+		t.Fatalf("built %d days, want 8", built)
+	}
+	reads := st.take()
+	if reads[wide] != 1 {
+		t.Errorf("the object feeding 8 days was read %d times; want once (reads: %v)", reads[wide], reads)
+	}
+
+	// A late object for three of the days.
+	late := "raw/2026/06/11/02/events-1-2026-06-11-02-00-00-late"
+	writeRaw(t, dir, late, spread("l", time.Date(2026, 6, 11, 2, 0, 0, 0, time.UTC), 3, 30))
+	cfg.To = mustDay(t, "2026-06-11")
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if reads := st.take(); len(reads) != 1 || reads[late] != 1 {
+		t.Errorf("after a late object arrived the run read %v; want only %s, once", reads, late)
+	}
+
+	// The same raw objects built in one clean run.
+	clean, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := dir.List(ctx, "raw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		b, err := dir.Get(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := clean.Put(ctx, o.Key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cleanCfg := cfg
+	cleanCfg.Store = clean
+	if _, err := Run(ctx, cleanCfg); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Snapshot(ctx, clean, cfg.From, cfg.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Snapshot(ctx, dir, cfg.From, cfg.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("incremental build differs from a clean build (-clean +incremental):\n%s", diff)
+	}
+
+	// Deleting a raw object deletes its segments.
+	if err := dir.Delete(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := dir.List(ctx, segment.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range segs {
+		if strings.Contains(s.Key, "-late.") {
+			t.Errorf("segment %s outlived its raw object", s.Key)
+		}
+	}
+}
