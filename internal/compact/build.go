@@ -169,8 +169,15 @@ func dedupe(e *frame.Events) (drop []bool, dups int) {
 	for i := range hashes {
 		hashes[i] = maphash.Bytes(seed, e.IDBytes[e.IDOff[i]:e.IDOff[i+1]])
 	}
+	return dedupeHashed(e, hashes)
+}
+
+// dedupeHashed is dedupe given the hashes of the events' ids (equal ids
+// must have equal hashes; equal hashes need not be of equal ids).
+func dedupeHashed(e *frame.Events, hashes []uint64) (drop []bool, dups int) {
+	n := e.Len()
+	drop = make([]bool, n)
 	keys := sortHashes(hashes)
-	hashes = nil
 	var byCopy func(a, b hashIdx) int // made once, used for the rare groups
 	for i := 0; i < n; {
 		j := i + 1
