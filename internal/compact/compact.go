@@ -7,16 +7,21 @@
 // object: Route turns one object's rows into per-day Parts (candidate events
 // and quarantine rows) as soon as the object is read; Build then makes a day
 // from all of its Parts.
+//
+// Events are held as columns (package frame): Route interns each Part's
+// strings in a dictionary of its own, and Build merges the Parts into one
+// frame.Events and works on integer ids, ranks and offsets only, with no
+// struct, string or map per event.
 package compact
 
 import (
 	"cmp"
-	"hash/maphash"
-	"slices"
-	"sort"
+	"fmt"
+	"math"
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/frame"
 	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
@@ -104,42 +109,96 @@ func Validate(row *raw.Row) string {
 	return ""
 }
 
-// Part is what one raw object holds for one day: valid rows as candidate
-// events (not yet deduplicated, SessionKey unset) and invalid rows.
+// Part is what one raw object holds for one day. A Part stands alone (it
+// may be stored by itself, as a segment file): its Events have a dictionary
+// of their own.
 type Part struct {
-	Events     []rollups.Event
+	// Events are the valid rows as candidate events: not deduplicated,
+	// UserKey set (UserKey of user_id and device_id), SessionKey all ""
+	// (id 0; Build sets it). EventTime is the attributed time (see
+	// Attribute), ClientTime the client's event_time (0 if none), Skewed
+	// whether event_time was replaced. Never nil when made by Route.
+	Events *frame.Events
+	// Quarantine are the invalid rows, in the object's order.
 	Quarantine []rollups.Quarantine
 	// RepairedUTF8 counts the rows (valid or not) whose strings held
 	// invalid UTF-8, replaced by U+FFFD when read (raw.Row.InvalidUTF8).
 	RepairedUTF8 int64
 }
 
-// Route splits one object's rows by the day they count on, keeping only the
-// days want accepts. fallback is the object's arrival hour (Unix ms).
+// Route splits one object's rows by the day they count on (Attribute, then
+// day.Of in r.Loc), keeping only the days want accepts (want is called once
+// per day the rows fall on). fallback is the object's arrival hour (Unix
+// ms). A row is invalid if Validate gives a reason or its received_at is
+// implausible (ReasonImplausibleReceivedAt); invalid rows go to the Part's
+// Quarantine, valid ones to its Events, both in the order of rows. Each Part
+// gets its own frame.Dict, sized from its rows. rows are not modified and
+// not retained (the Parts share only their immutable strings).
+//
+// Route panics if one day's event ids in rows total 4 GiB or more (frame
+// offsets are 32-bit).
 func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) map[day.Day]*Part {
+	// First pass: attribute every row, and size each day.
 	type routed struct {
 		at     int64
-		d      day.Day
+		di     int32 // index in days
 		skewed bool
 	}
+	type dayPart struct {
+		d                day.Day
+		rows, ids, props int
+		p                *Part
+		anon             []uint32 // device_id id → id of "anon:" + device_id (0: not yet)
+	}
 	rs := make([]routed, len(rows))
-	counts := map[day.Day]int{}
-	for i := range rows {
-		at, skewed := r.Attribute(&rows[i], fallback)
-		rs[i] = routed{at: at, d: day.Of(at, r.Loc), skewed: skewed}
-		counts[rs[i].d]++
-	}
-	parts := map[day.Day]*Part{}
-	for d, n := range counts {
-		if want(d) {
-			parts[d] = &Part{Events: make([]rollups.Event, 0, n)}
-		}
-	}
-	anon := map[string]string{} // device_id → "anon:" + device_id, shared within the object
+	var days []dayPart // an object spans a day or two
+	last := -1
 	for i := range rows {
 		row := &rows[i]
-		at, skewed := rs[i].at, rs[i].skewed
-		p := parts[rs[i].d]
+		at, skewed := r.Attribute(row, fallback)
+		d := day.Of(at, r.Loc)
+		if last < 0 || days[last].d != d {
+			last = -1
+			for j := range days {
+				if days[j].d == d {
+					last = j
+					break
+				}
+			}
+			if last < 0 {
+				last = len(days)
+				days = append(days, dayPart{d: d})
+			}
+		}
+		rs[i] = routed{at: at, di: int32(last), skewed: skewed}
+		dp := &days[last]
+		dp.rows++
+		dp.ids += len(row.EventID)
+		dp.props += len(row.Properties)
+	}
+	parts := make(map[day.Day]*Part, len(days))
+	for j := range days {
+		dp := &days[j]
+		if !want(dp.d) {
+			continue
+		}
+		if dp.ids > math.MaxUint32 {
+			panic(fmt.Sprintf("compact: more than 4 GiB of event ids for %s in one object", dp.d))
+		}
+		e := frame.New(frame.NewDict(dp.rows), dp.rows)
+		e.IDBytes = make([]byte, 0, dp.ids)
+		e.PropKey = make([]uint32, 0, dp.props)
+		e.PropVal = make([]uint32, 0, dp.props)
+		dp.p = &Part{Events: e}
+		parts[dp.d] = dp.p
+	}
+
+	// Second pass: each row to its Part.
+	var props []prop // scratch: one row's properties
+	for i := range rows {
+		row := &rows[i]
+		dp := &days[rs[i].di]
+		p := dp.p
 		if p == nil {
 			continue
 		}
@@ -154,247 +213,74 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 			p.Quarantine = append(p.Quarantine, quarantineRow(row, reason))
 			continue
 		}
-		e := rollups.Event{
-			EventID: row.EventID, EventTime: at, ReceivedAt: row.ReceivedAt,
-			EventName: row.EventName, UserID: row.UserID, DeviceID: row.DeviceID, SessionID: row.SessionID,
-			Product: row.Product, Platform: row.Platform, AppVersion: row.AppVersion, Country: row.Country,
-			Properties: row.Properties, ClockSkewed: skewed, UserKey: row.UserID,
-		}
+		e := p.Events
+		dict := e.Dict
+		e.IDBytes = append(e.IDBytes, row.EventID...)
+		e.IDOff = append(e.IDOff, uint32(len(e.IDBytes)))
+		e.EventTime = append(e.EventTime, rs[i].at)
+		var client int64
 		if row.HasEventTime {
-			e.ClientEventTime = row.EventTime
+			client = row.EventTime
 		}
-		if e.UserKey == "" {
-			k, ok := anon[row.DeviceID]
-			if !ok {
-				k = UserKey("", row.DeviceID)
-				anon[row.DeviceID] = k
+		e.ClientTime = append(e.ClientTime, client)
+		e.ReceivedAt = append(e.ReceivedAt, row.ReceivedAt)
+		e.Skewed = append(e.Skewed, rs[i].skewed)
+		user, device := intern(dict, row.UserID), intern(dict, row.DeviceID)
+		e.Str[frame.EventName] = append(e.Str[frame.EventName], intern(dict, row.EventName))
+		e.Str[frame.UserID] = append(e.Str[frame.UserID], user)
+		e.Str[frame.DeviceID] = append(e.Str[frame.DeviceID], device)
+		e.Str[frame.SessionID] = append(e.Str[frame.SessionID], intern(dict, row.SessionID))
+		e.Str[frame.Product] = append(e.Str[frame.Product], intern(dict, row.Product))
+		e.Str[frame.Platform] = append(e.Str[frame.Platform], intern(dict, row.Platform))
+		e.Str[frame.AppVersion] = append(e.Str[frame.AppVersion], intern(dict, row.AppVersion))
+		e.Str[frame.Country] = append(e.Str[frame.Country], intern(dict, row.Country))
+		userKey := user
+		if user == 0 {
+			// Anonymous: "anon:" + device_id, one string per device.
+			if int(device) >= len(dp.anon) {
+				dp.anon = append(dp.anon, make([]uint32, dict.Len()-len(dp.anon))...)
 			}
-			e.UserKey = k
+			if dp.anon[device] == 0 {
+				dp.anon[device] = dict.ID(UserKey("", row.DeviceID))
+			}
+			userKey = dp.anon[device]
 		}
-		p.Events = append(p.Events, e)
+		e.Str[frame.UserKey] = append(e.Str[frame.UserKey], userKey)
+		e.Str[frame.SessionKey] = append(e.Str[frame.SessionKey], 0)
+		if len(row.Properties) > 0 {
+			props = props[:0]
+			for k, v := range row.Properties {
+				props = append(props, prop{k, v})
+			}
+			sortProps(props)
+			for _, kv := range props {
+				e.PropKey = append(e.PropKey, intern(dict, kv.k))
+				e.PropVal = append(e.PropVal, intern(dict, kv.v))
+			}
+		}
+		e.PropOff = append(e.PropOff, uint32(len(e.PropKey)))
 	}
 	return parts
 }
 
-// Stats counts what Build did with a day's rows.
-type Stats struct {
-	RawRows, ValidRows, KeptRows, Duplicates, Invalid, Skewed int64
-	RepairedUTF8                                              int64 // rows whose invalid UTF-8 was replaced
-}
-
-// Day is the result of building one day.
-type Day struct {
-	Events     []rollups.Event // deduplicated, sorted by (event_name, user_key, event_time, event_id)
-	Quarantine []rollups.Quarantine
-	Stats      Stats
-}
-
-// Build builds a day from all of its Parts, in any order. It is
-// deterministic: the same rows in any order give the same result. The parts
-// are consumed (emptied).
-func Build(parts []*Part, rules Rules) Day {
-	var out Day
-	n, nq := 0, 0
-	for _, p := range parts {
-		n += len(p.Events)
-		nq += len(p.Quarantine)
-		out.Stats.RepairedUTF8 += p.RepairedUTF8
+// intern returns s's id in d; "" is always 0.
+func intern(d *frame.Dict, s string) uint32 {
+	if s == "" {
+		return 0
 	}
-	var events []rollups.Event
-	if len(parts) == 1 {
-		// The common case (the job merges a day's parts as it reads):
-		// no copy of the day's events.
-		events, out.Quarantine = parts[0].Events, parts[0].Quarantine
-		parts[0].Events, parts[0].Quarantine = nil, nil
-	} else {
-		events = make([]rollups.Event, 0, n)
-		out.Quarantine = make([]rollups.Quarantine, 0, nq)
-		for _, p := range parts {
-			events = append(events, p.Events...)
-			out.Quarantine = append(out.Quarantine, p.Quarantine...)
-			p.Events, p.Quarantine = nil, nil
+	return d.ID(s)
+}
+
+type prop struct{ k, v string }
+
+// sortProps sorts one row's properties by key, in byte order (an insertion
+// sort: a row has a handful of properties; keys of a map are distinct).
+func sortProps(ps []prop) {
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && ps[j].k < ps[j-1].k; j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
 		}
 	}
-	slices.SortStableFunc(out.Quarantine, compareQuarantine) // ties keep their order in the object
-	out.Stats.Invalid = int64(nq)
-	out.Stats.ValidRows = int64(n)
-	out.Stats.RawRows = int64(n + nq)
-
-	events = dedupe(events)
-	out.Stats.KeptRows = int64(len(events))
-	out.Stats.Duplicates = int64(n - len(events))
-	for i := range events {
-		if events[i].ClockSkewed {
-			out.Stats.Skewed++
-		}
-	}
-	names := ranks(events, func(e *rollups.Event) string { return e.EventName })
-	users := ranks(events, func(e *rollups.Event) string { return e.UserKey })
-	products := ranks(events, func(e *rollups.Event) string { return e.Product })
-	assignSessions(events, products, users, rules.SessionGap.Milliseconds())
-
-	// Sort by (event_name, user_key, event_time, event_id) through integer
-	// ranks of the strings, then permute in place.
-	keys := make([]sortKey, len(events))
-	for i := range events {
-		keys[i] = sortKey{a: uint64(names[i])<<32 | uint64(users[i]), t: events[i].EventTime, idx: int32(i)}
-	}
-	slices.SortFunc(keys, func(x, y sortKey) int { return compareKeys(events, x.a, y.a, x.t, y.t, x.idx, y.idx) })
-	permute(events, keys)
-	out.Events = events
-	return out
-}
-
-// compareKeys orders by (a, t), then event_id; written out because cmp.Or
-// would compare the ids every time.
-func compareKeys(events []rollups.Event, xa, ya uint64, xt, yt int64, xi, yi int32) int {
-	if xa != ya {
-		return cmp.Compare(xa, ya)
-	}
-	if xt != yt {
-		return cmp.Compare(xt, yt)
-	}
-	return cmp.Compare(events[xi].EventID, events[yi].EventID)
-}
-
-type sortKey struct {
-	a   uint64
-	t   int64
-	idx int32
-}
-
-// permute reorders events so that events[i] = old events[keys[i].idx],
-// following cycles so that no second copy of the events is needed.
-func permute(events []rollups.Event, keys []sortKey) {
-	done := make([]bool, len(events))
-	for i := range events {
-		if done[i] || int(keys[i].idx) == i {
-			done[i] = true
-			continue
-		}
-		tmp := events[i]
-		j := i
-		for {
-			k := int(keys[j].idx)
-			done[j] = true
-			if k == i {
-				events[j] = tmp
-				break
-			}
-			events[j] = events[k]
-			j = k
-		}
-	}
-}
-
-// ranks maps each event's string (from key) to its rank among the distinct
-// values in byte order, so that comparing ranks compares the strings.
-func ranks(events []rollups.Event, key func(*rollups.Event) string) []uint32 {
-	ids := make(map[string]uint32)
-	var distinct []string
-	out := make([]uint32, len(events))
-	for i := range events {
-		s := key(&events[i])
-		id, ok := ids[s]
-		if !ok {
-			id = uint32(len(distinct))
-			ids[s] = id
-			distinct = append(distinct, s)
-		}
-		out[i] = id
-	}
-	order := make([]uint32, len(distinct))
-	for i := range order {
-		order[i] = uint32(i)
-	}
-	sort.Slice(order, func(a, b int) bool { return distinct[order[a]] < distinct[order[b]] })
-	rank := make([]uint32, len(distinct))
-	for r, id := range order {
-		rank[id] = uint32(r)
-	}
-	for i, id := range out {
-		out[i] = rank[id]
-	}
-	return out
-}
-
-var seed = maphash.MakeSeed()
-
-// dedupe keeps one event per event_id: the earliest received_at, and among
-// copies received at the same instant the smallest by every other column,
-// so the choice never depends on input order.
-func dedupe(events []rollups.Event) []rollups.Event {
-	type hk struct {
-		h   uint64
-		idx int32
-	}
-	keys := make([]hk, len(events))
-	for i := range events {
-		keys[i] = hk{maphash.String(seed, events[i].EventID), int32(i)}
-	}
-	slices.SortFunc(keys, func(a, b hk) int { return cmp.Compare(a.h, b.h) })
-	drop := make([]bool, len(events))
-	dups := 0
-	for i := 0; i < len(keys); {
-		j := i + 1
-		for j < len(keys) && keys[j].h == keys[i].h {
-			j++
-		}
-		if j-i > 1 {
-			// One hash, possibly several ids: keep the best copy of each id.
-			group := keys[i:j]
-			slices.SortFunc(group, func(a, b hk) int { return compareCopies(&events[a.idx], &events[b.idx]) })
-			for k := 1; k < len(group); k++ {
-				if events[group[k].idx].EventID == events[group[k-1].idx].EventID {
-					drop[group[k].idx] = true
-					dups++
-				}
-			}
-		}
-		i = j
-	}
-	if dups == 0 {
-		return events
-	}
-	kept := events[:0]
-	for i := range events {
-		if !drop[i] {
-			kept = append(kept, events[i])
-		}
-	}
-	clear(events[len(kept):]) // let the dropped copies' strings go
-	return kept
-}
-
-// compareCopies orders rows by event_id, then the copy to keep first.
-func compareCopies(a, b *rollups.Event) int {
-	return cmp.Or(cmp.Compare(a.EventID, b.EventID), cmp.Compare(a.ReceivedAt, b.ReceivedAt),
-		cmp.Compare(a.EventTime, b.EventTime), cmp.Compare(a.ClientEventTime, b.ClientEventTime),
-		cmp.Compare(a.EventName, b.EventName), cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID),
-		cmp.Compare(a.SessionID, b.SessionID), cmp.Compare(a.Product, b.Product), cmp.Compare(a.Platform, b.Platform),
-		cmp.Compare(a.AppVersion, b.AppVersion), cmp.Compare(a.Country, b.Country), compareMaps(a.Properties, b.Properties))
-}
-
-func compareMaps(a, b map[string]string) int {
-	if c := cmp.Compare(len(a), len(b)); c != 0 || len(a) == 0 {
-		return c
-	}
-	ka, kb := sortedKeys(a), sortedKeys(b)
-	for i := range ka {
-		if c := cmp.Or(cmp.Compare(ka[i], kb[i]), cmp.Compare(a[ka[i]], b[kb[i]])); c != 0 {
-			return c
-		}
-	}
-	return 0
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // UserKey is user_id if set, else "anon:" + device_id.
@@ -405,6 +291,8 @@ func UserKey(userID, deviceID string) string {
 	return "anon:" + deviceID
 }
 
+// compareQuarantine orders quarantine rows by reason, source object, then
+// the row's own columns; rows equal in all of these stay in their order.
 func compareQuarantine(a, b rollups.Quarantine) int {
 	return cmp.Or(cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.SourceObject, b.SourceObject),
 		cmp.Compare(a.EventID, b.EventID), cmp.Compare(a.ReceivedAt, b.ReceivedAt),
@@ -412,6 +300,7 @@ func compareQuarantine(a, b rollups.Quarantine) int {
 		cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID))
 }
 
+// quarantineRow is r as read, with why it is invalid.
 func quarantineRow(r *raw.Row, reason string) rollups.Quarantine {
 	q := rollups.Quarantine{
 		Reason: reason, SourceObject: r.Source, EventID: r.EventID, EventName: r.EventName,
@@ -425,45 +314,4 @@ func quarantineRow(r *raw.Row, reason string) rollups.Quarantine {
 		q.ReceivedAt = r.ReceivedAt
 	}
 	return q
-}
-
-// assignSessions sets SessionKey: "s:" + session_id when the client sent
-// one; otherwise events of the same product and user_key without a
-// session_id, in time order, form sessions that end after gap milliseconds
-// without an event (a gap of exactly gap continues the session). The events
-// are of one day, so sessions are split at midnight by construction.
-// products and users are the events' string ranks.
-func assignSessions(events []rollups.Event, products, users []uint32, gap int64) {
-	type key struct {
-		a   uint64
-		t   int64
-		idx int32
-	}
-	var inferred []key
-	explicit := map[string]string{} // session_id → "s:" + session_id, one string per session
-	for i := range events {
-		if id := events[i].SessionID; id != "" {
-			k, ok := explicit[id]
-			if !ok {
-				k = "s:" + id
-				explicit[id] = k
-			}
-			events[i].SessionKey = k
-		} else {
-			inferred = append(inferred, key{uint64(products[i])<<32 | uint64(users[i]), events[i].EventTime, int32(i)})
-		}
-	}
-	slices.SortFunc(inferred, func(x, y key) int { return compareKeys(events, x.a, y.a, x.t, y.t, x.idx, y.idx) })
-	var sk string
-	for n, k := range inferred {
-		e := &events[k.idx]
-		if n == 0 || inferred[n-1].a != k.a || k.t-inferred[n-1].t > gap {
-			sk = sessionKey(e)
-		}
-		e.SessionKey = sk
-	}
-}
-
-func sessionKey(e *rollups.Event) string {
-	return "i:" + e.Product + "|" + e.UserKey + "|" + time.UnixMilli(e.EventTime).UTC().Format("2006-01-02T15:04:05.000Z")
 }

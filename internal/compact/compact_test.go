@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/frame"
 	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
@@ -105,7 +106,7 @@ func TestSessions(t *testing.T) {
 		row("f", "u2", 61, ""), // another person: another session
 	})
 	keys := map[string]string{}
-	for _, e := range d.Events {
+	for _, e := range eventsOf(d.Events) {
 		keys[e.EventID] = e.SessionKey
 	}
 	if keys["a"] != keys["b"] || keys["b"] == keys["c"] || keys["d"] != "s:s9" || keys["e"] != "s:s9" || keys["c"] == keys["f"] {
@@ -124,11 +125,11 @@ func TestBuildIsDeterministic(t *testing.T) {
 		r.Source = []string{"raw/1", "raw/2"}[i%2]
 		rows = append(rows, r)
 	}
-	want := build(t, append([]raw.Row(nil), rows...))
+	want := dayOf(build(t, append([]raw.Row(nil), rows...)))
 	rng := rand.New(rand.NewPCG(1, 1))
 	for n := 0; n < 5; n++ {
 		rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
-		got := build(t, append([]raw.Row(nil), rows...))
+		got := dayOf(build(t, append([]raw.Row(nil), rows...)))
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("shuffled input gives another day (-first +shuffled):\n%s", diff)
 		}
@@ -150,6 +151,34 @@ func TestBuildIsDeterministic(t *testing.T) {
 			}
 		}
 	}
+}
+
+// plainDay is a Day with its events as structs, to compare days whatever
+// their dictionaries.
+type plainDay struct {
+	Events     []rollups.Event
+	Quarantine []rollups.Quarantine
+	Stats      Stats
+}
+
+func dayOf(d Day) plainDay {
+	return plainDay{Events: eventsOf(d.Events), Quarantine: d.Quarantine, Stats: d.Stats}
+}
+
+// eventsOf returns e's events as structs (nil properties if none).
+func eventsOf(e *frame.Events) []rollups.Event {
+	out := make([]rollups.Event, e.Len())
+	for i := range out {
+		r := e.Row(i)
+		out[i] = rollups.Event{
+			EventID: r.EventID, EventTime: r.EventTime, ClientEventTime: r.ClientTime, ReceivedAt: r.ReceivedAt,
+			EventName: r.Str[frame.EventName], UserID: r.Str[frame.UserID], DeviceID: r.Str[frame.DeviceID],
+			SessionID: r.Str[frame.SessionID], Product: r.Str[frame.Product], Platform: r.Str[frame.Platform],
+			AppVersion: r.Str[frame.AppVersion], Country: r.Str[frame.Country], Properties: r.Props,
+			UserKey: r.Str[frame.UserKey], SessionKey: r.Str[frame.SessionKey], ClockSkewed: r.Skewed,
+		}
+	}
+	return out
 }
 
 func compareEvents(a, b rollups.Event) int {

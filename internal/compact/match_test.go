@@ -1,0 +1,298 @@
+package compact
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/frame"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+)
+
+// object is one raw object's rows, as the job reads them.
+type object struct {
+	key     string
+	arrival int64 // the arrival hour, Route's fallback
+	rows    []raw.Row
+}
+
+// pick returns a random element of xs.
+func pick[T any](rng *rand.Rand, xs ...T) T { return xs[rng.IntN(len(xs))] }
+
+// Small pools, so that strings repeat, differ in case and prefix (byte
+// order), and product|user_key pairs can collide ("a|b"+"c", "a"+"b|c").
+var (
+	genNames     = []string{"view", "click", "Buy", "buy", "a", "ab", "é", ""}
+	genUsers     = []string{"", "", "", "u1", "u2", "U1", "u10", "b|c", "c", "anon:d1", "ü"}
+	genDevices   = []string{"", "d1", "d2", "d3", "D1", "d10"}
+	genSessions  = []string{"", "", "", "s1", "s2", "S1", "s10"}
+	genProducts  = []string{"", "shop", "app", "a|b", "a"}
+	genPlatforms = []string{"", "web", "ios"}
+	genVersions  = []string{"", "1.0", "1.10", "1.2"}
+	genCountries = []string{"", "US", "FR"}
+	genPropKeys  = []string{"", "k", "K", "k2", "z", "é"}
+	genPropVals  = []string{"", "v", "w", "v2", "V"}
+)
+
+func genProps(rng *rand.Rand) map[string]string {
+	switch rng.IntN(4) {
+	case 0:
+		return nil
+	case 1:
+		return map[string]string{}
+	}
+	m := map[string]string{}
+	for range 1 + rng.IntN(3) {
+		m[pick(rng, genPropKeys...)] = pick(rng, genPropVals...)
+	}
+	return m
+}
+
+// genObjects makes random objects around base: duplicates across and
+// within objects (some identical, some differing in one column, received
+// at the same instant or not), missing fields, skewed and missing client
+// clocks, implausible received_at, anonymous users, properties. Times are
+// on a minute grid so that equal times and gaps of exactly 30 minutes are
+// common.
+func genObjects(rng *rand.Rand, base int64, nObjects, maxRows int) []object {
+	const minute, hour = int64(60000), int64(3600000)
+	var all []raw.Row // every row so far, to copy as duplicates
+	ids := 1 + rng.IntN(maxRows*nObjects/2+1)
+	objs := make([]object, nObjects)
+	for o := range objs {
+		arrival := base + int64(rng.IntN(60))*hour
+		obj := object{key: fmt.Sprintf("raw/%02d", rng.IntN(1000)), arrival: arrival}
+		for range rng.IntN(maxRows + 1) {
+			if len(all) > 0 && rng.IntN(4) == 0 {
+				// A copy of an earlier row (another delivery of it).
+				r := all[rng.IntN(len(all))]
+				r.Source = obj.key
+				for range rng.IntN(3) {
+					mutate(rng, &r)
+				}
+				obj.rows = append(obj.rows, r)
+				all = append(all, r)
+				continue
+			}
+			r := raw.Row{
+				EventID:   fmt.Sprintf("e%d", rng.IntN(ids)),
+				EventName: pick(rng, genNames...), UserID: pick(rng, genUsers...), DeviceID: pick(rng, genDevices...),
+				SessionID: pick(rng, genSessions...), Product: pick(rng, genProducts...), Platform: pick(rng, genPlatforms...),
+				AppVersion: pick(rng, genVersions...), Country: pick(rng, genCountries...),
+				Properties: genProps(rng), Source: obj.key, InvalidUTF8: rng.IntN(20) == 0,
+			}
+			if rng.IntN(30) == 0 {
+				r.EventID = ""
+			}
+			r.ReceivedAt, r.HasReceivedAt = arrival+int64(rng.IntN(90)-30)*minute, true
+			switch rng.IntN(40) {
+			case 0:
+				r.HasReceivedAt = false
+			case 1:
+				r.ReceivedAt = arrival - 25*hour - int64(rng.IntN(2)) // the limit, or just past it
+			case 2:
+				r.ReceivedAt = arrival + 3*hour + int64(rng.IntN(2))
+			case 3:
+				r.ReceivedAt = 1000
+			}
+			r.EventTime, r.HasEventTime = r.ReceivedAt-int64(rng.IntN(40))*minute, true
+			switch rng.IntN(12) {
+			case 0:
+				r.HasEventTime = false
+			case 1:
+				r.EventTime = r.ReceivedAt - 7*24*hour - int64(rng.IntN(2)) // 7 days late, or just more
+			case 2:
+				r.EventTime = r.ReceivedAt + 10*minute + int64(rng.IntN(2)) // 10 minutes ahead, or just more
+			case 3:
+				r.EventTime = r.ReceivedAt - int64(rng.IntN(3))*24*hour // days late: other days
+			}
+			if rng.IntN(20) == 0 {
+				r.EventTime = 0
+			}
+			obj.rows = append(obj.rows, r)
+			all = append(all, r)
+		}
+		objs[o] = obj
+	}
+	return objs
+}
+
+// TestMatchesReference checks Route and Build against the struct-based
+// implementation they replace (reference_test.go) on random rows: the same
+// days, events (in order, session keys included), quarantine and stats,
+// whatever the order of the parts.
+func TestMatchesReference(t *testing.T) {
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bases := []int64{ms("2026-03-07T00:00:00Z"), ms("2026-06-15T00:00:00Z"), ms("2026-10-31T00:00:00Z"), ms("2026-12-31T00:00:00Z")}
+	iterations := 300
+	if testing.Short() {
+		iterations = 50
+	}
+	days := 0
+	for it := range iterations {
+		rng := rand.New(rand.NewPCG(uint64(it), 7))
+		rules := DefaultRules(pick(rng, time.UTC, la))
+		if rng.IntN(5) == 0 {
+			rules.SessionGap = time.Duration(rng.IntN(10)) * time.Minute
+		}
+		maxRows := pick(rng, 5, 40, 200, 1500)
+		objs := genObjects(rng, pick(rng, bases...), 1+rng.IntN(6), maxRows)
+		var skip day.Day = -1 // a day no run wants, sometimes
+		if rng.IntN(3) == 0 {
+			skip = day.Of(objs[0].arrival, rules.Loc)
+		}
+		want := func(d day.Day) bool { return d != skip }
+
+		refParts := map[day.Day][]*refPart{}
+		parts := map[day.Day][]*Part{}
+		for _, o := range objs {
+			for d, p := range refRoute(rules, o.rows, o.arrival, want) {
+				refParts[d] = append(refParts[d], p)
+			}
+			for d, p := range rules.Route(o.rows, o.arrival, want) {
+				parts[d] = append(parts[d], p)
+			}
+		}
+		if diff := cmp.Diff(slices.Sorted(maps.Keys(refParts)), slices.Sorted(maps.Keys(parts))); diff != "" {
+			t.Fatalf("iteration %d: days differ (-reference +new):\n%s", it, diff)
+		}
+		for d, rps := range refParts {
+			ref := refBuild(rps, rules)
+			ps := parts[d]
+			rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+			got := dayOf(Build(ps, rules))
+			for _, p := range ps {
+				if p.Events != nil || p.Quarantine != nil {
+					t.Fatalf("iteration %d, %s: Build did not consume its parts", it, d)
+				}
+			}
+			if want := normal(plainDay(ref)); reflect.DeepEqual(want, normal(got)) { // cmp.Diff is slow
+				days++
+				continue
+			}
+			if diff := cmp.Diff(plainDay(ref), got, cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("iteration %d (%s, %s, gap %s), %s: day differs (-reference +new):\n%s",
+					it, rules.Loc, time.UnixMilli(objs[0].arrival).UTC(), rules.SessionGap, d, diff)
+			}
+			days++
+		}
+	}
+	t.Logf("%d days compared", days)
+}
+
+// normal returns d with empty slices and maps nil.
+func normal(d plainDay) plainDay {
+	if len(d.Events) == 0 {
+		d.Events = nil
+	}
+	if len(d.Quarantine) == 0 {
+		d.Quarantine = nil
+	}
+	for i := range d.Events {
+		if len(d.Events[i].Properties) == 0 {
+			d.Events[i].Properties = nil
+		}
+	}
+	for i := range d.Quarantine {
+		if len(d.Quarantine[i].Properties) == 0 {
+			d.Quarantine[i].Properties = nil
+		}
+	}
+	return d
+}
+
+// mutate changes one column of r, or none.
+func mutate(rng *rand.Rand, r *raw.Row) {
+	const minute = int64(60000)
+	switch rng.IntN(14) {
+	case 0:
+		r.ReceivedAt += int64(rng.IntN(3)-1) * minute
+	case 1:
+		r.EventTime += int64(rng.IntN(3) - 1)
+	case 2:
+		r.HasEventTime = !r.HasEventTime
+	case 3:
+		r.EventName = pick(rng, genNames...)
+	case 4:
+		r.UserID = pick(rng, genUsers...)
+	case 5:
+		r.DeviceID = pick(rng, genDevices...)
+	case 6:
+		r.SessionID = pick(rng, genSessions...)
+	case 7:
+		r.Product = pick(rng, genProducts...)
+	case 8:
+		r.Platform = pick(rng, genPlatforms...)
+	case 9:
+		r.AppVersion = pick(rng, genVersions...)
+	case 10:
+		r.Country = pick(rng, genCountries...)
+	case 11:
+		r.Properties = genProps(rng)
+	case 12:
+		// As many properties, one key or value changed.
+		m := maps.Clone(r.Properties)
+		for k, v := range m {
+			if rng.IntN(2) == 0 {
+				m[k] = pick(rng, genPropVals...)
+			} else if k2 := pick(rng, genPropKeys...); m[k2] == "" {
+				delete(m, k)
+				m[k2] = v
+			}
+			break
+		}
+		r.Properties = m
+	}
+}
+
+// TestDedupeCollisions checks that events whose ids hash alike but differ
+// are all kept (one copy of each id), as with real hashes.
+func TestDedupeCollisions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, size := range []int{2, 10, 300, 3000} {
+		var rows []raw.Row
+		for len(rows) < size {
+			at := ms("2026-03-10T00:00:00Z") + int64(rng.IntN(3))
+			rows = append(rows, raw.Row{EventID: fmt.Sprintf("e%d", rng.IntN(size/2+1)), EventTime: at, HasEventTime: true,
+				ReceivedAt: at + int64(rng.IntN(2)), HasReceivedAt: true, EventName: pick(rng, "a", "b"), UserID: "u",
+				Properties: genProps(rng)})
+		}
+		rules := DefaultRules(time.UTC)
+		e := rules.Route(rows, ms("2026-03-10T00:00:00Z"), func(day.Day) bool { return true })[day.FromDate(2026, 3, 10)].Events
+		want, wantDups := dedupe(e)
+		for _, mod := range []uint64{1, 2, 7} {
+			hashes := make([]uint64, e.Len())
+			for i := range hashes {
+				hashes[i] = uint64(len(e.ID(i))) % mod << 60
+			}
+			got, dups := dedupeHashed(e, hashes)
+			// Identical copies are interchangeable: compare what is kept.
+			if dups != wantDups || !slices.Equal(keptRows(e, got), keptRows(e, want)) {
+				t.Errorf("%d events, hashes mod %d: %d duplicates, want %d, or other copies kept", size, mod, dups, wantDups)
+			}
+		}
+	}
+}
+
+// keptRows returns the events not in drop, printed, in order.
+func keptRows(e *frame.Events, drop []bool) []string {
+	var out []string
+	for i := range e.Len() {
+		if !drop[i] {
+			out = append(out, fmt.Sprint(e.Row(i)))
+		}
+	}
+	slices.Sort(out)
+	return out
+}

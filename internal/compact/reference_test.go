@@ -1,0 +1,368 @@
+package compact
+
+// The struct-based Route and Build as they were before events became
+// columns: the reference the columnar implementation is tested against
+// (TestMatchesReference). Attribute, Validate, PlausibleReceivedAt and
+// UserKey are shared: they are the documented rules themselves.
+
+import (
+	"cmp"
+	"hash/maphash"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// refPart is what one raw object holds for one day: valid rows as candidate
+// events (not yet deduplicated, SessionKey unset) and invalid rows.
+type refPart struct {
+	Events     []rollups.Event
+	Quarantine []rollups.Quarantine
+	// RepairedUTF8 counts the rows (valid or not) whose strings held
+	// invalid UTF-8, replaced by U+FFFD when read (raw.Row.InvalidUTF8).
+	RepairedUTF8 int64
+}
+
+// refRoute splits one object's rows by the day they count on, keeping only the
+// days want accepts. fallback is the object's arrival hour (Unix ms).
+func refRoute(r Rules, rows []raw.Row, fallback int64, want func(day.Day) bool) map[day.Day]*refPart {
+	type routed struct {
+		at     int64
+		d      day.Day
+		skewed bool
+	}
+	rs := make([]routed, len(rows))
+	counts := map[day.Day]int{}
+	for i := range rows {
+		at, skewed := r.Attribute(&rows[i], fallback)
+		rs[i] = routed{at: at, d: day.Of(at, r.Loc), skewed: skewed}
+		counts[rs[i].d]++
+	}
+	parts := map[day.Day]*refPart{}
+	for d, n := range counts {
+		if want(d) {
+			parts[d] = &refPart{Events: make([]rollups.Event, 0, n)}
+		}
+	}
+	anon := map[string]string{} // device_id → "anon:" + device_id, shared within the object
+	for i := range rows {
+		row := &rows[i]
+		at, skewed := rs[i].at, rs[i].skewed
+		p := parts[rs[i].d]
+		if p == nil {
+			continue
+		}
+		if row.InvalidUTF8 {
+			p.RepairedUTF8++
+		}
+		reason := Validate(row)
+		if reason == "" && !PlausibleReceivedAt(row, fallback) {
+			reason = ReasonImplausibleReceivedAt
+		}
+		if reason != "" {
+			p.Quarantine = append(p.Quarantine, refQuarantineRow(row, reason))
+			continue
+		}
+		e := rollups.Event{
+			EventID: row.EventID, EventTime: at, ReceivedAt: row.ReceivedAt,
+			EventName: row.EventName, UserID: row.UserID, DeviceID: row.DeviceID, SessionID: row.SessionID,
+			Product: row.Product, Platform: row.Platform, AppVersion: row.AppVersion, Country: row.Country,
+			Properties: row.Properties, ClockSkewed: skewed, UserKey: row.UserID,
+		}
+		if row.HasEventTime {
+			e.ClientEventTime = row.EventTime
+		}
+		if e.UserKey == "" {
+			k, ok := anon[row.DeviceID]
+			if !ok {
+				k = UserKey("", row.DeviceID)
+				anon[row.DeviceID] = k
+			}
+			e.UserKey = k
+		}
+		p.Events = append(p.Events, e)
+	}
+	return parts
+}
+
+// refDay is the result of building one day.
+type refDay struct {
+	Events     []rollups.Event // deduplicated, sorted by (event_name, user_key, event_time, event_id)
+	Quarantine []rollups.Quarantine
+	Stats      Stats
+}
+
+// refBuild builds a day from all of its Parts, in any order. It is
+// deterministic: the same rows in any order give the same result. The parts
+// are consumed (emptied).
+func refBuild(parts []*refPart, rules Rules) refDay {
+	var out refDay
+	n, nq := 0, 0
+	for _, p := range parts {
+		n += len(p.Events)
+		nq += len(p.Quarantine)
+		out.Stats.RepairedUTF8 += p.RepairedUTF8
+	}
+	var events []rollups.Event
+	if len(parts) == 1 {
+		// The common case (the job merges a day's parts as it reads):
+		// no copy of the day's events.
+		events, out.Quarantine = parts[0].Events, parts[0].Quarantine
+		parts[0].Events, parts[0].Quarantine = nil, nil
+	} else {
+		events = make([]rollups.Event, 0, n)
+		out.Quarantine = make([]rollups.Quarantine, 0, nq)
+		for _, p := range parts {
+			events = append(events, p.Events...)
+			out.Quarantine = append(out.Quarantine, p.Quarantine...)
+			p.Events, p.Quarantine = nil, nil
+		}
+	}
+	slices.SortStableFunc(out.Quarantine, refCompareQuarantine) // ties keep their order in the object
+	out.Stats.Invalid = int64(nq)
+	out.Stats.ValidRows = int64(n)
+	out.Stats.RawRows = int64(n + nq)
+
+	events = refDedupe(events)
+	out.Stats.KeptRows = int64(len(events))
+	out.Stats.Duplicates = int64(n - len(events))
+	for i := range events {
+		if events[i].ClockSkewed {
+			out.Stats.Skewed++
+		}
+	}
+	names := refRanks(events, func(e *rollups.Event) string { return e.EventName })
+	users := refRanks(events, func(e *rollups.Event) string { return e.UserKey })
+	products := refRanks(events, func(e *rollups.Event) string { return e.Product })
+	refAssignSessions(events, products, users, rules.SessionGap.Milliseconds())
+
+	// Sort by (event_name, user_key, event_time, event_id) through integer
+	// refRanks of the strings, then refPermute in place.
+	keys := make([]refSortKey, len(events))
+	for i := range events {
+		keys[i] = refSortKey{a: uint64(names[i])<<32 | uint64(users[i]), t: events[i].EventTime, idx: int32(i)}
+	}
+	slices.SortFunc(keys, func(x, y refSortKey) int { return refCompareKeys(events, x.a, y.a, x.t, y.t, x.idx, y.idx) })
+	refPermute(events, keys)
+	out.Events = events
+	return out
+}
+
+// refCompareKeys orders by (a, t), then event_id; written out because cmp.Or
+// would compare the ids every time.
+func refCompareKeys(events []rollups.Event, xa, ya uint64, xt, yt int64, xi, yi int32) int {
+	if xa != ya {
+		return cmp.Compare(xa, ya)
+	}
+	if xt != yt {
+		return cmp.Compare(xt, yt)
+	}
+	return cmp.Compare(events[xi].EventID, events[yi].EventID)
+}
+
+type refSortKey struct {
+	a   uint64
+	t   int64
+	idx int32
+}
+
+// refPermute reorders events so that events[i] = old events[keys[i].idx],
+// following cycles so that no second copy of the events is needed.
+func refPermute(events []rollups.Event, keys []refSortKey) {
+	done := make([]bool, len(events))
+	for i := range events {
+		if done[i] || int(keys[i].idx) == i {
+			done[i] = true
+			continue
+		}
+		tmp := events[i]
+		j := i
+		for {
+			k := int(keys[j].idx)
+			done[j] = true
+			if k == i {
+				events[j] = tmp
+				break
+			}
+			events[j] = events[k]
+			j = k
+		}
+	}
+}
+
+// refRanks maps each event's string (from key) to its rank among the distinct
+// values in byte order, so that comparing refRanks compares the strings.
+func refRanks(events []rollups.Event, key func(*rollups.Event) string) []uint32 {
+	ids := make(map[string]uint32)
+	var distinct []string
+	out := make([]uint32, len(events))
+	for i := range events {
+		s := key(&events[i])
+		id, ok := ids[s]
+		if !ok {
+			id = uint32(len(distinct))
+			ids[s] = id
+			distinct = append(distinct, s)
+		}
+		out[i] = id
+	}
+	order := make([]uint32, len(distinct))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	sort.Slice(order, func(a, b int) bool { return distinct[order[a]] < distinct[order[b]] })
+	rank := make([]uint32, len(distinct))
+	for r, id := range order {
+		rank[id] = uint32(r)
+	}
+	for i, id := range out {
+		out[i] = rank[id]
+	}
+	return out
+}
+
+var refSeed = maphash.MakeSeed()
+
+// refDedupe keeps one event per event_id: the earliest received_at, and among
+// copies received at the same instant the smallest by every other column,
+// so the choice never depends on input order.
+func refDedupe(events []rollups.Event) []rollups.Event {
+	type hk struct {
+		h   uint64
+		idx int32
+	}
+	keys := make([]hk, len(events))
+	for i := range events {
+		keys[i] = hk{maphash.String(refSeed, events[i].EventID), int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b hk) int { return cmp.Compare(a.h, b.h) })
+	drop := make([]bool, len(events))
+	dups := 0
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j].h == keys[i].h {
+			j++
+		}
+		if j-i > 1 {
+			// One hash, possibly several ids: keep the best copy of each id.
+			group := keys[i:j]
+			slices.SortFunc(group, func(a, b hk) int { return refCompareCopies(&events[a.idx], &events[b.idx]) })
+			for k := 1; k < len(group); k++ {
+				if events[group[k].idx].EventID == events[group[k-1].idx].EventID {
+					drop[group[k].idx] = true
+					dups++
+				}
+			}
+		}
+		i = j
+	}
+	if dups == 0 {
+		return events
+	}
+	kept := events[:0]
+	for i := range events {
+		if !drop[i] {
+			kept = append(kept, events[i])
+		}
+	}
+	clear(events[len(kept):]) // let the dropped copies' strings go
+	return kept
+}
+
+// refCompareCopies orders rows by event_id, then the copy to keep first.
+func refCompareCopies(a, b *rollups.Event) int {
+	return cmp.Or(cmp.Compare(a.EventID, b.EventID), cmp.Compare(a.ReceivedAt, b.ReceivedAt),
+		cmp.Compare(a.EventTime, b.EventTime), cmp.Compare(a.ClientEventTime, b.ClientEventTime),
+		cmp.Compare(a.EventName, b.EventName), cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID),
+		cmp.Compare(a.SessionID, b.SessionID), cmp.Compare(a.Product, b.Product), cmp.Compare(a.Platform, b.Platform),
+		cmp.Compare(a.AppVersion, b.AppVersion), cmp.Compare(a.Country, b.Country), refCompareMaps(a.Properties, b.Properties))
+}
+
+func refCompareMaps(a, b map[string]string) int {
+	if c := cmp.Compare(len(a), len(b)); c != 0 || len(a) == 0 {
+		return c
+	}
+	ka, kb := refSortedKeys(a), refSortedKeys(b)
+	for i := range ka {
+		if c := cmp.Or(cmp.Compare(ka[i], kb[i]), cmp.Compare(a[ka[i]], b[kb[i]])); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+func refSortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func refCompareQuarantine(a, b rollups.Quarantine) int {
+	return cmp.Or(cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.SourceObject, b.SourceObject),
+		cmp.Compare(a.EventID, b.EventID), cmp.Compare(a.ReceivedAt, b.ReceivedAt),
+		cmp.Compare(a.EventTime, b.EventTime), cmp.Compare(a.EventName, b.EventName),
+		cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID))
+}
+
+func refQuarantineRow(r *raw.Row, reason string) rollups.Quarantine {
+	q := rollups.Quarantine{
+		Reason: reason, SourceObject: r.Source, EventID: r.EventID, EventName: r.EventName,
+		UserID: r.UserID, DeviceID: r.DeviceID, SessionID: r.SessionID, Product: r.Product,
+		Platform: r.Platform, AppVersion: r.AppVersion, Country: r.Country, Properties: r.Properties,
+	}
+	if r.HasEventTime {
+		q.EventTime = r.EventTime
+	}
+	if r.HasReceivedAt {
+		q.ReceivedAt = r.ReceivedAt
+	}
+	return q
+}
+
+// refAssignSessions sets SessionKey: "s:" + session_id when the client sent
+// one; otherwise events of the same product and user_key without a
+// session_id, in time order, form sessions that end after gap milliseconds
+// without an event (a gap of exactly gap continues the session). The events
+// are of one day, so sessions are split at midnight by construction.
+// products and users are the events' string refRanks.
+func refAssignSessions(events []rollups.Event, products, users []uint32, gap int64) {
+	type key struct {
+		a   uint64
+		t   int64
+		idx int32
+	}
+	var inferred []key
+	explicit := map[string]string{} // session_id → "s:" + session_id, one string per session
+	for i := range events {
+		if id := events[i].SessionID; id != "" {
+			k, ok := explicit[id]
+			if !ok {
+				k = "s:" + id
+				explicit[id] = k
+			}
+			events[i].SessionKey = k
+		} else {
+			inferred = append(inferred, key{uint64(products[i])<<32 | uint64(users[i]), events[i].EventTime, int32(i)})
+		}
+	}
+	slices.SortFunc(inferred, func(x, y key) int { return refCompareKeys(events, x.a, y.a, x.t, y.t, x.idx, y.idx) })
+	var sk string
+	for n, k := range inferred {
+		e := &events[k.idx]
+		if n == 0 || inferred[n-1].a != k.a || k.t-inferred[n-1].t > gap {
+			sk = refSessionKey(e)
+		}
+		e.SessionKey = sk
+	}
+}
+
+func refSessionKey(e *rollups.Event) string {
+	return "i:" + e.Product + "|" + e.UserKey + "|" + time.UnixMilli(e.EventTime).UTC().Format("2006-01-02T15:04:05.000Z")
+}
