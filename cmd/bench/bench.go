@@ -53,7 +53,7 @@ var DataSets = []DataSet{
 		EventsPerDay: 5_000_000, ObjectsPerHour: 4, Seed: 42}},
 	{Name: "30day", Gen: gen.Config{
 		From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 30, 0, 0, 0, 0, time.UTC),
-		EventsPerDay: 200_000, ObjectsPerHour: 4, Seed: 42}},
+		EventsPerDay: 100_000, ObjectsPerHour: 4, Seed: 42}},
 }
 
 func dataSet(name string) (DataSet, bool) {
@@ -330,6 +330,26 @@ func runDataSet(ctx context.Context, cfg Config, ds DataSet, rollupBin, duckBin 
 		}
 		res.DuckDBEvents = dr.EventsRows
 		res.DuckDBResult = json.RawMessage(bytes.TrimSpace(b))
+	}
+	if from < to {
+		// One day of the range alone, from raw data only: what a backfill's
+		// peak must stay close to.
+		mid := from + (to-from)/2
+		res.OneDay, res.OneDayName = &Side{}, mid.String()
+		for i := 1; i <= cfg.Runs; i++ {
+			if err := resetStore(storeDir); err != nil {
+				return res, err
+			}
+			fmt.Fprintf(oursLog, "== one day (%s) run %d\n", mid, i)
+			fmt.Fprintf(cfg.Out, "== %s run %d/%d: ours, %s alone ", ds.Name, i, cfg.Runs, mid)
+			m, err := measure(ctx, dir, oursLog, rollupBin, "--store", storeDir, "--from", mid.String(), "--to", mid.String(), "--quiet", "--force")
+			if err != nil {
+				fmt.Fprintln(cfg.Out, "failed")
+				return res, fmt.Errorf("rollup: %w; the end of %s:\n%s", err, oursLog.Name(), tail(oursLog.Name(), 20))
+			}
+			fmt.Fprintf(cfg.Out, "%7.2f s %9s peak RSS\n", m.WallSeconds, mib(m.MaxRSSKiB))
+			res.OneDay.Runs = append(res.OneDay.Runs, m)
+		}
 	}
 	res.finish()
 	if res.OursEvents != res.DuckDBEvents {

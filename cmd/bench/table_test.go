@@ -36,13 +36,19 @@ func TestFinishAndTable(t *testing.T) {
 		t.Errorf("events/s %v, rows match %v", r.OursEventsPerSecond, r.RowsMatch)
 	}
 
+	month := DataSetResult{Name: "30day", RowsMatch: true, Ours: Side{Runs: []Measure{{WallSeconds: 9, MaxRSSKiB: 3 << 20}}},
+		OneDay: &Side{Runs: []Measure{{WallSeconds: 1, MaxRSSKiB: 2 << 20}}}, OneDayName: "2026-01-15"}
+	month.finish()
+	if month.RangeRSSOverDay != 1.5 {
+		t.Errorf("range over one day = %v, want 1.5", month.RangeRSSOverDay)
+	}
 	var b strings.Builder
-	if err := FormatTable(&b, Report{Cores: 2, Runs: 2, Go: "go1.26", OSArch: "linux/amd64", DataSets: []DataSetResult{r, {Name: "30day", RowsMatch: true}}}); err != nil {
+	if err := FormatTable(&b, Report{Cores: 2, Runs: 2, Go: "go1.26", OSArch: "linux/amd64", DataSets: []DataSetResult{r, {Name: "30day", RowsMatch: true}, month}}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
 	t.Log("\n" + out)
-	for _, want := range []string{"cores: 2", "best of 2", "5,000,000", "75.00", "8,192 MiB", "3,072 MiB", "3.00×", "2.67×", "66,667", "WARNING: 1day", "4,999,999"} {
+	for _, want := range []string{"cores: 2", "best of 2", "5,000,000", "75.00", "8,192 MiB", "3,072 MiB", "3.00×", "2.67×", "66,667", "WARNING: 1day", "4,999,999", "one of its days (2026-01-15) built alone 2,048 MiB: 1.50×"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q", want)
 		}
