@@ -1,10 +1,14 @@
 package rollups
 
 import (
+	"bytes"
 	"cmp"
 	"math"
+	"math/bits"
 	"slices"
-	"sort"
+	"strings"
+
+	"github.com/littlewarehouse/warehouse/internal/frame"
 )
 
 // dim returns s, or None if s is empty.
@@ -15,215 +19,392 @@ func dim(s string) string {
 	return s
 }
 
-// strIDs gives dense ids to strings.
-type strIDs struct {
-	ids  map[string]uint32
-	strs []string
-}
-
-func newStrIDs(n int) *strIDs { return &strIDs{ids: make(map[string]uint32, n)} }
-
-func (in *strIDs) id(s string) uint32 {
-	if id, ok := in.ids[s]; ok {
-		return id
-	}
-	id := uint32(len(in.strs))
-	in.ids[s] = id
-	in.strs = append(in.strs, s)
-	return id
-}
-
-type sessAgg struct {
-	product, platform uint32
-	firstAt           int64
-	firstIdx          int32
-	lastAt            int64
-	events            int64
-}
-
-// distinctPairs counts, for each group, the distinct values paired with it:
-// keys are group<<32 | value.
-func distinctPairs(keys []uint64, groups int) []int64 {
-	slices.Sort(keys)
-	out := make([]int64, groups)
-	for i, k := range keys {
-		if i == 0 || k != keys[i-1] {
-			out[k>>32]++
-		}
-	}
-	return out
-}
-
 // ComputeDaily computes engagement_daily, user_daily and sessions_daily for
-// one day from that day's events, in one pass over them (plus sorts of
-// integer keys for the exact distinct counts). The events may be in any
-// order; the outputs are sorted by their grain. They depend on the day's
-// events alone (no first-seen state), so a day can be built in any order.
-func ComputeDaily(events []Event) ([]EngagementDaily, []UserDaily, []SessionsDaily) {
-	dims := newStrIDs(64) // products, platforms, event names
-	users := newStrIDs(0) // user keys
-	sessions := newStrIDs(0)
-	type engKey struct{ product, platform, name uint32 }
-	engIDs := map[engKey]uint32{}
-	var engKeys []engKey
-	var engEvents []int64
-	userPairs := make([]uint64, len(events))    // eng group << 32 | user
-	sessionPairs := make([]uint64, len(events)) // eng group << 32 | session
-	type upKey struct{ product, user uint32 }
-	type userAgg struct {
-		events      int64
-		first, last int64
+// one day from that day's events. The events may be in any order (the
+// job's are sorted, but nothing here relies on it); ev is only read, so
+// other readers may use it at the same time. The outputs are sorted by
+// their grain and are never nil. They depend on the day's events alone (no
+// first-seen state), so a day can be built in any order.
+//
+// It works on the dictionary ids of ev's columns: the distinct products,
+// platforms, event names, countries and user keys get dense codes in the
+// byte order of their strings, and events are grouped by radix-sorting
+// integer keys (by person, then by session), so it holds no map, string or
+// struct per event. Its transient memory is about 20 bytes per event, 4
+// per string of ev.Dict and the outputs.
+func ComputeDaily(ev *frame.Events) ([]EngagementDaily, []UserDaily, []SessionsDaily) {
+	n := ev.Len()
+	if n == 0 {
+		return []EngagementDaily{}, []UserDaily{}, []SessionsDaily{}
 	}
-	userAggs := map[upKey]*userAgg{}
-	platformCount := map[[3]uint32]int64{} // product, user, platform → events
-	countryCount := map[[3]uint32]int64{}  // product, user, country → events
-	var sess []sessAgg
-	for i := range events {
-		e := &events[i]
-		product, platform, name := dims.id(dim(e.Product)), dims.id(dim(e.Platform)), dims.id(e.EventName)
-		user, session := users.id(e.UserKey), sessions.id(e.SessionKey)
+	d := &daily{ev: ev, mark: make([]uint32, ev.Dict.Len())}
+	keys := make([]uint64, n)
 
-		k := engKey{product, platform, name}
-		g, ok := engIDs[k]
-		if !ok {
-			g = uint32(len(engKeys))
-			engIDs[k] = g
-			engKeys = append(engKeys, k)
-			engEvents = append(engEvents, 0)
-		}
-		engEvents[g]++
-		userPairs[i] = uint64(g)<<32 | uint64(user)
-		sessionPairs[i] = uint64(g)<<32 | uint64(session)
-
-		uk := upKey{product, user}
-		u := userAggs[uk]
-		if u == nil {
-			u = &userAgg{first: e.EventTime, last: e.EventTime}
-			userAggs[uk] = u
-		}
-		u.events++
-		u.first = min(u.first, e.EventTime)
-		u.last = max(u.last, e.EventTime)
-		platformCount[[3]uint32{product, user, platform}]++
-		countryCount[[3]uint32{product, user, dims.id(dim(e.Country))}]++
-
-		if int(session) == len(sess) {
-			sess = append(sess, sessAgg{product: product, platform: platform, firstAt: e.EventTime, firstIdx: int32(i), lastAt: e.EventTime})
-		}
-		s := &sess[session]
-		if e.EventTime < s.firstAt || (e.EventTime == s.firstAt && e.EventID < events[s.firstIdx].EventID) {
-			s.product, s.platform, s.firstAt, s.firstIdx = product, platform, e.EventTime, int32(i)
-		}
-		s.lastAt = max(s.lastAt, e.EventTime)
-		s.events++
+	// (product, platform) pairs, then engagement groups (product, platform,
+	// event_name), numbered in the byte order of their strings.
+	pIDs, pStrs := d.codes(ev.Str[frame.Product], true)
+	for i, id := range ev.Str[frame.Product] {
+		keys[i] = uint64(d.mark[id])
+	}
+	d.reset(pIDs)
+	lIDs, lStrs := d.codes(ev.Str[frame.Platform], true)
+	nl := uint64(len(lStrs))
+	for i, id := range ev.Str[frame.Platform] {
+		keys[i] = keys[i]*nl + uint64(d.mark[id])
+	}
+	d.reset(lIDs)
+	plVals := d.dense(keys, uint64(len(pStrs))*nl)
+	nIDs, nStrs := d.codes(ev.Str[frame.EventName], false)
+	ne := uint64(len(nStrs))
+	for i, id := range ev.Str[frame.EventName] {
+		keys[i] = keys[i]*ne + uint64(d.mark[id])
+	}
+	d.reset(nIDs)
+	gVals := d.dense(keys, uint64(len(plVals))*ne)
+	ng := len(gVals)
+	gPL := make([]uint32, ng) // group → (product, platform) pair
+	gP := make([]uint32, ng)  // group → product code
+	gL := make([]uint32, ng)  // group → platform code
+	gN := make([]uint32, ng)  // group → event name code
+	for j, v := range gVals {
+		pl := v / ne
+		gPL[j], gN[j] = uint32(pl), uint32(v%ne)
+		gP[j], gL[j] = uint32(plVals[pl]/nl), uint32(plVals[pl]%nl)
 	}
 
-	engUsers := distinctPairs(userPairs, len(engKeys))
-	engSessions := distinctPairs(sessionPairs, len(engKeys))
-	engOut := make([]EngagementDaily, len(engKeys))
-	for g, k := range engKeys {
-		engOut[g] = EngagementDaily{Product: dims.strs[k.product], Platform: dims.strs[k.platform], EventName: dims.strs[k.name],
-			Events: engEvents[g], Users: engUsers[g], Sessions: engSessions[g]}
+	// (product, user_key) pairs, numbered in the order of user_daily.
+	g := make([]uint32, n) // each event's engagement group
+	uIDs, uStrs := d.codes(ev.Str[frame.UserKey], false)
+	ubits := bits.Len(uint(len(uStrs) - 1))
+	for i, id := range ev.Str[frame.UserKey] {
+		gi := uint32(keys[i])
+		g[i] = gi
+		keys[i] = uint64(gP[gi])<<ubits | uint64(d.mark[id])
 	}
-	sort.Slice(engOut, func(i, j int) bool {
-		a, b := engOut[i], engOut[j]
-		if a.Product != b.Product {
-			return a.Product < b.Product
-		}
-		if a.Platform != b.Platform {
-			return a.Platform < b.Platform
-		}
-		return a.EventName < b.EventName
-	})
+	d.reset(uIDs)
+	puVals := d.dense(keys, uint64(len(pStrs))<<ubits)
 
-	// Sessions per (product, user): the pairs (product<<32|user, session).
-	type us struct {
-		pu      uint64
-		session uint32
+	// Events sorted by (product, user_key) pair: keys become pair<<ib |
+	// index (the sort is stable, so indexes ascend within a pair).
+	ib := bits.Len(uint(n - 1))
+	imask := uint64(1)<<ib - 1
+	for i := range keys {
+		keys[i] = keys[i]<<ib | uint64(i)
 	}
-	pairs := make([]us, len(events))
-	for i := range events {
-		pairs[i] = us{uint64(dims.ids[dim(events[i].Product)])<<32 | uint64(users.ids[events[i].UserKey]), sessions.ids[events[i].SessionKey]}
+	buf := make([]uint64, n)
+	sorted := sortPacked(keys, buf, ib, bits.Len(uint(len(puVals)-1)))
+	country := other(sorted, keys, buf) // the free buffer takes country codes
+	cIDs, cStrs := d.codes(ev.Str[frame.Country], true)
+	for i, id := range ev.Str[frame.Country] {
+		country[i] = uint64(d.mark[id])
 	}
-	slices.SortFunc(pairs, func(a, b us) int {
-		if a.pu != b.pu {
-			return cmp.Compare(a.pu, b.pu)
-		}
-		return cmp.Compare(a.session, b.session)
-	})
-	userSessionCount := map[uint64]int64{}
-	for i, p := range pairs {
-		if i == 0 || p != pairs[i-1] {
-			userSessionCount[p.pu]++
-		}
-	}
-	// most picks, per (product, user), the value with the most events (ties:
-	// alphabetically first).
-	most := func(counts map[[3]uint32]int64) map[upKey]uint32 {
-		best := map[upKey]uint32{}
-		bestN := map[upKey]int64{}
-		for k, n := range counts {
-			uk := upKey{k[0], k[1]}
-			b, ok := best[uk]
-			if !ok || n > bestN[uk] || (n == bestN[uk] && dims.strs[k[2]] < dims.strs[b]) {
-				best[uk], bestN[uk] = k[2], n
+	d.reset(cIDs)
+
+	engEvents := make([]int64, ng)
+	engUsers := make([]int64, ng)
+	engSessions := make([]int64, ng)
+	stamp := make([]uint32, ng) // stamp[g] = the pair or session that last counted g
+	lCount := make([]int64, len(lStrs))
+	cCount := make([]int64, len(cStrs))
+	var touched []uint32
+	// most returns the code with the most events (ties: the smallest code,
+	// whose string is alphabetically first) and zeroes the counts.
+	most := func(count []int64) uint32 {
+		best := touched[0]
+		for _, c := range touched[1:] {
+			if count[c] > count[best] || (count[c] == count[best] && c < best) {
+				best = c
 			}
 		}
+		for _, c := range touched {
+			count[c] = 0
+		}
+		touched = touched[:0]
 		return best
 	}
-	bestPlatform, bestCountry := most(platformCount), most(countryCount)
-	userOut := make([]UserDaily, 0, len(userAggs))
-	for k, u := range userAggs {
-		product, user := dims.strs[k.product], users.strs[k.user]
-		userOut = append(userOut, UserDaily{Product: product, UserKey: user, Platform: dims.strs[bestPlatform[k]],
-			Country: dims.strs[bestCountry[k]], Events: u.events,
-			Sessions: userSessionCount[uint64(k.product)<<32|uint64(k.user)], FirstEventAt: u.first, LastEventAt: u.last})
-	}
-	sort.Slice(userOut, func(i, j int) bool {
-		a, b := userOut[i], userOut[j]
-		if a.Product != b.Product {
-			return a.Product < b.Product
+	sess := ev.Str[frame.SessionKey]
+	times := ev.EventTime
+	userOut := make([]UserDaily, len(puVals))
+	umask := uint64(1)<<ubits - 1
+	for a := 0; a < n; {
+		pu := sorted[a] >> ib
+		b := a + 1
+		for b < n && sorted[b]>>ib == pu {
+			b++
 		}
-		return a.UserKey < b.UserKey
-	})
-
-	type pp struct{ product, platform uint32 }
-	groups := make(map[pp][]*sessAgg)
-	for i := range sess {
-		s := &sess[i]
-		k := pp{s.product, s.platform}
-		groups[k] = append(groups[k], s)
+		run := sorted[a:b]
+		grp := uint32(pu) + 1 // stamps: d.mark (by session id) was cleared by reset
+		first, last := int64(math.MaxInt64), int64(math.MinInt64)
+		var sessions int64
+		for _, e := range run {
+			i := e & imask
+			gi := g[i]
+			engEvents[gi]++
+			if stamp[gi] != grp {
+				stamp[gi] = grp
+				engUsers[gi]++
+			}
+			if s := sess[i]; d.mark[s] != grp {
+				d.mark[s] = grp
+				sessions++
+			}
+			t := times[i]
+			first, last = min(first, t), max(last, t)
+		}
+		for _, e := range run {
+			l := gL[g[e&imask]]
+			if lCount[l] == 0 {
+				touched = append(touched, l)
+			}
+			lCount[l]++
+		}
+		platform := most(lCount)
+		for _, e := range run {
+			c := uint32(country[e&imask])
+			if cCount[c] == 0 {
+				touched = append(touched, c)
+			}
+			cCount[c]++
+		}
+		v := puVals[pu]
+		userOut[pu] = UserDaily{Product: pStrs[v>>ubits], UserKey: uStrs[v&umask],
+			Platform: lStrs[platform], Country: cStrs[most(cCount)], Events: int64(b - a), Sessions: sessions,
+			FirstEventAt: first, LastEventAt: last}
+		a = b
 	}
-	sessOut := make([]SessionsDaily, 0, len(groups))
-	for k, ss := range groups {
-		secs := make([]float64, len(ss))
+	clear(d.mark)
+
+	// Events sorted by session key. A session is counted under the
+	// (product, platform) pair of its first event.
+	var maxSess uint32
+	for i, s := range sess {
+		keys[i] = uint64(s)<<ib | uint64(i)
+		maxSess = max(maxSess, s)
+	}
+	sorted = sortPacked(keys, buf, ib, bits.Len32(maxSess))
+	slen := other(sorted, keys, buf) // each session's length (ms)
+	npl := len(plVals)
+	plStart := make([]int64, npl+1) // sessions per pair, then where each pair's start
+	plBounced := make([]int64, npl)
+	plEvents := make([]int64, npl)
+	clear(stamp)
+	ns := 0
+	for a := 0; a < n; ns++ {
+		s := sorted[a] >> ib
+		b := a + 1
+		for b < n && sorted[b]>>ib == s {
+			b++
+		}
+		grp := uint32(ns + 1)
+		fi := sorted[a] & imask // the first event
+		first, last := times[fi], times[fi]
+		for _, e := range sorted[a:b] {
+			i := e & imask
+			gi := g[i]
+			if stamp[gi] != grp {
+				stamp[gi] = grp
+				engSessions[gi]++
+			}
+			t := times[i]
+			if t < first || (t == first && bytes.Compare(ev.ID(int(i)), ev.ID(int(fi))) < 0) {
+				first, fi = t, i
+			}
+			last = max(last, t)
+		}
+		pl := gPL[g[fi]]
+		// Session ns's pair goes where its events were (ns ≤ a: read).
+		sorted[ns], slen[ns] = uint64(pl), uint64(last-first)
+		plStart[pl+1]++
+		plEvents[pl] += int64(b - a)
+		if b-a == 1 {
+			plBounced[pl]++
+		}
+		a = b
+	}
+	// Lengths bucketed by pair (a counting sort), each bucket then sorted.
+	for j := 1; j <= npl; j++ {
+		plStart[j] += plStart[j-1]
+	}
+	next := slices.Clone(plStart[:npl])
+	byPL := make([]uint64, ns)
+	for s := range ns {
+		byPL[next[sorted[s]]] = slen[s]
+		next[sorted[s]]++
+	}
+	var sessOut []SessionsDaily
+	var secs []float64
+	for pl := range npl {
+		ls := byPL[plStart[pl]:plStart[pl+1]]
+		if len(ls) == 0 {
+			continue
+		}
+		slices.Sort(ls) // lengths ≥ 0: as uint64 in the order of their seconds
+		secs = secs[:0]
 		var sum float64
-		var bounced, evs int64
-		for i, s := range ss {
-			secs[i] = float64(s.lastAt-s.firstAt) / 1000
-			evs += s.events
-			if s.events == 1 {
-				bounced++
+		for _, ms := range ls {
+			x := float64(int64(ms)) / 1000
+			secs = append(secs, x)
+			sum += x // in sorted order: the same sum on every run
+		}
+		cnt := float64(len(ls))
+		sessOut = append(sessOut, SessionsDaily{Product: pStrs[plVals[pl]/nl], Platform: lStrs[plVals[pl]%nl],
+			Sessions: int64(len(ls)), BouncedSessions: plBounced[pl], AvgSessionSeconds: sum / cnt,
+			P50SessionSeconds: QuantileCont(secs, 0.5), P90SessionSeconds: QuantileCont(secs, 0.9),
+			EventsPerSession: float64(plEvents[pl]) / cnt})
+	}
+
+	engOut := make([]EngagementDaily, ng)
+	for j := range engOut {
+		engOut[j] = EngagementDaily{Product: pStrs[gP[j]], Platform: lStrs[gL[j]], EventName: nStrs[gN[j]],
+			Events: engEvents[j], Users: engUsers[j], Sessions: engSessions[j]}
+	}
+	return engOut, userOut, sessOut
+}
+
+// daily is ComputeDaily's scratch: mark is indexed by dictionary id and is
+// all zero between uses.
+type daily struct {
+	ev   *frame.Events
+	mark []uint32
+}
+
+// codes numbers the distinct strings col uses 0..k-1 in byte order (of
+// dim(s) if dimmed: "" and None then share a code) and returns them by
+// code. It leaves mark[id] = code for each id col uses and returns those
+// ids, for reset.
+func (d *daily) codes(col []uint32, dimmed bool) (ids []uint32, strs []string) {
+	mark := d.mark
+	for _, id := range col {
+		if mark[id] == 0 {
+			mark[id] = 1
+			ids = append(ids, id)
+		}
+	}
+	// Sort (string, id) pairs: the strings' headers sit beside each other,
+	// not all over the dictionary.
+	all := d.ev.Dict.Strings()
+	type sid struct {
+		s  string
+		id uint32
+	}
+	sorted := make([]sid, len(ids))
+	for j, id := range ids {
+		sorted[j] = sid{all[id], id}
+		if dimmed {
+			sorted[j].s = dim(sorted[j].s)
+		}
+	}
+	slices.SortFunc(sorted, func(a, b sid) int { return strings.Compare(a.s, b.s) })
+	strs = make([]string, 0, len(sorted))
+	for _, x := range sorted {
+		if len(strs) == 0 || x.s != strs[len(strs)-1] {
+			strs = append(strs, x.s)
+		}
+		mark[x.id] = uint32(len(strs) - 1)
+	}
+	return ids, strs
+}
+
+// reset zeroes mark at ids.
+func (d *daily) reset(ids []uint32) {
+	for _, id := range ids {
+		d.mark[id] = 0
+	}
+}
+
+// denseByMark lets tests force dense's sort path.
+var denseByMark = true
+
+// dense replaces each of keys (each < r) by its number among the distinct
+// keys, numbered 0..k-1 in increasing order, and returns the distinct keys
+// by number. With r no larger than the dictionary it marks keys in mark;
+// else it sorts them.
+func (d *daily) dense(keys []uint64, r uint64) []uint64 {
+	var vals []uint64
+	if denseByMark && r <= uint64(len(d.mark)) {
+		mark := d.mark[:r]
+		for _, k := range keys {
+			mark[k] = 1
+		}
+		for v, m := range mark {
+			if m != 0 {
+				vals = append(vals, uint64(v))
+				mark[v] = uint32(len(vals))
 			}
 		}
-		sort.Float64s(secs)
-		for _, x := range secs { // in sorted order: the same sum on every run
-			sum += x
+		for i, k := range keys {
+			keys[i] = uint64(mark[k] - 1)
 		}
-		n := float64(len(ss))
-		sessOut = append(sessOut, SessionsDaily{Product: dims.strs[k.product], Platform: dims.strs[k.platform], Sessions: int64(len(ss)),
-			BouncedSessions: bounced, AvgSessionSeconds: sum / n,
-			P50SessionSeconds: QuantileCont(secs, 0.5), P90SessionSeconds: QuantileCont(secs, 0.9),
-			EventsPerSession: float64(evs) / n})
+		clear(mark)
+		return vals
 	}
-	sort.Slice(sessOut, func(i, j int) bool {
-		a, b := sessOut[i], sessOut[j]
-		if a.Product != b.Product {
-			return a.Product < b.Product
+	type ki struct {
+		k uint64
+		i uint32
+	}
+	pairs := make([]ki, len(keys))
+	for i, k := range keys {
+		pairs[i] = ki{k, uint32(i)}
+	}
+	slices.SortFunc(pairs, func(a, b ki) int { return cmp.Compare(a.k, b.k) })
+	for j, p := range pairs {
+		if j == 0 || p.k != pairs[j-1].k {
+			vals = append(vals, p.k)
 		}
-		return a.Platform < b.Platform
-	})
-	return engOut, userOut, sessOut
+		keys[p.i] = uint64(len(vals) - 1)
+	}
+	return vals
+}
+
+// digitBits is the widest digit of sortPacked: 2048 counters fit in L1.
+const digitBits = 11
+
+// sortPacked sorts elems stably by their bits [shift, shift+nbits) (the
+// bits above must be zero) with an LSD radix sort that uses buf (of the
+// same length) as scratch. It returns the sorted slice: elems or buf.
+func sortPacked(elems, buf []uint64, shift, nbits int) []uint64 {
+	n := len(elems)
+	if nbits == 0 || n < 2 {
+		return elems
+	}
+	passes := (nbits + digitBits - 1) / digitBits
+	w := (nbits + passes - 1) / passes
+	size := 1 << w
+	mask := uint64(size - 1)
+	count := make([]uint32, passes*size)
+	for _, e := range elems {
+		k := e >> shift
+		for p := range passes {
+			count[p*size+int(k>>(p*w)&mask)]++
+		}
+	}
+	buf = buf[:n]
+	for p := range passes {
+		c := count[p*size : (p+1)*size]
+		s := shift + p*w
+		if c[elems[0]>>s&mask] == uint32(n) {
+			continue // one digit value: this pass would not move anything
+		}
+		var sum uint32
+		for j, x := range c {
+			c[j], sum = sum, sum+x
+		}
+		for _, e := range elems {
+			dg := e >> s & mask
+			buf[c[dg]] = e
+			c[dg]++
+		}
+		elems, buf = buf, elems
+	}
+	return elems
+}
+
+// other returns whichever of a and b is not s.
+func other[T any](s, a, b []T) []T {
+	if &s[0] == &a[0] {
+		return b
+	}
+	return a
 }
 
 // QuantileCont is the continuous quantile q of sorted x, interpolating
