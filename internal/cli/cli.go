@@ -480,7 +480,8 @@ func (b *progressBar) finish() {
 }
 
 func printSummary(w io.Writer, s *job.Summary) {
-	fmt.Fprintf(w, "run %s: %d raw objects read (%s) in %.1fs\n\n", s.Run, s.RawObjects, humanBytes(s.RawBytes), s.Seconds)
+	fmt.Fprintf(w, "run %s: %d raw objects read (%s) into %d segments (%s) in %.1fs\n\n", s.Run, s.RawObjects, humanBytes(s.RawBytes),
+		s.SegmentsWritten, humanBytes(s.SegmentBytes), s.Seconds)
 	fmt.Fprintf(w, "%-10s  %10s  %10s  %9s  %8s  %8s  %7s  %5s  %9s  %6s  %s\n",
 		"day", "raw rows", "events", "dupes", "invalid", "skewed", "bad obj", "files", "bytes", "secs", "")
 	for _, d := range s.Days {
@@ -555,7 +556,8 @@ func printPlan(w io.Writer, cfg job.Config, p *job.PlanSummary) {
 		}
 		fmt.Fprintf(w, "%-10s  %-5s  %7d  %9s  %s\n", d.Day, b, d.Inputs, humanBytes(d.InputBytes), d.Why)
 	}
-	fmt.Fprintf(w, "\n%d of %d days to build; %d raw objects (%s) to read, each once\n", builds, len(p.Days), p.ReadCount, humanBytes(p.ReadBytes))
+	fmt.Fprintf(w, "\n%d of %d days to build; %d raw objects (%s) to read, each once; the days' other inputs come from their segments\n",
+		builds, len(p.Days), p.ReadCount, humanBytes(p.ReadBytes))
 	if len(p.ActiveDays) > 0 {
 		fmt.Fprintf(w, "windowed: active_users_daily %s .. %s and retention_daily cohorts %s .. %s, up to the last day with data\n",
 			p.ActiveDays[0], p.ActiveDays[len(p.ActiveDays)-1], p.Cohorts[0], p.Cohorts[len(p.Cohorts)-1])

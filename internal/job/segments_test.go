@@ -90,6 +90,11 @@ func TestSegmentsAreACache(t *testing.T) {
 			t.Errorf("first run read %s %d times; want once", k, n)
 		}
 	}
+	for _, d := range first.Days {
+		if d.Quality.KeptRows == 0 && d.Day >= mustDay(t, "2026-05-01") && d.Day <= mustDay(t, "2026-05-03") {
+			t.Errorf("day %s built without events", d.Day)
+		}
+	}
 	if first.SegmentsWritten == 0 || segmentCount(t, dir) != first.SegmentsWritten {
 		t.Fatalf("first run wrote %d segments, the store holds %d", first.SegmentsWritten, segmentCount(t, dir))
 	}
@@ -121,13 +126,16 @@ func TestSegmentsAreACache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The first run read every new object of the range's arrival window
+	// (each is routed once, ever); this one only those the range's days
+	// need, each once.
 	reads := st.take()
 	for k, n := range reads {
 		if n != 1 {
 			t.Errorf("rebuild without segments read %s %d times; want once", k, n)
 		}
 	}
-	if len(reads) != first.RawObjects || again.RawObjects != first.RawObjects {
+	if len(reads) == 0 || len(reads) > first.RawObjects || again.RawObjects != len(reads) {
 		t.Errorf("rebuild without segments read %d objects (summary %d); the first run read %d", len(reads), again.RawObjects, first.RawObjects)
 	}
 	got, err = Snapshot(ctx, dir, cfg.From, cfg.To)
@@ -243,8 +251,14 @@ func TestObjectFeedingEightDaysIsReadOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(withoutQuality(want), withoutQuality(got)); diff != "" {
 		t.Errorf("incremental build differs from a clean build (-clean +incremental):\n%s", diff)
+	}
+	// data_quality_daily but for restated, which says what a build changed.
+	for d := cfg.From; d <= cfg.To; d++ {
+		if diff := cmp.Diff(qualityOf(t, clean, d), qualityOf(t, dir, d)); diff != "" {
+			t.Errorf("data_quality_daily %s differs from a clean build (-clean +incremental):\n%s", d, diff)
+		}
 	}
 
 	// Deleting a raw object deletes its segments.
