@@ -107,9 +107,9 @@ type Summary struct {
 	// into (one per object and day), SegmentBytes their size.
 	SegmentsWritten int
 	SegmentBytes    int64
-	Scanned    int              // new objects whose time columns were indexed
-	RawBytes   int64
-	Seconds    float64
+	Scanned         int // new objects indexed (a run reads them whole, routing them, as it indexes them)
+	RawBytes        int64
+	Seconds         float64
 }
 
 func (c *Config) defaults() error {
