@@ -21,8 +21,9 @@ import (
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
-// Invoker starts a worker for one day, asynchronously where it can: a nil
-// error means the worker was handed the event, not that it finished.
+// Invoker starts a worker for one event (a day to build, or a part of the
+// route phase), asynchronously where it can: a nil error means the worker
+// was handed the event, not that it finished.
 type Invoker interface {
 	Invoke(ctx context.Context, ev WorkerEvent) error
 }
@@ -57,25 +58,30 @@ func (l LambdaInvoker) Invoke(ctx context.Context, ev WorkerEvent) error {
 		FunctionName: &l.Function, InvocationType: types.InvocationTypeEvent, Payload: payload,
 	})
 	if err != nil {
-		return fmt.Errorf("invoke %s for day %s: %w", l.Function, ev.Day, err)
+		return fmt.Errorf("invoke %s for %s: %w", l.Function, ev.describe(), err)
 	}
 	if out.FunctionError != nil {
 		// Only where an Event invocation runs synchronously (the Runtime
 		// Interface Emulator): the worker returned an error.
-		return &WorkerError{Function: l.Function, Day: ev.Day, Kind: *out.FunctionError, Payload: string(out.Payload)}
+		return &WorkerError{Function: l.Function, Day: ev.Day, Part: ev.Part, Kind: *out.FunctionError, Payload: string(out.Payload)}
 	}
 	return nil
 }
 
 // WorkerError says the invoked worker itself failed. Lambda retries a
 // failed asynchronous invocation by itself, so the coordinator counts the
-// day as dispatched and keeps watching it.
+// day (or route part) as dispatched and keeps watching it.
 type WorkerError struct {
 	Function, Day, Kind, Payload string
+	Part                         int // a route part's number; 0 for a day
 }
 
 func (e *WorkerError) Error() string {
-	return fmt.Sprintf("worker %s for day %s failed (%s): %s", e.Function, e.Day, e.Kind, snippet([]byte(e.Payload)))
+	what := "day " + e.Day
+	if e.Part > 0 {
+		what = fmt.Sprintf("route part %d", e.Part)
+	}
+	return fmt.Sprintf("worker %s for %s failed (%s): %s", e.Function, what, e.Kind, snippet([]byte(e.Payload)))
 }
 
 // Registrar makes what a run published visible to readers: it points the
@@ -108,7 +114,8 @@ func (NopRegistrar) Register(context.Context, job.Config, *job.WindowedSummary) 
 // Options tune a coordinator run.
 type Options struct {
 	// Concurrency is how many workers may run at once (default 8; the
-	// Lambda coordinator uses LW_PARALLEL). Days are independent of each
+	// Lambda coordinator uses LW_PARALLEL), and how many route workers
+	// share the raw objects to route (more only past MaxRouteRefs each). Days are independent of each
 	// other (no first-seen state is read while a day builds: new users come
 	// from the users table in stage 2), so any order and any number at once
 	// give the same tables.
@@ -119,7 +126,8 @@ type Options struct {
 	// Margin is kept free before ctx's deadline for the windowed stage,
 	// the registration and the summary (default: a quarter of the time
 	// left, at most 3 minutes). Without a deadline, the run waits until
-	// every worker is done, failed, or ctx ends.
+	// every worker is done, failed, or ctx ends. The route phase waits for
+	// its workers at most half of the time until the wait deadline.
 	Margin time.Duration
 	// MaxInvokeAttempts bounds the tries to hand one day to Lambda when
 	// the Invoke call fails transiently (default 5).
@@ -190,6 +198,8 @@ type RunSummary struct {
 	Totals     DayStats        `json:"totals"`
 	Windowed   *WindowedResult `json:"windowed,omitempty"`
 	Deadline   *time.Time      `json:"wait_deadline,omitempty"`
+	// Route is the route phase, nil if no raw object needed routing.
+	Route *RouteSummary `json:"route,omitempty"`
 
 	// HTMLReport is set with Options.HTMLReport after a run that did not
 	// fail; its Error says why no report was written. It does not change
@@ -212,9 +222,14 @@ const (
 	RunFailed  = "failed"
 )
 
-// Coordinate runs the fan-out for cfg.From..cfg.To: plan, one worker per
-// stale day through inv, wait for their manifests, the windowed stage for
-// the days that finished, registration, the HTML report if
+// Coordinate runs the fan-out for cfg.From..cfg.To: the route phase (the
+// raw objects without an index entry, job.Pending, split among at most
+// opts.Concurrency route workers that read each once and write its
+// segments; their entries recorded in the index here; see RouteSummary),
+// plan, a second route round for the objects the stale days need whose
+// segments are missing (normally none), one worker per stale day through
+// inv (reading segments only), wait for their manifests, the windowed
+// stage for the days that finished, registration, the HTML report if
 // opts.HTMLReport, and the run summary. It returns
 // the summary (also when it fails) and an error only if the run could not
 // do its work; days that failed or are still pending are in the summary,
@@ -280,16 +295,30 @@ func (c *coordinator) waitDeadline(ctx context.Context) (time.Time, bool) {
 	return deadline.Add(-margin), true
 }
 
-// dayState is a stale day on its way through the fan-out.
-type dayState struct {
-	d        day.Day
-	why      string
-	before   map[string]bool // runs of its daily partitions before dispatch
+// task is one worker invocation on its way through a fan-out: a stale day
+// to build, or a part of the route phase.
+type task struct {
+	ev    WorkerEvent
+	attrs []any // log attributes that name it
+	// check says whether the worker finished: "" while it has not, else
+	// its final status and, for StatusFailed, why.
+	check    func(ctx context.Context) (status, why string, err error)
 	attempts int
-	status   string
+	status   string // "" before dispatch, "dispatched", then check's
 	err      string
 	started  time.Time
 	seconds  float64
+}
+
+// finished reports whether t's worker is done (or failed).
+func (t *task) finished() bool { return t.status != "" && t.status != "dispatched" }
+
+// dayState is a stale day on its way through the fan-out.
+type dayState struct {
+	task
+	d      day.Day
+	why    string
+	before map[string]bool // runs of its daily partitions before dispatch
 }
 
 func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
@@ -310,9 +339,50 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 	c.cfg.Log = c.cfg.Log.With("run", sum.Run)
 	c.log.Info("coordinator starting", "trigger", sum.Trigger, "from", sum.From, "to", sum.To, "store", c.cfg.Store.String())
 
+	waitUntil, hasDeadline := c.waitDeadline(ctx)
+	routeUntil := waitUntil
+	if hasDeadline {
+		t := waitUntil.UTC()
+		sum.Deadline = &t
+		// Lost or slow route workers must not keep every day from being
+		// dispatched: the day workers route what is missing themselves.
+		routeUntil = time.Now().Add(time.Until(waitUntil) / 2)
+	}
+
+	// Route phase: the objects not indexed yet are read by route workers,
+	// each once, before any day is planned; their entries go into the
+	// index here, the only writer of the index in the run.
+	t0 := time.Now()
+	pending, err := job.Pending(ctx, c.cfg)
+	if err != nil {
+		return sum, fmt.Errorf("list the raw objects not routed yet: %w", err)
+	}
+	if len(pending) > 0 {
+		sum.Route = &RouteSummary{}
+		err := c.routeRound(ctx, sum.Run, pending, sum.Route, routeUntil, hasDeadline)
+		sum.Route.Seconds = time.Since(t0).Seconds()
+		if err != nil {
+			return sum, err
+		}
+	}
+
 	plan, err := job.Plan(ctx, c.cfg)
 	if err != nil {
 		return sum, fmt.Errorf("plan %s..%s: %w", c.cfg.From, c.cfg.To, err)
+	}
+	if len(plan.Route) > 0 {
+		// Objects indexed earlier whose segments the stale days lack (a
+		// route worker of this run failed, or segments were deleted): a
+		// second round, so that the day workers do not each read them.
+		t1 := time.Now()
+		if sum.Route == nil {
+			sum.Route = &RouteSummary{}
+		}
+		err := c.routeRound(ctx, sum.Run, plan.Route, sum.Route, routeUntil, hasDeadline)
+		sum.Route.Seconds += time.Since(t1).Seconds()
+		if err != nil {
+			return sum, err
+		}
 	}
 	var stale []*dayState
 	for _, p := range plan.Days {
@@ -324,17 +394,24 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 		if err != nil {
 			return sum, err
 		}
-		stale = append(stale, &dayState{d: p.Day, why: p.Why, before: before})
+		s := &dayState{d: p.Day, why: p.Why, before: before}
+		s.ev = WorkerEvent{Role: RoleWorker, Day: p.Day.String(), Run: sum.Run}
+		s.attrs = []any{"day", p.Day.String()}
+		s.check = func(ctx context.Context) (string, string, error) { return c.check(ctx, sum.Run, s) }
+		stale = append(stale, s)
 	}
 	sum.Planned = len(stale)
 	c.log.Info("planned", "stale_days", len(stale), "days", len(plan.Days), "read_bytes", plan.ReadBytes)
 
-	waitUntil, hasDeadline := c.waitDeadline(ctx)
-	if hasDeadline {
-		t := waitUntil.UTC()
-		sum.Deadline = &t
+	tasks := make([]*task, len(stale))
+	for i, s := range stale {
+		tasks[i] = &s.task
 	}
-	if err := c.fanOut(ctx, sum.Run, stale, waitUntil, hasDeadline); err != nil {
+	progress := func(i, done, failed int) {
+		s := stale[i]
+		c.opts.Progress(Progress{Day: s.d, Status: s.status, Total: len(stale), Done: done, Failed: failed})
+	}
+	if err := c.fanOut(ctx, "days", tasks, waitUntil, hasDeadline, progress); err != nil {
 		c.record(sum, stale)
 		return sum, err
 	}
@@ -361,83 +438,98 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 	return sum, nil
 }
 
-// fanOut dispatches the stale days in order, at most Concurrency at once,
-// and waits for each to finish, until the wait deadline.
-func (c *coordinator) fanOut(ctx context.Context, run string, stale []*dayState, waitUntil time.Time, hasDeadline bool) error {
-	queue := slices.Clone(stale)
-	var inflight []*dayState
+// fanOut invokes a worker for each task, in order, at most Concurrency at
+// once, and polls each task's check (every 250ms at first, less often
+// while nothing changes, at most every Options.Poll) until every worker
+// has finished or failed, or the wait deadline comes (tasks not finished
+// then keep their status: "" or "dispatched"). An Invoke that fails
+// transiently is tried again, up to MaxInvokeAttempts; a task whose
+// invocation fails for good gets StatusFailed. progress, if not nil, is
+// called with a task's index and the counts so far whenever a task is
+// dispatched or finishes. phase names the fan-out in the log. The error
+// is ctx's.
+func (c *coordinator) fanOut(ctx context.Context, phase string, tasks []*task, waitUntil time.Time, hasDeadline bool, progress func(i, done, failed int)) error {
+	queue := make([]int, len(tasks))
+	for i := range queue {
+		queue[i] = i
+	}
+	var inflight []int
 	done, failed := 0, 0
-	progress := func(s *dayState) {
-		c.opts.Progress(Progress{Day: s.d, Status: s.status, Total: len(stale), Done: done, Failed: failed})
+	changedTask := func(i int) {
+		if progress != nil {
+			progress(i, done, failed)
+		}
 	}
 	const minPoll = 250 * time.Millisecond
 	poll := minPoll
 	for len(queue) > 0 || len(inflight) > 0 {
 		if hasDeadline && !time.Now().Before(waitUntil) {
-			c.log.Warn("wait deadline reached; the days not finished are left for the next run",
-				"in_flight", len(inflight), "not_dispatched", len(queue))
+			c.log.Warn("wait deadline reached; the work not finished is left for the next run",
+				"phase", phase, "in_flight", len(inflight), "not_dispatched", len(queue))
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		changed := false
-		// Dispatch, in day order.
+		// Dispatch, in order.
 		for len(inflight) < c.opts.Concurrency && len(queue) > 0 {
-			s := queue[0]
-			s.attempts++
-			err := c.inv.Invoke(ctx, WorkerEvent{Role: RoleWorker, Day: s.d.String(), Run: run})
+			i := queue[0]
+			t := tasks[i]
+			t.attempts++
+			err := c.inv.Invoke(ctx, t.ev)
 			var werr *WorkerError
 			switch {
 			case err == nil || errors.As(err, &werr):
 				if werr != nil {
-					c.log.Warn("worker failed; Lambda retries it", "day", s.d.String(), "error", werr.Error())
+					c.log.Warn("worker failed; Lambda retries it", append(t.attrs, "error", werr.Error())...)
 				}
 				queue = queue[1:]
-				s.status, s.started = "dispatched", time.Now()
-				inflight = append(inflight, s)
-				c.log.Info("worker invoked", "day", s.d.String(), "why", s.why)
-				progress(s)
+				t.status, t.started = "dispatched", time.Now()
+				inflight = append(inflight, i)
+				c.log.Info("worker invoked", t.attrs...)
+				changedTask(i)
 				changed = true
 				continue
-			case Classify(err) == Permanent || s.attempts >= c.opts.MaxInvokeAttempts:
+			case Classify(err) == Permanent || t.attempts >= c.opts.MaxInvokeAttempts:
 				queue = queue[1:]
-				s.status, s.err = DayFailed, err.Error()
+				t.status, t.err = StatusFailed, err.Error()
 				failed++
-				c.log.Error("could not invoke the worker; day not built", "day", s.d.String(), "attempts", s.attempts, "error", err.Error())
-				progress(s)
+				c.log.Error("could not invoke the worker", append(t.attrs, "attempts", t.attempts, "error", err.Error())...)
+				changedTask(i)
 				changed = true
 				continue
 			default:
-				c.log.Warn("invoke failed; trying again", "day", s.d.String(), "attempts", s.attempts, "error", err.Error())
+				c.log.Warn("invoke failed; trying again", append(t.attrs, "attempts", t.attempts, "error", err.Error())...)
 			}
 			break
 		}
 		// Watch.
-		for i := 0; i < len(inflight); i++ {
-			s := inflight[i]
-			status, errMsg, err := c.check(ctx, run, s)
+		for j := 0; j < len(inflight); j++ {
+			i := inflight[j]
+			t := tasks[i]
+			status, errMsg, err := t.check(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				c.log.Warn("could not check a day's manifests; trying again", "day", s.d.String(), "error", err.Error())
+				c.log.Warn("could not check on a worker; trying again", append(t.attrs, "error", err.Error())...)
 				continue
 			}
 			if status == "" {
 				continue
 			}
-			s.status, s.err, s.seconds = status, errMsg, time.Since(s.started).Seconds()
-			if status == DayFailed {
+			t.status, t.err, t.seconds = status, errMsg, time.Since(t.started).Seconds()
+			if status == StatusFailed {
 				failed++
-				c.log.Error("worker failed; day not built", "day", s.d.String(), "error", errMsg)
+				c.log.Error("worker failed", append(t.attrs, "error", errMsg)...)
 			} else {
 				done++
-				c.log.Info("day finished", "day", s.d.String(), "status", status, "seconds", s.seconds)
+				c.log.Info("worker finished", append(t.attrs, "status", status, "seconds", t.seconds)...)
 			}
-			inflight = slices.Delete(inflight, i, i+1)
-			i--
-			progress(s)
+			inflight = slices.Delete(inflight, j, j+1)
+			j--
+			changedTask(i)
 			changed = true
 		}
 		if changed {
@@ -594,6 +686,15 @@ func (c *coordinator) finish(ctx context.Context, sum *RunSummary, runErr error)
 		metrics.Metric{Name: "DaysPending", Value: float64(len(sum.Pending)), Unit: metrics.Count},
 		metrics.Metric{Name: "RunFailures", Value: b2f(sum.Status == RunFailed), Unit: metrics.Count},
 	)
+	if r := sum.Route; r != nil {
+		ms = append(ms,
+			metrics.Metric{Name: "ObjectsRouted", Value: float64(r.Routed), Unit: metrics.Count},
+			metrics.Metric{Name: "BytesRouted", Value: float64(r.Bytes), Unit: metrics.Bytes},
+			metrics.Metric{Name: "RouteWorkers", Value: float64(r.Workers), Unit: metrics.Count},
+			metrics.Metric{Name: "RouteFailures", Value: float64(r.Failed + r.Pending), Unit: metrics.Count},
+			metrics.Metric{Name: "RouteSeconds", Value: r.Seconds, Unit: metrics.Seconds},
+		)
+	}
 	if sum.HTMLReport != nil {
 		ms = append(ms, metrics.Metric{Name: "HTMLReportFailures", Value: b2f(sum.HTMLReport.Error != ""), Unit: metrics.Count})
 	}

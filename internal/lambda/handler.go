@@ -80,8 +80,8 @@ func NewHandlerFromEnv(ctx context.Context, getenv func(string) string, deps Dep
 	return NewHandler(ctx, cfg, deps)
 }
 
-// Handle handles one invocation. A worker returns a *WorkerResult, the
-// coordinator a *RunSummary. An error is returned for an event this
+// Handle handles one invocation. A worker returns a *WorkerResult (a day)
+// or a *RouteResult (a route event), the coordinator a *RunSummary. An error is returned for an event this
 // function cannot handle and for transient failures (Lambda retries an
 // asynchronous invocation that failed); permanent failures are logged,
 // counted in the metrics and reported in the result, without an error.
@@ -92,15 +92,23 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 		h.env.Log.Error("event not understood", "role", cfg.Role, "error", err.Error())
 		return nil, err
 	}
+	isWorker := req.Kind == KindWorker || req.Kind == KindRoute
 	switch {
-	case cfg.Role == RoleWorker && req.Kind != KindWorker:
+	case cfg.Role == RoleWorker && !isWorker:
 		err = fmt.Errorf("this is the worker function (%s=%s); a %s event goes to the coordinator", EnvRole, cfg.Role, req.Kind)
-	case cfg.Role == RoleCoordinator && req.Kind == KindWorker:
+	case cfg.Role == RoleCoordinator && isWorker:
 		err = fmt.Errorf("this is the coordinator function (%s=%s); worker events go to the worker function", EnvRole, cfg.Role)
 	}
 	if err != nil {
 		h.env.Log.Error("event sent to the wrong function", "error", err.Error())
 		return nil, err
+	}
+	if req.Kind == KindRoute {
+		res, err := RunRouteWorker(ctx, h.env, req)
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
 	}
 	if req.Kind == KindWorker {
 		res, err := RunWorker(ctx, h.env, req)

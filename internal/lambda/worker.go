@@ -24,7 +24,7 @@ const (
 )
 
 // RunsPrefix holds the coordinators' run summaries (<run>.json) and the
-// workers' reports (<run>/<day>.json).
+// workers' reports (<run>/<day>.json, <run>/route-<part>.json).
 const RunsPrefix = "_state/runs/"
 
 // SummaryKey is where a coordinator run's summary is written.
@@ -45,10 +45,13 @@ type DayStats struct {
 	BadObjects       int64 `json:"bad_objects"`
 	ConversionFailed int64 `json:"conversion_failed_records"`
 	InputObjects     int64 `json:"input_objects"`
-	RawBytes         int64 `json:"raw_bytes_read"`
-	FilesWritten     int64 `json:"files_written"`
-	BytesWritten     int64 `json:"bytes_written"`
-	Restated         bool  `json:"restated,omitempty"`
+	// RawObjects and RawBytes are the raw objects the worker read itself
+	// (and their size): none when the route phase routed its inputs.
+	RawObjects   int64 `json:"raw_objects_read"`
+	RawBytes     int64 `json:"raw_bytes_read"`
+	FilesWritten int64 `json:"files_written"`
+	BytesWritten int64 `json:"bytes_written"`
+	Restated     bool  `json:"restated,omitempty"`
 }
 
 func (s *DayStats) add(o *DayStats) {
@@ -61,6 +64,7 @@ func (s *DayStats) add(o *DayStats) {
 	s.BadObjects += o.BadObjects
 	s.ConversionFailed += o.ConversionFailed
 	s.InputObjects += o.InputObjects
+	s.RawObjects += o.RawObjects
 	s.RawBytes += o.RawBytes
 	s.FilesWritten += o.FilesWritten
 	s.BytesWritten += o.BytesWritten
@@ -77,6 +81,7 @@ func (s *DayStats) metrics(seconds float64) []metrics.Metric {
 		{Name: "BadObjects", Value: float64(s.BadObjects), Unit: metrics.Count},
 		{Name: "ConversionFailedRecords", Value: float64(s.ConversionFailed), Unit: metrics.Count},
 		{Name: "InputObjects", Value: float64(s.InputObjects), Unit: metrics.Count},
+		{Name: "ObjectsRead", Value: float64(s.RawObjects), Unit: metrics.Count},
 		{Name: "BytesRead", Value: float64(s.RawBytes), Unit: metrics.Bytes},
 		{Name: "FilesWritten", Value: float64(s.FilesWritten), Unit: metrics.Count},
 		{Name: "BytesWritten", Value: float64(s.BytesWritten), Unit: metrics.Bytes},
@@ -207,7 +212,8 @@ func dayStats(sum *job.Summary, ds job.DaySummary) *DayStats {
 	return &DayStats{
 		RawRows: q.RawRows, KeptRows: q.KeptRows, Duplicates: q.DuplicatesDropped, InvalidRows: q.InvalidRows,
 		LateRows: q.LateRows, ClockSkewedRows: q.ClockSkewedRows, BadObjects: q.BadFiles,
-		ConversionFailed: q.ConversionFailedRecords, InputObjects: q.InputObjects, RawBytes: sum.RawBytes,
+		ConversionFailed: q.ConversionFailedRecords, InputObjects: q.InputObjects,
+		RawObjects: int64(sum.RawObjects), RawBytes: sum.RawBytes,
 		FilesWritten: int64(ds.FilesWritten), BytesWritten: ds.BytesWritten, Restated: q.Restated,
 	}
 }

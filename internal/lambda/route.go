@@ -1,0 +1,421 @@
+package lambda
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/index"
+	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/metrics"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// The route phase (DESIGN's cost rule: each raw object is read once). A
+// raw object feeds every day its rows count on, up to max lateness + 1
+// days; if each day worker routed the objects its day lacks, an object
+// would be read by every worker whose day it feeds. So the coordinator
+// first hands the objects without an index entry to route workers, each
+// object to exactly one, which read it once and write its segments for
+// every day (job.RouteObjects); it records their entries in the index
+// (job.AddEntries) and only then plans. The day workers then find every
+// segment they need and read no raw object. A route worker that fails
+// costs reads, never correctness: a day worker routes what its day lacks
+// itself (job.Run's loadDay), as a local run does.
+
+// StatusRouted is a route worker's status when it routed its objects.
+const StatusRouted = "routed"
+
+// RouteKey is where a route worker reports on part part of coordinator
+// run run.
+func RouteKey(run string, part int) string {
+	return RunsPrefix + run + "/route-" + strconv.Itoa(part) + ".json"
+}
+
+// RouteEntry is an index.Entry as a route worker reports it.
+type RouteEntry struct {
+	Key          string    `json:"key"`
+	ETag         string    `json:"etag"`
+	Size         int64     `json:"size"`
+	Hour         time.Time `json:"hour"`
+	Rows         int64     `json:"rows"`
+	FirstArrival int64     `json:"first_arrival,omitempty"`
+	LastArrival  int64     `json:"last_arrival,omitempty"`
+	Days         []string  `json:"days,omitempty"`
+	DayRows      []int64   `json:"day_rows,omitempty"`
+	Bad          string    `json:"bad,omitempty"`
+	Detail       string    `json:"detail,omitempty"`
+}
+
+func routeEntryOf(e index.Entry) RouteEntry {
+	r := RouteEntry{Key: e.Key, ETag: e.ETag, Size: e.Size, Hour: e.Hour.UTC(), Rows: e.Rows,
+		FirstArrival: e.FirstArrival, LastArrival: e.LastArrival, DayRows: e.DayRows, Bad: e.Bad, Detail: e.Detail}
+	for _, d := range e.Days {
+		r.Days = append(r.Days, d.String())
+	}
+	return r
+}
+
+func (r RouteEntry) entry() (index.Entry, error) {
+	e := index.Entry{Key: r.Key, ETag: r.ETag, Size: r.Size, Hour: r.Hour.UTC(), Rows: r.Rows,
+		FirstArrival: r.FirstArrival, LastArrival: r.LastArrival, DayRows: r.DayRows, Bad: r.Bad, Detail: r.Detail}
+	for _, s := range r.Days {
+		d, err := day.Parse(s)
+		if err != nil {
+			return index.Entry{}, fmt.Errorf("entry of %s: %w", r.Key, err)
+		}
+		e.Days = append(e.Days, d)
+	}
+	if len(e.DayRows) != len(e.Days) {
+		return index.Entry{}, fmt.Errorf("entry of %s: %d days but %d day row counts", r.Key, len(e.Days), len(e.DayRows))
+	}
+	return e, nil
+}
+
+// RouteResult is what a route worker did: the invocation's response, and
+// its report to the coordinator (RouteKey), entries included.
+type RouteResult struct {
+	Run        string    `json:"run"`
+	Part       int       `json:"part"`
+	Status     string    `json:"status"` // routed, failed or retry
+	Error      string    `json:"error,omitempty"`
+	ErrorClass string    `json:"error_class,omitempty"`
+	Objects    int       `json:"objects"`     // in the event
+	Bytes      int64     `json:"bytes"`       // their size
+	Routed     int       `json:"routed"`      // read (one entry each; an object deleted since it was listed has none)
+	BadObjects int       `json:"bad_objects"` // of them, unreadable (entries with Bad set)
+	Seconds    float64   `json:"seconds"`
+	FinishedAt time.Time `json:"finished_at"`
+	// Entries are the objects' index entries, for the coordinator to
+	// record (job.AddEntries); set with status routed.
+	Entries []RouteEntry `json:"entries,omitempty"`
+}
+
+// RunRouteWorker routes the raw objects of a route event: it reads each
+// once (job.RouteObjects, at most LW_PARALLEL at a time), writes its
+// segments, and reports the objects' index entries at RouteKey(req.Run,
+// req.Part); it writes nothing to the index. An object not under the raw
+// prefix, or whose hour is not the one its key names, fails the part for
+// good (nothing is read). The same event again, once its part was routed,
+// returns the report already written and reads nothing. Like RunWorker, it
+// returns an error only for a transient failure (Lambda retries), and
+// also when the report could not be written: without it the coordinator
+// cannot record the entries.
+func RunRouteWorker(ctx context.Context, env *Env, req Request) (*RouteResult, error) {
+	t0 := time.Now()
+	log := env.Log.With("role", RoleWorker, "route_part", req.Part, "run", req.Run)
+	res := &RouteResult{Run: req.Run, Part: req.Part, Objects: len(req.Route)}
+	for _, r := range req.Route {
+		res.Bytes += r.Size
+	}
+	if prev, err := readRouteReport(ctx, env.Store, req.Run, req.Part); err == nil && prev != nil && prev.Status == StatusRouted {
+		log.Info("route part already routed; nothing read again", "objects", prev.Objects)
+		return prev, nil
+	}
+	cfg := env.jobConfig(0, 0) // routing depends on no day range
+	workCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		var cancel context.CancelFunc
+		workCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(workerStopSlack, left/10)))
+		defer cancel()
+	}
+	log.Info("route worker starting", "objects", res.Objects, "bytes", res.Bytes, "store", env.Store.String())
+
+	class := Permanent
+	err := checkRouteRefs(env.Config.RawPrefix, req.Route)
+	if err == nil {
+		var entries []index.Entry
+		entries, err = job.RouteObjects(workCtx, cfg, req.Route)
+		class = Classify(err)
+		for _, e := range entries {
+			res.Entries = append(res.Entries, routeEntryOf(e))
+			if e.Bad != "" {
+				res.BadObjects++
+			}
+		}
+		res.Routed = len(entries)
+	}
+	switch {
+	case err == nil:
+		res.Status = StatusRouted
+	case class == Permanent:
+		res.Status, res.Error, res.ErrorClass = StatusFailed, err.Error(), class.String()
+	default:
+		res.Status, res.Error, res.ErrorClass = StatusRetry, err.Error(), class.String()
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	res.FinishedAt = time.Now().UTC()
+
+	props := map[string]any{"run": req.Run, "part": req.Part, "status": res.Status}
+	dims := map[string]string{"Stage": "route"}
+	switch res.Status {
+	case StatusRouted:
+		log.Info("objects routed", "objects", res.Routed, "bytes", res.Bytes, "bad_objects", res.BadObjects, "seconds", res.Seconds)
+		emit(env, log, dims, []metrics.Metric{
+			{Name: "ObjectsRouted", Value: float64(res.Routed), Unit: metrics.Count},
+			{Name: "BytesRead", Value: float64(res.Bytes), Unit: metrics.Bytes},
+			{Name: "BadObjects", Value: float64(res.BadObjects), Unit: metrics.Count},
+			{Name: "Seconds", Value: res.Seconds, Unit: metrics.Seconds},
+		}, props)
+	case StatusFailed:
+		log.Error("route part failed; not retrying (the day workers route its objects themselves)", "error", res.Error)
+		emit(env, log, dims, []metrics.Metric{{Name: "WorkerFailures", Value: 1, Unit: metrics.Count}}, props)
+	case StatusRetry:
+		log.Warn("route part failed; returning the error so that Lambda retries", "error", res.Error)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if werr := writeJSON(rctx, env.Store, RouteKey(req.Run, req.Part), res); werr != nil {
+		log.Warn("route report not written; returning an error so that Lambda retries", "error", werr.Error())
+		if res.Status != StatusRetry {
+			return res, fmt.Errorf("route part %d: write its report: %w", req.Part, werr)
+		}
+	}
+	if res.Status == StatusRetry {
+		return res, fmt.Errorf("route part %d: %w", req.Part, err)
+	}
+	return res, nil
+}
+
+// checkRouteRefs checks that every ref is a raw object of the hourly
+// layout under prefix (<prefix>YYYY/MM/DD/HH/<name>) and carries the hour
+// its key names: the hour is the fallback time of its rows, so a wrong one
+// would route them wrong.
+func checkRouteRefs(prefix string, refs []index.ObjectRef) error {
+	for _, r := range refs {
+		rest, ok := strings.CutPrefix(r.Key, prefix)
+		parts := strings.Split(rest, "/")
+		if !ok || len(parts) != 5 || parts[4] == "" {
+			return fmt.Errorf("route event: %s is not a raw object under %s in the YYYY/MM/DD/HH/ layout", r.Key, prefix)
+		}
+		h, err := time.Parse("2006/01/02/15", strings.Join(parts[:4], "/"))
+		if err != nil || !h.Equal(r.Hour) {
+			return fmt.Errorf("route event: %s: hour %s is not the one its key names", r.Key, r.Hour.Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+// readRouteReport reads a route worker's report; nil if there is none yet.
+func readRouteReport(ctx context.Context, st store.Store, run string, part int) (*RouteResult, error) {
+	b, err := st.Get(ctx, RouteKey(run, part))
+	if errors.Is(err, store.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r RouteResult
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("read %s: %w", RouteKey(run, part), err)
+	}
+	return &r, nil
+}
+
+// splitRoute splits refs into the parts of one route round: first into at
+// most n groups of about equal bytes (largest object first, each to the
+// group with the fewest bytes so far, the lower group on a tie), then each
+// group, in key order, into parts of at most MaxRouteRefs objects and
+// routePayloadBudget bytes of encoded refs. The same refs (in any order)
+// give the same parts; every ref is in exactly one.
+func splitRoute(refs []index.ObjectRef, n int) [][]index.ObjectRef {
+	n = max(min(n, len(refs)), 1)
+	sorted := slices.Clone(refs)
+	slices.SortFunc(sorted, func(a, b index.ObjectRef) int {
+		return cmp.Or(cmp.Compare(b.Size, a.Size), strings.Compare(a.Key, b.Key))
+	})
+	groups := make([][]index.ObjectRef, n)
+	bytes := make([]int64, n)
+	for _, r := range sorted {
+		g := 0
+		for i := 1; i < n; i++ {
+			if bytes[i] < bytes[g] {
+				g = i
+			}
+		}
+		groups[g] = append(groups[g], r)
+		bytes[g] += r.Size
+	}
+	var parts [][]index.ObjectRef
+	for _, g := range groups {
+		if len(g) == 0 {
+			continue
+		}
+		slices.SortFunc(g, func(a, b index.ObjectRef) int { return strings.Compare(a.Key, b.Key) })
+		var cur []index.ObjectRef
+		size := 0
+		for _, r := range g {
+			b, _ := json.Marshal(routeRefOf(r))
+			if len(cur) > 0 && (len(cur) == MaxRouteRefs || size+len(b)+1 > routePayloadBudget) {
+				parts = append(parts, cur)
+				cur, size = nil, 0
+			}
+			cur = append(cur, r)
+			size += len(b) + 1
+		}
+		parts = append(parts, cur)
+	}
+	return parts
+}
+
+func routeRefOf(r index.ObjectRef) RouteRef {
+	return RouteRef{Key: r.Key, ETag: r.ETag, Size: r.Size, Hour: r.Hour.UTC()}
+}
+
+// RouteSummary is what a run's route phase did. Objects whose part failed
+// or did not finish in time are not lost: the day workers that need them
+// route them themselves (reading them more than once: Fallback says so,
+// and RunSummary.Totals.RawObjects counts their reads).
+type RouteSummary struct {
+	Objects    int   `json:"objects"` // raw objects handed to route workers (in each round)
+	Bytes      int64 `json:"bytes"`   // their size
+	Routed     int   `json:"routed"`  // of them, read and reported by their worker
+	BadObjects int   `json:"bad_objects"`
+	Rounds     int   `json:"rounds"`  // 1, or 2 when the plan found segments missing
+	Parts      int   `json:"parts"`   // route worker requests
+	Workers    int   `json:"workers"` // of them, handed to a worker
+	Failed     int   `json:"failed"`  // parts whose worker failed, or that could not be invoked
+	Pending    int   `json:"pending"` // parts not finished when the route phase stopped waiting
+	// Skipped are objects of a round not started: the route phase's time
+	// was over.
+	Skipped int `json:"skipped,omitempty"`
+	// Fallback is set when some part failed or is pending, or objects were
+	// skipped.
+	Fallback bool `json:"fallback,omitempty"`
+	// IndexError says why the entries could not be recorded in the index
+	// (the plan then scans those objects again); the run goes on.
+	IndexError string            `json:"index_error,omitempty"`
+	Seconds    float64           `json:"seconds"`
+	PartList   []RoutePartResult `json:"part_results,omitempty"`
+}
+
+// RoutePartResult is one route worker request of a run.
+type RoutePartResult struct {
+	Part    int     `json:"part"`
+	Round   int     `json:"round"`
+	Objects int     `json:"objects"`
+	Bytes   int64   `json:"bytes"`
+	Status  string  `json:"status"` // routed, failed, pending
+	Error   string  `json:"error,omitempty"`
+	Seconds float64 `json:"seconds,omitempty"`
+}
+
+// routeTask is one part of the route phase on its way through the fan-out.
+type routeTask struct {
+	task
+	part    int
+	refs    []index.ObjectRef
+	entries []index.Entry // from its report, once routed
+	res     *RouteResult
+}
+
+// routeRound routes refs: it splits them into parts (splitRoute), hands
+// them to route workers through the fan-out (waiting until until at most),
+// records what it did in rs, and the entries of the parts that finished in
+// the index. It fails only when ctx ends.
+func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.ObjectRef, rs *RouteSummary, until time.Time, hasDeadline bool) error {
+	if hasDeadline && !time.Now().Before(until) {
+		c.log.Warn("no time left to route; the day workers route what they need themselves", "objects", len(refs))
+		rs.Skipped += len(refs)
+		rs.Fallback = true
+		return nil
+	}
+	rs.Rounds++
+	groups := splitRoute(refs, c.opts.Concurrency)
+	rts := make([]*routeTask, len(groups))
+	tasks := make([]*task, len(groups))
+	for i, g := range groups {
+		part := rs.Parts + i + 1
+		rt := &routeTask{part: part, refs: g}
+		rt.ev = WorkerEvent{Role: RoleWorker, Run: run, Part: part}
+		for _, r := range g {
+			rt.ev.Route = append(rt.ev.Route, routeRefOf(r))
+		}
+		rt.attrs = []any{"route_part", part, "objects", len(g)}
+		rt.check = func(ctx context.Context) (string, string, error) { return c.checkRoute(ctx, run, rt) }
+		rts[i], tasks[i] = rt, &rt.task
+	}
+	rs.Parts += len(groups)
+	c.log.Info("routing raw objects", "round", rs.Rounds, "objects", len(refs), "parts", len(groups))
+	err := c.fanOut(ctx, "route", tasks, until, hasDeadline, nil)
+
+	var entries []index.Entry
+	for _, rt := range rts {
+		p := RoutePartResult{Part: rt.part, Round: rs.Rounds, Objects: len(rt.refs), Status: rt.status, Error: rt.err, Seconds: rt.seconds}
+		for _, r := range rt.refs {
+			p.Bytes += r.Size
+		}
+		if !rt.started.IsZero() {
+			rs.Workers++
+			rs.Objects += p.Objects
+			rs.Bytes += p.Bytes
+		}
+		switch rt.status {
+		case StatusRouted:
+			entries = append(entries, rt.entries...)
+			rs.Routed += rt.res.Routed
+			rs.BadObjects += rt.res.BadObjects
+		case StatusFailed:
+			rs.Failed++
+			rs.Fallback = true
+		default:
+			p.Status = "pending"
+			rs.Pending++
+			rs.Fallback = true
+		}
+		rs.PartList = append(rs.PartList, p)
+	}
+	if err != nil {
+		return err
+	}
+	if rs.Fallback {
+		c.log.Warn("route parts failed or unfinished; the day workers route their objects themselves",
+			"failed", rs.Failed, "pending", rs.Pending)
+	}
+	if len(entries) > 0 {
+		if err := job.AddEntries(ctx, c.cfg, entries); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The index is a cache: the plan scans the objects again.
+			rs.IndexError = err.Error()
+			c.log.Warn("routed objects not recorded in the index; the plan scans them again", "error", err.Error())
+		}
+	}
+	return nil
+}
+
+// checkRoute says whether a route part has finished: "" while it has not
+// (no report yet, or a transient failure that Lambda retries), else
+// routed or failed.
+func (c *coordinator) checkRoute(ctx context.Context, run string, rt *routeTask) (string, string, error) {
+	rep, err := readRouteReport(ctx, c.cfg.Store, run, rt.part)
+	if err != nil || rep == nil {
+		return "", "", err
+	}
+	switch rep.Status {
+	case StatusFailed:
+		return StatusFailed, rep.Error, nil
+	case StatusRouted:
+		entries := make([]index.Entry, 0, len(rep.Entries))
+		for _, re := range rep.Entries {
+			e, err := re.entry()
+			if err != nil {
+				return StatusFailed, "unreadable report: " + err.Error(), nil
+			}
+			entries = append(entries, e)
+		}
+		rt.res, rt.entries = rep, entries
+		rep.Entries = nil
+		return StatusRouted, "", nil
+	}
+	return "", "", nil
+}
