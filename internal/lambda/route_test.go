@@ -1,0 +1,380 @@
+package lambda
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/index"
+	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// readCounter is a store that counts the reads of raw objects. Every reader
+// of a raw object (raw.Read routing it, the index scanning its time
+// columns) opens it once with Open and makes all its ranged reads through
+// that one Reader; Get reads a whole object. So each Open or Get of a key
+// under raw/ is one read of that object, whoever makes it.
+type readCounter struct {
+	store.Store
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func countReads(st store.Store) *readCounter {
+	return &readCounter{Store: st, reads: map[string]int{}}
+}
+
+func (c *readCounter) count(key string) {
+	if strings.HasPrefix(key, "raw/") {
+		c.mu.Lock()
+		c.reads[key]++
+		c.mu.Unlock()
+	}
+}
+
+func (c *readCounter) Open(ctx context.Context, key string) (store.Reader, error) {
+	c.count(key)
+	return c.Store.Open(ctx, key)
+}
+
+func (c *readCounter) Get(ctx context.Context, key string) ([]byte, error) {
+	c.count(key)
+	return c.Store.Get(ctx, key)
+}
+
+func (c *readCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.reads))
+	for k, n := range c.reads {
+		out[k] = n
+	}
+	return out
+}
+
+// indexed returns the raw objects the index holds, and how many of them
+// feed two days or more of from..to.
+func indexed(t *testing.T, st store.Store, from, to day.Day) (entries []index.Entry, multiDay int) {
+	t.Helper()
+	ix, err := index.Load(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ix.Entries() {
+		if n := len(slices.DeleteFunc(slices.Clone(e.Days), func(d day.Day) bool { return d < from || d > to })); n >= 2 {
+			multiDay++
+		}
+	}
+	return ix.Entries(), multiDay
+}
+
+// TestRouteOnce: four stale days whose raw objects (one an hour, late rows
+// among them) feed several days each. The route workers read every raw
+// object exactly once, the day workers read none, the coordinator reads
+// none, and the published tables equal a local job.Run's byte for byte.
+func TestRouteOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	rc := countReads(f.st)
+	f.env.Store = rc
+	from, to := mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22")
+	workers := &asyncWorkers{env: f.env, timeout: time.Minute}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{Concurrency: 4})
+	workers.wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Status != RunDone || sum.Planned != 4 || sum.Built != 4 {
+		t.Fatalf("summary: %+v", sum)
+	}
+
+	entries, multiDay := indexed(t, f.st, from, to)
+	if multiDay == 0 {
+		t.Fatal("no raw object feeds two of the stale days: the data does not test what it should")
+	}
+	reads := rc.snapshot()
+	t.Logf("%d raw objects indexed, %d feed two days or more; route phase: %+v", len(entries), multiDay, sum.Route)
+	for _, e := range entries {
+		if reads[e.Key] != 1 {
+			t.Errorf("%s (feeds %v, bad %q) read %d times, want once", e.Key, e.Days, e.Bad, reads[e.Key])
+		}
+		delete(reads, e.Key)
+	}
+	for k, n := range reads {
+		t.Errorf("%s read %d times but not indexed", k, n)
+	}
+
+	r := sum.Route
+	if r == nil || r.Objects != len(entries) || r.Routed != len(entries) || r.Parts != 4 || r.Workers != 4 ||
+		r.Rounds != 1 || r.Failed != 0 || r.Pending != 0 || r.Fallback || r.BadObjects == 0 || r.Bytes == 0 {
+		t.Errorf("route summary: %+v; want %d objects in 4 parts", r, len(entries))
+	}
+	if len(workers.routes) != 4 || len(workers.routed) != 4 {
+		t.Errorf("route parts invoked %v, reported %d", workers.routes, len(workers.routed))
+	}
+	for _, res := range workers.routed {
+		if res.Status != StatusRouted {
+			t.Errorf("route part %d: %+v", res.Part, res)
+		}
+	}
+	if sum.Totals.RawObjects != 0 || sum.Totals.RawBytes != 0 {
+		t.Errorf("the day workers read %d raw objects (%d bytes); want none", sum.Totals.RawObjects, sum.Totals.RawBytes)
+	}
+	b, err := f.st.Get(ctx, SummaryKey(sum.Run))
+	if err != nil || !strings.Contains(string(b), `"route": {`) {
+		t.Errorf("stored summary without the route phase: %s, %v", b, err)
+	}
+
+	if _, err := job.Run(ctx, job.Config{Store: f.copy, From: from, To: to}); err != nil {
+		t.Fatal(err)
+	}
+	snapshotsEqual(t, f.copy, f.st, from, to)
+
+	// Again: nothing to route, nothing read.
+	sum, err = Coordinate(ctx, f.env.jobConfig(from, to), workers, Options{})
+	workers.wg.Wait()
+	if err != nil || sum.Route != nil || sum.Planned != 0 {
+		t.Errorf("second run: %+v, %v", sum, err)
+	}
+	if after := rc.snapshot(); len(after) != len(entries) || slices.ContainsFunc(entries, func(e index.Entry) bool { return after[e.Key] != 1 }) {
+		t.Errorf("the second run read raw objects")
+	}
+}
+
+// failingRoutes runs day workers as asyncWorkers does, and route workers
+// configured with another raw prefix (they fail for good, reading
+// nothing) for the parts fail says.
+type failingRoutes struct {
+	*asyncWorkers
+	bad  *Env
+	fail func(part int) bool
+}
+
+func (w *failingRoutes) Invoke(ctx context.Context, ev WorkerEvent) error {
+	if ev.Part > 0 && w.fail(ev.Part) {
+		req, err := parseWorkerEvent(ev)
+		if err != nil {
+			return err
+		}
+		res, err := RunRouteWorker(ctx, w.bad, req)
+		if err != nil || res.Status != StatusFailed || !strings.Contains(res.Error, "not a raw object under elsewhere/") {
+			return fmt.Errorf("route worker with a wrong prefix: %+v, %v", res, err)
+		}
+		return nil
+	}
+	return w.asyncWorkers.Invoke(ctx, ev)
+}
+
+// TestRouteFallback: route workers that fail cost reads, never
+// correctness.
+func TestRouteFallback(t *testing.T) {
+	from, to := mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22")
+	run := func(t *testing.T, fail func(part int) bool) (*RunSummary, *fixture, map[string]int) {
+		ctx := context.Background()
+		f := newFixture(t)
+		rc := countReads(f.st)
+		f.env.Store = rc
+		bad := *f.env
+		bad.Config.RawPrefix = "elsewhere/"
+		workers := &failingRoutes{asyncWorkers: &asyncWorkers{env: f.env, timeout: time.Minute}, bad: &bad, fail: fail}
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{Concurrency: 4})
+		workers.wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Status != RunDone || sum.Built != 4 {
+			t.Fatalf("summary: %+v", sum)
+		}
+		if _, err := job.Run(ctx, job.Config{Store: f.copy, From: from, To: to}); err != nil {
+			t.Fatal(err)
+		}
+		snapshotsEqual(t, f.copy, f.st, from, to)
+		return sum, f, rc.snapshot()
+	}
+
+	// One part fails: the plan indexes its objects from their time
+	// columns, and a second round routes them; the day workers still read
+	// nothing.
+	t.Run("one part", func(t *testing.T) {
+		sum, f, reads := run(t, func(part int) bool { return part == 1 })
+		r := sum.Route
+		if r == nil || r.Rounds != 2 || r.Failed != 1 || !r.Fallback || r.PartList[0].Status != StatusFailed ||
+			!strings.Contains(r.PartList[0].Error, "elsewhere/") {
+			t.Fatalf("route summary: %+v", r)
+		}
+		second := 0
+		for _, p := range r.PartList {
+			if p.Round == 2 {
+				second += p.Objects
+				if p.Status != StatusRouted {
+					t.Errorf("round 2: %+v", p)
+				}
+			}
+		}
+		if second == 0 || second > r.PartList[0].Objects {
+			t.Errorf("round 2 routed %d objects; want those of the failed part (%d) the stale days need", second, r.PartList[0].Objects)
+		}
+		if sum.Totals.RawObjects != 0 {
+			t.Errorf("the day workers read %d raw objects; want none", sum.Totals.RawObjects)
+		}
+		entries, _ := indexed(t, f.st, from, to)
+		twice := 0
+		for _, e := range entries {
+			switch n := reads[e.Key]; n {
+			case 1:
+			case 2:
+				twice++ // its part failed: scanned by the plan, routed in round 2
+			default:
+				t.Errorf("%s read %d times", e.Key, n)
+			}
+		}
+		if twice != second {
+			t.Errorf("%d objects read twice; want the %d of round 2", twice, second)
+		}
+	})
+
+	// Every part fails, in both rounds: the day workers route what their
+	// days need themselves.
+	t.Run("every part", func(t *testing.T) {
+		sum, _, _ := run(t, func(int) bool { return true })
+		r := sum.Route
+		if r == nil || r.Rounds != 2 || r.Failed != r.Parts || r.Routed != 0 || !r.Fallback {
+			t.Fatalf("route summary: %+v", r)
+		}
+		if sum.Totals.RawObjects == 0 {
+			t.Errorf("the day workers read no raw object; they had to")
+		}
+	})
+}
+
+// TestRouteWorkerTwice: the same route event again returns the first
+// report and reads nothing.
+func TestRouteWorkerTwice(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	rc := countReads(f.st)
+	f.env.Store = rc
+	refs, err := job.Pending(ctx, f.env.jobConfig(mustDay(t, "2026-11-20"), mustDay(t, "2026-11-20")))
+	if err != nil || len(refs) < 3 {
+		t.Fatalf("pending: %d, %v", len(refs), err)
+	}
+	req := Request{Kind: KindRoute, Run: "R1", Part: 2, Route: refs[:3]}
+	first, err := RunRouteWorker(ctx, f.env, req)
+	if err != nil || first.Status != StatusRouted || first.Routed != 3 || len(first.Entries) != 3 {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	second, err := RunRouteWorker(ctx, f.env, req)
+	if err != nil || second.Status != StatusRouted || len(second.Entries) != 3 {
+		t.Fatalf("second: %+v, %v", second, err)
+	}
+	for _, r := range refs[:3] {
+		if n := rc.snapshot()[r.Key]; n != 1 {
+			t.Errorf("%s read %d times", r.Key, n)
+		}
+	}
+	// The entries round-trip through the report.
+	for i, re := range second.Entries {
+		e, err := re.entry()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(routeEntryOf(e), first.Entries[i]); diff != "" {
+			t.Errorf("entry %d:\n%s", i, diff)
+		}
+	}
+	// An object whose hour is not its key's fails the part, reading nothing.
+	bad := refs[0]
+	bad.Hour = bad.Hour.Add(time.Hour)
+	res, err := RunRouteWorker(ctx, f.env, Request{Kind: KindRoute, Run: "R1", Part: 3, Route: []index.ObjectRef{bad}})
+	if err != nil || res.Status != StatusFailed || res.ErrorClass != "permanent" || !strings.Contains(res.Error, "not the one its key names") {
+		t.Errorf("wrong hour: %+v, %v", res, err)
+	}
+	if n := rc.snapshot()[bad.Key]; n != 1 {
+		t.Errorf("%s read %d times", bad.Key, n)
+	}
+}
+
+func TestSplitRoute(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	hour := time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+	var refs []index.ObjectRef
+	for i := range 1000 {
+		refs = append(refs, index.ObjectRef{Key: fmt.Sprintf("raw/2026/11/20/03/obj-%04d.parquet", i), ETag: `"e"`, Size: rng.Int64N(1 << 20), Hour: hour})
+	}
+	parts := splitRoute(refs, 8)
+	shuffled := slices.Clone(refs)
+	rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	if diff := cmp.Diff(parts, splitRoute(shuffled, 8)); diff != "" {
+		t.Errorf("the order of the refs changes the parts:\n%s", diff)
+	}
+	seen := map[string]int{}
+	var lo, hi int64 = 1 << 62, 0
+	for _, p := range parts {
+		if len(p) > MaxRouteRefs {
+			t.Errorf("a part of %d objects", len(p))
+		}
+		var b int64
+		for _, r := range p {
+			seen[r.Key]++
+			b += r.Size
+		}
+		lo, hi = min(lo, b), max(hi, b)
+	}
+	if len(parts) != 8 || len(seen) != len(refs) {
+		t.Errorf("%d parts holding %d objects; want 8 holding %d", len(parts), len(seen), len(refs))
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s in %d parts", k, n)
+		}
+	}
+	if hi-lo > 1<<20 {
+		t.Errorf("parts of %d to %d bytes: not balanced", lo, hi)
+	}
+
+	// Fewer objects than workers: one part each. Long keys: more parts,
+	// each event well under Lambda's 256 KB.
+	if parts := splitRoute(refs[:3], 8); len(parts) != 3 {
+		t.Errorf("3 objects in %d parts", len(parts))
+	}
+	long := slices.Clone(refs)
+	for i := range long {
+		long[i].Key = "raw/2026/11/20/03/" + strings.Repeat("x", 990) + fmt.Sprintf("%04d", i)
+	}
+	parts = splitRoute(long, 2)
+	if len(parts) < 8 {
+		t.Errorf("1000 keys of 1 KB in %d parts", len(parts))
+	}
+	n := 0
+	for i, p := range parts {
+		ev := WorkerEvent{Role: RoleWorker, Run: strings.Repeat("R", 64), Part: i + 1}
+		for _, r := range p {
+			ev.Route = append(ev.Route, routeRefOf(r))
+		}
+		b, _ := json.Marshal(ev)
+		if len(b) > 128<<10 {
+			t.Errorf("part %d: a %d-byte event", i+1, len(b))
+		}
+		if _, err := ParseEvent(b, time.UTC, time.Hour); err != nil {
+			t.Errorf("part %d: %v", i+1, err)
+		}
+		n += len(p)
+	}
+	if n != len(long) {
+		t.Errorf("%d objects in the parts, want %d", n, len(long))
+	}
+}
