@@ -296,3 +296,23 @@ func keptRows(e *frame.Events, drop []bool) []string {
 	slices.Sort(out)
 	return out
 }
+
+func TestSortUniform(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, n := range []int{0, 1, 2, 25, 1000, 5000, 100_000} {
+		for _, skew := range []uint{0, 8, 40} { // uniform keys, or uniform after the top skew bits (all 0)
+			keys := make([]uint64, n)
+			for i := range keys {
+				keys[i] = rng.Uint64() >> skew
+				if rng.IntN(10) == 0 && i > 0 {
+					keys[i] = keys[rng.IntN(i)] // equal keys
+				}
+			}
+			want := slices.Sorted(slices.Values(keys))
+			sortUniform(keys)
+			if !slices.Equal(keys, want) {
+				t.Errorf("%d keys, skew %d: not sorted", n, skew)
+			}
+		}
+	}
+}
