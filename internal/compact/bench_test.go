@@ -143,7 +143,7 @@ func BenchmarkBuild(b *testing.B) {
 	parts := benchParts(b, n, rules)
 	var ms0, ms1 runtime.MemStats
 	var allocated uint64
-	peak, faults := int64(-1), int64(0)
+	peak, faults, cpu := int64(-1), int64(0), time.Duration(0)
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -154,12 +154,15 @@ func BenchmarkBuild(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&ms0)
 		b.StartTimer()
-		rss0, flt0 := resetPeakRSS(), minorFaults()
+		rss0 := resetPeakRSS()
+		flt0, cpu0 := procStat()
 		d := Build(ps, rules)
 		if rss0 > 0 {
 			peak = max(peak, peakRSS()-rss0)
 		}
-		faults += minorFaults() - flt0
+		flt1, cpu1 := procStat()
+		faults += flt1 - flt0
+		cpu += cpu1 - cpu0
 		b.StopTimer()
 		runtime.ReadMemStats(&ms1)
 		allocated += ms1.TotalAlloc - ms0.TotalAlloc
@@ -173,23 +176,28 @@ func BenchmarkBuild(b *testing.B) {
 	if peak >= 0 {
 		b.ReportMetric(float64(peak)/float64(n), "peakRSS-B/event")
 		b.ReportMetric(float64(faults)*4096/float64(b.N)/float64(n), "faulted-B/event")
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/float64(n), "cpu-ns/event")
 	}
 }
 
-// minorFaults is the process's count of minor page faults (Linux only).
-func minorFaults() int64 {
+// procStat returns the process's minor page faults and CPU time, user
+// and system (Linux only; 10 ms steps).
+func procStat() (faults int64, cpu time.Duration) {
 	b, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	// Field 10, counting from 1, after the command in parentheses.
+	// Fields 10 (minflt), 14 (utime) and 15 (stime), counting from 1, after
+	// the command in parentheses (field 2).
 	_, rest, _ := strings.Cut(string(b), ") ")
 	f := strings.Fields(rest)
-	if len(f) < 8 {
-		return 0
+	if len(f) < 13 {
+		return 0, 0
 	}
-	n, _ := strconv.ParseInt(f[7], 10, 64)
-	return n
+	faults, _ = strconv.ParseInt(f[7], 10, 64)
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return faults, time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100
 }
 
 // resetPeakRSS resets the process's peak resident set size (Linux only)
@@ -231,10 +239,13 @@ func BenchmarkRoute(b *testing.B) {
 	rows := 0
 	b.ReportAllocs()
 	b.ResetTimer()
+	_, cpu0 := procStat()
 	for i := range b.N {
 		obj := &objs[i%len(objs)]
 		rules.Route(obj.rows, obj.arrival, func(day.Day) bool { return true })
 		rows += len(obj.rows)
 	}
+	_, cpu1 := procStat()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/event")
+	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(rows), "cpu-ns/event")
 }

@@ -53,24 +53,30 @@ type Day struct {
 // session's first event_time formatted 2006-01-02T15:04:05.000Z (UTC). The
 // events are of one day, so sessions are split at midnight by construction.
 //
+// Build works on two goroutines at times. When it merges several parts of
+// a large day it then runs a garbage collection, so that the parts' memory
+// is reused for the rest of the build instead of adding to the peak.
+//
 // Build panics if the day's event ids or properties overflow frame's
 // 32-bit offsets, or it has 2^31 events or more.
 func Build(parts []*Part, rules Rules) Day {
 	var out Day
 	n, nq, nid, nprop := 0, 0, 0, 0
-	base := -1 // the part with the most events: the others are appended to it
+	only := -1 // the part with events, if only one has
 	for i, p := range parts {
 		nq += len(p.Quarantine)
 		out.Stats.RepairedUTF8 += p.RepairedUTF8
-		if p.Events == nil {
+		if p.Events == nil || p.Events.Len() == 0 {
 			continue
+		}
+		if n == 0 {
+			only = i
+		} else {
+			only = -1
 		}
 		n += p.Events.Len()
 		nid += len(p.Events.IDBytes)
 		nprop += len(p.Events.PropKey)
-		if base < 0 || p.Events.Len() > parts[base].Events.Len() {
-			base = i
-		}
 	}
 	if nid > math.MaxUint32 || nprop > math.MaxUint32 || n > math.MaxInt32 {
 		panic(fmt.Sprintf("compact: a day of %d events, %d bytes of event ids and %d properties is too large", n, nid, nprop))
@@ -86,18 +92,24 @@ func Build(parts []*Part, rules Rules) Day {
 	}
 	slices.SortStableFunc(out.Quarantine, compareQuarantine) // ties keep their order in the object
 
-	// Merge the parts into the largest one: its dictionary and columns are
-	// kept, the columns grown once to the day's size; each other part is
-	// copied once, its strings remapped, then dropped.
+	// Merge the parts' events: into a dictionary sized for the day's
+	// strings (growing one is slow) and columns grown once to the day's
+	// size, each part copied once, its strings remapped, then dropped.
 	var e *frame.Events
-	if base < 0 {
+	switch {
+	case n == 0:
 		e = frame.New(nil, 0)
-	} else {
-		e = parts[base].Events
-		parts[base].Events = nil
-		if n > e.Len() {
-			e.Grow(n-e.Len(), nid-len(e.IDBytes), nprop-len(e.PropKey))
+	case only >= 0:
+		e = parts[only].Events // nothing to merge
+	default:
+		dicts := make([]*frame.Dict, 0, len(parts))
+		for _, p := range parts {
+			if p.Events != nil {
+				dicts = append(dicts, p.Events.Dict)
+			}
 		}
+		e = frame.New(frame.NewDict(distinctStrings(dicts)*21/20), 0)
+		e.Grow(n, nid, nprop)
 		for _, p := range parts {
 			if p.Events == nil {
 				continue
@@ -107,15 +119,16 @@ func Build(parts []*Part, rules Rules) Day {
 			}
 			p.Events = nil
 		}
+		if n >= 1<<16 {
+			// The parts' columns are garbage now. Collect them, so that
+			// the rest of the build (as much again, for Permute) reuses
+			// their memory rather than growing the heap: fresh pages are
+			// slow.
+			runtime.GC()
+		}
 	}
 	for _, p := range parts {
-		p.Quarantine = nil
-	}
-	if len(parts) > 1 && n >= 1<<16 {
-		// The parts' columns are garbage now. Collect them, so that the
-		// rest of the build (as much again, for Permute) reuses their
-		// memory rather than growing the heap: fresh pages are slow.
-		runtime.GC()
+		p.Events, p.Quarantine = nil, nil
 	}
 	if len(e.Str[frame.SessionKey]) != n {
 		e.Str[frame.SessionKey] = make([]uint32, n)
@@ -146,7 +159,6 @@ func Build(parts []*Part, rules Rules) Day {
 	}
 
 	byUser := sortByUser(e, drop, kept, users)
-	drop = nil
 	perm := byName(e, byUser, names)
 
 	// Session keys are interned while the columns are permuted (Permute
@@ -168,6 +180,35 @@ func Build(parts []*Part, rules Rules) Day {
 }
 
 var seed = maphash.MakeSeed()
+
+// distinctStrings estimates how many distinct strings dicts hold together
+// (a HyperLogLog of 2^14 registers: about 1% off).
+func distinctStrings(dicts []*frame.Dict) int {
+	const p = 14
+	reg := make([]uint8, 1<<p)
+	for _, d := range dicts {
+		for _, s := range d.Strings() {
+			h := maphash.String(seed, s)
+			r := uint8(bits.LeadingZeros64(h<<p|1<<(p-1))) + 1
+			if j := h >> (64 - p); r > reg[j] {
+				reg[j] = r
+			}
+		}
+	}
+	m := float64(len(reg))
+	sum, zeros := 0.0, 0
+	for _, r := range reg {
+		sum += math.Ldexp(1, -int(r))
+		if r == 0 {
+			zeros++
+		}
+	}
+	est := 0.7213 / (1 + 1.079/m) * m * m / sum
+	if est <= 2.5*m && zeros > 0 {
+		est = m * math.Log(m/float64(zeros)) // few strings: linear counting
+	}
+	return int(est)
+}
 
 // dedupe marks in drop every event but one per event_id: the earliest
 // received_at, and among copies received at the same instant the smallest

@@ -316,3 +316,23 @@ func TestSortUniform(t *testing.T) {
 		}
 	}
 }
+
+func TestDistinctStrings(t *testing.T) {
+	for _, n := range []int{0, 10, 1000, 40_000, 100_000} {
+		// Three dictionaries holding n distinct strings between them, each
+		// string in one to three of them.
+		dicts := []*frame.Dict{frame.NewDict(0), frame.NewDict(0), frame.NewDict(0)}
+		for i := range n {
+			s := fmt.Sprintf("s%d", i)
+			for j := range 1 + i%3 {
+				dicts[(i+j)%3].ID(s)
+			}
+		}
+		got := distinctStrings(dicts)
+		want := n + 1 // "" too
+		t.Logf("%d distinct strings: estimated %d", want, got)
+		if d := float64(got-want) / float64(want); d < -0.05 || d > 0.05 {
+			t.Errorf("%d distinct strings: estimated %d", want, got)
+		}
+	}
+}
