@@ -165,7 +165,9 @@ func TestGluePagination(t *testing.T) {
 	e.srv.ResetCalls()
 	ps, err = e.cat.Partitions(ctx, "events")
 	must(t, err)
-	if len(ps) != 2500 || e.srv.Count("GetPartitions") != 358 {
+	// 358 pages of 7; a loaded machine (make test on 2 cores) can make the
+	// SDK retry a call whose response it lost, which the server counts too.
+	if n := e.srv.Count("GetPartitions"); len(ps) != 2500 || n < 358 || n > 358+8 {
 		t.Errorf("short pages: %d partitions in %d calls", len(ps), e.srv.Count("GetPartitions"))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -52,24 +53,30 @@ type Day struct {
 // session's first event_time formatted 2006-01-02T15:04:05.000Z (UTC). The
 // events are of one day, so sessions are split at midnight by construction.
 //
+// Build works on two goroutines at times. When it merges several parts of
+// a large day it then runs a garbage collection, so that the parts' memory
+// is reused for the rest of the build instead of adding to the peak.
+//
 // Build panics if the day's event ids or properties overflow frame's
 // 32-bit offsets, or it has 2^31 events or more.
 func Build(parts []*Part, rules Rules) Day {
 	var out Day
 	n, nq, nid, nprop := 0, 0, 0, 0
-	base := -1 // the part with the most events: the others are appended to it
+	only := -1 // the part with events, if only one has
 	for i, p := range parts {
 		nq += len(p.Quarantine)
 		out.Stats.RepairedUTF8 += p.RepairedUTF8
-		if p.Events == nil {
+		if p.Events == nil || p.Events.Len() == 0 {
 			continue
+		}
+		if n == 0 {
+			only = i
+		} else {
+			only = -1
 		}
 		n += p.Events.Len()
 		nid += len(p.Events.IDBytes)
 		nprop += len(p.Events.PropKey)
-		if base < 0 || p.Events.Len() > parts[base].Events.Len() {
-			base = i
-		}
 	}
 	if nid > math.MaxUint32 || nprop > math.MaxUint32 || n > math.MaxInt32 {
 		panic(fmt.Sprintf("compact: a day of %d events, %d bytes of event ids and %d properties is too large", n, nid, nprop))
@@ -85,18 +92,24 @@ func Build(parts []*Part, rules Rules) Day {
 	}
 	slices.SortStableFunc(out.Quarantine, compareQuarantine) // ties keep their order in the object
 
-	// Merge the parts into the largest one: its dictionary and columns are
-	// kept, the columns grown once to the day's size; each other part is
-	// copied once, its strings remapped, then dropped.
+	// Merge the parts' events: into a dictionary sized for the day's
+	// strings (growing one is slow) and columns grown once to the day's
+	// size, each part copied once, its strings remapped, then dropped.
 	var e *frame.Events
-	if base < 0 {
+	switch {
+	case n == 0:
 		e = frame.New(nil, 0)
-	} else {
-		e = parts[base].Events
-		parts[base].Events = nil
-		if n > e.Len() {
-			e.Grow(n-e.Len(), nid-len(e.IDBytes), nprop-len(e.PropKey))
+	case only >= 0:
+		e = parts[only].Events // nothing to merge
+	default:
+		dicts := make([]*frame.Dict, 0, len(parts))
+		for _, p := range parts {
+			if p.Events != nil {
+				dicts = append(dicts, p.Events.Dict)
+			}
 		}
+		e = frame.New(frame.NewDict(distinctStrings(dicts)*21/20), 0)
+		e.Grow(n, nid, nprop)
 		for _, p := range parts {
 			if p.Events == nil {
 				continue
@@ -106,9 +119,16 @@ func Build(parts []*Part, rules Rules) Day {
 			}
 			p.Events = nil
 		}
+		if n >= 1<<16 {
+			// The parts' columns are garbage now. Collect them, so that
+			// the rest of the build (as much again, for Permute) reuses
+			// their memory rather than growing the heap: fresh pages are
+			// slow.
+			runtime.GC()
+		}
 	}
 	for _, p := range parts {
-		p.Quarantine = nil
+		p.Events, p.Quarantine = nil, nil
 	}
 	if len(e.Str[frame.SessionKey]) != n {
 		e.Str[frame.SessionKey] = make([]uint32, n)
@@ -139,20 +159,55 @@ func Build(parts []*Part, rules Rules) Day {
 	}
 
 	byUser := sortByUser(e, drop, kept, users)
-	assignSessions(e, byUser, products, rules.SessionGap.Milliseconds())
 	perm := byName(e, byUser, names)
-	byUser = nil
+
+	// Session keys are interned while the columns are permuted (Permute
+	// does not touch the dictionary): assignSessions writes the keys by
+	// old index into the old SessionKey column; Permute gathers a stand-in
+	// column, then overwritten with the keys in the new order.
+	s := sessionColumns{dict: e.Dict, sid: e.Str[frame.SessionID], product: e.Str[frame.Product],
+		user: e.Str[frame.UserKey], key: e.Str[frame.SessionKey]}
+	e.Str[frame.SessionKey] = e.Str[frame.SessionID]
+	wg.Go(func() { assignSessions(s, byUser, products, rules.SessionGap.Milliseconds()) })
 	e.Permute(perm)
+	wg.Wait()
+	sk := e.Str[frame.SessionKey]
+	for k, i := range perm {
+		sk[k] = s.key[i]
+	}
 	out.Events = e
 	return out
 }
 
 var seed = maphash.MakeSeed()
 
-// hashIdx is an event's index with the hash of its event_id.
-type hashIdx struct {
-	h   uint64
-	idx int32
+// distinctStrings estimates how many distinct strings dicts hold together
+// (a HyperLogLog of 2^14 registers: about 1% off).
+func distinctStrings(dicts []*frame.Dict) int {
+	const p = 14
+	reg := make([]uint8, 1<<p)
+	for _, d := range dicts {
+		for _, s := range d.Strings() {
+			h := maphash.String(seed, s)
+			r := uint8(bits.LeadingZeros64(h<<p|1<<(p-1))) + 1
+			if j := h >> (64 - p); r > reg[j] {
+				reg[j] = r
+			}
+		}
+	}
+	m := float64(len(reg))
+	sum, zeros := 0.0, 0
+	for _, r := range reg {
+		sum += math.Ldexp(1, -int(r))
+		if r == 0 {
+			zeros++
+		}
+	}
+	est := 0.7213 / (1 + 1.079/m) * m * m / sum
+	if est <= 2.5*m && zeros > 0 {
+		est = m * math.Log(m/float64(zeros)) // few strings: linear counting
+	}
+	return int(est)
 }
 
 // dedupe marks in drop every event but one per event_id: the earliest
@@ -160,41 +215,50 @@ type hashIdx struct {
 // by compareCopies, so the choice never depends on input order. dups is the
 // number of events dropped.
 func dedupe(e *frame.Events) (drop []bool, dups int) {
-	n := e.Len()
+	keys := make([]uint64, e.Len())
+	for i := range keys {
+		keys[i] = maphash.Bytes(seed, e.IDBytes[e.IDOff[i]:e.IDOff[i+1]])
+	}
+	return dedupeHashed(e, keys)
+}
+
+// dedupeHashed is dedupe given the hashes of the events' ids in keys (equal
+// ids must have equal hashes; equal hashes need not be of equal ids). It
+// overwrites keys.
+//
+// Each key becomes the hash with its low bits replaced by the event's
+// index; the keys are sorted, and events whose keys agree above the index
+// bits are compared in full. At least 33 bits of hash are left, so few
+// such groups are not copies of one event.
+func dedupeHashed(e *frame.Events, keys []uint64) (drop []bool, dups int) {
+	n := len(keys)
 	drop = make([]bool, n)
 	if n < 2 {
 		return drop, 0
 	}
-	hashes := make([]uint64, n)
-	for i := range hashes {
-		hashes[i] = maphash.Bytes(seed, e.IDBytes[e.IDOff[i]:e.IDOff[i+1]])
+	idxBits := uint(bits.Len(uint(n - 1)))
+	mask := uint64(1)<<idxBits - 1
+	for i, h := range keys {
+		keys[i] = h&^mask | uint64(i)
 	}
-	return dedupeHashed(e, hashes)
-}
-
-// dedupeHashed is dedupe given the hashes of the events' ids (equal ids
-// must have equal hashes; equal hashes need not be of equal ids).
-func dedupeHashed(e *frame.Events, hashes []uint64) (drop []bool, dups int) {
-	n := e.Len()
-	drop = make([]bool, n)
-	keys := sortHashes(hashes)
-	var byCopy func(a, b hashIdx) int // made once, used for the rare groups
+	sortUniform(keys)
+	var byCopy func(a, b uint64) int // made once, used for the rare groups
 	for i := 0; i < n; {
 		j := i + 1
-		for j < n && keys[j].h == keys[i].h {
+		for j < n && keys[j]>>idxBits == keys[i]>>idxBits {
 			j++
 		}
 		if j-i > 1 {
 			// One hash, possibly several ids: keep the best copy of each id.
 			if byCopy == nil {
 				strs := e.Dict.Strings()
-				byCopy = func(a, b hashIdx) int { return compareCopies(e, strs, a.idx, b.idx) }
+				byCopy = func(a, b uint64) int { return compareCopies(e, strs, int32(a&mask), int32(b&mask)) }
 			}
 			group := keys[i:j]
 			slices.SortFunc(group, byCopy)
 			for k := 1; k < len(group); k++ {
-				if bytes.Equal(e.ID(int(group[k].idx)), e.ID(int(group[k-1].idx))) {
-					drop[group[k].idx] = true
+				if bytes.Equal(e.ID(int(group[k]&mask)), e.ID(int(group[k-1]&mask))) {
+					drop[group[k]&mask] = true
 					dups++
 				}
 			}
@@ -204,47 +268,52 @@ func dedupeHashed(e *frame.Events, hashes []uint64) (drop []bool, dups int) {
 	return drop, dups
 }
 
-// sortHashes returns the events' indices sorted by hashes[i]. The hashes
-// are uniform, so one counting pass on their top bits splits them into
-// buckets of a few events each, then sorted by insertion.
-func sortHashes(hashes []uint64) []hashIdx {
-	n := len(hashes)
-	keys := make([]hashIdx, n)
-	if n < 256 {
-		for i, h := range hashes {
-			keys[i] = hashIdx{h, int32(i)}
-		}
-		slices.SortFunc(keys, func(a, b hashIdx) int { return cmp.Compare(a.h, b.h) })
-		return keys
-	}
-	b := bits.Len(uint(n)) - 3 // about 4 to 8 events per bucket
-	shift := 64 - b
-	start := make([]int32, 1<<b+1)
-	for _, h := range hashes {
-		start[h>>shift+1]++
-	}
-	for i := 1; i < len(start); i++ {
-		start[i] += start[i-1]
-	}
-	next := slices.Clone(start[:len(start)-1])
-	for i, h := range hashes {
-		k := h >> shift
-		keys[next[k]] = hashIdx{h, int32(i)}
-		next[k]++
-	}
-	for k := 0; k < len(start)-1; k++ {
-		bucket := keys[start[k]:start[k+1]]
-		if len(bucket) > 64 {
-			slices.SortFunc(bucket, func(a, b hashIdx) int { return cmp.Compare(a.h, b.h) })
-			continue
-		}
-		for i := 1; i < len(bucket); i++ {
-			for j := i; j > 0 && bucket[j].h < bucket[j-1].h; j-- {
-				bucket[j], bucket[j-1] = bucket[j-1], bucket[j]
+// sortUniform sorts keys that are uniform in their top bits: an in-place
+// MSD radix sort (American flag sort) of up to 10 bits a pass, so that a
+// pass's buckets stay in cache, down to buckets of a few keys, which are
+// sorted by insertion.
+func sortUniform(keys []uint64) { radixSort(keys, 64) }
+
+// radixSort sorts keys that agree on their bits from shift up.
+func radixSort(keys []uint64, shift uint) {
+	n := len(keys)
+	if n <= 24 || shift == 0 {
+		for i := 1; i < n; i++ {
+			for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+				keys[j], keys[j-1] = keys[j-1], keys[j]
 			}
 		}
+		return
 	}
-	return keys
+	b := min(uint(bits.Len(uint(n)))-3, 10, shift) // about 8 keys a bucket, at most 1024 buckets
+	shift -= b
+	mask := uint64(1)<<b - 1
+	var start, next [1<<10 + 1]int32 // bucket d is keys[start[d]:start[d+1]]
+	for _, k := range keys {
+		start[k>>shift&mask+1]++
+	}
+	nb := int(mask) + 1
+	for d := 1; d <= nb; d++ {
+		start[d] += start[d-1]
+	}
+	copy(next[:nb], start[:nb])
+	for d := range nb {
+		for i := next[d]; i < start[d+1]; i = next[d] {
+			// Carry keys[i] to its bucket, and the key there to its own,
+			// until one belongs at i.
+			k := keys[i]
+			for e := k >> shift & mask; e != uint64(d); e = k >> shift & mask {
+				j := next[e]
+				next[e]++
+				k, keys[j] = keys[j], k
+			}
+			keys[i] = k
+			next[d]++
+		}
+	}
+	for d := range nb {
+		radixSort(keys[start[d]:start[d+1]], shift)
+	}
 }
 
 // copyColumns are the string columns compareCopies compares, in order.
@@ -398,32 +467,38 @@ func byName(e *frame.Events, byUser []timeIdx, names ranks) []int32 {
 // sessionTimeLayout formats an inferred session's start.
 const sessionTimeLayout = "2006-01-02T15:04:05.000Z"
 
-// assignSessions sets e's SessionKey of the events of byUser (sorted by
+// sessionColumns are what assignSessions reads and writes: e's dictionary,
+// session_id, product and user_key columns, and the column it sets.
+type sessionColumns struct {
+	dict                    *frame.Dict
+	sid, product, user, key []uint32
+}
+
+// assignSessions sets s.key[i] for the events i of byUser (sorted by
 // user_key, event_time, event_id): "s:" + session_id when the client sent
 // one (one string per session_id); otherwise the events of one (product,
 // user_key) without a session_id, in time order, form sessions that end
 // after gap milliseconds without an event (a gap of exactly gap continues
 // the session), keyed "i:<product>|<user_key>|<start>". Events of one
 // (product, user_key) at one instant get the same key whatever their order,
-// so ties need no event_id order here.
-func assignSessions(e *frame.Events, byUser []timeIdx, products ranks, gap int64) {
-	dict := e.Dict
-	strs := dict.Strings() // the strings of the ids in e so far; enough to read them
-	sid, prod, user, sk := e.Str[frame.SessionID], e.Str[frame.Product], e.Str[frame.UserKey], e.Str[frame.SessionKey]
+// so ties need no event_id order here. It only adds to s.dict.
+func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int64) {
+	dict := s.dict
+	strs := dict.Strings()                // the strings of the ids in the columns; enough to read them
 	explicit := make([]uint32, len(strs)) // session_id id → id of "s:" + session_id (0: not yet)
 	next := make([]int32, products.n+1)
 	m := 0
 	for _, x := range byUser {
 		i := x.idx
-		if s := sid[i]; s != 0 {
-			k := explicit[s]
+		if sid := s.sid[i]; sid != 0 {
+			k := explicit[sid]
 			if k == 0 {
-				k = dict.ID("s:" + strs[s])
-				explicit[s] = k
+				k = dict.ID("s:" + strs[sid])
+				explicit[sid] = k
 			}
-			sk[i] = k
+			s.key[i] = k
 		} else {
-			next[products.rank[prod[i]]+1]++
+			next[products.rank[s.product[i]]+1]++
 			m++
 		}
 	}
@@ -436,8 +511,8 @@ func assignSessions(e *frame.Events, byUser []timeIdx, products ranks, gap int64
 	}
 	inferred := make([]timeIdx, m)
 	for _, x := range byUser {
-		if sid[x.idx] == 0 {
-			r := products.rank[prod[x.idx]]
+		if s.sid[x.idx] == 0 {
+			r := products.rank[s.product[x.idx]]
 			inferred[next[r]] = x
 			next[r]++
 		}
@@ -446,15 +521,15 @@ func assignSessions(e *frame.Events, byUser []timeIdx, products ranks, gap int64
 	var key uint32
 	for k, x := range inferred {
 		i := x.idx
-		if k == 0 || prod[i] != prod[inferred[k-1].idx] || user[i] != user[inferred[k-1].idx] || x.t-inferred[k-1].t > gap {
+		if k == 0 || s.product[i] != s.product[inferred[k-1].idx] || s.user[i] != s.user[inferred[k-1].idx] || x.t-inferred[k-1].t > gap {
 			buf = append(buf[:0], "i:"...)
-			buf = append(buf, strs[prod[i]]...)
+			buf = append(buf, strs[s.product[i]]...)
 			buf = append(buf, '|')
-			buf = append(buf, strs[user[i]]...)
+			buf = append(buf, strs[s.user[i]]...)
 			buf = append(buf, '|')
 			buf = time.UnixMilli(x.t).UTC().AppendFormat(buf, sessionTimeLayout)
 			key = dict.ID(string(buf))
 		}
-		sk[i] = key
+		s.key[i] = key
 	}
 }

@@ -132,8 +132,8 @@ type Part struct {
 // ms). A row is invalid if Validate gives a reason or its received_at is
 // implausible (ReasonImplausibleReceivedAt); invalid rows go to the Part's
 // Quarantine, valid ones to its Events, both in the order of rows. Each Part
-// gets its own frame.Dict, sized from its rows. rows are not modified and
-// not retained (the Parts share only their immutable strings).
+// gets its own frame.Dict, sized from its rows. rows are not modified; the
+// Parts share their strings, and Quarantine their Properties maps.
 //
 // Route panics if one day's event ids in rows total 4 GiB or more (frame
 // offsets are 32-bit).
@@ -149,6 +149,9 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 		rows, ids, props int
 		p                *Part
 		anon             []uint32 // device_id id → id of "anon:" + device_id (0: not yet)
+		// Caches for the columns of few values: event_name, product,
+		// platform, app_version, country, property keys and values.
+		name, product, platform, version, country, key, val internCache
 	}
 	rs := make([]routed, len(rows))
 	var days []dayPart // an object spans a day or two
@@ -226,14 +229,14 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 		e.ReceivedAt = append(e.ReceivedAt, row.ReceivedAt)
 		e.Skewed = append(e.Skewed, rs[i].skewed)
 		user, device := intern(dict, row.UserID), intern(dict, row.DeviceID)
-		e.Str[frame.EventName] = append(e.Str[frame.EventName], intern(dict, row.EventName))
+		e.Str[frame.EventName] = append(e.Str[frame.EventName], dp.name.id(dict, row.EventName))
 		e.Str[frame.UserID] = append(e.Str[frame.UserID], user)
 		e.Str[frame.DeviceID] = append(e.Str[frame.DeviceID], device)
 		e.Str[frame.SessionID] = append(e.Str[frame.SessionID], intern(dict, row.SessionID))
-		e.Str[frame.Product] = append(e.Str[frame.Product], intern(dict, row.Product))
-		e.Str[frame.Platform] = append(e.Str[frame.Platform], intern(dict, row.Platform))
-		e.Str[frame.AppVersion] = append(e.Str[frame.AppVersion], intern(dict, row.AppVersion))
-		e.Str[frame.Country] = append(e.Str[frame.Country], intern(dict, row.Country))
+		e.Str[frame.Product] = append(e.Str[frame.Product], dp.product.id(dict, row.Product))
+		e.Str[frame.Platform] = append(e.Str[frame.Platform], dp.platform.id(dict, row.Platform))
+		e.Str[frame.AppVersion] = append(e.Str[frame.AppVersion], dp.version.id(dict, row.AppVersion))
+		e.Str[frame.Country] = append(e.Str[frame.Country], dp.country.id(dict, row.Country))
 		userKey := user
 		if user == 0 {
 			// Anonymous: "anon:" + device_id, one string per device.
@@ -254,8 +257,8 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 			}
 			sortProps(props)
 			for _, kv := range props {
-				e.PropKey = append(e.PropKey, intern(dict, kv.k))
-				e.PropVal = append(e.PropVal, intern(dict, kv.v))
+				e.PropKey = append(e.PropKey, dp.key.id(dict, kv.k))
+				e.PropVal = append(e.PropVal, dp.val.id(dict, kv.v))
 			}
 		}
 		e.PropOff = append(e.PropOff, uint32(len(e.PropKey)))
@@ -269,6 +272,30 @@ func intern(d *frame.Dict, s string) uint32 {
 		return 0
 	}
 	return d.ID(s)
+}
+
+// internCache is a small direct-mapped cache in front of a Dict, for a
+// column of few distinct values: a hit costs a string comparison (of one
+// pointer, mostly: the raw reader shares equal strings) rather than a map
+// lookup.
+type internCache struct {
+	strs [64]string
+	ids  [64]uint32
+}
+
+// id returns s's id in d (0 for "").
+func (c *internCache) id(d *frame.Dict, s string) uint32 {
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	h := (uint(n) + uint(s[0])*3 + uint(s[n/2])*11 + uint(s[n-1])*37) & 63
+	if c.strs[h] == s {
+		return c.ids[h]
+	}
+	id := d.ID(s)
+	c.strs[h], c.ids[h] = s, id
+	return id
 }
 
 type prop struct{ k, v string }

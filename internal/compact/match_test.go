@@ -296,3 +296,43 @@ func keptRows(e *frame.Events, drop []bool) []string {
 	slices.Sort(out)
 	return out
 }
+
+func TestSortUniform(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, n := range []int{0, 1, 2, 25, 1000, 5000, 100_000} {
+		for _, skew := range []uint{0, 8, 40} { // uniform keys, or uniform after the top skew bits (all 0)
+			keys := make([]uint64, n)
+			for i := range keys {
+				keys[i] = rng.Uint64() >> skew
+				if rng.IntN(10) == 0 && i > 0 {
+					keys[i] = keys[rng.IntN(i)] // equal keys
+				}
+			}
+			want := slices.Sorted(slices.Values(keys))
+			sortUniform(keys)
+			if !slices.Equal(keys, want) {
+				t.Errorf("%d keys, skew %d: not sorted", n, skew)
+			}
+		}
+	}
+}
+
+func TestDistinctStrings(t *testing.T) {
+	for _, n := range []int{0, 10, 1000, 40_000, 100_000} {
+		// Three dictionaries holding n distinct strings between them, each
+		// string in one to three of them.
+		dicts := []*frame.Dict{frame.NewDict(0), frame.NewDict(0), frame.NewDict(0)}
+		for i := range n {
+			s := fmt.Sprintf("s%d", i)
+			for j := range 1 + i%3 {
+				dicts[(i+j)%3].ID(s)
+			}
+		}
+		got := distinctStrings(dicts)
+		want := n + 1 // "" too
+		t.Logf("%d distinct strings: estimated %d", want, got)
+		if d := float64(got-want) / float64(want); d < -0.05 || d > 0.05 {
+			t.Errorf("%d distinct strings: estimated %d", want, got)
+		}
+	}
+}

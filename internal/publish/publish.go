@@ -31,7 +31,6 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/pqrows"
 	"github.com/littlewarehouse/warehouse/internal/store"
-	"github.com/littlewarehouse/warehouse/rollups"
 )
 
 // ManifestName is the manifest's file name inside a run folder.
@@ -112,20 +111,13 @@ type WriterOptions struct {
 // group when parquet-go's estimate of the buffered group reaches
 // RowGroupSize and a new file once a file reaches TargetFileSize. No rows
 // means no files. Files are visible under their keys
-// only once complete, but belong to no partition until Commit.
+// only once complete, but belong to no partition until Commit. The events
+// table, held as a frame, is written by WriteEvents.
 func Write[T any](ctx context.Context, st store.Store, prefix string, rows []T, opt WriterOptions) ([]File, error) {
-	if ev, ok := any(rows).([]rollups.Event); ok {
-		return write(ctx, st, prefix, ev, toEventRows, opt)
-	}
-	return write(ctx, st, prefix, rows, func(_ []T, src []T) []T { return src }, opt)
-}
-
-// write writes rows converted by conv (which may reuse dst) to type W.
-func write[T, W any](ctx context.Context, st store.Store, prefix string, rows []T, conv func(dst []W, src []T) []W, opt WriterOptions) ([]File, error) {
 	var files []File
 	for start := 0; start < len(rows); {
 		key := fmt.Sprintf("%spart-%05d.zstd.parquet", prefix, len(files))
-		f, n, err := writeFile(ctx, st, key, rows[start:], conv, opt)
+		f, n, err := writeFile(ctx, st, key, rows[start:], opt)
 		if err != nil {
 			return nil, err
 		}
@@ -146,34 +138,39 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// writerConfig is the configuration of every Parquet file written: zstd
+// (fastest), opt's CreatedBy, 1 MiB pages, and row groups cut by the
+// caller.
+func writerConfig(opt WriterOptions) []parquet.WriterOption {
+	return []parquet.WriterOption{
+		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
+		parquet.CreatedBy(opt.CreatedBy, "", ""),
+		parquet.PageBufferSize(1 << 20),
+		parquet.MaxRowsPerRowGroup(1 << 40),
+	}
+}
+
 // writeFile writes a prefix of rows to one file and says how many it took.
-func writeFile[T, W any](ctx context.Context, st store.Store, key string, rows []T, conv func(dst []W, src []T) []W, opt WriterOptions) (File, int, error) {
+func writeFile[T any](ctx context.Context, st store.Store, key string, rows []T, opt WriterOptions) (File, int, error) {
 	w, err := st.NewWriter(ctx, key)
 	if err != nil {
 		return File{}, 0, err
 	}
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(w, h)}
-	pw := parquet.NewGenericWriter[W](cw,
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
-		parquet.CreatedBy(opt.CreatedBy, "", ""),
-		parquet.PageBufferSize(1<<20),
-		parquet.MaxRowsPerRowGroup(1<<40),
-	)
+	pw := parquet.NewGenericWriter[T](cw, writerConfig(opt)...)
 	fail := func(err error) (File, int, error) {
 		w.Abort()
 		return File{}, 0, fmt.Errorf("write %s: %w", key, err)
 	}
 	n, flushed := 0, int64(0)
 	const batch = 1024
-	var buf []W
 	for n < len(rows) {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
 		end := min(n+batch, len(rows))
-		buf = conv(buf[:0], rows[n:end])
-		if err := pqrows.Write(pw, buf); err != nil {
+		if err := pqrows.Write(pw, rows[n:end]); err != nil {
 			return fail(err)
 		}
 		n = end

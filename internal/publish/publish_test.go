@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/frame"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
@@ -27,30 +27,36 @@ func openStore(t *testing.T) *store.Dir {
 	return st
 }
 
-// TestOptionalNullsSurvive writes rows whose optional fields alternate
+// TestOptionalNullsSurvive writes events whose optional columns alternate
 // between set and empty in patterns that made parquet-go's batched
 // GenericWriter.Write turn nulls into zero values, and checks every null
 // stays null.
 func TestOptionalNullsSurvive(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
-	var rows []rollups.Event
+	ev := frame.New(nil, 0)
 	// The runs of set and empty values of a real day's app_version column
 	// (starting with set) that parquet-go's batched Write got wrong.
 	runs := []int{6, 2, 19, 3, 13, 2, 7, 2, 2, 6, 5, 1, 4, 3, 8, 1, 9, 4, 3, 1, 14, 1, 8, 3, 1, 1, 1, 5, 101, 14, 8, 3, 13, 2, 31, 7, 22, 11, 6, 3, 7, 11, 22, 3, 22, 5, 12, 3, 2, 1, 5, 3, 4, 2, 5, 1, 9, 2, 1, 1, 15, 3, 5, 2, 6, 1, 6, 2, 25, 1, 5, 2, 5, 2, 8, 2, 12, 2, 2, 1, 6, 1, 3, 3, 2, 1, 2, 1, 1, 1, 5, 9, 18, 10, 5, 13, 11, 6, 12, 37, 10, 1, 9, 8, 4, 9, 21, 3, 4, 1, 7, 3, 1, 5, 6, 1, 16, 1, 1, 1, 11, 1, 7, 4, 5, 1, 316, 1, 5, 3, 22, 1, 12, 8, 7, 2, 2, 2, 23, 3, 14, 3, 2, 2, 4, 6, 10, 2, 5, 4, 10, 3, 7, 1, 18, 1, 4, 8, 3, 1, 2, 5, 14, 2, 11, 2, 1, 3, 3, 5, 25, 1, 24, 3, 9, 2, 73, 10, 11, 2, 8, 6, 45, 4, 26, 4, 6, 3, 9, 11, 6, 4, 16, 4, 16, 3, 13, 4, 14, 5, 6, 4, 4, 1, 5, 8, 9, 3, 46, 2, 9, 1, 12, 7, 11, 4, 3, 3, 20, 1}
 	set := true
+	want := 0 // nulls
 	for _, n := range runs {
 		for k := 0; k < n; k++ {
-			e := rollups.Event{EventID: "e", EventName: "n", UserKey: "u", SessionKey: "s", EventTime: int64(len(rows))}
+			r := frame.Row{EventID: "e", EventTime: int64(ev.Len())}
+			r.Str[frame.EventName], r.Str[frame.UserKey], r.Str[frame.SessionKey] = "n", "u", "s"
 			if set {
-				e.AppVersion = "1.0"
-				e.ClientEventTime = int64(len(rows) + 1)
+				r.Str[frame.AppVersion] = "1.0"
+				r.ClientTime = int64(ev.Len() + 1)
+			} else {
+				want++
 			}
-			rows = append(rows, e)
+			if err := ev.Append(&r); err != nil {
+				t.Fatal(err)
+			}
 		}
 		set = !set
 	}
-	files, err := Write(ctx, st, "t/", rows, WriterOptions{RowGroupSize: 1 << 30})
+	files, err := WriteEvents(ctx, st, "t/", ev, WriterOptions{RowGroupSize: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,12 +78,6 @@ func TestOptionalNullsSurvive(t *testing.T) {
 				break
 			}
 			nulls += int(p.NumNulls())
-		}
-		want := 0
-		for _, r := range rows {
-			if r.AppVersion == "" {
-				want++
-			}
 		}
 		if nulls != want {
 			t.Errorf("%s: %d nulls written, want %d", name, nulls, want)
@@ -196,14 +196,6 @@ func TestCurrentFollowsCommitOrder(t *testing.T) {
 	objs, _ := st.List(ctx, RunPrefix("x", d, "02Z"))
 	if len(objs) != 0 {
 		t.Fatalf("superseded run 02Z left %d objects", len(objs))
-	}
-}
-
-func TestEventRowSchema(t *testing.T) {
-	want := strings.Replace(parquet.SchemaOf(rollups.Event{}).String(), "message Event", "message x", 1)
-	got := strings.Replace(parquet.SchemaOf(eventRow{}).String(), "message eventRow", "message x", 1)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("eventRow's schema drifted from rollups.Event's (-Event +eventRow):\n%s", diff)
 	}
 }
 
