@@ -236,14 +236,16 @@ func readFile(t *testing.T, name string) []byte {
 	return b
 }
 
-// fakeS3 is gofakes3 on 127.0.0.1 that can hold back chosen requests.
+// fakeS3 is gofakes3 on 127.0.0.1 that can hold back chosen requests,
+// and watch them all.
 type fakeS3 struct {
-	url    string
-	client *s3.Client
-	mu     sync.Mutex
-	match  func(*http.Request) bool
-	hit    chan struct{}
-	held   chan struct{}
+	url     string
+	client  *s3.Client
+	mu      sync.Mutex
+	match   func(*http.Request) bool
+	hit     chan struct{}
+	held    chan struct{}
+	observe func(*http.Request) // called with f.mu held
 }
 
 func newS3(t *testing.T) *fakeS3 {
@@ -255,6 +257,9 @@ func newS3(t *testing.T) *fakeS3 {
 	faker := gofakes3.New(backend).Server()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
+		if f.observe != nil {
+			f.observe(r)
+		}
 		match, hit, held := f.match, f.hit, f.held
 		if match != nil && match(r) {
 			f.match = nil

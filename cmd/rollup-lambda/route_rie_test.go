@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/index"
+	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/lambda"
+	"github.com/littlewarehouse/warehouse/internal/rietest"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// TestRouteOnceUnderRIE runs a backfill through the coordinator function
+// under the emulator, with its workers on four worker emulators behind an
+// asynchronous Invoke API (lambdaFront): route workers, then day workers,
+// run in parallel in separate processes, as on Lambda. Every raw object is
+// read exactly once across the coordinator and all workers, and the
+// published tables equal a local job.Run's byte for byte.
+//
+// How reads are counted, at the S3 server: store.S3 reads an object in one
+// of two ways. Open sends one HEAD (its size and ETag), then the reader
+// (raw.Read routing it, or the index scanning its time columns) makes all
+// its ranged GETs of it through that one Reader; Get sends one GET without
+// a Range. So every read of a raw object, bad ones included (a zero-byte
+// object is opened, then rejected before any GET), is exactly one HEAD or
+// one unranged GET of its key, whichever process makes it; ranged GETs are
+// parts of a read and not counted. (Stat also sends a HEAD, but nothing
+// Stats a raw object; the SDK would repeat a HEAD only after a failed one,
+// and this server fails none.)
+func TestRouteOnceUnderRIE(t *testing.T) {
+	rietest.Skip(t)
+	t0 := time.Now()
+	ctx := context.Background()
+	var bootstrap, rie string
+	var buildErr, rieErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); bootstrap, buildErr = rietest.Build(t.TempDir(), ".") }()
+	go func() { defer wg.Done(); rie, rieErr = rietest.Install(t) }()
+
+	s3srv := newS3(t)
+	s3st := store.NewS3(s3srv.client, bucket, "wh")
+	local, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	gcfg := gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 2000, ObjectsPerHour: 2, Seed: 11})
+	for _, st := range []store.Store{s3st, local} {
+		if _, err := gen.Generate(ctx, st, gcfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	if rieErr != nil {
+		t.Fatal(rieErr)
+	}
+
+	base := []string{
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=SECRETTEST",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_S3=" + s3srv.url,
+		"LW_STORE=" + storeURL, "LW_GRACE_PERIOD=0", "LW_PARALLEL=4",
+	}
+	var workers []*rietest.Emulator
+	for i := range 4 {
+		workers = append(workers, rietest.Start(t, rie, bootstrap, fmt.Sprintf("worker-%d", i+1),
+			append(base, "LW_ROLE=worker", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")))
+	}
+	front := newLambdaFront(t, workers)
+	coord := startRIE(t, rie, bootstrap, "coordinator", append(base, "LW_ROLE=coordinator",
+		"LW_WORKER_FUNCTION=function", "AWS_ENDPOINT_URL_LAMBDA="+front.url, "AWS_LAMBDA_FUNCTION_TIMEOUT=120"))
+	t.Logf("bootstrap built, 5 emulators ready, data generated: %v", time.Since(t0).Round(time.Millisecond))
+
+	// Count the reads of raw objects from here on (see above).
+	reads := map[string]int{}
+	rawPath := "/" + bucket + "/wh/raw/"
+	s3srv.mu.Lock()
+	s3srv.observe = func(r *http.Request) {
+		key, ok := strings.CutPrefix(r.URL.Path, rawPath)
+		if ok && (r.Method == http.MethodHead || r.Method == http.MethodGet && r.Header.Get("Range") == "") {
+			reads["raw/"+key]++
+		}
+	}
+	s3srv.mu.Unlock()
+
+	from, to := "2026-11-19", "2026-11-23"
+	sum := coord.coordinate(t, []byte(`{"from":"`+from+`","to":"`+to+`"}`))
+	front.wait()
+	s3srv.mu.Lock()
+	s3srv.observe = nil
+	s3srv.mu.Unlock()
+	t.Logf("coordinator done: %v; %d invocations, at most %d at once", time.Since(t0).Round(time.Millisecond), front.invocations, front.maxRunning)
+
+	if sum.Status != lambda.RunDone || sum.Planned != 5 || sum.Built != 5 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	r := sum.Route
+	if r == nil || r.Workers != 4 || r.Rounds != 1 || r.Failed != 0 || r.Pending != 0 || r.Fallback || r.Routed != r.Objects {
+		t.Fatalf("route phase: %+v; want 4 route workers routing every object", r)
+	}
+	if sum.Totals.RawObjects != 0 {
+		t.Errorf("the day workers read %d raw objects; want none", sum.Totals.RawObjects)
+	}
+	if front.maxRunning < 2 {
+		t.Errorf("at most %d workers ran at once; want them in parallel", front.maxRunning)
+	}
+	if front.invocations != r.Parts+sum.Planned {
+		t.Errorf("%d worker invocations; want %d route parts and %d days", front.invocations, r.Parts, sum.Planned)
+	}
+	for _, f := range front.failures {
+		t.Errorf("a worker invocation failed: %s", f)
+	}
+
+	// Every raw object of the range's window was read, once.
+	ix, err := index.Load(ctx, s3st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := ix.Entries()
+	multiDay := 0
+	for _, e := range entries {
+		n := 0
+		for _, d := range e.Days {
+			if d >= mustDay(t, from) && d <= mustDay(t, to) {
+				n++
+			}
+		}
+		if n >= 2 {
+			multiDay++
+		}
+		if reads[e.Key] != 1 {
+			t.Errorf("%s (feeds %v, bad %q) read %d times; want once", e.Key, e.Days, e.Bad, reads[e.Key])
+		}
+		delete(reads, e.Key)
+	}
+	for k, n := range reads {
+		t.Errorf("%s read %d times, and not indexed", k, n)
+	}
+	if len(entries) != r.Objects || multiDay == 0 {
+		t.Errorf("%d raw objects indexed, %d routed, %d feeding two stale days or more: the data does not test what it should",
+			len(entries), r.Objects, multiDay)
+	}
+	t.Logf("%d raw objects, each read once; %d of them feed two stale days or more", len(entries), multiDay)
+
+	cfg := job.Config{Store: local, From: mustDay(t, from), To: mustDay(t, to), Rules: compact.DefaultRules(time.UTC)}
+	if _, err := job.Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	want, err := job.Snapshot(ctx, local, mustDay(t, "2026-10-15"), mustDay(t, "2026-12-31"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := job.Snapshot(ctx, s3st, mustDay(t, "2026-10-15"), mustDay(t, "2026-12-31"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 {
+		t.Fatal("nothing published")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("the parallel workers' outputs differ from a local run's (-local +lambda):\n%s", diff)
+	}
+	t.Logf("%d partitions, equal to a local run (%v)", len(got), time.Since(t0).Round(time.Millisecond))
+}
+
+// lambdaFront is the Lambda Invoke API in front of worker emulators, as
+// Lambda serves an asynchronous invocation (X-Amz-Invocation-Type: Event):
+// it answers 202 at once and runs the event later, on an idle emulator
+// (each runs one invocation at a time, like one execution environment), up
+// to as many at once as there are emulators. Other invocations run at once
+// and answer with the function's response.
+type lambdaFront struct {
+	url  string
+	idle chan *rietest.Emulator
+	wg   sync.WaitGroup
+
+	mu          sync.Mutex
+	running     int
+	maxRunning  int
+	invocations int
+	failures    []string
+}
+
+func newLambdaFront(t *testing.T, ems []*rietest.Emulator) *lambdaFront {
+	f := &lambdaFront{idle: make(chan *rietest.Emulator, len(ems))}
+	for _, e := range ems {
+		f.idle <- e
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		payload, err := io.ReadAll(r.Body)
+		if err != nil || !strings.HasSuffix(r.URL.Path, "/invocations") {
+			http.Error(w, "bad invocation", http.StatusBadRequest)
+			return
+		}
+		if r.Header.Get("X-Amz-Invocation-Type") != "Event" {
+			status, body := f.invoke(payload)
+			w.WriteHeader(status)
+			io.WriteString(w, body)
+			return
+		}
+		f.wg.Add(1)
+		go func() { defer f.wg.Done(); f.invoke(payload) }()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(f.wait) // before the emulators stop
+	f.url = srv.URL
+	return f
+}
+
+// invoke runs one invocation on an idle emulator.
+func (f *lambdaFront) invoke(payload []byte) (int, string) {
+	e := <-f.idle
+	defer func() { f.idle <- e }()
+	f.mu.Lock()
+	f.running++
+	f.invocations++
+	f.maxRunning = max(f.maxRunning, f.running)
+	f.mu.Unlock()
+	status, body, err := e.Post(payload)
+	f.mu.Lock()
+	f.running--
+	var res struct {
+		Status       string `json:"status"`
+		ErrorMessage string `json:"errorMessage"`
+	}
+	json.Unmarshal([]byte(body), &res)
+	if err != nil || status != http.StatusOK || res.ErrorMessage != "" ||
+		(res.Status != lambda.StatusRouted && res.Status != lambda.StatusBuilt && res.Status != lambda.StatusCurrent) {
+		f.failures = append(f.failures, fmt.Sprintf("%s on %s: HTTP %d %s %v", snip(payload), e.Name, status, body, err))
+	}
+	f.mu.Unlock()
+	return status, body
+}
+
+// wait waits until every invocation has been answered.
+func (f *lambdaFront) wait() { f.wg.Wait() }
+
+func snip(b []byte) string {
+	if len(b) > 120 {
+		return string(b[:120]) + "…"
+	}
+	return string(b)
+}
