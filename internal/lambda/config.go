@@ -2,9 +2,14 @@
 // one binary, two functions.
 //
 //   - The coordinator takes an EventBridge scheduled event (the nightly run)
-//     or a backfill {"from":"YYYY-MM-DD","to":"YYYY-MM-DD"}. It plans the
-//     stale days (job.Plan), invokes one worker per stale day
-//     asynchronously, waits for the workers' manifests until its deadline
+//     or a backfill {"from":"YYYY-MM-DD","to":"YYYY-MM-DD"}. It first
+//     routes the raw objects not indexed yet (job.Pending): it splits them
+//     among at most LW_PARALLEL route workers, so that each object is read
+//     once however many days it feeds, and records the entries they report
+//     in the index (job.AddEntries). It then plans the stale days
+//     (job.Plan; a second route round if the plan finds segments missing),
+//     invokes one worker per stale day asynchronously (it reads segments,
+//     not raw objects), waits for the workers' manifests until its deadline
 //     less a margin, runs the windowed stage (job.RunWindowed) for the days
 //     that finished, registers the partitions (Registrar), and writes a run
 //     summary to _state/runs/<run>.json. Days still pending at the deadline
@@ -17,6 +22,13 @@
 //     runs stage 1 for that day (job.Run with SkipWindowed), idempotently: a
 //     day already current is left alone. It writes what it did to
 //     _state/runs/<run>/<day>.json for the coordinator.
+//   - A route worker (the same worker function) takes
+//     {"role":"worker","run":"<run>","part":N,"route":[{"key":..,"etag":..,
+//     "size":..,"hour":..},..]}, reads each object once, writes its
+//     segments (job.RouteObjects), and reports the objects' index entries
+//     in _state/runs/<run>/route-<N>.json. If it fails, the day workers
+//     route what their days lack themselves: it costs reads, never
+//     correctness.
 //
 // DispatchBackfill is the same fan-out driven from a laptop
 // (rollup --dispatch lambda:<function>).

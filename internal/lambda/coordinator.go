@@ -115,10 +115,11 @@ func (NopRegistrar) Register(context.Context, job.Config, *job.WindowedSummary) 
 type Options struct {
 	// Concurrency is how many workers may run at once (default 8; the
 	// Lambda coordinator uses LW_PARALLEL), and how many route workers
-	// share the raw objects to route (more only past MaxRouteRefs each). Days are independent of each
-	// other (no first-seen state is read while a day builds: new users come
-	// from the users table in stage 2), so any order and any number at once
-	// give the same tables.
+	// share the raw objects to route (more parts only past MaxRouteRefs
+	// objects each, still at most Concurrency at once). Days are
+	// independent of each other (no first-seen state is read while a day
+	// builds: new users come from the users table in stage 2), so any
+	// order and any number at once give the same tables.
 	Concurrency int
 	// Poll is the longest wait between two looks at the workers' manifests
 	// (default 5s); it starts at 250ms and grows while nothing changes.
@@ -129,7 +130,7 @@ type Options struct {
 	// every worker is done, failed, or ctx ends. The route phase waits for
 	// its workers at most half of the time until the wait deadline.
 	Margin time.Duration
-	// MaxInvokeAttempts bounds the tries to hand one day to Lambda when
+	// MaxInvokeAttempts bounds the tries to hand one event to Lambda when
 	// the Invoke call fails transiently (default 5).
 	MaxInvokeAttempts int
 	Registrar         Registrar       // default NopRegistrar
@@ -309,9 +310,6 @@ type task struct {
 	started  time.Time
 	seconds  float64
 }
-
-// finished reports whether t's worker is done (or failed).
-func (t *task) finished() bool { return t.status != "" && t.status != "dispatched" }
 
 // dayState is a stale day on its way through the fan-out.
 type dayState struct {

@@ -43,6 +43,10 @@ type WorkerEvent struct {
 	Run   string     `json:"run,omitempty"`
 	Part  int        `json:"part,omitempty"`  // route: the part's number in its run, from 1
 	Route []RouteRef `json:"route,omitempty"` // route: the raw objects to read, at most MaxRouteRefs
+	// Rules (route) is what routing depends on in the coordinator's
+	// configuration (see routeRules): a worker configured otherwise would
+	// make segments and entries the coordinator cannot use, so it refuses.
+	Rules string `json:"rules,omitempty"`
 }
 
 // RouteRef names one raw object of a route event, as listed
@@ -79,6 +83,7 @@ type Request struct {
 	Day      day.Day           // worker
 	Run      string            // worker and route: the coordinator's run id
 	Part     int               // route: the part's number, from 1
+	Rules    string            // route: the coordinator's routing rules
 	Route    []index.ObjectRef // route: the raw objects to read
 	Time     time.Time         // scheduled: the event's time
 	EventID  string            // scheduled: the EventBridge event id
@@ -162,7 +167,7 @@ func ParseEvent(payload []byte, loc *time.Location, maxLateness time.Duration) (
 // prefix is the worker's to check (RunRouteWorker): the prefix is its
 // configuration.
 func parseRoute(ev WorkerEvent) (Request, error) {
-	const want = `(want {"role":"worker","run":"<run id>","part":N,"route":[{"key":..,"etag":..,"size":..,"hour":..},..]})`
+	const want = `(want {"role":"worker","run":"<run id>","part":N,"rules":..,"route":[{"key":..,"etag":..,"size":..,"hour":..},..]})`
 	switch {
 	case ev.Day != "":
 		return Request{}, fmt.Errorf("route event with a day %q: a worker event either builds a day or routes objects %s", ev.Day, want)
@@ -195,7 +200,10 @@ func parseRoute(ev WorkerEvent) (Request, error) {
 		seen[r.Key] = true
 		refs[i] = index.ObjectRef{Key: r.Key, ETag: r.ETag, Size: r.Size, Hour: r.Hour.UTC()}
 	}
-	return Request{Kind: KindRoute, Run: ev.Run, Part: ev.Part, Route: refs}, nil
+	if ev.Rules == "" {
+		return Request{}, fmt.Errorf("route event without the coordinator's rules %s", want)
+	}
+	return Request{Kind: KindRoute, Run: ev.Run, Part: ev.Part, Route: refs, Rules: ev.Rules}, nil
 }
 
 // strict decodes JSON refusing fields v does not have (a typo such as

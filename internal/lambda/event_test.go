@@ -74,15 +74,15 @@ func ref(key string) string {
 }
 
 func TestParseRouteEvent(t *testing.T) {
-	payload := `{"role":"worker","run":"R1","part":3,"route":[` + ref("raw/2026/11/20/03/a") + `,` + ref("raw/2026/11/20/03/b") + `]}`
+	payload := `{"role":"worker","run":"R1","part":3,"rules":"code=3","route":[` + ref("raw/2026/11/20/03/a") + `,` + ref("raw/2026/11/20/03/b") + `]}`
 	req, err := ParseEvent([]byte(payload), time.UTC, time.Hour)
-	if err != nil || req.Kind != KindRoute || req.Run != "R1" || req.Part != 3 || len(req.Route) != 2 ||
+	if err != nil || req.Kind != KindRoute || req.Run != "R1" || req.Part != 3 || req.Rules != "code=3" || len(req.Route) != 2 ||
 		req.Route[1].Key != "raw/2026/11/20/03/b" || req.Route[0].ETag != `"e"` || req.Route[0].Size != 12 ||
 		!req.Route[0].Hour.Equal(time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)) {
 		t.Errorf("route event: %+v, %v", req, err)
 	}
 	// What the coordinator sends parses back to the same objects.
-	ev := WorkerEvent{Role: RoleWorker, Run: "R1", Part: 3}
+	ev := WorkerEvent{Role: RoleWorker, Run: "R1", Part: 3, Rules: "code=3"}
 	for _, r := range req.Route {
 		ev.Route = append(ev.Route, routeRefOf(r))
 	}
@@ -106,28 +106,28 @@ func TestParseEventErrors(t *testing.T) {
 		`{}`:                    "unrecognized event",
 		`{"hello":"world"}`:     "unrecognized event",
 		`{"from":"2026-11-20"}`: `"from" and "to" go together`,
-		`{"from":"2026-11-22","to":"2026-11-20"}`:                                                                                "after",
-		`{"from":"2026-11-20","to":"tomorrow"}`:                                                                                  "not a date",
-		`{"from":"2026-11-20","to":"2026-11-21","force":true}`:                                                                   "unknown field",
-		`{"from":"2026-02-30","to":"2026-03-01"}`:                                                                                "not a date",
-		`{"role":"coordinator","day":"2026-11-20"}`:                                                                              `role "coordinator"`,
-		`{"role":"worker"}`:                                                                                                      "not a date",
-		`{"role":"worker","day":"2026-11-20","run":"../x"}`:                                                                      "run",
-		`{"role":"worker","day":"2026-11-20","dya":"x"}`:                                                                         "unknown field",
-		`{"source":"aws.s3","detail-type":"Object Created","time":"2026-11-24T03:00:00Z"}`:                                       "Scheduled Event",
-		`{"source":"aws.events","detail-type":"Scheduled Event"}`:                                                                "without a time",
-		`{"role":"worker","run":"R","part":1}`:                                                                                   "without objects",
-		`{"role":"worker","run":"R","part":1,"route":[]}`:                                                                        "without objects",
-		`{"role":"worker","run":"R","route":[` + ref("raw/2026/11/20/03/a") + `]}`:                                               "part 0",
-		`{"role":"worker","part":1,"route":[` + ref("raw/2026/11/20/03/a") + `]}`:                                                "without a run",
-		`{"role":"worker","run":"R","part":1,"day":"2026-11-20","route":[` + ref("raw/2026/11/20/03/a") + `]}`:                   "either builds a day or routes",
-		`{"role":"worker","run":"R","part":1,"route":[` + ref("raw/2026/11/20/03/a") + `,` + ref("raw/2026/11/20/03/a") + `]}`:   "twice",
-		`{"role":"worker","run":"R","part":1,"route":[` + ref("raw/2026/../../_state/x") + `]}`:                                  "clean relative key",
-		`{"role":"worker","run":"R","part":1,"route":[` + ref("/raw/2026/11/20/03/a") + `]}`:                                     "clean relative key",
-		`{"role":"worker","run":"R","part":1,"route":[{"key":"raw/a","etag":"e","size":1,"hour":"2026-11-20T03:30:00Z"}]}`:       "whole hour",
-		`{"role":"worker","run":"R","part":1,"route":[{"key":"raw/a","etag":"","size":1,"hour":"2026-11-20T03:00:00Z"}]}`:        "without an etag",
-		`{"role":"worker","run":"R","part":1,"route":[{"key":"raw/a","etag":"e","size":1,"hour":"2026-11-20T03:00:00Z","x":1}]}`: "unknown field",
-		`{"role":"worker","run":"R","part":1,"route":[` + strings.Repeat(ref("raw/a")+",", MaxRouteRefs) + ref("raw/b") + `]}`:   "at most",
+		`{"from":"2026-11-22","to":"2026-11-20"}`:                                                                                            "after",
+		`{"from":"2026-11-20","to":"tomorrow"}`:                                                                                              "not a date",
+		`{"from":"2026-11-20","to":"2026-11-21","force":true}`:                                                                               "unknown field",
+		`{"from":"2026-02-30","to":"2026-03-01"}`:                                                                                            "not a date",
+		`{"role":"coordinator","day":"2026-11-20"}`:                                                                                          `role "coordinator"`,
+		`{"role":"worker"}`:                                                                                                                  "not a date",
+		`{"role":"worker","day":"2026-11-20","run":"../x"}`:                                                                                  "run",
+		`{"role":"worker","day":"2026-11-20","dya":"x"}`:                                                                                     "unknown field",
+		`{"source":"aws.s3","detail-type":"Object Created","time":"2026-11-24T03:00:00Z"}`:                                                   "Scheduled Event",
+		`{"source":"aws.events","detail-type":"Scheduled Event"}`:                                                                            "without a time",
+		`{"role":"worker","rules":"r","run":"R","part":1}`:                                                                                   "without objects",
+		`{"role":"worker","rules":"r","run":"R","part":1,"route":[]}`:                                                                        "without objects",
+		`{"role":"worker","rules":"r","run":"R","route":[` + ref("raw/2026/11/20/03/a") + `]}`:                                               "part 0",
+		`{"role":"worker","rules":"r","part":1,"route":[` + ref("raw/2026/11/20/03/a") + `]}`:                                                "without a run",
+		`{"role":"worker","rules":"r","run":"R","part":1,"day":"2026-11-20","route":[` + ref("raw/2026/11/20/03/a") + `]}`:                   "either builds a day or routes",
+		`{"role":"worker","rules":"r","run":"R","part":1,"route":[` + ref("raw/2026/11/20/03/a") + `,` + ref("raw/2026/11/20/03/a") + `]}`:   "twice",
+		`{"role":"worker","rules":"r","run":"R","part":1,"route":[` + ref("raw/2026/../../_state/x") + `]}`:                                  "clean relative key",
+		`{"role":"worker","rules":"r","run":"R","part":1,"route":[` + ref("/raw/2026/11/20/03/a") + `]}`:                                     "clean relative key",
+		`{"role":"worker","rules":"r","run":"R","part":1,"route":[{"key":"raw/a","etag":"e","size":1,"hour":"2026-11-20T03:30:00Z"}]}`:       "whole hour",
+		`{"role":"worker","rules":"r","run":"R","part":1,"route":[{"key":"raw/a","etag":"","size":1,"hour":"2026-11-20T03:00:00Z"}]}`:        "without an etag",
+		`{"role":"worker","rules":"r","run":"R","part":1,"route":[{"key":"raw/a","etag":"e","size":1,"hour":"2026-11-20T03:00:00Z","x":1}]}`: "unknown field",
+		`{"role":"worker","rules":"r","run":"R","part":1,"route":[` + strings.Repeat(ref("raw/a")+",", MaxRouteRefs) + ref("raw/b") + `]}`:   "at most",
 	}
 	for in, want := range cases {
 		_, err := ParseEvent([]byte(in), time.UTC, time.Hour)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/index"
 	"github.com/littlewarehouse/warehouse/internal/job"
@@ -102,8 +103,9 @@ type RouteResult struct {
 // once (job.RouteObjects, at most LW_PARALLEL at a time), writes its
 // segments, and reports the objects' index entries at RouteKey(req.Run,
 // req.Part); it writes nothing to the index. An object not under the raw
-// prefix, or whose hour is not the one its key names, fails the part for
-// good (nothing is read). The same event again, once its part was routed,
+// prefix, or whose hour is not the one its key names, or routing rules
+// other than the worker's (req.Rules), fail the part for good (nothing is
+// read). The same event again, once its part was routed,
 // returns the report already written and reads nothing. Like RunWorker, it
 // returns an error only for a transient failure (Lambda retries), and
 // also when the report could not be written: without it the coordinator
@@ -131,6 +133,10 @@ func RunRouteWorker(ctx context.Context, env *Env, req Request) (*RouteResult, e
 
 	class := Permanent
 	err := checkRouteRefs(env.Config.RawPrefix, req.Route)
+	if rules := routeRules(cfg); err == nil && req.Rules != rules {
+		err = fmt.Errorf("route event: this worker is configured differently from the coordinator (routing %s; the coordinator %s): "+
+			"give both functions the same LW_TZ, LW_MAX_LATENESS and LW_RAW_PREFIX, and the same build", rules, req.Rules)
+	}
 	if err == nil {
 		var entries []index.Entry
 		entries, err = job.RouteObjects(workCtx, cfg, req.Route)
@@ -183,6 +189,17 @@ func RunRouteWorker(ctx context.Context, env *Env, req Request) (*RouteResult, e
 		return res, fmt.Errorf("route part %d: %w", req.Part, err)
 	}
 	return res, nil
+}
+
+// routeRules names what routing depends on in cfg, the job's defaults
+// applied: the code, the rules that split rows by day, and the raw prefix.
+func routeRules(cfg job.Config) string {
+	r := cfg.Rules
+	if r.Loc == nil {
+		r = compact.DefaultRules(time.UTC)
+	}
+	return fmt.Sprintf("code=%s tz=%s max_lateness=%s max_ahead=%s raw_prefix=%s",
+		job.CodeVersion, r.Loc, r.MaxLateness, r.MaxAhead, cmp.Or(cfg.RawPrefix, "raw/"))
 }
 
 // checkRouteRefs checks that every ref is a raw object of the hourly
@@ -335,7 +352,7 @@ func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.O
 	for i, g := range groups {
 		part := rs.Parts + i + 1
 		rt := &routeTask{part: part, refs: g}
-		rt.ev = WorkerEvent{Role: RoleWorker, Run: run, Part: part}
+		rt.ev = WorkerEvent{Role: RoleWorker, Run: run, Part: part, Rules: routeRules(c.cfg)}
 		for _, r := range g {
 			rt.ev.Route = append(rt.ev.Route, routeRefOf(r))
 		}

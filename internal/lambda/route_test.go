@@ -269,10 +269,11 @@ func TestRouteWorkerTwice(t *testing.T) {
 	rc := countReads(f.st)
 	f.env.Store = rc
 	refs, err := job.Pending(ctx, f.env.jobConfig(mustDay(t, "2026-11-20"), mustDay(t, "2026-11-20")))
-	if err != nil || len(refs) < 3 {
+	if err != nil || len(refs) < 4 {
 		t.Fatalf("pending: %d, %v", len(refs), err)
 	}
-	req := Request{Kind: KindRoute, Run: "R1", Part: 2, Route: refs[:3]}
+	rules := routeRules(f.env.jobConfig(0, 0))
+	req := Request{Kind: KindRoute, Run: "R1", Part: 2, Route: refs[:3], Rules: rules}
 	first, err := RunRouteWorker(ctx, f.env, req)
 	if err != nil || first.Status != StatusRouted || first.Routed != 3 || len(first.Entries) != 3 {
 		t.Fatalf("first: %+v, %v", first, err)
@@ -299,12 +300,22 @@ func TestRouteWorkerTwice(t *testing.T) {
 	// An object whose hour is not its key's fails the part, reading nothing.
 	bad := refs[0]
 	bad.Hour = bad.Hour.Add(time.Hour)
-	res, err := RunRouteWorker(ctx, f.env, Request{Kind: KindRoute, Run: "R1", Part: 3, Route: []index.ObjectRef{bad}})
+	res, err := RunRouteWorker(ctx, f.env, Request{Kind: KindRoute, Run: "R1", Part: 3, Route: []index.ObjectRef{bad}, Rules: rules})
 	if err != nil || res.Status != StatusFailed || res.ErrorClass != "permanent" || !strings.Contains(res.Error, "not the one its key names") {
 		t.Errorf("wrong hour: %+v, %v", res, err)
 	}
+	// A coordinator in another time zone: nothing read either.
+	other := refs[3]
+	res, err = RunRouteWorker(ctx, f.env, Request{Kind: KindRoute, Run: "R1", Part: 4, Route: []index.ObjectRef{other},
+		Rules: strings.Replace(rules, "tz=UTC", "tz=Europe/Paris", 1)})
+	if err != nil || res.Status != StatusFailed || res.ErrorClass != "permanent" || !strings.Contains(res.Error, "configured differently") {
+		t.Errorf("other rules: %+v, %v", res, err)
+	}
 	if n := rc.snapshot()[bad.Key]; n != 1 {
 		t.Errorf("%s read %d times", bad.Key, n)
+	}
+	if n := rc.snapshot()[other.Key]; n != 0 {
+		t.Errorf("%s read %d times", other.Key, n)
 	}
 }
 
@@ -361,7 +372,7 @@ func TestSplitRoute(t *testing.T) {
 	}
 	n := 0
 	for i, p := range parts {
-		ev := WorkerEvent{Role: RoleWorker, Run: strings.Repeat("R", 64), Part: i + 1}
+		ev := WorkerEvent{Role: RoleWorker, Run: strings.Repeat("R", 64), Part: i + 1, Rules: routeRules(job.Config{})}
 		for _, r := range p {
 			ev.Route = append(ev.Route, routeRefOf(r))
 		}
