@@ -27,7 +27,9 @@ const CreatedBy = "littlewarehouse rollup v" + CodeVersion
 func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*compact.Part, inputObjects int,
 	bad []BadObject, failures []conversionFailure, locks lease.Group) (DaySummary, error) {
 	d := p.d
+	t0 := time.Now()
 	res := compact.Build(parts, c.Rules)
+	c.Log.Info("day built", "day", d.String(), "events", res.Events.Len(), "seconds", time.Since(t0).Seconds())
 	q := res.Quarantine
 	var badFiles, failed int64
 	for _, b := range bad {
@@ -66,6 +68,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	if err := g.Wait(); err != nil {
 		return DaySummary{}, err
 	}
+	c.Log.Info("day's events written", "day", d.String(), "files", len(eventFiles), "seconds", time.Since(t0).Seconds())
 	files["events"] = eventFiles
 	var err error
 	if files["engagement_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("engagement_daily", d, run), eng, opt); err != nil {

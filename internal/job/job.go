@@ -222,6 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Log.Info("planned", "new_objects_routed", pl.routed.objects, "segments_written", pl.routed.segments, "seconds", cfg.Now().Sub(start).Seconds())
 	sum.IgnoredKeys, sum.Earlier = pl.ignored, pl.earlier
 	errObjs, plans := pl.errObjs, pl.days
 	sum.Scanned = pl.scanned
@@ -286,7 +287,18 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	nBuild := len(building)
 	built := 0
 	var held []*LockedError
-	for _, p := range plans {
+	// The range's last day first: its parts routed in this run are still
+	// in memory (see keep), and are dropped once it is built, before any
+	// other day is loaded.
+	order := slices.Clone(plans)
+	if i := slices.IndexFunc(order, func(p *dayPlan) bool { return p.d == cfg.To && p.build }); i > 0 {
+		p := order[i]
+		order = append([]*dayPlan{p}, slices.Delete(order, i, i+1)...)
+	}
+	for n, p := range order {
+		if n == 1 {
+			rs.forget() // the first day was the kept one, if any
+		}
 		if !p.build {
 			sum.Days = append(sum.Days, DaySummary{Day: p.d, Skipped: true, Why: p.why})
 			// A run killed between its manifests and its cleanup leaves
@@ -338,6 +350,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			if err != nil {
 				return DaySummary{}, err
 			}
+			cfg.Log.Info("day's segments read", "day", p.d.String(), "segments", len(in.parts), "seconds", time.Since(t0).Seconds())
 			bad := append(slices.Clone(sum.BadObjects), rs.bad...)
 			return cfg.buildDay(ctx, newRunID(cfg.Now()), p, in.parts, in.objects, bad, failures, locks)
 		}()
@@ -363,6 +376,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			cfg.Log.Warn("raw object index not saved; the next run rescans", "error", err.Error())
 		}
 	}
+	slices.SortStableFunc(sum.Days, func(a, b DaySummary) int { return cmp.Compare(a.Day, b.Day) })
 	var changed []day.Day
 	for _, d := range sum.Days {
 		if !d.Skipped {
@@ -483,7 +497,7 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 	// A run reads each new object whole, once: its segments and its
 	// entry come from the same rows. A plan only scans the time columns.
 	if route {
-		pl.routed = &routeStats{}
+		pl.routed = &routeStats{keepDay: cfg.To, kept: map[string]*compact.Part{}}
 		pl.scanned, err = ix.UpdateWith(ctx, st, refs, cfg.Rules, cfg.Parallel, cfg.routeScan(pl.routed))
 	} else {
 		pl.scanned, err = ix.Update(ctx, st, refs, cfg.Rules, cfg.Parallel)

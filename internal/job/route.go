@@ -117,6 +117,7 @@ func (c *Config) routeScan(rs *routeStats) index.ScanFunc {
 			return index.Entry{}, err
 		}
 		rs.add(o, r)
+		rs.keep(o.Key, r)
 		return r.entry, nil
 	}
 }
@@ -129,6 +130,41 @@ type routeStats struct {
 	segments int   // segments written
 	segBytes int64
 	bad      []BadObject
+	// kept are the parts of keepDay routed in this run, by raw key, if
+	// kept is not nil: the day is built from them without reading their
+	// segments back. Only one day is kept, so memory stays bounded by one
+	// day; the run builds it first.
+	keepDay day.Day
+	kept    map[string]*compact.Part
+}
+
+// keep keeps r's part of keepDay, if parts are kept.
+func (rs *routeStats) keep(key string, r *routedObject) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if p := r.parts[rs.keepDay]; p != nil && rs.kept != nil {
+		rs.kept[key] = p
+	}
+}
+
+// take returns and forgets the kept part of day d for key.
+func (rs *routeStats) take(d day.Day, key string) *compact.Part {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if d != rs.keepDay || rs.kept == nil {
+		return nil
+	}
+	p := rs.kept[key]
+	delete(rs.kept, key)
+	return p
+}
+
+// forget drops the kept parts (the kept day is built, or not built by
+// this run after all).
+func (rs *routeStats) forget() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.kept = nil
 }
 
 // add counts one object read; r is nil for a bad one.
@@ -165,6 +201,7 @@ func (c *Config) route(ctx context.Context, objs []rawObject, ix *index.Index, r
 				return fmt.Errorf("read %s: %w", o.Key, err)
 			}
 			rs.add(o, r)
+			rs.keep(o.Key, r)
 			mu.Lock()
 			done++
 			c.Progress(Progress{Phase: "read", Done: done, Total: len(objs)})
@@ -216,6 +253,10 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 		o, ok := objs[k]
 		if !ok {
 			return nil, fmt.Errorf("day %s: input %s was not listed", p.d, k)
+		}
+		if kept := rs.take(p.d, k); kept != nil {
+			parts[i] = kept
+			continue
 		}
 		g.Go(func() error {
 			s, _, err := segment.Read(gctx, c.Store, c.segmentKey(p.d, o.Object))

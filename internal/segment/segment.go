@@ -12,8 +12,9 @@
 //
 //	_state/segments/dt=YYYY-MM-DD/<raw key>.<tag>.lwseg
 //
-// The format is columnar and compressed (zstd): a dictionary of the
-// segment's strings, then each column as a fixed-width little-endian array.
+// The format is columnar and compressed (S2, a fast Snappy-compatible
+// codec, with a CRC-32C of the payload): a dictionary of the segment's
+// strings, then each column as a fixed-width little-endian array.
 package segment
 
 import (
@@ -25,11 +26,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"strings"
-	"sync"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/frame"
@@ -41,9 +42,11 @@ import (
 const Prefix = "_state/segments/"
 
 // Version is the segment format; it is part of every tag.
-const Version = 1
+const Version = 2
 
-const magic = "LWSEG1\n"
+const magic = "LWSEG2\n"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Segment is one raw object's rows of one day.
 type Segment struct {
@@ -90,17 +93,6 @@ func Parse(key string) (d day.Day, rawKey, tag string, ok bool) {
 	return d, rest[:i], rest[i+1:], true
 }
 
-var (
-	encoders = sync.Pool{New: func() any {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-		return e
-	}}
-	decoders = sync.Pool{New: func() any {
-		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(8<<30))
-		return d
-	}}
-)
-
 // Encode returns s in the segment format.
 func Encode(s *Segment) ([]byte, error) {
 	ev := s.Events
@@ -140,10 +132,13 @@ func Encode(s *Segment) ([]byte, error) {
 	b = append(b, q...)
 	b = binary.AppendUvarint(b, uint64(s.RepairedUTF8))
 
-	enc := encoders.Get().(*zstd.Encoder)
-	defer encoders.Put(enc)
-	out := append([]byte(magic), binary.AppendUvarint(nil, uint64(len(b)))...)
-	return enc.EncodeAll(b, out), nil
+	if len(b) > s2.MaxBlockSize {
+		return nil, fmt.Errorf("segment of %d bytes: more than a segment holds", len(b))
+	}
+	out := make([]byte, 0, len(magic)+8+s2.MaxEncodedLen(len(b)))
+	out = append(out, magic...)
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(b, castagnoli))
+	return append(out, s2.Encode(out[len(out):cap(out)], b)...), nil
 }
 
 // CorruptError says a segment's bytes are not a segment.
@@ -163,18 +158,23 @@ func Decode(data []byte) (*Segment, error) {
 	if !ok {
 		return nil, errors.New("not a segment (bad magic)")
 	}
-	size, k := binary.Uvarint(rest)
-	if k <= 0 || size > 16<<30 {
-		return nil, errors.New("bad length")
+	if len(rest) < 4 {
+		return nil, errors.New("truncated")
 	}
-	dec := decoders.Get().(*zstd.Decoder)
-	defer decoders.Put(dec)
-	b, err := dec.DecodeAll(rest[k:], make([]byte, 0, size))
+	sum, rest := binary.LittleEndian.Uint32(rest), rest[4:]
+	size, err := s2.DecodedLen(rest)
 	if err != nil {
 		return nil, err
 	}
-	if uint64(len(b)) != size {
-		return nil, fmt.Errorf("%d bytes, header says %d", len(b), size)
+	if size > 64*len(rest)+64 {
+		return nil, errors.New("decoded length out of proportion to the segment")
+	}
+	b, err := s2.Decode(make([]byte, size), rest)
+	if err != nil {
+		return nil, err
+	}
+	if crc32.Checksum(b, castagnoli) != sum {
+		return nil, errors.New("checksum mismatch")
 	}
 	r := reader{b: b}
 	n := r.count(1)

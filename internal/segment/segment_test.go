@@ -5,11 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/frame"
@@ -105,11 +106,7 @@ func TestDamagedIsAnError(t *testing.T) {
 
 func decodePayload(t *testing.T, b []byte) []byte {
 	t.Helper()
-	rest := b[len(magic):]
-	_, k := uvarint(rest)
-	dec := decoders.Get().(*zstd.Decoder)
-	defer decoders.Put(dec)
-	out, err := dec.DecodeAll(rest[k:], nil)
+	out, err := s2.Decode(nil, b[len(magic)+4:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +137,7 @@ func TestReadMissingAndCorrupt(t *testing.T) {
 	if _, _, err := Read(ctx, st, "_state/segments/none"); !errors.Is(err, store.ErrNotExist) {
 		t.Fatalf("missing: %v", err)
 	}
-	if err := st.Put(ctx, "_state/segments/bad", []byte("LWSEG1\nxx")); err != nil {
+	if err := st.Put(ctx, "_state/segments/bad", []byte("LWSEG2\nxxxxxx")); err != nil {
 		t.Fatal(err)
 	}
 	var ce *CorruptError
@@ -149,12 +146,8 @@ func TestReadMissingAndCorrupt(t *testing.T) {
 	}
 }
 
-func uvarint(b []byte) (uint64, int) { return binary.Uvarint(b) }
-
-// repack wraps a payload as Encode does.
+// repack wraps a payload as Encode does, with a valid checksum.
 func repack(raw []byte) []byte {
-	enc := encoders.Get().(*zstd.Encoder)
-	defer encoders.Put(enc)
-	out := append([]byte(magic), binary.AppendUvarint(nil, uint64(len(raw)))...)
-	return enc.EncodeAll(raw, out)
+	out := append([]byte(magic), binary.LittleEndian.AppendUint32(nil, crc32.Checksum(raw, castagnoli))...)
+	return append(out, s2.Encode(nil, raw)...)
 }
