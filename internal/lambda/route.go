@@ -103,11 +103,11 @@ type RouteResult struct {
 // once (job.RouteObjects, at most LW_PARALLEL at a time), writes its
 // segments, and reports the objects' index entries at RouteKey(req.Run,
 // req.Part); it writes nothing to the index. An object not under the raw
-// prefix, or whose hour is not the one its key names, or routing rules
-// other than the worker's (req.Rules), fail the part for good (nothing is
-// read). The same event again, once its part was routed,
-// returns the report already written and reads nothing. Like RunWorker, it
-// returns an error only for a transient failure (Lambda retries), and
+// prefix or whose hour is not the one its key names, or routing rules
+// other than the worker's (req.Rules), fail the part for good before
+// anything is read. The same event again, once its part was routed,
+// returns the report already written and reads nothing. Like RunWorker,
+// it returns an error only for a transient failure (Lambda retries), and
 // also when the report could not be written: without it the coordinator
 // cannot record the entries.
 func RunRouteWorker(ctx context.Context, env *Env, req Request) (*RouteResult, error) {
