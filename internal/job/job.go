@@ -46,18 +46,25 @@ type Config struct {
 	Parallel       int    // raw objects read at once
 	TargetFileSize int64
 	RowGroupSize   int64
-	Force          bool                   // rebuild days that are up to date
-	GracePeriod    time.Duration          // keep superseded runs this long (0: delete at once)
-	SkipWindowed   bool                   // stage 1 only (a Lambda worker); the coordinator runs RunWindowed
-	Catalog        catalog.Catalog        // where to register partitions; nil for none
-	RawStart       time.Time              // first raw hour, for the raw table's partition projection (zero: 2020)
-	LockWait       time.Duration          // how long to wait for another writer's lease on a partition
-	LockTTL        time.Duration          // how long a lease lasts unless renewed (default 30 minutes)
-	Now            func() time.Time       // clock for run ids and manifests
-	Progress       func(Progress)         // optional; called from one goroutine at a time
-	Log            *slog.Logger           // optional
-	readHook       func(key string) error // test hook: fail or stall a read
-	dayHook        func(d day.Day) error  // test hook: called before a day is published
+	Force          bool          // rebuild days that are up to date
+	GracePeriod    time.Duration // keep superseded runs this long (0: delete at once)
+	SkipWindowed   bool          // stage 1 only (a Lambda worker); the coordinator runs RunWindowed
+	// ListedAt, if set, leaves out raw objects the index does not hold
+	// that were written after it, as if they had not arrived yet: a Lambda
+	// day worker's, whose coordinator listed at ListedAt and had every
+	// object it listed routed and indexed first, so that an object
+	// arriving meanwhile is not read by every worker whose days it may
+	// feed. The next run reads it once.
+	ListedAt time.Time
+	Catalog  catalog.Catalog        // where to register partitions; nil for none
+	RawStart time.Time              // first raw hour, for the raw table's partition projection (zero: 2020)
+	LockWait time.Duration          // how long to wait for another writer's lease on a partition
+	LockTTL  time.Duration          // how long a lease lasts unless renewed (default 30 minutes)
+	Now      func() time.Time       // clock for run ids and manifests
+	Progress func(Progress)         // optional; called from one goroutine at a time
+	Log      *slog.Logger           // optional
+	readHook func(key string) error // test hook: fail or stall a read
+	dayHook  func(d day.Day) error  // test hook: called before a day is published
 }
 
 // Progress reports how far a run is.
@@ -493,6 +500,14 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !cfg.ListedAt.IsZero() {
+		var late int
+		objs, late = arrivedBefore(objs, ix, cfg.ListedAt)
+		pl.objs = objs
+		if late > 0 {
+			cfg.Log.Info("raw objects not indexed yet left for the next run", "objects", late)
+		}
+	}
 	refs := refsOf(objs)
 	// A run reads each new object whole, once: its segments and its
 	// entry come from the same rows. A plan only scans the time columns.
@@ -601,6 +616,18 @@ func (cfg *Config) earlierDays(ctx context.Context, objs []rawObject, ix *index.
 		}
 	}
 	return out, nil
+}
+
+// arrivedBefore returns the objects ix holds an entry of (same ETag and
+// size) or that were written before t, and how many it left out.
+func arrivedBefore(objs []rawObject, ix *index.Index, t time.Time) ([]rawObject, int) {
+	var out []rawObject
+	for _, o := range objs {
+		if e, ok := ix.Lookup(o.Key); ok && e.ETag == o.ETag && e.Size == o.Size || o.ModTime.Before(t) {
+			out = append(out, o)
+		}
+	}
+	return out, len(objs) - len(out)
 }
 
 func dayKeys[V any](m map[day.Day]V) map[day.Day]bool {

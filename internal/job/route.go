@@ -363,6 +363,12 @@ func Pending(ctx context.Context, cfg Config) ([]index.ObjectRef, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	if err := checkIsWarehouse(ctx, cfg.Store, cfg.RawPrefix, cfg.ErrorPrefix); err != nil {
+		return nil, err
+	}
+	if err := checkTimeZone(ctx, cfg.Store, cfg.Rules.Loc); err != nil {
+		return nil, err
+	}
 	lo, _ := cfg.window(cfg.From)
 	_, hi := cfg.window(cfg.To)
 	objs, _, err := listRaw(ctx, cfg.Store, cfg.RawPrefix, lo, hi)

@@ -278,3 +278,35 @@ func TestObjectFeedingEightDaysIsReadOnce(t *testing.T) {
 		}
 	}
 }
+
+// ListedAt leaves out an object the index does not hold and that was
+// written after it (a Lambda day worker's view: the coordinator had every
+// earlier object routed), and keeps every object written before it.
+func TestListedAtLeavesOutLaterObjects(t *testing.T) {
+	ctx := context.Background()
+	dir, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := time.Date(2026, 6, 10, 12, 30, 0, 0, time.UTC)
+	writeRaw(t, dir, "raw/2026/06/10/12/events-1-a", spread("a", recv, 1, 20))
+	cut := time.Now().Add(time.Second)
+	time.Sleep(1100 * time.Millisecond)
+	writeRaw(t, dir, "raw/2026/06/10/13/events-1-b", spread("b", recv.Add(time.Hour), 1, 30))
+	cfg := Config{Store: dir, From: mustDay(t, "2026-06-10"), To: mustDay(t, "2026-06-10"), Rules: compact.DefaultRules(time.UTC), ListedAt: cut}
+	sum, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sum.Days[0].Quality.KeptRows; got != 20 {
+		t.Errorf("with ListedAt before b was written: %d events, want a's 20", got)
+	}
+	cfg.ListedAt = time.Time{}
+	sum, err = Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sum.Days[0].Quality.KeptRows; got != 50 || sum.Days[0].Skipped {
+		t.Errorf("the next run: %d events (skipped %v), want 50", got, sum.Days[0].Skipped)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/oklog/ulid/v2"
 	"log/slog"
 	"time"
 
@@ -140,6 +141,12 @@ func RunWorker(ctx context.Context, env *Env, req Request) (*WorkerResult, error
 	log := env.Log.With("role", RoleWorker, "day", d.String(), "run", req.Run)
 	cfg := env.jobConfig(d, d)
 	cfg.SkipWindowed = true
+	// The coordinator had every object it listed routed and indexed; one
+	// that arrived since its run started is left for the next run rather
+	// than read by every worker whose days it may feed.
+	if id, err := ulid.ParseStrict(req.Run); err == nil {
+		cfg.ListedAt = ulid.Time(id.Time())
+	}
 	cfg.LockTTL, cfg.LockWait = noDeadlineTTL, workerLockWait
 	workCtx := ctx
 	if deadline, ok := ctx.Deadline(); ok {
