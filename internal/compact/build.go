@@ -94,20 +94,27 @@ func Build(parts []*Part, rules Rules) Day {
 
 	// Merge the parts' events: into a dictionary sized for the day's
 	// strings (growing one is slow) and columns grown once to the day's
-	// size, each part copied once, its strings remapped, then dropped.
+	// size, each part copied once, its strings remapped, then dropped. The
+	// event ids are hashed and sorted meanwhile, for dedupe.
 	var e *frame.Events
+	var keys []uint64
 	switch {
 	case n == 0:
 		e = frame.New(nil, 0)
 	case only >= 0:
 		e = parts[only].Events // nothing to merge
+		keys = idKeys([]*frame.Events{e}, n)
 	default:
+		var srcs []*frame.Events
 		dicts := make([]*frame.Dict, 0, len(parts))
 		for _, p := range parts {
 			if p.Events != nil {
+				srcs = append(srcs, p.Events)
 				dicts = append(dicts, p.Events.Dict)
 			}
 		}
+		sorted := make(chan []uint64, 1)
+		go func() { sorted <- idKeys(srcs, n) }()
 		e = frame.New(frame.NewDict(distinctStrings(dicts)*21/20), 0)
 		e.Grow(n, nid, nprop)
 		for _, p := range parts {
@@ -119,6 +126,7 @@ func Build(parts []*Part, rules Rules) Day {
 			}
 			p.Events = nil
 		}
+		keys = <-sorted // and srcs are dropped
 		if n >= 1<<16 {
 			// The parts' columns are garbage now. Collect them, so that
 			// the rest of the build (as much again, for Permute) reuses
@@ -147,7 +155,7 @@ func Build(parts []*Part, rules Rules) Day {
 		users = columnRanks(strs, e.Str[frame.UserKey])
 		products = columnRanks(strs, e.Str[frame.Product])
 	})
-	drop, dups := dedupe(e)
+	drop, dups := dedupe(e, keys)
 	wg.Wait()
 	kept := n - dups
 	out.Stats.KeptRows = int64(kept)
@@ -210,38 +218,49 @@ func distinctStrings(dicts []*frame.Dict) int {
 	return int(est)
 }
 
-// dedupe marks in drop every event but one per event_id: the earliest
-// received_at, and among copies received at the same instant the smallest
-// by compareCopies, so the choice never depends on input order. dups is the
-// number of events dropped.
-func dedupe(e *frame.Events) (drop []bool, dups int) {
-	keys := make([]uint64, e.Len())
-	for i := range keys {
-		keys[i] = maphash.Bytes(seed, e.IDBytes[e.IDOff[i]:e.IDOff[i+1]])
+// Duplicates are found through keys, one per event: the hash of its
+// event_id with the low bits replaced by the event's index, sorted. Events
+// whose keys agree above the index bits are then compared in full. At
+// least 33 bits of hash are left, so few such groups are not copies of one
+// event.
+
+// idKeys returns the sorted keys of the events of srcs, taken as one
+// sequence of n events.
+func idKeys(srcs []*frame.Events, n int) []uint64 {
+	keys := make([]uint64, 0, n)
+	for _, src := range srcs {
+		for i := range src.Len() {
+			keys = append(keys, maphash.Bytes(seed, src.IDBytes[src.IDOff[i]:src.IDOff[i+1]]))
+		}
 	}
-	return dedupeHashed(e, keys)
+	return sortKeys(keys)
 }
 
-// dedupeHashed is dedupe given the hashes of the events' ids in keys (equal
-// ids must have equal hashes; equal hashes need not be of equal ids). It
-// overwrites keys.
-//
-// Each key becomes the hash with its low bits replaced by the event's
-// index; the keys are sorted, and events whose keys agree above the index
-// bits are compared in full. At least 33 bits of hash are left, so few
-// such groups are not copies of one event.
-func dedupeHashed(e *frame.Events, keys []uint64) (drop []bool, dups int) {
+// indexBits is how many low bits of a key hold the index, for n events.
+func indexBits(n int) uint { return uint(max(bits.Len(uint(n-1)), 1)) }
+
+// sortKeys turns hashes (of the events' ids, in order) into sorted keys,
+// in place.
+func sortKeys(hashes []uint64) []uint64 {
+	mask := uint64(1)<<indexBits(len(hashes)) - 1
+	for i, h := range hashes {
+		hashes[i] = h&^mask | uint64(i)
+	}
+	sortUniform(hashes)
+	return hashes
+}
+
+// dedupe marks in drop every event of e but one per event_id: the earliest
+// received_at, and among copies received at the same instant the smallest
+// by compareCopies, so the choice never depends on input order. keys are
+// e's sorted keys (see idKeys); equal ids must have equal hashes, but
+// equal hashes need not be of equal ids. dups is the number of events
+// dropped.
+func dedupe(e *frame.Events, keys []uint64) (drop []bool, dups int) {
 	n := len(keys)
 	drop = make([]bool, n)
-	if n < 2 {
-		return drop, 0
-	}
-	idxBits := uint(bits.Len(uint(n - 1)))
+	idxBits := indexBits(n)
 	mask := uint64(1)<<idxBits - 1
-	for i, h := range keys {
-		keys[i] = h&^mask | uint64(i)
-	}
-	sortUniform(keys)
 	var byCopy func(a, b uint64) int // made once, used for the rare groups
 	for i := 0; i < n; {
 		j := i + 1

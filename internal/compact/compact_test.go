@@ -205,3 +205,67 @@ func cmpStr(a, b string) int {
 	}
 	return 0
 }
+
+func TestRoute(t *testing.T) {
+	r := DefaultRules(time.UTC)
+	arrival := ms("2026-03-10T01:00:00Z")
+	rows := []raw.Row{
+		row("a", "u1", 0, "s1"),
+		{EventID: "b", ReceivedAt: arrival, HasReceivedAt: true, EventName: "view", DeviceID: "d1", Source: "raw/x",
+			Properties: map[string]string{"z": "1", "a": "2", "é": "3", "B": "4"}, InvalidUTF8: true},
+		{EventID: "c", ReceivedAt: arrival, HasReceivedAt: true, EventName: "view", Source: "raw/x"}, // no user
+		row("d", "u1", -60, ""), // the day before
+	}
+	want := func(d day.Day) bool { return d != day.FromDate(2026, 3, 8) }
+	parts := r.Route(rows, arrival, want)
+	if len(parts) != 2 {
+		t.Fatalf("%d parts, want 2 (of 2026-03-09 and 2026-03-10)", len(parts))
+	}
+	p, prev := parts[day.FromDate(2026, 3, 10)], parts[day.FromDate(2026, 3, 9)]
+	if p == nil || prev == nil || p.Events.Dict == prev.Events.Dict {
+		t.Fatalf("parts %v: want one a day, each with its own dictionary", parts)
+	}
+	var got []frame.Row
+	for i := range p.Events.Len() {
+		got = append(got, p.Events.Row(i))
+	}
+	a := ms("2026-03-10T00:00:00Z")
+	wantRows := []frame.Row{
+		{EventID: "a", EventTime: a, ClientTime: a, ReceivedAt: a, Str: [frame.NumColumns]string{
+			frame.EventName: "view", frame.UserID: "u1", frame.SessionID: "s1", frame.Product: "shop", frame.UserKey: "u1"}},
+		{EventID: "b", EventTime: arrival, ReceivedAt: arrival, Skewed: true, Str: [frame.NumColumns]string{
+			frame.EventName: "view", frame.DeviceID: "d1", frame.UserKey: "anon:d1"},
+			Props: map[string]string{"z": "1", "a": "2", "é": "3", "B": "4"}},
+	}
+	if diff := cmp.Diff(wantRows, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if keys, _ := p.Events.Props(1); len(keys) != 4 || p.Events.Dict.Str(keys[0]) != "B" || p.Events.Dict.Str(keys[3]) != "é" {
+		t.Errorf("property keys not in byte order")
+	}
+	if len(p.Quarantine) != 1 || p.Quarantine[0].EventID != "c" || p.Quarantine[0].Reason != ReasonMissingUser {
+		t.Errorf("quarantine %+v", p.Quarantine)
+	}
+	if p.RepairedUTF8 != 1 || prev.RepairedUTF8 != 0 || prev.Events.Len() != 1 {
+		t.Errorf("repaired %d and %d, %d events the day before", p.RepairedUTF8, prev.RepairedUTF8, prev.Events.Len())
+	}
+	if len(r.Route(rows, arrival, func(day.Day) bool { return false })) != 0 {
+		t.Errorf("parts for days not wanted")
+	}
+}
+
+func TestBuildEmpty(t *testing.T) {
+	r := DefaultRules(time.UTC)
+	for _, parts := range [][]*Part{nil, {{Quarantine: []rollups.Quarantine{{Reason: "b"}, {Reason: "a"}}, RepairedUTF8: 1}, {Events: frame.New(nil, 0)}}} {
+		d := Build(parts, r)
+		if d.Events == nil || d.Events.Len() != 0 {
+			t.Fatalf("events %v, want none", d.Events)
+		}
+		if n := int64(len(d.Quarantine)); d.Stats != (Stats{RawRows: n, Invalid: n, RepairedUTF8: n / 2}) {
+			t.Errorf("stats %+v", d.Stats)
+		}
+		if len(d.Quarantine) == 2 && d.Quarantine[0].Reason != "a" {
+			t.Errorf("quarantine not sorted: %+v", d.Quarantine)
+		}
+	}
+}
