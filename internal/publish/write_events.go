@@ -63,7 +63,13 @@ const eventBatch = 1024
 // file once a file reaches TargetFileSize). Optional columns are null
 // where ev holds "" (or ClientTime 0), and properties are null for an
 // event without any (never an empty map). The same ev and options always
-// give the same bytes. No events means no files. ev is only read.
+// give the same bytes. No events means no files. ev is only read, so
+// others may read it meanwhile (the job computes the rollups from it).
+//
+// Each batch of events goes to each column writer as parquet.Values with
+// their repetition and definition levels (ColumnWriter.WriteRowValues):
+// no struct or map per event, and not GenericWriter.Write, so the bug
+// pqrows works around does not apply.
 func WriteEvents(ctx context.Context, st store.Store, prefix string, ev *frame.Events, opt WriterOptions) ([]File, error) {
 	var files []File
 	ew := &eventsWriter{ev: ev, strs: ev.Dict.Strings()}
