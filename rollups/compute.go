@@ -37,74 +37,118 @@ func ComputeDaily(ev *frame.Events) ([]EngagementDaily, []UserDaily, []SessionsD
 	if n == 0 {
 		return []EngagementDaily{}, []UserDaily{}, []SessionsDaily{}
 	}
-	d := &daily{ev: ev, mark: make([]uint32, ev.Dict.Len())}
-	keys := make([]uint64, n)
+	ib := bits.Len(uint(n - 1))
+	d := &daily{ev: ev, mark: make([]uint32, ev.Dict.Len()), keys: make([]uint64, n), ib: ib, imask: 1<<ib - 1}
+	d.groups()
+	userOut := d.users()
+	sessOut := d.sessions()
+	engOut := make([]EngagementDaily, len(d.gP))
+	for j := range engOut {
+		engOut[j] = EngagementDaily{Product: d.pStrs[d.gP[j]], Platform: d.lStrs[d.gL[j]], EventName: d.nStrs[d.gN[j]],
+			Events: d.engEvents[j], Users: d.engUsers[j], Sessions: d.engSessions[j]}
+	}
+	return engOut, userOut, sessOut
+}
 
-	// (product, platform) pairs, then engagement groups (product, platform,
-	// event_name), numbered in the byte order of their strings.
-	pIDs, pStrs := d.codes(ev.Str[frame.Product], true)
+// daily is the state of one ComputeDaily.
+type daily struct {
+	ev        *frame.Events
+	mark      []uint32 // indexed by dictionary id; all zero between uses
+	keys, buf []uint64 // one per event: sort keys, and the sort's scratch
+	ib        int      // bits of an event's index
+	imask     uint64   // 1<<ib - 1
+
+	// Codes: products and platforms (dim'd) and event names in byte order;
+	// (product, platform) pairs as product*len(lStrs) + platform, in
+	// order; engagement groups (product, platform, event_name), in order.
+	pStrs, lStrs, nStrs []string
+	plVals              []uint64
+	g                   []uint32 // each event's engagement group
+	gPL, gP, gL, gN     []uint32 // each group's pair, product, platform, event name
+
+	engEvents, engUsers, engSessions []int64  // by group
+	stamp                            []uint32 // by group: the last person or session that counted it
+}
+
+// groups codes products, platforms and event names, and numbers each
+// event's engagement group into g.
+func (d *daily) groups() {
+	ev, keys := d.ev, d.keys
+	var pIDs, lIDs, nIDs []uint32
+	pIDs, d.pStrs = d.codes(ev.Str[frame.Product], true)
 	for i, id := range ev.Str[frame.Product] {
 		keys[i] = uint64(d.mark[id])
 	}
 	d.reset(pIDs)
-	lIDs, lStrs := d.codes(ev.Str[frame.Platform], true)
-	nl := uint64(len(lStrs))
+	lIDs, d.lStrs = d.codes(ev.Str[frame.Platform], true)
+	nl := uint64(len(d.lStrs))
 	for i, id := range ev.Str[frame.Platform] {
 		keys[i] = keys[i]*nl + uint64(d.mark[id])
 	}
 	d.reset(lIDs)
-	plVals := d.dense(keys, uint64(len(pStrs))*nl)
-	nIDs, nStrs := d.codes(ev.Str[frame.EventName], false)
-	ne := uint64(len(nStrs))
+	d.plVals = d.dense(keys, uint64(len(d.pStrs))*nl)
+	nIDs, d.nStrs = d.codes(ev.Str[frame.EventName], false)
+	ne := uint64(len(d.nStrs))
 	for i, id := range ev.Str[frame.EventName] {
 		keys[i] = keys[i]*ne + uint64(d.mark[id])
 	}
 	d.reset(nIDs)
-	gVals := d.dense(keys, uint64(len(plVals))*ne)
+	gVals := d.dense(keys, uint64(len(d.plVals))*ne)
+	d.g = make([]uint32, len(keys))
+	for i, k := range keys {
+		d.g[i] = uint32(k)
+	}
 	ng := len(gVals)
-	gPL := make([]uint32, ng) // group → (product, platform) pair
-	gP := make([]uint32, ng)  // group → product code
-	gL := make([]uint32, ng)  // group → platform code
-	gN := make([]uint32, ng)  // group → event name code
+	d.gPL, d.gP, d.gL, d.gN = make([]uint32, ng), make([]uint32, ng), make([]uint32, ng), make([]uint32, ng)
 	for j, v := range gVals {
 		pl := v / ne
-		gPL[j], gN[j] = uint32(pl), uint32(v%ne)
-		gP[j], gL[j] = uint32(plVals[pl]/nl), uint32(plVals[pl]%nl)
+		d.gPL[j], d.gN[j] = uint32(pl), uint32(v%ne)
+		d.gP[j], d.gL[j] = uint32(d.plVals[pl]/nl), uint32(d.plVals[pl]%nl)
 	}
+	d.engEvents, d.engUsers, d.engSessions = make([]int64, ng), make([]int64, ng), make([]int64, ng)
+	d.stamp = make([]uint32, ng)
+}
 
-	// (product, user_key) pairs, numbered in the order of user_daily.
-	g := make([]uint32, n) // each event's engagement group
+// runs calls f for each run of equal keys (sorted[j] >> ib) of sorted.
+func (d *daily) runs(sorted []uint64, f func(key uint64, run []uint64)) {
+	for a := 0; a < len(sorted); {
+		key := sorted[a] >> d.ib
+		b := a + 1
+		for b < len(sorted) && sorted[b]>>d.ib == key {
+			b++
+		}
+		f(key, sorted[a:b])
+		a = b
+	}
+}
+
+// users computes user_daily, grouping the events by (product, user_key)
+// pair, and counts each engagement group's events and people.
+func (d *daily) users() []UserDaily {
+	ev, keys, g := d.ev, d.keys, d.g
+	// Number the (product, user_key) pairs in the order of user_daily.
 	uIDs, uStrs := d.codes(ev.Str[frame.UserKey], false)
 	ubits := bits.Len(uint(len(uStrs) - 1))
 	for i, id := range ev.Str[frame.UserKey] {
-		gi := uint32(keys[i])
-		g[i] = gi
-		keys[i] = uint64(gP[gi])<<ubits | uint64(d.mark[id])
+		keys[i] = uint64(d.gP[g[i]])<<ubits | uint64(d.mark[id])
 	}
 	d.reset(uIDs)
-	puVals := d.dense(keys, uint64(len(pStrs))<<ubits)
-
-	// Events sorted by (product, user_key) pair: keys become pair<<ib |
-	// index (the sort is stable, so indexes ascend within a pair).
-	ib := bits.Len(uint(n - 1))
-	imask := uint64(1)<<ib - 1
+	puVals := d.dense(keys, uint64(len(d.pStrs))<<ubits)
+	// Sort the events by pair: keys become pair<<ib | index (the sort is
+	// stable, so indexes ascend within a pair).
 	for i := range keys {
-		keys[i] = keys[i]<<ib | uint64(i)
+		keys[i] = keys[i]<<d.ib | uint64(i)
 	}
-	buf := make([]uint64, n)
-	sorted := sortPacked(keys, buf, ib, bits.Len(uint(len(puVals)-1)))
-	country := other(sorted, keys, buf) // the free buffer takes country codes
+	d.buf = make([]uint64, len(keys))
+	sorted := sortPacked(keys, d.buf, d.ib, bits.Len(uint(len(puVals)-1)))
+	country := other(sorted, keys, d.buf) // the free buffer takes country codes
 	cIDs, cStrs := d.codes(ev.Str[frame.Country], true)
 	for i, id := range ev.Str[frame.Country] {
 		country[i] = uint64(d.mark[id])
 	}
 	d.reset(cIDs)
 
-	engEvents := make([]int64, ng)
-	engUsers := make([]int64, ng)
-	engSessions := make([]int64, ng)
-	stamp := make([]uint32, ng) // stamp[g] = the pair or session that last counted g
-	lCount := make([]int64, len(lStrs))
+	lCount := make([]int64, len(d.lStrs))
 	cCount := make([]int64, len(cStrs))
 	var touched []uint32
 	// most returns the code with the most events (ties: the smallest code,
@@ -122,30 +166,25 @@ func ComputeDaily(ev *frame.Events) ([]EngagementDaily, []UserDaily, []SessionsD
 		touched = touched[:0]
 		return best
 	}
-	sess := ev.Str[frame.SessionKey]
-	times := ev.EventTime
-	userOut := make([]UserDaily, len(puVals))
+	sess, times := ev.Str[frame.SessionKey], ev.EventTime
+	out := make([]UserDaily, len(puVals))
 	umask := uint64(1)<<ubits - 1
-	for a := 0; a < n; {
-		pu := sorted[a] >> ib
-		b := a + 1
-		for b < n && sorted[b]>>ib == pu {
-			b++
-		}
-		run := sorted[a:b]
-		grp := uint32(pu) + 1 // stamps: d.mark (by session id) was cleared by reset
+	imask, gL, mark, stamps, engEvents, engUsers := d.imask, d.gL, d.mark, d.stamp, d.engEvents, d.engUsers
+	d.runs(sorted, func(pu uint64, run []uint64) {
+		// Stamps: stamps by group and mark by session id (zero now).
+		stamp := uint32(pu) + 1
 		first, last := int64(math.MaxInt64), int64(math.MinInt64)
 		var sessions int64
 		for _, e := range run {
 			i := e & imask
 			gi := g[i]
 			engEvents[gi]++
-			if stamp[gi] != grp {
-				stamp[gi] = grp
+			if stamps[gi] != stamp {
+				stamps[gi] = stamp
 				engUsers[gi]++
 			}
-			if s := sess[i]; d.mark[s] != grp {
-				d.mark[s] = grp
+			if s := sess[i]; mark[s] != stamp {
+				mark[s] = stamp
 				sessions++
 			}
 			t := times[i]
@@ -167,42 +206,45 @@ func ComputeDaily(ev *frame.Events) ([]EngagementDaily, []UserDaily, []SessionsD
 			cCount[c]++
 		}
 		v := puVals[pu]
-		userOut[pu] = UserDaily{Product: pStrs[v>>ubits], UserKey: uStrs[v&umask],
-			Platform: lStrs[platform], Country: cStrs[most(cCount)], Events: int64(b - a), Sessions: sessions,
+		out[pu] = UserDaily{Product: d.pStrs[v>>ubits], UserKey: uStrs[v&umask],
+			Platform: d.lStrs[platform], Country: cStrs[most(cCount)], Events: int64(len(run)), Sessions: sessions,
 			FirstEventAt: first, LastEventAt: last}
-		a = b
-	}
+	})
 	clear(d.mark)
+	clear(d.stamp)
+	return out
+}
 
-	// Events sorted by session key. A session is counted under the
-	// (product, platform) pair of its first event.
+// sessions computes sessions_daily, grouping the events by session, and
+// counts each engagement group's sessions. A session is counted under the
+// (product, platform) pair of its first event: the earliest, then the
+// smallest event_id, then the first in ev.
+func (d *daily) sessions() []SessionsDaily {
+	ev, keys, g, times := d.ev, d.keys, d.g, d.ev.EventTime
 	var maxSess uint32
-	for i, s := range sess {
-		keys[i] = uint64(s)<<ib | uint64(i)
+	for i, s := range ev.Str[frame.SessionKey] {
+		keys[i] = uint64(s)<<d.ib | uint64(i)
 		maxSess = max(maxSess, s)
 	}
-	sorted = sortPacked(keys, buf, ib, bits.Len32(maxSess))
-	slen := other(sorted, keys, buf) // each session's length (ms)
-	npl := len(plVals)
+	sorted := sortPacked(keys, d.buf, d.ib, bits.Len32(maxSess))
+	// Session k's pair and length (ms) go to sorted[k] (k is at most the
+	// index of its first event: read by then) and slen[k].
+	slen := other(sorted, keys, d.buf)
+	npl := len(d.plVals)
 	plStart := make([]int64, npl+1) // sessions per pair, then where each pair's start
 	plBounced := make([]int64, npl)
 	plEvents := make([]int64, npl)
-	clear(stamp)
 	ns := 0
-	for a := 0; a < n; ns++ {
-		s := sorted[a] >> ib
-		b := a + 1
-		for b < n && sorted[b]>>ib == s {
-			b++
-		}
-		grp := uint32(ns + 1)
-		fi := sorted[a] & imask // the first event
+	imask, stamps, engSessions := d.imask, d.stamp, d.engSessions
+	d.runs(sorted, func(_ uint64, run []uint64) {
+		stamp := uint32(ns + 1)
+		fi := run[0] & imask // the first event
 		first, last := times[fi], times[fi]
-		for _, e := range sorted[a:b] {
+		for _, e := range run {
 			i := e & imask
 			gi := g[i]
-			if stamp[gi] != grp {
-				stamp[gi] = grp
+			if stamps[gi] != stamp {
+				stamps[gi] = stamp
 				engSessions[gi]++
 			}
 			t := times[i]
@@ -211,16 +253,15 @@ func ComputeDaily(ev *frame.Events) ([]EngagementDaily, []UserDaily, []SessionsD
 			}
 			last = max(last, t)
 		}
-		pl := gPL[g[fi]]
-		// Session ns's pair goes where its events were (ns ≤ a: read).
+		pl := d.gPL[g[fi]]
 		sorted[ns], slen[ns] = uint64(pl), uint64(last-first)
 		plStart[pl+1]++
-		plEvents[pl] += int64(b - a)
-		if b-a == 1 {
+		plEvents[pl] += int64(len(run))
+		if len(run) == 1 {
 			plBounced[pl]++
 		}
-		a = b
-	}
+		ns++
+	})
 	// Lengths bucketed by pair (a counting sort), each bucket then sorted.
 	for j := 1; j <= npl; j++ {
 		plStart[j] += plStart[j-1]
@@ -231,8 +272,9 @@ func ComputeDaily(ev *frame.Events) ([]EngagementDaily, []UserDaily, []SessionsD
 		byPL[next[sorted[s]]] = slen[s]
 		next[sorted[s]]++
 	}
-	var sessOut []SessionsDaily
+	var out []SessionsDaily
 	var secs []float64
+	nl := uint64(len(d.lStrs))
 	for pl := range npl {
 		ls := byPL[plStart[pl]:plStart[pl+1]]
 		if len(ls) == 0 {
@@ -247,25 +289,12 @@ func ComputeDaily(ev *frame.Events) ([]EngagementDaily, []UserDaily, []SessionsD
 			sum += x // in sorted order: the same sum on every run
 		}
 		cnt := float64(len(ls))
-		sessOut = append(sessOut, SessionsDaily{Product: pStrs[plVals[pl]/nl], Platform: lStrs[plVals[pl]%nl],
+		out = append(out, SessionsDaily{Product: d.pStrs[d.plVals[pl]/nl], Platform: d.lStrs[d.plVals[pl]%nl],
 			Sessions: int64(len(ls)), BouncedSessions: plBounced[pl], AvgSessionSeconds: sum / cnt,
 			P50SessionSeconds: QuantileCont(secs, 0.5), P90SessionSeconds: QuantileCont(secs, 0.9),
 			EventsPerSession: float64(plEvents[pl]) / cnt})
 	}
-
-	engOut := make([]EngagementDaily, ng)
-	for j := range engOut {
-		engOut[j] = EngagementDaily{Product: pStrs[gP[j]], Platform: lStrs[gL[j]], EventName: nStrs[gN[j]],
-			Events: engEvents[j], Users: engUsers[j], Sessions: engSessions[j]}
-	}
-	return engOut, userOut, sessOut
-}
-
-// daily is ComputeDaily's scratch: mark is indexed by dictionary id and is
-// all zero between uses.
-type daily struct {
-	ev   *frame.Events
-	mark []uint32
+	return out
 }
 
 // codes numbers the distinct strings col uses 0..k-1 in byte order (of

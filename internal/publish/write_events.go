@@ -20,9 +20,8 @@ var eventSchema = parquet.SchemaOf(rollups.Event{})
 
 // eventCol is one leaf column of eventSchema.
 type eventCol struct {
-	index int  // column index
-	def   int  // definition level of a value (0: required)
-	rep   bool // repeated (the properties map)
+	index int // column index
+	def   int // definition level of a value (0: required)
 }
 
 // The events table's columns, by name, resolved once from eventSchema.
@@ -49,7 +48,7 @@ func eventColumn(path ...string) eventCol {
 	if !ok {
 		panic(fmt.Sprintf("publish: rollups.Event has no column %v", path))
 	}
-	return eventCol{index: leaf.ColumnIndex, def: leaf.MaxDefinitionLevel, rep: leaf.MaxRepetitionLevel > 0}
+	return eventCol{index: leaf.ColumnIndex, def: leaf.MaxDefinitionLevel}
 }
 
 // eventBatch is how many events go to the column writers at once, and how
@@ -64,7 +63,13 @@ const eventBatch = 1024
 // file once a file reaches TargetFileSize). Optional columns are null
 // where ev holds "" (or ClientTime 0), and properties are null for an
 // event without any (never an empty map). The same ev and options always
-// give the same bytes. No events means no files. ev is only read.
+// give the same bytes. No events means no files. ev is only read, so
+// others may read it meanwhile (the job computes the rollups from it).
+//
+// Each batch of events goes to each column writer as parquet.Values with
+// their repetition and definition levels (ColumnWriter.WriteRowValues):
+// no struct or map per event, and not GenericWriter.Write, so the bug
+// pqrows works around does not apply.
 func WriteEvents(ctx context.Context, st store.Store, prefix string, ev *frame.Events, opt WriterOptions) ([]File, error) {
 	var files []File
 	ew := &eventsWriter{ev: ev, strs: ev.Dict.Strings()}
@@ -106,13 +111,13 @@ func (w *eventsWriter) writeFile(ctx context.Context, st store.Store, key string
 		sw.Abort()
 		return File{}, 0, fmt.Errorf("write %s: %w", key, err)
 	}
+	w.cols = pw.ColumnWriters()
 	n, flushed := start, int64(0)
 	for total := w.ev.Len(); n < total; {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
 		end := min(n+eventBatch, total)
-		w.cols = pw.ColumnWriters() // a flush may replace them
 		if err := w.writeBatch(n, end); err != nil {
 			return fail(err)
 		}

@@ -191,6 +191,19 @@ func TestWriteEventsSchema(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("the file's schema is not rollups.Event's (-Event +file):\n%s", diff)
 	}
+	// writeBatch writes every column.
+	written := []eventCol{colEventID, colEventTime, colClientTime, colReceivedAt, colPropKey, colPropValue, colClockSkewed}
+	written = append(written, colStr[:]...)
+	var idx []int
+	for _, c := range written {
+		idx = append(idx, c.index)
+	}
+	slices.Sort(idx)
+	for i, x := range idx {
+		if x != i || len(idx) != len(eventSchema.Columns()) {
+			t.Fatalf("WriteEvents writes columns %v of %d", idx, len(eventSchema.Columns()))
+		}
+	}
 	if cb := f.Metadata().CreatedBy; !strings.HasPrefix(cb, "test v1") {
 		t.Errorf("created_by %q", cb)
 	}
