@@ -5,8 +5,10 @@
 // in writeRowsFuncOfOptional compares the shifted null bitmap with the wrong
 // mask): an empty optional string becomes "", a zero optional timestamp
 // becomes 1970-01-01 or 0001-01-01. A batch of one row, and optional pointer
-// fields, are written correctly. Every writer of the project goes through
-// Write, or uses pointer fields for optional columns.
+// fields, are written correctly. Every struct writer of the project goes
+// through Write, or uses pointer fields for optional columns; the events
+// table is written column by column with explicit definition levels
+// (publish.WriteEvents), which the bug does not reach.
 package pqrows
 
 import (
