@@ -94,8 +94,9 @@ func Build(parts []*Part, rules Rules) Day {
 
 	// Merge the parts' events: into a dictionary sized for the day's
 	// strings (growing one is slow) and columns grown once to the day's
-	// size, each part copied once, its strings remapped, then dropped. The
-	// event ids are hashed and sorted meanwhile, for dedupe.
+	// size, each part copied once, its strings remapped, then dropped.
+	// Meanwhile, the event ids are hashed and sorted for dedupe, and the
+	// dictionary is sized while the columns are grown (page faults, mostly).
 	var e *frame.Events
 	var keys []uint64
 	switch {
@@ -106,7 +107,7 @@ func Build(parts []*Part, rules Rules) Day {
 		keys = idKeys([]*frame.Events{e}, n)
 	default:
 		var srcs []*frame.Events
-		dicts := make([]*frame.Dict, 0, len(parts))
+		var dicts []*frame.Dict
 		for _, p := range parts {
 			if p.Events != nil {
 				srcs = append(srcs, p.Events)
@@ -115,8 +116,11 @@ func Build(parts []*Part, rules Rules) Day {
 		}
 		sorted := make(chan []uint64, 1)
 		go func() { sorted <- idKeys(srcs, n) }()
-		e = frame.New(frame.NewDict(distinctStrings(dicts)*21/20), 0)
+		sized := make(chan *frame.Dict, 1)
+		go func() { sized <- frame.NewDict(distinctStrings(dicts) * 21 / 20) }()
+		e = frame.New(nil, 0)
 		e.Grow(n, nid, nprop)
+		e.Dict = <-sized
 		for _, p := range parts {
 			if p.Events == nil {
 				continue
@@ -127,13 +131,6 @@ func Build(parts []*Part, rules Rules) Day {
 			p.Events = nil
 		}
 		keys = <-sorted // and srcs are dropped
-		if n >= 1<<16 {
-			// The parts' columns are garbage now. Collect them, so that
-			// the rest of the build (as much again, for Permute) reuses
-			// their memory rather than growing the heap: fresh pages are
-			// slow.
-			runtime.GC()
-		}
 	}
 	for _, p := range parts {
 		p.Events, p.Quarantine = nil, nil
@@ -141,12 +138,10 @@ func Build(parts []*Part, rules Rules) Day {
 	if len(e.Str[frame.SessionKey]) != n {
 		e.Str[frame.SessionKey] = make([]uint32, n)
 	}
-	out.Stats.Invalid = int64(nq)
-	out.Stats.ValidRows = int64(n)
-	out.Stats.RawRows = int64(n + nq)
 
 	// String ranks (restricted to the strings each column uses) are
-	// computed while duplicates are found: both only read e.
+	// computed while the merged parts are collected and duplicates found:
+	// these only read e.
 	var names, users, products ranks
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -155,9 +150,18 @@ func Build(parts []*Part, rules Rules) Day {
 		users = columnRanks(strs, e.Str[frame.UserKey])
 		products = columnRanks(strs, e.Str[frame.Product])
 	})
+	if only < 0 && n >= 1<<16 {
+		// The parts' columns are garbage now. Collect them, so that the
+		// rest of the build reuses their memory rather than growing the
+		// heap, as far as it can.
+		runtime.GC()
+	}
 	drop, dups := dedupe(e, keys)
 	wg.Wait()
 	kept := n - dups
+	out.Stats.Invalid = int64(nq)
+	out.Stats.ValidRows = int64(n)
+	out.Stats.RawRows = int64(n + nq)
 	out.Stats.KeptRows = int64(kept)
 	out.Stats.Duplicates = int64(dups)
 	for i, s := range e.Skewed {
