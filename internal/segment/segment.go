@@ -99,10 +99,20 @@ func Encode(s *Segment) ([]byte, error) {
 	if ev == nil {
 		ev = frame.New(nil, 0)
 	}
+	q, err := json.Marshal(s.Quarantine)
+	if err != nil {
+		return nil, err
+	}
 	n := ev.Len()
-	var b []byte
-	b = binary.AppendUvarint(b, uint64(n))
 	strs := ev.Dict.Strings()
+	// The exact size first, so that the payload is written in place.
+	size := 6*binary.MaxVarintLen64 + len(ev.IDBytes) + 4*len(ev.IDOff) + 3*8*n + n +
+		len(ev.Str)*4*n + 4*len(ev.PropOff) + 2*4*len(ev.PropKey) + len(q)
+	for _, str := range strs {
+		size += binary.MaxVarintLen64 + len(str)
+	}
+	b := make([]byte, 0, size)
+	b = binary.AppendUvarint(b, uint64(n))
 	b = binary.AppendUvarint(b, uint64(len(strs)))
 	for _, str := range strs {
 		b = binary.AppendUvarint(b, uint64(len(str)))
@@ -124,10 +134,6 @@ func Encode(s *Segment) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(ev.PropKey)))
 	b = appendU32s(b, ev.PropKey)
 	b = appendU32s(b, ev.PropVal)
-	q, err := json.Marshal(s.Quarantine)
-	if err != nil {
-		return nil, err
-	}
 	b = binary.AppendUvarint(b, uint64(len(q)))
 	b = append(b, q...)
 	b = binary.AppendUvarint(b, uint64(s.RepairedUTF8))
@@ -135,7 +141,7 @@ func Encode(s *Segment) ([]byte, error) {
 	if len(b) > s2.MaxBlockSize {
 		return nil, fmt.Errorf("segment of %d bytes: more than a segment holds", len(b))
 	}
-	out := make([]byte, 0, len(magic)+8+s2.MaxEncodedLen(len(b)))
+	out := make([]byte, 0, len(magic)+4+s2.MaxEncodedLen(len(b)))
 	out = append(out, magic...)
 	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(b, castagnoli))
 	return append(out, s2.Encode(out[len(out):cap(out)], b)...), nil
@@ -297,16 +303,22 @@ func b2u8(v bool) byte {
 	return 0
 }
 
+// appendU32s appends v little-endian; b has room for it.
 func appendU32s(b []byte, v []uint32) []byte {
-	for _, x := range v {
-		b = binary.LittleEndian.AppendUint32(b, x)
+	off := len(b)
+	b = b[:off+4*len(v)]
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[off+4*i:], x)
 	}
 	return b
 }
 
+// appendI64s appends v little-endian; b has room for it.
 func appendI64s(b []byte, v []int64) []byte {
-	for _, x := range v {
-		b = binary.LittleEndian.AppendUint64(b, uint64(x))
+	off := len(b)
+	b = b[:off+8*len(v)]
+	for i, x := range v {
+		binary.LittleEndian.PutUint64(b[off+8*i:], uint64(x))
 	}
 	return b
 }
