@@ -50,6 +50,7 @@ func main() {
 		awslambda.Start(func(context.Context, json.RawMessage) (any, error) { return nil, err })
 		return
 	}
-	log.Info("cold start", "role", os.Getenv(lambda.EnvRole), "store", os.Getenv(lambda.EnvStore))
+	limit := lambda.SetMemoryLimit(os.Getenv)
+	log.Info("cold start", "role", os.Getenv(lambda.EnvRole), "store", os.Getenv(lambda.EnvStore), "go_memory_limit", limit)
 	awslambda.Start(h.Handle)
 }
