@@ -117,7 +117,8 @@ type Part struct {
 	// UserKey set (UserKey of user_id and device_id), SessionKey all ""
 	// (id 0; Build sets it). EventTime is the attributed time (see
 	// Attribute), ClientTime the client's event_time (0 if none), Skewed
-	// whether event_time was replaced. Never nil when made by Route.
+	// whether event_time was replaced. Never nil when made by Route;
+	// Build takes nil for no events.
 	Events *frame.Events
 	// Quarantine are the invalid rows, in the object's order.
 	Quarantine []rollups.Quarantine
