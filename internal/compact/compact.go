@@ -117,7 +117,8 @@ type Part struct {
 	// UserKey set (UserKey of user_id and device_id), SessionKey all ""
 	// (id 0; Build sets it). EventTime is the attributed time (see
 	// Attribute), ClientTime the client's event_time (0 if none), Skewed
-	// whether event_time was replaced. Never nil when made by Route.
+	// whether event_time was replaced. Never nil when made by Route;
+	// Build takes nil for no events.
 	Events *frame.Events
 	// Quarantine are the invalid rows, in the object's order.
 	Quarantine []rollups.Quarantine
@@ -279,8 +280,8 @@ func intern(d *frame.Dict, s string) uint32 {
 // pointer, mostly: the raw reader shares equal strings) rather than a map
 // lookup.
 type internCache struct {
-	strs [64]string
-	ids  [64]uint32
+	strs [256]string
+	ids  [256]uint32
 }
 
 // id returns s's id in d (0 for "").
@@ -289,7 +290,13 @@ func (c *internCache) id(d *frame.Dict, s string) uint32 {
 	if n == 0 {
 		return 0
 	}
-	h := (uint(n) + uint(s[0])*3 + uint(s[n/2])*11 + uint(s[n-1])*37) & 63
+	// A hash of the length and the last bytes, where values of a column
+	// mostly differ ("event_07", "1.10").
+	h := uint(n)
+	for i := max(0, n-6); i < n; i++ {
+		h = h*31 + uint(s[i])
+	}
+	h = (h ^ h>>8) & 255
 	if c.strs[h] == s {
 		return c.ids[h]
 	}

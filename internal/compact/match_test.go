@@ -92,6 +92,11 @@ func genObjects(rng *rand.Rand, base int64, nObjects, maxRows int) []object {
 			if rng.IntN(30) == 0 {
 				r.EventID = ""
 			}
+			if rng.IntN(4) == 0 {
+				// Columns Route caches, with many values: slots collide.
+				r.EventName, r.Country = fmt.Sprintf("n%d", rng.IntN(500)), fmt.Sprintf("c%d", rng.IntN(500))
+				r.Properties = map[string]string{fmt.Sprintf("k%d", rng.IntN(500)): fmt.Sprintf("v%d", rng.IntN(500))}
+			}
 			r.ReceivedAt, r.HasReceivedAt = arrival+int64(rng.IntN(90)-30)*minute, true
 			switch rng.IntN(40) {
 			case 0:
@@ -334,5 +339,20 @@ func TestDistinctStrings(t *testing.T) {
 		if d := float64(got-want) / float64(want); d < -0.05 || d > 0.05 {
 			t.Errorf("%d distinct strings: estimated %d", want, got)
 		}
+	}
+}
+
+func TestInternCache(t *testing.T) {
+	d := frame.NewDict(0)
+	var c internCache
+	rng := rand.New(rand.NewPCG(9, 9))
+	for range 20_000 {
+		s := fmt.Sprintf("s%d", rng.IntN(2000))
+		if got := c.id(d, s); d.Str(got) != s {
+			t.Fatalf("id(%q) = %d, the id of %q", s, got, d.Str(got))
+		}
+	}
+	if c.id(d, "") != 0 {
+		t.Errorf(`id("") != 0`)
 	}
 }
