@@ -619,15 +619,24 @@ func (p *chunkPages) Close() error {
 	return err
 }
 
-// readAll reads every value of a column chunk of a repeated column (the
-// map leaves), at most MaxRepeatedValues.
-func readAll(cc parquet.ColumnChunk) ([]parquet.Value, error) {
+// leafValue is one value of a map leaf column: its levels and, unless it
+// is null, its string (interned, valid UTF-8) and whether that was repaired.
+type leafValue struct {
+	s              string
+	rep, def       int
+	null, repaired bool
+}
+
+// readLeaf reads every value of a column chunk of a repeated column (the
+// map leaves; at most MaxRepeatedValues, see checkedPages), interning the
+// strings as it goes: a page's values are not kept past the page.
+func (d *decoder) readLeaf(cc parquet.ColumnChunk) ([]leafValue, error) {
 	pages, err := checkedPages(cc, -1)
 	if err != nil {
 		return nil, err
 	}
 	defer pages.Close()
-	var out []parquet.Value
+	var out []leafValue
 	buf := make([]parquet.Value, 1024)
 	for {
 		p, err := pages.ReadPage()
@@ -641,7 +650,11 @@ func readAll(cc parquet.ColumnChunk) ([]parquet.Value, error) {
 		for {
 			n, err := vr.ReadValues(buf)
 			for _, v := range buf[:n] {
-				out = append(out, v.Clone())
+				lv := leafValue{rep: v.RepetitionLevel(), def: v.DefinitionLevel(), null: v.IsNull()}
+				if !lv.null {
+					lv.s, lv.repaired = d.intern(v.ByteArray())
+				}
+				out = append(out, lv)
 			}
 			if err == io.EOF {
 				break
@@ -656,11 +669,11 @@ func readAll(cc parquet.ColumnChunk) ([]parquet.Value, error) {
 }
 
 func (d *decoder) readProps(kc, vc parquet.ColumnChunk, maxDef int, rows []Row) error {
-	keys, err := readAll(kc)
+	keys, err := d.readLeaf(kc)
 	if err != nil {
 		return err
 	}
-	vals, err := readAll(vc)
+	vals, err := d.readLeaf(vc)
 	if err != nil {
 		return err
 	}
@@ -669,7 +682,7 @@ func (d *decoder) readProps(kc, vc parquet.ColumnChunk, maxDef int, rows []Row) 
 	}
 	i := -1
 	for j, k := range keys {
-		if k.RepetitionLevel() == 0 {
+		if k.rep == 0 {
 			i++
 			if i >= len(rows) {
 				return fmt.Errorf("more maps than the row group's %d rows", len(rows))
@@ -678,7 +691,7 @@ func (d *decoder) readProps(kc, vc parquet.ColumnChunk, maxDef int, rows []Row) 
 		if i < 0 {
 			return errors.New("map entry before any row")
 		}
-		if k.DefinitionLevel() < maxDef || k.IsNull() {
+		if k.def < maxDef || k.null {
 			continue // null or empty map
 		}
 		m := rows[i].Properties
@@ -686,13 +699,9 @@ func (d *decoder) readProps(kc, vc parquet.ColumnChunk, maxDef int, rows []Row) 
 			m = make(map[string]string)
 			rows[i].Properties = m
 		}
-		val, vbad := "", false
-		if !vals[j].IsNull() {
-			val, vbad = d.intern(vals[j].ByteArray())
-		}
-		key, kbad := d.intern(k.ByteArray())
-		m[key] = val
-		rows[i].InvalidUTF8 = rows[i].InvalidUTF8 || vbad || kbad
+		v := vals[j]
+		m[k.s] = v.s
+		rows[i].InvalidUTF8 = rows[i].InvalidUTF8 || v.repaired || k.repaired
 	}
 	if i+1 != len(rows) {
 		return fmt.Errorf("%d maps for %d rows", i+1, len(rows))

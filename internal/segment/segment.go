@@ -28,7 +28,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 
@@ -95,13 +97,31 @@ func Parse(key string) (d day.Day, rawKey, tag string, ok bool) {
 
 // Encode returns s in the segment format.
 func Encode(s *Segment) ([]byte, error) {
+	_, out, err := encode(s, nil, nil)
+	return out, err
+}
+
+// bufs recycles the buffers Write encodes into: a routing run writes a
+// few hundred megabytes of segments, and fresh memory is dear.
+var bufs sync.Pool // *[]byte
+
+func getBuf() *[]byte {
+	if b, ok := bufs.Get().(*[]byte); ok {
+		return b
+	}
+	return new([]byte)
+}
+
+// encode is Encode into the given buffers (grown if need be; either may be
+// nil): payload holds the uncompressed bytes, out the result.
+func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	ev := s.Events
 	if ev == nil {
 		ev = frame.New(nil, 0)
 	}
 	q, err := json.Marshal(s.Quarantine)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	n := ev.Len()
 	strs := ev.Dict.Strings()
@@ -111,7 +131,7 @@ func Encode(s *Segment) ([]byte, error) {
 	for _, str := range strs {
 		size += binary.MaxVarintLen64 + len(str)
 	}
-	b := make([]byte, 0, size)
+	b := slices.Grow(payload[:0], size)
 	b = binary.AppendUvarint(b, uint64(n))
 	b = binary.AppendUvarint(b, uint64(len(strs)))
 	for _, str := range strs {
@@ -139,12 +159,13 @@ func Encode(s *Segment) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(s.RepairedUTF8))
 
 	if len(b) > s2.MaxBlockSize {
-		return nil, fmt.Errorf("segment of %d bytes: more than a segment holds", len(b))
+		return nil, nil, fmt.Errorf("segment of %d bytes: more than a segment holds", len(b))
 	}
-	out := make([]byte, 0, len(magic)+4+s2.MaxEncodedLen(len(b)))
+	out = slices.Grow(out[:0], len(magic)+4+s2.MaxEncodedLen(len(b)))
 	out = append(out, magic...)
 	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(b, castagnoli))
-	return append(out, s2.Encode(out[len(out):cap(out)], b)...), nil
+	enc := s2.Encode(out[len(out):cap(out)], b)
+	return b, out[:len(out)+len(enc)], nil // enc is out's tail, in place
 }
 
 // CorruptError says a segment's bytes are not a segment.
@@ -275,10 +296,14 @@ func check(ev *frame.Events, np uint64) error {
 
 // Write stores s as the segment at key.
 func Write(ctx context.Context, st store.Store, key string, s *Segment) (int64, error) {
-	b, err := Encode(s)
+	pb, ob := getBuf(), getBuf()
+	defer bufs.Put(pb)
+	defer bufs.Put(ob)
+	payload, b, err := encode(s, *pb, *ob)
 	if err != nil {
 		return 0, err
 	}
+	*pb, *ob = payload, b
 	return int64(len(b)), st.Put(ctx, key, b)
 }
 
