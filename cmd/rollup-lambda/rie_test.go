@@ -47,33 +47,8 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	rietest.Skip(t)
 	t0 := time.Now()
 	ctx := context.Background()
-	var bootstrap, rie string
-	var buildErr, rieErr error
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); bootstrap, buildErr = rietest.Build(t.TempDir(), ".") }()
-	go func() { defer wg.Done(); rie, rieErr = rietest.Install(t) }()
-
-	s3srv := newS3(t)
-	s3st := store.NewS3(s3srv.client, bucket, "wh")
-	local, err := store.OpenDir(t.TempDir(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	d1 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	gcfg := gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 3000, ObjectsPerHour: 2, Seed: 7})
-	for _, st := range []store.Store{s3st, local} {
-		if _, err := gen.Generate(ctx, st, gcfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wg.Wait()
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	if rieErr != nil {
-		t.Fatal(rieErr)
-	}
+	bootstrap, rie, s3srv, s3st, local := setUp(t, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 3000, ObjectsPerHour: 2, Seed: 7}))
 	t.Logf("bootstrap built, emulator ready, data generated: %v", time.Since(t0).Round(time.Millisecond))
 
 	base := []string{
@@ -246,6 +221,37 @@ type fakeS3 struct {
 	hit     chan struct{}
 	held    chan struct{}
 	observe func(*http.Request) // called with f.mu held
+}
+
+// setUp builds bootstrap and installs the emulator while it generates
+// gcfg's raw data into a fresh S3 bucket (the "wh" prefix) and a local
+// store alike.
+func setUp(t *testing.T, gcfg gen.Config) (bootstrap, rie string, s3srv *fakeS3, s3st *store.S3, local *store.Dir) {
+	t.Helper()
+	var buildErr, rieErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); bootstrap, buildErr = rietest.Build(t.TempDir(), ".") }()
+	go func() { defer wg.Done(); rie, rieErr = rietest.Install(t) }()
+	s3srv = newS3(t)
+	s3st = store.NewS3(s3srv.client, bucket, "wh")
+	local, err := store.OpenDir(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []store.Store{s3st, local} {
+		if _, err := gen.Generate(context.Background(), st, gcfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	if rieErr != nil {
+		t.Fatal(rieErr)
+	}
+	return bootstrap, rie, s3srv, s3st, local
 }
 
 func newS3(t *testing.T) *fakeS3 {

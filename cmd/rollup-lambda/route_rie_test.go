@@ -20,7 +20,6 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/lambda"
 	"github.com/littlewarehouse/warehouse/internal/rietest"
-	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
 // TestRouteOnceUnderRIE runs a backfill through the coordinator function
@@ -44,33 +43,8 @@ func TestRouteOnceUnderRIE(t *testing.T) {
 	rietest.Skip(t)
 	t0 := time.Now()
 	ctx := context.Background()
-	var bootstrap, rie string
-	var buildErr, rieErr error
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); bootstrap, buildErr = rietest.Build(t.TempDir(), ".") }()
-	go func() { defer wg.Done(); rie, rieErr = rietest.Install(t) }()
-
-	s3srv := newS3(t)
-	s3st := store.NewS3(s3srv.client, bucket, "wh")
-	local, err := store.OpenDir(t.TempDir(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	d1 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	gcfg := gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 2000, ObjectsPerHour: 2, Seed: 11})
-	for _, st := range []store.Store{s3st, local} {
-		if _, err := gen.Generate(ctx, st, gcfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wg.Wait()
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	if rieErr != nil {
-		t.Fatal(rieErr)
-	}
+	bootstrap, rie, s3srv, s3st, local := setUp(t, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 2000, ObjectsPerHour: 2, Seed: 11}))
 
 	base := []string{
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=SECRETTEST",

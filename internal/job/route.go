@@ -189,18 +189,10 @@ func (c *Config) route(ctx context.Context, objs []rawObject, ix *index.Index, r
 	done := 0
 	for _, o := range objs {
 		g.Go(func() error {
-			var days []day.Day
-			if e, ok := ix.Lookup(o.Key); ok {
-				days = e.Days
+			r, err := c.routeIndexed(gctx, o, ix, rs)
+			if err != nil || r == nil {
+				return err
 			}
-			r, err := c.routeOne(gctx, o, days)
-			if c.noteBad(o, err, ix, rs) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("read %s: %w", o.Key, err)
-			}
-			rs.add(o, r)
 			rs.keep(o.Key, r)
 			mu.Lock()
 			done++
@@ -210,6 +202,25 @@ func (c *Config) route(ctx context.Context, objs []rawObject, ix *index.Index, r
 		})
 	}
 	return g.Wait()
+}
+
+// routeIndexed routes an object the index holds (an empty segment for each
+// day of its entry that gets no rows) and counts it in rs. A bad object is
+// recorded (noteBad) and gives nil, nil.
+func (c *Config) routeIndexed(ctx context.Context, o rawObject, ix *index.Index, rs *routeStats) (*routedObject, error) {
+	var days []day.Day
+	if e, ok := ix.Lookup(o.Key); ok {
+		days = e.Days
+	}
+	r, err := c.routeOne(ctx, o, days)
+	if c.noteBad(o, err, ix, rs) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", o.Key, err)
+	}
+	rs.add(o, r)
+	return r, nil
 }
 
 // noteBad records o as bad if err says it is: the index called it good
@@ -270,18 +281,10 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 			case !errors.Is(err, store.ErrNotExist):
 				return err
 			}
-			var days []day.Day
-			if e, ok := ix.Lookup(o.Key); ok {
-				days = e.Days
+			r, err := c.routeIndexed(gctx, o, ix, rs)
+			if err != nil || r == nil {
+				return err
 			}
-			r, err := c.routeOne(gctx, o, days)
-			if c.noteBad(o, err, ix, rs) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("read %s: %w", o.Key, err)
-			}
-			rs.add(o, r)
 			parts[i] = r.parts[p.d]
 			return nil
 		})

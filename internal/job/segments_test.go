@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,46 +14,8 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/segment"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/internal/store/storetest"
 )
-
-// readCounter is a store that counts the reads of each raw object (Open
-// and Get of keys under raw/): what the cost rule of DESIGN §5.3 is about.
-type readCounter struct {
-	store.Store
-	mu    sync.Mutex
-	reads map[string]int
-}
-
-func newReadCounter(st store.Store) *readCounter {
-	return &readCounter{Store: st, reads: map[string]int{}}
-}
-
-func (c *readCounter) count(key string) {
-	if strings.HasPrefix(key, "raw/") {
-		c.mu.Lock()
-		c.reads[key]++
-		c.mu.Unlock()
-	}
-}
-
-func (c *readCounter) Open(ctx context.Context, key string) (store.Reader, error) {
-	c.count(key)
-	return c.Store.Open(ctx, key)
-}
-
-func (c *readCounter) Get(ctx context.Context, key string) ([]byte, error) {
-	c.count(key)
-	return c.Store.Get(ctx, key)
-}
-
-// take returns the reads counted so far and starts again.
-func (c *readCounter) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.reads
-	c.reads = map[string]int{}
-	return out
-}
 
 func segmentCount(t *testing.T, st store.Store) int {
 	t.Helper()
@@ -74,7 +35,7 @@ func TestSegmentsAreACache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := newReadCounter(dir)
+	st := storetest.CountReads(dir, "raw/")
 	d1 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := gen.Generate(ctx, dir, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 1200, Seed: 5})); err != nil {
 		t.Fatal(err)
@@ -85,7 +46,7 @@ func TestSegmentsAreACache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, n := range st.take() {
+	for k, n := range st.Take() {
 		if n != 1 {
 			t.Errorf("first run read %s %d times; want once", k, n)
 		}
@@ -108,7 +69,7 @@ func TestSegmentsAreACache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reads := st.take(); len(reads) != 0 || fromSegs.RawObjects != 0 {
+	if reads := st.Take(); len(reads) != 0 || fromSegs.RawObjects != 0 {
 		t.Errorf("a forced rebuild with every segment in place read raw objects: %v (summary: %d)", reads, fromSegs.RawObjects)
 	}
 	got, err := Snapshot(ctx, dir, cfg.From, cfg.To)
@@ -129,7 +90,7 @@ func TestSegmentsAreACache(t *testing.T) {
 	// The first run read every new object of the range's arrival window
 	// (each is routed once, ever); this one only those the range's days
 	// need, each once.
-	reads := st.take()
+	reads := st.Take()
 	for k, n := range reads {
 		if n != 1 {
 			t.Errorf("rebuild without segments read %s %d times; want once", k, n)
@@ -182,7 +143,7 @@ func TestObjectFeedingEightDaysIsReadOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := newReadCounter(dir)
+	st := storetest.CountReads(dir, "raw/")
 	recv := time.Date(2026, 6, 10, 12, 30, 0, 0, time.UTC)
 	wide := "raw/2026/06/10/12/events-1-2026-06-10-12-30-00-wide"
 	writeRaw(t, dir, wide, spread("w", recv, 8, 400))
@@ -204,7 +165,7 @@ func TestObjectFeedingEightDaysIsReadOnce(t *testing.T) {
 	if built != 8 {
 		t.Fatalf("built %d days, want 8", built)
 	}
-	reads := st.take()
+	reads := st.Take()
 	if reads[wide] != 1 {
 		t.Errorf("the object feeding 8 days was read %d times; want once (reads: %v)", reads[wide], reads)
 	}
@@ -216,7 +177,7 @@ func TestObjectFeedingEightDaysIsReadOnce(t *testing.T) {
 	if _, err := Run(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if reads := st.take(); len(reads) != 1 || reads[late] != 1 {
+	if reads := st.Take(); len(reads) != 1 || reads[late] != 1 {
 		t.Errorf("after a late object arrived the run read %v; want only %s, once", reads, late)
 	}
 

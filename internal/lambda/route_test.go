@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,50 +16,8 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/index"
 	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/internal/store/storetest"
 )
-
-// readCounter is a store that counts the reads of raw objects. Every reader
-// of a raw object (raw.Read routing it, the index scanning its time
-// columns) opens it once with Open and makes all its ranged reads through
-// that one Reader; Get reads a whole object. So each Open or Get of a key
-// under raw/ is one read of that object, whoever makes it.
-type readCounter struct {
-	store.Store
-	mu    sync.Mutex
-	reads map[string]int
-}
-
-func countReads(st store.Store) *readCounter {
-	return &readCounter{Store: st, reads: map[string]int{}}
-}
-
-func (c *readCounter) count(key string) {
-	if strings.HasPrefix(key, "raw/") {
-		c.mu.Lock()
-		c.reads[key]++
-		c.mu.Unlock()
-	}
-}
-
-func (c *readCounter) Open(ctx context.Context, key string) (store.Reader, error) {
-	c.count(key)
-	return c.Store.Open(ctx, key)
-}
-
-func (c *readCounter) Get(ctx context.Context, key string) ([]byte, error) {
-	c.count(key)
-	return c.Store.Get(ctx, key)
-}
-
-func (c *readCounter) snapshot() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.reads))
-	for k, n := range c.reads {
-		out[k] = n
-	}
-	return out
-}
 
 // indexed returns the raw objects the index holds, and how many of them
 // feed two days or more of from..to.
@@ -85,7 +42,7 @@ func indexed(t *testing.T, st store.Store, from, to day.Day) (entries []index.En
 func TestRouteOnce(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	rc := countReads(f.st)
+	rc := storetest.CountReads(f.st, "raw/")
 	f.env.Store = rc
 	from, to := mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22")
 	workers := &asyncWorkers{env: f.env, timeout: time.Minute}
@@ -104,7 +61,7 @@ func TestRouteOnce(t *testing.T) {
 	if multiDay == 0 {
 		t.Fatal("no raw object feeds two of the stale days: the data does not test what it should")
 	}
-	reads := rc.snapshot()
+	reads := rc.Snapshot()
 	t.Logf("%d raw objects indexed, %d feed two days or more; route phase: %+v", len(entries), multiDay, sum.Route)
 	for _, e := range entries {
 		if reads[e.Key] != 1 {
@@ -148,7 +105,7 @@ func TestRouteOnce(t *testing.T) {
 	if err != nil || sum.Route != nil || sum.Planned != 0 {
 		t.Errorf("second run: %+v, %v", sum, err)
 	}
-	if after := rc.snapshot(); len(after) != len(entries) || slices.ContainsFunc(entries, func(e index.Entry) bool { return after[e.Key] != 1 }) {
+	if after := rc.Snapshot(); len(after) != len(entries) || slices.ContainsFunc(entries, func(e index.Entry) bool { return after[e.Key] != 1 }) {
 		t.Errorf("the second run read raw objects")
 	}
 }
@@ -184,7 +141,7 @@ func TestRouteFallback(t *testing.T) {
 	run := func(t *testing.T, fail func(part int) bool) (*RunSummary, *fixture, map[string]int) {
 		ctx := context.Background()
 		f := newFixture(t)
-		rc := countReads(f.st)
+		rc := storetest.CountReads(f.st, "raw/")
 		f.env.Store = rc
 		bad := *f.env
 		bad.Config.RawPrefix = "elsewhere/"
@@ -203,7 +160,7 @@ func TestRouteFallback(t *testing.T) {
 			t.Fatal(err)
 		}
 		snapshotsEqual(t, f.copy, f.st, from, to)
-		return sum, f, rc.snapshot()
+		return sum, f, rc.Snapshot()
 	}
 
 	// One part fails: the plan indexes its objects from their time
@@ -266,7 +223,7 @@ func TestRouteFallback(t *testing.T) {
 func TestRouteWorkerTwice(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	rc := countReads(f.st)
+	rc := storetest.CountReads(f.st, "raw/")
 	f.env.Store = rc
 	refs, err := job.Pending(ctx, f.env.jobConfig(mustDay(t, "2026-11-20"), mustDay(t, "2026-11-20")))
 	if err != nil || len(refs) < 4 {
@@ -283,7 +240,7 @@ func TestRouteWorkerTwice(t *testing.T) {
 		t.Fatalf("second: %+v, %v", second, err)
 	}
 	for _, r := range refs[:3] {
-		if n := rc.snapshot()[r.Key]; n != 1 {
+		if n := rc.Snapshot()[r.Key]; n != 1 {
 			t.Errorf("%s read %d times", r.Key, n)
 		}
 	}
@@ -311,10 +268,10 @@ func TestRouteWorkerTwice(t *testing.T) {
 	if err != nil || res.Status != StatusFailed || res.ErrorClass != "permanent" || !strings.Contains(res.Error, "configured differently") {
 		t.Errorf("other rules: %+v, %v", res, err)
 	}
-	if n := rc.snapshot()[bad.Key]; n != 1 {
+	if n := rc.Snapshot()[bad.Key]; n != 1 {
 		t.Errorf("%s read %d times", bad.Key, n)
 	}
-	if n := rc.snapshot()[other.Key]; n != 0 {
+	if n := rc.Snapshot()[other.Key]; n != 0 {
 		t.Errorf("%s read %d times", other.Key, n)
 	}
 }
