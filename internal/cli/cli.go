@@ -57,7 +57,11 @@ Usage:
   rollup report --out report.html    write an HTML report of the curated tables
 
 A day already built from the same inputs, code and config is skipped; --force
-rebuilds it. Bad raw objects and invalid rows never fail a run: they are
+rebuilds it. Each raw object is read once, ever: a run splits each new object
+by reporting day into segments (_state/segments/, a cache that is safe to
+delete) and builds each day from its segments, one day at a time, so memory
+is bounded by one day, not by the range.
+Bad raw objects and invalid rows never fail a run: they are
 counted in data_quality_daily, listed in quarantine and reported at the end.
 
 Exit codes: 0 done, 1 the run failed (re-run it: nothing is doubled or lost),
