@@ -7,7 +7,6 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -53,9 +52,10 @@ type Day struct {
 // session's first event_time formatted 2006-01-02T15:04:05.000Z (UTC). The
 // events are of one day, so sessions are split at midnight by construction.
 //
-// Build works on two goroutines at times. When it merges several parts of
-// a large day it then runs a garbage collection, so that the parts' memory
-// is reused for the rest of the build instead of adding to the peak.
+// Build works on two goroutines at times. It copies each of the parts'
+// columns once: the columns it sorts on into day-wide key columns, the
+// others straight into their final order, each dropped from the parts once
+// copied; key columns no longer needed hold the next columns copied.
 //
 // Build panics if the day's event ids or properties overflow frame's
 // 32-bit offsets, or it has 2^31 events or more.
@@ -92,103 +92,301 @@ func Build(parts []*Part, rules Rules) Day {
 	}
 	slices.SortStableFunc(out.Quarantine, compareQuarantine) // ties keep their order in the object
 
-	// Merge the parts' events: into a dictionary sized for the day's
-	// strings (growing one is slow) and columns grown once to the day's
-	// size, each part copied once, its strings remapped, then dropped.
-	// Meanwhile, the event ids are hashed and sorted for dedupe, and the
-	// dictionary is sized while the columns are grown (page faults, mostly).
-	var e *frame.Events
-	var keys []uint64
-	switch {
-	case n == 0:
-		e = frame.New(nil, 0)
-	case only >= 0:
-		e = parts[only].Events // nothing to merge
-		keys = idKeys([]*frame.Events{e}, n)
-	default:
-		var srcs []*frame.Events
-		var dicts []*frame.Dict
-		for _, p := range parts {
-			if p.Events != nil {
-				srcs = append(srcs, p.Events)
-				dicts = append(dicts, p.Events.Dict)
-			}
-		}
-		sorted := make(chan []uint64, 1)
-		go func() { sorted <- idKeys(srcs, n) }()
-		sized := make(chan *frame.Dict, 1)
-		go func() { sized <- frame.NewDict(distinctStrings(dicts) * 21 / 20) }()
-		e = frame.New(nil, 0)
-		e.Grow(n, nid, nprop)
-		e.Dict = <-sized
-		for _, p := range parts {
-			if p.Events == nil {
-				continue
-			}
-			if err := e.AppendEvents(p.Events); err != nil {
-				panic(err) // ruled out above
-			}
-			p.Events = nil
-		}
-		keys = <-sorted // and srcs are dropped
-	}
+	// The parts' columns are not merged: the key columns that the dedupe,
+	// the sort and the sessions need are (event_time, and the ids of
+	// event_name, user_key, session_id and product, in the day's
+	// dictionary), and every other column is copied straight from the
+	// parts into its final order, each part's column dropped once taken.
+	// Meanwhile, the event ids are hashed and sorted for dedupe.
+	var srcs []*frame.Events
 	for _, p := range parts {
+		if p.Events != nil && p.Events.Len() > 0 {
+			srcs = append(srcs, p.Events)
+		}
 		p.Events, p.Quarantine = nil, nil
 	}
-	if len(e.Str[frame.SessionKey]) != n {
-		e.Str[frame.SessionKey] = make([]uint32, n)
+	out.Stats.Invalid = int64(nq)
+	out.Stats.RawRows = int64(n + nq)
+	if n == 0 {
+		out.Events = frame.New(nil, 0)
+		return out
+	}
+	sorted := make(chan []uint64, 1)
+	go func() { sorted <- idKeys(srcs, n) }()
+	m := newMerged(srcs)
+	var dict *frame.Dict
+	var times []int64
+	var name, user, sid, product, skey []uint32
+	if only >= 0 {
+		e := srcs[0] // nothing to merge: its columns are the key columns
+		dict, times = e.Dict, e.EventTime
+		name, user, sid, product = e.Str[frame.EventName], e.Str[frame.UserKey], e.Str[frame.SessionID], e.Str[frame.Product]
+		skey = e.Str[frame.SessionKey]
+		if len(skey) != n {
+			skey = make([]uint32, n)
+		}
+	} else {
+		dicts := make([]*frame.Dict, len(srcs))
+		for p, e := range srcs {
+			dicts[p] = e.Dict
+		}
+		// A dictionary sized for the day's strings (growing one is slow);
+		// each part's strings are looked up once.
+		dict = frame.NewDict(distinctStrings(dicts) * 21 / 20)
+		m.remap = make([][]uint32, len(srcs))
+		for p, d := range dicts {
+			r := make([]uint32, d.Len())
+			for i, s := range d.Strings() {
+				r[i] = dict.ID(s)
+			}
+			m.remap[p] = r
+		}
+		times = make([]int64, n)
+		name, user, sid, product = make([]uint32, n), make([]uint32, n), make([]uint32, n), make([]uint32, n)
+		for p, e := range srcs {
+			b, r := m.base[p], m.remap[p]
+			copy(times[b:], e.EventTime)
+			remapInto(name[b:], e.Str[frame.EventName], r)
+			remapInto(user[b:], e.Str[frame.UserKey], r)
+			remapInto(sid[b:], e.Str[frame.SessionID], r)
+			remapInto(product[b:], e.Str[frame.Product], r)
+		}
+		skey = make([]uint32, n)
 	}
 
 	// String ranks (restricted to the strings each column uses) are
-	// computed while the merged parts are collected and duplicates found:
-	// these only read e.
+	// computed while duplicates are found: these only read the columns.
 	var names, users, products ranks
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		strs := e.Dict.Strings()
-		names = columnRanks(strs, e.Str[frame.EventName])
-		users = columnRanks(strs, e.Str[frame.UserKey])
-		products = columnRanks(strs, e.Str[frame.Product])
+		strs := dict.Strings()
+		names = columnRanks(strs, name)
+		users = columnRanks(strs, user)
+		products = columnRanks(strs, product)
 	})
-	if only < 0 && n >= 1<<16 {
-		// The parts' columns are garbage now. Collect them, so that the
-		// rest of the build reuses their memory rather than growing the
-		// heap, as far as it can.
-		runtime.GC()
-	}
-	drop, dups := dedupe(e, keys)
+	keys := <-sorted
+	drop, dups := dedupeMerged(m, keys)
+	keys = nil
 	wg.Wait()
 	kept := n - dups
-	out.Stats.Invalid = int64(nq)
 	out.Stats.ValidRows = int64(n)
-	out.Stats.RawRows = int64(n + nq)
 	out.Stats.KeptRows = int64(kept)
 	out.Stats.Duplicates = int64(dups)
-	for i, s := range e.Skewed {
-		if s && !drop[i] {
-			out.Stats.Skewed++
+	for p, e := range srcs {
+		b := m.base[p]
+		for i, s := range e.Skewed {
+			if s && !drop[int(b)+i] {
+				out.Stats.Skewed++
+			}
+		}
+	}
+	for _, e := range srcs {
+		// Read no more from the parts (their copies are in the key columns).
+		e.EventTime = nil
+		for _, c := range [...]frame.Column{frame.EventName, frame.UserKey, frame.SessionID, frame.Product, frame.SessionKey} {
+			e.Str[c] = nil
 		}
 	}
 
-	byUser := sortByUser(e, drop, kept, users)
-	perm := byName(e, byUser, names)
+	byUser := sortByUser(m, user, times, drop, kept, users)
+	drop = nil
+	perm := byName(name, byUser, names)
 
-	// Session keys are interned while the columns are permuted (Permute
+	// Session keys are interned while the columns are copied (copying
 	// does not touch the dictionary): assignSessions writes the keys by
-	// old index into the old SessionKey column; Permute gathers a stand-in
-	// column, then overwritten with the keys in the new order.
-	s := sessionColumns{dict: e.Dict, sid: e.Str[frame.SessionID], product: e.Str[frame.Product],
-		user: e.Str[frame.UserKey], key: e.Str[frame.SessionKey]}
-	e.Str[frame.SessionKey] = e.Str[frame.SessionID]
+	// day index into skey, gathered last. A key column, once gathered and
+	// no longer read, holds the next column gathered.
+	s := sessionColumns{dict: dict, sid: sid, product: product, user: user, key: skey}
 	wg.Go(func() { assignSessions(s, byUser, products, rules.SessionGap.Milliseconds()) })
-	e.Permute(perm)
-	wg.Wait()
-	sk := e.Str[frame.SessionKey]
+	e := &frame.Events{Dict: dict}
+	e.Str[frame.EventName] = gatherInto(make([]uint32, kept), name, perm)
+	e.Str[frame.UserKey] = gatherInto(name[:kept], user, perm)
+	e.Str[frame.SessionID] = gatherInto(make([]uint32, kept), sid, perm)
+	e.Str[frame.Product] = gatherInto(make([]uint32, kept), product, perm)
+	e.EventTime = gatherInto(make([]int64, kept), times, perm)
+	inv := make([]int32, n) // day index → index in the day's order, or -1 (a duplicate)
+	for i := range inv {
+		inv[i] = -1
+	}
 	for k, i := range perm {
-		sk[k] = s.key[i]
+		inv[i] = int32(k)
+	}
+	e.ClientTime = scatterParts(m, times[:kept], inv, func(e *frame.Events) *[]int64 { return &e.ClientTime })
+	e.ReceivedAt = scatterParts(m, make([]int64, kept), inv, func(e *frame.Events) *[]int64 { return &e.ReceivedAt })
+	e.Skewed = scatterParts(m, make([]bool, kept), inv, func(e *frame.Events) *[]bool { return &e.Skewed })
+	e.IDBytes, e.IDOff = scatterIDs(m, inv, kept)
+	e.PropOff, e.PropKey, e.PropVal = scatterProps(m, inv, kept)
+	wg.Wait()
+	e.Str[frame.SessionKey] = gatherInto(user[:kept], skey, perm)
+	free := [][]uint32{sid, product, skey}
+	for _, c := range [...]frame.Column{frame.UserID, frame.DeviceID, frame.Platform, frame.AppVersion, frame.Country} {
+		var dst []uint32
+		if len(free) > 0 {
+			dst, free = free[0][:kept], free[1:]
+		} else {
+			dst = make([]uint32, kept)
+		}
+		e.Str[c] = scatterStrs(m, dst, inv, c)
 	}
 	out.Events = e
 	return out
+}
+
+// merged addresses the events of several Events as one sequence: the day
+// index of event i of parts[p] is base[p]+i.
+type merged struct {
+	parts []*frame.Events
+	base  []int32    // len(parts)+1
+	remap [][]uint32 // each part's dictionary ids → the day's; nil if one part, its own dictionary
+}
+
+func newMerged(parts []*frame.Events) *merged {
+	m := &merged{parts: parts, base: make([]int32, len(parts)+1)}
+	for p, e := range parts {
+		m.base[p+1] = m.base[p] + int32(e.Len())
+	}
+	return m
+}
+
+// part returns the part of day index i.
+func (m *merged) part(i int32) int {
+	if len(m.parts) == 1 {
+		return 0
+	}
+	p, _ := slices.BinarySearch(m.base, i+1)
+	return p - 1
+}
+
+// at returns the part of day index i and i's index in it.
+func (m *merged) at(i int32) (*frame.Events, int) {
+	p := m.part(i)
+	return m.parts[p], int(i - m.base[p])
+}
+
+// id returns the event_id of day index i.
+func (m *merged) id(i int32) []byte {
+	e, j := m.at(i)
+	return e.ID(j)
+}
+
+// remapInto sets dst[i] to r[src[i]].
+func remapInto(dst, src, r []uint32) {
+	dst = dst[:len(src)]
+	for i, id := range src {
+		dst[i] = r[id]
+	}
+}
+
+// gatherInto sets dst[k] to col[perm[k]] and returns dst.
+func gatherInto[T any](dst, col []T, perm []int32) []T {
+	dst = dst[:len(perm)]
+	for k, i := range perm {
+		dst[k] = col[i]
+	}
+	return dst
+}
+
+// scatterParts sets dst[inv[i]] to the value of day index i in the
+// column of the parts that column returns (for the i with inv[i] >= 0),
+// and drops that column of the parts: the parts are read in order, dst
+// written at random.
+func scatterParts[T any](m *merged, dst []T, inv []int32, column func(*frame.Events) *[]T) []T {
+	for p, e := range m.parts {
+		col := column(e)
+		for i, v := range *col {
+			if k := inv[int(m.base[p])+i]; k >= 0 {
+				dst[k] = v
+			}
+		}
+		*col = nil
+	}
+	return dst
+}
+
+// scatterStrs is scatterParts for the string column c, in the day's
+// dictionary.
+func scatterStrs(m *merged, dst []uint32, inv []int32, c frame.Column) []uint32 {
+	if m.remap == nil {
+		return scatterParts(m, dst, inv, func(e *frame.Events) *[]uint32 { return &e.Str[c] })
+	}
+	for p, e := range m.parts {
+		r := m.remap[p]
+		for i, id := range e.Str[c] {
+			if k := inv[int(m.base[p])+i]; k >= 0 {
+				dst[k] = r[id]
+			}
+		}
+		e.Str[c] = nil
+	}
+	return dst
+}
+
+// scatterOffsets returns the offsets, in the order inv gives, of the
+// events' runs in a column of the parts whose offsets column returns.
+func scatterOffsets(m *merged, inv []int32, kept int, column func(*frame.Events) []uint32) []uint32 {
+	off := make([]uint32, kept+1)
+	for p, e := range m.parts {
+		o := column(e)
+		for i := range int(m.base[p+1] - m.base[p]) {
+			if k := inv[int(m.base[p])+i]; k >= 0 {
+				off[k+1] = o[i+1] - o[i]
+			}
+		}
+	}
+	for k := 1; k <= kept; k++ {
+		off[k] += off[k-1]
+	}
+	return off
+}
+
+// scatterIDs returns the event ids of the day indices in the order inv
+// gives, and drops the parts' ids.
+func scatterIDs(m *merged, inv []int32, kept int) (ids []byte, off []uint32) {
+	off = scatterOffsets(m, inv, kept, func(e *frame.Events) []uint32 { return e.IDOff })
+	ids = make([]byte, off[kept])
+	for p, e := range m.parts {
+		for i := range int(m.base[p+1] - m.base[p]) {
+			if k := inv[int(m.base[p])+i]; k >= 0 {
+				copy(ids[off[k]:off[k+1]], e.IDBytes[e.IDOff[i]:e.IDOff[i+1]])
+			}
+		}
+		e.IDBytes, e.IDOff = nil, nil
+	}
+	return ids, off
+}
+
+// scatterProps returns the properties of the day indices in the order inv
+// gives, in the day's dictionary, and drops the parts'.
+func scatterProps(m *merged, inv []int32, kept int) (off, keys, vals []uint32) {
+	off = scatterOffsets(m, inv, kept, func(e *frame.Events) []uint32 { return e.PropOff })
+	keys, vals = make([]uint32, off[kept]), make([]uint32, off[kept])
+	for p, e := range m.parts {
+		var r []uint32
+		if m.remap != nil {
+			r = m.remap[p]
+		}
+		for i := range int(m.base[p+1] - m.base[p]) {
+			k := inv[int(m.base[p])+i]
+			if k < 0 {
+				continue
+			}
+			lo, hi := e.PropOff[i], e.PropOff[i+1]
+			dk, dv := keys[off[k]:off[k+1]], vals[off[k]:off[k+1]]
+			if r == nil {
+				copy(dk, e.PropKey[lo:hi])
+				copy(dv, e.PropVal[lo:hi])
+				continue
+			}
+			for x, id := range e.PropKey[lo:hi] {
+				dk[x] = r[id]
+			}
+			for x, id := range e.PropVal[lo:hi] {
+				dv[x] = r[id]
+			}
+		}
+		e.PropOff, e.PropKey, e.PropVal = nil, nil, nil
+	}
+	return off, keys, vals // property keys stay in byte order: the strings are the same
 }
 
 var seed = maphash.MakeSeed()
@@ -261,11 +459,16 @@ func sortKeys(hashes []uint64) []uint64 {
 // equal hashes need not be of equal ids. dups is the number of events
 // dropped.
 func dedupe(e *frame.Events, keys []uint64) (drop []bool, dups int) {
+	return dedupeMerged(newMerged([]*frame.Events{e}), keys)
+}
+
+// dedupeMerged is dedupe for the events of m, by day index.
+func dedupeMerged(m *merged, keys []uint64) (drop []bool, dups int) {
 	n := len(keys)
 	drop = make([]bool, n)
 	idxBits := indexBits(n)
 	mask := uint64(1)<<idxBits - 1
-	var byCopy func(a, b uint64) int // made once, used for the rare groups
+	byCopy := func(a, b uint64) int { return compareCopies(m, int32(a&mask), int32(b&mask)) }
 	for i := 0; i < n; {
 		j := i + 1
 		for j < n && keys[j]>>idxBits == keys[i]>>idxBits {
@@ -273,14 +476,10 @@ func dedupe(e *frame.Events, keys []uint64) (drop []bool, dups int) {
 		}
 		if j-i > 1 {
 			// One hash, possibly several ids: keep the best copy of each id.
-			if byCopy == nil {
-				strs := e.Dict.Strings()
-				byCopy = func(a, b uint64) int { return compareCopies(e, strs, int32(a&mask), int32(b&mask)) }
-			}
 			group := keys[i:j]
 			slices.SortFunc(group, byCopy)
 			for k := 1; k < len(group); k++ {
-				if bytes.Equal(e.ID(int(group[k]&mask)), e.ID(int(group[k-1]&mask))) {
+				if bytes.Equal(m.id(int32(group[k]&mask)), m.id(int32(group[k-1]&mask))) {
 					drop[group[k]&mask] = true
 					dups++
 				}
@@ -343,39 +542,42 @@ func radixSort(keys []uint64, shift uint) {
 var copyColumns = [...]frame.Column{frame.EventName, frame.UserID, frame.DeviceID, frame.SessionID,
 	frame.Product, frame.Platform, frame.AppVersion, frame.Country}
 
-// compareCopies orders events a and b by event_id, then the copy to keep
-// first: received_at, event_time, client event_time, the copyColumns'
-// strings, then properties (by count, then pair by pair in key order, key
-// then value). strs are e.Dict's strings.
-func compareCopies(e *frame.Events, strs []string, a, b int32) int {
-	if c := bytes.Compare(e.ID(int(a)), e.ID(int(b))); c != 0 {
+// compareCopies orders the events of day indices a and b of m by
+// event_id, then the copy to keep first: received_at, event_time, client
+// event_time, the copyColumns' strings, then properties (by count, then
+// pair by pair in key order, key then value).
+func compareCopies(m *merged, a, b int32) int {
+	ea, i := m.at(a)
+	eb, j := m.at(b)
+	if c := bytes.Compare(ea.ID(i), eb.ID(j)); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(e.ReceivedAt[a], e.ReceivedAt[b]); c != 0 {
+	if c := cmp.Compare(ea.ReceivedAt[i], eb.ReceivedAt[j]); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(e.EventTime[a], e.EventTime[b]); c != 0 {
+	if c := cmp.Compare(ea.EventTime[i], eb.EventTime[j]); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(e.ClientTime[a], e.ClientTime[b]); c != 0 {
+	if c := cmp.Compare(ea.ClientTime[i], eb.ClientTime[j]); c != 0 {
 		return c
 	}
+	sa, sb := ea.Dict.Strings(), eb.Dict.Strings()
 	for _, col := range copyColumns {
-		if x, y := e.Str[col][a], e.Str[col][b]; x != y {
-			return strings.Compare(strs[x], strs[y])
+		if c := strings.Compare(sa[ea.Str[col][i]], sb[eb.Str[col][j]]); c != 0 {
+			return c
 		}
 	}
-	ka, va := e.Props(int(a))
-	kb, vb := e.Props(int(b))
+	ka, va := ea.Props(i)
+	kb, vb := eb.Props(j)
 	if c := cmp.Compare(len(ka), len(kb)); c != 0 {
 		return c
 	}
-	for j := range ka {
-		if ka[j] != kb[j] {
-			return strings.Compare(strs[ka[j]], strs[kb[j]])
+	for x := range ka {
+		if c := strings.Compare(sa[ka[x]], sb[kb[x]]); c != 0 {
+			return c
 		}
-		if va[j] != vb[j] {
-			return strings.Compare(strs[va[j]], strs[vb[j]])
+		if c := strings.Compare(sa[va[x]], sb[vb[x]]); c != 0 {
+			return c
 		}
 	}
 	return 0
@@ -413,11 +615,11 @@ type timeIdx struct {
 	idx int32
 }
 
-// sortByUser returns the kept events (those not in drop; kept of them)
-// sorted by (user_key, event_time, event_id): a counting sort on the
-// user_key ranks, then each user's events sorted by time and id.
-func sortByUser(e *frame.Events, drop []bool, kept int, users ranks) []timeIdx {
-	col := e.Str[frame.UserKey]
+// sortByUser returns the kept events of m (those not in drop; kept of
+// them) sorted by (user_key, event_time, event_id): a counting sort on the
+// user_key ranks, then each user's events sorted by time and id. col and
+// times are m's user_key ids and event_times, by day index.
+func sortByUser(m *merged, col []uint32, times []int64, drop []bool, kept int, users ranks) []timeIdx {
 	next := make([]int32, users.n+1)
 	for i, id := range col {
 		if !drop[i] {
@@ -431,7 +633,7 @@ func sortByUser(e *frame.Events, drop []bool, kept int, users ranks) []timeIdx {
 	for i, id := range col {
 		if !drop[i] {
 			u := users.rank[id]
-			out[next[u]] = timeIdx{e.EventTime[i], int32(i)}
+			out[next[u]] = timeIdx{times[i], int32(i)}
 			next[u]++
 		}
 	}
@@ -440,7 +642,7 @@ func sortByUser(e *frame.Events, drop []bool, kept int, users ranks) []timeIdx {
 		if a.t != b.t {
 			return cmp.Compare(a.t, b.t)
 		}
-		return bytes.Compare(e.ID(int(a.idx)), e.ID(int(b.idx)))
+		return bytes.Compare(m.id(a.idx), m.id(b.idx))
 	}
 	lo := int32(0)
 	for _, hi := range next[:users.n] {
@@ -451,7 +653,7 @@ func sortByUser(e *frame.Events, drop []bool, kept int, users ranks) []timeIdx {
 			continue
 		}
 		for i := 1; i < len(run); i++ {
-			for j := i; j > 0 && lessTimeID(e, run[j], run[j-1]); j-- {
+			for j := i; j > 0 && lessTimeID(m, run[j], run[j-1]); j-- {
 				run[j], run[j-1] = run[j-1], run[j]
 			}
 		}
@@ -460,17 +662,17 @@ func sortByUser(e *frame.Events, drop []bool, kept int, users ranks) []timeIdx {
 }
 
 // lessTimeID reports whether a is before b by (event_time, event_id).
-func lessTimeID(e *frame.Events, a, b timeIdx) bool {
+func lessTimeID(m *merged, a, b timeIdx) bool {
 	if a.t != b.t {
 		return a.t < b.t
 	}
-	return bytes.Compare(e.ID(int(a.idx)), e.ID(int(b.idx))) < 0
+	return bytes.Compare(m.id(a.idx), m.id(b.idx)) < 0
 }
 
 // byName returns the indices of the events of byUser, sorted by (user_key,
 // event_time, event_id), stably sorted by event_name rank: the day's order.
-func byName(e *frame.Events, byUser []timeIdx, names ranks) []int32 {
-	col := e.Str[frame.EventName]
+// col holds the event_name ids, by index.
+func byName(col []uint32, byUser []timeIdx, names ranks) []int32 {
 	next := make([]int32, names.n+1)
 	for _, x := range byUser {
 		next[names.rank[col[x.idx]]+1]++
