@@ -152,25 +152,49 @@ func writerConfig(opt WriterOptions) []parquet.WriterOption {
 
 // writeFile writes a prefix of rows to one file and says how many it took.
 func writeFile[T any](ctx context.Context, st store.Store, key string, rows []T, opt WriterOptions) (File, int, error) {
+	var pw *parquet.GenericWriter[T]
+	return writeCut(ctx, st, key, 0, len(rows), opt,
+		func(w io.Writer) parquetFile {
+			pw = parquet.NewGenericWriter[T](w, writerConfig(opt)...)
+			return pw
+		},
+		func(lo, hi int) error { return pqrows.Write(pw, rows[lo:hi]) })
+}
+
+// parquetFile is what writeCut needs of a parquet-go writer.
+type parquetFile interface {
+	Size() int64
+	Flush() error
+	Close() error
+}
+
+// writeCut writes rows [start, total) to one new file at key through the
+// writer open makes, a batch at a time (write(lo, hi)), cutting a row
+// group once the writer's estimate of the buffered group reaches
+// opt.RowGroupSize (checked every 1024 rows) and ending the file after the
+// row group that brings it to opt.TargetFileSize. It says how many rows it
+// took. A failure leaves no file behind.
+func writeCut(ctx context.Context, st store.Store, key string, start, total int, opt WriterOptions,
+	open func(io.Writer) parquetFile, write func(lo, hi int) error) (File, int, error) {
 	w, err := st.NewWriter(ctx, key)
 	if err != nil {
 		return File{}, 0, err
 	}
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(w, h)}
-	pw := parquet.NewGenericWriter[T](cw, writerConfig(opt)...)
+	pw := open(cw)
 	fail := func(err error) (File, int, error) {
 		w.Abort()
 		return File{}, 0, fmt.Errorf("write %s: %w", key, err)
 	}
-	n, flushed := 0, int64(0)
 	const batch = 1024
-	for n < len(rows) {
+	n, flushed := start, int64(0)
+	for n < total {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
-		end := min(n+batch, len(rows))
-		if err := pqrows.Write(pw, rows[n:end]); err != nil {
+		end := min(n+batch, total)
+		if err := write(n, end); err != nil {
 			return fail(err)
 		}
 		n = end
@@ -190,7 +214,7 @@ func writeFile[T any](ctx context.Context, st store.Store, key string, rows []T,
 	if err := w.Close(); err != nil {
 		return File{}, 0, fmt.Errorf("write %s: %w", key, err)
 	}
-	return File{Key: key, Size: cw.n, Rows: int64(n), SHA256: hex.EncodeToString(h.Sum(nil))}, n, nil
+	return File{Key: key, Size: cw.n, Rows: int64(n - start), SHA256: hex.EncodeToString(h.Sum(nil))}, n - start, nil
 }
 
 // partKey is the partition folder a manifest belongs to.

@@ -2,8 +2,6 @@ package publish
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"unsafe"
@@ -51,10 +49,6 @@ func eventColumn(path ...string) eventCol {
 	return eventCol{index: leaf.ColumnIndex, def: leaf.MaxDefinitionLevel}
 }
 
-// eventBatch is how many events go to the column writers at once, and how
-// often the row group size is checked (as Write does with its batches).
-const eventBatch = 1024
-
 // WriteEvents writes ev, in its order, as the events table into the run
 // folder at prefix, column by column from the frame: files
 // part-00000.zstd.parquet, part-00001... with rollups.Event's schema, cut
@@ -100,45 +94,13 @@ type eventsWriter struct {
 // writeFile writes events from start on to one file and says how many it
 // took.
 func (w *eventsWriter) writeFile(ctx context.Context, st store.Store, key string, start int, opt WriterOptions) (File, int, error) {
-	sw, err := st.NewWriter(ctx, key)
-	if err != nil {
-		return File{}, 0, err
-	}
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(sw, h)}
-	pw := parquet.NewWriter(cw, append(writerConfig(opt), eventSchema)...)
-	fail := func(err error) (File, int, error) {
-		sw.Abort()
-		return File{}, 0, fmt.Errorf("write %s: %w", key, err)
-	}
-	w.cols = pw.ColumnWriters()
-	n, flushed := start, int64(0)
-	for total := w.ev.Len(); n < total; {
-		if err := ctx.Err(); err != nil {
-			return fail(err)
-		}
-		end := min(n+eventBatch, total)
-		if err := w.writeBatch(n, end); err != nil {
-			return fail(err)
-		}
-		n = end
-		if pw.Size()-flushed >= opt.RowGroupSize {
-			if err := pw.Flush(); err != nil {
-				return fail(err)
-			}
-			flushed = pw.Size()
-			if opt.TargetFileSize > 0 && flushed >= opt.TargetFileSize {
-				break
-			}
-		}
-	}
-	if err := pw.Close(); err != nil {
-		return fail(err)
-	}
-	if err := sw.Close(); err != nil {
-		return File{}, 0, fmt.Errorf("write %s: %w", key, err)
-	}
-	return File{Key: key, Size: cw.n, Rows: int64(n - start), SHA256: hex.EncodeToString(h.Sum(nil))}, n - start, nil
+	return writeCut(ctx, st, key, start, w.ev.Len(), opt,
+		func(out io.Writer) parquetFile {
+			pw := parquet.NewWriter(out, append(writerConfig(opt), eventSchema)...)
+			w.cols = pw.ColumnWriters()
+			return pw
+		},
+		w.writeBatch)
 }
 
 // writeBatch writes events [lo, hi) to every column.
