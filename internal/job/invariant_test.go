@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,15 +18,17 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/segment"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
 // TestInvariantAnyRunSequence states DESIGN §5's invariant directly: after
 // any sequence of runs — random ranges in random order, two at once, runs
-// killed between or within days, stage 1 without stage 2 — over raw objects
-// that arrive late, disappear or turn unreadable, every table equals a clean
-// build of the raw objects present at the end (same bytes, same rows).
+// killed between or within days or while routing, stage 1 without stage 2,
+// segments deleted or damaged — over raw objects that arrive late,
+// disappear or turn unreadable, every table equals a clean build of the raw
+// objects present at the end (same bytes, same rows).
 //
 // Each sequence ends with the nightly kind of run: one over the days built
 // so far, without --force. A clean build is a fresh store holding the final
@@ -99,10 +102,19 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 				return a, b
 			}
 			var log []string
+			// forced rebuilds cfg's days, reading what segments it can.
+			forced := func(cfg Config) {
+				cfg.Force = true
+				run(cfg)
+				for d := cfg.From; d <= cfg.To; d++ {
+					built[d] = true
+				}
+				log = append(log, fmt.Sprintf("run %s..%s force=true", cfg.From, cfg.To))
+			}
 			for step := range 8 {
 				from, to := randomRange()
 				cfg := Config{Store: st, From: from, To: to, Rules: rules, Parallel: 2, LockWait: time.Minute}
-				switch op := rng.IntN(8); op {
+				switch op := rng.IntN(11); op {
 				case 0: // late objects arrive
 					n := 1 + rng.IntN(6)
 					add(n)
@@ -139,15 +151,17 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 					}
 					log = append(log, fmt.Sprintf("runs %s..%s and %s..%s at once", from, to, from2, to2))
 				case 4: // killed after its first day, before stage 2
+					// Which day is first depends on the run's order (its
+					// last day first): the hook records it.
 					n := 0
-					cfg.dayHook = func(day.Day) error {
+					cfg.dayHook = func(d day.Day) error {
 						if n++; n > 1 {
 							return errors.New("killed")
 						}
+						built[d] = true
 						return nil
 					}
 					run(cfg)
-					built[from] = true
 					log = append(log, fmt.Sprintf("run %s..%s killed after one day", from, to))
 				case 5: // stage 1 only (a Lambda worker, or a run that died between the stages)
 					cfg.SkipWindowed = true
@@ -156,6 +170,56 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 						built[d] = true
 					}
 					log = append(log, fmt.Sprintf("stage 1 of %s..%s", from, to))
+				case 8: // the segments cache is partly lost (S3 lifecycle, a user's rm)
+					segs, err := st.List(ctx, segment.Prefix)
+					if err != nil {
+						t.Fatal(err)
+					}
+					n := 0
+					for _, o := range segs {
+						if rng.IntN(3) == 0 {
+							if err := st.Delete(ctx, o.Key); err != nil {
+								t.Fatal(err)
+							}
+							n++
+						}
+					}
+					log = append(log, fmt.Sprintf("%d segments deleted", n))
+					forced(cfg)
+				case 9: // a segment is damaged
+					segs, err := st.List(ctx, segment.Prefix)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(segs) > 0 {
+						k := segs[rng.IntN(len(segs))].Key
+						if err := st.Put(ctx, k, []byte("not a segment")); err != nil {
+							t.Fatal(err)
+						}
+						log = append(log, "segment damaged: "+k)
+						// A forced run over the damaged segment's day.
+						if d, _, _, ok := segment.Parse(k); ok {
+							cfg.From, cfg.To = d, d
+						}
+					}
+					forced(cfg)
+				case 10: // killed while routing: some objects read, their segments written, the index not saved
+					var reads atomic.Int32
+					limit := int32(1 + rng.IntN(5))
+					cfg.readHook = func(string) error {
+						if reads.Add(1) > limit {
+							return errors.New("killed")
+						}
+						return nil
+					}
+					// Days whose objects were all read before the kill are
+					// built: the hook records them.
+					cfg.dayHook = func(d day.Day) error {
+						built[d] = true
+						return nil
+					}
+					run(cfg)
+					log = append(log, fmt.Sprintf("run %s..%s killed while routing, after %d objects", from, to, limit))
 				default:
 					cfg.Force = op == 7
 					run(cfg)
