@@ -204,64 +204,6 @@ func (e *Events) Row(i int) Row {
 	return r
 }
 
-// AppendEvents appends all of src's events to e, mapping src's dictionary
-// ids into e's (each distinct string of src is looked up once).
-func (e *Events) AppendEvents(src *Events) error {
-	if uint64(len(e.IDBytes))+uint64(len(src.IDBytes)) > math.MaxUint32 {
-		return fmt.Errorf("frame: more than 4 GiB of event ids in one day")
-	}
-	remap := make([]uint32, src.Dict.Len())
-	if src.Dict == e.Dict {
-		for i := range remap {
-			remap[i] = uint32(i)
-		}
-	} else {
-		for i, s := range src.Dict.strs {
-			remap[i] = e.Dict.ID(s)
-		}
-	}
-	base := uint32(len(e.IDBytes))
-	e.IDBytes = append(e.IDBytes, src.IDBytes...)
-	for _, o := range src.IDOff[1:] {
-		e.IDOff = append(e.IDOff, base+o)
-	}
-	e.EventTime = append(e.EventTime, src.EventTime...)
-	e.ClientTime = append(e.ClientTime, src.ClientTime...)
-	e.ReceivedAt = append(e.ReceivedAt, src.ReceivedAt...)
-	e.Skewed = append(e.Skewed, src.Skewed...)
-	for c := range e.Str {
-		for _, id := range src.Str[c] {
-			e.Str[c] = append(e.Str[c], remap[id])
-		}
-	}
-	pbase := uint32(len(e.PropKey))
-	for j := range src.PropKey {
-		e.PropKey = append(e.PropKey, remap[src.PropKey[j]])
-		e.PropVal = append(e.PropVal, remap[src.PropVal[j]])
-	}
-	for _, o := range src.PropOff[1:] {
-		e.PropOff = append(e.PropOff, pbase+o)
-	}
-	return nil // property keys stay in byte order: the strings are the same
-}
-
-// Grow makes room for n more events and nid more bytes of event ids and
-// nprop more properties.
-func (e *Events) Grow(n, nid, nprop int) {
-	e.IDBytes = slices.Grow(e.IDBytes, nid)
-	e.IDOff = slices.Grow(e.IDOff, n)
-	e.EventTime = slices.Grow(e.EventTime, n)
-	e.ClientTime = slices.Grow(e.ClientTime, n)
-	e.ReceivedAt = slices.Grow(e.ReceivedAt, n)
-	e.Skewed = slices.Grow(e.Skewed, n)
-	for c := range e.Str {
-		e.Str[c] = slices.Grow(e.Str[c], n)
-	}
-	e.PropOff = slices.Grow(e.PropOff, n)
-	e.PropKey = slices.Grow(e.PropKey, nprop)
-	e.PropVal = slices.Grow(e.PropVal, nprop)
-}
-
 // Permute reorders the events so that new event i is old event perm[i];
 // perm may also leave events out (a filter). Each column is rebuilt in
 // turn, so at most one extra column is held at once.
