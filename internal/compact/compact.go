@@ -58,7 +58,11 @@ const (
 // PlausibleReceivedAt reports whether a row's received_at can be true of an
 // object that arrived in the hour starting at arrival (Unix ms).
 func PlausibleReceivedAt(row *raw.Row, arrival int64) bool {
-	return row.ReceivedAt >= arrival-MaxDeliveryDelay.Milliseconds() && row.ReceivedAt <= arrival+MaxReceivedAhead.Milliseconds()
+	return plausible(row.ReceivedAt, arrival)
+}
+
+func plausible(receivedAt, arrival int64) bool {
+	return receivedAt >= arrival-MaxDeliveryDelay.Milliseconds() && receivedAt <= arrival+MaxReceivedAhead.Milliseconds()
 }
 
 // Attribute decides when a row counts: its event_time, unless that is
@@ -72,15 +76,19 @@ func PlausibleReceivedAt(row *raw.Row, arrival int64) bool {
 // PlausibleReceivedAt) also counts at fallback: it is invalid, and reaches
 // quarantine on its arrival day.
 func (r Rules) Attribute(row *raw.Row, fallback int64) (at int64, skewed bool) {
-	if !row.HasReceivedAt || !PlausibleReceivedAt(row, fallback) {
+	return r.attribute(row.HasReceivedAt, row.ReceivedAt, row.HasEventTime, row.EventTime, fallback)
+}
+
+func (r Rules) attribute(hasReceived bool, receivedAt int64, hasEventTime bool, eventTime, fallback int64) (at int64, skewed bool) {
+	if !hasReceived || !plausible(receivedAt, fallback) {
 		return fallback, true
 	}
-	if !row.HasEventTime ||
-		row.EventTime < row.ReceivedAt-r.MaxLateness.Milliseconds() ||
-		row.EventTime > row.ReceivedAt+r.MaxAhead.Milliseconds() {
-		return row.ReceivedAt, true
+	if !hasEventTime ||
+		eventTime < receivedAt-r.MaxLateness.Milliseconds() ||
+		eventTime > receivedAt+r.MaxAhead.Milliseconds() {
+		return receivedAt, true
 	}
-	return row.EventTime, false
+	return eventTime, false
 }
 
 // Invalid reasons.
@@ -96,14 +104,18 @@ const (
 
 // Validate returns why row cannot be used, or "" if it can.
 func Validate(row *raw.Row) string {
+	return validate(row.EventID != "", row.HasReceivedAt, row.EventName != "", row.UserID != "" || row.DeviceID != "")
+}
+
+func validate(hasID, hasReceived, hasName, hasWho bool) string {
 	switch {
-	case row.EventID == "":
+	case !hasID:
 		return ReasonMissingEventID
-	case !row.HasReceivedAt:
+	case !hasReceived:
 		return ReasonMissingReceivedAt
-	case row.EventName == "":
+	case !hasName:
 		return ReasonMissingEventName
-	case row.UserID == "" && row.DeviceID == "":
+	case !hasWho:
 		return ReasonMissingUser
 	}
 	return ""
@@ -127,41 +139,51 @@ type Part struct {
 	RepairedUTF8 int64
 }
 
-// Route splits one object's rows by the day they count on (Attribute, then
-// day.Of in r.Loc), keeping only the days want accepts (want is called once
-// per day the rows fall on). fallback is the object's arrival hour (Unix
-// ms). A row is invalid if Validate gives a reason or its received_at is
-// implausible (ReasonImplausibleReceivedAt); invalid rows go to the Part's
-// Quarantine, valid ones to its Events, both in the order of rows. Each Part
-// gets its own frame.Dict, sized from its rows. rows are not modified; the
-// Parts share their strings, and Quarantine their Properties maps.
-//
-// Route panics if one day's event ids in rows total 4 GiB or more (frame
-// offsets are 32-bit).
+// Route is RouteColumns of rows (raw.ColumnsOf): for tests and callers
+// holding rows. rows are not modified.
 func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) map[day.Day]*Part {
-	// First pass: attribute every row, and size each day.
-	type routed struct {
-		at     int64
-		di     int32 // index in days
-		skewed bool
-	}
+	return r.RouteColumns(raw.ColumnsOf(rows), fallback, want)
+}
+
+// RouteColumns splits one object's rows by the day they count on
+// (Attribute, then day.Of in r.Loc), keeping only the days want accepts
+// (want is called once per day the rows fall on). fallback is the object's
+// arrival hour (Unix ms). A row is invalid if Validate gives a reason or
+// its received_at is implausible (ReasonImplausibleReceivedAt); invalid
+// rows go to the Part's Quarantine, valid ones to its Events, both in the
+// order of the rows.
+//
+// The Parts take c's strings: if the rows fall on one day, its Part's
+// dictionary is c.Dict itself (with the anonymous user keys added);
+// otherwise each Part gets a dictionary of the strings it uses. c must
+// not be used afterwards.
+//
+// RouteColumns panics if one day's event ids in c total 4 GiB or more
+// (frame offsets are 32-bit).
+func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) bool) map[day.Day]*Part {
+	n := c.Len()
+	user, device := c.Str[frame.UserID], c.Str[frame.DeviceID]
+	// First pass: attribute every row, size each day, and key the users
+	// (in c's dictionary).
 	type dayPart struct {
 		d                day.Day
+		start, end       int64 // the day's bounds, Unix ms
 		rows, ids, props int
 		p                *Part
-		anon             []uint32 // device_id id → id of "anon:" + device_id (0: not yet)
-		// Caches for the columns of few values: event_name, product,
-		// platform, app_version, country, property keys and values.
-		name, product, platform, version, country, key, val internCache
+		remap            []uint32 // c's ids → the Part's, 0: not yet (nil: the same)
 	}
-	rs := make([]routed, len(rows))
+	at := make([]int64, n)
+	skewed := make([]bool, n)
+	di := make([]int32, n)
+	userKey := make([]uint32, n)
+	var anon []uint32 // device_id id → id of "anon:" + device_id (0: not yet)
 	var days []dayPart // an object spans a day or two
 	last := -1
-	for i := range rows {
-		row := &rows[i]
-		at, skewed := r.Attribute(row, fallback)
-		d := day.Of(at, r.Loc)
-		if last < 0 || days[last].d != d {
+	for i := range n {
+		t, sk := r.attribute(c.HasReceivedAt[i], c.ReceivedAt[i], c.HasEventTime[i], c.EventTime[i], fallback)
+		at[i], skewed[i] = t, sk
+		if last < 0 || t < days[last].start || t >= days[last].end {
+			d := day.Of(t, r.Loc)
 			last = -1
 			for j := range days {
 				if days[j].d == d {
@@ -171,14 +193,25 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 			}
 			if last < 0 {
 				last = len(days)
-				days = append(days, dayPart{d: d})
+				days = append(days, dayPart{d: d, start: d.Start(r.Loc).UnixMilli(), end: d.End(r.Loc).UnixMilli()})
 			}
 		}
-		rs[i] = routed{at: at, di: int32(last), skewed: skewed}
+		di[i] = int32(last)
 		dp := &days[last]
 		dp.rows++
-		dp.ids += len(row.EventID)
-		dp.props += len(row.Properties)
+		dp.ids += int(c.IDOff[i+1] - c.IDOff[i])
+		dp.props += int(c.PropOff[i+1] - c.PropOff[i])
+		uk := user[i]
+		if uk == 0 && device[i] != 0 {
+			if anon == nil {
+				anon = make([]uint32, c.Dict.Len())
+			}
+			if anon[device[i]] == 0 {
+				anon[device[i]] = c.Dict.ID(UserKey("", c.Dict.Str(device[i])))
+			}
+			uk = anon[device[i]]
+		}
+		userKey[i] = uk
 	}
 	parts := make(map[day.Day]*Part, len(days))
 	for j := range days {
@@ -189,7 +222,12 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 		if dp.ids > math.MaxUint32 {
 			panic(fmt.Sprintf("compact: more than 4 GiB of event ids for %s in one object", dp.d))
 		}
-		e := frame.New(frame.NewDict(dp.rows), dp.rows)
+		dict := c.Dict
+		if len(days) > 1 {
+			dict = frame.NewDict(min(dp.rows, c.Dict.Len()))
+			dp.remap = make([]uint32, c.Dict.Len())
+		}
+		e := frame.New(dict, dp.rows)
 		e.IDBytes = make([]byte, 0, dp.ids)
 		e.PropKey = make([]uint32, 0, dp.props)
 		e.PropVal = make([]uint32, 0, dp.props)
@@ -198,123 +236,65 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 	}
 
 	// Second pass: each row to its Part.
-	var props []prop // scratch: one row's properties
-	for i := range rows {
-		row := &rows[i]
-		dp := &days[rs[i].di]
+	name := c.Str[frame.EventName]
+	for i := range n {
+		dp := &days[di[i]]
 		p := dp.p
 		if p == nil {
 			continue
 		}
-		if row.InvalidUTF8 {
+		if c.Repaired[i] {
 			p.RepairedUTF8++
 		}
-		reason := Validate(row)
-		if reason == "" && !PlausibleReceivedAt(row, fallback) {
+		reason := validate(c.IDOff[i+1] > c.IDOff[i], c.HasReceivedAt[i], name[i] != 0, user[i] != 0 || device[i] != 0)
+		if reason == "" && !plausible(c.ReceivedAt[i], fallback) {
 			reason = ReasonImplausibleReceivedAt
 		}
 		if reason != "" {
-			p.Quarantine = append(p.Quarantine, quarantineRow(row, reason))
+			row := c.Row(i)
+			p.Quarantine = append(p.Quarantine, quarantineRow(&row, reason))
 			continue
 		}
 		e := p.Events
-		dict := e.Dict
-		e.IDBytes = append(e.IDBytes, row.EventID...)
+		id := func(x uint32) uint32 { return x }
+		if dp.remap != nil {
+			dict, remap := e.Dict, dp.remap
+			id = func(x uint32) uint32 {
+				if x == 0 {
+					return 0
+				}
+				if y := remap[x]; y != 0 {
+					return y
+				}
+				y := dict.ID(c.Dict.Str(x))
+				remap[x] = y
+				return y
+			}
+		}
+		e.IDBytes = append(e.IDBytes, c.ID(i)...)
 		e.IDOff = append(e.IDOff, uint32(len(e.IDBytes)))
-		e.EventTime = append(e.EventTime, rs[i].at)
+		e.EventTime = append(e.EventTime, at[i])
 		var client int64
-		if row.HasEventTime {
-			client = row.EventTime
+		if c.HasEventTime[i] {
+			client = c.EventTime[i]
 		}
 		e.ClientTime = append(e.ClientTime, client)
-		e.ReceivedAt = append(e.ReceivedAt, row.ReceivedAt)
-		e.Skewed = append(e.Skewed, rs[i].skewed)
-		user, device := intern(dict, row.UserID), intern(dict, row.DeviceID)
-		e.Str[frame.EventName] = append(e.Str[frame.EventName], dp.name.id(dict, row.EventName))
-		e.Str[frame.UserID] = append(e.Str[frame.UserID], user)
-		e.Str[frame.DeviceID] = append(e.Str[frame.DeviceID], device)
-		e.Str[frame.SessionID] = append(e.Str[frame.SessionID], intern(dict, row.SessionID))
-		e.Str[frame.Product] = append(e.Str[frame.Product], dp.product.id(dict, row.Product))
-		e.Str[frame.Platform] = append(e.Str[frame.Platform], dp.platform.id(dict, row.Platform))
-		e.Str[frame.AppVersion] = append(e.Str[frame.AppVersion], dp.version.id(dict, row.AppVersion))
-		e.Str[frame.Country] = append(e.Str[frame.Country], dp.country.id(dict, row.Country))
-		userKey := user
-		if user == 0 {
-			// Anonymous: "anon:" + device_id, one string per device.
-			if int(device) >= len(dp.anon) {
-				dp.anon = append(dp.anon, make([]uint32, dict.Len()-len(dp.anon))...)
-			}
-			if dp.anon[device] == 0 {
-				dp.anon[device] = dict.ID(UserKey("", row.DeviceID))
-			}
-			userKey = dp.anon[device]
+		e.ReceivedAt = append(e.ReceivedAt, c.ReceivedAt[i])
+		e.Skewed = append(e.Skewed, skewed[i])
+		for col := range raw.NumStrings {
+			e.Str[col] = append(e.Str[col], id(c.Str[col][i]))
 		}
-		e.Str[frame.UserKey] = append(e.Str[frame.UserKey], userKey)
+		e.Str[frame.UserKey] = append(e.Str[frame.UserKey], id(userKey[i]))
 		e.Str[frame.SessionKey] = append(e.Str[frame.SessionKey], 0)
-		if len(row.Properties) > 0 {
-			props = props[:0]
-			for k, v := range row.Properties {
-				props = append(props, prop{k, v})
-			}
-			sortProps(props)
-			for _, kv := range props {
-				e.PropKey = append(e.PropKey, dp.key.id(dict, kv.k))
-				e.PropVal = append(e.PropVal, dp.val.id(dict, kv.v))
-			}
+		// c's properties are in key order, each key once; so are the
+		// Part's, the strings being the same.
+		for j := c.PropOff[i]; j < c.PropOff[i+1]; j++ {
+			e.PropKey = append(e.PropKey, id(c.PropKey[j]))
+			e.PropVal = append(e.PropVal, id(c.PropVal[j]))
 		}
 		e.PropOff = append(e.PropOff, uint32(len(e.PropKey)))
 	}
 	return parts
-}
-
-// intern returns s's id in d; "" is always 0.
-func intern(d *frame.Dict, s string) uint32 {
-	if s == "" {
-		return 0
-	}
-	return d.ID(s)
-}
-
-// internCache is a small direct-mapped cache in front of a Dict, for a
-// column of few distinct values: a hit costs a string comparison (of one
-// pointer, mostly: the raw reader shares equal strings) rather than a map
-// lookup.
-type internCache struct {
-	strs [256]string
-	ids  [256]uint32
-}
-
-// id returns s's id in d (0 for "").
-func (c *internCache) id(d *frame.Dict, s string) uint32 {
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	// A hash of the length and the last bytes, where values of a column
-	// mostly differ ("event_07", "1.10").
-	h := uint(n)
-	for i := max(0, n-6); i < n; i++ {
-		h = h*31 + uint(s[i])
-	}
-	h = (h ^ h>>8) & 255
-	if c.strs[h] == s {
-		return c.ids[h]
-	}
-	id := d.ID(s)
-	c.strs[h], c.ids[h] = s, id
-	return id
-}
-
-type prop struct{ k, v string }
-
-// sortProps sorts one row's properties by key, in byte order (an insertion
-// sort: a row has a handful of properties; keys of a map are distinct).
-func sortProps(ps []prop) {
-	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && ps[j].k < ps[j-1].k; j-- {
-			ps[j], ps[j-1] = ps[j-1], ps[j]
-		}
-	}
 }
 
 // UserKey is user_id if set, else "anon:" + device_id.

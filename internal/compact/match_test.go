@@ -341,18 +341,3 @@ func TestDistinctStrings(t *testing.T) {
 		}
 	}
 }
-
-func TestInternCache(t *testing.T) {
-	d := frame.NewDict(0)
-	var c internCache
-	rng := rand.New(rand.NewPCG(9, 9))
-	for range 20_000 {
-		s := fmt.Sprintf("s%d", rng.IntN(2000))
-		if got := c.id(d, s); d.Str(got) != s {
-			t.Fatalf("id(%q) = %d, the id of %q", s, got, d.Str(got))
-		}
-	}
-	if c.id(d, "") != 0 {
-		t.Errorf(`id("") != 0`)
-	}
-}

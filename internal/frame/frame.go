@@ -25,8 +25,24 @@ func NewDict(n int) *Dict {
 	return d
 }
 
+// Seal drops the index from strings to ids, which only ID, Lookup and
+// LookupBytes use, to save its memory while the dictionary is only read
+// (by Str and Strings). They rebuild it if called later.
+func (d *Dict) Seal() { d.ids = nil }
+
+// index rebuilds the index if Seal dropped it.
+func (d *Dict) index() {
+	if d.ids == nil {
+		d.ids = make(map[string]uint32, len(d.strs))
+		for i, s := range d.strs {
+			d.ids[s] = uint32(i)
+		}
+	}
+}
+
 // ID returns s's id, adding s if it is new.
 func (d *Dict) ID(s string) uint32 {
+	d.index()
 	if id, ok := d.ids[s]; ok {
 		return id
 	}
@@ -38,7 +54,15 @@ func (d *Dict) ID(s string) uint32 {
 
 // Lookup returns s's id, if s is in the dictionary.
 func (d *Dict) Lookup(s string) (uint32, bool) {
+	d.index()
 	id, ok := d.ids[s]
+	return id, ok
+}
+
+// LookupBytes is Lookup of string(b), without allocating.
+func (d *Dict) LookupBytes(b []byte) (uint32, bool) {
+	d.index()
+	id, ok := d.ids[string(b)]
 	return id, ok
 }
 

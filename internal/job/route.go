@@ -52,25 +52,25 @@ func (c *Config) routeOne(ctx context.Context, o rawObject, days []day.Day) (*ro
 			return nil, err
 		}
 	}
-	rows, err := raw.Read(ctx, c.Store, o.Key)
+	cols, err := raw.ReadColumns(ctx, c.Store, o.Key)
 	if err != nil {
 		return nil, err
 	}
-	out := &routedObject{entry: index.Entry{Key: o.Key, ETag: o.ETag, Size: o.Size, Hour: o.Hour, Rows: int64(len(rows))}}
+	out := &routedObject{entry: index.Entry{Key: o.Key, ETag: o.ETag, Size: o.Size, Hour: o.Hour, Rows: int64(cols.Len())}}
 	first := true
-	for i := range rows {
-		if r := &rows[i]; r.HasReceivedAt {
-			if first || r.ReceivedAt < out.entry.FirstArrival {
-				out.entry.FirstArrival = r.ReceivedAt
+	for i, has := range cols.HasReceivedAt {
+		if at := cols.ReceivedAt[i]; has {
+			if first || at < out.entry.FirstArrival {
+				out.entry.FirstArrival = at
 			}
-			if first || r.ReceivedAt > out.entry.LastArrival {
-				out.entry.LastArrival = r.ReceivedAt
+			if first || at > out.entry.LastArrival {
+				out.entry.LastArrival = at
 			}
 			first = false
 		}
 	}
-	out.parts = c.Rules.Route(rows, o.Hour.UnixMilli(), func(day.Day) bool { return true })
-	rows = nil
+	out.parts = c.Rules.RouteColumns(cols, o.Hour.UnixMilli(), func(day.Day) bool { return true })
+	cols = nil
 	for _, d := range slices.Sorted(maps.Keys(out.parts)) {
 		p := out.parts[d]
 		out.entry.Days = append(out.entry.Days, d)
@@ -89,6 +89,7 @@ func (c *Config) routeOne(ctx context.Context, o rawObject, days []day.Day) (*ro
 		}
 		out.segments++
 		out.bytes += n
+		p.Events.Dict.Seal() // Build reads the strings only
 	}
 	return out, nil
 }

@@ -2,10 +2,10 @@ package raw
 
 import "testing"
 
-// growRows trusts a footer's row count only up to one row per 64 bytes,
+// grow trusts a footer's row count only up to one row per 64 bytes,
 // grows to the rows decoded, and never past the claim unless more rows were
 // decoded.
-func TestGrowRows(t *testing.T) {
+func TestGrow(t *testing.T) {
 	for _, c := range []struct {
 		name                   string
 		len, cap, n            int
@@ -21,7 +21,7 @@ func TestGrowRows(t *testing.T) {
 		{"second row group of a small object: doubling", 100, 100, 100, 300, 64, 200, 200},
 	} {
 		rows := make([]Row, c.len, c.cap)
-		got := cap(growRows(rows, c.n, c.claimed, c.size))
+		got := cap(grow(rows, c.n, c.claimed, c.size))
 		if got < c.wantCapMin || got > c.wantCapMax || got < c.len+c.n {
 			t.Errorf("%s: cap %d, want %d..%d", c.name, got, c.wantCapMin, c.wantCapMax)
 		}

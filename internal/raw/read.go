@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/deprecated"
@@ -105,23 +103,35 @@ const (
 type layout struct {
 	flat     [numFlat]int // leaf column index, or -1 if absent
 	units    [numFlat]TimeUnit
-	propKey  int // leaf index of properties' key, or -1
-	propVal  int
-	propMaxD int // max definition level of the key column
+	defs        [numFlat]int // max definition level of each flat column
+	propKey     int          // leaf index of properties' key, or -1
+	propVal     int
+	propMaxD    int // max definition level of the key column
+	propValMaxD int // and of the value column
 }
 
-// Read reads the object at key whole. A bad object gives a *BadObjectError;
-// any other error (the store failed) is returned as is and may be retried.
-// Read never panics on bad input: parquet-go panics are turned into
-// BadObjectErrors.
-func Read(ctx context.Context, st store.Store, key string) (rows []Row, err error) {
+// Read reads the object at key whole, as rows (ReadColumns, then
+// Columns.Rows). A bad object gives a *BadObjectError; any other error (the
+// store failed) is returned as is and may be retried. Read never panics on
+// bad input: parquet-go panics are turned into BadObjectErrors.
+func Read(ctx context.Context, st store.Store, key string) ([]Row, error) {
+	c, err := ReadColumns(ctx, st, key)
+	if err != nil {
+		return nil, err
+	}
+	return c.Rows(), nil
+}
+
+// ReadColumns reads the object at key whole into Columns. Errors are as
+// Read's.
+func ReadColumns(ctx context.Context, st store.Store, key string) (*Columns, error) {
 	r, err := st.Open(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", key, err)
 	}
 	defer r.Close()
 	cr := &checkedReader{r: r}
-	rows, err = ReadFrom(cr, r.Size(), key)
+	c, err := ReadColumnsFrom(cr, r.Size(), key)
 	var bad *BadObjectError
 	if errors.As(err, &bad) {
 		// A read that failed (network, throttling, a changed object, a
@@ -134,7 +144,7 @@ func Read(ctx context.Context, st store.Store, key string) (rows []Row, err erro
 			return nil, fmt.Errorf("read %s: %w", key, ctx.Err())
 		}
 	}
-	return rows, err
+	return c, err
 }
 
 // checkedReader remembers the first error of the underlying ReadAt other
@@ -157,74 +167,14 @@ func (c *checkedReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// ReadFrom reads one raw object from r; key is recorded in each row's Source
-// and in errors.
-func ReadFrom(r io.ReaderAt, size int64, key string) (rows []Row, err error) {
-	bad := func(reason string, err error) error {
-		return &BadObjectError{Key: key, Reason: reason, Err: err}
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			rows, err = nil, Panicked(key, p)
-		}
-	}()
-	f, err := OpenFile(r, size, key)
+// ReadFrom reads one raw object from r as rows; key is recorded in each
+// row's Source and in errors.
+func ReadFrom(r io.ReaderAt, size int64, key string) ([]Row, error) {
+	c, err := ReadColumnsFrom(r, size, key)
 	if err != nil {
 		return nil, err
 	}
-	lay, _ := layoutOf(f.Schema()) // checked by OpenFile
-	rows = []Row{}
-	d := decoder{strs: make(map[string]interned), buf: make([]parquet.Value, 1024)}
-	if p, ok := idBufs.Get().(*[]eventID); ok {
-		d.ids = *p
-	}
-	defer func() {
-		clear(d.ids[:cap(d.ids)]) // drop the strings, for the collector
-		ids := d.ids[:0]
-		idBufs.Put(&ids)
-	}()
-	for _, rg := range f.RowGroups() {
-		base := len(rows)
-		nr := int(rg.NumRows())
-		chunks := rg.ColumnChunks()
-		// A row group's event_ids (event_id is required, see layoutOf) are
-		// decoded first, into d.ids, so that rows grow once per row group
-		// to the rows actually decoded, not to the footer's claim.
-		d.ids = d.ids[:0]
-		err := ReadFlatColumn(chunks[lay.flat[colEventID]], d.buf, nr, func(vals []parquet.Value, _ int) {
-			for _, v := range vals {
-				var id eventID
-				if !v.IsNull() {
-					// unique: interning would only cost
-					id.s, id.repaired = validString(v.ByteArray())
-				}
-				d.ids = append(d.ids, id)
-			}
-		})
-		if err != nil {
-			return nil, bad(ReasonCorrupt, fmt.Errorf("column %s: %w", flatNames[colEventID], err))
-		}
-		rows = growRows(rows, len(d.ids), f.NumRows(), size)
-		for _, id := range d.ids {
-			rows = append(rows, Row{EventID: id.s, Source: key, InvalidUTF8: id.repaired})
-		}
-		group := rows[base:]
-		for c := colEventID + 1; c < numFlat; c++ {
-			idx := lay.flat[c]
-			if idx < 0 {
-				continue
-			}
-			if err := d.readFlat(chunks[idx], c, lay.units[c], group); err != nil {
-				return nil, bad(ReasonCorrupt, fmt.Errorf("column %s: %w", flatNames[c], err))
-			}
-		}
-		if lay.propKey >= 0 {
-			if err := d.readProps(chunks[lay.propKey], chunks[lay.propVal], lay.propMaxD, group); err != nil {
-				return nil, bad(ReasonCorrupt, fmt.Errorf("column properties: %w", err))
-			}
-		}
-	}
-	return rows, nil
+	return c.Rows(), nil
 }
 
 // OpenFile checks that r holds a Parquet file and opens it. Before
@@ -325,6 +275,7 @@ func layoutOf(s *parquet.Schema) (layout, error) {
 			}
 		}
 		lay.flat[c] = leaf.ColumnIndex
+		lay.defs[c] = leaf.MaxDefinitionLevel
 	}
 	for _, name := range []string{"event_id", "received_at", "event_name"} {
 		if _, ok := s.Lookup(name); !ok {
@@ -346,6 +297,7 @@ func layoutOf(s *parquet.Schema) (layout, error) {
 			lay.propMaxD = leaf.MaxDefinitionLevel
 		case "value":
 			lay.propVal = leaf.ColumnIndex
+			lay.propValMaxD = leaf.MaxDefinitionLevel
 		}
 	}
 	if lay.propKey < 0 || lay.propVal < 0 {
@@ -387,72 +339,23 @@ func TimeUnitOf(t parquet.Type) (TimeUnit, error) {
 	return UnitNone, fmt.Errorf("type %s cannot be read as a timestamp (want INT64 or INT96)", t)
 }
 
-// decoder decodes column chunks; strs interns repeated strings of one object
-// so that low-cardinality columns share memory, keyed by their bytes as
-// read, holding them as repaired. ids holds a row group's event_ids.
-type decoder struct {
-	buf  []parquet.Value
-	strs map[string]interned
-	ids  []eventID
-}
-
-// eventID is one decoded event_id, as validString returns it.
-type eventID struct {
-	s        string
-	repaired bool
-}
-
-// idBufs recycles decoder.ids across objects.
-var idBufs sync.Pool
-
-// growRows returns rows with room for n more, n being rows actually
-// decoded (never more than the row group's claimed count, see
-// ReadFlatColumn). The footer's row count, claimed, is only trusted up to
-// one row per 64 bytes of an object of size bytes: a grown slice holds at
-// most the rows decoded so far, that many, or twice its old capacity (as
-// append would grow it), and never more than the footer claims unless more
-// rows were decoded. For a truthful footer rows is allocated once per row
-// group and never beyond the file's row count.
-func growRows(rows []Row, n int, claimed, size int64) []Row {
-	need := len(rows) + n
-	if need <= cap(rows) {
-		return rows
+// grow returns s with room for n more, n being values actually decoded
+// (never more than the row group's claimed count, see ReadFlatColumn). The
+// footer's row count, claimed, is only trusted up to one row per 64 bytes
+// of an object of size bytes: a grown slice holds at most the values
+// decoded so far, that many, or twice its old capacity (as append would
+// grow it), and never more than the footer claims unless more were
+// decoded. For a truthful footer a column is allocated once per row group
+// and never beyond the file's row count.
+func grow[T any](s []T, n int, claimed, size int64) []T {
+	need := len(s) + n
+	if need <= cap(s) {
+		return s
 	}
-	c := max(int64(need), min(claimed, max(size/64, 2*int64(cap(rows)))))
-	grown := make([]Row, len(rows), c)
-	copy(grown, rows)
+	c := max(int64(need), min(claimed, max(size/64, 2*int64(cap(s)))))
+	grown := make([]T, len(s), c)
+	copy(grown, s)
 	return grown
-}
-
-type interned struct {
-	s        string // valid UTF-8
-	repaired bool   // the bytes were not
-}
-
-// intern returns b as a valid UTF-8 string (see Row) and whether it had to
-// be repaired, sharing the string with earlier equal values.
-func (d *decoder) intern(b []byte) (string, bool) {
-	if e, ok := d.strs[string(b)]; ok {
-		return e.s, e.repaired
-	}
-	s, repaired := validString(b)
-	if len(d.strs) < 1<<16 {
-		k := s // the same bytes: one allocation for the key and the value
-		if repaired {
-			k = string(b)
-		}
-		d.strs[k] = interned{s, repaired}
-	}
-	return s, repaired
-}
-
-// validString returns b as a string, with each run of invalid UTF-8
-// replaced by U+FFFD, and whether any was. Valid input costs one check.
-func validString(b []byte) (string, bool) {
-	if utf8.Valid(b) {
-		return string(b), false
-	}
-	return strings.ToValidUTF8(string(b), "\uFFFD"), true
 }
 
 // floorDiv divides rounding toward negative infinity.
@@ -478,15 +381,10 @@ func Int96Millis(v deprecated.Int96) int64 {
 // ToMillis converts a non-null value of a column of unit u to Unix
 // milliseconds, rounding toward the past.
 func ToMillis(u TimeUnit, v parquet.Value) int64 {
-	switch u {
-	case UnitInt96:
+	if u == UnitInt96 {
 		return Int96Millis(v.Int96())
-	case UnitMicros:
-		return floorDiv(v.Int64(), 1_000)
-	case UnitNanos:
-		return floorDiv(v.Int64(), 1_000_000)
 	}
-	return v.Int64()
+	return int64Millis(u, v.Int64())
 }
 
 // ReadFlatColumn reads the values of a non-repeated column chunk of a row
@@ -539,56 +437,6 @@ func ReadFlatColumn(cc parquet.ColumnChunk, buf []parquet.Value, nrows int, fn f
 	return nil
 }
 
-func (d *decoder) readFlat(cc parquet.ColumnChunk, col int, unit TimeUnit, rows []Row) error {
-	if d.buf == nil {
-		d.buf = make([]parquet.Value, 1024)
-	}
-	return ReadFlatColumn(cc, d.buf, len(rows), func(vals []parquet.Value, first int) {
-		for k, v := range vals {
-			if !v.IsNull() {
-				d.set(&rows[first+k], col, unit, v)
-			}
-		}
-	})
-}
-
-func (d *decoder) set(r *Row, col int, unit TimeUnit, v parquet.Value) {
-	switch col {
-	case colEventTime, colReceivedAt:
-		ms := ToMillis(unit, v)
-		if col == colEventTime {
-			r.EventTime, r.HasEventTime = ms, true
-		} else {
-			r.ReceivedAt, r.HasReceivedAt = ms, true
-		}
-	default:
-		var dst *string
-		switch col {
-		case colEventName: // event_id: see ReadFrom
-			dst = &r.EventName
-		case colUserID:
-			dst = &r.UserID
-		case colDeviceID:
-			dst = &r.DeviceID
-		case colSessionID:
-			dst = &r.SessionID
-		case colProduct:
-			dst = &r.Product
-		case colPlatform:
-			dst = &r.Platform
-		case colAppVersion:
-			dst = &r.AppVersion
-		case colCountry:
-			dst = &r.Country
-		default:
-			return
-		}
-		s, repaired := d.intern(v.ByteArray())
-		*dst = s
-		r.InvalidUTF8 = r.InvalidUTF8 || repaired
-	}
-}
-
 // checkedPages returns the pages of cc, through loadChunk if cc is a
 // chunk of a file (nrows < 0: a repeated column). Closing them also
 // returns the chunk's bytes to chunkBufs.
@@ -617,94 +465,4 @@ func (p *chunkPages) Close() error {
 	err := p.FilePages.Close()
 	p.r.release()
 	return err
-}
-
-// leafValue is one value of a map leaf column: its levels and, unless it
-// is null, its string (interned, valid UTF-8) and whether that was repaired.
-type leafValue struct {
-	s              string
-	rep, def       int
-	null, repaired bool
-}
-
-// readLeaf reads every value of a column chunk of a repeated column (the
-// map leaves; at most MaxRepeatedValues, see checkedPages), interning the
-// strings as it goes: a page's values are not kept past the page.
-func (d *decoder) readLeaf(cc parquet.ColumnChunk) ([]leafValue, error) {
-	pages, err := checkedPages(cc, -1)
-	if err != nil {
-		return nil, err
-	}
-	defer pages.Close()
-	var out []leafValue
-	buf := make([]parquet.Value, 1024)
-	for {
-		p, err := pages.ReadPage()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		vr := p.Values()
-		for {
-			n, err := vr.ReadValues(buf)
-			for _, v := range buf[:n] {
-				lv := leafValue{rep: v.RepetitionLevel(), def: v.DefinitionLevel(), null: v.IsNull()}
-				if !lv.null {
-					lv.s, lv.repaired = d.intern(v.ByteArray())
-				}
-				out = append(out, lv)
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				parquet.Release(p)
-				return nil, err
-			}
-		}
-		parquet.Release(p)
-	}
-}
-
-func (d *decoder) readProps(kc, vc parquet.ColumnChunk, maxDef int, rows []Row) error {
-	keys, err := d.readLeaf(kc)
-	if err != nil {
-		return err
-	}
-	vals, err := d.readLeaf(vc)
-	if err != nil {
-		return err
-	}
-	if len(keys) != len(vals) {
-		return fmt.Errorf("%d keys but %d values", len(keys), len(vals))
-	}
-	i := -1
-	for j, k := range keys {
-		if k.rep == 0 {
-			i++
-			if i >= len(rows) {
-				return fmt.Errorf("more maps than the row group's %d rows", len(rows))
-			}
-		}
-		if i < 0 {
-			return errors.New("map entry before any row")
-		}
-		if k.def < maxDef || k.null {
-			continue // null or empty map
-		}
-		m := rows[i].Properties
-		if m == nil {
-			m = make(map[string]string)
-			rows[i].Properties = m
-		}
-		v := vals[j]
-		m[k.s] = v.s
-		rows[i].InvalidUTF8 = rows[i].InvalidUTF8 || v.repaired || k.repaired
-	}
-	if i+1 != len(rows) {
-		return fmt.Errorf("%d maps for %d rows", i+1, len(rows))
-	}
-	return nil
 }
