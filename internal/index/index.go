@@ -434,7 +434,8 @@ func (ix *Index) BadIn(d day.Day, loc *time.Location) []Entry {
 	return ix.current(func(e *Entry) bool { return e.Bad != "" && day.Of(e.Hour.UnixMilli(), loc) == d })
 }
 
-// The file format.
+// The file format. Its entries are in the JSON form of Entry (entryJSON),
+// which Entry.MarshalJSON and Entry.UnmarshalJSON also read and write.
 type fileJSON struct {
 	Version    int         `json:"version"`
 	ArrivalDay string      `json:"arrival_day"` // UTC day of every entry's hour
@@ -442,6 +443,8 @@ type fileJSON struct {
 	Entries    []entryJSON `json:"entries"`
 }
 
+// entryJSON is the JSON form of an Entry: jsonOf makes it, entry checks it
+// and makes the Entry back.
 type entryJSON struct {
 	Key          string    `json:"key"`
 	ETag         string    `json:"etag"`
@@ -456,17 +459,82 @@ type entryJSON struct {
 	Detail       string    `json:"detail,omitempty"`
 }
 
+// jsonOf returns the JSON form of e, its hour in UTC and its days as
+// YYYY-MM-DD. It checks nothing.
+func jsonOf(e Entry) entryJSON {
+	ej := entryJSON{Key: e.Key, ETag: e.ETag, Size: e.Size, Hour: e.Hour.UTC(), Rows: e.Rows,
+		FirstArrival: e.FirstArrival, LastArrival: e.LastArrival, DayRows: e.DayRows, Bad: e.Bad, Detail: e.Detail}
+	if len(e.Days) > 0 {
+		ej.Days = make([]string, len(e.Days))
+		for i, d := range e.Days {
+			ej.Days[i] = d.String()
+		}
+	}
+	return ej
+}
+
+// entry checks ej and returns its Entry (hour in UTC). These are the checks
+// of every entry read back, from an index file or from JSON anywhere else:
+// a key, days that parse and are ascending and distinct, and one day_rows
+// count per day. Whether the hour is on the right arrival day is the
+// file's check (decodeFile), not the entry's.
+func (ej *entryJSON) entry() (Entry, error) {
+	if ej.Key == "" {
+		return Entry{}, errors.New("entry without a key")
+	}
+	e := Entry{Key: ej.Key, ETag: ej.ETag, Size: ej.Size, Hour: ej.Hour.UTC(), Rows: ej.Rows,
+		FirstArrival: ej.FirstArrival, LastArrival: ej.LastArrival, DayRows: ej.DayRows, Bad: ej.Bad, Detail: ej.Detail}
+	if len(ej.Days) > 0 {
+		e.Days = make([]day.Day, len(ej.Days))
+		for i, s := range ej.Days {
+			d, err := day.Parse(s)
+			if err != nil {
+				return Entry{}, fmt.Errorf("entry %q: %w", e.Key, err)
+			}
+			if i > 0 && d <= e.Days[i-1] {
+				return Entry{}, fmt.Errorf("entry %q: days not ascending and distinct", e.Key)
+			}
+			e.Days[i] = d
+		}
+	}
+	if len(e.DayRows) != len(e.Days) {
+		return Entry{}, fmt.Errorf("entry %q: %d day_rows for %d days", e.Key, len(e.DayRows), len(e.Days))
+	}
+	return e, nil
+}
+
+// MarshalJSON writes e in the JSON form the index files hold for it (keys
+// key, etag, size, hour, rows, first_arrival_ms, last_arrival_ms, days,
+// day_rows, bad, detail), its hour in UTC. It checks nothing and does not
+// fail: an entry UnmarshalJSON would reject is written as it is.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	return json.Marshal(jsonOf(e))
+}
+
+// UnmarshalJSON reads an entry in the form MarshalJSON writes, with the
+// checks an index file's entries get: it is an error (and e is left as it
+// was) if there is no key (null included), a day does not parse, the days
+// are not ascending and distinct, or day_rows does not have one count per
+// day. The hour is made UTC. So every Entry that held a key, ascending
+// distinct days and one count per day round-trips through MarshalJSON and
+// UnmarshalJSON (an empty Days or DayRows comes back nil).
+func (e *Entry) UnmarshalJSON(b []byte) error {
+	var ej entryJSON
+	if err := json.Unmarshal(b, &ej); err != nil {
+		return err
+	}
+	x, err := ej.entry()
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	*e = x
+	return nil
+}
+
 func encodeFile(d day.Day, f *dayFile) []byte {
 	out := fileJSON{Version: Version, ArrivalDay: d.String(), Rules: f.rules}
 	for _, k := range slices.Sorted(maps.Keys(f.entries)) {
-		e := f.entries[k]
-		ej := entryJSON{Key: e.Key, ETag: e.ETag, Size: e.Size, Hour: e.Hour, Rows: e.Rows,
-			FirstArrival: e.FirstArrival, LastArrival: e.LastArrival, Bad: e.Bad, Detail: e.Detail}
-		for _, dd := range e.Days {
-			ej.Days = append(ej.Days, dd.String())
-		}
-		ej.DayRows = e.DayRows
-		out.Entries = append(out.Entries, ej)
+		out.Entries = append(out.Entries, jsonOf(f.entries[k]))
 	}
 	b, err := json.MarshalIndent(out, "", " ")
 	if err != nil {
@@ -475,7 +543,9 @@ func encodeFile(d day.Day, f *dayFile) []byte {
 	return append(b, '\n')
 }
 
-// decodeFile parses and checks the file of arrival day d.
+// decodeFile parses and checks the file of arrival day d: its version and
+// day, each entry (entryJSON.entry), that each entry's hour is on d, and
+// that no key is there twice.
 func decodeFile(b []byte, d day.Day) (*dayFile, error) {
 	var fj fileJSON
 	if err := json.Unmarshal(b, &fj); err != nil {
@@ -488,27 +558,16 @@ func decodeFile(b []byte, d day.Day) (*dayFile, error) {
 		return nil, fmt.Errorf("holds arrival day %q", fj.ArrivalDay)
 	}
 	f := &dayFile{rules: fj.Rules, entries: make(map[string]Entry, len(fj.Entries))}
-	for _, ej := range fj.Entries {
-		e := Entry{Key: ej.Key, ETag: ej.ETag, Size: ej.Size, Hour: ej.Hour.UTC(), Rows: ej.Rows,
-			FirstArrival: ej.FirstArrival, LastArrival: ej.LastArrival, Bad: ej.Bad, Detail: ej.Detail}
-		if e.Key == "" || utcDay(e.Hour) != d {
-			return nil, fmt.Errorf("entry %q: bad key or hour %s", e.Key, e.Hour)
+	for i := range fj.Entries {
+		e, err := fj.Entries[i].entry()
+		if err != nil {
+			return nil, err
+		}
+		if utcDay(e.Hour) != d {
+			return nil, fmt.Errorf("entry %q: hour %s is not on the file's arrival day", e.Key, e.Hour)
 		}
 		if _, dup := f.entries[e.Key]; dup {
 			return nil, fmt.Errorf("entry %q twice", e.Key)
-		}
-		for _, s := range ej.Days {
-			dd, err := day.Parse(s)
-			if err != nil {
-				return nil, fmt.Errorf("entry %q: %w", e.Key, err)
-			}
-			e.Days = append(e.Days, dd)
-		}
-		if !slices.IsSorted(e.Days) || len(slices.Compact(slices.Clone(e.Days))) != len(e.Days) {
-			return nil, fmt.Errorf("entry %q: days not sorted and distinct", e.Key)
-		}
-		if e.DayRows = ej.DayRows; len(e.DayRows) != len(e.Days) {
-			return nil, fmt.Errorf("entry %q: %d day_rows for %d days", e.Key, len(e.DayRows), len(e.Days))
 		}
 		f.entries[e.Key] = e
 	}

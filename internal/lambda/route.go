@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
-	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/index"
 	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/metrics"
@@ -40,46 +39,6 @@ func RouteKey(run string, part int) string {
 	return RunsPrefix + run + "/route-" + strconv.Itoa(part) + ".json"
 }
 
-// RouteEntry is an index.Entry as a route worker reports it.
-type RouteEntry struct {
-	Key          string    `json:"key"`
-	ETag         string    `json:"etag"`
-	Size         int64     `json:"size"`
-	Hour         time.Time `json:"hour"`
-	Rows         int64     `json:"rows"`
-	FirstArrival int64     `json:"first_arrival,omitempty"`
-	LastArrival  int64     `json:"last_arrival,omitempty"`
-	Days         []string  `json:"days,omitempty"`
-	DayRows      []int64   `json:"day_rows,omitempty"`
-	Bad          string    `json:"bad,omitempty"`
-	Detail       string    `json:"detail,omitempty"`
-}
-
-func routeEntryOf(e index.Entry) RouteEntry {
-	r := RouteEntry{Key: e.Key, ETag: e.ETag, Size: e.Size, Hour: e.Hour.UTC(), Rows: e.Rows,
-		FirstArrival: e.FirstArrival, LastArrival: e.LastArrival, DayRows: e.DayRows, Bad: e.Bad, Detail: e.Detail}
-	for _, d := range e.Days {
-		r.Days = append(r.Days, d.String())
-	}
-	return r
-}
-
-func (r RouteEntry) entry() (index.Entry, error) {
-	e := index.Entry{Key: r.Key, ETag: r.ETag, Size: r.Size, Hour: r.Hour.UTC(), Rows: r.Rows,
-		FirstArrival: r.FirstArrival, LastArrival: r.LastArrival, DayRows: r.DayRows, Bad: r.Bad, Detail: r.Detail}
-	for _, s := range r.Days {
-		d, err := day.Parse(s)
-		if err != nil {
-			return index.Entry{}, fmt.Errorf("entry of %s: %w", r.Key, err)
-		}
-		e.Days = append(e.Days, d)
-	}
-	if len(e.DayRows) != len(e.Days) {
-		return index.Entry{}, fmt.Errorf("entry of %s: %d days but %d day row counts", r.Key, len(e.Days), len(e.DayRows))
-	}
-	return e, nil
-}
-
 // RouteResult is what a route worker did: the invocation's response, and
 // its report to the coordinator (RouteKey), entries included.
 type RouteResult struct {
@@ -95,8 +54,11 @@ type RouteResult struct {
 	Seconds    float64   `json:"seconds"`
 	FinishedAt time.Time `json:"finished_at"`
 	// Entries are the objects' index entries, for the coordinator to
-	// record (job.AddEntries); set with status routed.
-	Entries []RouteEntry `json:"entries,omitempty"`
+	// record (job.AddEntries); set with status routed. They are in
+	// index.Entry's JSON form, whose checks decoding applies: a report
+	// with an entry that fails them does not decode, and its part failed
+	// (readRouteReport, checkRoute).
+	Entries []index.Entry `json:"entries,omitempty"`
 }
 
 // RunRouteWorker routes the raw objects of a route event: it reads each
@@ -138,16 +100,14 @@ func RunRouteWorker(ctx context.Context, env *Env, req Request) (*RouteResult, e
 			"give both functions the same LW_TZ, LW_MAX_LATENESS and LW_RAW_PREFIX, and the same build", rules, req.Rules)
 	}
 	if err == nil {
-		var entries []index.Entry
-		entries, err = job.RouteObjects(workCtx, cfg, req.Route)
+		res.Entries, err = job.RouteObjects(workCtx, cfg, req.Route)
 		class = Classify(err)
-		for _, e := range entries {
-			res.Entries = append(res.Entries, routeEntryOf(e))
+		for _, e := range res.Entries {
 			if e.Bad != "" {
 				res.BadObjects++
 			}
 		}
-		res.Routed = len(entries)
+		res.Routed = len(res.Entries)
 	}
 	switch {
 	case err == nil:
@@ -221,7 +181,16 @@ func checkRouteRefs(prefix string, refs []index.ObjectRef) error {
 	return nil
 }
 
-// readRouteReport reads a route worker's report; nil if there is none yet.
+// errBadRouteReport marks a route report that is there but does not
+// decode: not JSON of a RouteResult, or an entry failing index.Entry's
+// checks. Reports are written whole (store.Put is atomic), so waiting
+// does not mend it: its part has failed.
+var errBadRouteReport = errors.New("unreadable route report")
+
+// readRouteReport reads a route worker's report: nil and no error if
+// there is none yet; an error wrapping errBadRouteReport if there is one
+// that does not decode; any other error is the store's (reading it may
+// work later).
 func readRouteReport(ctx context.Context, st store.Store, run string, part int) (*RouteResult, error) {
 	b, err := st.Get(ctx, RouteKey(run, part))
 	if errors.Is(err, store.ErrNotExist) {
@@ -232,7 +201,7 @@ func readRouteReport(ctx context.Context, st store.Store, run string, part int) 
 	}
 	var r RouteResult
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("read %s: %w", RouteKey(run, part), err)
+		return nil, fmt.Errorf("%w %s: %w", errBadRouteReport, RouteKey(run, part), err)
 	}
 	return &r, nil
 }
@@ -412,25 +381,23 @@ func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.O
 
 // checkRoute says whether a route part has finished: "" while it has not
 // (no report yet, or a transient failure that Lambda retries), else
-// routed or failed.
+// routed or failed. A report that is there but does not decode (an entry
+// failing index.Entry's checks, say) fails the part at once, so that its
+// objects take the fallback path now; only a failing read of the store
+// is an error, which fanOut retries.
 func (c *coordinator) checkRoute(ctx context.Context, run string, rt *routeTask) (string, string, error) {
 	rep, err := readRouteReport(ctx, c.cfg.Store, run, rt.part)
-	if err != nil || rep == nil {
+	switch {
+	case errors.Is(err, errBadRouteReport):
+		return StatusFailed, err.Error(), nil
+	case err != nil || rep == nil:
 		return "", "", err
 	}
 	switch rep.Status {
 	case StatusFailed:
 		return StatusFailed, rep.Error, nil
 	case StatusRouted:
-		entries := make([]index.Entry, 0, len(rep.Entries))
-		for _, re := range rep.Entries {
-			e, err := re.entry()
-			if err != nil {
-				return StatusFailed, "unreadable report: " + err.Error(), nil
-			}
-			entries = append(entries, e)
-		}
-		rt.res, rt.entries = rep, entries
+		rt.res, rt.entries = rep, rep.Entries
 		rep.Entries = nil
 		return StatusRouted, "", nil
 	}

@@ -3,6 +3,7 @@ package lambda
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -218,6 +219,165 @@ func TestRouteFallback(t *testing.T) {
 	})
 }
 
+// badReportRoutes runs workers as asyncWorkers does, except route part
+// bad: it reads nothing and writes at once a routed report whose one
+// entry (of the part's first object) has two days but one day_rows count.
+type badReportRoutes struct {
+	*asyncWorkers
+	bad int
+}
+
+// badEntryOf is an entry of r that index.Entry's checks reject: two days,
+// one day_rows count.
+func badEntryOf(r index.ObjectRef) index.Entry {
+	d := day.Of(r.Hour.UnixMilli(), time.UTC)
+	return index.Entry{Key: r.Key, ETag: `"fake"`, Size: r.Size, Hour: r.Hour, Rows: 2,
+		Days: []day.Day{d, d + 1}, DayRows: []int64{2}}
+}
+
+func (w *badReportRoutes) Invoke(ctx context.Context, ev WorkerEvent) error {
+	if ev.Part != w.bad {
+		return w.asyncWorkers.Invoke(ctx, ev)
+	}
+	req, err := parseWorkerEvent(ev)
+	if err != nil {
+		return err
+	}
+	res := &RouteResult{Run: req.Run, Part: req.Part, Status: StatusRouted, Objects: len(req.Route), Routed: 1,
+		FinishedAt: time.Now().UTC(), Entries: []index.Entry{badEntryOf(req.Route[0])}}
+	return writeJSON(ctx, w.env.Store, RouteKey(req.Run, req.Part), res)
+}
+
+// TestRouteBadEntryFailsThePart: a route report holding an entry that
+// fails index.Entry's checks does not decode; its part fails at once (it
+// is not waited for until the route phase's time is over), nothing of it
+// reaches the index, its objects take the fallback path (the plan scans
+// them, a second round routes them), and the run's tables are right.
+func TestRouteBadEntryFailsThePart(t *testing.T) {
+	ctx := context.Background()
+	from, to := mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22")
+	f := newFixture(t)
+	rc := storetest.CountReads(f.st, "raw/")
+	f.env.Store = rc
+	workers := &badReportRoutes{asyncWorkers: &asyncWorkers{env: f.env, timeout: time.Minute}, bad: 1}
+	// A deadline, so that a part waited for in vain ends as pending (after
+	// half the time) rather than hanging the test.
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{Concurrency: 4})
+	workers.wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Status != RunDone || sum.Built != 4 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	r := sum.Route
+	if r == nil || r.Failed != 1 || r.Pending != 0 || !r.Fallback || r.Rounds != 2 {
+		t.Fatalf("route summary: %+v; want part 1 failed, none pending, a second round", r)
+	}
+	p := r.PartList[0]
+	if p.Part != 1 || p.Status != StatusFailed || !strings.Contains(p.Error, "unreadable route report") ||
+		!strings.Contains(p.Error, "1 day_rows for 2 days") {
+		t.Errorf("part 1: %+v; want failed for its unreadable report", p)
+	}
+	if p.Seconds > 10 {
+		t.Errorf("part 1 failed after %.1fs; want at its first check", p.Seconds)
+	}
+	second := 0
+	for _, p := range r.PartList {
+		if p.Round == 2 {
+			second += p.Objects
+			if p.Status != StatusRouted {
+				t.Errorf("round 2: %+v", p)
+			}
+		}
+	}
+	if second == 0 || second > r.PartList[0].Objects {
+		t.Errorf("round 2 routed %d objects; want those of the failed part (%d) the stale days need", second, r.PartList[0].Objects)
+	}
+	if sum.Totals.RawObjects != 0 {
+		t.Errorf("the day workers read %d raw objects; want none", sum.Totals.RawObjects)
+	}
+	entries, _ := indexed(t, f.st, from, to)
+	for _, e := range entries {
+		if e.ETag == `"fake"` {
+			t.Errorf("the bad entry reached the index: %+v", e)
+		}
+	}
+	if _, err := job.Run(ctx, job.Config{Store: f.copy, From: from, To: to}); err != nil {
+		t.Fatal(err)
+	}
+	snapshotsEqual(t, f.copy, f.st, from, to)
+}
+
+// failingGets is a store whose Get fails, as a network error would.
+type failingGets struct{ store.Store }
+
+func (failingGets) Get(context.Context, string) ([]byte, error) {
+	return nil, errors.New("connection reset")
+}
+
+// TestCheckRouteReports: checkRoute tells a report not there yet or not
+// readable now (keep waiting) from one that is there but does not decode
+// (the part failed).
+func TestCheckRouteReports(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMem()
+	ref := index.ObjectRef{Key: "raw/2026/11/20/03/a.parquet", ETag: `"e"`, Size: 100, Hour: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	good := index.Entry{Key: ref.Key, ETag: ref.ETag, Size: ref.Size, Hour: ref.Hour, Rows: 3,
+		Days: []day.Day{mustDay(t, "2026-11-20")}, DayRows: []int64{3}}
+	put := func(part int, v any) {
+		t.Helper()
+		if err := writeJSON(ctx, st, RouteKey("R", part), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, &RouteResult{Run: "R", Part: 1, Status: StatusRouted, Objects: 1, Routed: 1, Entries: []index.Entry{good}})
+	put(2, &RouteResult{Run: "R", Part: 2, Status: StatusRouted, Objects: 1, Routed: 1, Entries: []index.Entry{badEntryOf(ref)}})
+	if err := st.Put(ctx, RouteKey("R", 3), []byte(`{"run": "R", "part": 3, "status": "routed", "entries": [{"key": "k", "days": ["2026-13-01"], "day_rows": [1]}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, RouteKey("R", 4), []byte(`{"run": "R", "par`)); err != nil {
+		t.Fatal(err)
+	}
+	put(5, &RouteResult{Run: "R", Part: 5, Status: StatusRetry, Error: "throttled"})
+
+	c := &coordinator{cfg: job.Config{Store: st}}
+	for _, tc := range []struct {
+		name    string
+		st      store.Store
+		part    int
+		status  string // "" while the part is not finished
+		why     string // in the failure's reason
+		err     bool   // the store failed: fanOut asks again
+		entries []index.Entry
+	}{
+		{name: "routed", st: st, part: 1, status: StatusRouted, entries: []index.Entry{good}},
+		{name: "days and day_rows of different lengths", st: st, part: 2, status: StatusFailed, why: "1 day_rows for 2 days"},
+		{name: "a bad day", st: st, part: 3, status: StatusFailed, why: "2026-13-01"},
+		{name: "not JSON", st: st, part: 4, status: StatusFailed, why: "unreadable route report"},
+		{name: "retry", st: st, part: 5},
+		{name: "no report yet", st: st, part: 6},
+		{name: "store failing", st: failingGets{st}, part: 1, err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.cfg.Store = tc.st
+			rt := &routeTask{part: tc.part}
+			status, why, err := c.checkRoute(ctx, "R", rt)
+			if status != tc.status || !strings.Contains(why, tc.why) || (err != nil) != tc.err {
+				t.Fatalf("checkRoute = %q, %q, %v; want %q, %q, error %t", status, why, err, tc.status, tc.why, tc.err)
+			}
+			if status == StatusFailed && !strings.Contains(why, "unreadable route report") {
+				t.Errorf("reason %q does not say the report is unreadable", why)
+			}
+			if diff := cmp.Diff(tc.entries, rt.entries); diff != "" {
+				t.Errorf("entries (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestRouteWorkerTwice: the same route event again returns the first
 // report and reads nothing.
 func TestRouteWorkerTwice(t *testing.T) {
@@ -245,14 +405,8 @@ func TestRouteWorkerTwice(t *testing.T) {
 		}
 	}
 	// The entries round-trip through the report.
-	for i, re := range second.Entries {
-		e, err := re.entry()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(routeEntryOf(e), first.Entries[i]); diff != "" {
-			t.Errorf("entry %d:\n%s", i, diff)
-		}
+	if diff := cmp.Diff(first.Entries, second.Entries); diff != "" {
+		t.Errorf("entries read back from the report (-written +read):\n%s", diff)
 	}
 	// An object whose hour is not its key's fails the part, reading nothing.
 	bad := refs[0]
