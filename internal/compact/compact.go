@@ -155,8 +155,9 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 //
 // The Parts take c's strings: if the rows fall on one day, its Part's
 // dictionary is c.Dict itself (with the anonymous user keys added);
-// otherwise each Part gets a dictionary of the strings it uses. c must
-// not be used afterwards.
+// otherwise each Part gets a dictionary of the strings it uses. No Part
+// holds any other memory of c, which may be released (c.Release) but not
+// otherwise used afterwards.
 //
 // RouteColumns panics if one day's event ids in c total 4 GiB or more
 // (frame offsets are 32-bit).
@@ -176,7 +177,7 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 	skewed := make([]bool, n)
 	di := make([]int32, n)
 	userKey := make([]uint32, n)
-	var anon []uint32 // device_id id → id of "anon:" + device_id (0: not yet)
+	var anon []uint32  // device_id id → id of "anon:" + device_id (0: not yet)
 	var days []dayPart // an object spans a day or two
 	last := -1
 	for i := range n {

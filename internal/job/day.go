@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -33,6 +36,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	// columns are allocated, so that they reuse that memory instead of
 	// growing the heap (a few hundred MB less peak on a 5M-event day).
 	runtime.GC()
+	defer collectOften()()
 	res := compact.Build(parts, c.Rules)
 	c.Log.Info("day built", "day", d.String(), "events", res.Events.Len(), "seconds", time.Since(t0).Seconds())
 	q := res.Quarantine
@@ -287,4 +291,40 @@ func (e *ZoneError) Error() string {
 	return fmt.Sprintf("the tables in %s are in time zone %s, not %s; days of two zones cannot be mixed. "+
 		"Run with --tz %s, or rebuild everything in %s: delete curated/ and _state/ from the store (raw/ stays) and run rollup --from FIRST-DAY --to LAST-DAY --tz %s",
 		e.Store, e.Have, e.Want, e.Have, e.Want, e.Want)
+}
+
+// gcBuildPercent is the garbage collector's GOGC while days are built.
+const gcBuildPercent = 25
+
+var gcMu struct {
+	sync.Mutex
+	n    int // days being built
+	prev int // the GOGC to restore
+}
+
+// collectOften lowers GOGC to gcBuildPercent until the returned function
+// is called (by the last of several days built at once), unless the GOGC
+// environment variable is set. While a day's columns are built and
+// written, the heap is mostly the day's pointer-free columns, cheap to
+// mark, and what is freed (the parts' columns, as they are gathered) is
+// large: collecting often keeps the heap near its live size instead of
+// twice it (measured: 1.95 GB peak RSS instead of 2.25 GB on a 5M-event
+// day, for no more CPU time).
+func collectOften() (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	gcMu.Lock()
+	defer gcMu.Unlock()
+	if gcMu.n == 0 {
+		gcMu.prev = debug.SetGCPercent(gcBuildPercent)
+	}
+	gcMu.n++
+	return func() {
+		gcMu.Lock()
+		defer gcMu.Unlock()
+		if gcMu.n--; gcMu.n == 0 {
+			debug.SetGCPercent(gcMu.prev)
+		}
+	}
 }

@@ -70,7 +70,7 @@ func (c *Config) routeOne(ctx context.Context, o rawObject, days []day.Day) (*ro
 		}
 	}
 	out.parts = c.Rules.RouteColumns(cols, o.Hour.UnixMilli(), func(day.Day) bool { return true })
-	cols = nil
+	cols.Release()
 	for _, d := range slices.Sorted(maps.Keys(out.parts)) {
 		p := out.parts[d]
 		out.entry.Days = append(out.entry.Days, d)

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/publish"
@@ -249,13 +251,21 @@ func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *U
 	if len(changed) == 0 {
 		return us, sum, nil
 	}
-	// Take the changed days out of every affected bucket...
+	// Take the changed days out of every affected bucket (loaded in
+	// parallel: each is its own files)...
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(bucketParallel())
+	for n, b := range us.buckets {
+		if len(diffs[n]) > 0 {
+			g.Go(func() error { return b.load(gctx, st) })
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
 	for n, b := range us.buckets {
 		if len(diffs[n]) == 0 {
 			continue
-		}
-		if err := b.load(ctx, st); err != nil {
-			return nil, nil, err
 		}
 		b.dirty = true
 		for _, r := range b.users {
@@ -333,17 +343,24 @@ func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *U
 			}
 		}
 	}
+	// Buckets are published in parallel: each is its own partition.
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(bucketParallel())
 	for _, b := range us.buckets {
-		if !b.dirty {
-			continue
+		if b.dirty {
+			g.Go(func() error { return c.publishBucket(gctx, b, cur) })
+			sum.Buckets = append(sum.Buckets, b.part())
 		}
-		if err := c.publishBucket(ctx, b, cur); err != nil {
-			return nil, nil, err
-		}
-		sum.Buckets = append(sum.Buckets, b.part())
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
 	}
 	return us, sum, nil
 }
+
+// bucketParallel is how many users buckets are loaded or published at
+// once: a few per core (they also wait on the store).
+func bucketParallel() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // publishBucket writes a bucket's users table rows and state and commits
 // its manifest, recording cur as its inputs.

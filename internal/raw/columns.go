@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -44,6 +45,8 @@ type Columns struct {
 	PropOff                     []uint32
 	PropKey, PropVal            []uint32
 	Repaired                    []bool
+
+	dec colDecoder // ReadColumnsFrom's decoder, kept with the memory it grew
 }
 
 // Len is the number of rows.
@@ -121,6 +124,43 @@ func newColumns(source string, n int) *Columns {
 	return c
 }
 
+// freeColumns are Columns released for reuse: routing reads one object
+// after another, and reusing their grown columns saves allocating and
+// clearing (page faults) most of their memory each time. A few, not a
+// sync.Pool, which every garbage collection would empty.
+var freeColumns = make(chan *Columns, 8)
+
+// reusedColumns returns empty Columns for an object, reusing released
+// memory if there is some.
+func reusedColumns(source string) *Columns {
+	var c *Columns
+	select {
+	case c = <-freeColumns:
+	default:
+		return newColumns(source, 0)
+	}
+	*c = Columns{
+		Source: source, IDBytes: c.IDBytes[:0], IDOff: c.IDOff[:1], EventTime: c.EventTime[:0], ReceivedAt: c.ReceivedAt[:0],
+		HasEventTime: c.HasEventTime[:0], HasReceivedAt: c.HasReceivedAt[:0], PropOff: c.PropOff[:1],
+		PropKey: c.PropKey[:0], PropVal: c.PropVal[:0], Repaired: c.Repaired[:0], Str: c.Str, dec: c.dec,
+	}
+	for i := range c.Str {
+		c.Str[i] = c.Str[i][:0]
+	}
+	return c
+}
+
+// Release gives c's memory to the next object read (ReadColumnsFrom): c
+// must not be used afterwards, nor any of its slices; its Dict may.
+func (c *Columns) Release() {
+	c.Dict, c.Sources = nil, nil
+	c.dec.c, c.dec.dict = nil, nil
+	select {
+	case freeColumns <- c:
+	default:
+	}
+}
+
 // propKV is one property of a row, as ids.
 type propKV struct{ k, v uint32 }
 
@@ -161,9 +201,10 @@ func ReadColumnsFrom(r io.ReaderAt, size int64, key string) (c *Columns, err err
 		return nil, err
 	}
 	lay, _ := layoutOf(f.Schema()) // checked by OpenFile
-	c = newColumns(key, 0)
+	c = reusedColumns(key)
 	c.Dict = frame.NewDict(1024)
-	d := &colDecoder{c: c}
+	d := &c.dec
+	d.c = c
 	claimed := f.NumRows()
 	for _, rg := range f.RowGroups() {
 		nr := int(rg.NumRows())
@@ -239,6 +280,8 @@ type colDecoder struct {
 	// A repeated leaf's levels and values, for readProps.
 	keys, vals leafColumn
 	kvs        []propKV
+	strs       []internedID // a page's strings
+	ms         []int64      // a page's times
 }
 
 // internedID is a string's id in the Columns' Dict and whether its bytes
@@ -393,12 +436,12 @@ func (d *colDecoder) strIDs(p parquet.Page, fn func(k int, s internedID)) (int, 
 // readStrings decodes a flat string chunk into dst (one id per row, 0 if
 // null), setting repaired for rows whose value was repaired.
 func (d *colDecoder) readStrings(cc parquet.ColumnChunk, maxDef int, dst []uint32, repaired []bool) error {
-	var vals []internedID
 	return d.flatPages(cc, len(dst), func(p parquet.Page, first int) error {
-		vals = vals[:0]
-		if _, err := d.strIDs(p, func(_ int, s internedID) { vals = append(vals, s) }); err != nil {
+		d.strs = d.strs[:0]
+		if _, err := d.strIDs(p, func(_ int, s internedID) { d.strs = append(d.strs, s) }); err != nil {
 			return err
 		}
+		vals := d.strs
 		return present(p.DefinitionLevels(), maxDef, int(p.NumValues()), len(vals), func(j, k int) {
 			dst[first+j] = vals[k].id
 			if vals[k].repaired {
@@ -428,6 +471,7 @@ func (d *colDecoder) readIDs(cc parquet.ColumnChunk, maxDef, nrows int, claimed,
 		if err != nil {
 			return err
 		}
+		c.IDBytes = slices.Grow(c.IDBytes, len(data)) // decoded bytes: no claim to trust
 		return d.appendIDs(p, maxDef, n, claimed, size, func(k int) ([]byte, bool) {
 			b := data[off[k]:off[k+1]]
 			if utf8.Valid(b) {
@@ -469,12 +513,12 @@ func (d *colDecoder) appendIDs(p parquet.Page, maxDef, count int, claimed, size 
 
 // readTimes decodes a flat timestamp chunk of unit u into dst and has.
 func (d *colDecoder) readTimes(cc parquet.ColumnChunk, maxDef int, u TimeUnit, dst []int64, has []bool) error {
-	var ms []int64
 	return d.flatPages(cc, len(dst), func(p parquet.Page, first int) error {
-		var err error
-		if ms, err = pageMillis(p, u, ms[:0]); err != nil {
+		ms, err := pageMillis(p, u, d.ms[:0])
+		if err != nil {
 			return err
 		}
+		d.ms = ms
 		return present(p.DefinitionLevels(), maxDef, int(p.NumValues()), len(ms), func(j, k int) {
 			dst[first+j], has[first+j] = ms[k], true
 		})
@@ -550,7 +594,6 @@ func (d *colDecoder) readLeaf(cc parquet.ColumnChunk, maxDef int, out *leafColum
 		return err
 	}
 	defer pages.Close()
-	var vals []internedID
 	for {
 		p, err := pages.ReadPage()
 		if err == io.EOF {
@@ -561,8 +604,9 @@ func (d *colDecoder) readLeaf(cc parquet.ColumnChunk, maxDef int, out *leafColum
 		}
 		n := int(p.NumValues())
 		reps, defs := p.RepetitionLevels(), p.DefinitionLevels()
-		vals = vals[:0]
-		_, err = d.strIDs(p, func(_ int, s internedID) { vals = append(vals, s) })
+		d.strs = d.strs[:0]
+		_, err = d.strIDs(p, func(_ int, s internedID) { d.strs = append(d.strs, s) })
+		vals := d.strs
 		if err == nil && (len(reps) != n || len(defs) != n) {
 			err = fmt.Errorf("a page of %d values has %d repetition and %d definition levels", n, len(reps), len(defs))
 		}

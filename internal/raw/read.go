@@ -101,8 +101,8 @@ const (
 
 // layout is how one file's schema maps onto Row.
 type layout struct {
-	flat     [numFlat]int // leaf column index, or -1 if absent
-	units    [numFlat]TimeUnit
+	flat        [numFlat]int // leaf column index, or -1 if absent
+	units       [numFlat]TimeUnit
 	defs        [numFlat]int // max definition level of each flat column
 	propKey     int          // leaf index of properties' key, or -1
 	propVal     int

@@ -28,9 +28,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"slices"
 	"strings"
-	"sync"
 
 	"github.com/klauspost/compress/s2"
 
@@ -103,13 +101,29 @@ func Encode(s *Segment) ([]byte, error) {
 
 // bufs recycles the buffers Write encodes into: a routing run writes a
 // few hundred megabytes of segments, and fresh memory is dear.
-var bufs sync.Pool // *[]byte
+// It is a free list of a few buffers, not a sync.Pool, which every
+// garbage collection (many, while routing) would empty.
+// Buffers go in pairs, so that a payload buffer is never handed out for
+// the (smaller) compressed bytes, nor the other way round.
+var bufs = make(chan *bufPair, 8)
 
-func getBuf() *[]byte {
-	if b, ok := bufs.Get().(*[]byte); ok {
+type bufPair struct{ payload, out []byte }
+
+func getBufs() *bufPair {
+	select {
+	case b := <-bufs:
 		return b
+	default:
+		return new(bufPair)
 	}
-	return new([]byte)
+}
+
+// putBufs returns b to the free list, or drops it if the list is full.
+func putBufs(b *bufPair) {
+	select {
+	case bufs <- b:
+	default:
+	}
 }
 
 // encode is Encode into the given buffers (grown if need be; either may be
@@ -131,7 +145,7 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	for _, str := range strs {
 		size += binary.MaxVarintLen64 + len(str)
 	}
-	b := slices.Grow(payload[:0], size)
+	b := room(payload, size)
 	b = binary.AppendUvarint(b, uint64(n))
 	b = binary.AppendUvarint(b, uint64(len(strs)))
 	for _, str := range strs {
@@ -161,11 +175,20 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	if len(b) > s2.MaxBlockSize {
 		return nil, nil, fmt.Errorf("segment of %d bytes: more than a segment holds", len(b))
 	}
-	out = slices.Grow(out[:0], len(magic)+4+s2.MaxEncodedLen(len(b)))
+	out = room(out, len(magic)+4+s2.MaxEncodedLen(len(b)))
 	out = append(out, magic...)
 	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(b, castagnoli))
 	enc := s2.Encode(out[len(out):cap(out)], b)
 	return b, out[:len(out)+len(enc)], nil // enc is out's tail, in place
+}
+
+// room returns buf emptied, with room for n bytes: a new buffer (with a
+// quarter more, for the next segments, a little larger) if buf has not.
+func room(buf []byte, n int) []byte {
+	if cap(buf) >= n {
+		return buf[:0]
+	}
+	return make([]byte, 0, n+n/4)
 }
 
 // CorruptError says a segment's bytes are not a segment.
@@ -296,14 +319,13 @@ func check(ev *frame.Events, np uint64) error {
 
 // Write stores s as the segment at key.
 func Write(ctx context.Context, st store.Store, key string, s *Segment) (int64, error) {
-	pb, ob := getBuf(), getBuf()
-	defer bufs.Put(pb)
-	defer bufs.Put(ob)
-	payload, b, err := encode(s, *pb, *ob)
+	bp := getBufs()
+	defer putBufs(bp)
+	payload, b, err := encode(s, bp.payload, bp.out)
 	if err != nil {
 		return 0, err
 	}
-	*pb, *ob = payload, b
+	bp.payload, bp.out = payload, b
 	return int64(len(b)), st.Put(ctx, key, b)
 }
 
