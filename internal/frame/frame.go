@@ -25,6 +25,15 @@ func NewDict(n int) *Dict {
 	return d
 }
 
+// DictOf returns the dictionary of strs (strs[0] must be "", and no string
+// may repeat), sealed (see Seal): it takes strs.
+func DictOf(strs []string) *Dict {
+	if len(strs) == 0 || strs[0] != "" {
+		panic("frame: DictOf: strs[0] is not \"\"")
+	}
+	return &Dict{strs: strs}
+}
+
 // Seal drops the index from strings to ids, which only ID, Lookup and
 // LookupBytes use, to save its memory while the dictionary is only read
 // (by Str and Strings). They rebuild it if called later.

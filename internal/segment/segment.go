@@ -229,19 +229,36 @@ func Decode(data []byte) (*Segment, error) {
 	r := reader{b: b}
 	n := r.count(1)
 	nstr := r.count(1)
-	dict := frame.NewDict(int(nstr))
+	// The strings are substrings of one copy of the dictionary's bytes:
+	// one allocation, not one per string. A repeated string would be
+	// harmless (Build maps both ids to one); it is not looked for.
+	start := r.b
 	for i := uint64(0); i < nstr && r.err == nil; i++ {
-		s := string(r.bytes(r.count(1)))
-		if i == 0 {
-			if s != "" {
-				r.fail("string 0 is not empty")
-			}
-			continue
+		r.bytes(r.count(1))
+	}
+	region := string(start[:len(start)-len(r.b)])
+	strs := make([]string, 0, nstr)
+	rr := reader{b: []byte(nil)}
+	if r.err == nil && nstr == 0 {
+		r.fail("no dictionary")
+	}
+	if r.err == nil {
+		off := 0
+		for range nstr {
+			rr.b = start[off:]
+			l := rr.count(1)
+			off += len(start[off:]) - len(rr.b)
+			strs = append(strs, region[off:off+int(l)])
+			off += int(l)
 		}
-		if id := dict.ID(s); uint64(id) != i {
-			r.fail("repeated string in the dictionary")
+		if strs[0] != "" {
+			r.fail("string 0 is not empty")
 		}
 	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	dict := frame.DictOf(strs)
 	ev := &frame.Events{Dict: dict}
 	ev.IDBytes = bytes.Clone(r.bytes(r.count(1)))
 	ev.IDOff = r.u32s(n + 1)
