@@ -181,29 +181,24 @@ func checkRouteRefs(prefix string, refs []index.ObjectRef) error {
 	return nil
 }
 
-// errBadRouteReport marks a route report that is there but does not
-// decode: not JSON of a RouteResult, or an entry failing index.Entry's
-// checks. Reports are written whole (store.Put is atomic), so waiting
-// does not mend it: its part has failed.
-var errBadRouteReport = errors.New("unreadable route report")
-
-// readRouteReport reads a route worker's report: nil and no error if
-// there is none yet; an error wrapping errBadRouteReport if there is one
-// that does not decode; any other error is the store's (reading it may
-// work later).
+// readRouteReport reads the report of route part part of coordinator
+// run run: nil and no error if there is none yet; an error matching
+// errBadReport if there is one that does not decode (not JSON of a
+// RouteResult, or an entry failing index.Entry's checks), or that is
+// about another part or run, or whose status is not one a route worker
+// writes; any other error is the store's (reading it may work later).
 func readRouteReport(ctx context.Context, st store.Store, run string, part int) (*RouteResult, error) {
-	b, err := st.Get(ctx, RouteKey(run, part))
-	if errors.Is(err, store.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var r RouteResult
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%w %s: %w", errBadRouteReport, RouteKey(run, part), err)
-	}
-	return &r, nil
+	return readReportJSON(ctx, st, "route", RouteKey(run, part), func(r *RouteResult) error {
+		switch {
+		case r.Part != part:
+			return fmt.Errorf("it is about part %d, not %d", r.Part, part)
+		case r.Run != run:
+			return fmt.Errorf("it is about run %q, not %s", r.Run, run)
+		case r.Status != StatusRouted && r.Status != StatusFailed && r.Status != StatusRetry:
+			return fmt.Errorf("status %q is not one a route worker reports", r.Status)
+		}
+		return nil
+	})
 }
 
 // splitRoute splits refs into the parts of one route round: first into at
@@ -381,14 +376,15 @@ func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.O
 
 // checkRoute says whether a route part has finished: "" while it has not
 // (no report yet, or a transient failure that Lambda retries), else
-// routed or failed. A report that is there but does not decode (an entry
-// failing index.Entry's checks, say) fails the part at once, so that its
-// objects take the fallback path now; only a failing read of the store
-// is an error, which fanOut retries.
+// routed or failed. A report that is there but unusable (readRouteReport:
+// an entry failing index.Entry's checks, say, or a report about another
+// part) fails the part at once, so that its objects take the fallback
+// path now; only a failing read of the store is an error, which fanOut
+// retries.
 func (c *coordinator) checkRoute(ctx context.Context, run string, rt *routeTask) (string, string, error) {
 	rep, err := readRouteReport(ctx, c.cfg.Store, run, rt.part)
 	switch {
-	case errors.Is(err, errBadRouteReport):
+	case errors.Is(err, errBadReport):
 		return StatusFailed, err.Error(), nil
 	case err != nil || rep == nil:
 		return "", "", err

@@ -342,6 +342,9 @@ func TestCheckRouteReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	put(5, &RouteResult{Run: "R", Part: 5, Status: StatusRetry, Error: "throttled"})
+	put(7, &RouteResult{Run: "R", Part: 1, Status: StatusRouted, Objects: 1, Routed: 1, Entries: []index.Entry{good}})
+	put(8, &RouteResult{Run: "R0", Part: 8, Status: StatusRouted, Objects: 1, Routed: 1, Entries: []index.Entry{good}})
+	put(9, &RouteResult{Run: "R", Part: 9})
 
 	c := &coordinator{cfg: job.Config{Store: st}}
 	for _, tc := range []struct {
@@ -359,6 +362,9 @@ func TestCheckRouteReports(t *testing.T) {
 		{name: "not JSON", st: st, part: 4, status: StatusFailed, why: "unreadable route report"},
 		{name: "retry", st: st, part: 5},
 		{name: "no report yet", st: st, part: 6},
+		{name: "another part", st: st, part: 7, status: StatusFailed, why: "it is about part 1, not 7"},
+		{name: "another run", st: st, part: 8, status: StatusFailed, why: `it is about run "R0", not R`},
+		{name: "no status", st: st, part: 9, status: StatusFailed, why: `status "" is not one a route worker reports`},
 		{name: "store failing", st: failingGets{st}, part: 1, err: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -239,18 +239,56 @@ func writeJSON(ctx context.Context, st store.Store, key string, v any) error {
 	return st.Put(ctx, key, append(b, '\n'))
 }
 
-// readReport reads a worker's report; nil if there is none yet.
-func readReport(ctx context.Context, st store.Store, run string, d day.Day) (*WorkerResult, error) {
-	b, err := st.Get(ctx, ReportKey(run, d))
+// errBadReport marks a worker's report (a day's at ReportKey, a route
+// part's at RouteKey) that is there but unusable: not JSON of its type, a
+// value failing that type's checks (an index entry's, say), or a report
+// about another day, part or run than the one it is stored for, or with a
+// status no worker writes. Reports are written whole (store.Put is
+// atomic), so waiting does not mend one: the coordinator counts its
+// invocation as failed at once (check, checkRoute), as if the worker had
+// reported a permanent failure. Test for it with errors.Is.
+var errBadReport = errors.New("unreadable report")
+
+// badReportError is an unusable report; it matches errBadReport.
+type badReportError struct {
+	what, key string // what names the kind of report: day, route
+	err       error
+}
+
+func (e *badReportError) Error() string {
+	return fmt.Sprintf("unreadable %s report %s: %v", e.what, e.key, e.err)
+}
+
+func (e *badReportError) Is(target error) bool { return target == errBadReport }
+
+func (e *badReportError) Unwrap() error { return e.err }
+
+// readReportJSON reads the report at key, what kind of report it is
+// naming it in errors: nil and no error if there is none yet; an error
+// matching errBadReport if there is one that does not decode into a T or
+// that valid rejects; any other error is the store's, and reading again
+// may work. It is the one reader of both kinds of worker report, so that
+// the coordinator tells "not there yet or not readable now" from "there
+// and unusable" the same way for days and route parts.
+func readReportJSON[T any](ctx context.Context, st store.Store, what, key string, valid func(*T) error) (*T, error) {
+	b, err := st.Get(ctx, key)
 	if errors.Is(err, store.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var r WorkerResult
+	var r T
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("read %s: %w", ReportKey(run, d), err)
+		return nil, &badReportError{what: what, key: key, err: err}
+	}
+	if err := valid(&r); err != nil {
+		return nil, &badReportError{what: what, key: key, err: err}
 	}
 	return &r, nil
+}
+
+// readReport reads a worker's report; nil if there is none yet.
+func readReport(ctx context.Context, st store.Store, run string, d day.Day) (*WorkerResult, error) {
+	return readReportJSON(ctx, st, "day", ReportKey(run, d), func(*WorkerResult) error { return nil })
 }
