@@ -551,10 +551,18 @@ func (c *coordinator) fanOut(ctx context.Context, phase string, tasks []*task, w
 }
 
 // check says whether a dispatched day has finished: "" while it has not,
-// else its status (built, current or failed) and, if failed, why.
+// else its status (built, current or failed) and, if failed, why. A
+// report that is there but unusable (readReport: it does not decode, or is
+// about another day or run) fails the day at once, as a worker reporting
+// a permanent failure does: the summary counts it failed and the next run
+// plans the day again if it is still stale. Only a failing read of the
+// store is an error, which fanOut retries.
 func (c *coordinator) check(ctx context.Context, run string, s *dayState) (string, string, error) {
 	rep, err := readReport(ctx, c.cfg.Store, run, s.d)
-	if err != nil {
+	switch {
+	case errors.Is(err, errBadReport):
+		return DayFailed, err.Error(), nil
+	case err != nil:
 		return "", "", err
 	}
 	if rep != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -363,5 +364,204 @@ func TestWorkerTwice(t *testing.T) {
 	rep, err := readReport(ctx, f.st, "R1", req.Day)
 	if err != nil || rep == nil || rep.Status != StatusCurrent {
 		t.Errorf("report: %+v, %v", rep, err)
+	}
+}
+
+// badDayReports runs workers as asyncWorkers does, except for day bad:
+// its worker builds nothing and at once writes, as its report, what
+// report returns for the coordinator's run.
+type badDayReports struct {
+	*asyncWorkers
+	bad    day.Day
+	report func(run string) []byte
+}
+
+func (w *badDayReports) Invoke(ctx context.Context, ev WorkerEvent) error {
+	if ev.Day != w.bad.String() {
+		return w.asyncWorkers.Invoke(ctx, ev)
+	}
+	w.mu.Lock()
+	w.order = append(w.order, ev.Day)
+	w.mu.Unlock()
+	return w.env.Store.Put(ctx, ReportKey(ev.Run, w.bad), w.report(ev.Run))
+}
+
+// flakyReports is a store whose Get of a day report for day fails, as a
+// network error would, the first n times the report is there.
+type flakyReports struct {
+	store.Store
+	day day.Day
+	mu  sync.Mutex
+	n   int
+}
+
+func (s *flakyReports) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := s.Store.Get(ctx, key)
+	if err == nil && strings.HasPrefix(key, RunsPrefix) && strings.HasSuffix(key, "/"+s.day.String()+".json") {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.n > 0 {
+			s.n--
+			return nil, errors.New("connection reset")
+		}
+	}
+	return b, err
+}
+
+// TestBadDayReportFailsTheDay: a day report that is there but unusable
+// (not JSON; about another day) fails its day at once, as a worker that
+// reports a permanent failure does: the day is not waited for until the
+// deadline, the other day is built, the run is partial with the day
+// failed, and the next run builds it; the tables then equal a local
+// run's. A report whose read fails is read again: its day is built in
+// the same run.
+func TestBadDayReportFailsTheDay(t *testing.T) {
+	from, to := mustDay(t, "2026-11-20"), mustDay(t, "2026-11-21")
+	bad := to
+	for _, tc := range []struct {
+		name   string
+		report func(run string) []byte
+		why    string
+	}{
+		{name: "garbage", report: func(string) []byte { return []byte("\x00\x01garbage\xff") }, why: "invalid character"},
+		{name: "another day", report: func(run string) []byte {
+			b, err := json.Marshal(&WorkerResult{Day: from.String(), Run: run, Status: StatusBuilt, Stats: &DayStats{KeptRows: 1 << 40}})
+			if err != nil {
+				panic(err)
+			}
+			return b
+		}, why: `about day "2026-11-20", not 2026-11-21`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t)
+			workers := &badDayReports{asyncWorkers: &asyncWorkers{env: f.env, timeout: time.Minute}, bad: bad, report: tc.report}
+			// A deadline, so that a day waited for in vain ends as
+			// pending rather than hanging the test.
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			t0 := time.Now()
+			sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{})
+			workers.wg.Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Status != RunPartial || sum.Planned != 2 || sum.Built != 1 || sum.Failed != 1 || len(sum.Pending) != 0 || len(sum.Days) != 2 {
+				t.Fatalf("summary: %+v; want %s failed, the other day built", sum, bad)
+			}
+			r := sum.Days[1]
+			if r.Day != bad.String() || r.Status != DayFailed || !strings.Contains(r.Error, "unreadable day report") ||
+				!strings.Contains(r.Error, tc.why) || r.Worker != nil {
+				t.Errorf("%s: %+v; want failed for its unreadable report, and no worker report", bad, r)
+			}
+			if r.Seconds > 10 || time.Since(t0) > 30*time.Second {
+				t.Errorf("%s failed after %.1fs, the run took %s; want the day failed at its first check", bad, r.Seconds, time.Since(t0))
+			}
+			if sum.Days[0].Worker == nil || sum.Totals.KeptRows != sum.Days[0].Worker.Stats.KeptRows {
+				t.Errorf("totals %+v: want the built day's alone", sum.Totals)
+			}
+			if b, err := f.st.Get(ctx, SummaryKey(sum.Run)); err != nil || !strings.Contains(string(b), "unreadable day report") {
+				t.Errorf("stored summary: %s, %v", b, err)
+			}
+
+			// The next run builds the day, as after any failed day.
+			good := &asyncWorkers{env: f.env, timeout: time.Minute}
+			sum, err = Coordinate(cctx, f.env.jobConfig(from, to), good, Options{})
+			good.wg.Wait()
+			if err != nil || sum.Status != RunDone || sum.Planned != 1 || sum.Built != 1 || !slices.Equal(good.order, []string{bad.String()}) {
+				t.Fatalf("next run: %+v, %v, invoked %v", sum, err, good.order)
+			}
+			if _, err := job.Run(ctx, job.Config{Store: f.copy, From: from, To: to}); err != nil {
+				t.Fatal(err)
+			}
+			snapshotsEqual(t, f.copy, f.st, from, to)
+		})
+	}
+
+	t.Run("read fails", func(t *testing.T) {
+		ctx := context.Background()
+		f := newFixture(t)
+		flaky := &flakyReports{Store: f.st, day: bad, n: 3}
+		f.env.Store = flaky
+		workers := &asyncWorkers{env: f.env, timeout: time.Minute}
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{})
+		workers.wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if flaky.n != 0 {
+			t.Fatalf("the report of %s was never read while there: the test does not test what it should", bad)
+		}
+		if sum.Status != RunDone || sum.Built != 2 || sum.Failed != 0 {
+			t.Fatalf("summary: %+v; want both days built, the failing reads retried", sum)
+		}
+		if _, err := job.Run(ctx, job.Config{Store: f.copy, From: from, To: to}); err != nil {
+			t.Fatal(err)
+		}
+		snapshotsEqual(t, f.copy, f.st, from, to)
+	})
+}
+
+// TestCheckDayReports: check tells a report not there yet or not
+// readable now (keep waiting) from one that is there but unusable (the
+// day failed).
+func TestCheckDayReports(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMem()
+	d := mustDay(t, "2026-11-20")
+	// One coordinator run per case: a report's key is its run's and day's.
+	put := func(run string, v any) {
+		t.Helper()
+		if err := writeJSON(ctx, st, ReportKey(run, d), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("built", &WorkerResult{Day: d.String(), Run: "built", Status: StatusBuilt})
+	put("current", &WorkerResult{Day: d.String(), Run: "current", Status: StatusCurrent})
+	put("failed", &WorkerResult{Day: d.String(), Run: "failed", Status: StatusFailed, Error: "held by another writer"})
+	put("retry", &WorkerResult{Day: d.String(), Run: "retry", Status: StatusRetry, Error: "throttled"})
+	put("otherday", &WorkerResult{Day: "2026-11-21", Run: "otherday", Status: StatusBuilt})
+	put("otherrun", &WorkerResult{Day: d.String(), Run: "R0", Status: StatusBuilt})
+	put("nostatus", &WorkerResult{Day: d.String(), Run: "nostatus"})
+	put("array", []int{1, 2})
+	if err := st.Put(ctx, ReportKey("cut", d), []byte(`{"day": "2026-11-20", "ru`)); err != nil {
+		t.Fatal(err)
+	}
+
+	c := &coordinator{cfg: job.Config{Store: st}}
+	for _, tc := range []struct {
+		name   string // default: run
+		run    string
+		st     store.Store
+		status string // "" while the day is not finished
+		why    string // in the failure's reason
+		err    bool   // the store failed: fanOut asks again
+	}{
+		{run: "built", st: st, status: DayBuilt},
+		{run: "current", st: st, status: DayCurrent},
+		{run: "failed", st: st, status: DayFailed, why: "held by another writer"},
+		{run: "retry", st: st},
+		{run: "none", st: st},
+		{run: "cut", st: st, status: DayFailed, why: "unreadable day report _state/runs/cut/2026-11-20.json: unexpected end of JSON input"},
+		{run: "array", st: st, status: DayFailed, why: "unreadable day report"},
+		{run: "otherday", st: st, status: DayFailed, why: `unreadable day report _state/runs/otherday/2026-11-20.json: it is about day "2026-11-21"`},
+		{run: "otherrun", st: st, status: DayFailed, why: `it is about run "R0", not otherrun`},
+		{run: "nostatus", st: st, status: DayFailed, why: `status "" is not one a worker reports`},
+		{name: "store failing", run: "built", st: failingGets{st}, err: true},
+	} {
+		name := tc.name
+		if name == "" {
+			name = tc.run
+		}
+		t.Run(name, func(t *testing.T) {
+			c.cfg.Store = tc.st
+			s := &dayState{d: d, before: map[string]bool{"": true}}
+			status, why, err := c.check(ctx, tc.run, s)
+			if status != tc.status || !strings.Contains(why, tc.why) || (err != nil) != tc.err {
+				t.Fatalf("check = %q, %q, %v; want %q, %q, error %t", status, why, err, tc.status, tc.why, tc.err)
+			}
+		})
 	}
 }

@@ -288,7 +288,21 @@ func readReportJSON[T any](ctx context.Context, st store.Store, what, key string
 	return &r, nil
 }
 
-// readReport reads a worker's report; nil if there is none yet.
+// readReport reads the report of the worker for day d of coordinator run
+// run: nil and no error if there is none yet; an error matching
+// errBadReport if there is one that does not decode, or that is about
+// another day or run, or whose status is not one a worker writes; any
+// other error is the store's (reading it may work later).
 func readReport(ctx context.Context, st store.Store, run string, d day.Day) (*WorkerResult, error) {
-	return readReportJSON(ctx, st, "day", ReportKey(run, d), func(*WorkerResult) error { return nil })
+	return readReportJSON(ctx, st, "day", ReportKey(run, d), func(r *WorkerResult) error {
+		switch {
+		case r.Day != d.String():
+			return fmt.Errorf("it is about day %q, not %s", r.Day, d)
+		case r.Run != run:
+			return fmt.Errorf("it is about run %q, not %s", r.Run, run)
+		case r.Status != StatusBuilt && r.Status != StatusCurrent && r.Status != StatusFailed && r.Status != StatusRetry:
+			return fmt.Errorf("status %q is not one a worker reports", r.Status)
+		}
+		return nil
+	})
 }
