@@ -141,6 +141,13 @@ type Options struct {
 	EventTime         time.Time       // scheduled: the event's time
 	Now               func() time.Time
 
+	// RouteProgress, optional, is called as the route phase goes: when a
+	// round's parts are dispatched, and as each part is dispatched,
+	// finishes or fails (see RouteProgress). It is not folded into
+	// Progress, every call of which is about a day. It is called from the
+	// coordinator's one goroutine, like Progress.
+	RouteProgress func(RouteProgress)
+
 	// HTMLReport, if set, renders the HTML report of the curated tables
 	// (report.Write, every day the store holds) after a run that did its
 	// work (status done or partial, not failed) and Puts it at
@@ -267,6 +274,9 @@ func newCoordinator(cfg job.Config, inv Invoker, opts Options) *coordinator {
 	}
 	if opts.Progress == nil {
 		opts.Progress = func(Progress) {}
+	}
+	if opts.RouteProgress == nil {
+		opts.RouteProgress = func(RouteProgress) {}
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -520,7 +530,7 @@ func (c *coordinator) fanOut(ctx context.Context, phase string, tasks []*task, w
 			t.status, t.err, t.seconds = status, errMsg, time.Since(t.started).Seconds()
 			if status == StatusFailed {
 				failed++
-				c.log.Error("worker failed", append(t.attrs, "error", errMsg)...)
+				c.log.Error("worker failed", append(t.attrs, "seconds", t.seconds, "error", errMsg)...)
 			} else {
 				done++
 				c.log.Info("worker finished", append(t.attrs, "status", status, "seconds", t.seconds)...)

@@ -135,10 +135,12 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 // it plans cfg.From..cfg.To here, invokes the worker function through
 // client for each stale day (in day order; see Options.Concurrency), calls
 // progress as days are dispatched and finish while it watches their
-// manifests, then runs the windowed stage and the registration here. It
-// waits until every worker is done or failed, or ctx ends (there is no
-// Lambda deadline); the summary is written to _state/runs/<run>.json like
-// the coordinator's. cfg is the CLI's job configuration: it must match the
+// manifests, then runs the windowed stage and the registration here. The
+// route phase before the days (see Coordinate) reports to
+// Options.RouteProgress, if opts set it, not to progress. It waits until
+// every worker is done or failed, or ctx ends (there is no Lambda
+// deadline); the summary is written to _state/runs/<run>.json like the
+// coordinator's. cfg is the CLI's job configuration: it must match the
 // workers' (time zone, max lateness, raw prefix, file sizes), or the days
 // they build look stale to it.
 func DispatchBackfill(ctx context.Context, cfg job.Config, client InvokeAPI, function string, progress func(Progress), opts ...func(*Options)) (*RunSummary, error) {

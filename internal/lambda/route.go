@@ -289,11 +289,68 @@ type RoutePartResult struct {
 	Seconds float64 `json:"seconds,omitempty"`
 }
 
+// RouteProgress tells how far the route phase is (Options.RouteProgress).
+// A round of the phase (Round 1; Round 2 for the objects the plan found
+// unrouted, normally none) starts with one event of Status "routing",
+// whose Part is the round's first part and whose Objects and Bytes are the
+// whole round's; then each of its parts gives one event as it is
+// dispatched ("dispatched") and one as it finishes (StatusRouted) or
+// fails (StatusFailed: its worker failed, its report is unusable, or it
+// could not be invoked), with its own Objects and Bytes and, once over,
+// Seconds. A part not finished when the route phase stops waiting gives
+// no second event (the run summary lists it pending). Parts are numbered
+// across the run as in RouteSummary.PartList and the coordinator's log
+// (route_part). An event holds counts only: no object key, no event
+// payload, no error text (the log has the error).
+type RouteProgress struct {
+	Round   int
+	Status  string  // routing (a round), dispatched, routed, failed
+	Part    int     // the part's number in the run, 1.. (a round's first part)
+	Parts   int     // parts of the run so far, this round's included
+	Objects int     // raw objects in the part (in the round)
+	Bytes   int64   // their size
+	Seconds float64 // a routed or failed part's time since it was dispatched
+	Done    int     // parts of the run routed so far
+	Failed  int     // parts of the run failed so far
+}
+
+// String is ev as one line for a person: "route round 1: 48 raw objects
+// (1.2MiB) in 4 parts", "route part 3/4 routed: 12 raw objects (300.0KiB)
+// in 1.3s; 2 routed, 1 failed".
+func (ev RouteProgress) String() string {
+	objs := fmt.Sprintf("%d raw objects (%s)", ev.Objects, byteSize(ev.Bytes))
+	switch ev.Status {
+	case "routing":
+		if ev.Part <= 1 {
+			return fmt.Sprintf("route round %d: %s in %d parts", ev.Round, objs, ev.Parts)
+		}
+		return fmt.Sprintf("route round %d: %s in parts %d-%d", ev.Round, objs, ev.Part, ev.Parts)
+	case "dispatched":
+		return fmt.Sprintf("route part %d/%d dispatched: %s", ev.Part, ev.Parts, objs)
+	}
+	return fmt.Sprintf("route part %d/%d %s: %s in %.1fs; %d routed, %d failed",
+		ev.Part, ev.Parts, ev.Status, objs, ev.Seconds, ev.Done, ev.Failed)
+}
+
+// byteSize is n in binary units, as the CLI prints sizes.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
 // routeTask is one part of the route phase on its way through the fan-out.
 type routeTask struct {
 	task
 	part    int
 	refs    []index.ObjectRef
+	bytes   int64         // the refs' size
 	entries []index.Entry // from its report, once routed
 	res     *RouteResult
 }
@@ -301,7 +358,8 @@ type routeTask struct {
 // routeRound routes refs: it splits them into parts (splitRoute), hands
 // them to route workers through the fan-out (waiting until until at most),
 // records what it did in rs, and the entries of the parts that finished in
-// the index. It fails only when ctx ends.
+// the index. It logs and reports (Options.RouteProgress) the round's
+// start and each part's dispatch and end. It fails only when ctx ends.
 func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.ObjectRef, rs *RouteSummary, until time.Time, hasDeadline bool) error {
 	if hasDeadline && !time.Now().Before(until) {
 		c.log.Warn("no time left to route; the day workers route what they need themselves", "objects", len(refs))
@@ -311,29 +369,45 @@ func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.O
 	}
 	rs.Rounds++
 	groups := splitRoute(refs, c.opts.Concurrency)
+	first, parts := rs.Parts+1, rs.Parts+len(groups)
+	// Parts of earlier rounds that finished, for the progress counts.
+	routedBefore := 0
+	for _, p := range rs.PartList {
+		if p.Status == StatusRouted {
+			routedBefore++
+		}
+	}
+	failedBefore := rs.Failed
 	rts := make([]*routeTask, len(groups))
 	tasks := make([]*task, len(groups))
+	var bytes int64
 	for i, g := range groups {
-		part := rs.Parts + i + 1
+		part := first + i
 		rt := &routeTask{part: part, refs: g}
 		rt.ev = WorkerEvent{Role: RoleWorker, Run: run, Part: part, Rules: routeRules(c.cfg)}
 		for _, r := range g {
 			rt.ev.Route = append(rt.ev.Route, routeRefOf(r))
+			rt.bytes += r.Size
 		}
-		rt.attrs = []any{"route_part", part, "objects", len(g)}
+		bytes += rt.bytes
+		rt.attrs = []any{"route_part", part, "parts", parts, "objects", len(g), "bytes", rt.bytes}
 		rt.check = func(ctx context.Context) (string, string, error) { return c.checkRoute(ctx, run, rt) }
 		rts[i], tasks[i] = rt, &rt.task
 	}
-	rs.Parts += len(groups)
-	c.log.Info("routing raw objects", "round", rs.Rounds, "objects", len(refs), "parts", len(groups))
-	err := c.fanOut(ctx, "route", tasks, until, hasDeadline, nil)
+	rs.Parts = parts
+	c.log.Info("routing raw objects", "round", rs.Rounds, "objects", len(refs), "bytes", bytes, "parts", len(groups), "first_part", first)
+	c.opts.RouteProgress(RouteProgress{Round: rs.Rounds, Status: "routing", Part: first, Parts: parts, Objects: len(refs), Bytes: bytes,
+		Done: routedBefore, Failed: failedBefore})
+	progress := func(i, done, failed int) {
+		rt := rts[i]
+		c.opts.RouteProgress(RouteProgress{Round: rs.Rounds, Status: rt.status, Part: rt.part, Parts: parts,
+			Objects: len(rt.refs), Bytes: rt.bytes, Seconds: rt.seconds, Done: routedBefore + done, Failed: failedBefore + failed})
+	}
+	err := c.fanOut(ctx, "route", tasks, until, hasDeadline, progress)
 
 	var entries []index.Entry
 	for _, rt := range rts {
-		p := RoutePartResult{Part: rt.part, Round: rs.Rounds, Objects: len(rt.refs), Status: rt.status, Error: rt.err, Seconds: rt.seconds}
-		for _, r := range rt.refs {
-			p.Bytes += r.Size
-		}
+		p := RoutePartResult{Part: rt.part, Round: rs.Rounds, Objects: len(rt.refs), Bytes: rt.bytes, Status: rt.status, Error: rt.err, Seconds: rt.seconds}
 		if !rt.started.IsZero() {
 			rs.Workers++
 			rs.Objects += p.Objects

@@ -1,10 +1,12 @@
 package lambda
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -504,5 +506,177 @@ func TestSplitRoute(t *testing.T) {
 	}
 	if n != len(long) {
 		t.Errorf("%d objects in the parts, want %d", n, len(long))
+	}
+}
+
+// TestRouteProgress: the route phase logs and reports
+// (Options.RouteProgress) each round as it starts (parts, objects, bytes)
+// and each part as it is dispatched and as it finishes or fails (part
+// n/N, objects, bytes, seconds), with counts only: no event payload in
+// the log, no object key in the progress lines. Part 2 fails, so that
+// there is a failed part and a second round.
+func TestRouteProgress(t *testing.T) {
+	ctx := context.Background()
+	from, to := mustDay(t, "2026-11-20"), mustDay(t, "2026-11-21")
+	f := newFixture(t)
+	bad := *f.env
+	bad.Config.RawPrefix = "elsewhere/"
+	workers := &failingRoutes{asyncWorkers: &asyncWorkers{env: f.env, timeout: time.Minute}, bad: &bad,
+		fail: func(part int) bool { return part == 2 }}
+	var logged bytes.Buffer
+	var events []RouteProgress
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{
+		Concurrency:   2,
+		Log:           slog.New(slog.NewJSONHandler(&logged, nil)),
+		RouteProgress: func(ev RouteProgress) { events = append(events, ev) },
+	})
+	workers.wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sum.Route
+	if sum.Status != RunDone || r == nil || r.Rounds != 2 || r.Failed != 1 || r.Pending != 0 || r.Parts < 3 {
+		t.Fatalf("summary: %+v, route phase %+v; want part 2 failed and a second round", sum, r)
+	}
+
+	// What the progress and the log must say, from the summary.
+	type round struct {
+		first, last, objects int
+		bytes                int64
+	}
+	rounds := map[int]*round{}
+	for _, p := range r.PartList {
+		rd := rounds[p.Round]
+		if rd == nil {
+			rd = &round{first: p.Part}
+			rounds[p.Round] = rd
+		}
+		rd.last = p.Part
+		rd.objects += p.Objects
+		rd.bytes += p.Bytes
+	}
+
+	// Progress: each round's start, then two events per part.
+	byPart := map[int][]RouteProgress{}
+	started := map[int]bool{}
+	for _, ev := range events {
+		line := ev.String()
+		if strings.Contains(line, "raw/") || strings.Contains(line, "elsewhere/") {
+			t.Errorf("a progress line names an object: %q", line)
+		}
+		rd := rounds[ev.Round]
+		if rd == nil {
+			t.Fatalf("progress of round %d: %+v", ev.Round, ev)
+		}
+		if ev.Status == "routing" {
+			want := RouteProgress{Round: ev.Round, Status: "routing", Part: rd.first, Parts: rd.last, Objects: rd.objects, Bytes: rd.bytes,
+				Done: ev.Done, Failed: ev.Failed}
+			if ev != want || rd.bytes == 0 {
+				t.Errorf("round %d started: %+v; want %+v", ev.Round, ev, want)
+			}
+			started[ev.Round] = true
+			continue
+		}
+		if !started[ev.Round] {
+			t.Errorf("part %d (%s) before its round started", ev.Part, ev.Status)
+		}
+		byPart[ev.Part] = append(byPart[ev.Part], ev)
+	}
+	for _, p := range r.PartList {
+		evs := byPart[p.Part]
+		if len(evs) != 2 {
+			t.Errorf("part %d: progress %+v; want dispatched, then %s", p.Part, evs, p.Status)
+			continue
+		}
+		last := rounds[p.Round].last
+		d, e := evs[0], evs[1]
+		if d.Status != "dispatched" || d.Parts != last || d.Objects != p.Objects || d.Bytes != p.Bytes || d.Seconds != 0 {
+			t.Errorf("part %d dispatched: %+v; want part %d/%d, %d objects, %d bytes", p.Part, d, p.Part, last, p.Objects, p.Bytes)
+		}
+		if e.Status != p.Status || e.Parts != last || e.Objects != p.Objects || e.Bytes != p.Bytes || e.Seconds != p.Seconds || e.Seconds <= 0 {
+			t.Errorf("part %d ended: %+v; want %+v", p.Part, e, p)
+		}
+	}
+	if len(events) == 0 {
+		t.Fatal("no route progress")
+	}
+	end := events[len(events)-1]
+	if end.Done+end.Failed != r.Parts || end.Failed != 1 {
+		t.Errorf("last progress %+v; want %d parts over, 1 failed", end, r.Parts)
+	}
+	p2 := byPart[2]
+	if want := fmt.Sprintf("route part 2/2 failed: %d raw objects (", r.PartList[1].Objects); len(p2) != 2 || !strings.HasPrefix(p2[1].String(), want) {
+		t.Errorf("part 2's progress %v; want a line starting %q", p2, want)
+	}
+	if want := fmt.Sprintf("route round 1: %d raw objects (", rounds[1].objects); !strings.HasPrefix(events[0].String(), want) ||
+		!strings.HasSuffix(events[0].String(), ") in 2 parts") {
+		t.Errorf("first progress line %q; want %q...in 2 parts", events[0], want)
+	}
+
+	// The log: the same, as attributes.
+	if strings.Contains(strings.ToLower(logged.String()), "etag") {
+		t.Errorf("the log holds a route event's payload:\n%s", logged.String())
+	}
+	type line map[string]any
+	var lines []line
+	for _, l := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+		var m line
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	find := func(msg string, attrs line) line {
+		t.Helper()
+		for _, l := range lines {
+			if l["msg"] != msg {
+				continue
+			}
+			ok := true
+			for k, v := range attrs {
+				ok = ok && l[k] == v
+			}
+			if ok {
+				return l
+			}
+		}
+		t.Errorf("no log line %q with %v:\n%s", msg, attrs, logged.String())
+		return nil
+	}
+	for n, rd := range rounds {
+		find("routing raw objects", line{"round": float64(n), "parts": float64(rd.last - rd.first + 1), "first_part": float64(rd.first),
+			"objects": float64(rd.objects), "bytes": float64(rd.bytes)})
+	}
+	for _, p := range r.PartList {
+		part := line{"route_part": float64(p.Part), "parts": float64(rounds[p.Round].last), "objects": float64(p.Objects), "bytes": float64(p.Bytes)}
+		find("worker invoked", part)
+		msg := "worker finished"
+		if p.Status == StatusFailed {
+			msg = "worker failed"
+		}
+		if l := find(msg, part); l != nil && l["seconds"] != p.Seconds {
+			t.Errorf("%s: seconds %v; want %v", msg, l["seconds"], p.Seconds)
+		}
+	}
+}
+
+func TestRouteProgressString(t *testing.T) {
+	for _, tc := range []struct {
+		ev   RouteProgress
+		want string
+	}{
+		{RouteProgress{Round: 1, Status: "routing", Part: 1, Parts: 4, Objects: 48, Bytes: 1258291}, "route round 1: 48 raw objects (1.2MiB) in 4 parts"},
+		{RouteProgress{Round: 2, Status: "routing", Part: 5, Parts: 6, Objects: 12, Bytes: 900}, "route round 2: 12 raw objects (900B) in parts 5-6"},
+		{RouteProgress{Round: 1, Status: "dispatched", Part: 3, Parts: 4, Objects: 12, Bytes: 307200}, "route part 3/4 dispatched: 12 raw objects (300.0KiB)"},
+		{RouteProgress{Round: 1, Status: StatusRouted, Part: 3, Parts: 4, Objects: 12, Bytes: 307200, Seconds: 1.26, Done: 2, Failed: 1},
+			"route part 3/4 routed: 12 raw objects (300.0KiB) in 1.3s; 2 routed, 1 failed"},
+		{RouteProgress{Round: 1, Status: StatusFailed, Part: 1, Parts: 1, Objects: 400, Bytes: 3 << 30, Seconds: 0.04, Failed: 1},
+			"route part 1/1 failed: 400 raw objects (3.0GiB) in 0.0s; 0 routed, 1 failed"},
+	} {
+		if got := tc.ev.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.ev, got, tc.want)
+		}
 	}
 }
