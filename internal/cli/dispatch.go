@@ -32,7 +32,10 @@ func dispatch(ctx context.Context, cfg job.Config, target string, stdout, stderr
 		fmt.Fprintf(stderr, "%s %-10s %d/%d days done, %d failed\n", p.Day, p.Status, p.Done, p.Total, p.Failed)
 	}
 	sum, err := lambda.DispatchBackfill(ctx, cfg, client, fn, progress,
-		func(o *lambda.Options) { o.Registrar = lambda.RegistrarFunc(job.Register) })
+		func(o *lambda.Options) {
+			o.Registrar = lambda.RegistrarFunc(job.Register)
+			o.RouteProgress = func(p lambda.RouteProgress) { fmt.Fprintln(stderr, p) }
+		})
 	if sum != nil {
 		fmt.Fprintf(stdout, "run %s: %s; %d days planned, %d built, %d failed, %d pending\n",
 			sum.Run, sum.Status, sum.Planned, sum.Built, sum.Failed, len(sum.Pending))
