@@ -18,6 +18,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
@@ -214,6 +215,34 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 		}
 		userKey[i] = uk
 	}
+	name := c.Str[frame.EventName]
+	var reasons []string // per row, if any row is invalid
+	for i := range n {
+		reason := validate(c.IDOff[i+1] > c.IDOff[i], c.HasReceivedAt[i], name[i] != 0, user[i] != 0 || device[i] != 0)
+		if reason == "" && !plausible(c.ReceivedAt[i], fallback) {
+			reason = ReasonImplausibleReceivedAt
+		}
+		if reason != "" && len(reasons) == 0 {
+			reasons = make([]string, n)
+		}
+		if len(reasons) > 0 {
+			reasons[i] = reason
+		}
+	}
+	if len(days) == 1 && len(reasons) == 0 {
+		// The common case, an object of valid rows of one day: its Part
+		// is c's columns as they are.
+		parts := make(map[day.Day]*Part, 1)
+		if want(days[0].d) {
+			parts[days[0].d] = &Part{Events: wholePart(c, at, skewed, userKey)}
+			for _, rep := range c.Repaired {
+				if rep {
+					parts[days[0].d].RepairedUTF8++
+				}
+			}
+		}
+		return parts
+	}
 	parts := make(map[day.Day]*Part, len(days))
 	for j := range days {
 		dp := &days[j]
@@ -237,7 +266,6 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 	}
 
 	// Second pass: each row to its Part.
-	name := c.Str[frame.EventName]
 	for i := range n {
 		dp := &days[di[i]]
 		p := dp.p
@@ -247,11 +275,8 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 		if c.Repaired[i] {
 			p.RepairedUTF8++
 		}
-		reason := validate(c.IDOff[i+1] > c.IDOff[i], c.HasReceivedAt[i], name[i] != 0, user[i] != 0 || device[i] != 0)
-		if reason == "" && !plausible(c.ReceivedAt[i], fallback) {
-			reason = ReasonImplausibleReceivedAt
-		}
-		if reason != "" {
+		if len(reasons) > 0 && reasons[i] != "" {
+			reason := reasons[i]
 			row := c.Row(i)
 			p.Quarantine = append(p.Quarantine, quarantineRow(&row, reason))
 			continue
@@ -296,6 +321,27 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 		e.PropOff = append(e.PropOff, uint32(len(e.PropKey)))
 	}
 	return parts
+}
+
+// wholePart returns all of c's rows, valid and of one day, as a Part's
+// events in c's dictionary: at, skewed and userKey are taken (they are
+// the rows' attributed times, skew flags and user keys), the rest copied.
+func wholePart(c *raw.Columns, at []int64, skewed []bool, userKey []uint32) *frame.Events {
+	n := c.Len()
+	e := &frame.Events{Dict: c.Dict, IDBytes: slices.Clone(c.IDBytes), IDOff: slices.Clone(c.IDOff),
+		EventTime: at, ClientTime: make([]int64, n), ReceivedAt: slices.Clone(c.ReceivedAt), Skewed: skewed,
+		PropOff: slices.Clone(c.PropOff), PropKey: slices.Clone(c.PropKey), PropVal: slices.Clone(c.PropVal)}
+	for i, has := range c.HasEventTime {
+		if has {
+			e.ClientTime[i] = c.EventTime[i]
+		}
+	}
+	for col := range raw.NumStrings {
+		e.Str[col] = slices.Clone(c.Str[col])
+	}
+	e.Str[frame.UserKey] = userKey
+	e.Str[frame.SessionKey] = make([]uint32, n)
+	return e
 }
 
 // UserKey is user_id if set, else "anon:" + device_id.
