@@ -10,12 +10,16 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/metrics"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/parquet-go/parquet-go"
@@ -550,23 +554,97 @@ func (discardWriter) Close() error                { return nil }
 func (discardWriter) Abort()                      {}
 
 // BenchmarkWriteEvents writes a day of benchEvents events with the job's
-// default sizes (64 MiB row groups, 256 MiB files).
+// default sizes (64 MiB row groups, 256 MiB files), e.g.
+//
+//	go test -run XXX -bench WriteEvents -benchtime 1x ./internal/publish/
+//
+// Besides ns/event and B/event (allocated), it reports cpu-ns/event (the
+// process's CPU time, every goroutine and the collector included; Linux
+// only) and peak-heap-MB: the largest heap (live objects and garbage not
+// yet collected) sampled during the writes, over the heap after a
+// collection before them (the frame).
 func BenchmarkWriteEvents(b *testing.B) {
 	ev := benchFrame(benchEvents)
 	st := discardStore{}
 	opt := WriterOptions{RowGroupSize: 64 << 20, TargetFileSize: 256 << 20}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
+	measureWrites(b, benchEvents, func() {
 		if _, err := WriteEvents(context.Background(), st, "t/", ev, opt); err != nil {
 			b.Fatal(err)
 		}
+	})
+}
+
+// measureWrites runs write b.N times and reports, per event of n, the time,
+// the bytes allocated and the CPU time, and the peak heap over the one
+// before (see BenchmarkWriteEvents).
+func measureWrites(b *testing.B, n int, write func()) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	base := heapBytes()
+	stop, peak := sampleHeap()
+	cpu0 := procCPU()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		write()
 	}
 	b.StopTimer()
+	cpu1 := procCPU()
+	stop()
 	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchEvents, "ns/event")
-	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/benchEvents, "B/event")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/event")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/float64(n), "B/event")
+	if cpu1 > 0 {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N)/float64(n), "cpu-ns/event")
+	}
+	b.ReportMetric(float64(*peak-base)/(1<<20), "peak-heap-MB")
+}
+
+// heapBytes is the heap's size: live objects and unswept garbage.
+func heapBytes() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
+// sampleHeap samples heapBytes every millisecond until stop is called;
+// *peak is then the largest sample.
+func sampleHeap() (stop func(), peak *int64) {
+	peak = new(int64)
+	*peak = heapBytes()
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			*peak = max(*peak, heapBytes())
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(quit); <-done }, peak
+}
+
+// procCPU returns the process's CPU time, user and system, or 0 where
+// /proc/self/stat is missing (10 ms steps).
+func procCPU() time.Duration {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields 14 (utime) and 15 (stime), counting from 1, after the command
+	// in parentheses (field 2).
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100
 }
