@@ -562,16 +562,21 @@ func (discardWriter) Abort()                      {}
 // process's CPU time, every goroutine and the collector included; Linux
 // only) and peak-heap-MB: the largest heap (live objects and garbage not
 // yet collected) sampled during the writes, over the heap after a
-// collection before them (the frame).
+// collection before them (the frame). It writes with one worker and with
+// WriteEvents' number, min(GOMAXPROCS, maxEventWorkers).
 func BenchmarkWriteEvents(b *testing.B) {
 	ev := benchFrame(benchEvents)
 	st := discardStore{}
 	opt := WriterOptions{RowGroupSize: 64 << 20, TargetFileSize: 256 << 20}
-	measureWrites(b, benchEvents, func() {
-		if _, err := WriteEvents(context.Background(), st, "t/", ev, opt); err != nil {
-			b.Fatal(err)
-		}
-	})
+	for _, workers := range slices.Compact([]int{1, min(runtime.GOMAXPROCS(0), maxEventWorkers)}) {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			measureWrites(b, benchEvents, func() {
+				if _, err := writeEvents(context.Background(), st, "t/", ev, opt, workers); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
 }
 
 // measureWrites runs write b.N times and reports, per event of n, the time,
