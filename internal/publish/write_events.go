@@ -140,9 +140,15 @@ func (w *eventsWriter) encode(ctx context.Context, lo, hi int, buf *bytes.Buffer
 			return nil, err
 		}
 	}
-	// Size is about the pages to come out (an upper bound: the last pages
-	// are not compressed yet); the footer and page index are small.
-	buf.Grow(int(pw.Size()) + 256<<10)
+	// Close would flush each column's last page first too; flushed, Size
+	// is about the size of the pages (an upper bound: it counts the
+	// dictionaries uncompressed). The footer and page index are small.
+	for _, c := range w.cols {
+		if err := c.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	buf.Grow(int(pw.Size()) + 64<<10)
 	if err := pw.Close(); err != nil {
 		return nil, err
 	}
