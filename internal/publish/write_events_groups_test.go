@@ -191,7 +191,9 @@ func TestWriteEventsCopiesRowGroups(t *testing.T) {
 				t.Fatal(err)
 			}
 			runtime.ReadMemStats(&ms1)
-			if a := ms1.TotalAlloc - ms0.TotalAlloc; a > uint64(buf.Len())/4 {
+			// Decoding and encoding again allocates more than the group's
+			// size; copying, its metadata (tens of KiB).
+			if a := ms1.TotalAlloc - ms0.TotalAlloc; a > 64<<10+uint64(buf.Len())/4 {
 				t.Errorf("%s row group %d: writing its %d bytes allocated %d: not copied?", fl.Key, k, buf.Len(), a)
 			}
 		}
