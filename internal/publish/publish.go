@@ -102,7 +102,7 @@ func RunPrefixAt(table, part, run string) string {
 // WriterOptions size the files of a run.
 type WriterOptions struct {
 	TargetFileSize int64  // start a new file once a file reaches this many bytes
-	RowGroupSize   int64  // cut a row group at about this many (uncompressed) bytes
+	RowGroupSize   int64  // cut a row group at about this many bytes (Write: parquet-go's estimate of the buffered group; WriteEvents: uncompressed, see there)
 	CreatedBy      string // application name and version for the Parquet footer
 }
 

@@ -1,9 +1,10 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
+	"runtime"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
@@ -51,56 +52,114 @@ func eventColumn(path ...string) eventCol {
 
 // WriteEvents writes ev, in its order, as the events table into the run
 // folder at prefix, column by column from the frame: files
-// part-00000.zstd.parquet, part-00001... with rollups.Event's schema, cut
-// as Write cuts them (a row group once parquet-go's estimate of the
-// buffered group reaches RowGroupSize, checked every 1024 events; a new
-// file once a file reaches TargetFileSize). Optional columns are null
-// where ev holds "" (or ClientTime 0), and properties are null for an
-// event without any (never an empty map). The same ev and options always
-// give the same bytes. No events means no files. ev is only read, so
-// others may read it meanwhile (the job computes the rollups from it).
+// part-00000.zstd.parquet, part-00001... with rollups.Event's schema.
+// Optional columns are null where ev holds "" (or ClientTime 0), and
+// properties are null for an event without any (never an empty map). No
+// events means no files. ev is only read, so others may read it meanwhile
+// (the job computes the rollups from it).
+//
+// Row groups and files are cut from the data and opt alone:
+//   - A row group is whole batches of 1024 events (the last group of ev
+//     may end with a shorter batch), ending with the batch that brings the
+//     group's uncompressed size to opt.RowGroupSize. The uncompressed size
+//     of events is that of their values plain-encoded: 4 bytes and the
+//     length of each non-null string (event ids, property keys and values
+//     included), 8 for each non-null time, 1 for clock_skewed. Parquet's
+//     own total_byte_size of a group (encoded, not compressed) is somewhat
+//     less (2/3 to 3/4 on generated days: dictionaries, delta lengths),
+//     and zstd makes the group several times smaller on disk (about 1/4).
+//   - A file ends with the row group that brings it to opt.TargetFileSize
+//     bytes as written (compressed), or at the end of ev; with
+//     TargetFileSize 0, all of ev is one file.
+//
+// So the same ev and options always give the same bytes, however the work
+// is scheduled.
+//
+// Row groups are independent, so they are encoded concurrently: up to
+// min(GOMAXPROCS, 4) at a time, each by one goroutine into its own
+// in-memory single-row-group Parquet file, whose column chunks (pages,
+// statistics, page index) are then appended, in order and byte for byte,
+// to the file being written: parquet-go's Writer.WriteRowGroup copies a
+// file's compressed chunks verbatim when their schema, encodings and codec
+// match the writer's. Files are written to st one after the other as their
+// row groups arrive. Memory beyond ev is about two row groups' encoded
+// bytes for each of those goroutines (the pages being encoded, the
+// finished file) and their column writers' page buffers. A failure (of st,
+// of the encoding, or ctx's) stops every goroutine before WriteEvents
+// returns, and leaves no object of the file being written; files completed
+// before it stay, and belong to no partition until Commit.
 //
 // Each batch of events goes to each column writer as parquet.Values with
 // their repetition and definition levels (ColumnWriter.WriteRowValues):
 // no struct or map per event, and not GenericWriter.Write, so the bug
 // pqrows works around does not apply.
 func WriteEvents(ctx context.Context, st store.Store, prefix string, ev *frame.Events, opt WriterOptions) ([]File, error) {
-	var files []File
-	ew := &eventsWriter{ev: ev, strs: ev.Dict.Strings()}
-	for start := 0; start < ev.Len(); {
-		key := fmt.Sprintf("%spart-%05d.zstd.parquet", prefix, len(files))
-		f, n, err := ew.writeFile(ctx, st, key, start, opt)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, f)
-		start += n
-	}
-	return files, nil
+	return writeEvents(ctx, st, prefix, ev, opt, min(runtime.GOMAXPROCS(0), maxEventWorkers))
 }
+
+// maxEventWorkers bounds the row groups WriteEvents encodes at once (and
+// so the memory they take).
+const maxEventWorkers = 4
+
+// eventBatch is how many events go to the column writers at a time; row
+// groups are whole batches.
+const eventBatch = 1024
 
 // bytesOf returns s's bytes without copying them: parquet-go only reads
 // (and copies) the values it is given.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// eventsWriter writes a frame's events to files.
+// eventsWriter writes a frame's events as single-row-group Parquet files,
+// one at a time; each goroutine has its own.
 type eventsWriter struct {
 	ev   *frame.Events
 	strs []string // the dictionary's strings
 	vals []parquet.Value
-	cols []*parquet.ColumnWriter
+	pw   *parquet.GenericWriter[any] // reused from file to file (Reset)
+	cols []*parquet.ColumnWriter     // pw's
 }
 
-// writeFile writes events from start on to one file and says how many it
-// took.
-func (w *eventsWriter) writeFile(ctx context.Context, st store.Store, key string, start int, opt WriterOptions) (File, int, error) {
-	return writeCut(ctx, st, key, start, w.ev.Len(), opt,
-		func(out io.Writer) parquetFile {
-			pw := parquet.NewWriter(out, append(writerConfig(opt), eventSchema)...)
-			w.cols = pw.ColumnWriters()
-			return pw
-		},
-		w.writeBatch)
+// encode writes events [lo, hi) as the one row group of a new Parquet file
+// in buf (reset first), configured by cfg (always the same for a given w),
+// and returns that row group as read back from buf. It checks ctx between
+// batches.
+func (w *eventsWriter) encode(ctx context.Context, lo, hi int, buf *bytes.Buffer, cfg []parquet.WriterOption) (parquet.RowGroup, error) {
+	buf.Reset()
+	if w.pw == nil {
+		w.pw = parquet.NewGenericWriter[any](buf, cfg...)
+		w.cols = w.pw.ColumnWriters()
+	} else {
+		w.pw.Reset(buf)
+	}
+	pw := w.pw
+	for n := lo; n < hi; n += eventBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := w.writeBatch(n, min(n+eventBatch, hi)); err != nil {
+			return nil, err
+		}
+	}
+	// Close would flush each column's last page first too; flushed, Size
+	// is about the size of the pages (an upper bound: it counts the
+	// dictionaries uncompressed). The footer and page index are small.
+	for _, c := range w.cols {
+		if err := c.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	buf.Grow(int(pw.Size()) + 64<<10)
+	if err := pw.Close(); err != nil {
+		return nil, err
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		return nil, err
+	}
+	if rgs := f.RowGroups(); len(rgs) != 1 || rgs[0].NumRows() != int64(hi-lo) {
+		return nil, fmt.Errorf("publish: encoded %d events as %d row groups", hi-lo, len(rgs))
+	}
+	return f.RowGroups()[0], nil
 }
 
 // writeBatch writes events [lo, hi) to every column.

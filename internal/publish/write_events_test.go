@@ -10,12 +10,17 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/parquet-go/parquet-go"
@@ -550,23 +555,202 @@ func (discardWriter) Close() error                { return nil }
 func (discardWriter) Abort()                      {}
 
 // BenchmarkWriteEvents writes a day of benchEvents events with the job's
-// default sizes (64 MiB row groups, 256 MiB files).
+// default sizes (64 MiB row groups, 256 MiB files), e.g.
+//
+//	go test -run XXX -bench WriteEvents -benchtime 1x ./internal/publish/
+//
+// Besides ns/event and B/event (allocated), it reports cpu-ns/event (the
+// process's CPU time, every goroutine and the collector included; Linux
+// only); peak-heap-MB, the largest heap (live objects and garbage not yet
+// collected) sampled during the timed writes; and peak-live-MB, the
+// largest live heap of one more write with a collection at every 5% of
+// growth (so within 5% of the frame's size); both over the heap before
+// (the frame). It writes with one worker and with WriteEvents' number,
+// min(GOMAXPROCS, maxEventWorkers). BenchmarkWriteEventsDay does the
+// same with a real day.
 func BenchmarkWriteEvents(b *testing.B) {
 	ev := benchFrame(benchEvents)
 	st := discardStore{}
 	opt := WriterOptions{RowGroupSize: 64 << 20, TargetFileSize: 256 << 20}
+	for _, workers := range slices.Compact([]int{1, min(runtime.GOMAXPROCS(0), maxEventWorkers)}) {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			measureWrites(b, benchEvents, func() {
+				if _, err := writeEvents(context.Background(), st, "t/", ev, opt, workers); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkWriteEventsDay writes a real day again: the current events
+// partition of the store at $PUBLISH_BENCH_STORE (only read), e.g. the 5M
+// events of
+//
+//	PUBLISH_BENCH_STORE=/work/main/.bench/1day/store go test -run XXX -bench WriteEventsDay -benchtime 1x ./internal/publish/
+//
+// with the options its manifest records, with 1 worker and with
+// WriteEvents' number (see BenchmarkWriteEvents for the figures; files
+// and MB are those of the write).
+func BenchmarkWriteEventsDay(b *testing.B) {
+	root := os.Getenv("PUBLISH_BENCH_STORE")
+	if root == "" {
+		b.Skip("PUBLISH_BENCH_STORE is not set")
+	}
+	ctx := context.Background()
+	src, err := store.OpenDir(root, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	parts, err := CurrentFiles(ctx, src, "events")
+	if err != nil || len(parts) == 0 {
+		b.Fatalf("%s: events partitions %v, %v", root, parts, err)
+	}
+	m := parts[0].Manifest
+	ev := loadEvents(b, src, m)
+	size, _ := strconv.ParseInt(m.Config["row_group_size"], 10, 64)
+	target, _ := strconv.ParseInt(m.Config["target_file_size"], 10, 64)
+	opt := WriterOptions{RowGroupSize: size, TargetFileSize: target}
+	b.Logf("%s: %d events, %+v", parts[0].Part, ev.Len(), opt)
+	for _, workers := range slices.Compact([]int{1, min(runtime.GOMAXPROCS(0), maxEventWorkers)}) {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			var files []File
+			measureWrites(b, ev.Len(), func() {
+				if files, err = writeEvents(ctx, discardStore{}, "t/", ev, opt, workers); err != nil {
+					b.Fatal(err)
+				}
+			})
+			var bytes int64
+			for _, f := range files {
+				bytes += f.Size
+			}
+			b.ReportMetric(float64(len(files)), "files")
+			b.ReportMetric(float64(bytes)/(1<<20), "MB")
+		})
+	}
+}
+
+// loadEvents reads the files of manifest m of the events table into a
+// frame.
+func loadEvents(tb testing.TB, st store.Store, m *Manifest) *frame.Events {
+	tb.Helper()
+	ctx := context.Background()
+	ev := frame.New(nil, int(m.Rows))
+	buf := make([]rollups.Event, 4096)
+	for _, fl := range m.Files {
+		r, err := st.Open(ctx, fl.Key)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		pr := parquet.NewGenericReader[rollups.Event](r)
+		for {
+			n, err := pr.Read(buf)
+			for _, e := range buf[:n] {
+				row := frame.Row{EventID: e.EventID, EventTime: e.EventTime, ClientTime: e.ClientEventTime, ReceivedAt: e.ReceivedAt,
+					Skewed: e.ClockSkewed, Props: e.Properties}
+				row.Str = [frame.NumColumns]string{e.EventName, e.UserID, e.DeviceID, e.SessionID, e.Product, e.Platform,
+					e.AppVersion, e.Country, e.UserKey, e.SessionKey}
+				if err := ev.Append(&row); err != nil {
+					tb.Fatal(err)
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				tb.Fatal(err)
+			}
+		}
+		pr.Close()
+		r.Close()
+	}
+	return ev
+}
+
+// measureWrites runs write b.N times and reports, per event of n, the
+// time, the bytes allocated and the CPU time, and the peak heaps over the
+// one before (see BenchmarkWriteEvents).
+func measureWrites(b *testing.B, n int, write func()) {
 	var before, after runtime.MemStats
 	runtime.GC()
+	runtime.GC()
 	runtime.ReadMemStats(&before)
+	stop, base := sampleHeap("/memory/classes/heap/objects:bytes")
+	cpu0 := procCPU()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := WriteEvents(context.Background(), st, "t/", ev, opt); err != nil {
-			b.Fatal(err)
-		}
+		write()
 	}
 	b.StopTimer()
+	cpu1 := procCPU()
+	heap := stop()
 	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchEvents, "ns/event")
-	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/benchEvents, "B/event")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/event")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/float64(n), "B/event")
+	if cpu1 > 0 {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N)/float64(n), "cpu-ns/event")
+	}
+	b.ReportMetric(float64(heap-base)/(1<<20), "peak-heap-MB")
+
+	// With a large frame live the collector runs seldom, so the peak heap
+	// is mostly garbage: the bytes allocated since the last collection.
+	// One more write, untimed, with a collection at every 5% of growth,
+	// gives the peak of the live heap (within those 5%).
+	old := debug.SetGCPercent(5)
+	defer debug.SetGCPercent(old)
+	runtime.GC()
+	runtime.GC() // sync.Pools keep their objects through one collection
+	stop, base = sampleHeap("/gc/heap/live:bytes")
+	write()
+	runtime.GC() // so that the last collection's sample is read
+	b.ReportMetric(float64(stop()-base)/(1<<20), "peak-live-MB")
+}
+
+// readMetric reads one runtime metric of kind uint64.
+func readMetric(name string) int64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
+// sampleHeap samples the metric every millisecond until stop is called,
+// which returns the largest sample; base is the first.
+func sampleHeap(metric string) (stop func() int64, base int64) {
+	base = readMetric(metric)
+	peak := base
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			peak = max(peak, readMetric(metric))
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 { close(quit); <-done; return peak }, base
+}
+
+// procCPU returns the process's CPU time, user and system, or 0 where
+// /proc/self/stat is missing (10 ms steps).
+func procCPU() time.Duration {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields 14 (utime) and 15 (stime), counting from 1, after the command
+	// in parentheses (field 2).
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100
 }
