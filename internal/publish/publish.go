@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/pqrows"
@@ -143,7 +142,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // caller.
 func writerConfig(opt WriterOptions) []parquet.WriterOption {
 	return []parquet.WriterOption{
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
+		parquet.Compression(codec),
 		parquet.CreatedBy(opt.CreatedBy, "", ""),
 		parquet.PageBufferSize(1 << 20),
 		parquet.MaxRowsPerRowGroup(1 << 40),
