@@ -91,13 +91,19 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 	cut := groupCutter{ev: ev, strs: ev.Dict.Strings(), size: opt.RowGroupSize}
 	out := eventsOut{st: st, prefix: prefix, cfg: cfg, target: opt.TargetFileSize}
 	var queue, free []*groupJob
+	defer func() {
+		// Jobs in free are committed; those still encoding are in queue.
+		for _, j := range free {
+			putGroupBuf(j.buf)
+		}
+	}()
 	for {
 		for len(queue) < workers && !cut.done() {
 			var j *groupJob
 			if n := len(free); n > 0 {
 				j, free = free[n-1], free[:n-1]
 			} else {
-				j = &groupJob{w: &eventsWriter{ev: ev, strs: cut.strs}, buf: new(bytes.Buffer)}
+				j = &groupJob{w: &eventsWriter{ev: ev, strs: cut.strs}, buf: getGroupBuf()}
 			}
 			j.lo, j.hi = cut.cut()
 			j.done = make(chan struct{})
@@ -132,6 +138,29 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 		return nil, out.fail(err)
 	}
 	return out.files, nil
+}
+
+// groupBufs are the buffers of row groups encoded by earlier calls (a
+// backfill writes a day after another): a free list, not a sync.Pool,
+// which garbage collections would empty.
+var groupBufs = make(chan *bytes.Buffer, 4)
+
+func getGroupBuf() *bytes.Buffer {
+	select {
+	case b := <-groupBufs:
+		return b
+	default:
+		return new(bytes.Buffer)
+	}
+}
+
+// putGroupBuf gives b, no longer used, to a later call (or drops it).
+func putGroupBuf(b *bytes.Buffer) {
+	b.Reset()
+	select {
+	case groupBufs <- b:
+	default:
+	}
 }
 
 // eventsOut writes encoded row groups, in order, to files.
