@@ -484,8 +484,8 @@ func (b *progressBar) finish() {
 }
 
 func printSummary(w io.Writer, s *job.Summary) {
-	fmt.Fprintf(w, "run %s: %d raw objects read (%s) into %d segments (%s) in %.1fs\n\n", s.Run, s.RawObjects, humanBytes(s.RawBytes),
-		s.SegmentsWritten, humanBytes(s.SegmentBytes), s.Seconds)
+	fmt.Fprintf(w, "run %s: %d raw objects read (%s) into %d segments (%s) in %.1fs\n\n", s.Run, s.RawObjects, store.HumanSize(s.RawBytes),
+		s.SegmentsWritten, store.HumanSize(s.SegmentBytes), s.Seconds)
 	fmt.Fprintf(w, "%-10s  %10s  %10s  %9s  %8s  %8s  %7s  %5s  %9s  %6s  %s\n",
 		"day", "raw rows", "events", "dupes", "invalid", "skewed", "bad obj", "files", "bytes", "secs", "")
 	for _, d := range s.Days {
@@ -496,7 +496,7 @@ func printSummary(w io.Writer, s *job.Summary) {
 		q := d.Quality
 		fmt.Fprintf(w, "%-10s  %10d  %10d  %9d  %8d  %8d  %7d  %5d  %9s  %6.1f  %s\n",
 			d.Day, q.RawRows, q.KeptRows, q.DuplicatesDropped, q.InvalidRows, q.ClockSkewedRows, q.BadFiles,
-			d.FilesWritten, humanBytes(d.BytesWritten), d.Seconds, d.Why)
+			d.FilesWritten, store.HumanSize(d.BytesWritten), d.Seconds, d.Why)
 	}
 	var restated []string
 	for _, d := range s.Days {
@@ -558,24 +558,12 @@ func printPlan(w io.Writer, cfg job.Config, p *job.PlanSummary) {
 			b = "yes"
 			builds++
 		}
-		fmt.Fprintf(w, "%-10s  %-5s  %7d  %9s  %s\n", d.Day, b, d.Inputs, humanBytes(d.InputBytes), d.Why)
+		fmt.Fprintf(w, "%-10s  %-5s  %7d  %9s  %s\n", d.Day, b, d.Inputs, store.HumanSize(d.InputBytes), d.Why)
 	}
 	fmt.Fprintf(w, "\n%d of %d days to build; %d raw objects (%s) to read, each once; the days' other inputs come from their segments\n",
-		builds, len(p.Days), p.ReadCount, humanBytes(p.ReadBytes))
+		builds, len(p.Days), p.ReadCount, store.HumanSize(p.ReadBytes))
 	if len(p.ActiveDays) > 0 {
 		fmt.Fprintf(w, "windowed: active_users_daily %s .. %s and retention_daily cohorts %s .. %s, up to the last day with data\n",
 			p.ActiveDays[0], p.ActiveDays[len(p.ActiveDays)-1], p.Cohorts[0], p.Cohorts[len(p.Cohorts)-1])
 	}
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }

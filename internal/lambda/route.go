@@ -318,7 +318,7 @@ type RouteProgress struct {
 // (1.2MiB) in 4 parts", "route part 3/4 routed: 12 raw objects (300.0KiB)
 // in 1.3s; 2 routed, 1 failed".
 func (ev RouteProgress) String() string {
-	objs := fmt.Sprintf("%d raw objects (%s)", ev.Objects, byteSize(ev.Bytes))
+	objs := fmt.Sprintf("%d raw objects (%s)", ev.Objects, store.HumanSize(ev.Bytes))
 	switch ev.Status {
 	case "routing":
 		if ev.Part <= 1 {
@@ -330,19 +330,6 @@ func (ev RouteProgress) String() string {
 	}
 	return fmt.Sprintf("route part %d/%d %s: %s in %.1fs; %d routed, %d failed",
 		ev.Part, ev.Parts, ev.Status, objs, ev.Seconds, ev.Done, ev.Failed)
-}
-
-// byteSize is n in binary units, as the CLI prints sizes.
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }
 
 // routeTask is one part of the route phase on its way through the fan-out.

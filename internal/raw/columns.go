@@ -306,41 +306,10 @@ func (d *colDecoder) intern(b []byte) internedID {
 	return internedID{id: d.c.Dict.ID(strings.ToValidUTF8(string(b), "\uFFFD")), repaired: true}
 }
 
-// flatPages calls fn with each page of a non-repeated chunk of a row group
-// of nrows rows and the row of its first value, checking that the pages
-// hold nrows values in all.
+// flatPages is eachFlatPage, the chunk's dictionary mapping reset first.
 func (d *colDecoder) flatPages(cc parquet.ColumnChunk, nrows int, fn func(p parquet.Page, first int) error) error {
 	d.dict, d.dictIDs = nil, d.dictIDs[:0]
-	pages, err := checkedPages(cc, nrows)
-	if err != nil {
-		return err
-	}
-	defer pages.Close()
-	i := 0
-	for {
-		p, err := pages.ReadPage()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		n := int(p.NumValues())
-		if i+n > nrows {
-			parquet.Release(p)
-			return fmt.Errorf("more values than the row group's %d rows", nrows)
-		}
-		err = fn(p, i)
-		parquet.Release(p)
-		if err != nil {
-			return err
-		}
-		i += n
-	}
-	if i != nrows {
-		return fmt.Errorf("%d values for %d rows", i, nrows)
-	}
-	return nil
+	return eachFlatPage(cc, nrows, fn)
 }
 
 // present calls fn(j, k) for each non-null value of a page of n values

@@ -398,6 +398,33 @@ func ToMillis(u TimeUnit, v parquet.Value) int64 {
 // values in all) before any page is decoded, so that a lying header is an
 // error, not an allocation of the size it claims.
 func ReadFlatColumn(cc parquet.ColumnChunk, buf []parquet.Value, nrows int, fn func(vals []parquet.Value, first int)) error {
+	return eachFlatPage(cc, nrows, func(p parquet.Page, first int) error {
+		vr, i, end := p.Values(), first, first+int(p.NumValues())
+		for {
+			n, err := vr.ReadValues(buf)
+			if i+n > end {
+				return fmt.Errorf("a page of %d values holds more", end-first)
+			}
+			fn(buf[:n], i)
+			i += n
+			if err == io.EOF && i != end {
+				return fmt.Errorf("a page of %d values holds %d", end-first, i-first)
+			}
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// eachFlatPage calls fn with each page of a non-repeated chunk (see
+// checkedPages) of a row group of nrows rows and the row of the page's
+// first value, then releases the page. It checks that the pages hold
+// nrows values in all (NumValues), and stops at the first error.
+func eachFlatPage(cc parquet.ColumnChunk, nrows int, fn func(p parquet.Page, first int) error) error {
 	pages, err := checkedPages(cc, nrows)
 	if err != nil {
 		return err
@@ -412,24 +439,17 @@ func ReadFlatColumn(cc parquet.ColumnChunk, buf []parquet.Value, nrows int, fn f
 		if err != nil {
 			return err
 		}
-		vr := p.Values()
-		for {
-			n, err := vr.ReadValues(buf)
-			if i+n > nrows {
-				parquet.Release(p)
-				return fmt.Errorf("more values than the row group's %d rows", nrows)
-			}
-			fn(buf[:n], i)
-			i += n
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				parquet.Release(p)
-				return err
-			}
+		n := int(p.NumValues())
+		if i+n > nrows {
+			parquet.Release(p)
+			return fmt.Errorf("more values than the row group's %d rows", nrows)
 		}
+		err = fn(p, i)
 		parquet.Release(p)
+		if err != nil {
+			return err
+		}
+		i += n
 	}
 	if i != nrows {
 		return fmt.Errorf("%d values for %d rows", i, nrows)

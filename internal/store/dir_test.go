@@ -524,3 +524,11 @@ func TestDirEdges(t *testing.T) {
 		}
 	})
 }
+
+func TestHumanSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "0B", 1023: "1023B", 1024: "1.0KiB", 3 << 19: "1.5MiB", 5 << 30: "5.0GiB"} {
+		if got := store.HumanSize(n); got != want {
+			t.Errorf("HumanSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
