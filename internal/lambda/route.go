@@ -393,6 +393,7 @@ func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.O
 	err := c.fanOut(ctx, "route", tasks, until, hasDeadline, progress)
 
 	var entries []index.Entry
+	roundFailed, roundPending := 0, 0
 	for _, rt := range rts {
 		p := RoutePartResult{Part: rt.part, Round: rs.Rounds, Objects: len(rt.refs), Bytes: rt.bytes, Status: rt.status, Error: rt.err, Seconds: rt.seconds}
 		if !rt.started.IsZero() {
@@ -407,10 +408,12 @@ func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.O
 			rs.BadObjects += rt.res.BadObjects
 		case StatusFailed:
 			rs.Failed++
+			roundFailed++
 			rs.Fallback = true
 		default:
 			p.Status = "pending"
 			rs.Pending++
+			roundPending++
 			rs.Fallback = true
 		}
 		rs.PartList = append(rs.PartList, p)
@@ -418,9 +421,10 @@ func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.O
 	if err != nil {
 		return err
 	}
-	if rs.Fallback {
-		c.log.Warn("route parts failed or unfinished; the day workers route their objects themselves",
-			"failed", rs.Failed, "pending", rs.Pending)
+	if roundFailed+roundPending > 0 {
+		// Counts of this round only: a later round may route them.
+		c.log.Warn("route parts failed or unfinished; their objects are routed again by the next round, or by the day workers that need them",
+			"round", rs.Rounds, "failed", roundFailed, "pending", roundPending)
 	}
 	if len(entries) > 0 {
 		if err := job.AddEntries(ctx, c.cfg, entries); err != nil {

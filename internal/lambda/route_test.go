@@ -660,6 +660,15 @@ func TestRouteProgress(t *testing.T) {
 			t.Errorf("%s: seconds %v; want %v", msg, l["seconds"], p.Seconds)
 		}
 	}
+	// The warning counts its own round only: round 1 had the failure,
+	// round 2 (which routed its objects) none.
+	const warned = "route parts failed or unfinished; their objects are routed again by the next round, or by the day workers that need them"
+	find(warned, line{"round": float64(1), "failed": float64(1), "pending": float64(0)})
+	for _, l := range lines {
+		if l["msg"] == warned && l["round"] != float64(1) {
+			t.Errorf("a clean round warned: %v", l)
+		}
+	}
 }
 
 func TestRouteProgressString(t *testing.T) {
