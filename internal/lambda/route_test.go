@@ -176,21 +176,7 @@ func TestRouteFallback(t *testing.T) {
 			!strings.Contains(r.PartList[0].Error, "elsewhere/") {
 			t.Fatalf("route summary: %+v", r)
 		}
-		second := 0
-		for _, p := range r.PartList {
-			if p.Round == 2 {
-				second += p.Objects
-				if p.Status != StatusRouted {
-					t.Errorf("round 2: %+v", p)
-				}
-			}
-		}
-		if second == 0 || second > r.PartList[0].Objects {
-			t.Errorf("round 2 routed %d objects; want those of the failed part (%d) the stale days need", second, r.PartList[0].Objects)
-		}
-		if sum.Totals.RawObjects != 0 {
-			t.Errorf("the day workers read %d raw objects; want none", sum.Totals.RawObjects)
-		}
+		second := checkSecondRound(t, sum)
 		entries, _ := indexed(t, f.st, from, to)
 		twice := 0
 		for _, e := range entries {
@@ -255,6 +241,30 @@ func (w *badReportRoutes) Invoke(ctx context.Context, ev WorkerEvent) error {
 // is not waited for until the route phase's time is over), nothing of it
 // reaches the index, its objects take the fallback path (the plan scans
 // them, a second round routes them), and the run's tables are right.
+// checkSecondRound checks a run whose first route part failed: a second
+// round routed its objects (those the stale days need), all its parts
+// routed, and the day workers read no raw object. It returns how many
+// objects round 2 routed.
+func checkSecondRound(t *testing.T, sum *RunSummary) (second int) {
+	t.Helper()
+	r := sum.Route
+	for _, p := range r.PartList {
+		if p.Round == 2 {
+			second += p.Objects
+			if p.Status != StatusRouted {
+				t.Errorf("round 2: %+v", p)
+			}
+		}
+	}
+	if second == 0 || second > r.PartList[0].Objects {
+		t.Errorf("round 2 routed %d objects; want those of the failed part (%d) the stale days need", second, r.PartList[0].Objects)
+	}
+	if sum.Totals.RawObjects != 0 {
+		t.Errorf("the day workers read %d raw objects; want none", sum.Totals.RawObjects)
+	}
+	return second
+}
+
 func TestRouteBadEntryFailsThePart(t *testing.T) {
 	ctx := context.Background()
 	from, to := mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22")
@@ -286,21 +296,7 @@ func TestRouteBadEntryFailsThePart(t *testing.T) {
 	if p.Seconds > 10 {
 		t.Errorf("part 1 failed after %.1fs; want at its first check", p.Seconds)
 	}
-	second := 0
-	for _, p := range r.PartList {
-		if p.Round == 2 {
-			second += p.Objects
-			if p.Status != StatusRouted {
-				t.Errorf("round 2: %+v", p)
-			}
-		}
-	}
-	if second == 0 || second > r.PartList[0].Objects {
-		t.Errorf("round 2 routed %d objects; want those of the failed part (%d) the stale days need", second, r.PartList[0].Objects)
-	}
-	if sum.Totals.RawObjects != 0 {
-		t.Errorf("the day workers read %d raw objects; want none", sum.Totals.RawObjects)
-	}
+	checkSecondRound(t, sum)
 	entries, _ := indexed(t, f.st, from, to)
 	for _, e := range entries {
 		if e.ETag == `"fake"` {
