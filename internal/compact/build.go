@@ -126,25 +126,34 @@ func Build(parts []*Part, rules Rules) Day {
 			skey = make([]uint32, n)
 		}
 	} else {
-		dicts := make([]*frame.Dict, len(srcs))
-		for p, e := range srcs {
-			dicts[p] = e.Dict
-		}
-		// A dictionary sized for the day's strings (growing one is slow);
-		// each part's strings are looked up once.
-		dict = frame.NewDict(distinctStrings(dicts) * 21 / 20)
-		m.remap = make([][]uint32, len(srcs))
-		for p, d := range dicts {
-			r := make([]uint32, d.Len())
-			for i, s := range d.Strings() {
-				r[i] = dict.ID(s)
+		dict = srcs[0].Dict
+		if slices.ContainsFunc(srcs, func(e *frame.Events) bool { return e.Dict != dict }) {
+			// Parts of dictionaries of their own: a dictionary sized for
+			// the day's strings (growing one is slow); each part's
+			// strings are looked up once. (Parts rebased onto one
+			// dictionary, frame.Events.Rebase, skip this.)
+			dicts := make([]*frame.Dict, len(srcs))
+			for p, e := range srcs {
+				dicts[p] = e.Dict
 			}
-			m.remap[p] = r
+			dict = frame.NewDict(distinctStrings(dicts) * 21 / 20)
+			m.remap = make([][]uint32, len(srcs))
+			for p, d := range dicts {
+				r := make([]uint32, d.Len())
+				for i, s := range d.Strings() {
+					r[i] = dict.ID(s)
+				}
+				m.remap[p] = r
+			}
 		}
 		times = make([]int64, n)
 		name, user, sid, product = make([]uint32, n), make([]uint32, n), make([]uint32, n), make([]uint32, n)
 		for p, e := range srcs {
-			b, r := m.base[p], m.remap[p]
+			b := m.base[p]
+			var r []uint32
+			if m.remap != nil {
+				r = m.remap[p]
+			}
 			copy(times[b:], e.EventTime)
 			remapInto(name[b:], e.Str[frame.EventName], r)
 			remapInto(user[b:], e.Str[frame.UserKey], r)
@@ -237,7 +246,7 @@ func Build(parts []*Part, rules Rules) Day {
 type merged struct {
 	parts []*frame.Events
 	base  []int32    // len(parts)+1
-	remap [][]uint32 // each part's dictionary ids → the day's; nil if one part, its own dictionary
+	remap [][]uint32 // each part's dictionary ids → the day's; nil if the parts share one dictionary
 }
 
 func newMerged(parts []*frame.Events) *merged {
@@ -269,8 +278,12 @@ func (m *merged) id(i int32) []byte {
 	return e.ID(j)
 }
 
-// remapInto sets dst[i] to r[src[i]].
+// remapInto sets dst[i] to r[src[i]] (to src[i] if r is nil).
 func remapInto(dst, src, r []uint32) {
+	if r == nil {
+		copy(dst, src)
+		return
+	}
 	dst = dst[:len(src)]
 	for i, id := range src {
 		dst[i] = r[id]

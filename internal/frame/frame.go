@@ -237,6 +237,35 @@ func (e *Events) Row(i int) Row {
 	return r
 }
 
+// Rebase re-encodes e's strings as ids of dict, adding to dict the strings
+// e uses that it lacks, and makes dict e's dictionary: the events of a day
+// rebased onto one dictionary share every string once. dict holds the
+// strings of e's old dictionary themselves (no copies). Rebase is not safe
+// for concurrent use with anything else using dict.
+func (e *Events) Rebase(dict *Dict) {
+	if e.Dict == dict {
+		return
+	}
+	strs := e.Dict.Strings()
+	r := make([]uint32, len(strs)) // old id → new id; 0 (but for id 0): not yet looked up
+	re := func(col []uint32) {
+		for i, id := range col {
+			n := r[id]
+			if n == 0 && id != 0 {
+				n = dict.ID(strs[id])
+				r[id] = n
+			}
+			col[i] = n
+		}
+	}
+	for c := range e.Str {
+		re(e.Str[c])
+	}
+	re(e.PropKey)
+	re(e.PropVal)
+	e.Dict = dict // property keys stay in byte order: the strings are the same
+}
+
 // Permute reorders the events so that new event i is old event perm[i];
 // perm may also leave events out (a filter). Each column is rebuilt in
 // turn, so at most one extra column is held at once.

@@ -25,3 +25,62 @@ func TestDictSeal(t *testing.T) {
 		t.Fatal(`Lookup("zz") found`)
 	}
 }
+
+// Events rebased onto one dictionary read as before, and the dictionary
+// gains only the strings they use, each once.
+func TestRebase(t *testing.T) {
+	rows := func(tag string) []Row {
+		return []Row{
+			{EventID: "e1" + tag, EventTime: 1, Str: [NumColumns]string{"open", "u1", "d1", "", "shop"},
+				Props: map[string]string{"b": "2", "a": "x" + tag}},
+			{EventID: "e2" + tag, EventTime: 2, Str: [NumColumns]string{"buy", "", "d2" + tag, "s1", "shop"}},
+		}
+	}
+	var parts []*Events
+	var want []Row
+	for _, tag := range []string{"A", "B"} {
+		e := New(nil, 0)
+		e.Dict.ID("unused" + tag) // in the old dictionary, used by no event
+		for _, r := range rows(tag) {
+			if err := e.Append(&r); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, e.Row(e.Len()-1))
+		}
+		parts = append(parts, e)
+	}
+	day := NewDict(0)
+	for _, e := range parts {
+		e.Rebase(day)
+		e.Rebase(day) // a no-op once rebased
+	}
+	var got []Row
+	for _, e := range parts {
+		if e.Dict != day {
+			t.Fatal("Rebase did not set the dictionary")
+		}
+		for i := range e.Len() {
+			got = append(got, e.Row(i))
+		}
+	}
+	for i := range want {
+		if got[i].EventID != want[i].EventID || got[i].Str != want[i].Str || len(got[i].Props) != len(want[i].Props) {
+			t.Fatalf("event %d: got %+v, want %+v", i, got[i], want[i])
+		}
+		for k, v := range want[i].Props {
+			if got[i].Props[k] != v {
+				t.Fatalf("event %d: property %s = %q, want %q", i, k, got[i].Props[k], v)
+			}
+		}
+	}
+	// "", open, u1, d1, shop, b, 2, a, xA, buy, d2A, s1, xB, d2B.
+	if day.Len() != 14 {
+		t.Fatalf("the day's dictionary holds %d strings, want 14: %q", day.Len(), day.Strings())
+	}
+	if _, ok := day.Lookup("unusedA"); ok {
+		t.Fatal("a string no event uses was added")
+	}
+	if k, _ := parts[0].Props(0); day.Str(k[0]) != "a" || day.Str(k[1]) != "b" {
+		t.Fatal("property keys are no longer in byte order")
+	}
+}

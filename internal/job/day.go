@@ -20,6 +20,8 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+	"github.com/littlewarehouse/warehouse/internal/segment"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
@@ -35,6 +37,10 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	// Collect what routing and reading left behind before the day's
 	// columns are allocated, so that they reuse that memory instead of
 	// growing the heap (a few hundred MB less peak on a 5M-event day).
+	// Routing's free lists go too: the next reads and segment writes, if
+	// any, come after the day is published.
+	raw.DropReleased()
+	segment.DropBuffers()
 	runtime.GC()
 	defer collectOften()()
 	res := compact.Build(parts, c.Rules)

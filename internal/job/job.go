@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -365,6 +366,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			err = kerr
 		}
 		cfg.release(ctx, locks, "day", p.d.String())
+		// The day's columns are garbage now, but the collector is back to
+		// its usual pace (see collectOften), which would let the next day
+		// or the users stage grow the heap to twice the day before
+		// collecting them.
+		runtime.GC()
 		if err != nil {
 			return sum, fmt.Errorf("day %s: %w", p.d, err)
 		}

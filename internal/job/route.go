@@ -135,8 +135,9 @@ type routeStats struct {
 	// kept is not nil: the day is built from them without reading their
 	// segments back. Only one day is kept, so memory stays bounded by one
 	// day; the run builds it first.
-	keepDay day.Day
-	kept    map[string]*compact.Part
+	keepDay  day.Day
+	kept     map[string]*compact.Part
+	keptDict *frame.Dict // the kept parts' one dictionary (frame.Events.Rebase)
 }
 
 // keep keeps r's part of keepDay, if parts are kept.
@@ -144,8 +145,25 @@ func (rs *routeStats) keep(key string, r *routedObject) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if p := r.parts[rs.keepDay]; p != nil && rs.kept != nil {
+		// Onto the day's dictionary now, so that the object's own
+		// dictionary goes (most of its strings are the day's already).
+		if rs.keptDict == nil {
+			rs.keptDict = frame.NewDict(0)
+		}
+		p.Events.Rebase(rs.keptDict)
 		rs.kept[key] = p
 	}
+}
+
+// dayDict returns the dictionary to rebase day d's parts onto: that of
+// the kept parts if d is the kept day, else a new one.
+func (rs *routeStats) dayDict(d day.Day) *frame.Dict {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if d == rs.keepDay && rs.kept != nil && rs.keptDict != nil {
+		return rs.keptDict
+	}
+	return frame.NewDict(0)
 }
 
 // take returns and forgets the kept part of day d for key.
@@ -165,7 +183,7 @@ func (rs *routeStats) take(d day.Day, key string) *compact.Part {
 func (rs *routeStats) forget() {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	rs.kept = nil
+	rs.kept, rs.keptDict = nil, nil
 }
 
 // add counts one object read; r is nil for a bad one.
@@ -251,7 +269,9 @@ type dayInputs struct {
 
 // loadDay reads day p's segments, at most Parallel at a time. An object
 // whose segment is missing or damaged (segments are a cache) is routed
-// again now: read once more, its segments rewritten.
+// again now: read once more, its segments rewritten. The parts share one
+// dictionary (frame.Events.Rebase): each string once, and Build need not
+// make the day's.
 func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObject, ix *index.Index, rs *routeStats) (*dayInputs, error) {
 	keys := make([]string, 0, len(p.good))
 	for k := range p.good {
@@ -259,6 +279,13 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 	}
 	sort.Strings(keys)
 	parts := make([]*compact.Part, len(keys))
+	dict := rs.dayDict(p.d)
+	var dictMu sync.Mutex
+	rebase := func(pt *compact.Part) {
+		dictMu.Lock()
+		defer dictMu.Unlock()
+		pt.Events.Rebase(dict)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.Parallel)
 	for i, k := range keys {
@@ -276,6 +303,7 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 			switch {
 			case err == nil:
 				parts[i] = &compact.Part{Events: s.Events, Quarantine: s.Quarantine, RepairedUTF8: s.RepairedUTF8}
+				rebase(parts[i])
 				return nil
 			case errors.As(err, &corrupt):
 				c.Log.Warn("damaged segment; its raw object is read again", "segment", corrupt.Key, "error", corrupt.Err.Error())
@@ -287,6 +315,9 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 				return err
 			}
 			parts[i] = r.parts[p.d]
+			if parts[i] != nil {
+				rebase(parts[i])
+			}
 			return nil
 		})
 	}

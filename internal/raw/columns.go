@@ -161,6 +161,19 @@ func (c *Columns) Release() {
 	}
 }
 
+// DropReleased forgets the released Columns (see Release), so that
+// their memory can be collected: for a caller done reading objects for a
+// while (a day about to be built), which would otherwise keep them live.
+func DropReleased() {
+	for {
+		select {
+		case <-freeColumns:
+		default:
+			return
+		}
+	}
+}
+
 // propKV is one property of a row, as ids.
 type propKV struct{ k, v uint32 }
 

@@ -126,6 +126,19 @@ func putBufs(b *bufPair) {
 	}
 }
 
+// DropBuffers forgets the buffers kept for the next Write (see bufs), so
+// that their memory can be collected: for a caller done writing segments
+// for a while.
+func DropBuffers() {
+	for {
+		select {
+		case <-bufs:
+		default:
+			return
+		}
+	}
+}
+
 // encode is Encode into the given buffers (grown if need be; either may be
 // nil): payload holds the uncompressed bytes, out the result.
 func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
