@@ -122,7 +122,7 @@ func clonePart(p *Part) *Part {
 	}
 	e := frame.New(d, 0)
 	c := func(x []uint32) []uint32 { return append([]uint32(nil), x...) }
-	e.IDBytes = append([]byte(nil), p.Events.IDBytes...)
+	e.IDBytes, e.UUIDs = append([]byte(nil), p.Events.IDBytes...), p.Events.UUIDs
 	e.IDOff, e.PropOff, e.PropKey, e.PropVal = c(p.Events.IDOff), c(p.Events.PropOff), c(p.Events.PropKey), c(p.Events.PropVal)
 	e.EventTime = append([]int64(nil), p.Events.EventTime...)
 	e.ClientTime = append([]int64(nil), p.Events.ClientTime...)

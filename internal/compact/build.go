@@ -75,7 +75,7 @@ func Build(parts []*Part, rules Rules) Day {
 			only = -1
 		}
 		n += p.Events.Len()
-		nid += len(p.Events.IDBytes)
+		nid += p.Events.IDTextSize(0, p.Events.Len()) // as text, should they need unpacking
 		nprop += len(p.Events.PropKey)
 	}
 	if nid > math.MaxUint32 || nprop > math.MaxUint32 || n > math.MaxInt32 {
@@ -99,11 +99,21 @@ func Build(parts []*Part, rules Rules) Day {
 	// parts into its final order, each part's column dropped once taken.
 	// Meanwhile, the event ids are hashed and sorted for dedupe.
 	var srcs []*frame.Events
+	packed := 0
 	for _, p := range parts {
 		if p.Events != nil && p.Events.Len() > 0 {
 			srcs = append(srcs, p.Events)
+			if p.Events.UUIDs {
+				packed++
+			}
 		}
 		p.Events, p.Quarantine = nil, nil
+	}
+	if packed > 0 && packed < len(srcs) {
+		// Ids compare alike only in one form: text, as not all are UUIDs.
+		for _, e := range srcs {
+			e.UnpackUUIDs()
+		}
 	}
 	out.Stats.Invalid = int64(nq)
 	out.Stats.RawRows = int64(n + nq)
@@ -223,6 +233,7 @@ func Build(parts []*Part, rules Rules) Day {
 	e.ClientTime = scatterParts(m, times[:kept], inv, func(e *frame.Events) *[]int64 { return &e.ClientTime })
 	e.ReceivedAt = scatterParts(m, make([]int64, kept), inv, func(e *frame.Events) *[]int64 { return &e.ReceivedAt })
 	e.Skewed = scatterParts(m, make([]bool, kept), inv, func(e *frame.Events) *[]bool { return &e.Skewed })
+	e.UUIDs = srcs[0].UUIDs
 	e.IDBytes, e.IDOff = scatterIDs(m, inv, kept)
 	e.PropOff, e.PropKey, e.PropVal = scatterProps(m, inv, kept)
 	wg.Wait()
@@ -353,8 +364,21 @@ func scatterOffsets(m *merged, inv []int32, kept int, column func(*frame.Events)
 }
 
 // scatterIDs returns the event ids of the day indices in the order inv
-// gives, and drops the parts' ids.
+// gives, and drops the parts' ids: packed (off nil) if the parts' are (all
+// of them or none).
 func scatterIDs(m *merged, inv []int32, kept int) (ids []byte, off []uint32) {
+	if m.parts[0].UUIDs {
+		ids = make([]byte, kept*frame.UUIDSize)
+		for p, e := range m.parts {
+			for i := range int(m.base[p+1] - m.base[p]) {
+				if k := int(inv[int(m.base[p])+i]); k >= 0 {
+					copy(ids[k*frame.UUIDSize:(k+1)*frame.UUIDSize], e.IDBytes[i*frame.UUIDSize:])
+				}
+			}
+			e.IDBytes = nil
+		}
+		return ids, nil
+	}
 	off = scatterOffsets(m, inv, kept, func(e *frame.Events) []uint32 { return e.IDOff })
 	ids = make([]byte, off[kept])
 	for p, e := range m.parts {
@@ -445,7 +469,7 @@ func idKeys(srcs []*frame.Events, n int) []uint64 {
 	keys := make([]uint64, 0, n)
 	for _, src := range srcs {
 		for i := range src.Len() {
-			keys = append(keys, maphash.Bytes(seed, src.IDBytes[src.IDOff[i]:src.IDOff[i+1]]))
+			keys = append(keys, maphash.Bytes(seed, src.ID(i)))
 		}
 	}
 	return sortKeys(keys)

@@ -128,7 +128,8 @@ func validate(hasID, hasReceived, hasName, hasWho bool) string {
 type Part struct {
 	// Events are the valid rows as candidate events: not deduplicated,
 	// UserKey set (UserKey of user_id and device_id), SessionKey all ""
-	// (id 0; Build sets it). EventTime is the attributed time (see
+	// (id 0; Build sets it), event ids packed if all are canonical
+	// UUIDs (frame.Events.PackUUIDs). EventTime is the attributed time (see
 	// Attribute), ClientTime the client's event_time (0 if none), Skewed
 	// whether event_time was replaced. Never nil when made by Route;
 	// Build takes nil for no events.
@@ -320,6 +321,9 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 		}
 		e.PropOff = append(e.PropOff, uint32(len(e.PropKey)))
 	}
+	for _, p := range parts {
+		p.Events.PackUUIDs()
+	}
 	return parts
 }
 
@@ -328,9 +332,13 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 // the rows' attributed times, skew flags and user keys), the rest copied.
 func wholePart(c *raw.Columns, at []int64, skewed []bool, userKey []uint32) *frame.Events {
 	n := c.Len()
-	e := &frame.Events{Dict: c.Dict, IDBytes: slices.Clone(c.IDBytes), IDOff: slices.Clone(c.IDOff),
-		EventTime: at, ClientTime: make([]int64, n), ReceivedAt: slices.Clone(c.ReceivedAt), Skewed: skewed,
+	e := &frame.Events{Dict: c.Dict, EventTime: at, ClientTime: make([]int64, n), ReceivedAt: slices.Clone(c.ReceivedAt), Skewed: skewed,
 		PropOff: slices.Clone(c.PropOff), PropKey: slices.Clone(c.PropKey), PropVal: slices.Clone(c.PropVal)}
+	if packed, ok := frame.PackIDs(c.IDBytes, c.IDOff); ok {
+		e.IDBytes, e.UUIDs = packed, true
+	} else {
+		e.IDBytes, e.IDOff = slices.Clone(c.IDBytes), slices.Clone(c.IDOff)
+	}
 	for i, has := range c.HasEventTime {
 		if has {
 			e.ClientTime[i] = c.EventTime[i]

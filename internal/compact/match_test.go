@@ -66,10 +66,17 @@ func genObjects(rng *rand.Rand, base int64, nObjects, maxRows int) []object {
 	const minute, hour = int64(60000), int64(3600000)
 	var all []raw.Row // every row so far, to copy as duplicates
 	ids := 1 + rng.IntN(maxRows*nObjects/2+1)
+	// Event ids: all text, all canonical UUIDs (packed by Route), or
+	// UUIDs but for some objects (a day of both forms).
+	idForm := rng.IntN(3)
 	objs := make([]object, nObjects)
 	for o := range objs {
 		arrival := base + int64(rng.IntN(60))*hour
 		obj := object{key: fmt.Sprintf("raw/%02d", rng.IntN(1000)), arrival: arrival}
+		idFormat := "%08x-0000-7000-8000-00000000000%x"
+		if idForm == 0 || idForm == 2 && rng.IntN(3) == 0 {
+			idFormat = "e%d-%d"
+		}
 		for range rng.IntN(maxRows + 1) {
 			if len(all) > 0 && rng.IntN(4) == 0 {
 				// A copy of an earlier row (another delivery of it).
@@ -83,7 +90,7 @@ func genObjects(rng *rand.Rand, base int64, nObjects, maxRows int) []object {
 				continue
 			}
 			r := raw.Row{
-				EventID:   fmt.Sprintf("e%d", rng.IntN(ids)),
+				EventID:   fmt.Sprintf(idFormat, rng.IntN(ids), rng.IntN(2)),
 				EventName: pick(rng, genNames...), UserID: pick(rng, genUsers...), DeviceID: pick(rng, genDevices...),
 				SessionID: pick(rng, genSessions...), Product: pick(rng, genProducts...), Platform: pick(rng, genPlatforms...),
 				AppVersion: pick(rng, genVersions...), Country: pick(rng, genCountries...),

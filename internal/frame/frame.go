@@ -124,13 +124,16 @@ func (c Column) String() string { return columnNames[c] }
 
 // Events are rows of the events table as columns, all of one length N.
 // Every string column holds ids into Dict; "" (id 0) is null. Event i's
-// event_id is IDBytes[IDOff[i]:IDOff[i+1]] and its properties are the
+// event_id is IDBytes[IDOff[i]:IDOff[i+1]], or, if UUIDs is set (see
+// PackUUIDs), the 16 bytes IDBytes[16i:16i+16] of a canonical UUID with
+// IDOff nil; its properties are the
 // (PropKey[j], PropVal[j]) for j in [PropOff[i], PropOff[i+1]), keys in
 // byte order, each key once. ClientTime 0 is null (as in rollups.Event).
 type Events struct {
 	Dict       *Dict
 	IDBytes    []byte
-	IDOff      []uint32 // N+1 offsets into IDBytes
+	IDOff      []uint32 // N+1 offsets into IDBytes; nil if UUIDs
+	UUIDs      bool     // event ids are packed canonical UUIDs
 	EventTime  []int64
 	ClientTime []int64
 	ReceivedAt []int64
@@ -159,8 +162,15 @@ func New(dict *Dict, n int) *Events {
 // Len is the number of events.
 func (e *Events) Len() int { return len(e.EventTime) }
 
-// ID returns event i's event_id bytes (not to be modified).
-func (e *Events) ID(i int) []byte { return e.IDBytes[e.IDOff[i]:e.IDOff[i+1]] }
+// ID returns event i's event_id as held (not to be modified): its text, or
+// its 16 bytes if e.UUIDs. Ids of two Events compare as the ids do only if
+// both or neither are packed.
+func (e *Events) ID(i int) []byte {
+	if e.UUIDs {
+		return e.IDBytes[i*UUIDSize : (i+1)*UUIDSize : (i+1)*UUIDSize]
+	}
+	return e.IDBytes[e.IDOff[i]:e.IDOff[i+1]]
+}
 
 // S returns event i's string in column c.
 func (e *Events) S(c Column, i int) string { return e.Dict.Str(e.Str[c][i]) }
@@ -182,8 +192,9 @@ type Row struct {
 }
 
 // Append adds one event, interning its strings. Its properties are stored
-// in key order.
+// in key order. (Packed event ids are unpacked first.)
 func (e *Events) Append(r *Row) error {
+	e.UnpackUUIDs()
 	if uint64(len(e.IDBytes))+uint64(len(r.EventID)) > math.MaxUint32 {
 		return fmt.Errorf("frame: more than 4 GiB of event ids in one day")
 	}
@@ -222,7 +233,7 @@ func (e *Events) sortProps(start int) {
 
 // Row returns event i as a Row (for tests and small outputs).
 func (e *Events) Row(i int) Row {
-	r := Row{EventID: string(e.ID(i)), EventTime: e.EventTime[i], ClientTime: e.ClientTime[i],
+	r := Row{EventID: string(e.AppendIDText(nil, i)), EventTime: e.EventTime[i], ClientTime: e.ClientTime[i],
 		ReceivedAt: e.ReceivedAt[i], Skewed: e.Skewed[i]}
 	for c := range r.Str {
 		r.Str[c] = e.S(Column(c), i)
@@ -271,10 +282,15 @@ func (e *Events) Rebase(dict *Dict) {
 // turn, so at most one extra column is held at once.
 func (e *Events) Permute(perm []int32) {
 	ids := make([]byte, 0, len(e.IDBytes))
-	off := make([]uint32, 1, len(perm)+1)
+	var off []uint32
+	if !e.UUIDs {
+		off = make([]uint32, 1, len(perm)+1)
+	}
 	for _, p := range perm {
 		ids = append(ids, e.ID(int(p))...)
-		off = append(off, uint32(len(ids)))
+		if !e.UUIDs {
+			off = append(off, uint32(len(ids)))
+		}
 	}
 	e.IDBytes, e.IDOff = ids, off
 	e.EventTime = gather(e.EventTime, perm)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
@@ -115,6 +116,7 @@ type eventsWriter struct {
 	ev   *frame.Events
 	strs []string // the dictionary's strings
 	vals []parquet.Value
+	ids  []byte                      // a batch's event ids as text, if packed
 	pw   *parquet.GenericWriter[any] // reused from file to file (Reset)
 	cols []*parquet.ColumnWriter     // pw's
 }
@@ -166,8 +168,19 @@ func (w *eventsWriter) encode(ctx context.Context, lo, hi int, buf *bytes.Buffer
 func (w *eventsWriter) writeBatch(lo, hi int) error {
 	ev := w.ev
 	v := w.vals[:0]
+	if ev.UUIDs {
+		// As text, in one buffer the values point into (it is not grown
+		// while they are made).
+		w.ids = slices.Grow(w.ids[:0], ev.IDTextSize(lo, hi))
+	}
 	for i := lo; i < hi; i++ {
-		x := parquet.ByteArrayValue(ev.ID(i))
+		id := ev.ID(i)
+		if ev.UUIDs {
+			start := len(w.ids)
+			w.ids = ev.AppendIDText(w.ids, i)
+			id = w.ids[start:]
+		}
+		x := parquet.ByteArrayValue(id)
 		x.SetColumnIndex(colEventID.index)
 		v = append(v, x)
 	}

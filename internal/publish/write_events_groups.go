@@ -43,7 +43,7 @@ func (c *groupCutter) cut() (lo, hi int) {
 // plain-encoded (see WriteEvents).
 func (c *groupCutter) plainSize(lo, hi int) int64 {
 	ev, strs := c.ev, c.strs
-	n := int64(ev.IDOff[hi]-ev.IDOff[lo]) + int64(hi-lo)*(4+8+8+1) // ids, event_time, received_at, clock_skewed
+	n := int64(ev.IDTextSize(lo, hi)) + int64(hi-lo)*(4+8+8+1) // ids, event_time, received_at, clock_skewed
 	for _, t := range ev.ClientTime[lo:hi] {
 		if t != 0 {
 			n += 8

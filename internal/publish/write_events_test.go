@@ -370,7 +370,37 @@ func TestWriteEventsDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The same rows, event ids made canonical UUIDs, held as text and
+	// packed (frame.Events.PackUUIDs): the files must not tell them apart.
+	uuidText, uuidPacked := frame.New(nil, ev.Len()), frame.New(nil, ev.Len())
+	for i := range ev.Len() {
+		r := ev.Row(i)
+		r.EventID = fmt.Sprintf("%08x-%04x-7%03x-8000-%012x", i*7919%ev.Len(), i%3, i%4096, i)
+		if err := uuidText.Append(&r); err != nil {
+			t.Fatal(err)
+		}
+		if err := uuidPacked.Append(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !uuidPacked.PackUUIDs() {
+		t.Fatal("ids not packed")
+	}
 	opt := WriterOptions{RowGroupSize: 100 << 10, TargetFileSize: 400 << 10, CreatedBy: "x"}
+	var uuidSums [][]File
+	for k, e := range []*frame.Events{uuidText, uuidPacked} {
+		files, err := WriteEvents(ctx, st, fmt.Sprintf("u%d/", k), e, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range files {
+			files[i].Key = strings.TrimPrefix(files[i].Key, fmt.Sprintf("u%d/", k))
+		}
+		uuidSums = append(uuidSums, files)
+	}
+	if diff := cmp.Diff(uuidSums[0], uuidSums[1]); diff != "" {
+		t.Errorf("packed ids write other files than their text (-text +packed):\n%s", diff)
+	}
 	var sums [][]File
 	for k, e := range []*frame.Events{ev, ev, other} {
 		files, err := WriteEvents(ctx, st, fmt.Sprintf("r%d/", k), e, opt)

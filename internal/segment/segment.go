@@ -14,7 +14,9 @@
 //
 // The format is columnar and compressed (S2, a fast Snappy-compatible
 // codec, with a CRC-32C of the payload): a dictionary of the segment's
-// strings, then each column as a fixed-width little-endian array.
+// strings, then each column as a fixed-width little-endian array (event
+// ids as their 16 bytes when all are canonical UUIDs, see
+// frame.Events.PackUUIDs).
 package segment
 
 import (
@@ -42,9 +44,9 @@ import (
 const Prefix = "_state/segments/"
 
 // Version is the segment format; it is part of every tag.
-const Version = 2
+const Version = 3
 
-const magic = "LWSEG2\n"
+const magic = "LWSEG3\n"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -153,7 +155,7 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	n := ev.Len()
 	strs := ev.Dict.Strings()
 	// The exact size first, so that the payload is written in place.
-	size := 6*binary.MaxVarintLen64 + len(ev.IDBytes) + 4*len(ev.IDOff) + 3*8*n + n +
+	size := 1 + 6*binary.MaxVarintLen64 + len(ev.IDBytes) + 4*len(ev.IDOff) + 3*8*n + n +
 		len(ev.Str)*4*n + 4*len(ev.PropOff) + 2*4*len(ev.PropKey) + len(q)
 	for _, str := range strs {
 		size += binary.MaxVarintLen64 + len(str)
@@ -165,9 +167,12 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 		b = binary.AppendUvarint(b, uint64(len(str)))
 		b = append(b, str...)
 	}
+	b = append(b, b2u8(ev.UUIDs))
 	b = binary.AppendUvarint(b, uint64(len(ev.IDBytes)))
 	b = append(b, ev.IDBytes...)
-	b = appendU32s(b, ev.IDOff)
+	if !ev.UUIDs {
+		b = appendU32s(b, ev.IDOff)
+	}
 	b = appendI64s(b, ev.EventTime)
 	b = appendI64s(b, ev.ClientTime)
 	b = appendI64s(b, ev.ReceivedAt)
@@ -273,8 +278,18 @@ func Decode(data []byte) (*Segment, error) {
 	}
 	dict := frame.DictOf(strs)
 	ev := &frame.Events{Dict: dict}
+	if f := r.bytes(1); r.err == nil {
+		if f[0] > 1 {
+			r.fail("bad id form")
+		}
+		ev.UUIDs = f[0] == 1
+	}
 	ev.IDBytes = bytes.Clone(r.bytes(r.count(1)))
-	ev.IDOff = r.u32s(n + 1)
+	if !ev.UUIDs {
+		ev.IDOff = r.u32s(n + 1)
+	} else if r.err == nil && uint64(len(ev.IDBytes)) != n*frame.UUIDSize {
+		r.fail("packed ids of the wrong size")
+	}
 	ev.EventTime = r.i64s(n)
 	ev.ClientTime = r.i64s(n)
 	ev.ReceivedAt = r.i64s(n)
@@ -318,14 +333,14 @@ func Decode(data []byte) (*Segment, error) {
 
 // check verifies offsets and ids.
 func check(ev *frame.Events, np uint64) error {
-	if len(ev.IDOff) == 0 || ev.IDOff[0] != 0 || ev.IDOff[len(ev.IDOff)-1] != uint32(len(ev.IDBytes)) {
+	if !ev.UUIDs && (len(ev.IDOff) == 0 || ev.IDOff[0] != 0 || ev.IDOff[len(ev.IDOff)-1] != uint32(len(ev.IDBytes))) {
 		return errors.New("event id offsets do not span the ids")
 	}
 	if len(ev.PropOff) == 0 || ev.PropOff[0] != 0 || uint64(ev.PropOff[len(ev.PropOff)-1]) != np {
 		return errors.New("property offsets do not span the properties")
 	}
-	for i := 1; i < len(ev.IDOff); i++ {
-		if ev.IDOff[i] < ev.IDOff[i-1] || ev.PropOff[i] < ev.PropOff[i-1] {
+	for i := 1; i < len(ev.PropOff); i++ {
+		if (!ev.UUIDs && ev.IDOff[i] < ev.IDOff[i-1]) || ev.PropOff[i] < ev.PropOff[i-1] {
 			return errors.New("offsets go backwards")
 		}
 	}

@@ -18,10 +18,16 @@ import (
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
-func randomSegment(rng *rand.Rand, n int) *Segment {
+// randomSegment returns n random events, their ids packed if uuids (see
+// frame.Events.PackUUIDs).
+func randomSegment(rng *rand.Rand, n int, uuids bool) *Segment {
 	ev := frame.New(nil, n)
 	for range n {
-		r := frame.Row{EventID: fmt.Sprintf("e%d", rng.IntN(n)), EventTime: rng.Int64N(1e12), ReceivedAt: rng.Int64N(1e12),
+		id := fmt.Sprintf("e%d", rng.IntN(n))
+		if uuids {
+			id = fmt.Sprintf("%08x-0000-7000-8000-%012x", rng.IntN(n), rng.IntN(3))
+		}
+		r := frame.Row{EventID: id, EventTime: rng.Int64N(1e12), ReceivedAt: rng.Int64N(1e12),
 			Skewed: rng.IntN(5) == 0}
 		if rng.IntN(3) > 0 {
 			r.ClientTime = rng.Int64N(1e12)
@@ -41,6 +47,9 @@ func randomSegment(rng *rand.Rand, n int) *Segment {
 			panic(err)
 		}
 	}
+	if uuids && n > 0 && !ev.PackUUIDs() {
+		panic("ids not packed")
+	}
 	return &Segment{Events: ev, RepairedUTF8: int64(rng.IntN(3)),
 		Quarantine: []rollups.Quarantine{{Reason: "missing_user", SourceObject: "raw/x", EventID: "é", Properties: map[string]string{"a": "b"}}}}
 }
@@ -55,8 +64,12 @@ func rows(ev *frame.Events) []frame.Row {
 
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 7, 500} {
-		s := randomSegment(rng, n)
+	for _, c := range []struct {
+		n     int
+		uuids bool
+	}{{0, false}, {1, false}, {7, false}, {500, false}, {1, true}, {500, true}} {
+		n := c.n
+		s := randomSegment(rng, n, c.uuids)
 		b, err := Encode(s)
 		if err != nil {
 			t.Fatal(err)
@@ -64,6 +77,9 @@ func TestRoundTrip(t *testing.T) {
 		got, err := Decode(b)
 		if err != nil {
 			t.Fatalf("n=%d: %v", n, err)
+		}
+		if got.Events.UUIDs != c.uuids {
+			t.Fatalf("n=%d: ids packed %v, want %v", n, got.Events.UUIDs, c.uuids)
 		}
 		if diff := cmp.Diff(rows(s.Events), rows(got.Events)); diff != "" {
 			t.Fatalf("n=%d events (-want +got):\n%s", n, diff)
@@ -77,7 +93,13 @@ func TestRoundTrip(t *testing.T) {
 // Damaged bytes give an error, never a panic or a different segment.
 func TestDamagedIsAnError(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	s := randomSegment(rng, 50)
+	for _, uuids := range []bool{false, true} {
+		damage(t, rng, randomSegment(rng, 50, uuids))
+	}
+}
+
+// damage checks that damaged encodings of s decode to errors, or to s.
+func damage(t *testing.T, rng *rand.Rand, s *Segment) {
 	good, err := Encode(s)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +159,7 @@ func TestReadMissingAndCorrupt(t *testing.T) {
 	if _, _, err := Read(ctx, st, "_state/segments/none"); !errors.Is(err, store.ErrNotExist) {
 		t.Fatalf("missing: %v", err)
 	}
-	if err := st.Put(ctx, "_state/segments/bad", []byte("LWSEG2\nxxxxxx")); err != nil {
+	if err := st.Put(ctx, "_state/segments/bad", []byte(magic+"xxxxxx")); err != nil {
 		t.Fatal(err)
 	}
 	var ce *CorruptError
