@@ -248,6 +248,60 @@ func (e *Events) Row(i int) Row {
 	return r
 }
 
+// AppendEvents appends src's events to e, which must share src's
+// dictionary (see Rebase). Event ids stay packed if both are (or e is
+// empty and src's are); else e's become text. It fails, leaving e as it
+// was, if e's event ids or properties would overflow 32-bit offsets.
+func (e *Events) AppendEvents(src *Events) error {
+	if src.Dict != e.Dict {
+		panic("frame: AppendEvents of another dictionary's events")
+	}
+	if uint64(len(e.PropKey))+uint64(len(src.PropKey)) > math.MaxUint32 ||
+		uint64(e.IDTextSize(0, e.Len()))+uint64(src.IDTextSize(0, src.Len())) > math.MaxUint32 {
+		return fmt.Errorf("frame: more than 4 GiB of event ids or properties in one day")
+	}
+	if e.Len() == 0 && src.UUIDs && !e.UUIDs {
+		e.IDBytes, e.IDOff, e.UUIDs = e.IDBytes[:0], nil, true
+	}
+	if e.UUIDs && !src.UUIDs {
+		e.UnpackUUIDs()
+	}
+	switch {
+	case e.UUIDs == src.UUIDs && src.UUIDs:
+		e.IDBytes = append(e.IDBytes, src.IDBytes...)
+	case e.UUIDs == src.UUIDs:
+		base := uint32(len(e.IDBytes))
+		e.IDBytes = append(e.IDBytes, src.IDBytes...)
+		for _, o := range src.IDOff[1:] {
+			e.IDOff = append(e.IDOff, base+o)
+		}
+	default: // e text, src packed
+		for i := range src.Len() {
+			e.IDBytes = src.AppendIDText(e.IDBytes, i)
+			e.IDOff = append(e.IDOff, uint32(len(e.IDBytes)))
+		}
+	}
+	e.EventTime = append(e.EventTime, src.EventTime...)
+	e.ClientTime = append(e.ClientTime, src.ClientTime...)
+	e.ReceivedAt = append(e.ReceivedAt, src.ReceivedAt...)
+	e.Skewed = append(e.Skewed, src.Skewed...)
+	for c := range e.Str {
+		if len(src.Str[c]) != src.Len() {
+			// A column src never set (SessionKey before Build): nulls.
+			e.Str[c] = append(e.Str[c], make([]uint32, src.Len())...)
+			continue
+		}
+		e.Str[c] = append(e.Str[c], src.Str[c]...)
+	}
+	base := uint32(len(e.PropKey))
+	for _, o := range src.PropOff[1:] {
+		e.PropOff = append(e.PropOff, base+o)
+	}
+	e.PropKey = append(e.PropKey, src.PropKey...)
+	e.PropVal = append(e.PropVal, src.PropVal...)
+	return nil
+}
+
 // Rebase re-encodes e's strings as ids of dict, adding to dict the strings
 // e uses that it lacks, and makes dict e's dictionary: the events of a day
 // rebased onto one dictionary share every string once. dict holds the

@@ -90,3 +90,53 @@ func TestPackUUIDsRefuses(t *testing.T) {
 		t.Fatal("no events: packed")
 	}
 }
+
+// AppendEvents concatenates events of one dictionary, whatever the forms
+// of their ids.
+func TestAppendEvents(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	dict := NewDict(0)
+	for _, forms := range [][]bool{{true, true}, {true, false, true}, {false, true}, {false, false}, {true}} {
+		acc := New(dict, 0)
+		var want []Row
+		for k, packed := range forms {
+			e := New(dict, 0)
+			for i := range 1 + rng.IntN(20) {
+				r := Row{EventID: randomUUID(rng), EventTime: int64(i), ClientTime: int64(k), ReceivedAt: 7, Skewed: i%2 == 0,
+					Str: [NumColumns]string{"open", fmt.Sprint("u", i%3), "", "s"}}
+				if !packed && i == 0 {
+					r.EventID = fmt.Sprint("text-", k) // so that these cannot pack
+				}
+				if i%3 == 0 {
+					r.Props = map[string]string{"k": fmt.Sprint(i), "a": "b"}
+				}
+				if err := e.Append(&r); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, e.Row(e.Len()-1))
+			}
+			if packed && !e.PackUUIDs() {
+				t.Fatal("not packed")
+			}
+			if k == 1 {
+				e.Str[SessionKey] = nil // never set: appended as nulls
+			}
+			if err := acc.AppendEvents(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if allPacked := !slices.Contains(forms, false); acc.UUIDs != allPacked {
+			t.Fatalf("forms %v: UUIDs %v", forms, acc.UUIDs)
+		}
+		if acc.Len() != len(want) || len(acc.PropOff) != len(want)+1 {
+			t.Fatalf("forms %v: %d events, %d property offsets; want %d", forms, acc.Len(), len(acc.PropOff), len(want))
+		}
+		for i, w := range want {
+			got := acc.Row(i)
+			if got.EventID != w.EventID || got.Str != w.Str || got.EventTime != w.EventTime || got.ClientTime != w.ClientTime ||
+				got.Skewed != w.Skewed || fmt.Sprint(got.Props) != fmt.Sprint(w.Props) {
+				t.Fatalf("forms %v, event %d: got %+v, want %+v", forms, i, got, w)
+			}
+		}
+	}
+}

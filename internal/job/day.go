@@ -44,6 +44,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	runtime.GC()
 	defer collectOften()()
 	res := compact.Build(parts, c.Rules)
+	res.Events.Dict.Seal() // from here on only read: its index goes
 	c.Log.Info("day built", "day", d.String(), "events", res.Events.Len(), "seconds", time.Since(t0).Seconds())
 	q := res.Quarantine
 	var badFiles, failed int64

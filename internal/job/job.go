@@ -207,6 +207,7 @@ type dayPlan struct {
 	d           day.Day
 	inputs      []publish.Input // what the day is computed from (its fingerprint)
 	good        map[string]bool // readable raw objects among the inputs
+	rows        int64           // their rows on the day, as the index counts them (0 if it does not)
 	bad         []BadObject     // bad raw objects that arrived on the day
 	fingerprint string
 	build       bool
@@ -358,7 +359,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			if err != nil {
 				return DaySummary{}, err
 			}
-			cfg.Log.Info("day's segments read", "day", p.d.String(), "segments", len(in.parts), "seconds", time.Since(t0).Seconds())
+			cfg.Log.Info("day's segments read", "day", p.d.String(), "objects", in.objects, "seconds", time.Since(t0).Seconds())
 			bad := append(slices.Clone(sum.BadObjects), rs.bad...)
 			return cfg.buildDay(ctx, newRunID(cfg.Now()), p, in.parts, in.objects, bad, failures, locks)
 		}()
@@ -557,6 +558,9 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 			if !e.Hour.Before(wlo) && e.Hour.Before(whi) {
 				p.inputs = append(p.inputs, publish.Input{Key: e.Key, ETag: e.ETag, Size: e.Size})
 				p.good[e.Key] = true
+				if j := slices.Index(e.Days, d); j >= 0 && len(e.DayRows) == len(e.Days) {
+					p.rows += e.DayRows[j]
+				}
 			}
 		}
 		for _, e := range ix.BadIn(d, cfg.Rules.Loc) {

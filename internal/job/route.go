@@ -271,30 +271,49 @@ type dayInputs struct {
 // whose segment is missing or damaged (segments are a cache) is routed
 // again now: read once more, its segments rewritten. The parts share one
 // dictionary (frame.Events.Rebase): each string once, and Build need not
-// make the day's.
+// make the day's. The parts read are appended, as they come, to one part
+// sized for the day (the index's row count), which Build takes as it is,
+// without copying its key columns; parts kept from routing are passed on
+// as they are.
 func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObject, ix *index.Index, rs *routeStats) (*dayInputs, error) {
 	keys := make([]string, 0, len(p.good))
 	for k := range p.good {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	parts := make([]*compact.Part, len(keys))
+	in := &dayInputs{}
 	dict := rs.dayDict(p.d)
-	var dictMu sync.Mutex
-	rebase := func(pt *compact.Part) {
+	flat := &compact.Part{Events: frame.New(dict, int(p.rows))}
+	flat.Events.IDBytes = make([]byte, 0, int(p.rows)*frame.UUIDSize) // as the usual ids take; others grow it
+	var dictMu, flatMu sync.Mutex                                     // one part is rebased while another is appended
+	add := func(pt *compact.Part) error {
 		dictMu.Lock()
-		defer dictMu.Unlock()
 		pt.Events.Rebase(dict)
+		dictMu.Unlock()
+		flatMu.Lock()
+		defer flatMu.Unlock()
+		if pt.Events.Len() > 0 || len(pt.Quarantine) > 0 {
+			in.objects++
+		}
+		if err := flat.Events.AppendEvents(pt.Events); err != nil {
+			return fmt.Errorf("day %s: %w", p.d, err)
+		}
+		flat.Quarantine = append(flat.Quarantine, pt.Quarantine...)
+		flat.RepairedUTF8 += pt.RepairedUTF8
+		return nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.Parallel)
-	for i, k := range keys {
+	for _, k := range keys {
 		o, ok := objs[k]
 		if !ok {
 			return nil, fmt.Errorf("day %s: input %s was not listed", p.d, k)
 		}
 		if kept := rs.take(p.d, k); kept != nil {
-			parts[i] = kept
+			if kept.Events.Len() > 0 || len(kept.Quarantine) > 0 {
+				in.objects++
+			}
+			in.parts = append(in.parts, kept)
 			continue
 		}
 		g.Go(func() error {
@@ -302,38 +321,23 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 			var corrupt *segment.CorruptError
 			switch {
 			case err == nil:
-				parts[i] = &compact.Part{Events: s.Events, Quarantine: s.Quarantine, RepairedUTF8: s.RepairedUTF8}
-				rebase(parts[i])
-				return nil
+				return add(&compact.Part{Events: s.Events, Quarantine: s.Quarantine, RepairedUTF8: s.RepairedUTF8})
 			case errors.As(err, &corrupt):
 				c.Log.Warn("damaged segment; its raw object is read again", "segment", corrupt.Key, "error", corrupt.Err.Error())
 			case !errors.Is(err, store.ErrNotExist):
 				return err
 			}
 			r, err := c.routeIndexed(gctx, o, ix, rs)
-			if err != nil || r == nil {
-				return err
+			if err != nil || r == nil || r.parts[p.d] == nil {
+				return err // nil for a bad object
 			}
-			parts[i] = r.parts[p.d]
-			if parts[i] != nil {
-				rebase(parts[i])
-			}
-			return nil
+			return add(r.parts[p.d])
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	in := &dayInputs{}
-	for _, pt := range parts {
-		if pt == nil {
-			continue // a bad object
-		}
-		if pt.Events.Len() > 0 || len(pt.Quarantine) > 0 {
-			in.objects++
-		}
-		in.parts = append(in.parts, pt)
-	}
+	in.parts = append(in.parts, flat)
 	return in, nil
 }
 
