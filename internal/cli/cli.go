@@ -160,6 +160,7 @@ type options struct {
 	gracePeriod                    optionalDuration
 	includeToday                   bool
 	dispatch                       string
+	dispatchWait                   time.Duration
 }
 
 // optionalDuration is a duration flag that knows whether it was given, so
@@ -211,6 +212,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (see rollup plan) and stop")
 	fs.StringVar(&o.dispatch, "dispatch", "", "build the stale days on AWS Lambda instead of here: `lambda:FUNCTION` names the worker function (one invocation per day); the windowed stage and catalog registration then run here")
+	fs.DurationVar(&o.dispatchWait, "dispatch-wait", time.Hour, "with --dispatch: how long to wait for the Lambda workers; days not done by then are reported pending and left for the next run (an invocation Lambda lost never reports) (e.g. --dispatch-wait 3h)")
 	fs.StringVar(&o.logFormat, "log", "auto", "log `format`: text (warnings only, for people), json (structured, for CloudWatch), or auto (text on a terminal)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to this `file` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this `file` at the end")
@@ -399,7 +401,7 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 		return nil
 	}
 	if o.dispatch != "" {
-		return dispatch(ctx, cfg, o.dispatch, stdout, stderr)
+		return dispatch(ctx, cfg, o.dispatch, o.dispatchWait, stdout, stderr)
 	}
 	tty := isTerminal(stderr)
 	switch o.logFormat {

@@ -76,6 +76,11 @@ func TestDispatchNeedsAFunction(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut.String(), "lambda:FUNCTION") {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
+	errOut.Reset()
+	code = Main(context.Background(), []string{"--store", t.TempDir(), "--from", "2026-01-01", "--to", "2026-01-01", "--dispatch", "lambda:f", "--dispatch-wait", "0s"}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "--dispatch-wait") {
+		t.Fatalf("--dispatch-wait 0s: exit %d: %s", code, errOut.String())
+	}
 }
 
 // TestCatchUpTwice runs the nightly command (no dates) twice on data of the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -16,11 +17,15 @@ import (
 
 // dispatch sends the stale days of cfg to the Lambda worker function named
 // by target ("lambda:FUNCTION"), shows progress while their manifests
-// appear, then runs the windowed stage and the registration here.
-func dispatch(ctx context.Context, cfg job.Config, target string, stdout, stderr io.Writer) error {
+// appear for at most wait (see lambda.Options.Wait), then runs the
+// windowed stage and the registration here.
+func dispatch(ctx context.Context, cfg job.Config, target string, wait time.Duration, stdout, stderr io.Writer) error {
 	fn, ok := strings.CutPrefix(target, "lambda:")
 	if !ok || fn == "" {
 		return usagef("--dispatch %q: want lambda:FUNCTION", target)
+	}
+	if wait <= 0 {
+		return usagef("--dispatch-wait %s: want a positive duration (e.g. 1h)", wait)
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -34,6 +39,7 @@ func dispatch(ctx context.Context, cfg job.Config, target string, stdout, stderr
 	sum, err := lambda.DispatchBackfill(ctx, cfg, client, fn, progress,
 		func(o *lambda.Options) {
 			o.Registrar = lambda.RegistrarFunc(job.Register)
+			o.Wait = wait
 			o.RouteProgress = func(p lambda.RouteProgress) { fmt.Fprintln(stderr, p) }
 		})
 	if sum != nil {

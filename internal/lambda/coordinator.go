@@ -130,6 +130,14 @@ type Options struct {
 	// every worker is done, failed, or ctx ends. The route phase waits for
 	// its workers at most half of the time until the wait deadline.
 	Margin time.Duration
+	// Wait, if positive, bounds the waiting for workers when ctx has no
+	// deadline (rollup --dispatch from a laptop): an invocation Lambda
+	// lost (its retries spent, its event dropped) never reports, and
+	// would otherwise be waited for until ctx ends. Days still pending
+	// then are reported so and left for the next run; the windowed stage
+	// and the registration still run. The route phase waits at most half
+	// of it, as with a deadline.
+	Wait time.Duration
 	// MaxInvokeAttempts bounds the tries to hand one event to Lambda when
 	// the Invoke call fails transiently (default 5).
 	MaxInvokeAttempts int
@@ -297,6 +305,9 @@ func newCoordinator(cfg job.Config, inv Invoker, opts Options) *coordinator {
 func (c *coordinator) waitDeadline(ctx context.Context) (time.Time, bool) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
+		if c.opts.Wait > 0 {
+			return time.Now().Add(c.opts.Wait), true
+		}
 		return time.Time{}, false
 	}
 	margin := c.opts.Margin

@@ -305,6 +305,37 @@ func TestCoordinateDeadline(t *testing.T) {
 	}
 }
 
+// TestCoordinateWait: with no deadline (rollup --dispatch from a laptop),
+// Options.Wait bounds the wait for lost invocations: the run ends, the
+// days pending, instead of waiting forever.
+func TestCoordinateWait(t *testing.T) {
+	f := newFixture(t)
+	from, to := mustDay(t, "2026-11-20"), mustDay(t, "2026-11-21")
+	dropped := InvokerFunc(func(context.Context, WorkerEvent) error { return nil })
+	type result struct {
+		sum *RunSummary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := Coordinate(context.Background(), f.env.jobConfig(from, to), dropped, Options{Wait: time.Second, Concurrency: 1})
+		done <- result{sum, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the coordinator still waits for lost workers long after Options.Wait")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if sum := r.sum; sum.Status != RunPartial || len(sum.Pending) != 2 || sum.Built != 0 || sum.Deadline == nil ||
+		sum.Route == nil || !sum.Route.Fallback {
+		t.Errorf("summary: %+v, route %+v", sum, sum.Route)
+	}
+}
+
 // TestCoordinatePermanentFailure: a day held by another live writer fails
 // in its worker (no retry loop); the coordinator stops waiting for it at
 // once, builds the other days, and the next run builds it.
