@@ -387,31 +387,28 @@ func TestWriteEventsDeterministic(t *testing.T) {
 		t.Fatal("ids not packed")
 	}
 	opt := WriterOptions{RowGroupSize: 100 << 10, TargetFileSize: 400 << 10, CreatedBy: "x"}
-	var uuidSums [][]File
-	for k, e := range []*frame.Events{uuidText, uuidPacked} {
-		files, err := WriteEvents(ctx, st, fmt.Sprintf("u%d/", k), e, opt)
-		if err != nil {
-			t.Fatal(err)
+	// writeEach writes each of evs under its own prefix and returns their
+	// files, the prefixes cut from the keys.
+	writeEach := func(prefix string, evs ...*frame.Events) [][]File {
+		var out [][]File
+		for k, e := range evs {
+			p := fmt.Sprintf("%s%d/", prefix, k)
+			files, err := WriteEvents(ctx, st, p, e, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range files {
+				files[i].Key = strings.TrimPrefix(files[i].Key, p)
+			}
+			out = append(out, files)
 		}
-		for i := range files {
-			files[i].Key = strings.TrimPrefix(files[i].Key, fmt.Sprintf("u%d/", k))
-		}
-		uuidSums = append(uuidSums, files)
+		return out
 	}
+	uuidSums := writeEach("u", uuidText, uuidPacked)
 	if diff := cmp.Diff(uuidSums[0], uuidSums[1]); diff != "" {
 		t.Errorf("packed ids write other files than their text (-text +packed):\n%s", diff)
 	}
-	var sums [][]File
-	for k, e := range []*frame.Events{ev, ev, other} {
-		files, err := WriteEvents(ctx, st, fmt.Sprintf("r%d/", k), e, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range files {
-			files[i].Key = strings.TrimPrefix(files[i].Key, fmt.Sprintf("r%d/", k))
-		}
-		sums = append(sums, files)
-	}
+	sums := writeEach("r", ev, ev, other)
 	if len(sums[0]) < 2 {
 		t.Fatalf("%d files, want several", len(sums[0]))
 	}
