@@ -133,7 +133,7 @@ func Build(parts []*Part, rules Rules) Day {
 		name, user, sid, product = e.Str[frame.EventName], e.Str[frame.UserKey], e.Str[frame.SessionID], e.Str[frame.Product]
 		skey = e.Str[frame.SessionKey]
 		if len(skey) != n {
-			skey = make([]uint32, n)
+			skey = frame.Make[uint32](n, 0)
 		}
 	} else {
 		dict = srcs[0].Dict
@@ -156,8 +156,8 @@ func Build(parts []*Part, rules Rules) Day {
 				m.remap[p] = r
 			}
 		}
-		times = make([]int64, n)
-		name, user, sid, product = make([]uint32, n), make([]uint32, n), make([]uint32, n), make([]uint32, n)
+		times = frame.Make[int64](n, 0)
+		name, user, sid, product = frame.Make[uint32](n, 0), frame.Make[uint32](n, 0), frame.Make[uint32](n, 0), frame.Make[uint32](n, 0)
 		for p, e := range srcs {
 			b := m.base[p]
 			var r []uint32
@@ -170,7 +170,7 @@ func Build(parts []*Part, rules Rules) Day {
 			remapInto(sid[b:], e.Str[frame.SessionID], r)
 			remapInto(product[b:], e.Str[frame.Product], r)
 		}
-		skey = make([]uint32, n)
+		skey = frame.Make[uint32](n, 0)
 	}
 
 	// String ranks (restricted to the strings each column uses) are
@@ -218,12 +218,12 @@ func Build(parts []*Part, rules Rules) Day {
 	s := sessionColumns{dict: dict, sid: sid, product: product, user: user, key: skey}
 	wg.Go(func() { assignSessions(s, byUser, products, rules.SessionGap.Milliseconds()) })
 	e := &frame.Events{Dict: dict}
-	e.Str[frame.EventName] = gatherInto(make([]uint32, kept), name, perm)
+	e.Str[frame.EventName] = gatherInto(frame.Make[uint32](kept, 0), name, perm)
 	e.Str[frame.UserKey] = gatherInto(name[:kept], user, perm)
-	e.Str[frame.SessionID] = gatherInto(make([]uint32, kept), sid, perm)
-	e.Str[frame.Product] = gatherInto(make([]uint32, kept), product, perm)
-	e.EventTime = gatherInto(make([]int64, kept), times, perm)
-	inv := make([]int32, n) // day index → index in the day's order, or -1 (a duplicate)
+	e.Str[frame.SessionID] = gatherInto(frame.Make[uint32](kept, 0), sid, perm)
+	e.Str[frame.Product] = gatherInto(frame.Make[uint32](kept, 0), product, perm)
+	e.EventTime = gatherInto(frame.Make[int64](kept, 0), times, perm)
+	inv := frame.Make[int32](n, 0) // day index → index in the day's order, or -1 (a duplicate)
 	for i := range inv {
 		inv[i] = -1
 	}
@@ -231,8 +231,8 @@ func Build(parts []*Part, rules Rules) Day {
 		inv[i] = int32(k)
 	}
 	e.ClientTime = scatterParts(m, times[:kept], inv, func(e *frame.Events) *[]int64 { return &e.ClientTime })
-	e.ReceivedAt = scatterParts(m, make([]int64, kept), inv, func(e *frame.Events) *[]int64 { return &e.ReceivedAt })
-	e.Skewed = scatterParts(m, make([]bool, kept), inv, func(e *frame.Events) *[]bool { return &e.Skewed })
+	e.ReceivedAt = scatterParts(m, frame.Make[int64](kept, 0), inv, func(e *frame.Events) *[]int64 { return &e.ReceivedAt })
+	e.Skewed = scatterParts(m, frame.Make[bool](kept, 0), inv, func(e *frame.Events) *[]bool { return &e.Skewed })
 	e.UUIDs = srcs[0].UUIDs
 	e.IDBytes, e.IDOff = scatterIDs(m, inv, kept)
 	e.PropOff, e.PropKey, e.PropVal = scatterProps(m, inv, kept)
@@ -244,7 +244,7 @@ func Build(parts []*Part, rules Rules) Day {
 		if len(free) > 0 {
 			dst, free = free[0][:kept], free[1:]
 		} else {
-			dst = make([]uint32, kept)
+			dst = frame.Make[uint32](kept, 0)
 		}
 		e.Str[c] = scatterStrs(m, dst, inv, c)
 	}
@@ -348,7 +348,7 @@ func scatterStrs(m *merged, dst []uint32, inv []int32, c frame.Column) []uint32 
 // scatterOffsets returns the offsets, in the order inv gives, of the
 // events' runs in a column of the parts whose offsets column returns.
 func scatterOffsets(m *merged, inv []int32, kept int, column func(*frame.Events) []uint32) []uint32 {
-	off := make([]uint32, kept+1)
+	off := frame.Make[uint32](kept+1, 0)
 	for p, e := range m.parts {
 		o := column(e)
 		for i := range int(m.base[p+1] - m.base[p]) {
@@ -368,7 +368,7 @@ func scatterOffsets(m *merged, inv []int32, kept int, column func(*frame.Events)
 // of them or none).
 func scatterIDs(m *merged, inv []int32, kept int) (ids []byte, off []uint32) {
 	if m.parts[0].UUIDs {
-		ids = make([]byte, kept*frame.UUIDSize)
+		ids = frame.Make[byte](kept*frame.UUIDSize, 0)
 		for p, e := range m.parts {
 			for i := range int(m.base[p+1] - m.base[p]) {
 				if k := int(inv[int(m.base[p])+i]); k >= 0 {
@@ -380,7 +380,7 @@ func scatterIDs(m *merged, inv []int32, kept int) (ids []byte, off []uint32) {
 		return ids, nil
 	}
 	off = scatterOffsets(m, inv, kept, func(e *frame.Events) []uint32 { return e.IDOff })
-	ids = make([]byte, off[kept])
+	ids = frame.Make[byte](int(off[kept]), 0)
 	for p, e := range m.parts {
 		for i := range int(m.base[p+1] - m.base[p]) {
 			if k := inv[int(m.base[p])+i]; k >= 0 {
@@ -396,7 +396,7 @@ func scatterIDs(m *merged, inv []int32, kept int) (ids []byte, off []uint32) {
 // gives, in the day's dictionary, and drops the parts'.
 func scatterProps(m *merged, inv []int32, kept int) (off, keys, vals []uint32) {
 	off = scatterOffsets(m, inv, kept, func(e *frame.Events) []uint32 { return e.PropOff })
-	keys, vals = make([]uint32, off[kept]), make([]uint32, off[kept])
+	keys, vals = frame.Make[uint32](int(off[kept]), 0), frame.Make[uint32](int(off[kept]), 0)
 	for p, e := range m.parts {
 		var r []uint32
 		if m.remap != nil {
@@ -466,7 +466,7 @@ func distinctStrings(dicts []*frame.Dict) int {
 // idKeys returns the sorted keys of the events of srcs, taken as one
 // sequence of n events.
 func idKeys(srcs []*frame.Events, n int) []uint64 {
-	keys := make([]uint64, 0, n)
+	keys := frame.Make[uint64](0, n)
 	for _, src := range srcs {
 		for i := range src.Len() {
 			keys = append(keys, maphash.Bytes(seed, src.ID(i)))
@@ -502,7 +502,7 @@ func dedupe(e *frame.Events, keys []uint64) (drop []bool, dups int) {
 // dedupeMerged is dedupe for the events of m, by day index.
 func dedupeMerged(m *merged, keys []uint64) (drop []bool, dups int) {
 	n := len(keys)
-	drop = make([]bool, n)
+	drop = frame.Make[bool](n, 0)
 	idxBits := indexBits(n)
 	mask := uint64(1)<<idxBits - 1
 	byCopy := func(a, b uint64) int { return compareCopies(m, int32(a&mask), int32(b&mask)) }
@@ -666,7 +666,7 @@ func sortByUser(m *merged, col []uint32, times []int64, drop []bool, kept int, u
 	for u := 1; u <= users.n; u++ {
 		next[u] += next[u-1]
 	}
-	out := make([]timeIdx, kept)
+	out := frame.Make[timeIdx](kept, 0)
 	for i, id := range col {
 		if !drop[i] {
 			u := users.rank[id]
@@ -717,7 +717,7 @@ func byName(col []uint32, byUser []timeIdx, names ranks) []int32 {
 	for r := 1; r <= names.n; r++ {
 		next[r] += next[r-1]
 	}
-	perm := make([]int32, len(byUser))
+	perm := frame.Make[int32](len(byUser), 0)
 	for _, x := range byUser {
 		r := names.rank[col[x.idx]]
 		perm[next[r]] = x.idx
@@ -771,7 +771,7 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 	for r := 1; r <= products.n; r++ {
 		next[r] += next[r-1]
 	}
-	inferred := make([]timeIdx, m)
+	inferred := frame.Make[timeIdx](m, 0)
 	for _, x := range byUser {
 		if s.sid[x.idx] == 0 {
 			r := products.rank[s.product[x.idx]]

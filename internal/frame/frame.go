@@ -150,11 +150,11 @@ func New(dict *Dict, n int) *Events {
 	if dict == nil {
 		dict = NewDict(64)
 	}
-	e := &Events{Dict: dict, IDOff: make([]uint32, 1, n+1), PropOff: make([]uint32, 1, n+1),
-		EventTime: make([]int64, 0, n), ClientTime: make([]int64, 0, n), ReceivedAt: make([]int64, 0, n),
-		Skewed: make([]bool, 0, n)}
+	e := &Events{Dict: dict, IDOff: Make[uint32](1, n+1), PropOff: Make[uint32](1, n+1),
+		EventTime: Make[int64](0, n), ClientTime: Make[int64](0, n), ReceivedAt: Make[int64](0, n),
+		Skewed: Make[bool](0, n)}
 	for c := range e.Str {
-		e.Str[c] = make([]uint32, 0, n)
+		e.Str[c] = Make[uint32](0, n)
 	}
 	return e
 }

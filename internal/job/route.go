@@ -284,7 +284,7 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 	in := &dayInputs{}
 	dict := rs.dayDict(p.d)
 	flat := &compact.Part{Events: frame.New(dict, int(p.rows))}
-	flat.Events.IDBytes = make([]byte, 0, int(p.rows)*frame.UUIDSize) // as the usual ids take; others grow it
+	flat.Events.IDBytes = frame.Make[byte](0, int(p.rows)*frame.UUIDSize) // as the usual ids take; others grow it
 	var dictMu, flatMu sync.Mutex                                     // one part is rebased while another is appended
 	add := func(pt *compact.Part) error {
 		dictMu.Lock()
