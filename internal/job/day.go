@@ -316,7 +316,9 @@ var gcMu struct {
 // mark, and what is freed (the parts' columns, as they are gathered) is
 // large: collecting often keeps the heap near its live size instead of
 // twice it (measured: 1.95 GB peak RSS instead of 2.25 GB on a 5M-event
-// day, for no more CPU time).
+// day, for no more CPU time). Routing too: the kept day grows while each
+// object read leaves its columns behind (1.13–1.21 GiB peak instead of
+// 1.44–1.46 GiB on the 5M-event day's first build).
 func collectOften() (restore func()) {
 	if os.Getenv("GOGC") != "" {
 		return func() {}

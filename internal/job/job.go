@@ -261,7 +261,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		cfg.Log.Info("segments of raw objects gone or changed deleted", "segments", n)
 	}
 	rs := pl.routed
-	if err := cfg.route(ctx, pl.toRoute(&cfg), pl.ix, rs); err != nil {
+	restore := collectOften() // as while routing new objects (see plan)
+	err = cfg.route(ctx, pl.toRoute(&cfg), pl.ix, rs)
+	restore()
+	if err != nil {
 		return sum, err
 	}
 	var failures []conversionFailure
@@ -519,8 +522,17 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 	// A run reads each new object whole, once: its segments and its
 	// entry come from the same rows. A plan only scans the time columns.
 	if route {
-		pl.routed = &routeStats{keepDay: cfg.To, kept: map[string]*compact.Part{}}
+		pl.routed = &routeStats{keepDay: cfg.To, keeping: true}
+		for _, o := range objs {
+			if day.Of(o.Hour.UnixMilli(), cfg.Rules.Loc) == cfg.To {
+				pl.routed.keepBytes += o.Size
+			}
+		}
+		// The kept day grows while routing makes garbage at the rate it
+		// reads: collected as often as while a day is built.
+		restore := collectOften()
 		pl.scanned, err = ix.UpdateWith(ctx, st, refs, cfg.Rules, cfg.Parallel, cfg.routeScan(pl.routed))
+		restore()
 	} else {
 		pl.scanned, err = ix.Update(ctx, st, refs, cfg.Rules, cfg.Parallel)
 	}

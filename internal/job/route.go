@@ -118,7 +118,7 @@ func (c *Config) routeScan(rs *routeStats) index.ScanFunc {
 			return index.Entry{}, err
 		}
 		rs.add(o, r)
-		rs.keep(o.Key, r)
+		rs.keep(o.Key, o.Size, r)
 		return r.entry, nil
 	}
 }
@@ -131,59 +131,82 @@ type routeStats struct {
 	segments int   // segments written
 	segBytes int64
 	bad      []BadObject
-	// kept are the parts of keepDay routed in this run, by raw key, if
-	// kept is not nil: the day is built from them without reading their
-	// segments back. Only one day is kept, so memory stays bounded by one
-	// day; the run builds it first.
-	keepDay  day.Day
-	kept     map[string]*compact.Part
-	keptDict *frame.Dict // the kept parts' one dictionary (frame.Events.Rebase)
+
+	// The parts of keepDay routed in this run are appended, as they come,
+	// to one part (kept, on one dictionary), while keeping: the day is
+	// built from it without reading their segments back. Only one day is
+	// kept, so memory stays bounded by one day; the run builds it first.
+	keepMu      sync.Mutex
+	keepDay     day.Day
+	keeping     bool
+	keepBytes   int64 // the size of the objects arriving on keepDay: to size kept
+	kept        *compact.Part
+	keptKeys    map[string]bool // the objects appended to kept
+	keptObjects int             // those with rows (valid or not) on keepDay
 }
 
-// keep keeps r's part of keepDay, if parts are kept.
-func (rs *routeStats) keep(key string, r *routedObject) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if p := r.parts[rs.keepDay]; p != nil && rs.kept != nil {
-		// Onto the day's dictionary now, so that the object's own
-		// dictionary goes (most of its strings are the day's already).
-		if rs.keptDict == nil {
-			rs.keptDict = frame.NewDict(0)
+// keep appends r's part of keepDay (object key, size bytes) to the kept
+// part, if keeping. The kept part is first sized for the objects arriving
+// on the day, at this object's rows per byte and a fifth more: capacity
+// never touched costs no memory, too little only means growing.
+func (rs *routeStats) keep(key string, size int64, r *routedObject) {
+	rs.keepMu.Lock()
+	defer rs.keepMu.Unlock()
+	p := r.parts[rs.keepDay]
+	if !rs.keeping || p == nil {
+		return
+	}
+	if rs.kept == nil {
+		n := p.Events.Len()
+		if size > 0 {
+			n = max(n, int(float64(r.entry.Rows)/float64(size)*float64(rs.keepBytes)*1.2))
 		}
-		p.Events.Rebase(rs.keptDict)
-		rs.kept[key] = p
+		ev := frame.New(frame.NewDict(0), n)
+		ev.IDBytes = frame.Make[byte](0, n*frame.UUIDSize) // as the usual ids take; others grow it
+		rs.kept, rs.keptKeys = &compact.Part{Events: ev}, map[string]bool{}
+	}
+	// Onto the day's dictionary, so that the object's own goes (most of
+	// its strings are the day's already).
+	p.Events.Rebase(rs.kept.Events.Dict)
+	if err := rs.kept.Events.AppendEvents(p.Events); err != nil {
+		// More than one part holds: the day is read from its segments
+		// (where Build reports the day too large).
+		rs.keeping, rs.kept, rs.keptKeys = false, nil, nil
+		return
+	}
+	rs.kept.Quarantine = append(rs.kept.Quarantine, p.Quarantine...)
+	rs.kept.RepairedUTF8 += p.RepairedUTF8
+	rs.keptKeys[key] = true
+	if p.Events.Len() > 0 || len(p.Quarantine) > 0 {
+		rs.keptObjects++
 	}
 }
 
-// dayDict returns the dictionary to rebase day d's parts onto: that of
-// the kept parts if d is the kept day, else a new one.
-func (rs *routeStats) dayDict(d day.Day) *frame.Dict {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if d == rs.keepDay && rs.kept != nil && rs.keptDict != nil {
-		return rs.keptDict
+// takeKept returns and forgets the kept part if d is the kept day and
+// every object in it is one of good (the day's inputs), with the objects
+// it holds and how many of them have rows on d; else nil.
+func (rs *routeStats) takeKept(d day.Day, good map[string]bool) (*compact.Part, map[string]bool, int) {
+	rs.keepMu.Lock()
+	defer rs.keepMu.Unlock()
+	kept, keys, objects := rs.kept, rs.keptKeys, rs.keptObjects
+	rs.keeping, rs.kept, rs.keptKeys = false, nil, nil
+	if kept == nil || d != rs.keepDay {
+		return nil, nil, 0
 	}
-	return frame.NewDict(0)
+	for k := range keys {
+		if !good[k] {
+			return nil, nil, 0 // not the day's inputs after all: read them all from segments
+		}
+	}
+	return kept, keys, objects
 }
 
-// take returns and forgets the kept part of day d for key.
-func (rs *routeStats) take(d day.Day, key string) *compact.Part {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if d != rs.keepDay || rs.kept == nil {
-		return nil
-	}
-	p := rs.kept[key]
-	delete(rs.kept, key)
-	return p
-}
-
-// forget drops the kept parts (the kept day is built, or not built by
+// forget drops the kept part (the kept day is built, or not built by
 // this run after all).
 func (rs *routeStats) forget() {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	rs.kept, rs.keptDict = nil, nil
+	rs.keepMu.Lock()
+	defer rs.keepMu.Unlock()
+	rs.keeping, rs.kept, rs.keptKeys = false, nil, nil
 }
 
 // add counts one object read; r is nil for a bad one.
@@ -212,7 +235,7 @@ func (c *Config) route(ctx context.Context, objs []rawObject, ix *index.Index, r
 			if err != nil || r == nil {
 				return err
 			}
-			rs.keep(o.Key, r)
+			rs.keep(o.Key, o.Size, r)
 			mu.Lock()
 			done++
 			c.Progress(Progress{Phase: "read", Done: done, Total: len(objs)})
@@ -269,12 +292,12 @@ type dayInputs struct {
 
 // loadDay reads day p's segments, at most Parallel at a time. An object
 // whose segment is missing or damaged (segments are a cache) is routed
-// again now: read once more, its segments rewritten. The parts share one
-// dictionary (frame.Events.Rebase): each string once, and Build need not
-// make the day's. The parts read are appended, as they come, to one part
-// sized for the day (the index's row count), which Build takes as it is,
-// without copying its key columns; parts kept from routing are passed on
-// as they are.
+// again now: read once more, its segments rewritten. The parts read are
+// appended, as they come, to one part on one dictionary (frame.Events
+// Rebase and AppendEvents: each string once), which Build takes as it is,
+// without making the day's dictionary or copying its key columns: the
+// part kept from routing if any (see keep), else a new one sized for the
+// day (the index's row count).
 func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObject, ix *index.Index, rs *routeStats) (*dayInputs, error) {
 	keys := make([]string, 0, len(p.good))
 	for k := range p.good {
@@ -282,9 +305,14 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 	}
 	sort.Strings(keys)
 	in := &dayInputs{}
-	dict := rs.dayDict(p.d)
-	flat := &compact.Part{Events: frame.New(dict, int(p.rows))}
-	flat.Events.IDBytes = frame.Make[byte](0, int(p.rows)*frame.UUIDSize) // as the usual ids take; others grow it
+	flat, kept, keptObjects := rs.takeKept(p.d, p.good)
+	if flat != nil {
+		in.objects = keptObjects
+	} else {
+		flat = &compact.Part{Events: frame.New(frame.NewDict(0), int(p.rows))}
+		flat.Events.IDBytes = frame.Make[byte](0, int(p.rows)*frame.UUIDSize) // as the usual ids take; others grow it
+	}
+	dict := flat.Events.Dict
 	var dictMu, flatMu sync.Mutex                                     // one part is rebased while another is appended
 	add := func(pt *compact.Part) error {
 		dictMu.Lock()
@@ -309,11 +337,7 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 		if !ok {
 			return nil, fmt.Errorf("day %s: input %s was not listed", p.d, k)
 		}
-		if kept := rs.take(p.d, k); kept != nil {
-			if kept.Events.Len() > 0 || len(kept.Quarantine) > 0 {
-				in.objects++
-			}
-			in.parts = append(in.parts, kept)
+		if kept[k] {
 			continue
 		}
 		g.Go(func() error {
@@ -337,7 +361,7 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	in.parts = append(in.parts, flat)
+	in.parts = []*compact.Part{flat}
 	return in, nil
 }
 
