@@ -313,7 +313,7 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 		flat.Events.IDBytes = frame.Make[byte](0, int(p.rows)*frame.UUIDSize) // as the usual ids take; others grow it
 	}
 	dict := flat.Events.Dict
-	var dictMu, flatMu sync.Mutex                                     // one part is rebased while another is appended
+	var dictMu, flatMu sync.Mutex // one part is rebased while another is appended
 	add := func(pt *compact.Part) error {
 		dictMu.Lock()
 		pt.Events.Rebase(dict)
