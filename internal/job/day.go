@@ -42,7 +42,13 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	raw.DropReleased()
 	segment.DropBuffers()
 	runtime.GC()
-	defer collectOften()()
+	n := 0
+	for _, p := range parts {
+		if p.Events != nil {
+			n += p.Events.Len()
+		}
+	}
+	defer collectOften(n >= bigDayEvents)()
 	res := compact.Build(parts, c.Rules)
 	res.Events.Dict.Seal() // from here on only read: its index goes
 	c.Log.Info("day built", "day", d.String(), "events", res.Events.Len(), "seconds", time.Since(t0).Seconds())
@@ -300,37 +306,56 @@ func (e *ZoneError) Error() string {
 		e.Store, e.Have, e.Want, e.Have, e.Want, e.Want)
 }
 
-// gcBuildPercent is the garbage collector's GOGC while days are built and
-// objects routed. Measured on the 5M-event day's first build, two runs
-// each: 25 gave 1,193–1,256 MiB peak in 12.2–14.3 s, 10 gave 1,003–1,040
-// MiB in 13.0–13.8 s, 5 gave 957–974 MiB but 1–1.5 s and 2.5 s of CPU
-// more: the heap is mostly pointer-free columns, so a collection costs
-// little but the marking of the day's dictionary.
-const gcBuildPercent = 10
+// gcBuildPercent and gcBigPercent are the garbage collector's GOGC while
+// days are built and objects routed: the second for big days (at least
+// bigDayEvents events, or bigDayRawBytes of raw objects arriving on the
+// day). Measured on the 5M-event day's first build, two runs each: 25
+// gave 1,193–1,256 MiB peak in 12.2–14.3 s, 10 gave 1,003–1,040 MiB in
+// 13.0–13.8 s, 5 gave 957–974 MiB but 1–1.5 s and 2.5 s of CPU more: the
+// heap is mostly pointer-free columns, so a collection costs little but
+// the marking of the day's dictionary. Small heaps are another matter:
+// 10 made the 30-day backfill of 100k-event days 19–20 s instead of
+// 13–16 s, a collection every few megabytes.
+const (
+	gcBuildPercent = 25
+	gcBigPercent   = 10
+	bigDayEvents   = 1 << 20
+	bigDayRawBytes = 64 << 20
+)
 
 var gcMu struct {
 	sync.Mutex
 	n    int // days being built
 	prev int // the GOGC to restore
+	cur  int // the GOGC set
 }
 
-// collectOften lowers GOGC to gcBuildPercent until the returned function
-// is called (by the last of several days built at once), unless the GOGC
-// environment variable is set. While a day's columns are built and
-// written, the heap is mostly the day's pointer-free columns, cheap to
-// mark, and what is freed (the parts' columns, as they are gathered) is
-// large: collecting often keeps the heap near its live size instead of
-// twice it (see gcBuildPercent). Routing too: the kept day grows while
-// each object read leaves its columns behind (at GOGC=25, 1.13–1.21 GiB
-// peak instead of 1.44–1.46 GiB on the 5M-event day's first build).
-func collectOften() (restore func()) {
+// collectOften lowers GOGC to gcBuildPercent (gcBigPercent if big) until
+// the returned function is called (by the last of several days built at
+// once), unless the GOGC environment variable is set. While a day's
+// columns are built and written, the heap is mostly the day's
+// pointer-free columns, cheap to mark, and what is freed (the parts'
+// columns, as they are gathered) is large: collecting often keeps the
+// heap near its live size instead of twice it (see gcBuildPercent).
+// Routing too: the kept day grows while each object read leaves its
+// columns behind (at GOGC=25, 1.13–1.21 GiB peak instead of 1.44–1.46 GiB
+// on the 5M-event day's first build).
+func collectOften(big bool) (restore func()) {
 	if os.Getenv("GOGC") != "" {
 		return func() {}
+	}
+	p := gcBuildPercent
+	if big {
+		p = gcBigPercent
 	}
 	gcMu.Lock()
 	defer gcMu.Unlock()
 	if gcMu.n == 0 {
-		gcMu.prev = debug.SetGCPercent(gcBuildPercent)
+		gcMu.prev = debug.SetGCPercent(p)
+		gcMu.cur = p
+	} else if p < gcMu.cur {
+		debug.SetGCPercent(p)
+		gcMu.cur = p
 	}
 	gcMu.n++
 	return func() {

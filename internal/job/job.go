@@ -261,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		cfg.Log.Info("segments of raw objects gone or changed deleted", "segments", n)
 	}
 	rs := pl.routed
-	restore := collectOften() // as while routing new objects (see plan)
+	restore := collectOften(rs != nil && rs.keepBytes >= bigDayRawBytes) // as while routing new objects (see plan)
 	err = cfg.route(ctx, pl.toRoute(&cfg), pl.ix, rs)
 	restore()
 	if err != nil {
@@ -530,7 +530,7 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 		}
 		// The kept day grows while routing makes garbage at the rate it
 		// reads: collected as often as while a day is built.
-		restore := collectOften()
+		restore := collectOften(pl.routed.keepBytes >= bigDayRawBytes)
 		pl.scanned, err = ix.UpdateWith(ctx, st, refs, cfg.Rules, cfg.Parallel, cfg.routeScan(pl.routed))
 		restore()
 	} else {
