@@ -358,7 +358,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		// their lifetime still publishes; a lease found lost stops it.
 		stop := locks.KeepAlive(ctx, 0)
 		ds, err := func() (DaySummary, error) {
+			// The segments' decoded columns are garbage once appended to
+			// the day's: collected as often as while building.
+			restore := collectOften(p.rows >= bigDayEvents)
 			in, err := cfg.loadDay(ctx, p, pl.byKey, pl.ix, rs)
+			restore()
 			if err != nil {
 				return DaySummary{}, err
 			}
