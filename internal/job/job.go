@@ -261,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		cfg.Log.Info("segments of raw objects gone or changed deleted", "segments", n)
 	}
 	rs := pl.routed
-	restore := collectOften(rs != nil && rs.keepBytes >= bigDayRawBytes) // as while routing new objects (see plan)
+	restore := collectOften(gcPercent(rs != nil && rs.keepBytes >= bigDayRawBytes)) // as while routing new objects (see plan)
 	err = cfg.route(ctx, pl.toRoute(&cfg), pl.ix, rs)
 	restore()
 	if err != nil {
@@ -360,7 +360,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		ds, err := func() (DaySummary, error) {
 			// The segments' decoded columns are garbage once appended to
 			// the day's: collected as often as while building.
-			restore := collectOften(p.rows >= bigDayEvents)
+			restore := collectOften(gcPercent(p.rows >= bigDayEvents))
 			in, err := cfg.loadDay(ctx, p, pl.byKey, pl.ix, rs)
 			restore()
 			if err != nil {
@@ -534,7 +534,7 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 		}
 		// The kept day grows while routing makes garbage at the rate it
 		// reads: collected as often as while a day is built.
-		restore := collectOften(pl.routed.keepBytes >= bigDayRawBytes)
+		restore := collectOften(gcPercent(pl.routed.keepBytes >= bigDayRawBytes))
 		pl.scanned, err = ix.UpdateWith(ctx, st, refs, cfg.Rules, cfg.Parallel, cfg.routeScan(pl.routed))
 		restore()
 	} else {
