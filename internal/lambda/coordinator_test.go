@@ -51,6 +51,22 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// coordinate runs Coordinate over [from, to] with inv under a minute's
+// deadline (so that a part or day waited for in vain ends pending rather
+// than hanging the test), waits for the workers' goroutines (wg), and
+// fails t on an error.
+func coordinate(t *testing.T, f *fixture, from, to day.Day, inv Invoker, wg *sync.WaitGroup, opts Options) *RunSummary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sum, err := Coordinate(ctx, f.env.jobConfig(from, to), inv, opts)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
 // asyncWorkers is an Invoker that runs each worker in a goroutine, like an
 // asynchronous Lambda invocation, each with its own deadline.
 type asyncWorkers struct {
@@ -114,15 +130,9 @@ func TestCoordinateEqualsLocalRun(t *testing.T) {
 	from, to := mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22")
 	workers := &asyncWorkers{env: f.env, timeout: time.Minute}
 	var progress []Progress
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{
+	sum := coordinate(t, f, from, to, workers, &workers.wg, Options{
 		Progress: func(p Progress) { progress = append(progress, p) }, Metrics: f.env.Metrics,
 	})
-	workers.wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if sum.Status != RunDone || sum.Planned != 4 || sum.Built != 4 || len(sum.Pending) != 0 || sum.Totals.KeptRows == 0 {
 		t.Errorf("summary: %+v", sum)
 	}
@@ -348,13 +358,7 @@ func TestCoordinatePermanentFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	workers := &asyncWorkers{env: f.env, timeout: 2 * time.Second} // lock wait: a quarter of it
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{})
-	workers.wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sum := coordinate(t, f, from, to, workers, &workers.wg, Options{})
 	if sum.Status != RunPartial || sum.Failed != 1 || sum.Built != 1 || sum.Days[0].Status != DayFailed ||
 		!strings.Contains(sum.Days[0].Error, "being written by another rollup") {
 		t.Errorf("summary: %+v", sum)
@@ -515,13 +519,7 @@ func TestBadDayReportFailsTheDay(t *testing.T) {
 		flaky := &flakyReports{Store: f.st, day: bad, n: 3}
 		f.env.Store = flaky
 		workers := &asyncWorkers{env: f.env, timeout: time.Minute}
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{})
-		workers.wg.Wait()
-		if err != nil {
-			t.Fatal(err)
-		}
+		sum := coordinate(t, f, from, to, workers, &workers.wg, Options{})
 		if flaky.n != 0 {
 			t.Fatalf("the report of %s was never read while there: the test does not test what it should", bad)
 		}

@@ -49,13 +49,7 @@ func TestRouteOnce(t *testing.T) {
 	f.env.Store = rc
 	from, to := mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22")
 	workers := &asyncWorkers{env: f.env, timeout: time.Minute}
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{Concurrency: 4})
-	workers.wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sum := coordinate(t, f, from, to, workers, &workers.wg, Options{Concurrency: 4})
 	if sum.Status != RunDone || sum.Planned != 4 || sum.Built != 4 {
 		t.Fatalf("summary: %+v", sum)
 	}
@@ -149,13 +143,7 @@ func TestRouteFallback(t *testing.T) {
 		bad := *f.env
 		bad.Config.RawPrefix = "elsewhere/"
 		workers := &failingRoutes{asyncWorkers: &asyncWorkers{env: f.env, timeout: time.Minute}, bad: &bad, fail: fail}
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{Concurrency: 4})
-		workers.wg.Wait()
-		if err != nil {
-			t.Fatal(err)
-		}
+		sum := coordinate(t, f, from, to, workers, &workers.wg, Options{Concurrency: 4})
 		if sum.Status != RunDone || sum.Built != 4 {
 			t.Fatalf("summary: %+v", sum)
 		}
@@ -274,13 +262,7 @@ func TestRouteBadEntryFailsThePart(t *testing.T) {
 	workers := &badReportRoutes{asyncWorkers: &asyncWorkers{env: f.env, timeout: time.Minute}, bad: 1}
 	// A deadline, so that a part waited for in vain ends as pending (after
 	// half the time) rather than hanging the test.
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	sum, err := Coordinate(cctx, f.env.jobConfig(from, to), workers, Options{Concurrency: 4})
-	workers.wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sum := coordinate(t, f, from, to, workers, &workers.wg, Options{Concurrency: 4})
 	if sum.Status != RunDone || sum.Built != 4 {
 		t.Fatalf("summary: %+v", sum)
 	}
