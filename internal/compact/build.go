@@ -159,11 +159,7 @@ func Build(parts []*Part, rules Rules) Day {
 		times = frame.Make[int64](n, 0)
 		name, user, sid, product = frame.Make[uint32](n, 0), frame.Make[uint32](n, 0), frame.Make[uint32](n, 0), frame.Make[uint32](n, 0)
 		for p, e := range srcs {
-			b := m.base[p]
-			var r []uint32
-			if m.remap != nil {
-				r = m.remap[p]
-			}
+			b, r := m.base[p], m.remapOf(p)
 			copy(times[b:], e.EventTime)
 			remapInto(name[b:], e.Str[frame.EventName], r)
 			remapInto(user[b:], e.Str[frame.UserKey], r)
@@ -266,6 +262,15 @@ func newMerged(parts []*frame.Events) *merged {
 		m.base[p+1] = m.base[p] + int32(e.Len())
 	}
 	return m
+}
+
+// remapOf returns part p's dictionary ids → the day's, or nil if the parts
+// share one dictionary.
+func (m *merged) remapOf(p int) []uint32 {
+	if m.remap == nil {
+		return nil
+	}
+	return m.remap[p]
 }
 
 // part returns the part of day index i.
@@ -398,10 +403,7 @@ func scatterProps(m *merged, inv []int32, kept int) (off, keys, vals []uint32) {
 	off = scatterOffsets(m, inv, kept, func(e *frame.Events) []uint32 { return e.PropOff })
 	keys, vals = frame.Make[uint32](int(off[kept]), 0), frame.Make[uint32](int(off[kept]), 0)
 	for p, e := range m.parts {
-		var r []uint32
-		if m.remap != nil {
-			r = m.remap[p]
-		}
+		r := m.remapOf(p)
 		for i := range int(m.base[p+1] - m.base[p]) {
 			k := inv[int(m.base[p])+i]
 			if k < 0 {

@@ -369,17 +369,23 @@ func collectOften(percent int) (restore func()) {
 		gcMu.prev = debug.SetGCPercent(percent)
 	}
 	gcMu.active[percent]++
-	debug.SetGCPercent(slices.Min(slices.Collect(maps.Keys(gcMu.active))))
+	setLowestGC()
 	return func() {
 		gcMu.Lock()
 		defer gcMu.Unlock()
 		if gcMu.active[percent]--; gcMu.active[percent] == 0 {
 			delete(gcMu.active, percent)
 		}
-		if len(gcMu.active) == 0 {
-			debug.SetGCPercent(gcMu.prev)
-			return
-		}
-		debug.SetGCPercent(slices.Min(slices.Collect(maps.Keys(gcMu.active))))
+		setLowestGC()
 	}
+}
+
+// setLowestGC sets GOGC to the lowest value asked for, or back to the one
+// before the first ask if none is. gcMu is held.
+func setLowestGC() {
+	if len(gcMu.active) == 0 {
+		debug.SetGCPercent(gcMu.prev)
+		return
+	}
+	debug.SetGCPercent(slices.Min(slices.Collect(maps.Keys(gcMu.active))))
 }

@@ -261,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		cfg.Log.Info("segments of raw objects gone or changed deleted", "segments", n)
 	}
 	rs := pl.routed
-	restore := collectOften(gcPercent(rs != nil && rs.keepBytes >= bigDayRawBytes)) // as while routing new objects (see plan)
+	restore := collectOften(gcPercent(rs.keepBytes >= bigDayRawBytes)) // as while routing new objects (see plan)
 	err = cfg.route(ctx, pl.toRoute(&cfg), pl.ix, rs)
 	restore()
 	if err != nil {

@@ -161,16 +161,14 @@ func (rs *routeStats) keep(key string, size int64, r *routedObject) {
 		if size > 0 {
 			n = max(n, int(float64(r.entry.Rows)/float64(size)*float64(rs.keepBytes)*1.2))
 		}
-		ev := frame.New(frame.NewDict(0), n)
-		ev.IDBytes = frame.Make[byte](0, n*frame.UUIDSize) // as the usual ids take; others grow it
-		rs.kept, rs.keptKeys = &compact.Part{Events: ev}, map[string]bool{}
+		rs.kept, rs.keptKeys = newDayPart(n), map[string]bool{}
 	}
 	// Onto the day's dictionary, so that the object's own goes (most of
 	// its strings are the day's already).
 	p.Events.Rebase(rs.kept.Events.Dict)
 	if err := rs.kept.Events.AppendEvents(p.Events); err != nil {
 		// More than one part holds: the day is read from its segments
-		// (where Build reports the day too large).
+		// (where Build refuses a day that large).
 		rs.keeping, rs.kept, rs.keptKeys = false, nil, nil
 		return
 	}
@@ -180,6 +178,14 @@ func (rs *routeStats) keep(key string, size int64, r *routedObject) {
 	if p.Events.Len() > 0 || len(p.Quarantine) > 0 {
 		rs.keptObjects++
 	}
+}
+
+// newDayPart returns an empty part, with a dictionary of its own, sized
+// for n events: the part a day's parts are appended to (AppendEvents).
+func newDayPart(n int) *compact.Part {
+	ev := frame.New(frame.NewDict(0), n)
+	ev.IDBytes = frame.Make[byte](0, n*frame.UUIDSize) // as the usual ids take; others grow it
+	return &compact.Part{Events: ev}
 }
 
 // takeKept returns and forgets the kept part if d is the kept day and
@@ -309,8 +315,7 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 	if flat != nil {
 		in.objects = keptObjects
 	} else {
-		flat = &compact.Part{Events: frame.New(frame.NewDict(0), int(p.rows))}
-		flat.Events.IDBytes = frame.Make[byte](0, int(p.rows)*frame.UUIDSize) // as the usual ids take; others grow it
+		flat = newDayPart(int(p.rows))
 	}
 	dict := flat.Events.Dict
 	var dictMu, flatMu sync.Mutex // one part is rebased while another is appended
