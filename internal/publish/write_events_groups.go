@@ -65,14 +65,29 @@ func (c *groupCutter) plainSize(lo, hi int) int64 {
 }
 
 // groupJob is one row group being encoded: events [lo, hi) into a
-// single-row-group Parquet file in buf.
+// single-row-group Parquet file in g's buffer.
 type groupJob struct {
 	lo, hi int
-	w      *eventsWriter // the encoding goroutine's; reused once the job is committed
-	buf    *bytes.Buffer // likewise
+	g      *groupEncoder // the encoding goroutine's; reused once the job is committed
 	done   chan struct{} // closed once rg or err is set
 	rg     parquet.RowGroup
 	err    error
+}
+
+// encode encodes j's row group and opens it as rg.
+func (j *groupJob) encode(ctx context.Context) (parquet.RowGroup, error) {
+	b, err := j.g.encodeGroup(ctx, j.lo, j.hi)
+	if err != nil {
+		return nil, err
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	if rgs := f.RowGroups(); len(rgs) != 1 || rgs[0].NumRows() != int64(j.hi-j.lo) {
+		return nil, fmt.Errorf("publish: encoded %d events as %d row groups", j.hi-j.lo, len(rgs))
+	}
+	return f.RowGroups()[0], nil
 }
 
 // writeEvents is WriteEvents with at most workers row groups encoded (or
@@ -88,13 +103,21 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 		cancel()
 		wg.Wait()
 	}()
+	t, err := template()
+	if err != nil {
+		return nil, err
+	}
 	cut := groupCutter{ev: ev, strs: ev.Dict.Strings(), size: opt.RowGroupSize}
+	var rank []uint32
+	if ev.Len() > 0 {
+		rank = byteRanks(cut.strs)
+	}
 	out := eventsOut{st: st, prefix: prefix, cfg: cfg, target: opt.TargetFileSize}
 	var queue, free []*groupJob
 	defer func() {
 		// Jobs in free are committed; those still encoding are in queue.
 		for _, j := range free {
-			putGroupBuf(j.buf)
+			putGroupBuf(j.g.out)
 		}
 	}()
 	for {
@@ -103,7 +126,8 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 			if n := len(free); n > 0 {
 				j, free = free[n-1], free[:n-1]
 			} else {
-				j = &groupJob{w: &eventsWriter{ev: ev, strs: cut.strs}, buf: getGroupBuf()}
+				j = &groupJob{g: newGroupEncoder(ev, cut.strs, rank, t)}
+				j.g.out = getGroupBuf()
 			}
 			j.lo, j.hi = cut.cut()
 			j.done = make(chan struct{})
@@ -111,7 +135,7 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 			go func() {
 				defer wg.Done()
 				defer close(j.done)
-				j.rg, j.err = j.w.encode(encCtx, j.lo, j.hi, j.buf, cfg)
+				j.rg, j.err = j.encode(encCtx)
 			}()
 			queue = append(queue, j)
 		}
@@ -143,20 +167,19 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 // groupBufs are the buffers of row groups encoded by earlier calls (a
 // backfill writes a day after another): a free list, not a sync.Pool,
 // which garbage collections would empty.
-var groupBufs = make(chan *bytes.Buffer, 4)
+var groupBufs = make(chan []byte, maxEventWorkers)
 
-func getGroupBuf() *bytes.Buffer {
+func getGroupBuf() []byte {
 	select {
 	case b := <-groupBufs:
 		return b
 	default:
-		return new(bytes.Buffer)
+		return nil
 	}
 }
 
 // putGroupBuf gives b, no longer used, to a later call (or drops it).
-func putGroupBuf(b *bytes.Buffer) {
-	b.Reset()
+func putGroupBuf(b []byte) {
 	select {
 	case groupBufs <- b:
 	default:

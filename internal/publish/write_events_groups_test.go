@@ -129,8 +129,8 @@ func TestWriteEventsCuts(t *testing.T) {
 }
 
 // TestWriteEventsCopiesRowGroups: each row group of a file is, byte for
-// byte, the row group encoded alone by a new writer (not one reused with
-// Reset), its metadata and page index included (only shifted), as
+// byte, the row group encoded alone by a new encoder (not one reused from
+// group to group), its metadata and page index included (only shifted), as
 // Writer.WriteRowGroup copies it; and copying one allocates next to
 // nothing: parquet-go did not decode and re-encode it.
 func TestWriteEventsCopiesRowGroups(t *testing.T) {
@@ -149,12 +149,16 @@ func TestWriteEventsCopiesRowGroups(t *testing.T) {
 		f, b := openParquet(t, st, fl.Key)
 		for k, rg := range f.Metadata().RowGroups {
 			groups++
-			var buf bytes.Buffer
-			w := &eventsWriter{ev: ev, strs: ev.Dict.Strings()}
-			alone, err := w.encode(ctx, start, start+int(rg.NumRows), &buf, cfg)
+			tmpl, err := template()
 			if err != nil {
 				t.Fatal(err)
 			}
+			j := groupJob{lo: start, hi: start + int(rg.NumRows), g: newGroupEncoder(ev, ev.Dict.Strings(), byteRanks(ev.Dict.Strings()), tmpl)}
+			alone, err := j.encode(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := bytes.NewBuffer(j.g.out)
 			start += int(rg.NumRows)
 			mini, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 			if err != nil {
