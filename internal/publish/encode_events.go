@@ -64,11 +64,11 @@ type eventTemplate struct {
 }
 
 type eventLeaf struct {
-	path    []string
-	kind    format.Type
-	dict    bool // RLE_DICTIONARY, else the kind's default (DELTA_LENGTH_BYTE_ARRAY or PLAIN)
-	maxDef  int
-	maxRep  int
+	path   []string
+	kind   format.Type
+	dict   bool // RLE_DICTIONARY, else the kind's default (DELTA_LENGTH_BYTE_ARRAY or PLAIN)
+	maxDef int
+	maxRep int
 }
 
 // template is made once, from an empty file parquet-go writes.
