@@ -9,13 +9,42 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // Dict gives dense uint32 ids to strings, in order of first use. Id 0 is
 // always "" (a null or empty string).
+//
+// The bytes of the strings ID adds are copied into the dictionary's own
+// chunks of memory (arena): a day's million strings are then a few dozen
+// allocations without pointers, not a million small ones, which every
+// garbage collection would visit one by one at random (measured: a third
+// of the collector's marking while a 5M-event day is routed).
 type Dict struct {
-	strs []string
-	ids  map[string]uint32
+	strs  []string
+	ids   map[string]uint32
+	arena []byte // the chunk strings are copied into; full chunks stay referenced by strs
+}
+
+// Arena chunks grow from minChunk to maxChunk bytes as the dictionary does;
+// a string longer than a chunk gets one of its own.
+const (
+	minChunk = 4 << 10
+	maxChunk = 1 << 20
+)
+
+// keep returns a copy of b's bytes in the arena, as a string.
+func (d *Dict) keep(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(d.arena)-len(d.arena) < len(b) {
+		size := min(max(2*cap(d.arena), minChunk), maxChunk)
+		d.arena = make([]byte, 0, max(size, len(b)))
+	}
+	n := len(d.arena)
+	d.arena = append(d.arena, b...)
+	return unsafe.String(&d.arena[n], len(b))
 }
 
 // NewDict returns a dictionary holding only "" (id 0), sized for n strings.
@@ -49,12 +78,26 @@ func (d *Dict) index() {
 	}
 }
 
-// ID returns s's id, adding s if it is new.
+// ID returns s's id, adding (a copy of) s if it is new.
 func (d *Dict) ID(s string) uint32 {
 	d.index()
 	if id, ok := d.ids[s]; ok {
 		return id
 	}
+	return d.add(d.keep(unsafe.Slice(unsafe.StringData(s), len(s))))
+}
+
+// IDBytes is ID(string(b)), without allocating a string for a b it holds.
+func (d *Dict) IDBytes(b []byte) uint32 {
+	d.index()
+	if id, ok := d.ids[string(b)]; ok {
+		return id
+	}
+	return d.add(d.keep(b))
+}
+
+// add adds s, a new string, and returns its id.
+func (d *Dict) add(s string) uint32 {
 	id := uint32(len(d.strs))
 	d.ids[s] = id
 	d.strs = append(d.strs, s)

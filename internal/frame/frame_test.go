@@ -1,6 +1,49 @@
 package frame
 
-import "testing"
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// The dictionary keeps copies: strings added by ID and IDBytes read the
+// same after the caller's bytes change, however many chunks they took
+// (strings longer than a chunk included), and each is found again.
+func TestDictKeepsCopies(t *testing.T) {
+	d := NewDict(0)
+	buf := []byte("x")
+	var want []string
+	for i := range 20000 {
+		s := fmt.Sprintf("s%d-%s", i, strings.Repeat("y", i%50))
+		if i%997 == 0 {
+			s = strings.Repeat("z", maxChunk+i) // longer than any chunk
+		}
+		buf = append(buf[:0], s...)
+		var id uint32
+		if i%2 == 0 {
+			id = d.IDBytes(buf)
+		} else {
+			id = d.ID(string(buf))
+		}
+		copy(buf, bytes.Repeat([]byte("!"), len(buf))) // the caller reuses its bytes
+		if int(id) != i+1 {
+			t.Fatalf("string %d got id %d", i, id)
+		}
+		want = append(want, s)
+	}
+	for i, s := range want {
+		if d.Str(uint32(i+1)) != s {
+			t.Fatalf("id %d reads %.20q, want %.20q", i+1, d.Str(uint32(i+1)), s)
+		}
+		if id := d.IDBytes([]byte(s)); int(id) != i+1 {
+			t.Fatalf("%.20q: IDBytes %d, want %d", s, id, i+1)
+		}
+	}
+	if d.Len() != len(want)+1 || d.IDBytes(nil) != 0 || d.ID("") != 0 {
+		t.Fatalf("Len %d, want %d; \"\" must be id 0", d.Len(), len(want)+1)
+	}
+}
 
 // A sealed dictionary reads as before and rebuilds its index when a
 // string is looked up or added.

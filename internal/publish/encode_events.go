@@ -100,27 +100,11 @@ var template = sync.OnceValues(func() (*eventTemplate, error) {
 	return t, nil
 })
 
-// byteRanks returns, for each dictionary id, the rank of its string in
-// byte order among strs (equal strings, which a dictionary does not hold,
-// would get distinct ranks).
-func byteRanks(strs []string) []uint32 {
-	order := make([]uint32, len(strs))
-	for i := range order {
-		order[i] = uint32(i)
-	}
-	slices.SortFunc(order, func(a, b uint32) int { return cmp.Compare(strs[a], strs[b]) })
-	rank := make([]uint32, len(strs))
-	for r, id := range order {
-		rank[id] = uint32(r)
-	}
-	return rank
-}
-
 // groupEncoder encodes row groups of one frame; each goroutine has its own.
 type groupEncoder struct {
 	ev   *frame.Events
 	strs []string
-	rank []uint32 // byteRanks(strs), shared
+	rank []uint32 // the dictionary's Ranks, shared
 	t    *eventTemplate
 
 	out []byte // the file being made

@@ -25,7 +25,7 @@ func encodeAlone(t *testing.T, ev *frame.Events, lo, hi int) *parquet.File {
 		t.Fatal(err)
 	}
 	strs := ev.Dict.Strings()
-	g := newGroupEncoder(ev, strs, byteRanks(strs), tmpl)
+	g := newGroupEncoder(ev, strs, ev.Dict.Ranks(), tmpl)
 	b, err := g.encodeGroup(context.Background(), lo, hi)
 	if err != nil {
 		t.Fatal(err)

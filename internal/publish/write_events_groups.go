@@ -110,7 +110,7 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 	cut := groupCutter{ev: ev, strs: ev.Dict.Strings(), size: opt.RowGroupSize}
 	var rank []uint32
 	if ev.Len() > 0 {
-		rank = byteRanks(cut.strs)
+		rank = ev.Dict.Ranks()
 	}
 	out := eventsOut{st: st, prefix: prefix, cfg: cfg, target: opt.TargetFileSize}
 	var queue, free []*groupJob

@@ -153,7 +153,7 @@ func TestWriteEventsCopiesRowGroups(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			j := groupJob{lo: start, hi: start + int(rg.NumRows), g: newGroupEncoder(ev, ev.Dict.Strings(), byteRanks(ev.Dict.Strings()), tmpl)}
+			j := groupJob{lo: start, hi: start + int(rg.NumRows), g: newGroupEncoder(ev, ev.Dict.Strings(), ev.Dict.Ranks(), tmpl)}
 			alone, err := j.encode(ctx)
 			if err != nil {
 				t.Fatal(err)

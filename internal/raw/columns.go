@@ -314,7 +314,7 @@ func (d *colDecoder) intern(b []byte) internedID {
 		return internedID{id: id} // the dictionary holds valid strings only
 	}
 	if utf8.Valid(b) {
-		return internedID{id: d.c.Dict.ID(string(b))}
+		return internedID{id: d.c.Dict.IDBytes(b)}
 	}
 	return internedID{id: d.c.Dict.ID(strings.ToValidUTF8(string(b), "\uFFFD")), repaired: true}
 }
