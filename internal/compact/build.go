@@ -752,12 +752,14 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 	explicit := make([]uint32, len(strs)) // session_id id → id of "s:" + session_id (0: not yet)
 	next := make([]int32, products.n+1)
 	m := 0
+	var buf []byte
 	for _, x := range byUser {
 		i := x.idx
 		if sid := s.sid[i]; sid != 0 {
 			k := explicit[sid]
 			if k == 0 {
-				k = dict.ID("s:" + strs[sid])
+				buf = append(append(buf[:0], "s:"...), strs[sid]...)
+				k = dict.IDBytes(buf)
 				explicit[sid] = k
 			}
 			s.key[i] = k
@@ -781,7 +783,6 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 			next[r]++
 		}
 	}
-	var buf []byte
 	var key uint32
 	for k, x := range inferred {
 		i := x.idx
@@ -792,7 +793,7 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 			buf = append(buf, strs[s.user[i]]...)
 			buf = append(buf, '|')
 			buf = time.UnixMilli(x.t).UTC().AppendFormat(buf, sessionTimeLayout)
-			key = dict.ID(string(buf))
+			key = dict.IDBytes(buf)
 		}
 		s.key[i] = key
 	}
