@@ -127,3 +127,38 @@ func TestRebase(t *testing.T) {
 		t.Fatal("property keys are no longer in byte order")
 	}
 }
+
+// Strings whose hashes collide get ids of their own and are found again,
+// before and after Seal (the index is keyed by hash; here every string of
+// one length has the same).
+func TestDictHashCollisions(t *testing.T) {
+	defer func(h func(string) uint64) { hashString = h }(hashString)
+	hashString = func(s string) uint64 { return uint64(len(s)) }
+	d := NewDict(0)
+	var want []string
+	for i := range 300 {
+		want = append(want, fmt.Sprintf("%03d", i), fmt.Sprint(i%40))
+	}
+	ids := map[string]uint32{"": 0}
+	for _, s := range want {
+		id := d.ID(s)
+		if old, ok := ids[s]; ok && old != id {
+			t.Fatalf("%q: id %d, earlier %d", s, id, old)
+		}
+		ids[s] = id
+	}
+	if d.Len() != len(ids) {
+		t.Fatalf("Len %d, want %d distinct", d.Len(), len(ids))
+	}
+	for pass := range 2 {
+		for s, id := range ids {
+			if got, ok := d.LookupBytes([]byte(s)); !ok || got != id || d.Str(id) != s {
+				t.Fatalf("pass %d: %q: LookupBytes %d %v, want %d", pass, s, got, ok, id)
+			}
+		}
+		if _, ok := d.Lookup("999"); ok {
+			t.Fatal(`Lookup("999") found`)
+		}
+		d.Seal()
+	}
+}
