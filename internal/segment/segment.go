@@ -362,7 +362,8 @@ func check(ev *frame.Events, np uint64) error {
 	return nil
 }
 
-// Write stores s as the segment at key.
+// Write stores s as the segment at key: a cache object (store.PutCache),
+// which Read checks.
 func Write(ctx context.Context, st store.Store, key string, s *Segment) (int64, error) {
 	bp := getBufs()
 	defer putBufs(bp)
@@ -371,7 +372,7 @@ func Write(ctx context.Context, st store.Store, key string, s *Segment) (int64, 
 		return 0, err
 	}
 	bp.payload, bp.out = payload, b
-	return int64(len(b)), st.Put(ctx, key, b)
+	return int64(len(b)), store.PutCache(ctx, st, key, b)
 }
 
 // Read reads the segment at key: store.ErrNotExist if there is none, a

@@ -219,6 +219,7 @@ type dirWriter struct {
 	f      *os.File
 	target string
 	done   bool
+	nosync bool // a cache object (PutCache): not synced to disk first
 }
 
 func (w *dirWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
@@ -228,10 +229,12 @@ func (w *dirWriter) Close() error {
 		return errors.New("store: writer already closed")
 	}
 	w.done = true
-	if err := w.f.Sync(); err != nil {
-		w.f.Close()
-		os.Remove(w.f.Name())
-		return err
+	if !w.nosync {
+		if err := w.f.Sync(); err != nil {
+			w.f.Close()
+			os.Remove(w.f.Name())
+			return err
+		}
 	}
 	if err := w.f.Close(); err != nil {
 		os.Remove(w.f.Name())
@@ -291,10 +294,22 @@ func (d *Dir) NewWriter(_ context.Context, key string) (Writer, error) {
 
 // Put implements Store.
 func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
+	return d.put(ctx, key, data, false)
+}
+
+// PutCache implements CachePutter: Put without syncing to disk (measured:
+// 0.4 s less of the 11 s a 5M-event day's first build takes, its 97
+// segments unsynced).
+func (d *Dir) PutCache(ctx context.Context, key string, data []byte) error {
+	return d.put(ctx, key, data, true)
+}
+
+func (d *Dir) put(ctx context.Context, key string, data []byte, nosync bool) error {
 	w, err := d.NewWriter(ctx, key)
 	if err != nil {
 		return err
 	}
+	w.(*dirWriter).nosync = nosync
 	if _, err := w.Write(data); err != nil {
 		w.Abort()
 		return fmt.Errorf("write %s: %w", key, err)

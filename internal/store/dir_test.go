@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -530,5 +531,41 @@ func TestHumanSize(t *testing.T) {
 		if got := store.HumanSize(n); got != want {
 			t.Errorf("HumanSize(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// putOnly is a store without PutCache: PutCache falls back to its Put.
+type putOnly struct {
+	store.Store
+	puts int
+}
+
+func (p *putOnly) Put(ctx context.Context, key string, data []byte) error {
+	p.puts++
+	return p.Store.Put(ctx, key, data)
+}
+
+// PutCache writes like Put: the object reads back whole, replaces one
+// already there and leaves no temporary file; a store without PutCache
+// gets a Put.
+func TestPutCache(t *testing.T) {
+	ctx := context.Background()
+	d := openDir(t)
+	for _, data := range []string{"first", "second, longer"} {
+		if err := store.PutCache(ctx, d, "c/seg", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.Get(ctx, "c/seg")
+		if err != nil || string(got) != data {
+			t.Fatalf("Get = %q, %v; want %q", got, err, data)
+		}
+	}
+	objs, err := d.ListWithTemp(ctx, "c/")
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("ListWithTemp = %v, %v; want only c/seg", objs, err)
+	}
+	p := &putOnly{Store: d}
+	if err := store.PutCache(ctx, p, "c/other", []byte("x")); err != nil || p.puts != 1 {
+		t.Fatalf("PutCache on a store without it: %v, %d Puts", err, p.puts)
 	}
 }

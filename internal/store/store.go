@@ -89,6 +89,25 @@ type FolderPruner interface {
 	PruneEmpty(ctx context.Context, prefix string) error
 }
 
+// CachePutter is implemented by stores for which durability costs a wait
+// (the local directory, which syncs each object to disk before it
+// appears): PutCache is Put without that wait, for objects that are a
+// cache, checked when read and rebuilt from the truth if lost or damaged
+// (segments). The object still appears atomically, whole or not at all,
+// to other processes; only an operating system crash may lose it or leave
+// it damaged.
+type CachePutter interface {
+	PutCache(ctx context.Context, key string, data []byte) error
+}
+
+// PutCache writes a cache object: st's PutCache if it has one, else Put.
+func PutCache(ctx context.Context, st Store, key string, data []byte) error {
+	if c, ok := st.(CachePutter); ok {
+		return c.PutCache(ctx, key, data)
+	}
+	return st.Put(ctx, key, data)
+}
+
 // Options tune how Open reaches a store.
 type Options struct {
 	// S3Endpoint overrides the S3 endpoint (an S3-compatible server, or a
