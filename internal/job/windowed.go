@@ -192,7 +192,7 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		if !ok {
 			continue
 		}
-		uds, err := readUserDaily(ctx, st, m)
+		uds, err := us.readUserDaily(ctx, st, m)
 		if err != nil {
 			return nil, err
 		}
