@@ -45,6 +45,13 @@ import (
 //   - statistics (null count, min and max) for every page and chunk, and
 //     the page index: a column index (byte arrays truncated to
 //     columnIndexLimit bytes, the max rounded up) and an offset index.
+//
+// Where it differs from parquet-go, on purpose: page boundaries (parquet-go
+// cuts a page once its buffer passes the size, between batches of values);
+// a column index's boundary order, which here ignores null pages, as the
+// format says, where parquet-go compares their empty bounds too; and no
+// size statistics (level histograms and unencoded byte array sizes, which
+// are optional and which no reader we serve uses).
 
 // pageSize is the plain-encoded size of a page's values at which it ends
 // (a variable for tests).
@@ -71,8 +78,8 @@ type eventLeaf struct {
 	maxRep int
 }
 
-// template is made once, from an empty file parquet-go writes.
-var template = sync.OnceValues(func() (*eventTemplate, error) {
+// rowGroupTemplate is made once, from an empty file parquet-go writes.
+var rowGroupTemplate = sync.OnceValues(func() (*eventTemplate, error) {
 	var buf bytes.Buffer
 	w := parquet.NewGenericWriter[any](&buf, append(writerConfig(WriterOptions{}), eventSchema)...)
 	if err := w.Close(); err != nil {
@@ -183,25 +190,25 @@ func (c *chunk) encode(ci int) error {
 	start := int64(len(g.out))
 	ev := g.ev
 	var err error
-	switch col := ci; {
-	case col == colEventID.index:
+	switch {
+	case ci == colEventID.index:
 		err = c.eventIDs()
-	case col == colEventTime.index:
+	case ci == colEventTime.index:
 		err = c.int64s(ev.EventTime)
-	case col == colClientTime.index:
+	case ci == colClientTime.index:
 		err = c.int64s(ev.ClientTime)
-	case col == colReceivedAt.index:
+	case ci == colReceivedAt.index:
 		err = c.int64s(ev.ReceivedAt)
-	case col == colPropKey.index:
+	case ci == colPropKey.index:
 		err = c.props(ev.PropKey)
-	case col == colPropValue.index:
+	case ci == colPropValue.index:
 		err = c.props(ev.PropVal)
-	case col == colClockSkewed.index:
+	case ci == colClockSkewed.index:
 		err = c.bools(ev.Skewed)
 	default:
-		s := strColumn(col)
+		s := strColumn(ci)
 		if s < 0 {
-			return fmt.Errorf("publish: no frame column for events column %d", col)
+			return fmt.Errorf("publish: no frame column for events column %d", ci)
 		}
 		if c.leaf.dict {
 			err = c.dictStrings(ev.Str[s])

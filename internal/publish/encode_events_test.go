@@ -20,7 +20,7 @@ import (
 // encodeAlone encodes events [lo, hi) of ev as one row group file.
 func encodeAlone(t *testing.T, ev *frame.Events, lo, hi int) *parquet.File {
 	t.Helper()
-	tmpl, err := template()
+	tmpl, err := rowGroupTemplate()
 	if err != nil {
 		t.Fatal(err)
 	}

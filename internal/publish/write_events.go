@@ -18,7 +18,6 @@ var eventSchema = parquet.SchemaOf(rollups.Event{})
 // eventCol is one leaf column of eventSchema.
 type eventCol struct {
 	index int // column index
-	def   int // definition level of a value (0: required)
 }
 
 // The events table's columns, by name, resolved once from eventSchema.
@@ -45,7 +44,7 @@ func eventColumn(path ...string) eventCol {
 	if !ok {
 		panic(fmt.Sprintf("publish: rollups.Event has no column %v", path))
 	}
-	return eventCol{index: leaf.ColumnIndex, def: leaf.MaxDefinitionLevel}
+	return eventCol{index: leaf.ColumnIndex}
 }
 
 // WriteEvents writes ev, in its order, as the events table into the run

@@ -103,7 +103,7 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 		cancel()
 		wg.Wait()
 	}()
-	t, err := template()
+	t, err := rowGroupTemplate()
 	if err != nil {
 		return nil, err
 	}

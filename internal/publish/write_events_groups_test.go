@@ -149,7 +149,7 @@ func TestWriteEventsCopiesRowGroups(t *testing.T) {
 		f, b := openParquet(t, st, fl.Key)
 		for k, rg := range f.Metadata().RowGroups {
 			groups++
-			tmpl, err := template()
+			tmpl, err := rowGroupTemplate()
 			if err != nil {
 				t.Fatal(err)
 			}
