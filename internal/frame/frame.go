@@ -5,6 +5,8 @@
 package frame
 
 import (
+	"cmp"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -171,15 +173,34 @@ func (d *Dict) Strings() []string { return d.strs }
 
 // Ranks returns, for each id, the rank of its string among all the
 // dictionary's strings in byte order: comparing ranks compares strings.
+//
+// The strings are sorted by their first 16 bytes, held next to their ids,
+// then (ties only) by the strings themselves: most comparisons touch no
+// string memory (BenchmarkRanks: 0.30 s instead of 0.65 s for a million
+// strings like a generated day's).
 func (d *Dict) Ranks() []uint32 {
-	order := make([]uint32, len(d.strs))
-	for i := range order {
-		order[i] = uint32(i)
+	type key struct {
+		hi, lo uint64 // the first 16 bytes, big-endian, zero-padded
+		id     uint32
 	}
-	slices.SortFunc(order, func(a, b uint32) int { return strings.Compare(d.strs[a], d.strs[b]) })
+	keys := make([]key, len(d.strs))
+	for i, s := range d.strs {
+		var b [16]byte
+		copy(b[:], s)
+		keys[i] = key{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), uint32(i)}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if a.hi != b.hi {
+			return cmp.Compare(a.hi, b.hi)
+		}
+		if a.lo != b.lo {
+			return cmp.Compare(a.lo, b.lo)
+		}
+		return strings.Compare(d.strs[a.id], d.strs[b.id])
+	})
 	rank := make([]uint32, len(d.strs))
-	for r, id := range order {
-		rank[id] = uint32(r)
+	for r, k := range keys {
+		rank[k.id] = uint32(r)
 	}
 	return rank
 }

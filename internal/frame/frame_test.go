@@ -3,6 +3,8 @@ package frame
 import (
 	"bytes"
 	"fmt"
+	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -160,5 +162,35 @@ func TestDictHashCollisions(t *testing.T) {
 			t.Fatal(`Lookup("999") found`)
 		}
 		d.Seal()
+	}
+}
+
+// Ranks order the strings as bytes do, strings sharing long prefixes,
+// holding zero bytes or shorter than 8 bytes included.
+func TestRanks(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	d := NewDict(0)
+	for range 5000 {
+		n := rng.Intn(20)
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = "ab\x00\xff"[rng.Intn(4)]
+		}
+		if rng.Intn(3) == 0 {
+			b = append([]byte("i:web|user-1|"), b...)
+		}
+		d.IDBytes(b)
+	}
+	rank := d.Ranks()
+	strs := d.Strings()
+	order := make([]int, len(strs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(strs[a], strs[b]) })
+	for r, id := range order {
+		if rank[id] != uint32(r) {
+			t.Fatalf("%q: rank %d, want %d", strs[id], rank[id], r)
+		}
 	}
 }
