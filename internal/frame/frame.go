@@ -410,9 +410,10 @@ func (e *Events) AppendEvents(src *Events) error {
 
 // Rebase re-encodes e's strings as ids of dict, adding to dict the strings
 // e uses that it lacks, and makes dict e's dictionary: the events of a day
-// rebased onto one dictionary share every string once. dict holds the
-// strings of e's old dictionary themselves (no copies). Rebase is not safe
-// for concurrent use with anything else using dict.
+// rebased onto one dictionary share every string once. dict copies the
+// strings it lacks into its own memory (see Dict), so e's old dictionary
+// can go. Rebase is not safe for concurrent use with anything else using
+// dict.
 func (e *Events) Rebase(dict *Dict) {
 	if e.Dict == dict {
 		return
