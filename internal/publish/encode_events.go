@@ -117,11 +117,12 @@ type groupEncoder struct {
 	out []byte // the file being made
 
 	// Scratch, reused from page to page.
-	vals, comp []byte  // a page's values, encoded, and compressed
-	levels     []uint8 // a page's levels, one per value
-	rlev, dlev []byte  // encoded
-	lens, idx  []int32 // string lengths; dictionary indexes
-	ids        []byte  // event ids as text
+	vals, comp []byte   // a page's values, encoded, and compressed
+	levels     []uint8  // a page's levels, one per value
+	rlev, dlev []byte   // encoded
+	lens, idx  []int32  // string lengths; dictionary indexes
+	sel        []uint32 // the ids of a page that are not null
+	ids        []byte   // event ids as text
 	hdr        bytes.Buffer
 	enc        *thrift.Encoder
 
@@ -389,36 +390,56 @@ func (m *minMax) bytes(strs []string) (mn, mx []byte) {
 	return append([]byte{}, strs[m.lo]...), append([]byte{}, strs[m.hi]...) // "" is not null
 }
 
+// present sets g.levels to the definition levels of ids, in an optional
+// column, where "" (id 0) is null, and returns the ids that are not null;
+// in a required column it returns ids, and no levels.
+func (c *chunk) present(ids []uint32) []uint32 {
+	g := c.g
+	g.levels = g.levels[:0]
+	if c.leaf.maxDef == 0 {
+		return ids
+	}
+	g.sel = g.sel[:0]
+	for _, id := range ids {
+		if id == 0 {
+			g.levels = append(g.levels, 0)
+			continue
+		}
+		g.levels = append(g.levels, 1)
+		g.sel = append(g.sel, id)
+	}
+	return g.sel
+}
+
+// encodeStrings sets g.vals to the strings of ids (none null),
+// DELTA_LENGTH_BYTE_ARRAY-encoded, and adds them to m.
+func (g *groupEncoder) encodeStrings(ids []uint32, m *minMax) {
+	g.lens = g.lens[:0]
+	n := 0
+	for _, id := range ids {
+		g.lens = append(g.lens, int32(len(g.strs[id])))
+		n += len(g.strs[id])
+		m.add(id)
+	}
+	g.vals, _ = new(delta.BinaryPackedEncoding).EncodeInt32(g.vals, g.lens)
+	g.vals = slices.Grow(g.vals, n)
+	for _, id := range ids {
+		g.vals = append(g.vals, g.strs[id]...)
+	}
+}
+
 // strings writes a string column DELTA_LENGTH_BYTE_ARRAY; in an optional
 // column "" (id 0) is null.
 func (c *chunk) strings(ids []uint32) error {
 	g := c.g
-	opt := c.leaf.maxDef > 0
 	size := c.strLen(ids)
 	for a := c.lo; a < c.hi; {
 		b := c.pageEnd(a, size)
-		g.lens, g.levels = g.lens[:0], g.levels[:0]
+		vals := c.present(ids[a:b])
 		m := minMax{rank: g.rank}
-		n := 0
-		for _, id := range ids[a:b] {
-			if opt {
-				if id == 0 {
-					g.levels = append(g.levels, 0)
-					continue
-				}
-				g.levels = append(g.levels, 1)
-			}
-			g.lens = append(g.lens, int32(len(g.strs[id])))
-			n += len(g.strs[id])
-			m.add(id)
-		}
-		g.vals, _ = new(delta.BinaryPackedEncoding).EncodeInt32(g.vals, g.lens)
-		g.vals = slices.Grow(g.vals, n)
-		for _, id := range ids[a:b] {
-			g.vals = append(g.vals, g.strs[id]...) // "" adds nothing
-		}
+		g.encodeStrings(vals, &m)
 		mn, mx := m.bytes(g.strs)
-		if err := c.dataPage(format.DeltaLengthByteArray, b-a, b-a, b-a-m.n, mn, mx); err != nil {
+		if err := c.dataPage(format.DeltaLengthByteArray, b-a, b-a, b-a-len(vals), mn, mx); err != nil {
 			return err
 		}
 		a = b
@@ -460,16 +481,10 @@ func (c *chunk) dictStrings(ids []uint32) error {
 	// A page's plain size is its indexes': 4 bytes each.
 	for a := c.lo; a < c.hi; {
 		b := min(a+pageSize/4, c.hi)
-		g.idx, g.levels = g.idx[:0], g.levels[:0]
+		vals := c.present(ids[a:b])
+		g.idx = g.idx[:0]
 		m := minMax{rank: g.rank}
-		for _, id := range ids[a:b] {
-			if opt {
-				if id == 0 {
-					g.levels = append(g.levels, 0)
-					continue
-				}
-				g.levels = append(g.levels, 1)
-			}
+		for _, id := range vals {
 			g.idx = append(g.idx, g.slot[id]-1)
 			m.add(id)
 		}
@@ -478,7 +493,7 @@ func (c *chunk) dictStrings(ids []uint32) error {
 			return err
 		}
 		mn, mx := m.bytes(g.strs)
-		if err := c.dataPage(format.RLEDictionary, b-a, b-a, b-a-m.n, mn, mx); err != nil {
+		if err := c.dataPage(format.RLEDictionary, b-a, b-a, b-a-len(vals), mn, mx); err != nil {
 			return err
 		}
 		a = b
@@ -503,9 +518,7 @@ func (c *chunk) props(ids []uint32) error {
 	for a := c.lo; a < c.hi; {
 		b := c.pageEnd(a, size)
 		g.levels, g.ids = g.levels[:0], g.ids[:0] // ids: the repetition levels
-		g.lens = g.lens[:0]
-		m := minMax{rank: g.rank}
-		nulls, n := 0, 0
+		nulls := 0
 		for i := a; i < b; i++ {
 			x, y := off[i], off[i+1]
 			if x == y {
@@ -516,17 +529,10 @@ func (c *chunk) props(ids []uint32) error {
 			for j := x; j < y; j++ {
 				g.levels = append(g.levels, def)
 				g.ids = append(g.ids, b2byte(j > x))
-				id := ids[j]
-				g.lens = append(g.lens, int32(len(g.strs[id])))
-				n += len(g.strs[id])
-				m.add(id)
 			}
 		}
-		g.vals, _ = new(delta.BinaryPackedEncoding).EncodeInt32(g.vals, g.lens)
-		g.vals = slices.Grow(g.vals, n)
-		for _, id := range ids[off[a]:off[b]] {
-			g.vals = append(g.vals, g.strs[id]...)
-		}
+		m := minMax{rank: g.rank}
+		g.encodeStrings(ids[off[a]:off[b]], &m)
 		mn, mx := m.bytes(g.strs)
 		if err := c.dataPage(format.DeltaLengthByteArray, b-a, len(g.levels), nulls, mn, mx); err != nil {
 			return err
