@@ -304,12 +304,12 @@ func (d *Dir) PutCache(ctx context.Context, key string, data []byte) error {
 	return d.put(ctx, key, data, true)
 }
 
-func (d *Dir) put(ctx context.Context, key string, data []byte, nosync bool) error {
-	w, err := d.NewWriter(ctx, key)
+func (d *Dir) put(_ context.Context, key string, data []byte, nosync bool) error {
+	f, p, err := d.tempFile(key)
 	if err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", key, err)
 	}
-	w.(*dirWriter).nosync = nosync
+	w := &dirWriter{f: f, target: p, nosync: nosync}
 	if _, err := w.Write(data); err != nil {
 		w.Abort()
 		return fmt.Errorf("write %s: %w", key, err)
