@@ -22,13 +22,16 @@ const None = "(none)"
 // Event is one row of the events table: one deduplicated, valid event.
 // Grain: dt × event_id. Files are sorted by (event_name, user_key,
 // event_time, event_id).
+// Times are DELTA_BINARY_PACKED: within a (event_name, user_key) run they
+// rise by seconds, so they take about 28 bits each instead of 64 and need
+// no zstd (which took a tenth of the time of writing a day on PLAIN times).
 type Event struct {
 	EventID string `parquet:"event_id" doc:"unique id of the event (given by the collector)"`
 	// EventTime is the time the event is counted at: the client's clock, or
 	// received_at when the client's clock was missing or skewed.
-	EventTime       int64  `parquet:"event_time,timestamp(millisecond)" doc:"when the event happened (client clock, or received_at if the client clock was missing or off)"`
-	ClientEventTime int64  `parquet:"client_event_time,optional,timestamp(millisecond)" doc:"the client's timestamp as sent; null if none"`
-	ReceivedAt      int64  `parquet:"received_at,timestamp(millisecond)" doc:"when the collector received the event"`
+	EventTime       int64  `parquet:"event_time,timestamp(millisecond),delta" doc:"when the event happened (client clock, or received_at if the client clock was missing or off)"`
+	ClientEventTime int64  `parquet:"client_event_time,optional,timestamp(millisecond),delta" doc:"the client's timestamp as sent; null if none"`
+	ReceivedAt      int64  `parquet:"received_at,timestamp(millisecond),delta" doc:"when the collector received the event"`
 	EventName       string `parquet:"event_name,dict" doc:"what happened"`
 	UserID          string `parquet:"user_id,optional" doc:"signed-in user id; null if anonymous"`
 	DeviceID        string `parquet:"device_id,optional" doc:"anonymous install or browser id"`

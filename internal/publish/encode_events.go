@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/klauspost/compress/huff0"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/delta"
 	"github.com/parquet-go/parquet-go/encoding/rle"
@@ -33,11 +34,13 @@ import (
 // writerConfig and what its verbatim copy requires (the copy is
 // checked by TestWriteEventsCopiesRowGroups, and the values, levels and
 // statistics against parquet-go's own writer by TestEncodeGroupMatchesParquetGo):
-//   - data pages v2, zstd (the shared codec), with a CRC-32 of the page's
-//     bytes as written;
+//   - data pages v2, zstd (the shared codec; the event ids' literals only,
+//     Huffman-coded, see literalFrame), with a CRC-32 of the page's bytes
+//     as written;
 //   - strings DELTA_LENGTH_BYTE_ARRAY, or RLE_DICTIONARY with a PLAIN
 //     dictionary page for the columns tagged dict, its entries in order of
-//     first use in the row group; times PLAIN; clock_skewed PLAIN;
+//     first use in the row group; times DELTA_BINARY_PACKED (the columns
+//     tagged delta) or PLAIN; clock_skewed PLAIN;
 //   - levels RLE, as few bits as the level needs;
 //   - a page ends at the row that brings its values' plain-encoded size to
 //     pageSize (1 MiB, parquet-go's PageBufferSize in writerConfig), or at
@@ -74,6 +77,7 @@ type eventLeaf struct {
 	path   []string
 	kind   format.Type
 	dict   bool // RLE_DICTIONARY, else the kind's default (DELTA_LENGTH_BYTE_ARRAY or PLAIN)
+	delta  bool // DELTA_BINARY_PACKED (an int64 column tagged delta)
 	maxDef int
 	maxRep int
 }
@@ -99,8 +103,9 @@ var rowGroupTemplate = sync.OnceValues(func() (*eventTemplate, error) {
 			maxDef: leaf.MaxDefinitionLevel,
 			maxRep: leaf.MaxRepetitionLevel,
 		}
-		if e := leaf.Node.Encoding(); e != nil && e.Encoding() == format.RLEDictionary {
-			l.dict = true
+		if e := leaf.Node.Encoding(); e != nil {
+			l.dict = e.Encoding() == format.RLEDictionary
+			l.delta = e.Encoding() == format.DeltaBinaryPacked
 		}
 		t.leaves = append(t.leaves, l)
 	}
@@ -121,10 +126,12 @@ type groupEncoder struct {
 	levels     []uint8  // a page's levels, one per value
 	rlev, dlev []byte   // encoded
 	lens, idx  []int32  // string lengths; dictionary indexes
+	times      []int64  // a page's times that are not null
 	sel        []uint32 // the ids of a page that are not null
 	ids        []byte   // event ids as text
 	hdr        bytes.Buffer
 	enc        *thrift.Encoder
+	huff       huff0.Scratch // literalFrame's
 
 	// The dictionary of the chunk being encoded: slot[id] is the id's
 	// index in it plus one (0: not in it), used its ids in order.
@@ -175,6 +182,7 @@ type chunk struct {
 	min, max []byte
 	hasMinMx bool
 	compare  func(a, b []byte) int
+	literals bool // pages are compressed by literalFrame, not the codec
 }
 
 func (c *chunk) encode(ci int) error {
@@ -254,11 +262,14 @@ func (c *chunk) pageEnd(i int, size func(int) int) int {
 func (c *chunk) int64s(ts []int64) error {
 	g := c.g
 	opt := c.leaf.maxDef > 0
+	enc := format.Plain
+	if c.leaf.delta {
+		enc = format.DeltaBinaryPacked
+	}
 	for a := c.lo; a < c.hi; {
 		b := min(a+pageSize/8, c.hi)
-		g.vals, g.levels = g.vals[:0], g.levels[:0]
+		g.vals, g.levels, g.times = g.vals[:0], g.levels[:0], g.times[:0]
 		var lo, hi int64
-		n := 0
 		for _, t := range ts[a:b] {
 			if opt {
 				if t == 0 {
@@ -267,20 +278,27 @@ func (c *chunk) int64s(ts []int64) error {
 				}
 				g.levels = append(g.levels, 1)
 			}
-			g.vals = binary.LittleEndian.AppendUint64(g.vals, uint64(t))
-			if n == 0 || t < lo {
+			if len(g.times) == 0 || t < lo {
 				lo = t
 			}
-			if n == 0 || t > hi {
+			if len(g.times) == 0 || t > hi {
 				hi = t
 			}
-			n++
+			g.times = append(g.times, t)
+		}
+		if c.leaf.delta {
+			g.vals, _ = new(delta.BinaryPackedEncoding).EncodeInt64(g.vals, g.times)
+		} else {
+			for _, t := range g.times {
+				g.vals = binary.LittleEndian.AppendUint64(g.vals, uint64(t))
+			}
 		}
 		var mn, mx []byte
+		n := len(g.times)
 		if n > 0 {
 			mn, mx = binary.LittleEndian.AppendUint64(nil, uint64(lo)), binary.LittleEndian.AppendUint64(nil, uint64(hi))
 		}
-		if err := c.dataPage(format.Plain, b-a, b-a, b-a-n, mn, mx); err != nil {
+		if err := c.dataPage(enc, b-a, b-a, b-a-n, mn, mx); err != nil {
 			return err
 		}
 		a = b
@@ -323,6 +341,7 @@ func b2byte(b bool) byte {
 // eventIDs writes the event ids as text, DELTA_LENGTH_BYTE_ARRAY.
 func (c *chunk) eventIDs() error {
 	g, ev := c.g, c.g.ev
+	c.literals = true // random hex: zstd's matching finds next to nothing
 	idLen := func(i int) int { return 4 + ev.IDTextSize(i, i+1) }
 	for a := c.lo; a < c.hi; {
 		b := c.pageEnd(a, idLen)
@@ -599,7 +618,9 @@ func (c *chunk) dataPage(enc format.Encoding, rows, values, nulls int, mn, mx []
 			return err
 		}
 	}
-	if g.comp, err = codec.Encode(g.comp, g.vals); err != nil {
+	if c.literals {
+		g.comp = literalFrame(g.comp, g.vals, &g.huff)
+	} else if g.comp, err = codec.Encode(g.comp, g.vals); err != nil {
 		return err
 	}
 	crc := crc32.Update(0, crc32.IEEETable, g.rlev)
