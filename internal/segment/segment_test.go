@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -62,17 +63,34 @@ func rows(ev *frame.Events) []frame.Row {
 	return out
 }
 
+// A segment decodes to what was encoded, and its bytes are the same
+// whether columns are copied as they are in memory (a little-endian
+// machine) or an integer at a time (any other).
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	defer func(le bool) { littleEndian = le }(littleEndian)
 	for _, c := range []struct {
 		n     int
 		uuids bool
 	}{{0, false}, {1, false}, {7, false}, {500, false}, {1, true}, {500, true}} {
 		n := c.n
 		s := randomSegment(rng, n, c.uuids)
+		littleEndian = false
+		loop, err := Encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loop = bytes.Clone(loop)
+		if _, err := Decode(loop); err != nil {
+			t.Fatalf("n=%d, an integer at a time: %v", n, err)
+		}
+		littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 		b, err := Encode(s)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !bytes.Equal(b, loop) {
+			t.Fatalf("n=%d: the bytes differ with columns copied whole", n)
 		}
 		got, err := Decode(b)
 		if err != nil {
