@@ -65,6 +65,14 @@ type Config struct {
 	Progress func(Progress)         // optional; called from one goroutine at a time
 	Log      *slog.Logger           // optional
 	readHook func(key string) error // test hook: fail or stall a read
+
+	// built is the user_daily run this process published last, and its
+	// rows: the windowed stage takes them from here instead of reading
+	// them back (usersState.readUserDaily).
+	built struct {
+		key  string // day/run
+		rows []rollups.UserDaily
+	}
 	dayHook  func(d day.Day) error  // test hook: called before a day is published
 }
 
@@ -533,10 +541,17 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 			}
 		}
 		// The kept day grows while routing makes garbage at the rate it
-		// reads: collected as often as while a day is built.
-		restore := collectOften(gcPercent(pl.routed.keepBytes >= bigDayRawBytes))
+		// reads: collected as often as while a day is built. A big day's
+		// pace is set once its kept part is made (routeStats.keep), not
+		// before: at GOGC 10 the heap's first tens of megabytes took 40 to
+		// 60 collections in the first second.
+		restore := func() {}
+		if pl.routed.keepBytes < bigDayRawBytes {
+			restore = collectOften(gcSmallPercent)
+		}
 		pl.scanned, err = ix.UpdateWith(ctx, st, refs, cfg.Rules, cfg.Parallel, cfg.routeScan(pl.routed))
 		restore()
+		pl.routed.endKeepGC()
 	} else {
 		pl.scanned, err = ix.Update(ctx, st, refs, cfg.Rules, cfg.Parallel)
 	}
