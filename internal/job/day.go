@@ -177,6 +177,9 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		if err := publish.Commit(ctx, c.Store, m); err != nil {
 			return DaySummary{}, err
 		}
+		if t.Name == "user_daily" {
+			c.built.key, c.built.rows = m.Day+"/"+m.Run, ud
+		}
 	}
 	for _, t := range rollups.Daily {
 		if !c.cleanupAtOnce() {

@@ -126,7 +126,8 @@ type usersState struct {
 	// The user_daily run read last, kept for the windowed stage, which
 	// reads the same run of the run's last day again (a day's user_daily
 	// took 0.2-0.3 s to read on a 5M-event day). Only one: a backfill's
-	// days are not all held.
+	// days are not all held. It starts as the last day this process built
+	// (Config.built), whose rows were just written.
 	lastKey  string
 	lastRows []rollups.UserDaily
 }
@@ -230,7 +231,7 @@ type UsersSummary struct {
 // meanwhile.
 func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *UsersSummary, error) {
 	st := c.Store
-	us := &usersState{}
+	us := &usersState{lastKey: c.built.key, lastRows: c.built.rows} // the last day built, already in memory
 	sum := &UsersSummary{}
 	changed := map[day.Day]bool{} // days some bucket must (re)apply
 	diffs := make([]map[day.Day]bool, rollups.UserBuckets)
