@@ -65,6 +65,7 @@ type Config struct {
 	Progress func(Progress)         // optional; called from one goroutine at a time
 	Log      *slog.Logger           // optional
 	readHook func(key string) error // test hook: fail or stall a read
+	dayHook  func(d day.Day) error  // test hook: called before a day is published
 
 	// built is the user_daily run this process published last, and its
 	// rows: the windowed stage takes them from here instead of reading
@@ -73,7 +74,6 @@ type Config struct {
 		key  string // day/run
 		rows []rollups.UserDaily
 	}
-	dayHook  func(d day.Day) error  // test hook: called before a day is published
 }
 
 // Progress reports how far a run is.
