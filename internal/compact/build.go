@@ -769,19 +769,34 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 	next := make([]int32, products.n+1)
 	m := 0
 	var buf []byte
-	for _, x := range byUser {
-		i := x.idx
-		if sid := s.sid[i]; sid != 0 {
-			k := explicit[sid]
-			if k == 0 {
-				buf = append(append(buf[:0], "s:"...), strs[sid]...)
-				k = dict.IDBytes(buf)
-				explicit[sid] = k
+	// The columns are read by day index, at random: a block's values are
+	// loaded first, in a loop of independent loads the processor overlaps,
+	// then used (one cache miss after another took most of this function's
+	// time). A user's events of one session come together: the last key
+	// is reused.
+	var sids, prods [sessionBlock]uint32
+	lastSid, lastKey := uint32(0), uint32(0)
+	for lo := 0; lo < len(byUser); lo += sessionBlock {
+		xs := byUser[lo:min(lo+sessionBlock, len(byUser))]
+		for j, x := range xs {
+			sids[j], prods[j] = s.sid[x.idx], s.product[x.idx]
+		}
+		for j, x := range xs {
+			sid := sids[j]
+			if sid == 0 {
+				next[products.rank[prods[j]]+1]++
+				m++
+				continue
 			}
-			s.key[i] = k
-		} else {
-			next[products.rank[s.product[i]]+1]++
-			m++
+			if sid != lastSid {
+				lastSid, lastKey = sid, explicit[sid]
+				if lastKey == 0 {
+					buf = append(append(buf[:0], "s:"...), strs[sid]...)
+					lastKey = dict.IDBytes(buf)
+					explicit[sid] = lastKey
+				}
+			}
+			s.key[x.idx] = lastKey
 		}
 	}
 	if m == 0 {
@@ -792,25 +807,43 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 		next[r] += next[r-1]
 	}
 	inferred := frame.Make[timeIdx](m, 0)
-	for _, x := range byUser {
-		if s.sid[x.idx] == 0 {
-			r := products.rank[s.product[x.idx]]
-			inferred[next[r]] = x
-			next[r]++
+	for lo := 0; lo < len(byUser); lo += sessionBlock {
+		xs := byUser[lo:min(lo+sessionBlock, len(byUser))]
+		for j, x := range xs {
+			sids[j], prods[j] = s.sid[x.idx], s.product[x.idx]
+		}
+		for j, x := range xs {
+			if sids[j] == 0 {
+				r := products.rank[prods[j]]
+				inferred[next[r]] = x
+				next[r]++
+			}
 		}
 	}
-	var key uint32
-	for k, x := range inferred {
-		i := x.idx
-		if k == 0 || s.product[i] != s.product[inferred[k-1].idx] || s.user[i] != s.user[inferred[k-1].idx] || int64(x.t)-int64(inferred[k-1].t) > gap {
-			buf = append(buf[:0], "i:"...)
-			buf = append(buf, strs[s.product[i]]...)
-			buf = append(buf, '|')
-			buf = append(buf, strs[s.user[i]]...)
-			buf = append(buf, '|')
-			buf = time.UnixMilli(s.base+int64(x.t)).UTC().AppendFormat(buf, sessionTimeLayout)
-			key = dict.IDBytes(buf)
+	var users [sessionBlock]uint32
+	var key, product, user uint32
+	var last uint32 // the previous event's time
+	for lo := 0; lo < len(inferred); lo += sessionBlock {
+		xs := inferred[lo:min(lo+sessionBlock, len(inferred))]
+		for j, x := range xs {
+			prods[j], users[j] = s.product[x.idx], s.user[x.idx]
 		}
-		s.key[i] = key
+		for j, x := range xs {
+			if lo+j == 0 || prods[j] != product || users[j] != user || int64(x.t)-int64(last) > gap {
+				product, user = prods[j], users[j]
+				buf = append(buf[:0], "i:"...)
+				buf = append(buf, strs[product]...)
+				buf = append(buf, '|')
+				buf = append(buf, strs[user]...)
+				buf = append(buf, '|')
+				buf = time.UnixMilli(s.base+int64(x.t)).UTC().AppendFormat(buf, sessionTimeLayout)
+				key = dict.IDBytes(buf)
+			}
+			last = x.t
+			s.key[x.idx] = key
+		}
 	}
 }
+
+// sessionBlock is how many events assignSessions loads ahead.
+const sessionBlock = 256
