@@ -318,7 +318,7 @@ func (d *daily) codes(col []uint32, dimmed bool) (ids []uint32, strs []string) {
 	}
 	sorted := make([]sid, len(ids))
 	for j, id := range ids {
-		sorted[j] = sid{all[id], id}
+		sorted[j] = sid{all.At(id), id}
 		if dimmed {
 			sorted[j].s = dim(sorted[j].s)
 		}

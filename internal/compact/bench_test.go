@@ -117,7 +117,7 @@ func benchParts(b *testing.B, n int, rules Rules) []*Part {
 // clonePart is a deep copy of p (Build consumes its parts).
 func clonePart(p *Part) *Part {
 	d := frame.NewDict(p.Events.Dict.Len())
-	for _, s := range p.Events.Dict.Strings() {
+	for _, s := range p.Events.Dict.Strings().All() {
 		d.ID(s)
 	}
 	e := frame.New(d, 0)

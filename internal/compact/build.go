@@ -150,7 +150,7 @@ func Build(parts []*Part, rules Rules) Day {
 			m.remap = make([][]uint32, len(srcs))
 			for p, d := range dicts {
 				r := make([]uint32, d.Len())
-				for i, s := range d.Strings() {
+				for i, s := range d.Strings().All() {
 					r[i] = dict.ID(s)
 				}
 				m.remap[p] = r
@@ -436,7 +436,7 @@ func distinctStrings(dicts []*frame.Dict) int {
 	const p = 14
 	reg := make([]uint8, 1<<p)
 	for _, d := range dicts {
-		for _, s := range d.Strings() {
+		for _, s := range d.Strings().All() {
 			h := maphash.String(seed, s)
 			r := uint8(bits.LeadingZeros64(h<<p|1<<(p-1))) + 1
 			if j := h >> (64 - p); r > reg[j] {
@@ -602,7 +602,7 @@ func compareCopies(m *merged, a, b int32) int {
 	}
 	sa, sb := ea.Dict.Strings(), eb.Dict.Strings()
 	for _, col := range copyColumns {
-		if c := strings.Compare(sa[ea.Str[col][i]], sb[eb.Str[col][j]]); c != 0 {
+		if c := strings.Compare(sa.At(ea.Str[col][i]), sb.At(eb.Str[col][j])); c != 0 {
 			return c
 		}
 	}
@@ -612,10 +612,10 @@ func compareCopies(m *merged, a, b int32) int {
 		return c
 	}
 	for x := range ka {
-		if c := strings.Compare(sa[ka[x]], sb[kb[x]]); c != 0 {
+		if c := strings.Compare(sa.At(ka[x]), sb.At(kb[x])); c != 0 {
 			return c
 		}
-		if c := strings.Compare(sa[va[x]], sb[vb[x]]); c != 0 {
+		if c := strings.Compare(sa.At(va[x]), sb.At(vb[x])); c != 0 {
 			return c
 		}
 	}
@@ -632,8 +632,8 @@ type ranks struct {
 
 // columnRanks returns the ranks of the strings col uses; strs are the
 // dictionary's strings.
-func columnRanks(strs []string, col []uint32) ranks {
-	rank := make([]uint32, len(strs)) // first 1 for a used id, then its rank
+func columnRanks(strs frame.Strs, col []uint32) ranks {
+	rank := make([]uint32, strs.Len()) // first 1 for a used id, then its rank
 	var used []uint32
 	for _, id := range col {
 		if rank[id] == 0 {
@@ -641,7 +641,7 @@ func columnRanks(strs []string, col []uint32) ranks {
 			used = append(used, id)
 		}
 	}
-	slices.SortFunc(used, func(a, b uint32) int { return strings.Compare(strs[a], strs[b]) })
+	slices.SortFunc(used, func(a, b uint32) int { return strings.Compare(strs.At(a), strs.At(b)) })
 	for r, id := range used {
 		rank[id] = uint32(r)
 	}
@@ -764,8 +764,8 @@ type sessionColumns struct {
 // so ties need no event_id order here. It only adds to s.dict.
 func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int64) {
 	dict := s.dict
-	strs := dict.Strings()                // the strings of the ids in the columns; enough to read them
-	explicit := make([]uint32, len(strs)) // session_id id → id of "s:" + session_id (0: not yet)
+	strs := dict.Strings()                 // the strings of the ids in the columns; enough to read them
+	explicit := make([]uint32, strs.Len()) // session_id id → id of "s:" + session_id (0: not yet)
 	next := make([]int32, products.n+1)
 	m := 0
 	var buf []byte
@@ -791,7 +791,7 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 			if sid != lastSid {
 				lastSid, lastKey = sid, explicit[sid]
 				if lastKey == 0 {
-					buf = append(append(buf[:0], "s:"...), strs[sid]...)
+					buf = append(append(buf[:0], "s:"...), strs.At(sid)...)
 					lastKey = dict.IDBytes(buf)
 					explicit[sid] = lastKey
 				}
@@ -832,9 +832,9 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 			if lo+j == 0 || prods[j] != product || users[j] != user || int64(x.t)-int64(last) > gap {
 				product, user = prods[j], users[j]
 				buf = append(buf[:0], "i:"...)
-				buf = append(buf, strs[product]...)
+				buf = append(buf, strs.At(product)...)
 				buf = append(buf, '|')
-				buf = append(buf, strs[user]...)
+				buf = append(buf, strs.At(user)...)
 				buf = append(buf, '|')
 				buf = time.UnixMilli(s.base+int64(x.t)).UTC().AppendFormat(buf, sessionTimeLayout)
 				key = dict.IDBytes(buf)

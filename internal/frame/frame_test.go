@@ -16,7 +16,11 @@ func TestDictKeepsCopies(t *testing.T) {
 	d := NewDict(0)
 	buf := []byte("x")
 	var want []string
+	var snap Strs // taken halfway: stays whole while the dictionary grows
 	for i := range 20000 {
+		if i == 10000 {
+			snap = d.Strings()
+		}
 		s := fmt.Sprintf("s%d-%s", i, strings.Repeat("y", i%50))
 		if i%997 == 0 {
 			s = strings.Repeat("z", maxChunk+i) // longer than any chunk
@@ -33,6 +37,14 @@ func TestDictKeepsCopies(t *testing.T) {
 			t.Fatalf("string %d got id %d", i, id)
 		}
 		want = append(want, s)
+	}
+	if snap.Len() != 10001 {
+		t.Fatalf("the snapshot holds %d strings, want 10001", snap.Len())
+	}
+	for id, s := range snap.All() {
+		if id > 0 && s != want[id-1] {
+			t.Fatalf("the snapshot's id %d reads %.20q, want %.20q", id, s, want[id-1])
+		}
 	}
 	for i, s := range want {
 		if d.Str(uint32(i+1)) != s {
@@ -120,7 +132,7 @@ func TestRebase(t *testing.T) {
 	}
 	// "", open, u1, d1, shop, b, 2, a, xA, buy, d2A, s1, xB, d2B.
 	if day.Len() != 14 {
-		t.Fatalf("the day's dictionary holds %d strings, want 14: %q", day.Len(), day.Strings())
+		t.Fatalf("the day's dictionary holds %d strings, want 14: %q", day.Len(), allStrings(day))
 	}
 	if _, ok := day.Lookup("unusedA"); ok {
 		t.Fatal("a string no event uses was added")
@@ -183,14 +195,23 @@ func TestRanks(t *testing.T) {
 	}
 	rank := d.Ranks()
 	strs := d.Strings()
-	order := make([]int, len(strs))
+	order := make([]int, strs.Len())
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(strs[a], strs[b]) })
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(strs.At(uint32(a)), strs.At(uint32(b))) })
 	for r, id := range order {
 		if rank[id] != uint32(r) {
-			t.Fatalf("%q: rank %d, want %d", strs[id], rank[id], r)
+			t.Fatalf("%q: rank %d, want %d", strs.At(uint32(id)), rank[id], r)
 		}
 	}
+}
+
+// allStrings returns d's strings by id.
+func allStrings(d *Dict) []string {
+	var out []string
+	for _, s := range d.Strings().All() {
+		out = append(out, s)
+	}
+	return out
 }

@@ -35,11 +35,11 @@ func BenchmarkRanks(b *testing.B) {
 	})
 	b.Run("strings", func(b *testing.B) { // the comparison sort Ranks replaced
 		for b.Loop() {
-			order := make([]uint32, len(d.strs))
+			order := make([]uint32, d.Len())
 			for i := range order {
 				order[i] = uint32(i)
 			}
-			slices.SortFunc(order, func(a, c uint32) int { return strings.Compare(d.strs[a], d.strs[c]) })
+			slices.SortFunc(order, func(a, c uint32) int { return strings.Compare(d.Str(a), d.Str(c)) })
 		}
 	})
 }

@@ -115,7 +115,7 @@ var rowGroupTemplate = sync.OnceValues(func() (*eventTemplate, error) {
 // groupEncoder encodes row groups of one frame; each goroutine has its own.
 type groupEncoder struct {
 	ev   *frame.Events
-	strs []string
+	strs frame.Strs
 	rank []uint32 // the dictionary's Ranks, shared
 	t    *eventTemplate
 
@@ -144,7 +144,7 @@ type groupEncoder struct {
 	oidx   []format.OffsetIndex
 }
 
-func newGroupEncoder(ev *frame.Events, strs []string, rank []uint32, t *eventTemplate) *groupEncoder {
+func newGroupEncoder(ev *frame.Events, strs frame.Strs, rank []uint32, t *eventTemplate) *groupEncoder {
 	g := &groupEncoder{ev: ev, strs: strs, rank: rank, t: t}
 	g.enc = thrift.NewEncoder(new(thrift.CompactProtocol).NewWriter(&g.hdr))
 	return g
@@ -380,7 +380,7 @@ func (c *chunk) strLen(ids []uint32) func(int) int {
 		if opt && id == 0 {
 			return 0
 		}
-		return 4 + len(c.g.strs[id])
+		return 4 + len(c.g.strs.At(id))
 	}
 }
 
@@ -402,11 +402,11 @@ func (m *minMax) add(id uint32) {
 	m.n++
 }
 
-func (m *minMax) bytes(strs []string) (mn, mx []byte) {
+func (m *minMax) bytes(strs frame.Strs) (mn, mx []byte) {
 	if m.n == 0 {
 		return nil, nil
 	}
-	return append([]byte{}, strs[m.lo]...), append([]byte{}, strs[m.hi]...) // "" is not null
+	return append([]byte{}, strs.At(m.lo)...), append([]byte{}, strs.At(m.hi)...) // "" is not null
 }
 
 // present sets g.levels to the definition levels of ids, in an optional
@@ -436,14 +436,14 @@ func (g *groupEncoder) encodeStrings(ids []uint32, m *minMax) {
 	g.lens = g.lens[:0]
 	n := 0
 	for _, id := range ids {
-		g.lens = append(g.lens, int32(len(g.strs[id])))
-		n += len(g.strs[id])
+		g.lens = append(g.lens, int32(len(g.strs.At(id))))
+		n += len(g.strs.At(id))
 		m.add(id)
 	}
 	g.vals, _ = new(delta.BinaryPackedEncoding).EncodeInt32(g.vals, g.lens)
 	g.vals = slices.Grow(g.vals, n)
 	for _, id := range ids {
-		g.vals = append(g.vals, g.strs[id]...)
+		g.vals = append(g.vals, g.strs.At(id)...)
 	}
 }
 
@@ -472,8 +472,8 @@ func (c *chunk) strings(ids []uint32) error {
 func (c *chunk) dictStrings(ids []uint32) error {
 	g := c.g
 	opt := c.leaf.maxDef > 0
-	if len(g.slot) < len(g.strs) {
-		g.slot = make([]int32, len(g.strs))
+	if len(g.slot) < g.strs.Len() {
+		g.slot = make([]int32, g.strs.Len())
 	}
 	g.used = g.used[:0]
 	for _, id := range ids[c.lo:c.hi] {
@@ -491,8 +491,8 @@ func (c *chunk) dictStrings(ids []uint32) error {
 	// requires it.
 	g.vals = g.vals[:0]
 	for _, id := range g.used {
-		g.vals = binary.LittleEndian.AppendUint32(g.vals, uint32(len(g.strs[id])))
-		g.vals = append(g.vals, g.strs[id]...)
+		g.vals = binary.LittleEndian.AppendUint32(g.vals, uint32(len(g.strs.At(id))))
+		g.vals = append(g.vals, g.strs.At(id)...)
 	}
 	if err := c.dictPage(len(g.used)); err != nil {
 		return err
@@ -529,7 +529,7 @@ func (c *chunk) props(ids []uint32) error {
 	size := func(i int) int {
 		n := 0
 		for _, id := range ids[off[i]:off[i+1]] {
-			n += 4 + len(g.strs[id])
+			n += 4 + len(g.strs.At(id))
 		}
 		return n
 	}

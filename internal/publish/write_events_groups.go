@@ -19,7 +19,7 @@ import (
 // groupCutter cuts a frame into row groups (see WriteEvents).
 type groupCutter struct {
 	ev   *frame.Events
-	strs []string
+	strs frame.Strs
 	size int64 // opt.RowGroupSize
 	next int   // the first event not in a group yet
 }
@@ -52,7 +52,7 @@ func (c *groupCutter) plainSize(lo, hi int) int64 {
 	addStrings := func(ids []uint32) {
 		for _, id := range ids {
 			if id != 0 {
-				n += 4 + int64(len(strs[id]))
+				n += 4 + int64(len(strs.At(id)))
 			}
 		}
 	}

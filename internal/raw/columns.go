@@ -183,7 +183,7 @@ type propKV struct{ k, v uint32 }
 func (c *Columns) appendProps(kvs []propKV) {
 	strs := c.Dict.Strings()
 	for i := 1; i < len(kvs); i++ {
-		for j := i; j > 0 && strs[kvs[j].k] < strs[kvs[j-1].k]; j-- {
+		for j := i; j > 0 && strs.At(kvs[j].k) < strs.At(kvs[j-1].k); j-- {
 			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
 		}
 	}

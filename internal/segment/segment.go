@@ -158,13 +158,13 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	// The exact size first, so that the payload is written in place.
 	size := 1 + 6*binary.MaxVarintLen64 + len(ev.IDBytes) + 4*len(ev.IDOff) + 3*8*n + n +
 		len(ev.Str)*4*n + 4*len(ev.PropOff) + 2*4*len(ev.PropKey) + len(q)
-	for _, str := range strs {
+	for _, str := range strs.All() {
 		size += binary.MaxVarintLen64 + len(str)
 	}
 	b := room(payload, size)
 	b = binary.AppendUvarint(b, uint64(n))
-	b = binary.AppendUvarint(b, uint64(len(strs)))
-	for _, str := range strs {
+	b = binary.AppendUvarint(b, uint64(strs.Len()))
+	for _, str := range strs.All() {
 		b = binary.AppendUvarint(b, uint64(len(str)))
 		b = append(b, str...)
 	}
