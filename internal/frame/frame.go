@@ -208,6 +208,9 @@ func (s Strs) At(id uint32) string {
 	return unsafe.String(&c[:e.off+e.n][e.off], e.n)
 }
 
+// Size returns the length of id's string, without touching its bytes.
+func (s Strs) Size(id uint32) int { return int(s.ents[id].n) }
+
 // Len is the number of strings.
 func (s Strs) Len() int { return len(s.ents) }
 

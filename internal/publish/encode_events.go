@@ -380,7 +380,7 @@ func (c *chunk) strLen(ids []uint32) func(int) int {
 		if opt && id == 0 {
 			return 0
 		}
-		return 4 + len(c.g.strs.At(id))
+		return 4 + c.g.strs.Size(id)
 	}
 }
 
@@ -436,8 +436,8 @@ func (g *groupEncoder) encodeStrings(ids []uint32, m *minMax) {
 	g.lens = g.lens[:0]
 	n := 0
 	for _, id := range ids {
-		g.lens = append(g.lens, int32(len(g.strs.At(id))))
-		n += len(g.strs.At(id))
+		g.lens = append(g.lens, int32(g.strs.Size(id)))
+		n += g.strs.Size(id)
 		m.add(id)
 	}
 	g.vals, _ = new(delta.BinaryPackedEncoding).EncodeInt32(g.vals, g.lens)
@@ -491,7 +491,7 @@ func (c *chunk) dictStrings(ids []uint32) error {
 	// requires it.
 	g.vals = g.vals[:0]
 	for _, id := range g.used {
-		g.vals = binary.LittleEndian.AppendUint32(g.vals, uint32(len(g.strs.At(id))))
+		g.vals = binary.LittleEndian.AppendUint32(g.vals, uint32(g.strs.Size(id)))
 		g.vals = append(g.vals, g.strs.At(id)...)
 	}
 	if err := c.dictPage(len(g.used)); err != nil {
@@ -529,7 +529,7 @@ func (c *chunk) props(ids []uint32) error {
 	size := func(i int) int {
 		n := 0
 		for _, id := range ids[off[i]:off[i+1]] {
-			n += 4 + len(g.strs.At(id))
+			n += 4 + g.strs.Size(id)
 		}
 		return n
 	}

@@ -52,7 +52,7 @@ func (c *groupCutter) plainSize(lo, hi int) int64 {
 	addStrings := func(ids []uint32) {
 		for _, id := range ids {
 			if id != 0 {
-				n += 4 + int64(len(strs.At(id)))
+				n += 4 + int64(strs.Size(id))
 			}
 		}
 	}
