@@ -205,14 +205,14 @@ func Build(parts []*Part, rules Rules) Day {
 
 	byUser, base := sortByUser(m, user, times, drop, kept, users)
 	drop = nil
-	perm := byName(name, byUser, names)
 
-	// Session keys are interned while the columns are copied (copying
-	// does not touch the dictionary): assignSessions writes the keys by
-	// day index into skey, gathered last. A key column, once gathered and
-	// no longer read, holds the next column gathered.
+	// Session keys are interned while the day's order is found and the
+	// columns are copied (neither touches the dictionary): assignSessions
+	// writes the keys by day index into skey, gathered last. A key column,
+	// once gathered and no longer read, holds the next column gathered.
 	s := sessionColumns{dict: dict, sid: sid, product: product, user: user, key: skey, base: base}
 	wg.Go(func() { assignSessions(s, byUser, products, rules.SessionGap.Milliseconds()) })
+	perm := byName(name, byUser, names)
 	e := &frame.Events{Dict: dict}
 	e.Str[frame.EventName] = gatherInto(frame.Make[uint32](kept, 0), name, perm)
 	e.Str[frame.UserKey] = gatherInto(name[:kept], user, perm)
