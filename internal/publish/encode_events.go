@@ -564,6 +564,7 @@ func (c *chunk) props(ids []uint32) error {
 // dictPage writes g.vals, n PLAIN strings, as the chunk's dictionary page.
 func (c *chunk) dictPage(n int) error {
 	g := c.g
+	g.grow(len(g.vals))
 	c.md.DictionaryPageOffset = int64(len(g.out))
 	var err error
 	if g.comp, err = codec.Encode(g.comp, g.vals); err != nil {
@@ -588,6 +589,13 @@ func (c *chunk) dictPage(n int) error {
 	return nil
 }
 
+// grow makes room in the file for a page of n bytes before compression
+// (and what zstd may add to incompressible bytes, and a header), growing
+// it as frame.Grow does: a row group's file is tens of megabytes.
+func (g *groupEncoder) grow(n int) {
+	g.out = frame.Grow(g.out, n+n/64+1024)
+}
+
 // header appends h, encoded, to the file and returns its size.
 func (c *chunk) header(h *format.PageHeader) (int, error) {
 	g := c.g
@@ -606,6 +614,7 @@ func (c *chunk) header(h *format.PageHeader) (int, error) {
 // greatest values, nil if all are null.
 func (c *chunk) dataPage(enc format.Encoding, rows, values, nulls int, mn, mx []byte) error {
 	g := c.g
+	g.grow(len(g.vals) + len(g.levels))
 	g.rlev, g.dlev = g.rlev[:0], g.dlev[:0]
 	var err error
 	if c.leaf.maxRep > 0 {

@@ -201,13 +201,10 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	return b, out[:len(out)+len(enc)], nil // enc is out's tail, in place
 }
 
-// room returns buf emptied, with room for n bytes: a new buffer (with a
-// quarter more, for the next segments, a little larger) if buf has not.
+// room returns buf emptied, with room for n bytes: a new buffer (twice as
+// large, in huge pages: frame.Grow) if buf has not.
 func room(buf []byte, n int) []byte {
-	if cap(buf) >= n {
-		return buf[:0]
-	}
-	return make([]byte, 0, n+n/4)
+	return frame.Grow(buf[:0], n)
 }
 
 // CorruptError says a segment's bytes are not a segment.
