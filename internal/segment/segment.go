@@ -161,7 +161,7 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	for _, str := range strs.All() {
 		size += binary.MaxVarintLen64 + len(str)
 	}
-	b := room(payload, size)
+	b := frame.Grow(payload[:0], size) // twice as large, in huge pages, if it must grow
 	b = binary.AppendUvarint(b, uint64(n))
 	b = binary.AppendUvarint(b, uint64(strs.Len()))
 	for _, str := range strs.All() {
@@ -194,17 +194,11 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	if len(b) > s2.MaxBlockSize {
 		return nil, nil, fmt.Errorf("segment of %d bytes: more than a segment holds", len(b))
 	}
-	out = room(out, len(magic)+4+s2.MaxEncodedLen(len(b)))
+	out = frame.Grow(out[:0], len(magic)+4+s2.MaxEncodedLen(len(b)))
 	out = append(out, magic...)
 	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(b, castagnoli))
 	enc := s2.Encode(out[len(out):cap(out)], b)
 	return b, out[:len(out)+len(enc)], nil // enc is out's tail, in place
-}
-
-// room returns buf emptied, with room for n bytes: a new buffer (twice as
-// large, in huge pages: frame.Grow) if buf has not.
-func room(buf []byte, n int) []byte {
-	return frame.Grow(buf[:0], n)
 }
 
 // CorruptError says a segment's bytes are not a segment.
