@@ -778,9 +778,7 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 	lastSid, lastKey := uint32(0), uint32(0)
 	for lo := 0; lo < len(byUser); lo += sessionBlock {
 		xs := byUser[lo:min(lo+sessionBlock, len(byUser))]
-		for j, x := range xs {
-			sids[j], prods[j] = s.sid[x.idx], s.product[x.idx]
-		}
+		loadAhead(xs, s.sid, s.product, &sids, &prods)
 		for j, x := range xs {
 			sid := sids[j]
 			if sid == 0 {
@@ -809,9 +807,7 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 	inferred := frame.Make[timeIdx](m, 0)
 	for lo := 0; lo < len(byUser); lo += sessionBlock {
 		xs := byUser[lo:min(lo+sessionBlock, len(byUser))]
-		for j, x := range xs {
-			sids[j], prods[j] = s.sid[x.idx], s.product[x.idx]
-		}
+		loadAhead(xs, s.sid, s.product, &sids, &prods)
 		for j, x := range xs {
 			if sids[j] == 0 {
 				r := products.rank[prods[j]]
@@ -825,9 +821,7 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 	var last uint32 // the previous event's time
 	for lo := 0; lo < len(inferred); lo += sessionBlock {
 		xs := inferred[lo:min(lo+sessionBlock, len(inferred))]
-		for j, x := range xs {
-			prods[j], users[j] = s.product[x.idx], s.user[x.idx]
-		}
+		loadAhead(xs, s.product, s.user, &prods, &users)
 		for j, x := range xs {
 			if lo+j == 0 || prods[j] != product || users[j] != user || int64(x.t)-int64(last) > gap {
 				product, user = prods[j], users[j]
@@ -847,3 +841,11 @@ func assignSessions(s sessionColumns, byUser []timeIdx, products ranks, gap int6
 
 // sessionBlock is how many events assignSessions loads ahead.
 const sessionBlock = 256
+
+// loadAhead sets a[j] and b[j] to ca and cb of event xs[j]: independent
+// loads, which the processor overlaps, before the values are used.
+func loadAhead(xs []timeIdx, ca, cb []uint32, a, b *[sessionBlock]uint32) {
+	for j, x := range xs {
+		a[j], b[j] = ca[x.idx], cb[x.idx]
+	}
+}

@@ -78,11 +78,14 @@ func (d *Dict) keep(b []byte) strEnt {
 }
 
 // str is the string at e (its bytes are never written again).
-func (d *Dict) str(e strEnt) string {
+func (d *Dict) str(e strEnt) string { return strAt(d.chunks, e) }
+
+// strAt is the string at e in chunks.
+func strAt(chunks [][]byte, e strEnt) string {
 	if e.n == 0 {
 		return ""
 	}
-	c := d.chunks[e.chunk]
+	c := chunks[e.chunk]
 	return unsafe.String(&c[:e.off+e.n][e.off], e.n)
 }
 
@@ -199,14 +202,7 @@ type Strs struct {
 }
 
 // At returns the string of id.
-func (s Strs) At(id uint32) string {
-	e := s.ents[id]
-	if e.n == 0 {
-		return ""
-	}
-	c := s.chunks[e.chunk]
-	return unsafe.String(&c[:e.off+e.n][e.off], e.n)
-}
+func (s Strs) At(id uint32) string { return strAt(s.chunks, s.ents[id]) }
 
 // Size returns the length of id's string, without touching its bytes.
 func (s Strs) Size(id uint32) int { return int(s.ents[id].n) }

@@ -158,8 +158,8 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	// The exact size first, so that the payload is written in place.
 	size := 1 + 6*binary.MaxVarintLen64 + len(ev.IDBytes) + 4*len(ev.IDOff) + 3*8*n + n +
 		len(ev.Str)*4*n + 4*len(ev.PropOff) + 2*4*len(ev.PropKey) + len(q)
-	for _, str := range strs.All() {
-		size += binary.MaxVarintLen64 + len(str)
+	for id := range strs.Len() {
+		size += binary.MaxVarintLen64 + strs.Size(uint32(id))
 	}
 	b := frame.Grow(payload[:0], size) // twice as large, in huge pages, if it must grow
 	b = binary.AppendUvarint(b, uint64(n))
