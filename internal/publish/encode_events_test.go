@@ -17,8 +17,9 @@ import (
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
-// encodeAlone encodes events [lo, hi) of ev as one row group file.
-func encodeAlone(t *testing.T, ev *frame.Events, lo, hi int) *parquet.File {
+// encodeAlone encodes events [lo, hi) of ev as one row group file, and
+// says how many zstd blocks hold matches (see matchFrame).
+func encodeAlone(t *testing.T, ev *frame.Events, lo, hi int) (*parquet.File, int) {
 	t.Helper()
 	tmpl, err := rowGroupTemplate()
 	if err != nil {
@@ -34,7 +35,7 @@ func encodeAlone(t *testing.T, ev *frame.Events, lo, hi int) *parquet.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	return f, g.frames.matched
 }
 
 // withUUIDs returns ev's rows with canonical UUID event ids, packed.
@@ -64,11 +65,16 @@ func TestEncodeGroupMatchesParquetGo(t *testing.T) {
 	for _, tc := range []struct {
 		n, page int
 		uuids   bool
-	}{{1, 1 << 20, false}, {7, 1 << 20, false}, {5000, 1 << 20, false}, {30000, 1 << 20, true}, {20000, 2 << 10, false}, {20000, 512, true}} {
-		t.Run(fmt.Sprintf("%d events, %d B pages, uuids %v", tc.n, tc.page, tc.uuids), func(t *testing.T) {
+		sorted  bool // sorted as a day is: its string columns' repeats are matches (see encodeRepeats)
+	}{{1, 1 << 20, false, false}, {7, 1 << 20, false, false}, {5000, 1 << 20, false, false}, {30000, 1 << 20, true, false},
+		{20000, 2 << 10, false, false}, {20000, 512, true, false}, {30000, 1 << 20, false, true}, {30000, 4 << 10, true, true}} {
+		t.Run(fmt.Sprintf("%d events, %d B pages, uuids %v, sorted %v", tc.n, tc.page, tc.uuids, tc.sorted), func(t *testing.T) {
 			defer func(p int) { pageSize = p }(pageSize)
 			pageSize = tc.page
 			ev := randomEvents(rng, tc.n)
+			if tc.sorted {
+				ev = benchFrame(tc.n)
+			}
 			if tc.uuids {
 				ev = withUUIDs(t, ev)
 			}
@@ -88,7 +94,10 @@ func TestEncodeGroupMatchesParquetGo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mine := encodeAlone(t, ev, 0, ev.Len())
+			mine, matched := encodeAlone(t, ev, 0, ev.Len())
+			if tc.sorted && matched == 0 {
+				t.Error("no page of the sorted events was written with matches")
+			}
 
 			got, err := parquet.Read[rollups.Event](bytes.NewReader(fileBytes(t, mine)), mine.Size())
 			if err != nil {

@@ -6,21 +6,64 @@ import (
 	"github.com/klauspost/compress/huff0"
 )
 
-// literalFrame compresses src as one zstd frame (RFC 8878) whose blocks
-// hold literals only, Huffman-coded (no matches), appended to dst[:0]. Any
-// zstd decoder reads it as it reads the shared codec's frames.
+// Two kinds of page are compressed here, not by the shared codec, into
+// plain zstd frames (RFC 8878) that any zstd decoder reads as it reads the
+// codec's:
 //
-// It is for bytes that zstd's matching barely shrinks and spends most of
-// its time on: the event ids' text (random hex), which the fastest level
-// compressed 2.10× at about 200 MB/s here and Huffman alone compresses
-// 2.07× at about 900 MB/s.
+//   - the event ids' text (random hex), which zstd's matching barely
+//     shrinks and spends most of its time on: the fastest level
+//     compressed it 2.10× at about 200 MB/s here, Huffman alone 2.07× at
+//     about 900 MB/s (literalFrame);
+//   - the pages of the string columns sorted by who (user_key, device_id,
+//     session_key, ...), where a string mostly equals, or starts like, the
+//     one before it. The page's encoder knows where those repeats are (it
+//     compares dictionary ids), so the frame holds them as zstd matches
+//     and Huffman-codes the rest, with no search for matches
+//     (matchFrame).
 //
-// The frame is single-segment (its content size is its window) without a
-// checksum, like the codec's. Each block of up to 128 KiB is Huffman-coded
-// with a table of its own or, where huff0 finds it cheaper, the previous
-// block's (a treeless literals block); a block Huffman cannot shrink, or
-// smaller than minLiteralBlock, is stored raw.
-func literalFrame(dst, src []byte, s *huff0.Scratch) []byte {
+// A frame is single-segment (its content size is its window), without a
+// checksum, like the codec's. Each block of up to 128 KiB holds its
+// literals Huffman-coded with a table of its own or, where huff0 finds it
+// cheaper, the previous block's (treeless); literals Huffman cannot
+// shrink, or fewer than minLiteralBlock, are stored raw, and so is a block
+// its sequences would not shrink.
+
+// match says n bytes at pos of a page repeat the n bytes at pos-off
+// (n >= minMatch, off <= pos; a match may overlap the bytes it repeats).
+type match struct{ pos, n, off uint32 }
+
+// frameScratch is what literalFrame and matchFrame reuse from page to
+// page; each goroutine has its own.
+type frameScratch struct {
+	huff huff0.Scratch
+	lits []byte
+	seqs []sequence
+	bw   bitWriter
+	reps [3]uint32 // the frame's repeat offsets (RFC 8878 3.1.1.5)
+
+	tables [3]tableBuilder // literal lengths', offsets' and match lengths'
+
+	matched int // blocks written with sequences (for tests)
+}
+
+// sequence is a block's literals run, then its match: ll literals, then
+// ml bytes copied from off back (off: Offset_Value once encoded).
+type sequence struct {
+	ll, ml, off   uint32
+	llc, mlc, ofc uint8 // their codes
+}
+
+// literalFrame compresses src as one zstd frame of literals only,
+// appended to dst[:0].
+func literalFrame(dst, src []byte, s *frameScratch) []byte {
+	return matchFrame(dst, src, nil, s)
+}
+
+// matchFrame compresses src as one zstd frame holding ms (in order of pos,
+// not overlapping) as matches and the other bytes as literals, appended to
+// dst[:0]. A match crossing a block's end is cut there; a piece shorter
+// than minMatch stays literals.
+func matchFrame(dst, src []byte, ms []match, s *frameScratch) []byte {
 	dst = append(dst[:0], 0x28, 0xb5, 0x2f, 0xfd) // magic number
 	n := uint64(len(src))
 	switch {
@@ -36,55 +79,118 @@ func literalFrame(dst, src []byte, s *huff0.Scratch) []byte {
 		dst = append(dst, 3<<6|1<<5)
 		dst = binary.LittleEndian.AppendUint64(dst, n)
 	}
-	s.Reuse = huff0.ReusePolicyNone // no table of an earlier frame
-	for first := true; first || len(src) > 0; first = false {
-		b := src[:min(len(src), maxBlock)]
-		src = src[len(b):]
+	s.huff.Reuse = huff0.ReusePolicyNone // no table of an earlier frame
+	s.reps = [3]uint32{1, 4, 8}
+	for lo, first := 0, true; first || lo < len(src); lo, first = lo+maxBlock, false {
+		hi := min(lo+maxBlock, len(src))
 		last := uint32(0)
-		if len(src) == 0 {
+		if hi == len(src) {
 			last = 1
 		}
-		var out []byte
-		reused := false
-		if len(b) >= minLiteralBlock {
-			var err error
-			// An error (incompressible, one symbol) leaves the previous
-			// table as it was, and the block is stored raw.
-			if out, reused, err = huff0.Compress4X(b, s); err != nil {
-				out = nil
-			} else {
-				s.Reuse = huff0.ReusePolicyPrefer // its table is now the frame's previous one, tried first
+		// The block's sequences and literals.
+		s.seqs, s.lits = s.seqs[:0], s.lits[:0]
+		at := uint32(lo) // bytes before at are in a sequence or literals
+		for len(ms) > 0 && ms[0].pos < uint32(hi) {
+			m := ms[0]
+			start, end := max(m.pos, at), min(m.pos+m.n, uint32(hi))
+			if end-start >= minMatch {
+				s.lits = append(s.lits, src[at:start]...)
+				s.seqs = append(s.seqs, sequence{ll: start - at, ml: end - start, off: m.off})
+				at = end
 			}
+			if m.pos+m.n > uint32(hi) {
+				break // the rest is the next block's
+			}
+			ms = ms[1:]
 		}
-		if out == nil {
-			dst = appendBlockHeader(dst, last, blockRaw, len(b))
-			dst = append(dst, b...)
+		b := src[lo:hi]
+		if len(s.seqs) == 0 {
+			dst = s.literalBlock(dst, b, last)
 			continue
 		}
-		typ := uint64(literalsCompressed)
-		if reused {
-			typ = literalsTreeless
-		}
-		h, hn := literalsHeader(typ, len(b), len(out))
-		dst = appendBlockHeader(dst, last, blockCompressed, hn+len(out)+1)
-		for i := range hn {
-			dst = append(dst, byte(h>>(8*i)))
-		}
-		dst = append(dst, out...)
-		dst = append(dst, 0) // Number_of_Sequences: none
+		s.lits = append(s.lits, src[at:hi]...)
+		dst = s.matchBlock(dst, b, last)
 	}
 	return dst
 }
 
 const (
 	maxBlock        = 128 << 10 // a block's most bytes (Block_Maximum_Size)
-	minLiteralBlock = 1 << 10   // smaller blocks are stored raw
+	minLiteralBlock = 1 << 10   // fewer literals are stored raw
+	minMatch        = 3         // zstd's shortest match
 	blockRaw        = 0
 	blockCompressed = 2
 
+	literalsRaw        = 0
 	literalsCompressed = 2 // with its Huffman table
 	literalsTreeless   = 3 // with the previous block's table
 )
+
+// literalBlock appends b as a block of literals only.
+func (s *frameScratch) literalBlock(dst, b []byte, last uint32) []byte {
+	out, typ := s.huffman(b)
+	if out == nil {
+		dst = appendBlockHeader(dst, last, blockRaw, len(b))
+		return append(dst, b...)
+	}
+	h, hn := literalsHeader(typ, len(b), len(out))
+	dst = appendBlockHeader(dst, last, blockCompressed, hn+len(out)+1)
+	for i := range hn {
+		dst = append(dst, byte(h>>(8*i)))
+	}
+	dst = append(dst, out...)
+	return append(dst, 0) // Number_of_Sequences: none
+}
+
+// huffman returns lits Huffman-coded (four streams) and the literals
+// block type, or nil if they are to be stored raw (too few, or Huffman
+// cannot shrink them; the previous table then stays the frame's).
+func (s *frameScratch) huffman(lits []byte) ([]byte, uint64) {
+	if len(lits) < minLiteralBlock {
+		return nil, 0
+	}
+	out, reused, err := huff0.Compress4X(lits, &s.huff)
+	if err != nil {
+		return nil, 0
+	}
+	s.huff.Reuse = huff0.ReusePolicyPrefer // its table is now the frame's previous one, tried first
+	if reused {
+		return out, literalsTreeless
+	}
+	return out, literalsCompressed
+}
+
+// matchBlock appends block b, whose literals and sequences are s.lits and
+// s.seqs (raw offsets), as a compressed block; or raw if that is no
+// smaller, with the repeat offsets and Huffman table as they were.
+func (s *frameScratch) matchBlock(dst, b []byte, last uint32) []byte {
+	at := len(dst)
+	reps := s.reps
+	dst = append(dst, 0, 0, 0) // the block header, set below
+	out, typ := s.huffman(s.lits)
+	if out == nil {
+		dst = appendRawLiteralsHeader(dst, len(s.lits))
+		dst = append(dst, s.lits...)
+	} else {
+		h, hn := literalsHeader(typ, len(s.lits), len(out))
+		for i := range hn {
+			dst = append(dst, byte(h>>(8*i)))
+		}
+		dst = append(dst, out...)
+	}
+	dst = s.sequences(dst)
+	if size := len(dst) - at - 3; size < len(b) {
+		h := appendBlockHeader(nil, last, blockCompressed, size)
+		copy(dst[at:], h)
+		s.matched++
+		return dst
+	}
+	// The decoder never sees this block's table or offsets.
+	s.reps = reps
+	s.huff.Reuse = huff0.ReusePolicyNone
+	dst = appendBlockHeader(dst[:at], last, blockRaw, len(b))
+	return append(dst, b...)
+}
 
 // appendBlockHeader appends a block header: last, the block type, size.
 func appendBlockHeader(dst []byte, last uint32, typ uint32, size int) []byte {
@@ -103,5 +209,18 @@ func literalsHeader(typ uint64, regen, comp int) (uint64, int) {
 		return typ | 2<<2 | uint64(regen)<<4 | uint64(comp)<<18, 4
 	default: // up to 2^18 - 1: a block is at most 128 KiB
 		return typ | 3<<2 | uint64(regen)<<4 | uint64(comp)<<22, 5
+	}
+}
+
+// appendRawLiteralsHeader appends the Literals_Section_Header of n raw
+// literals.
+func appendRawLiteralsHeader(dst []byte, n int) []byte {
+	switch {
+	case n < 1<<5:
+		return append(dst, byte(literalsRaw|n<<3))
+	case n < 1<<12:
+		return append(dst, byte(literalsRaw|1<<2|n<<4), byte(n>>4))
+	default: // up to 2^20 - 1
+		return append(dst, byte(literalsRaw|3<<2|n<<4), byte(n>>4), byte(n>>12))
 	}
 }
