@@ -215,3 +215,46 @@ func allStrings(d *Dict) []string {
 	}
 	return out
 }
+
+// Dict.intern gives each string the id successive ID calls give it, in
+// batches (of 16) that span strings already held, new ones, repeats of
+// an earlier batch's new ones, and the index's growth mid-batch; and so
+// it does when every string of a length has the same hash.
+func TestDictIntern(t *testing.T) {
+	for _, collide := range []bool{false, true} {
+		t.Run(fmt.Sprintf("collide %v", collide), func(t *testing.T) {
+			if collide {
+				defer func(h func(string) uint64) { hashString = h }(hashString)
+				hashString = func(s string) uint64 { return uint64(len(s)) }
+			}
+			rng := rand.New(rand.NewSource(5))
+			src := NewDict(0)
+			for range 3000 {
+				src.ID(fmt.Sprint(rng.Intn(5000)))
+			}
+			var olds []uint32
+			for id := range uint32(src.Len()) {
+				if id > 0 && rng.Intn(4) > 0 {
+					olds = append(olds, id)
+				}
+			}
+			got, want := NewDict(0), NewDict(0)
+			for i := range 500 { // a third of src's strings, already held
+				s := fmt.Sprint(i * 3)
+				if got.ID(s) != want.ID(s) {
+					t.Fatal("the dictionaries differ before intern")
+				}
+			}
+			to := make([]uint32, src.Len())
+			got.intern(src.Strings(), olds, to)
+			for _, o := range olds {
+				if w := want.ID(src.Str(o)); to[o] != w || got.Str(to[o]) != src.Str(o) {
+					t.Fatalf("%q: id %d (%q), ID gives %d", src.Str(o), to[o], got.Str(to[o]), w)
+				}
+			}
+			if got.Len() != want.Len() {
+				t.Fatalf("%d strings, ID gives %d", got.Len(), want.Len())
+			}
+		})
+	}
+}

@@ -215,10 +215,13 @@ func ReadColumnsFrom(r io.ReaderAt, size int64, key string) (c *Columns, err err
 	}
 	lay, _ := layoutOf(f.Schema()) // checked by OpenFile
 	c = reusedColumns(key)
-	c.Dict = frame.NewDict(1024)
+	claimed := f.NumRows()
+	// Sized for a distinct string per two rows the footer claims (an
+	// object's strings are mostly its devices, sessions and users), up to
+	// 64k: an index grown as strings come is rebuilt each time.
+	c.Dict = frame.NewDict(int(min(max(claimed/2, 1024), 1<<16)))
 	d := &c.dec
 	d.c = c
-	claimed := f.NumRows()
 	for _, rg := range f.RowGroups() {
 		nr := int(rg.NumRows())
 		chunks := rg.ColumnChunks()
