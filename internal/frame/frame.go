@@ -185,6 +185,21 @@ func (d *Dict) IDBytes(b []byte) uint32 {
 	return d.add(b, h)
 }
 
+// IDIf is IDBytes(b) if the dictionary holds b or ok(b), with b hashed
+// and looked up once either way; else it adds nothing and says so.
+func (d *Dict) IDIf(b []byte, ok func([]byte) bool) (uint32, bool) {
+	d.index()
+	s := unsafe.String(unsafe.SliceData(b), len(b)) // only read, and not kept
+	h := hashString(s)
+	if id, found := d.find(s, h); found {
+		return id, true
+	}
+	if !ok(b) {
+		return 0, false
+	}
+	return d.add(b, h), true
+}
+
 // add adds b, of hash h, which the dictionary lacks, and returns its id.
 func (d *Dict) add(b []byte, h uint64) uint32 {
 	id := uint32(len(d.ents))

@@ -258,3 +258,22 @@ func TestDictIntern(t *testing.T) {
 		})
 	}
 }
+
+// IDIf gives a held string its id without asking ok, adds a new string ok
+// accepts, and adds nothing for one it refuses.
+func TestDictIDIf(t *testing.T) {
+	d := NewDict(0)
+	held := d.ID("held")
+	asked := 0
+	refuse := func([]byte) bool { asked++; return false }
+	if id, ok := d.IDIf([]byte("held"), refuse); !ok || id != held || asked != 0 {
+		t.Fatalf("held: %d %v, asked %d", id, ok, asked)
+	}
+	if _, ok := d.IDIf([]byte("new"), refuse); ok || asked != 1 || d.Len() != 2 {
+		t.Fatalf("refused: ok %v, asked %d, %d strings", ok, asked, d.Len())
+	}
+	id, ok := d.IDIf([]byte("new"), func([]byte) bool { return true })
+	if !ok || d.Str(id) != "new" || d.ID("new") != id || d.Len() != 3 {
+		t.Fatalf("accepted: %d %v, %d strings", id, ok, d.Len())
+	}
+}

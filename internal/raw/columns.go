@@ -313,11 +313,9 @@ func (d *colDecoder) intern(b []byte) internedID {
 	if len(b) == 0 {
 		return internedID{}
 	}
-	if id, ok := d.c.Dict.LookupBytes(b); ok {
-		return internedID{id: id} // the dictionary holds valid strings only
-	}
-	if utf8.Valid(b) {
-		return internedID{id: d.c.Dict.IDBytes(b)}
+	// The dictionary holds valid strings only: b is checked if new.
+	if id, ok := d.c.Dict.IDIf(b, utf8.Valid); ok {
+		return internedID{id: id}
 	}
 	return internedID{id: d.c.Dict.ID(strings.ToValidUTF8(string(b), "\uFFFD")), repaired: true}
 }
