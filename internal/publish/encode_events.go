@@ -33,9 +33,8 @@ import (
 // writerConfig and what its verbatim copy requires (the copy is
 // checked by TestWriteEventsCopiesRowGroups, and the values, levels and
 // statistics against parquet-go's own writer by TestEncodeGroupMatchesParquetGo):
-//   - data pages v2, zstd (the shared codec; the event ids' literals only,
-//     Huffman-coded, see literalFrame; the string columns sorted by who
-//     with the repeats the encoder finds by comparing ids as matches, see
+//   - data pages v2, zstd (the shared codec; the event ids and the string
+//     columns sorted by who with the matches the encoder knows, see
 //     matchFrame), with a CRC-32 of the page's bytes as written;
 //   - strings DELTA_LENGTH_BYTE_ARRAY, or RLE_DICTIONARY with a PLAIN
 //     dictionary page for the columns tagged dict, its entries in order of
@@ -131,7 +130,7 @@ type groupEncoder struct {
 	ids        []byte   // event ids as text
 	hdr        bytes.Buffer
 	enc        *thrift.Encoder
-	frames     frameScratch // literalFrame's and matchFrame's
+	frames     frameScratch // matchFrame's
 	matches    []match      // a page's repeats (see encodeRepeats)
 	body       []byte       // a page's strings (see encodeRepeats)
 
@@ -184,7 +183,6 @@ type chunk struct {
 	min, max []byte
 	hasMinMx bool
 	compare  func(a, b []byte) int
-	literals bool // pages are compressed by literalFrame, not the codec
 	matches  bool // pages are compressed by matchFrame with g.matches
 }
 
@@ -344,17 +342,25 @@ func b2byte(b bool) byte {
 // eventIDs writes the event ids as text, DELTA_LENGTH_BYTE_ARRAY.
 func (c *chunk) eventIDs() error {
 	g, ev := c.g, c.g.ev
-	c.literals = true // random hex: zstd's matching finds next to nothing
+	// Random hex, but for UUIDv7's leading time (the collector's ids): in
+	// the day's order an id starts like the one before it (the same day,
+	// or minutes of one user's), a match; zstd's matching finds next to
+	// nothing else.
+	c.matches = true
 	idLen := func(i int) int { return 4 + ev.IDTextSize(i, i+1) }
 	for a := c.lo; a < c.hi; {
 		b := c.pageEnd(a, idLen)
-		g.lens, g.ids = g.lens[:0], g.ids[:0]
+		g.lens, g.ids, g.matches = g.lens[:0], g.ids[:0], g.matches[:0]
 		lo, hi := a, a // the rows of the min and max id
+		prev := 0      // where the id before starts in g.ids
 		for i := a; i < b; i++ {
 			n := len(g.ids)
 			g.ids = ev.AppendIDText(g.ids, i)
 			g.lens = append(g.lens, int32(len(g.ids)-n))
 			if i > a {
+				if k := commonPrefix(g.ids[n:], g.ids[prev:n]); k >= minRepeat {
+					g.matches = append(g.matches, match{pos: uint32(n), n: uint32(k), off: uint32(n - prev)})
+				}
 				// Packed ids compare as their text does.
 				if bytes.Compare(ev.ID(i), ev.ID(lo)) < 0 {
 					lo = i
@@ -363,9 +369,14 @@ func (c *chunk) eventIDs() error {
 					hi = i
 				}
 			}
+			prev = n
 		}
 		g.vals, _ = new(delta.BinaryPackedEncoding).EncodeInt32(g.vals, g.lens)
+		hdr := uint32(len(g.vals))
 		g.vals = append(g.vals, g.ids...)
+		for j := range g.matches {
+			g.matches[j].pos += hdr
+		}
 		mn, mx := ev.AppendIDText([]byte{}, lo), ev.AppendIDText([]byte{}, hi) // "" is not null
 		if err := c.dataPage(format.DeltaLengthByteArray, b-a, b-a, 0, mn, mx); err != nil {
 			return err
@@ -762,8 +773,6 @@ func (c *chunk) dataPage(enc format.Encoding, rows, values, nulls int, mn, mx []
 		}
 	}
 	switch {
-	case c.literals:
-		g.comp = literalFrame(g.comp, g.vals, &g.frames)
 	case c.matches:
 		g.comp = matchFrame(g.comp, g.vals, g.matches, &g.frames)
 	default:

@@ -8,18 +8,18 @@ import (
 
 // Two kinds of page are compressed here, not by the shared codec, into
 // plain zstd frames (RFC 8878) that any zstd decoder reads as it reads the
-// codec's:
+// codec's, with the matches their encoder knows instead of matches
+// searched for (matchFrame):
 //
-//   - the event ids' text (random hex), which zstd's matching barely
-//     shrinks and spends most of its time on: the fastest level
-//     compressed it 2.10× at about 200 MB/s here, Huffman alone 2.07× at
-//     about 900 MB/s (literalFrame);
+//   - the event ids' text: random hex, which zstd's matching barely
+//     shrinks and spends most of its time on (the fastest level compressed
+//     it 2.10× at about 200 MB/s here, Huffman alone 2.07× at about
+//     900 MB/s), but for a UUIDv7's leading time, which in the day's order
+//     an id mostly shares with the id before it;
 //   - the pages of the string columns sorted by who (user_key, device_id,
 //     session_key, ...), where a string mostly equals, or starts like, the
 //     one before it. The page's encoder knows where those repeats are (it
-//     compares dictionary ids), so the frame holds them as zstd matches
-//     and Huffman-codes the rest, with no search for matches
-//     (matchFrame).
+//     compares dictionary ids).
 //
 // A frame is single-segment (its content size is its window), without a
 // checksum, like the codec's. Each block of up to 128 KiB holds its
@@ -32,8 +32,8 @@ import (
 // (n >= minMatch, off <= pos; a match may overlap the bytes it repeats).
 type match struct{ pos, n, off uint32 }
 
-// frameScratch is what literalFrame and matchFrame reuse from page to
-// page; each goroutine has its own.
+// frameScratch is what matchFrame reuses from page to page; each
+// goroutine has its own.
 type frameScratch struct {
 	huff huff0.Scratch
 	lits []byte
@@ -51,12 +51,6 @@ type frameScratch struct {
 type sequence struct {
 	ll, ml, off   uint32
 	llc, mlc, ofc uint8 // their codes
-}
-
-// literalFrame compresses src as one zstd frame of literals only,
-// appended to dst[:0].
-func literalFrame(dst, src []byte, s *frameScratch) []byte {
-	return matchFrame(dst, src, nil, s)
 }
 
 // matchFrame compresses src as one zstd frame holding ms (in order of pos,

@@ -12,12 +12,12 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// literalFrame's frames decode, with klauspost's decoder and with the
+// matchFrame's frames without matches decode, with klauspost's decoder and with the
 // codec's Decode (what parquet-go reads pages with), to what was encoded:
 // empty, tiny, raw, Huffman-coded and treeless blocks, at every size
 // class of the frame and literals headers, frame after frame on one
 // Scratch (a frame never leans on an earlier frame's table).
-func TestLiteralFrame(t *testing.T) {
+func TestLiteralsOnlyFrame(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	hexText := func(n int) []byte {
 		b := make([]byte, n)
@@ -55,7 +55,7 @@ func TestLiteralFrame(t *testing.T) {
 	for _, kind := range []string{"hex", "random", "same", "mixed", "hex"} {
 		for _, n := range sizes {
 			src := kinds[kind](n)
-			frame = literalFrame(frame, src, &s)
+			frame = matchFrame(frame, src, nil, &s)
 			name := fmt.Sprintf("%s %d", kind, n)
 			got, err := dec.DecodeAll(frame, nil)
 			if err != nil {
