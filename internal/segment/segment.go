@@ -16,7 +16,9 @@
 // codec, with a CRC-32C of the payload): a dictionary of the segment's
 // strings, then each column as a fixed-width little-endian array (event
 // ids as their 16 bytes when all are canonical UUIDs, see
-// frame.Events.PackUUIDs).
+// frame.Events.PackUUIDs; the client and receive times as differences
+// from the event time; string ids in 16 bits when the dictionary holds at
+// most 65,536 strings).
 package segment
 
 import (
@@ -45,9 +47,9 @@ import (
 const Prefix = "_state/segments/"
 
 // Version is the segment format; it is part of every tag.
-const Version = 3
+const Version = 4
 
-const magic = "LWSEG3\n"
+const magic = "LWSEG4\n"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -175,13 +177,17 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 		b = appendU32s(b, ev.IDOff)
 	}
 	b = appendI64s(b, ev.EventTime)
-	b = appendI64s(b, ev.ClientTime)
-	b = appendI64s(b, ev.ReceivedAt)
+	b = appendDiffs(b, ev.ClientTime, ev.EventTime)
+	b = appendDiffs(b, ev.ReceivedAt, ev.EventTime)
 	for _, v := range ev.Skewed {
 		b = append(b, b2u8(v))
 	}
 	for c := range ev.Str {
-		b = appendU32s(b, ev.Str[c])
+		if narrow(strs.Len()) {
+			b = appendU16s(b, ev.Str[c])
+		} else {
+			b = appendU32s(b, ev.Str[c])
+		}
 	}
 	b = appendU32s(b, ev.PropOff)
 	b = binary.AppendUvarint(b, uint64(len(ev.PropKey)))
@@ -283,8 +289,8 @@ func Decode(data []byte) (*Segment, error) {
 		r.fail("packed ids of the wrong size")
 	}
 	ev.EventTime = r.i64s(n)
-	ev.ClientTime = r.i64s(n)
-	ev.ReceivedAt = r.i64s(n)
+	ev.ClientTime = r.diffs(n, ev.EventTime)
+	ev.ReceivedAt = r.diffs(n, ev.EventTime)
 	if sk := r.bytes(n); r.err == nil {
 		ev.Skewed = make([]bool, n)
 		for i, v := range sk {
@@ -295,7 +301,11 @@ func Decode(data []byte) (*Segment, error) {
 		}
 	}
 	for c := range ev.Str {
-		ev.Str[c] = r.u32s(n)
+		if narrow(int(nstr)) {
+			ev.Str[c] = r.u16s(n)
+		} else {
+			ev.Str[c] = r.u32s(n)
+		}
 	}
 	ev.PropOff = r.u32s(n + 1)
 	np := r.count(4)
@@ -412,6 +422,36 @@ func appendU32s(b []byte, v []uint32) []byte {
 	return b
 }
 
+// narrow is whether a segment of nstr strings holds its string columns'
+// ids in 16 bits (an object's dictionary mostly has 30-40 thousand
+// strings): half the bytes for S2 to compress, and S2 is most of the time
+// a segment takes to write.
+func narrow(nstr int) bool { return nstr <= 1<<16 }
+
+// appendU16s appends the low 16 bits of each of v little-endian; b has
+// room for it.
+func appendU16s(b []byte, v []uint32) []byte {
+	off := len(b)
+	b = b[:off+2*len(v)]
+	for i, x := range v {
+		binary.LittleEndian.PutUint16(b[off+2*i:], uint16(x))
+	}
+	return b
+}
+
+// appendDiffs appends v[i]-base[i] (wrapping: decoded exactly by adding
+// base back) little-endian; b has room for it. A client time and a
+// receive time are mostly the event time, or seconds from it: runs of
+// zero bytes, which S2 stores in next to nothing.
+func appendDiffs(b []byte, v, base []int64) []byte {
+	off := len(b)
+	b = b[:off+8*len(v)]
+	for i, x := range v {
+		binary.LittleEndian.PutUint64(b[off+8*i:], uint64(x)-uint64(base[i]))
+	}
+	return b
+}
+
 // appendI64s appends v little-endian; b has room for it.
 func appendI64s(b []byte, v []int64) []byte {
 	if littleEndian {
@@ -491,6 +531,36 @@ func (r *reader) u32s(n uint64) []uint32 {
 	}
 	for i := range out {
 		out[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return out
+}
+
+// u16s reads n 16-bit ids (see narrow).
+func (r *reader) u16s(n uint64) []uint32 {
+	if n > math.MaxInt32 {
+		r.fail("too many values")
+		return nil
+	}
+	b := r.bytes(2 * n)
+	if r.err != nil {
+		return nil
+	}
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = uint32(binary.LittleEndian.Uint16(b[2*i:]))
+	}
+	return out
+}
+
+// diffs reads n times written by appendDiffs from base (n of them, or nil
+// after an error).
+func (r *reader) diffs(n uint64, base []int64) []int64 {
+	out := r.i64s(n)
+	if r.err != nil {
+		return nil
+	}
+	for i := range out {
+		out[i] = int64(uint64(out[i]) + uint64(base[i]))
 	}
 	return out
 }

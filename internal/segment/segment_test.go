@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -33,10 +34,16 @@ func randomSegment(rng *rand.Rand, n int, uuids bool) *Segment {
 		if rng.IntN(3) > 0 {
 			r.ClientTime = rng.Int64N(1e12)
 		}
+		if rng.IntN(20) == 0 { // times whose differences wrap around (see appendDiffs)
+			r.EventTime, r.ClientTime, r.ReceivedAt = math.MaxInt64-rng.Int64N(9), math.MinInt64+rng.Int64N(9), -1
+		}
 		for c := range r.Str {
 			if rng.IntN(4) > 0 {
 				r.Str[c] = fmt.Sprintf("%s-%d", frame.Column(c), rng.IntN(20))
 			}
+		}
+		if n > 1<<16 {
+			r.Str[frame.DeviceID] = fmt.Sprint("device-", ev.Len()) // more strings than 16-bit ids (see narrow)
 		}
 		if rng.IntN(2) == 0 {
 			r.Props = map[string]string{}
@@ -72,9 +79,12 @@ func TestRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		n     int
 		uuids bool
-	}{{0, false}, {1, false}, {7, false}, {500, false}, {1, true}, {500, true}} {
+	}{{0, false}, {1, false}, {7, false}, {500, false}, {1, true}, {500, true}, {1<<16 + 100, true}} {
 		n := c.n
 		s := randomSegment(rng, n, c.uuids)
+		if wide := s.Events.Dict.Len() > 1<<16; wide != (n > 1<<16) {
+			t.Fatalf("n=%d: %d strings", n, s.Events.Dict.Len())
+		}
 		littleEndian = false
 		loop, err := Encode(s)
 		if err != nil {
