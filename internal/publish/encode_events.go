@@ -531,11 +531,12 @@ func (g *groupEncoder) encodeRepeats(ids []uint32, m *minMax) {
 
 // likeEarlier appends to g.matches where s, at at in g.body, repeats one
 // of the two strings before it there ([c1At, c1End), or [c2At, c2End) if
-// c2At >= 0), whichever starts more like it: its start, if at least minRepeat bytes, then runs
-// of at least minRepeat bytes equal where the two are aligned by their
-// ends (the sorted keys' fields: "i:<product>|<user_key>|<time>"). It
-// returns the last match, not appended (the next string may extend it),
-// or none.
+// c2At >= 0), whichever starts more like it: its start, if at least
+// minRepeat bytes (else nothing more is looked for: a random id), then
+// runs of at least minRepeat bytes equal where the two are aligned by
+// their ends (the sorted keys' fields: "i:<product>|<user_key>|<time>").
+// It returns the last match, not appended (the next string may extend
+// it), or none.
 func (g *groupEncoder) likeEarlier(at int, s []byte, c1At, c1End, c2At, c2End int) match {
 	c, cAt := g.body[c1At:c1End], c1At
 	k := commonPrefix(s, c)

@@ -96,7 +96,7 @@ func (b *tableBuilder) choose(dst []byte, counts []uint32, n int, predef *fseTab
 		}
 	}
 	if int(counts[top]) == n {
-		b.t.rle(uint32(top))
+		b.t.rle()
 		return modeRLE, &b.t, append(dst, byte(top))
 	}
 	if n < minTableSeqs && top < len(predef.syms) {
@@ -395,14 +395,8 @@ func (t *fseTable) build(log uint32, norm []int16) {
 	}
 }
 
-// rle makes t the table of a block with one code, sym: no state, no bits.
-func (t *fseTable) rle(sym uint32) {
-	t.log = 0
-	t.next = append(t.next[:0], 0)
-	t.syms = slices.Grow(t.syms[:0], int(sym)+1)[:sym+1]
-	clear(t.syms)
-	t.syms[sym] = fseSymbol{deltaBits: 1 << 16, find: 0}
-}
+// rle makes t the table of a block with one code: no state, no bits.
+func (t *fseTable) rle() { t.log = 0 }
 
 // init returns the state that starts with sym (the first encoded: the
 // last decoded), writing no bits.
