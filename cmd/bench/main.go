@@ -14,7 +14,11 @@
 //
 // Wall seconds are the child's lifetime seen from here (start to exit);
 // peak RSS is the child's ru_maxrss from wait4. Best of --runs: the lowest
-// wall and the lowest peak RSS, each over the runs. The data sets, generated
+// wall and the lowest peak RSS, each over the runs. Each run runs ours and
+// then DuckDB back to back, so it also prints each run's wall ratio and
+// their median: on a shared machine whose speed drifts from minute to
+// minute, the best of each side may come from runs minutes apart, while a
+// run's two sides saw about the same machine. The data sets, generated
 // once and cached under .bench/ (a marker file holds their config):
 //
 //   - 1day: one day of 5,000,000 events in 96 raw objects (4 an hour);

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -64,6 +66,11 @@ type DataSetResult struct {
 	// Ratios ours/DuckDB of the best runs; 0 if DuckDB's figure is 0.
 	WallRatio float64 `json:"wall_ratio"`
 	RSSRatio  float64 `json:"rss_ratio"`
+	// PairedWallRatios are ours/DuckDB of each run, the two sides run back
+	// to back (so at one speed of a shared machine, which the best of
+	// each side need not be), and their median.
+	PairedWallRatios      []float64 `json:"paired_wall_ratios,omitempty"`
+	MedianPairedWallRatio float64   `json:"median_paired_wall_ratio,omitempty"`
 	// OursEventsPerSecond is our events rows over our best wall time.
 	OursEventsPerSecond float64 `json:"ours_events_per_second"`
 
@@ -83,6 +90,11 @@ func (r *DataSetResult) finish() {
 	r.WallRatio = ratio(r.Ours.Best.WallSeconds, r.DuckDB.Best.WallSeconds)
 	r.RSSRatio = ratio(float64(r.Ours.Best.MaxRSSKiB), float64(r.DuckDB.Best.MaxRSSKiB))
 	r.OursEventsPerSecond = ratio(float64(r.OursEvents), r.Ours.Best.WallSeconds)
+	r.PairedWallRatios = nil
+	for i := range min(len(r.Ours.Runs), len(r.DuckDB.Runs)) {
+		r.PairedWallRatios = append(r.PairedWallRatios, ratio(r.Ours.Runs[i].WallSeconds, r.DuckDB.Runs[i].WallSeconds))
+	}
+	r.MedianPairedWallRatio = median(r.PairedWallRatios)
 	if r.OneDay != nil {
 		r.OneDay.finish()
 		r.RangeRSSOverDay = ratio(float64(r.Ours.Best.MaxRSSKiB), float64(r.OneDay.Best.MaxRSSKiB))
@@ -108,6 +120,19 @@ const (
 	TargetRSSRatio     = 0.25
 	TargetRangeOverDay = 1.5
 )
+
+// median is the middle of xs (the mean of the two middle ones for an even
+// count), or 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
 
 // ratio is a/b, or 0 when b is not positive.
 func ratio(a, b float64) float64 {
@@ -138,6 +163,17 @@ func FormatTable(w io.Writer, r Report) error {
 	}
 	fmt.Fprintf(w, "wall: child process start to exit; RSS: the child's peak (ru_maxrss); target for 1day: wall ≤ %.2f×, RSS ≤ %.2f× DuckDB\n",
 		TargetWallRatio, TargetRSSRatio)
+	for _, d := range r.DataSets {
+		if len(d.PairedWallRatios) < 2 {
+			continue
+		}
+		var each []string
+		for _, x := range d.PairedWallRatios {
+			each = append(each, fmt.Sprintf("%.3f×", x))
+		}
+		fmt.Fprintf(w, "%s: wall ours/DuckDB run by run (the two back to back): %s; median %.3f×\n",
+			d.Name, strings.Join(each, ", "), d.MedianPairedWallRatio)
+	}
 	for _, d := range r.DataSets {
 		if d.OneDay == nil {
 			continue

@@ -32,6 +32,12 @@ func TestFinishAndTable(t *testing.T) {
 	if r.WallRatio != 3 || r.RSSRatio != 8.0/3 {
 		t.Errorf("ratios = %v, %v; want 3, 2.67", r.WallRatio, r.RSSRatio)
 	}
+	if len(r.PairedWallRatios) != 2 || r.PairedWallRatios[0] != 80.0/25 || r.PairedWallRatios[1] != 2.5 || r.MedianPairedWallRatio != (3.2+2.5)/2 {
+		t.Errorf("paired ratios %v, median %v; want [3.2 2.5], 2.85", r.PairedWallRatios, r.MedianPairedWallRatio)
+	}
+	if got := median([]float64{0.3, 0.1, 0.2}); got != 0.2 {
+		t.Errorf("median of three = %v, want 0.2", got)
+	}
 	if r.OursEventsPerSecond != 5_000_000.0/75 || r.RowsMatch {
 		t.Errorf("events/s %v, rows match %v", r.OursEventsPerSecond, r.RowsMatch)
 	}
@@ -48,7 +54,8 @@ func TestFinishAndTable(t *testing.T) {
 	}
 	out := b.String()
 	t.Log("\n" + out)
-	for _, want := range []string{"cores: 2", "best of 2", "5,000,000", "75.00", "8,192 MiB", "3,072 MiB", "3.00×", "2.67×", "66,667", "WARNING: 1day", "4,999,999", "one of its days (2026-01-15) built alone 2,048 MiB: 1.50×"} {
+	for _, want := range []string{"cores: 2", "best of 2", "5,000,000", "75.00", "8,192 MiB", "3,072 MiB", "3.00×", "2.67×", "66,667", "WARNING: 1day", "4,999,999", "one of its days (2026-01-15) built alone 2,048 MiB: 1.50×",
+		"1day: wall ours/DuckDB run by run (the two back to back): 3.200×, 2.500×; median 2.850×"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q", want)
 		}
