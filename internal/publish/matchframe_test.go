@@ -42,11 +42,7 @@ func TestLiteralsOnlyFrame(t *testing.T) {
 		}
 		return b
 	}
-	dec, err := zstd.NewReader(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
+	dec := zstdDecoder(t)
 	var s frameScratch
 	var frame []byte
 	kinds := map[string]func(int) []byte{"hex": hexText, "random": random, "same": same, "mixed": mixed}
@@ -232,11 +228,7 @@ func TestMatchFrame(t *testing.T) {
 			return p
 		},
 	}
-	dec, err := zstd.NewReader(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
+	dec := zstdDecoder(t)
 	var s frameScratch
 	var frame []byte
 	modes := map[byte]int{}
@@ -319,4 +311,15 @@ func sequenceModes(t *testing.T, frame []byte) []byte {
 			return modes
 		}
 	}
+}
+
+// zstdDecoder returns klauspost's decoder, closed when t ends.
+func zstdDecoder(t *testing.T) *zstd.Decoder {
+	t.Helper()
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dec.Close)
+	return dec
 }
