@@ -161,10 +161,10 @@ func Build(parts []*Part, rules Rules) Day {
 		for p, e := range srcs {
 			b, r := m.base[p], m.remapOf(p)
 			copy(times[b:], e.EventTime)
-			remapInto(name[b:], e.Str[frame.EventName], r)
-			remapInto(user[b:], e.Str[frame.UserKey], r)
-			remapInto(sid[b:], e.Str[frame.SessionID], r)
-			remapInto(product[b:], e.Str[frame.Product], r)
+			frame.Remap(name[b:], e.Str[frame.EventName], r)
+			frame.Remap(user[b:], e.Str[frame.UserKey], r)
+			frame.Remap(sid[b:], e.Str[frame.SessionID], r)
+			frame.Remap(product[b:], e.Str[frame.Product], r)
 		}
 		skey = frame.Make[uint32](n, 0)
 	}
@@ -292,18 +292,6 @@ func (m *merged) at(i int32) (*frame.Events, int) {
 func (m *merged) id(i int32) []byte {
 	e, j := m.at(i)
 	return e.ID(j)
-}
-
-// remapInto sets dst[i] to r[src[i]] (to src[i] if r is nil).
-func remapInto(dst, src, r []uint32) {
-	if r == nil {
-		copy(dst, src)
-		return
-	}
-	dst = dst[:len(src)]
-	for i, id := range src {
-		dst[i] = r[id]
-	}
 }
 
 // gatherInto sets dst[k] to col[perm[k]] and returns dst.

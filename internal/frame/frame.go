@@ -580,17 +580,23 @@ func (e *Events) Rebase(dict *Dict) {
 	r[0] = 0
 	dict.intern(strs, used, r)
 	for c := range e.Str {
-		remap(e.Str[c], r)
+		Remap(e.Str[c], e.Str[c], r)
 	}
-	remap(e.PropKey, r)
-	remap(e.PropVal, r)
+	Remap(e.PropKey, e.PropKey, r)
+	Remap(e.PropVal, e.PropVal, r)
 	e.Dict = dict // property keys stay in byte order: the strings are the same
 }
 
-// remap replaces each id in col by r[id].
-func remap(col, r []uint32) {
-	for i, id := range col {
-		col[i] = r[id]
+// Remap sets dst[i] to r[src[i]] for each id of src (to src[i] if r is
+// nil): ids of one dictionary re-encoded as another's; dst may be src.
+func Remap(dst, src, r []uint32) {
+	if r == nil {
+		copy(dst, src)
+		return
+	}
+	dst = dst[:len(src)]
+	for i, id := range src {
+		dst[i] = r[id]
 	}
 }
 
