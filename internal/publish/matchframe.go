@@ -127,13 +127,12 @@ func (s *frameScratch) literalBlock(dst, b []byte, last uint32) []byte {
 		dst = appendBlockHeader(dst, last, blockRaw, len(b))
 		return append(dst, b...)
 	}
-	h, hn := literalsHeader(typ, len(b), len(out))
-	dst = appendBlockHeader(dst, last, blockCompressed, hn+len(out)+1)
-	for i := range hn {
-		dst = append(dst, byte(h>>(8*i)))
-	}
-	dst = append(dst, out...)
-	return append(dst, 0) // Number_of_Sequences: none
+	at := len(dst)
+	dst = append(dst, 0, 0, 0) // the block header, set below
+	dst = appendHuffmanLiterals(dst, typ, len(b), out)
+	dst = append(dst, 0) // Number_of_Sequences: none
+	copy(dst[at:], appendBlockHeader(nil, last, blockCompressed, len(dst)-at-3))
+	return dst
 }
 
 // huffman returns lits Huffman-coded (four streams) and the literals
@@ -166,11 +165,7 @@ func (s *frameScratch) matchBlock(dst, b []byte, last uint32) []byte {
 		dst = appendRawLiteralsHeader(dst, len(s.lits))
 		dst = append(dst, s.lits...)
 	} else {
-		h, hn := literalsHeader(typ, len(s.lits), len(out))
-		for i := range hn {
-			dst = append(dst, byte(h>>(8*i)))
-		}
-		dst = append(dst, out...)
+		dst = appendHuffmanLiterals(dst, typ, len(s.lits), out)
 	}
 	dst = s.sequences(dst)
 	if size := len(dst) - at - 3; size < len(b) {
@@ -190,6 +185,16 @@ func (s *frameScratch) matchBlock(dst, b []byte, last uint32) []byte {
 func appendBlockHeader(dst []byte, last uint32, typ uint32, size int) []byte {
 	h := last | typ<<1 | uint32(size)<<3
 	return append(dst, byte(h), byte(h>>8), byte(h>>16))
+}
+
+// appendHuffmanLiterals appends the literals section of regen literals
+// Huffman-coded to out (typ: with its table, or treeless).
+func appendHuffmanLiterals(dst []byte, typ uint64, regen int, out []byte) []byte {
+	h, hn := literalsHeader(typ, regen, len(out))
+	for i := range hn {
+		dst = append(dst, byte(h>>(8*i)))
+	}
+	return append(dst, out...)
 }
 
 // literalsHeader returns the Literals_Section_Header of four Huffman
