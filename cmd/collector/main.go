@@ -76,6 +76,8 @@ var docs = map[string]flagDoc{
 	"max-events":          {"N", "--max-events 100"},
 	"rate":                {"N", "--rate 20"},
 	"burst":               {"N", "--burst 50"},
+	"auth-failures":       {"N", "--auth-failures 10"},
+	"auth-failure-window": {"DURATION", "--auth-failure-window 5m"},
 	"firehose-stream":     {"NAME", "--firehose-stream warehouse-events"},
 	"region":              {"REGION", "--region eu-west-1"},
 	"firehose-endpoint":   {"URL", "--firehose-endpoint http://localhost:4566"},
@@ -111,6 +113,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (coll
 	fs.IntVar(&cfg.MaxEvents, "max-events", d.MaxEvents, "most events in one request; more is 400")
 	rate := fs.Float64("rate", d.RatePerSecond, "requests a second allowed per API key, on average; over it is 429 with Retry-After; 0 turns rate limiting off")
 	fs.IntVar(&cfg.RateBurst, "burst", d.RateBurst, "requests an API key may make at once before --rate applies")
+	authFailures := fs.Int("auth-failures", d.AuthFailures, "failed authentications (missing or wrong X-Api-Key) one client IP address (IPv6: its /64) may make at once; they come back at this many per --auth-failure-window; past them the client gets 429 with Retry-After; 0 turns the limit off")
+	fs.DurationVar(&cfg.AuthFailureWindow, "auth-failure-window", d.AuthFailureWindow, "the time in which --auth-failures failed authentications come back")
 	fs.StringVar(&cfg.FirehoseStream, "firehose-stream", "", "send events to this Firehose delivery stream instead of the local stream (credentials and region from the usual AWS_* variables, ~/.aws or the instance role)")
 	fs.StringVar(&cfg.Region, "region", "", "AWS region of the Firehose stream, if not set by AWS_REGION")
 	fs.StringVar(&cfg.FirehoseEndpoint, "firehose-endpoint", "", "Firehose endpoint URL, for an emulator or a VPC endpoint (AWS_ENDPOINT_URL_FIREHOSE works too)")
@@ -149,6 +153,16 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (coll
 	cfg.RatePerSecond = *rate
 	if *rate == 0 {
 		cfg.RatePerSecond = -1 // off
+	}
+	cfg.AuthFailures = *authFailures
+	switch {
+	case *authFailures == 0:
+		cfg.AuthFailures = -1 // off
+	case *authFailures < 0:
+		return cfg, fmt.Errorf("--auth-failures %d: want 0 (off) or more", *authFailures)
+	}
+	if cfg.AuthFailureWindow <= 0 {
+		return cfg, fmt.Errorf("--auth-failure-window %s: want a positive duration", cfg.AuthFailureWindow)
 	}
 	cfg.APIKeys = collector.ParseKeys(getenv(keysEnv))
 	if keysFile != "" {

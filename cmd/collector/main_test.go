@@ -70,10 +70,12 @@ func TestParseConfig(t *testing.T) {
 		"COLLECTOR_BUFFER_INTERVAL": "10s",
 		"COLLECTOR_ADDR":            "127.0.0.1:9999",
 		"COLLECTOR_MAX_BODY":        "512KiB",
+		"COLLECTOR_AUTH_FAILURES":   "5",
 	}
 	cfg, err := parseConfig([]string{
 		"--addr", "127.0.0.1:8081", "--api-keys-file", keysFile, "--buffer-size", "1MiB",
 		"--allowed-origins", "https://a.example.com, https://b.example.com", "--rate", "0",
+		"--auth-failure-window", "5m",
 	}, env(vars), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +94,12 @@ func TestParseConfig(t *testing.T) {
 	}
 	if cfg.RatePerSecond >= 0 {
 		t.Errorf("--rate 0 gives RatePerSecond %v, want rate limiting off", cfg.RatePerSecond)
+	}
+	if cfg.AuthFailures != 5 || cfg.AuthFailureWindow != 5*time.Minute {
+		t.Errorf("AuthFailures %d per %s, want 5 per 5m", cfg.AuthFailures, cfg.AuthFailureWindow)
+	}
+	if off, err := parseConfig([]string{"--auth-failures", "0"}, env(nil), io.Discard); err != nil || off.AuthFailures >= 0 {
+		t.Errorf("--auth-failures 0 gives AuthFailures %d (%v), want the limit off", off.AuthFailures, err)
 	}
 	d := collector.DefaultConfig()
 	if cfg.MaxEvents != d.MaxEvents || cfg.WriteTimeout != d.WriteTimeout || cfg.Store != d.Store {
@@ -114,6 +122,8 @@ func TestBadInvocationsExit2(t *testing.T) {
 		{"no api keys", []string{"--addr", "127.0.0.1:0"}, nil},
 		{"a short api key", []string{"--addr", "127.0.0.1:0"}, map[string]string{"COLLECTOR_API_KEYS": "short"}},
 		{"a bad log level", []string{"--log-level", "loud"}, keys},
+		{"negative auth failures", []string{"--auth-failures", "-1"}, keys},
+		{"a zero auth failure window", []string{"--auth-failure-window", "0s"}, keys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,6 +48,13 @@ type Config struct {
 	// (429 beyond); a negative RatePerSecond switches rate limiting off.
 	RatePerSecond float64
 	RateBurst     int
+	// AuthFailures is how many failed authentications (a missing or wrong
+	// X-Api-Key) a client — an IP address, an IPv6 /64 — may make at once;
+	// they come back at AuthFailures per AuthFailureWindow. Past them its
+	// requests get 429 with Retry-After without their key being checked. A
+	// negative AuthFailures switches the limit off.
+	AuthFailures      int
+	AuthFailureWindow time.Duration
 
 	// FirehoseStream, when set, sends events to that Firehose delivery
 	// stream; Region and FirehoseEndpoint override the AWS SDK's defaults.
@@ -89,6 +96,8 @@ func DefaultConfig() Config {
 		MaxEvents:         500,
 		RatePerSecond:     100,
 		RateBurst:         200,
+		AuthFailures:      20,
+		AuthFailureWindow: time.Minute,
 		Store:             "./data",
 		Stream:            firehose.DefaultStream,
 		BufferSize:        firehose.DefaultBufferSize,
@@ -109,6 +118,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxEvents, d.MaxEvents)
 	setDefault(&c.RatePerSecond, d.RatePerSecond)
 	setDefault(&c.RateBurst, d.RateBurst)
+	setDefault(&c.AuthFailures, d.AuthFailures)
+	setDefault(&c.AuthFailureWindow, d.AuthFailureWindow)
 	setDefault(&c.Store, d.Store)
 	setDefault(&c.Stream, d.Stream)
 	setDefault(&c.BufferSize, d.BufferSize)
@@ -146,6 +157,9 @@ func (c Config) validateHTTP() error {
 	}
 	if c.RatePerSecond > 0 && c.RateBurst < 1 {
 		errs = append(errs, errors.New("rate burst must be at least 1"))
+	}
+	if c.AuthFailureWindow < 0 {
+		errs = append(errs, errors.New("auth failure window must be positive"))
 	}
 	if !c.NoAuth && len(c.APIKeys) == 0 {
 		errs = append(errs, errors.New("no api keys: set COLLECTOR_API_KEYS or --api-keys-file (or --no-auth for a local experiment)"))

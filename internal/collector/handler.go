@@ -34,12 +34,19 @@ type Response struct {
 	Events   []Accepted   `json:"events,omitempty"` // the accepted events
 	Errors   []FieldError `json:"errors,omitempty"` // why the others were rejected
 	Error    string       `json:"error,omitempty"`  // why the whole request failed
+	// ReplacedChars counts the characters of the accepted events that were
+	// not valid UTF-8 and were stored as U+FFFD (see Accepted).
+	ReplacedChars int `json:"replaced_chars,omitempty"`
 }
 
 // Accepted names the event_id given to the event at Index of the request.
+// ReplacedChars, when not 0, says how many characters of the event's
+// strings were invalid UTF-8 (a malformed byte, or a \u escape of a lone
+// UTF-16 surrogate) and were stored as U+FFFD instead.
 type Accepted struct {
-	Index   int    `json:"index"`
-	EventID string `json:"event_id"`
+	Index         int    `json:"index"`
+	EventID       string `json:"event_id"`
+	ReplacedChars int    `json:"replaced_chars,omitempty"`
 }
 
 // sinkRetryAfter is the Retry-After of a 503 when the sink failed.
@@ -50,14 +57,16 @@ const sinkRetryAfter = 5 * time.Second
 //	POST /v1/events   one JSON event or an array of them
 //	GET  /healthz     200 {"status":"ok"}
 //
-// with API keys, CORS, a body limit, per-key rate limits and one JSON log
-// line of counts per request.
+// with API keys, CORS, a body limit, per-key rate limits, a limit on failed
+// authentications per client and one JSON log line of counts per request.
+// Every answer has a JSON body, 404 and 405 included.
 type Handler struct {
 	cfg   Config
 	sink  Sink
 	keys  *keyring // nil with NoAuth
 	cors  *cors
-	limit *limiter // nil when unlimited
+	limit *limiter     // nil when unlimited
+	fails *failLimiter // nil with NoAuth or when off
 	log   *slog.Logger
 	next  http.Handler
 }
@@ -82,17 +91,49 @@ func NewHandler(cfg Config, sink Sink) (*Handler, error) {
 	if cfg.RatePerSecond > 0 {
 		h.limit = newLimiter(cfg.RatePerSecond, cfg.RateBurst, cfg.Now)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", h.health)
-	mux.Handle("POST /v1/events", h.authenticate(h.rateLimit(http.HandlerFunc(h.events))))
-	h.next = h.cors.wrap(mux)
+	if h.keys != nil && cfg.AuthFailures > 0 {
+		h.fails = newFailLimiter(cfg.AuthFailures, cfg.AuthFailureWindow, maxAuthClients, cfg.Now)
+	}
+	h.next = h.cors.wrap(h.route(h.authenticate(h.rateLimit(http.HandlerFunc(h.events)))))
 	return h, nil
+}
+
+// route sends POST /v1/events to events and GET or HEAD /healthz to
+// health, and answers anything else itself, in JSON: 405 with Allow for
+// another method on one of the two paths, 404 for any other path. Paths are
+// matched as they are, without the redirects of http.ServeMux.
+func (h *Handler) route(events http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow string
+		switch r.URL.Path {
+		case "/v1/events":
+			if r.Method == http.MethodPost {
+				events.ServeHTTP(w, r)
+				return
+			}
+			allow = "POST"
+		case "/healthz":
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				h.health(w, r)
+				return
+			}
+			allow = "GET, HEAD"
+		default:
+			infoFrom(r).reason = "no such path"
+			writeError(w, http.StatusNotFound, "no such path: the API is POST /v1/events and GET /healthz")
+			return
+		}
+		infoFrom(r).reason = "method not allowed"
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed on "+r.URL.Path+"; allowed: "+allow)
+	})
 }
 
 // reqInfo collects what the access log says about a request.
 type reqInfo struct {
 	keyID              string
 	accepted, rejected int
+	replaced           int // characters of accepted events stored as U+FFFD
 	reason             string
 }
 
@@ -155,6 +196,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == "/v1/events" && r.Method == http.MethodPost {
 		attrs = append(attrs, slog.Int("accepted", info.accepted), slog.Int("rejected", info.rejected))
+		if info.replaced > 0 {
+			attrs = append(attrs, slog.Int("replaced_chars", info.replaced))
+		}
 	}
 	if info.reason != "" {
 		attrs = append(attrs, slog.String("reason", info.reason))
@@ -172,9 +216,17 @@ func (h *Handler) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		client := clientOf(r)
+		if wait := h.fails.wait(client); wait > 0 {
+			infoFrom(r).reason = "too many failed authentications"
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; retry after the Retry-After seconds")
+			return
+		}
 		presented := r.Header.Get("X-Api-Key")
 		id, ok := h.keys.match(presented)
 		if !ok {
+			h.fails.fail(client)
 			info := infoFrom(r)
 			info.reason = "invalid api key"
 			if presented == "" {
@@ -210,8 +262,13 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		info.reason = reason
 		writeError(w, status, msg)
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
 		fail(http.StatusUnsupportedMediaType, "content type", "Content-Type must be application/json")
+		return
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		fail(http.StatusUnsupportedMediaType, "charset", "the body must be UTF-8: send Content-Type application/json with no charset or with charset=utf-8")
 		return
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
@@ -263,6 +320,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ev.EventID, ev.ReceivedAt = id.String(), receivedAt
+		replaced := countReplaced(item)
 		rec := firehose.Encode(&ev)
 		if len(rec) > firehose.MaxRecordBytes {
 			resp.Rejected++
@@ -270,7 +328,8 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		records = append(records, rec)
-		resp.Events = append(resp.Events, Accepted{Index: i, EventID: ev.EventID})
+		resp.Events = append(resp.Events, Accepted{Index: i, EventID: ev.EventID, ReplacedChars: replaced})
+		resp.ReplacedChars += replaced
 	}
 	info.rejected = resp.Rejected
 	if len(records) == 0 {
@@ -288,12 +347,12 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		info.reason = "sink unavailable"
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(sinkRetryAfter)))
 		resp.Error = "the events could not be stored; send the request again after Retry-After seconds"
-		resp.Events = nil
+		resp.Events, resp.ReplacedChars = nil, 0
 		writeJSON(w, http.StatusServiceUnavailable, resp)
 		return
 	}
 	resp.Accepted = len(records)
-	info.accepted = resp.Accepted
+	info.accepted, info.replaced = resp.Accepted, resp.ReplacedChars
 	status := http.StatusOK
 	if resp.Rejected > 0 {
 		status = http.StatusMultiStatus

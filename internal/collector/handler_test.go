@@ -478,11 +478,26 @@ func TestEventLargerThanAFirehoseRecordIsRejected(t *testing.T) {
 	cfg.MaxBodyBytes = 2 << 20
 	sink := &recordingSink{}
 	srv := newTestServer(t, cfg, sink)
-	huge := `{"event_name":"a","user_id":"u","blob":"` + strings.Repeat("x", firehose.MaxRecordBytes) + `"}`
-	got := do(t, srv, request{key: key1, body: "[" + huge + "," + goodEvent + "]"})
+	// Every field is within its limit (event.MaxStringBytes), the record
+	// is not: 16 values of 64 KiB.
+	var huge strings.Builder
+	huge.WriteString(`{"event_name":"a","user_id":"u","properties":{`)
+	for i := range 16 {
+		if i > 0 {
+			huge.WriteByte(',')
+		}
+		fmt.Fprintf(&huge, `"p%d":"%s"`, i, strings.Repeat("x", event.MaxStringBytes))
+	}
+	huge.WriteString("}}")
+	got := do(t, srv, request{key: key1, body: "[" + huge.String() + "," + goodEvent + "]"})
 	if got.status != http.StatusMultiStatus || len(got.body.Errors) != 1 || got.body.Errors[0].Index != 0 ||
 		!strings.HasPrefix(got.body.Errors[0].Reason, "event too large") {
-		t.Errorf("answer %d %s", got.status, got.raw)
+		t.Errorf("answer %d %.500s", got.status, got.raw)
+	}
+	for _, r := range sink.records {
+		if len(r) > firehose.MaxRecordBytes {
+			t.Errorf("a record of %d bytes reached the sink", len(r))
+		}
 	}
 }
 

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/duckref"
+	"github.com/littlewarehouse/warehouse/internal/event"
 	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -95,5 +98,101 @@ func TestPipelineCollectorToRollup(t *testing.T) {
 	slices.Sort(accepted)
 	if !slices.Equal(got, accepted) {
 		t.Errorf("events table holds %v, want exactly the accepted %v", got, accepted)
+	}
+}
+
+// TestPipelineKeepsWhatItAccepts: events at every limit of the collector —
+// 64 KiB in every string column and property, the earliest and latest
+// event_time it takes — are accepted, are readable in raw/, and keep their
+// values in the events table (issue 29: an accepted event is never
+// unreadable later, and an accepted time is a time the tables keep).
+func TestPipelineKeepsWhatItAccepts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	cfg.Store = dir
+	cfg.Stream = "app"
+	cfg.BufferInterval = time.Hour
+	cfg.MaxBodyBytes = 4 << 20
+	base, stop := startRun(t, cfg)
+
+	long := func(c byte) string { return strings.Repeat(string(c), event.MaxStringBytes) }
+	full := fmt.Sprintf(`{"event_name":%q,"user_id":%q,"device_id":%q,"session_id":%q,"product":%q,"platform":%q,"app_version":%q,"country":%q,"properties":{%q:%q}}`,
+		long('n'), long('u'), long('d'), long('s'), long('p'), long('w'), long('v'), long('c'), strings.Repeat("k", event.MaxPropertyKeyBytes), long('x'))
+	var props strings.Builder
+	for i := range event.MaxProperties {
+		fmt.Fprintf(&props, `,"p%03d":"%d"`, i, i)
+	}
+	body := "[" + full + "," + full +
+		`,{"event_name":"first","user_id":"u","event_time":"1970-01-01T00:00:00.001Z"}` +
+		`,{"event_name":"last","user_id":"u","event_time":"9999-12-31T23:59:59.999Z"}` +
+		`,{"event_name":"many","user_id":"u"` + props.String() + `}]`
+	status, resp := postEvents(t, base, key1, body)
+	if status != http.StatusOK || resp.Accepted != 5 {
+		t.Fatalf("post: %d %+v", status, resp)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	st, err := store.OpenDir(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := st.List(ctx, "raw/")
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("raw objects %v, %v", keys, err)
+	}
+	var rows []raw.Row
+	for _, k := range keys {
+		rs, err := raw.Read(ctx, st, k.Key)
+		if err != nil {
+			t.Fatalf("raw object %s is not readable: %v", k.Key, err)
+		}
+		rows = append(rows, rs...)
+	}
+	if len(rows) != 5 {
+		t.Fatalf("%d raw rows, want 5", len(rows))
+	}
+	byName := map[string]raw.Row{}
+	for _, r := range rows {
+		byName[r.EventName] = r
+	}
+	if r := byName[long('n')]; r.UserID != long('u') || r.Country != long('c') || r.Properties[strings.Repeat("k", event.MaxPropertyKeyBytes)] != long('x') {
+		t.Errorf("the 64 KiB values are not kept")
+	}
+	if n := len(byName["many"].Properties); n != event.MaxProperties {
+		t.Errorf("%d properties kept, want %d", n, event.MaxProperties)
+	}
+
+	d := day.FromDate(2026, 11, 24)
+	if _, err := job.Run(ctx, job.Config{Store: st, From: d, To: d, Rules: compact.DefaultRules(time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := duckref.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.ViewCurated(ctx, dir, "events"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Query(ctx, `SELECT event_name, epoch_ms(client_event_time) AS ms, length(user_id) AS n
+		FROM events WHERE event_name IN ('first', 'last') OR length(event_name) > 100 ORDER BY ms NULLS LAST`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name string
+		ms   any
+	}{{"first", int64(1)}, {"last", event.MaxTime.UnixMilli()}, {long('n'), nil}, {long('n'), nil}}
+	if len(got) != len(want) {
+		t.Fatalf("events %d rows, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if got[i]["event_name"] != w.name || got[i]["ms"] != w.ms {
+			t.Errorf("row %d: event_name of %d bytes, client_event_time ms %v; want %d bytes, %v",
+				i, len(fmt.Sprint(got[i]["event_name"])), got[i]["ms"], len(w.name), w.ms)
+		}
 	}
 }

@@ -9,8 +9,11 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/littlewarehouse/warehouse/internal/event"
+	"github.com/littlewarehouse/warehouse/internal/firehose"
 )
 
 // FieldError says why one event of a request was rejected.
@@ -105,13 +108,27 @@ func splitBody(body []byte) ([]json.RawMessage, error) {
 // parseEvent validates one event of a request against the raw schema and
 // returns it as an event.Raw without event_id and received_at. Fields that
 // are not columns are kept in properties when their value is a string; null
-// values are treated as absent. It returns the reasons the event is refused,
-// if any.
+// values are treated as absent. Strings, property keys and the count of
+// properties past the limits of event (limits.go) and times outside
+// event.MinTime..MaxTime refuse the event. It returns the reasons the event
+// is refused, if any.
 func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
 	var r event.Raw
 	var errs []FieldError
 	add := func(field, format string, args ...any) {
-		errs = append(errs, FieldError{Index: index, Field: field, Reason: fmt.Sprintf(format, args...)})
+		errs = append(errs, FieldError{Index: index, Field: clipField(field), Reason: fmt.Sprintf(format, args...)})
+	}
+	// keep adds the property k=v, unless either is too long; from names
+	// where it came from (k itself for an unknown field).
+	keep := func(m map[string]string, from, k, v string) {
+		switch {
+		case len(k) > event.MaxPropertyKeyBytes:
+			add(from, "a property key of %d bytes, at most %d", len(k), event.MaxPropertyKeyBytes)
+		case len(v) > event.MaxStringBytes:
+			add(from, "%d bytes, at most %d", len(v), event.MaxStringBytes)
+		default:
+			m[k] = v
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -131,7 +148,7 @@ func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
 			switch v := v.(type) {
 			case nil:
 			case string:
-				extra[k] = v
+				keep(extra, k, k, v)
 			default:
 				add(k, "unknown field with %s value: only string values of unknown fields are kept (in properties)", jsonType(v))
 			}
@@ -148,6 +165,10 @@ func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
 			s, ok := v.(string)
 			if !ok {
 				add(k, "want a string, got %s", jsonType(v))
+				continue
+			}
+			if len(s) > event.MaxStringBytes {
+				add(k, "%d bytes, at most %d", len(s), event.MaxStringBytes)
 				continue
 			}
 			fv.SetString(s)
@@ -168,7 +189,7 @@ func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
 				switch pv := m[pk].(type) {
 				case nil:
 				case string:
-					props[pk] = pv
+					keep(props, k+"."+pk, pk, pv)
 				default:
 					add(k+"."+pk, "want a string, got %s", jsonType(pv))
 				}
@@ -181,6 +202,9 @@ func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
 			continue
 		}
 		props[k] = extra[k]
+	}
+	if len(props) > event.MaxProperties {
+		add("properties", "%d properties (the keys of properties and the unknown fields together), at most %d", len(props), event.MaxProperties)
 	}
 	if len(props) > 0 {
 		r.Properties = props
@@ -199,7 +223,7 @@ func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
 		}
 	}
 	if !slices.ContainsFunc(who, func(name string) bool {
-		return strings.TrimSpace(rv.Field(columns[name].index).String()) != ""
+		return blamed(name) || strings.TrimSpace(rv.Field(columns[name].index).String()) != ""
 	}) {
 		add(strings.Join(who, "|"), "one of %s is required", strings.Join(who, " or "))
 	}
@@ -240,10 +264,89 @@ func parseClientTime(v any) (time.Time, error) {
 		return t, fmt.Errorf("want an RFC 3339 string or epoch milliseconds, got %s", jsonType(v))
 	}
 	t = t.UTC().Truncate(time.Millisecond)
-	if y := t.Year(); y < 1 || y > 9999 {
-		return time.Time{}, errors.New("time out of range (years 0001 to 9999)")
+	if t.Before(event.MinTime) || t.After(event.MaxTime) {
+		return time.Time{}, errTimeRange
 	}
 	return t, nil
+}
+
+var errTimeRange = fmt.Errorf("time out of range: want %s to %s", event.MinTime.Format(firehose.TimeLayout), event.MaxTime.Format(firehose.TimeLayout))
+
+// maxFieldName bounds a field name as an error repeats it: a longer one
+// (a client's unknown field) is cut, so an answer never echoes a large key.
+const maxFieldName = 64
+
+func clipField(name string) string {
+	if len(name) <= maxFieldName {
+		return name
+	}
+	cut := maxFieldName
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + "…"
+}
+
+// countReplaced counts the characters of a JSON text that decoding replaces
+// with U+FFFD, as encoding/json does: each byte of invalid UTF-8, and each
+// \u escape of a UTF-16 surrogate that is not half of a valid pair. A U+FFFD
+// sent as such is not counted. data must be valid JSON, so that a backslash
+// is always inside a string.
+func countReplaced(data []byte) int {
+	n := 0
+	for i := 0; i < len(data); {
+		c := data[i]
+		switch {
+		case c == '\\' && i+1 < len(data) && data[i+1] == 'u':
+			r := hex4(data[i+2:])
+			i += 6
+			if r < 0 {
+				continue // not valid JSON; cannot happen
+			}
+			if utf16.IsSurrogate(r) {
+				if i+1 < len(data) && data[i] == '\\' && data[i+1] == 'u' {
+					if utf16.DecodeRune(r, hex4(data[i+2:])) != utf8.RuneError {
+						i += 6
+						continue
+					}
+				}
+				n++
+			}
+		case c == '\\':
+			i += 2
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size == 1 {
+				n++
+			}
+			i += size
+		}
+	}
+	return n
+}
+
+// hex4 is the rune of the 4 hex digits b starts with, or -1.
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
 }
 
 func sortedKeys[V any](m map[string]V) []string {
