@@ -197,4 +197,15 @@ func TestDeployerPolicyIsScoped(t *testing.T) {
 			t.Errorf("infra/README.md does not fill in %s (no s/%s/ in its sed command)", w, w)
 		}
 	}
+	// The policy lets its holder rewrite policies named <stack>-*: its own
+	// name must not be one, or the deployer could grant itself anything.
+	names := regexp.MustCompile(`create-policy --policy-name (\S+)`).FindAllStringSubmatch(string(readme), -1)
+	if len(names) == 0 {
+		t.Errorf("infra/README.md does not create the deployer's policy (aws iam create-policy --policy-name ...)")
+	}
+	for _, m := range names {
+		if strings.HasPrefix(m[1], "$STACK-") || strings.HasPrefix(m[1], "${STACK}-") {
+			t.Errorf("infra/README.md names the deployer's policy %s, inside the <stack>-* policies it may change", m[1])
+		}
+	}
 }
