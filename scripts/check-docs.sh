@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # check-docs.sh runs every local shell command in the ```sh blocks of
 # README.md, docs/*.md and infra/README.md, as written, and fails on the
-# first one that fails, naming its file and line.
+# first one that fails, naming its file and line. First it checks that the
+# column lists of docs/tables.md name exactly the columns of every table
+# (as rollup ddl --dialect athena prints them from rollups/).
 #
 # Commands that need AWS or the network are skipped, each with its reason
 # printed (the skip rules are below, in skip_reason). The rest run in a
@@ -51,6 +53,7 @@ skip_reason() {
 	*'${URL}'* | *'$URL'*) echo "calls the collector deployed on AWS" ;;
 	"make test"*) echo "make test runs this script (it would recurse)" ;;
 	"make demo"*) [ "$demo_done" = 1 ] && echo "already run, first, to build the demo store the other commands use" ;;
+	"make bench"*) echo "the benchmark against DuckDB: minutes of both cores, run by hand" ;;
 	"make lambda"*) echo "packages the Lambda zips for the AWS deploy that follows (cross-compiles two binaries for two architectures: minutes, not seconds)" ;;
 	"go test "*) echo "a package test suite: make test runs it" ;;
 	*"Power BI"*) echo "Power BI is a Windows application" ;;
@@ -116,6 +119,30 @@ t0=$SECONDS
 echo "check-docs: building bin/ (go build -o bin/ ./cmd/...)"
 go build -o bin/ ./cmd/... || exit 2
 ln -s "$repo/bin" "$work/bin"
+# table_columns prints "table column" for every column (partition key
+# included) of every curated table: from the Athena DDL, or from the
+# "### `table`" sections of docs/tables.md.
+table_columns() {
+	if [ "$1" = ddl ]; then
+		bin/rollup ddl --dialect athena --store s3://check-docs/w | awk '
+			/^CREATE EXTERNAL TABLE/ { t = $(NF-1); sub(/^[^.]*\./, "", t); in_t = 1; next }
+			in_t && /^  `/ { c = $1; gsub(/`/, "", c); print t, c; next }
+			in_t && /^\)/ { in_t = 0; next }
+			/^PARTITIONED BY/ { c = $3; gsub(/[`(]/, "", c); print t, c }'
+	else
+		awk '
+			/^### `/ { t = $2; gsub(/`/, "", t); next }
+			/^##? / || /^### [^`]/ { t = "" }
+			t != "" && /^\| `[a-z_0-9]+` \|/ { c = $2; gsub(/`/, "", c); print t, c }' docs/tables.md
+	fi | sort
+}
+if ! diff <(table_columns ddl) <(table_columns docs) >"$work/columns.diff"; then
+	echo "check-docs: FAIL docs/tables.md: its column lists differ from the tables (< only in rollups/, > only in the doc):" >&2
+	sed 's/^/    /' "$work/columns.diff" >&2
+	exit 1
+fi
+echo "check-docs: docs/tables.md names every column of every table"
+
 port=$(free_port) || {
 	echo "check-docs: no free port in 18080..18180" >&2
 	exit 2

@@ -16,10 +16,13 @@ import (
 // views over the files of each partition's current run, read from the
 // manifests in the store now; for Athena, external tables at an S3
 // location (their partitions are registered by rollup --catalog glue).
+// With --views-only (athena), only the <table>_v views a Power BI user
+// creates once: no store is needed.
 func ddl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("rollup ddl", "rollup ddl prints CREATE statements for the curated tables.\n\n"+
 		"Examples:\n  rollup ddl --dialect duckdb --store ./data | duckdb\n"+
-		"  rollup ddl --dialect athena --store s3://bucket/warehouse\n\n"+
+		"  rollup ddl --dialect athena --store s3://bucket/warehouse\n"+
+		"  rollup ddl --dialect athena --views-only      # the views for Power BI, nothing else\n\n"+
 		"The DuckDB views are a snapshot of the current runs: regenerate them after\n"+
 		"every rollup run (it deletes the files of the runs it supersedes).\n\nFlags:\n")
 	dialect := fs.String("dialect", "duckdb", "`duckdb` (views over the current runs in the store) or athena (external tables)")
@@ -27,17 +30,25 @@ func ddl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	location := fs.String("location", "", "athena: the S3 `URL` of the store the tables live in (s3://bucket/prefix), when --store is not that store")
 	s3Endpoint := fs.String("s3-endpoint", "", "S3-compatible endpoint `URL` for an s3:// --store (or set AWS_ENDPOINT_URL_S3)")
 	db := fs.String("database", "warehouse", "Athena/Glue database name")
+	viewsOnly := fs.Bool("views-only", false, "athena: print only the <table>_v views (dt as a date) that Power BI reads, to run once in the Athena console; the job creates the tables itself")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	switch *dialect {
 	case "duckdb":
+		if *viewsOnly {
+			return usagef("--views-only is for --dialect athena (the duckdb output holds only views already)")
+		}
 		st, err := store.Open(ctx, *loc, store.Options{S3Endpoint: *s3Endpoint})
 		if err != nil {
 			return usagef("%v", err)
 		}
 		return duckDDL(ctx, stdout, st, filePrefix(*loc, st))
 	case "athena":
+		if *viewsOnly {
+			athenaViews(stdout, *db)
+			return nil
+		}
 		root := *location
 		if root == "" {
 			root = *loc
@@ -115,15 +126,46 @@ func athenaDDL(w io.Writer, root, db string) {
 		}
 		fmt.Fprintf(w, ")\nCOMMENT %s\nPARTITIONED BY (`%s` string)\nSTORED AS PARQUET\nLOCATION %s\nTBLPROPERTIES ('classification'='parquet', 'parquet.compression'='ZSTD');\n\n",
 			views.Literal(t.Doc), t.PartitionKey(), views.Literal(root+"/curated/"+t.Name+"/"))
-		if t.PartitionKey() != "dt" {
-			continue // no day to cast: Power BI reads the table itself
-		}
-		// For Power BI: dt as a date (partition keys are strings in Glue).
-		names := make([]string, len(cols))
-		for i, c := range cols {
-			names[i] = c.Name
-		}
-		fmt.Fprintf(w, "CREATE OR REPLACE VIEW %s.%s_v AS\nSELECT CAST(dt AS date) AS dt, %s\nFROM %s.%s;\n\n",
-			db, t.Name, strings.Join(names, ", "), db, t.Name)
+		athenaView(w, db, t)
 	}
+}
+
+// athenaViews prints, for Power BI, the <table>_v view of every table
+// partitioned by day, and says how to use them.
+func athenaViews(w io.Writer, db string) {
+	fmt.Fprintf(w, "-- Views for Power BI over the tables of Glue database %s: each is its table\n", views.Comment(db))
+	fmt.Fprint(w, "-- with dt as a date (Glue partition keys are strings). Run them once in the\n"+
+		"-- Athena console, in the stack's workgroup, and again after an upgrade that\n"+
+		"-- adds columns. The rollup job creates and updates the tables themselves.\n")
+	var direct []string
+	for _, t := range rollups.All() {
+		if t.PartitionKey() != "dt" {
+			direct = append(direct, t.Name)
+		}
+	}
+	if len(direct) > 0 {
+		fmt.Fprintf(w, "-- Read %s directly: no day to cast.\n", strings.Join(direct, ", "))
+	}
+	fmt.Fprintln(w)
+	for _, t := range rollups.All() {
+		if t.PartitionKey() == "dt" {
+			fmt.Fprintf(w, "-- %s_v: %s (grain: %s)\n", t.Name, views.Comment(t.Doc), views.Comment(t.Grain))
+			athenaView(w, db, t)
+		}
+	}
+}
+
+// athenaView prints t's <table>_v view, dt as a date, if t is partitioned
+// by day.
+func athenaView(w io.Writer, db string, t rollups.Table) {
+	if t.PartitionKey() != "dt" {
+		return // no day to cast: Power BI reads the table itself
+	}
+	cols := t.Columns()
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	fmt.Fprintf(w, "CREATE OR REPLACE VIEW %s.%s_v AS\nSELECT CAST(dt AS date) AS dt, %s\nFROM %s.%s;\n\n",
+		db, t.Name, strings.Join(names, ", "), db, t.Name)
 }

@@ -116,3 +116,52 @@ func TestDDLQuoting(t *testing.T) {
 		t.Errorf("a column comment literal is not escaped:\n%s", out)
 	}
 }
+
+// TestDDLViewsOnly: rollup ddl --dialect athena --views-only prints the
+// <table>_v view of every table partitioned by day, exactly as the full
+// output has them, and nothing else (no CREATE EXTERNAL TABLE, no
+// location), with no store needed; with duckdb it is a usage error
+// (issue 24: Power BI users had to pick the views out of the whole DDL).
+func TestDDLViewsOnly(t *testing.T) {
+	code, out, errOut := runDDL(t, "--dialect", "athena", "--views-only", "--database", "wh")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	_, full, _ := runDDL(t, "--dialect", "athena", "--store", "s3://b/p", "--database", "wh")
+	var want []string
+	for _, stmt := range strings.Split(full, ";\n") {
+		if i := strings.Index(stmt, "CREATE OR REPLACE VIEW"); i >= 0 {
+			want = append(want, stmt[i:])
+		}
+	}
+	var got []string
+	for _, stmt := range strings.Split(out, ";\n") {
+		if i := strings.Index(stmt, "CREATE "); i >= 0 {
+			got = append(got, stmt[i:])
+		}
+	}
+	if len(want) == 0 {
+		t.Fatalf("the full DDL has no view:\n%s", full)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("--views-only statements differ from the full DDL's views (-want +got):\n%s", diff)
+	}
+	for _, name := range []string{"active_users_daily_v", "retention_daily_v", "data_quality_daily_v", "restatements_v"} {
+		if !strings.Contains(out, "VIEW wh."+name+" AS") {
+			t.Errorf("no view %s:\n%s", name, out)
+		}
+	}
+	for _, bad := range []string{"EXTERNAL TABLE", "LOCATION", "s3://", "users_v"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("--views-only prints %q:\n%s", bad, out)
+		}
+	}
+	if !strings.Contains(out, "Read users directly") {
+		t.Errorf("--views-only does not say how to read users:\n%s", out)
+	}
+
+	code, _, errOut = runDDL(t, "--dialect", "duckdb", "--views-only")
+	if code != 2 || !strings.Contains(errOut, "--views-only is for --dialect athena") {
+		t.Errorf("duckdb --views-only: exit %d, %q; want 2 and a usage line", code, errOut)
+	}
+}
