@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/littlewarehouse/warehouse/internal/cli/flagtext"
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, now time.Time, stdout, stderr io.Wr
 			printUsage(stdout, fs)
 			return err
 		}
-		return usageError{err}
+		return usageError{errors.New(flagtext.Message(err))}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -163,16 +164,10 @@ func run(ctx context.Context, args []string, now time.Time, stdout, stderr io.Wr
 	return nil
 }
 
+// printUsage prints the usage and the flags, named with two dashes.
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, usageHead)
-	fs.VisitAll(func(f *flag.Flag) {
-		name, _ := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  --%s %s\n    \t%s", f.Name, name, f.Usage)
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
-			fmt.Fprintf(w, " (default %s)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
+	flagtext.PrintDefaults(fs, w)
 }
 
 func summary(r gen.Report, where string, took time.Duration) string {
