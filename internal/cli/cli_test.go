@@ -573,3 +573,36 @@ func TestEarlierDaysHintWorksAsPrinted(t *testing.T) {
 		}
 	}
 }
+
+// TestTextLogSaysEachFactOnce: with --log text (for people), the bad raw
+// objects and the days before the range with rows no table counts are
+// told once, in the summary, not first as WARN lines (issue 24: the demo
+// printed warnings for its own, deliberately bad, data).
+func TestTextLogSaysEachFactOnce(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.OpenDir(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	rep, err := gen.Generate(ctx, st, gen.Nasty(gen.Config{From: from, To: from.AddDate(0, 0, 1), EventsPerDay: 300, ObjectsPerHour: 1, Seed: 5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := Main(ctx, []string{"--store", dir, "--from", "2026-03-01", "--to", "2026-03-02", "--quiet", "--log", "text"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "WARN") {
+		t.Errorf("warnings for what the summary says:\n%s", errOut.String())
+	}
+	for _, k := range rep.BadObjects {
+		if !strings.Contains(out.String(), k) {
+			t.Errorf("the summary does not name the bad object %s:\n%s", k, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "days before this run's range hold rows") {
+		t.Errorf("the summary does not list the days before the range:\n%s", out.String())
+	}
+}
