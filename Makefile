@@ -24,7 +24,7 @@ demo: build
 	echo "== generating $(DEMO_DAYS) days ($$from .. $$to) of ~$(DEMO_EVENTS) events/day into $(DEMO_STORE)"; \
 	case "$$(realpath -m $(DEMO_STORE))" in "$$(realpath -m ./data)"|"$$(realpath -m .)"|/) echo "make demo: DEMO_STORE=$(DEMO_STORE) would delete your data; pick another folder" >&2; exit 2;; esac; \
 	rm -rf $(DEMO_STORE) && \
-	$(BIN)/eventgen --out $(DEMO_STORE) --from $$from --to $$to --events-per-day $(DEMO_EVENTS) --nasty && \
+	$(BIN)/eventgen --out $(DEMO_STORE) --from $$from --to $$to --events-per-day $(DEMO_EVENTS) --nasty --start-on-from && \
 	echo "== rolling up $$from .. $$to" && \
 	time $(BIN)/rollup --store $(DEMO_STORE) --from $$from --to $$to --log text && \
 	echo && echo "== the same run again: every day is up to date, nothing is rewritten" && \

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/littlewarehouse/warehouse/internal/cli/flagtext"
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
@@ -75,6 +76,7 @@ func run(ctx context.Context, args []string, now time.Time, stdout, stderr io.Wr
 	nasty := fs.Bool("nasty", false, "turn on every nasty case at small rates: 2% duplicates, 3% late, 1% skewed, 1% missing time, 1% invalid, 2 INT96 objects, one bad object of each kind; the knob flags below override")
 	fs.Float64Var(&cfg.DuplicateRate, "duplicate-rate", 0, "fraction of events delivered twice, same event_id (e.g. --duplicate-rate 0.02)")
 	fs.Float64Var(&cfg.LateRate, "late-rate", 0, "fraction of events with event_time 1 h to 6 days before received_at (e.g. --late-rate 0.03)")
+	fs.BoolVar(&cfg.StartOnFrom, "start-on-from", false, "start the data on --from, as for a service that went live that day: no row but a clock-skewed one is dated before it, so no day before the range holds rows (by default the first days' late events reach up to 6 days before --from)")
 	fs.Float64Var(&cfg.SkewedRate, "skewed-rate", 0, "fraction of events with event_time >10 min ahead or >7 days behind received_at (e.g. --skewed-rate 0.01)")
 	fs.Float64Var(&cfg.MissingTimeRate, "missing-time-rate", 0, "fraction of events with a null event_time (e.g. --missing-time-rate 0.01)")
 	fs.Float64Var(&cfg.InvalidRate, "invalid-rate", 0, "fraction of extra rows with no event_name or no user_id/device_id (e.g. --invalid-rate 0.01)")
@@ -92,7 +94,7 @@ func run(ctx context.Context, args []string, now time.Time, stdout, stderr io.Wr
 			printUsage(stdout, fs)
 			return err
 		}
-		return usageError{err}
+		return usageError{errors.New(flagtext.Message(err))}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -163,16 +165,10 @@ func run(ctx context.Context, args []string, now time.Time, stdout, stderr io.Wr
 	return nil
 }
 
+// printUsage prints the usage and the flags, named with two dashes.
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, usageHead)
-	fs.VisitAll(func(f *flag.Flag) {
-		name, _ := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  --%s %s\n    \t%s", f.Name, name, f.Usage)
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
-			fmt.Fprintf(w, " (default %s)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
+	flagtext.PrintDefaults(fs, w)
 }
 
 func summary(r gen.Report, where string, took time.Duration) string {

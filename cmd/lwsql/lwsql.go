@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/littlewarehouse/warehouse/internal/cli/flagtext"
 	"github.com/littlewarehouse/warehouse/internal/duckref"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -31,12 +31,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard) // Parse's own messages; ours follow it
 	root := fs.String("store", "./data", "local store `directory`")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "lwsql runs one SQL query over the curated tables of a local store.\n\n"+
+		fmt.Fprintf(fs.Output(), "lwsql runs SQL over the curated tables of a local store.\n\n"+
 			"Example:\n  lwsql --store ./data \"SELECT * FROM data_quality_daily ORDER BY dt\"\n\n"+
-			"Each table is a view over the files of its current runs (as their manifests\n"+
-			"list them); dt is a DATE, timestamps print in UTC.\n\n"+
-			"Tables: %s\n\nExit codes: 0 done, 1 the query failed, 2 bad usage.\n\nFlags:\n", strings.Join(tableNames(""), ", "))
-		fs.PrintDefaults()
+			"The query is one argument; it may hold several statements separated by ;\n"+
+			"and each one's result is printed, in order. Each table is a view over the\n"+
+			"files of its current runs (as their manifests list them); dt is a DATE,\n"+
+			"timestamps print in UTC.\n\n"+
+			"Tables: %s\n\nExit codes: 0 done, 1 the query failed, 2 bad usage (or no store there).\n\nFlags:\n", strings.Join(tableNames(""), ", "))
+		flagtext.PrintDefaults(fs, fs.Output())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -44,11 +46,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fs.Usage()
 			return 0
 		}
-		fmt.Fprintf(stderr, "lwsql: %v (see lwsql --help)\n", err)
+		fmt.Fprintf(stderr, "lwsql: %s (see lwsql --help)\n", flagtext.Message(err))
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "lwsql: want exactly one SQL query (see lwsql --help)")
+		fmt.Fprintln(stderr, "lwsql: want exactly one SQL query, in quotes (see lwsql --help)")
+		return 2
+	}
+	stmts := splitStatements(fs.Arg(0))
+	if len(stmts) == 0 {
+		fmt.Fprintln(stderr, "lwsql: the query is empty; give one, e.g. \"SELECT * FROM data_quality_daily\" (see lwsql --help)")
 		return 2
 	}
 	st, err := openStore(*root)
@@ -67,26 +74,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lwsql:", err)
 		return 1
 	}
-	if err := query(ctx, db, fs.Arg(0), stdout); err != nil {
-		fmt.Fprintln(stderr, "lwsql:", explain(err, st.Root(), present))
-		return 1
+	for i, q := range stmts {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if err := query(ctx, db, q, stdout); err != nil {
+			msg := explain(err, st.Root(), present)
+			if len(stmts) > 1 {
+				msg = fmt.Sprintf("statement %d of %d: %s", i+1, len(stmts), msg)
+			}
+			fmt.Fprintln(stderr, "lwsql:", msg)
+			return 1
+		}
 	}
 	return 0
 }
 
-// openStore opens the local store at root, saying plainly when there is
-// none.
+// storeFolders are the top folders of a store: at least one is there once
+// raw data landed or a rollup ran.
+var storeFolders = []string{"curated", "_state", "raw"}
+
+// openStore opens the local store at root, saying plainly, in rollup's
+// words, when there is none: a missing path, a file, or a folder holding
+// none of storeFolders (an empty one, or the wrong one).
 func openStore(root string) (*store.Dir, error) {
-	fi, err := os.Stat(root)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("no store at %s", root)
-	case err != nil:
+	st, err := store.OpenDir(root, false)
+	if err != nil {
 		return nil, err
-	case !fi.IsDir():
-		return nil, fmt.Errorf("no store at %s: not a directory", root)
 	}
-	return store.OpenDir(root, false)
+	for _, f := range storeFolders {
+		if fi, err := os.Stat(filepath.Join(st.Root(), f)); err == nil && fi.IsDir() {
+			return st, nil
+		}
+	}
+	return nil, fmt.Errorf("%s is not a store: it holds no curated/, _state/ or raw/ folder; is --store right? (rollup --store %s builds one from raw data)", st.Root(), st.Root())
 }
 
 // viewTables creates a view per curated table with at least one committed

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,6 +92,10 @@ func TestPrinting(t *testing.T) {
 func TestMessages(t *testing.T) {
 	root, _ := rebuiltStore(t)
 	empty := t.TempDir()
+	rawOnly := t.TempDir()
+	if err := os.Mkdir(filepath.Join(rawOnly, "raw"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -97,13 +103,18 @@ func TestMessages(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{"no store", []string{"--store", "/nonexistent", "SELECT 1"}, 2, "", "lwsql: no store at /nonexistent\n"},
-		{"no tables yet", []string{"--store", empty, "SELECT * FROM events"}, 1, "", "no curated tables yet in " + empty + "; run rollup first"},
+		{"no store, in rollup's words", []string{"--store", "/nonexistent", "SELECT 1"}, 2, "", "lwsql: store /nonexistent does not exist\n"},
+		{"an empty folder is not a store", []string{"--store", empty, "SELECT 1"}, 2, "",
+			"lwsql: " + empty + " is not a store: it holds no curated/, _state/ or raw/ folder; is --store right? (rollup --store " + empty + " builds one from raw data)\n"},
+		{"no tables yet", []string{"--store", rawOnly, "SELECT * FROM events"}, 1, "", "no curated tables yet in " + rawOnly + "; run rollup first"},
+		{"an empty query is bad usage", []string{"--store", root, ""}, 2, "", "lwsql: the query is empty"},
+		{"a query of blanks and comments is empty", []string{"--store", root, " ; -- nothing\n"}, 2, "", "lwsql: the query is empty"},
+		{"a failing statement of several is named", []string{"--store", root, "SELECT 1; SELECT * FROM nope"}, 1, "1", "lwsql: statement 2 of 2: no table nope"},
 		{"a table without data", []string{"--store", root, "SELECT * FROM events"}, 1, "", "table events has no committed partitions yet in " + root + "; tables with data: user_daily"},
 		{"an unknown table", []string{"--store", root, "SELECT * FROM nope"}, 1, "", "no table nope in " + root + "; tables with data: user_daily"},
 		{"no query", []string{"--store", root}, 2, "", "want exactly one SQL query"},
 		{"help", []string{"--help"}, 0, "Exit codes", ""},
-		{"unknown flag", []string{"--stor", root}, 2, "", "flag provided but not defined"},
+		{"unknown flag", []string{"--stor", root}, 2, "", "lwsql: unknown flag --stor (see lwsql --help)\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,5 +132,60 @@ func TestMessages(t *testing.T) {
 				t.Errorf("stderr passes on DuckDB's guess: %q", errOut)
 			}
 		})
+	}
+}
+
+// TestEveryStatementIsShown: each statement's result is printed, in order
+// (it showed only the last one's).
+func TestEveryStatementIsShown(t *testing.T) {
+	root, _ := rebuiltStore(t)
+	code, out, errOut := lwsql(t, "--store", root, "SELECT 1 AS a; SELECT 'x;y' AS b; SELECT count(*) AS n FROM user_daily;")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	got := fields(out)
+	want := [][]string{{"a"}, {"1"}, {}, {"b"}, {"x;y"}, {}, {"n"}, {"5"}}
+	if len(got) != len(want) {
+		t.Fatalf("printed\n%s\nwant the three results, a blank line between", out)
+	}
+	for i := range want {
+		if strings.Join(got[i], " ") != strings.Join(want[i], " ") {
+			t.Errorf("line %d: %q, want %q\n%s", i, got[i], want[i], out)
+		}
+	}
+}
+
+// TestHelpNamesFlagsWithTwoDashes: --help lists --store, as the docs do.
+func TestHelpNamesFlagsWithTwoDashes(t *testing.T) {
+	code, out, _ := lwsql(t, "--help")
+	if code != 0 || !strings.Contains(out, "\n  --store directory\n") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "  -") && !strings.HasPrefix(line, "  --") {
+			t.Errorf("a flag with one dash: %q", line)
+		}
+	}
+}
+
+func TestSplitStatements(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want []string
+	}{
+		{"SELECT 1", []string{"SELECT 1"}},
+		{"SELECT 1; SELECT 2", []string{"SELECT 1", "SELECT 2"}},
+		{"SELECT 1;;\n ; ", []string{"SELECT 1"}},
+		{"SELECT 'a;b', 'it''s;'; SELECT 2", []string{"SELECT 'a;b', 'it''s;'", "SELECT 2"}},
+		{`SELECT "x;y" FROM t; SELECT E'\';'`, []string{`SELECT "x;y" FROM t`, `SELECT E'\';'`}},
+		{"SELECT $$a;b$$, $t$c;d$t$; SELECT $1", []string{"SELECT $$a;b$$, $t$c;d$t$", "SELECT $1"}},
+		{"SELECT 1 -- a; comment\n; /* b; */ SELECT 2", []string{"SELECT 1 -- a; comment", "/* b; */ SELECT 2"}},
+		{"-- only a comment; still\n /* and; this */ ;", nil},
+		{"", nil},
+	} {
+		got := splitStatements(tc.q)
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
+			t.Errorf("splitStatements(%q) = %q, want %q", tc.q, got, tc.want)
+		}
 	}
 }

@@ -19,9 +19,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/littlewarehouse/warehouse/internal/catalog"
+	"github.com/littlewarehouse/warehouse/internal/cli/flagtext"
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
@@ -34,12 +36,12 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return usageError{msg: fmt.Sprintf(format, a...)} }
 
-// zoneUsageError is a run asking for another reporting time zone than the
-// store's: exit code 2 (re-running the same command cannot help), with a
-// message that already says what to do.
-type zoneUsageError struct{ msg string }
+// refusedError is a run refused before it wrote anything, whose message
+// already says what to do (a --tz other than the store's, a range past
+// today): exit code 2, as re-running the same command cannot help.
+type refusedError struct{ msg string }
 
-func (e zoneUsageError) Error() string { return e.msg }
+func (e refusedError) Error() string { return e.msg }
 
 const usageText = `rollup builds the warehouse's curated tables from raw Firehose Parquet.
 
@@ -49,7 +51,9 @@ Usage:
                                      ending yesterday in the --tz zone (8 days by
                                      default); --include-today adds today, unfinished
   rollup --from 2026-11-01 --to 2026-11-07 [flags]
-                                     build (or backfill) those reporting days
+                                     build (or backfill) those reporting days; a
+                                     range past today is refused, and --to today
+                                     needs --include-today
   rollup plan [same flags]           print which days are stale and why, the bytes a
                                      run would read and the windowed days it would
                                      touch, and write nothing (same as --dry-run)
@@ -65,7 +69,8 @@ Bad raw objects and invalid rows never fail a run: they are
 counted in data_quality_daily, listed in quarantine and reported at the end.
 
 Exit codes: 0 done, 1 the run failed (re-run it: nothing is doubled or lost),
-2 bad usage (including a --tz other than the store's).
+2 bad usage (including a --tz other than the store's, and a range that ends
+after today), and then nothing is written.
 
 Flags:
 `
@@ -94,7 +99,7 @@ func mainAt(ctx context.Context, now time.Time, args []string, stdout, stderr io
 
 func exit(stderr io.Writer, err error) int {
 	var ue usageError
-	var ze zoneUsageError
+	var re refusedError
 	switch {
 	case err == nil:
 		return 0
@@ -107,8 +112,8 @@ func exit(stderr io.Writer, err error) int {
 		}
 		fmt.Fprintf(stderr, "rollup: %s (see %s)\n", ue.msg, help)
 		return 2
-	case errors.As(err, &ze):
-		fmt.Fprintf(stderr, "rollup: %s\n", ze.msg)
+	case errors.As(err, &re):
+		fmt.Fprintf(stderr, "rollup: %s\n", re.msg)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "rollup: %v\n", err)
@@ -117,22 +122,23 @@ func exit(stderr io.Writer, err error) int {
 }
 
 // newFlagSet returns the flag set of a command named name ("rollup",
-// "rollup ddl", ...) whose --help prints usage and then the flags. It
+// "rollup ddl", ...) whose --help prints usage and then the flags, named
+// with two dashes as the documentation names them. It
 // prints nothing while parsing: parseFlags reports errors and help.
 func newFlagSet(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
+		flagtext.PrintDefaults(fs, fs.Output())
 	}
 	return fs
 }
 
 // parseFlags parses args into fs. On -h or --help it prints the usage and
 // flags to stdout and returns flag.ErrHelp (exit 0); anything wrong (an
-// unknown flag, a bad value) is a one-line usageError (exit 2) that points
-// at the command's --help.
+// unknown flag, a bad value) is a one-line usageError (exit 2) that names
+// the flag as --flag and points at the command's --help.
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -141,7 +147,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 			fs.SetOutput(io.Discard)
 			return err
 		}
-		return usageError{msg: err.Error(), help: fs.Name() + " --help"}
+		return usageError{msg: flagtext.Message(err), help: fs.Name() + " --help"}
 	}
 	return nil
 }
@@ -161,6 +167,9 @@ type options struct {
 	includeToday                   bool
 	dispatch                       string
 	dispatchWait                   time.Duration
+	// given holds the flags given on the command line, by name, as
+	// their values print (see rerun).
+	given map[string]string
 }
 
 // optionalDuration is a duration flag that knows whether it was given, so
@@ -176,17 +185,15 @@ func (o *optionalDuration) String() string {
 	if o == nil || !o.set {
 		return ""
 	}
-	return o.d.String()
+	return flagtext.FormatDuration(o.d)
 }
 
-// Set parses a time.Duration and refuses negative ones.
+// Set parses a duration as the other duration flags do (flagtext.ParseDuration:
+// 6h, 30m, 1d, 0; never negative).
 func (o *optionalDuration) Set(s string) error {
-	d, err := time.ParseDuration(s)
+	d, err := flagtext.ParseDuration(s)
 	if err != nil {
-		return errors.New("not a duration (e.g. 6h, 30m, 0)")
-	}
-	if d < 0 {
-		return errors.New("must not be negative")
+		return err
 	}
 	o.d, o.set = d, true
 	return nil
@@ -200,19 +207,19 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.parallel, "parallel", 8, "raw objects read at once (e.g. --parallel 16)")
 	fs.StringVar(&o.targetFileSize, "target-file-size", "256MiB", "target size of each events file (e.g. --target-file-size 128MiB)")
 	fs.StringVar(&o.rowGroupSize, "row-group-size", "64MiB", "target (uncompressed) size of a Parquet row group")
-	fs.DurationVar(&o.maxLateness, "max-lateness", 7*24*time.Hour, "how late an event may arrive and still count at its own time; older event_times count at received_at (e.g. --max-lateness 72h)")
+	flagtext.DurationVar(fs, &o.maxLateness, "max-lateness", 7*24*time.Hour, "how late an event may arrive and still count at its own time; older event_times count at received_at: a `duration` in hours or days (e.g. --max-lateness 72h or 3d)")
 	fs.StringVar(&o.rawPrefix, "raw-prefix", "raw/", "where Firehose writes raw objects in the store (e.g. --raw-prefix firehose/events/)")
 	fs.BoolVar(&o.force, "force", false, "rebuild days that are already up to date")
-	fs.BoolVar(&o.includeToday, "include-today", false, "catch-up only (no --from/--to): also build today, which is unfinished: its numbers are partial until a run after midnight rebuilds it")
+	fs.BoolVar(&o.includeToday, "include-today", false, "also build today, which is unfinished: its numbers are partial until a run after midnight rebuilds it (the catch-up adds today; with --from/--to, --to may then be today)")
 	fs.StringVar(&o.catalog, "catalog", "", "where to register tables and partitions: `local` (JSON under catalog/ in the store; the default for a local store), glue (the default for s3://) or none")
 	fs.StringVar(&o.glueDatabase, "glue-database", "warehouse", "Glue database for --catalog glue (created if missing)")
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3-compatible endpoint `URL` (or set AWS_ENDPOINT_URL_S3); region and credentials come from the standard AWS chain")
 	fs.Var(&o.gracePeriod, "grace-period", "keep superseded runs for this `duration` after the catalog stopped pointing at them, for readers still holding them (e.g. --grace-period 1h; default 6h on an s3:// store, 0 on a local one)")
-	fs.DurationVar(&o.lockWait, "lock-wait", 30*time.Second, "how long to wait when another rollup is writing a day this run needs, then exit 1 naming it (e.g. --lock-wait 10m)")
+	flagtext.DurationVar(fs, &o.lockWait, "lock-wait", 30*time.Second, "how long (a `duration`) to wait when another rollup is writing a day this run needs, then exit 1 naming it (e.g. --lock-wait 10m)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (see rollup plan) and stop")
 	fs.StringVar(&o.dispatch, "dispatch", "", "build the stale days on AWS Lambda instead of here: `lambda:FUNCTION` names the worker function (one invocation per day); the windowed stage and catalog registration then run here")
-	fs.DurationVar(&o.dispatchWait, "dispatch-wait", time.Hour, "with --dispatch: how long to wait for the Lambda workers; days not done by then are reported pending and left for the next run (an invocation Lambda lost never reports) (e.g. --dispatch-wait 3h)")
+	flagtext.DurationVar(fs, &o.dispatchWait, "dispatch-wait", time.Hour, "with --dispatch: how long (a `duration`) to wait for the Lambda workers; days not done by then are reported pending and left for the next run (an invocation Lambda lost never reports) (e.g. --dispatch-wait 3h)")
 	fs.StringVar(&o.logFormat, "log", "auto", "log `format`: text (warnings only, for people), json (structured, for CloudWatch), or auto (text on a terminal)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to this `file` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this `file` at the end")
@@ -255,8 +262,6 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 	switch {
 	case o.from == "" && o.to == "":
 		from, to = job.CatchUp(now, loc, o.maxLateness, o.includeToday)
-	case o.includeToday:
-		return cfg, usagef("--include-today is for the catch-up run (no --from/--to); with dates, name the last day in --to")
 	case o.from == "" || o.to == "":
 		return cfg, usagef("--from and --to go together")
 	default:
@@ -268,6 +273,9 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 		}
 		if from > to {
 			return cfg, usagef("--from %s is after --to %s", from, to)
+		}
+		if err := checkNotFuture(to, now, loc, o.includeToday); err != nil {
+			return cfg, err
 		}
 	}
 	tfs, err := parseSize(o.targetFileSize)
@@ -322,21 +330,110 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 	return cfg, nil
 }
 
-// zoneMessage replaces job.ZoneError's message (whose rebuild command has
-// FIRST-DAY and LAST-DAY placeholders) with one naming real days: this
-// command's --from and --to if given, else yesterday in the wanted zone.
-func (o *options) zoneMessage(ze *job.ZoneError, now time.Time) string {
-	days := fmt.Sprintf("--from %s --to %s", o.from, o.to)
-	if o.from == "" || o.to == "" {
-		yesterday := "YESTERDAY"
-		if loc, err := time.LoadLocation(ze.Want); err == nil {
-			yesterday = (day.Of(now.UnixMilli(), loc) - 1).String()
-		}
-		days = "--from <your first day> --to " + yesterday
+// checkNotFuture refuses a range whose last day, to, is after today in
+// loc as seen at now (nothing has happened there yet: building it would
+// publish zeros), or is today without includeToday (today is not over).
+func checkNotFuture(to day.Day, now time.Time, loc *time.Location, includeToday bool) error {
+	today := day.Of(now.UnixMilli(), loc)
+	switch {
+	case to > today:
+		return refusedError{fmt.Sprintf("--to %s is after today (%s in time zone %s): a day that has not happened has no data, and building it would publish zeros; "+
+			"end the range at --to %s (or at today, %s, with --include-today)", to, today, loc, today-1, today)}
+	case to == today && !includeToday:
+		return refusedError{fmt.Sprintf("--to %s is today in time zone %s, which is not over: its numbers are partial until a run after midnight rebuilds it; "+
+			"end the range at --to %s, or add --include-today to build today anyway", to, loc, today-1)}
 	}
+	return nil
+}
+
+// rebuildFlags are the flags a suggested command repeats when this run
+// gave them (besides --store, always, and --tz): those that say where the
+// data is and how days are built. The range, the mode and the output are
+// the suggestion's own.
+var rebuildFlags = []string{"raw-prefix", "max-lateness", "target-file-size", "row-group-size", "catalog", "glue-database", "s3-endpoint"}
+
+// rerun returns a rollup command line, as a shell takes it, that builds
+// from..to in this run's store with this run's settings: --store, --tz
+// (tz, or this run's zone when tz is ""; left out when UTC), the
+// rebuildFlags given, then extra.
+func (o *options) rerun(from, to day.Day, tz string, extra ...string) string {
+	if tz == "" {
+		tz = o.tz
+	}
+	args := []string{"rollup", "--store", shellQuote(o.store), "--from", from.String(), "--to", to.String()}
+	if tz != "UTC" {
+		args = append(args, "--tz", shellQuote(tz))
+	}
+	for _, name := range rebuildFlags {
+		if v, ok := o.given[name]; ok {
+			args = append(args, "--"+name, shellQuote(v))
+		}
+	}
+	return strings.Join(append(args, extra...), " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and _ - . / : = @ % + ,
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./:=@%+,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// checkZone refuses, before anything is written or logged, a run whose
+// --tz is not the zone the store's tables are in (job.RecordedZone). A
+// store no run has recorded a zone in yet takes this run's.
+func (o *options) checkZone(ctx context.Context, cfg job.Config, now time.Time) error {
+	have, err := job.RecordedZone(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	if have == "" || have == cfg.Rules.Loc.String() {
+		return nil
+	}
+	return refusedError{o.zoneMessage(ctx, cfg.Store, &job.ZoneError{Store: cfg.Store.String(), Have: have, Want: cfg.Rules.Loc.String()}, now)}
+}
+
+// zoneMessage replaces job.ZoneError's message (whose rebuild command has
+// FIRST-DAY and LAST-DAY placeholders) with one whose command works as
+// printed: it rebuilds, in the wanted zone, every day the store has built
+// (the days of data_quality_daily, one per built day, seen in the wanted
+// zone and ending yesterday there), or, when none was built, this
+// command's days.
+func (o *options) zoneMessage(ctx context.Context, st store.Store, ze *job.ZoneError, now time.Time) string {
+	want, err := time.LoadLocation(ze.Want)
+	if err != nil {
+		want = time.UTC
+	}
+	have, err := time.LoadLocation(ze.Have)
+	if err != nil {
+		have = time.UTC
+	}
+	yesterday := day.Of(now.UnixMilli(), want) - 1
+	var from, to day.Day
+	if parts, err := publish.Partitions(ctx, st, "data_quality_daily"); err == nil && len(parts) > 0 {
+		first, err1 := day.Parse(strings.TrimPrefix(parts[0], "dt="))
+		last, err2 := day.Parse(strings.TrimPrefix(parts[len(parts)-1], "dt="))
+		if err1 == nil && err2 == nil {
+			from = day.Of(first.Start(have).UnixMilli(), want)
+			to = day.Of(last.End(have).UnixMilli()-1, want)
+		}
+	}
+	if from == 0 {
+		from, to = job.CatchUp(now, want, o.maxLateness, false)
+		if o.from != "" && o.to != "" {
+			from, _ = day.Parse(o.from)
+			to, _ = day.Parse(o.to)
+		}
+	}
+	to = min(to, yesterday)
+	from = min(from, to)
 	return fmt.Sprintf("the tables in %s are in time zone %s, not %s; days of two zones cannot be mixed. "+
-		"Run with --tz %s, or rebuild everything in %s: delete curated/ and _state/ from the store (raw/ stays) and run: rollup --store %s %s --tz %s",
-		o.store, ze.Have, ze.Want, ze.Have, ze.Want, o.store, days, ze.Want)
+		"Run with --tz %s, or rebuild every built day in %s: delete curated/ and _state/ from the store (raw/ stays) and run: %s",
+		o.store, ze.Have, ze.Want, ze.Have, ze.Want, o.rerun(from, to, ze.Want))
 }
 
 func isTerminal(w io.Writer) bool {
@@ -356,13 +453,18 @@ func runCmd(ctx context.Context, now time.Time, name string, args []string, stdo
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
+	o.given = map[string]string{}
+	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = f.Value.String() })
 	cfg, err := o.config(ctx, now)
 	if err != nil {
 		return err
 	}
+	if err := o.checkZone(ctx, cfg, now); err != nil {
+		return err
+	}
 	err = o.run(ctx, cfg, stdout, stderr)
-	if ze := (*job.ZoneError)(nil); errors.As(err, &ze) {
-		return zoneUsageError{o.zoneMessage(ze, now)}
+	if ze := (*job.ZoneError)(nil); errors.As(err, &ze) { // the store got a zone since checkZone
+		return refusedError{o.zoneMessage(ctx, cfg.Store, ze, now)}
 	}
 	if nw := (*job.NotWarehouseError)(nil); errors.As(err, &nw) {
 		return usageError{msg: nw.Error()} // exit 2, nothing written
@@ -413,7 +515,7 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 	if jsonLog {
 		cfg.Log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	} else {
-		cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		cfg.Log = slog.New(summarizedHandler{slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})})
 	}
 	bar := &progressBar{w: stderr, on: tty && !o.quiet}
 	cfg.Progress = bar.update
@@ -421,7 +523,7 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 	sum, err := job.Run(ctx, cfg)
 	bar.finish()
 	if sum != nil && len(sum.Days) > 0 {
-		printSummary(stdout, sum)
+		printSummary(stdout, sum, o)
 	}
 	if sum != nil && jsonLog {
 		logSkipped(cfg.Log, sum)
@@ -436,6 +538,39 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 	}
 	cfg.Log.Info("rollup done", "run", sum.Run, "days", len(sum.Days), "bad_objects", len(sum.BadObjects), "ignored_keys", len(sum.IgnoredKeys), "seconds", sum.Seconds)
 	return nil
+}
+
+// summarizedWarnings are the prefixes of the job's warnings whose every
+// fact the summary printed at the end of a run repeats: each bad raw
+// object (its "bad raw objects" section names them all, and where they are
+// counted) and each day before the range holding rows no table counts
+// (its section lists them, and the command that builds them).
+var summarizedWarnings = []string{"bad raw object", "a day before this run holds rows"}
+
+// summarizedHandler is the log for people (--log text): it leaves out the
+// summarizedWarnings, so that each of those facts is read once, in the
+// summary, and not first as a warning that looks like a problem of the run
+// (the demo's deliberately bad objects). The JSON log keeps them all.
+type summarizedHandler struct{ slog.Handler }
+
+// Handle drops the summarized warnings and passes on the rest.
+func (h summarizedHandler) Handle(ctx context.Context, r slog.Record) error {
+	for _, p := range summarizedWarnings {
+		if strings.HasPrefix(r.Message, p) {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// WithAttrs keeps the filter on the derived handler.
+func (h summarizedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return summarizedHandler{h.Handler.WithAttrs(attrs)}
+}
+
+// WithGroup keeps the filter on the derived handler.
+func (h summarizedHandler) WithGroup(name string) slog.Handler {
+	return summarizedHandler{h.Handler.WithGroup(name)}
 }
 
 // logSkipped logs, at the end of a run, one warning per bad raw object
@@ -485,18 +620,22 @@ func (b *progressBar) finish() {
 	}
 }
 
-func printSummary(w io.Writer, s *job.Summary) {
+// printSummary prints the summary of a run made with the options o (its
+// suggested commands repeat o's store and settings).
+func printSummary(w io.Writer, s *job.Summary, o *options) {
 	fmt.Fprintf(w, "run %s: %d raw objects read (%s) into %d segments (%s) in %.1fs\n\n", s.Run, s.RawObjects, store.HumanSize(s.RawBytes),
 		s.SegmentsWritten, store.HumanSize(s.SegmentBytes), s.Seconds)
-	fmt.Fprintf(w, "%-10s  %10s  %10s  %9s  %8s  %8s  %7s  %5s  %9s  %6s  %s\n",
-		"day", "raw rows", "events", "dupes", "invalid", "skewed", "bad obj", "files", "bytes", "secs", "")
+	// "no/bad time" is data_quality_daily.clock_skewed_rows: the events with
+	// no event_time, or one too far off, counted at their arrival.
+	fmt.Fprintf(w, "%-10s  %10s  %10s  %9s  %8s  %11s  %7s  %5s  %9s  %6s  %s\n",
+		"day", "raw rows", "events", "dupes", "invalid", "no/bad time", "bad obj", "files", "bytes", "secs", "")
 	for _, d := range s.Days {
 		if d.Skipped {
 			fmt.Fprintf(w, "%-10s  %s\n", d.Day, d.Why+", skipped (--force rebuilds)")
 			continue
 		}
 		q := d.Quality
-		fmt.Fprintf(w, "%-10s  %10d  %10d  %9d  %8d  %8d  %7d  %5d  %9s  %6.1f  %s\n",
+		fmt.Fprintf(w, "%-10s  %10d  %10d  %9d  %8d  %11d  %7d  %5d  %9s  %6.1f  %s\n",
 			d.Day, q.RawRows, q.KeptRows, q.DuplicatesDropped, q.InvalidRows, q.ClockSkewedRows, q.BadFiles,
 			d.FilesWritten, store.HumanSize(d.BytesWritten), d.Seconds, d.Why)
 	}
@@ -546,7 +685,7 @@ func printSummary(w io.Writer, s *job.Summary) {
 		for _, e := range s.Earlier {
 			fmt.Fprintf(w, "  %s  %s (%d objects)\n", e.Day, e.Why, e.Objects)
 		}
-		fmt.Fprintf(w, "  build them with: rollup --from %s --to %s\n", s.Earlier[0].Day, s.Earlier[len(s.Earlier)-1].Day)
+		fmt.Fprintf(w, "  build them with: %s\n", o.rerun(s.Earlier[0].Day, s.Earlier[len(s.Earlier)-1].Day, ""))
 	}
 }
 

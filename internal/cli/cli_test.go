@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,8 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown zone", []string{"--store", dir, "--from", "2026-01-01", "--to", "2026-01-01", "--tz", "Mars/Olympus"}, 2, "unknown time zone"},
 		{"missing store", []string{"--store", dir + "/nope", "--from", "2026-01-01", "--to", "2026-01-01"}, 2, "does not exist"},
 		{"bad size", []string{"--store", dir, "--from", "2026-01-01", "--to", "2026-01-01", "--target-file-size", "big"}, 2, "not a size"},
-		{"unknown flag", []string{"--frm", "2026-01-01"}, 2, "flag provided but not defined"},
+		{"unknown flag", []string{"--frm", "2026-01-01"}, 2, "unknown flag --frm"},
+		{"a duration without a unit says what it wants", []string{"--store", dir, "--max-lateness", "7"}, 2, `rollup: --max-lateness "7": want a duration like 168h, 7d, 90m or 0 (see rollup --help)`},
 		{"help", []string{"--help"}, 0, "Exit codes"},
 		{"ddl help", []string{"ddl", "--dialect", "sqlite"}, 2, "unknown --dialect"},
 		{"a folder with no raw/ and no earlier run is refused", []string{"--store", dir, "--from", "2026-01-01", "--to", "2026-01-02", "--quiet"}, 2, "is --store right?"},
@@ -175,10 +177,11 @@ func TestCatchUpRange(t *testing.T) {
 			t.Errorf("%v: %d days planned, want 8:\n%s", args, n, out.String())
 		}
 	}
+	// With dates, --include-today lets --to be today.
 	var out, errOut bytes.Buffer
-	code := mainAt(context.Background(), now, []string{"--store", dir, "--from", "2026-11-01", "--to", "2026-11-02", "--include-today"}, &out, &errOut)
-	if code != 2 || !strings.Contains(errOut.String(), "--include-today") {
-		t.Errorf("--include-today with dates: exit %d: %s", code, errOut.String())
+	code := mainAt(context.Background(), now, []string{"plan", "--store", dir, "--tz", "Pacific/Auckland", "--from", "2026-11-24", "--to", "2026-11-25", "--include-today"}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "plan for 2026-11-24 .. 2026-11-25") {
+		t.Errorf("--include-today with dates: exit %d: %s%s", code, out.String(), errOut.String())
 	}
 }
 
@@ -199,7 +202,7 @@ func TestZoneMismatch(t *testing.T) {
 		want string
 	}{
 		{[]string{"--from", "2026-11-01", "--to", "2026-11-03"}, "rollup --store " + dir + " --from 2026-11-01 --to 2026-11-03 --tz Pacific/Auckland"},
-		{nil, "rollup --store " + dir + " --from <your first day> --to 2026-11-24 --tz Pacific/Auckland"},
+		{nil, "rollup --store " + dir + " --from 2026-11-17 --to 2026-11-24 --tz Pacific/Auckland"},
 		{[]string{"plan"}, "--to 2026-11-24 --tz Pacific/Auckland"},
 	} {
 		var out, errOut bytes.Buffer
@@ -237,8 +240,13 @@ func TestHelpAndFlagErrors(t *testing.T) {
 				if errOut.Len() != 0 {
 					t.Errorf("%s wrote to stderr: %s", h, errOut.String())
 				}
-				if !strings.Contains(out.String(), "Flags:") || !strings.Contains(out.String(), "-store") {
+				if !strings.Contains(out.String(), "Flags:") || !strings.Contains(out.String(), "\n  --store ") {
 					t.Errorf("%s: no usage on stdout:\n%s", h, out.String())
+				}
+				for _, line := range strings.Split(out.String(), "\n") {
+					if strings.HasPrefix(line, "  -") && !strings.HasPrefix(line, "  --") {
+						t.Errorf("%s lists a flag with one dash, where the docs use two: %q", h, line)
+					}
 				}
 			}
 			var out, errOut bytes.Buffer
@@ -246,7 +254,7 @@ func TestHelpAndFlagErrors(t *testing.T) {
 			if code != 2 {
 				t.Errorf("unknown flag: exit %d, want 2", code)
 			}
-			want := "rollup: flag provided but not defined: -frm (see " + name + " --help)\n"
+			want := "rollup: unknown flag --frm (see " + name + " --help)\n"
 			if errOut.String() != want || out.Len() != 0 {
 				t.Errorf("unknown flag: stderr %q, stdout %q; want stderr %q", errOut.String(), out.String(), want)
 			}
@@ -369,4 +377,232 @@ func storeWithRaw(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// listFiles lists every file under dir, relative, sorted.
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			files = append(files, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestRangePastTodayIsRefused: a range that ends after today in the
+// reporting zone is refused with exit 2 and one line, by a run, a plan and
+// a dispatch alike, and nothing is written; a range ending today needs
+// --include-today (issue 24).
+func TestRangePastTodayIsRefused(t *testing.T) {
+	auckland, err := time.LoadLocation("Pacific/Auckland")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 01:00 on 25 November in Auckland is still 24 November in UTC.
+	now := time.Date(2026, 11, 25, 1, 0, 0, 0, auckland)
+	dir := storeWithRaw(t)
+	before := listFiles(t, dir)
+	after := "rollup: --to 2030-01-02 is after today (2026-11-25 in time zone Pacific/Auckland): a day that has not happened has no data, and building it would publish zeros; " +
+		"end the range at --to 2026-11-24 (or at today, 2026-11-25, with --include-today)\n"
+	today := "rollup: --to 2026-11-25 is today in time zone Pacific/Auckland, which is not over: its numbers are partial until a run after midnight rebuilds it; " +
+		"end the range at --to 2026-11-24, or add --include-today to build today anyway\n"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a run", []string{"--from", "2030-01-01", "--to", "2030-01-02"}, after},
+		{"a range from the past into the future", []string{"--from", "2026-11-23", "--to", "2026-11-27"},
+			"rollup: --to 2026-11-27 is after today (2026-11-25 in time zone Pacific/Auckland)"},
+		{"with --include-today", []string{"--from", "2030-01-01", "--to", "2030-01-02", "--include-today"}, after},
+		{"a plan", []string{"plan", "--from", "2030-01-01", "--to", "2030-01-02"}, after},
+		{"a dispatch to Lambda", []string{"--from", "2030-01-01", "--to", "2030-01-02", "--dispatch", "lambda:worker"}, after},
+		{"today without --include-today", []string{"--from", "2026-11-24", "--to", "2026-11-25"}, today},
+		{"a plan of today without --include-today", []string{"plan", "--from", "2026-11-25", "--to", "2026-11-25"}, today},
+		{"tomorrow in Auckland is today in UTC", []string{"--from", "2026-11-26", "--to", "2026-11-26"},
+			"rollup: --to 2026-11-26 is after today (2026-11-25 in time zone Pacific/Auckland)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{}, tc.args...), "--store", dir, "--tz", "Pacific/Auckland", "--quiet", "--log", "json")
+			if tc.args[0] == "plan" {
+				args = append([]string{"plan"}, args[1:]...)
+			}
+			var out, errOut bytes.Buffer
+			code := mainAt(context.Background(), now, args, &out, &errOut)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if !strings.HasPrefix(errOut.String(), tc.want) || strings.Count(errOut.String(), "\n") != 1 || out.Len() != 0 {
+				t.Errorf("stdout %q, stderr %q; want one line on stderr: %q", out.String(), errOut.String(), tc.want)
+			}
+			if got := listFiles(t, dir); len(got) != len(before) {
+				t.Errorf("the refused run wrote: %d files, %d before, e.g. %s", len(got), len(before), got[0])
+			}
+		})
+	}
+}
+
+// TestZoneMismatchWritesOneLine: a --tz other than the store's is refused
+// before any log line (the error is the only output, JSON log or not), and
+// the command it suggests rebuilds every day the store has built, in the
+// wanted zone, in the same store, whatever range was typed (issue 24).
+func TestZoneMismatchWritesOneLine(t *testing.T) {
+	dir := storeWithRaw(t)
+	put := func(rel, data string) {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("_state/warehouse.json", `{"time_zone":"UTC"}`)
+	for _, d := range []string{"2026-11-01", "2026-11-03", "2026-11-05"} {
+		put("curated/data_quality_daily/dt="+d+"/run=01A/part-00000.zstd.parquet", "x")
+	}
+	before := listFiles(t, dir)
+	auckland, _ := time.LoadLocation("Pacific/Auckland")
+	now := time.Date(2026, 11, 25, 1, 0, 0, 0, auckland)
+	// The built days are 2026-11-01 .. 2026-11-05 in UTC: in Auckland their
+	// events fall on 2026-11-01 .. 2026-11-06.
+	want := "rollup: the tables in " + dir + " are in time zone UTC, not Pacific/Auckland; days of two zones cannot be mixed. " +
+		"Run with --tz UTC, or rebuild every built day in Pacific/Auckland: delete curated/ and _state/ from the store (raw/ stays) and run: " +
+		"rollup --store " + dir + " --from 2026-11-01 --to 2026-11-06 --tz Pacific/Auckland --max-lateness 3d\n"
+	for _, args := range [][]string{
+		{"--from", "2026-11-02", "--to", "2026-11-02"},
+		nil,
+		{"plan"},
+	} {
+		args = append(append([]string{}, args...), "--store", dir, "--tz", "Pacific/Auckland", "--max-lateness", "72h", "--quiet", "--log", "json")
+		if args[0] == "plan" {
+			args = append([]string{"plan"}, args[1:]...)
+		}
+		var out, errOut bytes.Buffer
+		if code := mainAt(context.Background(), now, args, &out, &errOut); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+		if errOut.String() != want || out.Len() != 0 {
+			t.Errorf("%v: stdout %q, stderr\n%q\nwant only\n%q", args, out.String(), errOut.String(), want)
+		}
+	}
+	if got := listFiles(t, dir); len(got) != len(before) {
+		t.Errorf("the refused runs wrote: %d files, %d before", len(got), len(before))
+	}
+}
+
+// shellWords splits a command line printed by rerun (words, and words in
+// single quotes) as a POSIX shell would.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var w strings.Builder
+	inWord, quoted := false, false
+	for _, r := range line {
+		switch {
+		case r == '\'':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quoted {
+		t.Fatalf("unbalanced quote in %q", line)
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words
+}
+
+// TestEarlierDaysHintWorksAsPrinted: the command the summary suggests for
+// the days before the range names the store (quoted when it must be) and
+// the settings of the run, and run as printed it builds those days in that
+// store (issue 24: it used to build empty days in ./data).
+func TestEarlierDaysHintWorksAsPrinted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my store")
+	st, err := store.OpenDir(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := gen.Generate(ctx, st, gen.Config{From: from, To: from.AddDate(0, 0, 2), EventsPerDay: 300, ObjectsPerHour: 1, Seed: 3, LateRate: 0.2}); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--store", dir, "--from", "2026-03-02", "--to", "2026-03-03", "--max-lateness", "72h", "--quiet", "--log", "text"}
+	var out, errOut bytes.Buffer
+	if code := Main(ctx, args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	_, hint, ok := strings.Cut(out.String(), "build them with: ")
+	if !ok {
+		t.Fatalf("no hint for the days before the range:\n%s", out.String())
+	}
+	hint, _, _ = strings.Cut(hint, "\n")
+	words := shellWords(t, hint)
+	if words[0] != "rollup" || !strings.Contains(hint, "--store '"+dir+"' --from ") || !strings.HasSuffix(hint, " --to 2026-03-01 --max-lateness 3d") {
+		t.Fatalf("hint %q: want rollup --store '%s' --from ... --to 2026-03-01 --max-lateness 3d", hint, dir)
+	}
+	out.Reset()
+	if code := Main(ctx, append(words[1:], "--quiet", "--log", "text"), &out, &errOut); code != 0 {
+		t.Fatalf("the hint as printed: exit %d: %s", code, errOut.String())
+	}
+	hintFrom := words[slices.Index(words, "--from")+1]
+	for _, d := range []string{hintFrom, "2026-03-01"} {
+		if !strings.Contains(out.String(), "\n"+d+"  ") {
+			t.Errorf("the hint as printed did not build %s in %s:\n%s", d, dir, out.String())
+		}
+	}
+}
+
+// TestTextLogSaysEachFactOnce: with --log text (for people), the bad raw
+// objects and the days before the range with rows no table counts are
+// told once, in the summary, not first as WARN lines (issue 24: the demo
+// printed warnings for its own, deliberately bad, data).
+func TestTextLogSaysEachFactOnce(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.OpenDir(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	rep, err := gen.Generate(ctx, st, gen.Nasty(gen.Config{From: from, To: from.AddDate(0, 0, 1), EventsPerDay: 300, ObjectsPerHour: 1, Seed: 5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := Main(ctx, []string{"--store", dir, "--from", "2026-03-01", "--to", "2026-03-02", "--quiet", "--log", "text"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "WARN") {
+		t.Errorf("warnings for what the summary says:\n%s", errOut.String())
+	}
+	for _, k := range rep.BadObjects {
+		if !strings.Contains(out.String(), k) {
+			t.Errorf("the summary does not name the bad object %s:\n%s", k, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "days before this run's range hold rows") {
+		t.Errorf("the summary does not list the days before the range:\n%s", out.String())
+	}
 }

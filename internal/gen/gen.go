@@ -103,6 +103,17 @@ type Config struct {
 	// Nasty-case knobs, fractions of the good events (0 disables).
 	DuplicateRate, LateRate, SkewedRate, MissingTimeRate, InvalidRate float64
 
+	// StartOnFrom makes the data start on From, as for a service that
+	// went live then: no row is dated before From but the clock-skewed
+	// ones (which a reader counts at their arrival), so no day before the
+	// range holds rows. A late event that would be is dated between From
+	// and an hour before its arrival instead (or, arriving in the range's
+	// first hour, is on time), and the client delay of an event arriving
+	// in From's first seconds ends at From. Off, the first days' late
+	// events are dated up to 6 days before From, as in a window cut from a
+	// longer stream.
+	StartOnFrom bool
+
 	// AnonRate is the share of users that are anonymous (device_id only); a
 	// third of them sign in during the range. 0 means the default 0.3; a
 	// negative value means no anonymous users.

@@ -393,6 +393,10 @@ func TestReportMatchesFiles(t *testing.T) {
 			c.DuplicateRate, c.LateRate, c.SkewedRate, c.MissingTimeRate, c.InvalidRate = 0.2, 0.2, 0.2, 0.2, 0.2
 			c.ObjectsPerHour = 20
 		})},
+		{"nasty heavy, late from the start", small(func(c *Config) {
+			c.DuplicateRate, c.LateRate, c.SkewedRate, c.MissingTimeRate, c.InvalidRate = 0.2, 0.2, 0.2, 0.2, 0.2
+			c.StartOnFrom = true
+		})},
 		{"nasty heavy, int96 everywhere", small(func(c *Config) {
 			c.DuplicateRate, c.LateRate, c.SkewedRate, c.MissingTimeRate, c.InvalidRate = 0.2, 0.2, 0.2, 0.2, 0.2
 			c.INT96Objects = 96
@@ -759,4 +763,29 @@ func BenchmarkGenerate(b *testing.B) {
 		}
 	}
 	b.ReportMetric(200_000, "events/op")
+}
+
+// TestStartOnFrom: with StartOnFrom no row (late, on time, or invalid;
+// clock-skewed rows are off on purpose) is dated before From, so no day before the range holds rows, and there are
+// still late events; without it, the first day's late events reach days
+// before From.
+func TestStartOnFrom(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		st, rep := generate(t, small(func(c *Config) { c.LateRate, c.InvalidRate, c.StartOnFrom = 0.3, 0.1, on }))
+		s := readBack(t, st, rep)
+		before := 0
+		for _, e := range s.rows {
+			if !e.EventTime.IsZero() && e.EventTime.Before(day1) {
+				before++
+			}
+		}
+		switch {
+		case on && before > 0:
+			t.Errorf("StartOnFrom: %d rows dated before %s", before, day1.Format(time.DateOnly))
+		case !on && before == 0:
+			t.Errorf("without StartOnFrom no row is dated before %s; the test shows nothing", day1.Format(time.DateOnly))
+		case rep.Late < 100:
+			t.Errorf("StartOnFrom %v: only %d late events", on, rep.Late)
+		}
+	}
 }

@@ -208,6 +208,7 @@ func (g *generator) genHour(ctx context.Context, st store.Store, h int64) (hourR
 		objs[w] = append(objs[w], item{ra: ra, row: int32(len(allRows))})
 		allRows = append(allRows, e)
 	}
+	start := g.firstHour * msHour // the range's first instant (Config.StartOnFrom)
 	late, skew := c.LateRate, c.LateRate+c.SkewedRate
 	missing := skew + c.MissingTimeRate
 
@@ -240,7 +241,11 @@ func (g *generator) genHour(ctx context.Context, st store.Store, h int64) (hourR
 			raw.SessionID = s.sessionID
 			rep.SessionIDs++
 		}
-		et := e.at - r.Int64N(5*msSec+1)
+		onTime := e.at - r.Int64N(5*msSec+1)
+		if c.StartOnFrom {
+			onTime = max(onTime, start)
+		}
+		et := onTime
 		if r.Float64() < 0.2 {
 			raw.Properties = properties(r, raw.EventName)
 			rep.WithProperties++
@@ -248,11 +253,19 @@ func (g *generator) genHour(ctx context.Context, st store.Store, h int64) (hourR
 		hasTime := true
 		switch x := q.Float64(); {
 		case x < late:
-			rep.Late++
 			if q.IntN(2) == 0 {
 				et = e.at - msHour - q.Int64N(23*msHour) // hours late
 			} else {
 				et = e.at - msDay - q.Int64N(5*msDay) // days late, at most 6
+			}
+			switch {
+			case !c.StartOnFrom || et >= start:
+				rep.Late++
+			case e.at-start >= msHour:
+				et = start + q.Int64N(e.at-start-msHour+1)
+				rep.Late++
+			default:
+				et = onTime
 			}
 		case x < skew:
 			rep.Skewed++
@@ -281,7 +294,11 @@ func (g *generator) genHour(ctx context.Context, st store.Store, h int64) (hourR
 		if c.InvalidRate > 0 && q.Float64() < c.InvalidRate {
 			inv := raw
 			inv.EventID = uuidString(uuidV7(e.at, q))
-			inv.EventTime = time.UnixMilli(e.at - q.Int64N(5*msSec+1)).UTC()
+			invTime := e.at - q.Int64N(5*msSec+1)
+			if c.StartOnFrom {
+				invTime = max(invTime, start)
+			}
+			inv.EventTime = time.UnixMilli(invTime).UTC()
 			inv.Properties = nil
 			if q.IntN(2) == 0 {
 				inv.EventName = ""
