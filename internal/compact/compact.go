@@ -138,7 +138,8 @@ type Part struct {
 	// UserKey set (UserKey of user_id and device_id), SessionKey all ""
 	// (id 0; Build sets it), event ids packed if all are canonical
 	// UUIDs (frame.Events.PackUUIDs). EventTime is the attributed time (see
-	// Attribute), ClientTime the client's event_time (0 if none), Skewed
+	// Attribute), ClientTime the client's event_time (0 if none, else
+	// frame.EncodeClientTime of it, so that the epoch is not null), Skewed
 	// whether event_time was replaced. Never nil when made by Route;
 	// Build takes nil for no events.
 	Events *frame.Events
@@ -314,7 +315,7 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 		e.EventTime = append(e.EventTime, at[i])
 		var client int64
 		if c.HasEventTime[i] {
-			client = c.EventTime[i]
+			client = frame.EncodeClientTime(c.EventTime[i])
 		}
 		e.ClientTime = append(e.ClientTime, client)
 		e.ReceivedAt = append(e.ReceivedAt, c.ReceivedAt[i])
@@ -352,7 +353,7 @@ func wholePart(c *raw.Columns, at []int64, skewed []bool, userKey []uint32) *fra
 	}
 	for i, has := range c.HasEventTime {
 		if has {
-			e.ClientTime[i] = c.EventTime[i]
+			e.ClientTime[i] = frame.EncodeClientTime(c.EventTime[i])
 		}
 	}
 	for col := range raw.NumStrings {

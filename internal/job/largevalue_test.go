@@ -169,6 +169,64 @@ func TestLargeValuesCostNoOtherRows(t *testing.T) {
 	}
 }
 
+// TestEpochClientTimeIsATime: a client event_time of exactly 1970-01-01
+// (the Unix epoch, 0 ms) is kept in events.client_event_time as that
+// time, not as null; a missing one is null. The row counts at its
+// received_at (its clock is off). Before, 0 was taken for null.
+func TestEpochClientTimeIsATime(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := store.OpenDir(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d0 := time.Date(2026, 6, 3, 0, 0, 0, 0, time.UTC)
+	at := d0.Add(10 * time.Hour)
+	row := func(id string, client time.Time) event.Raw {
+		return event.Raw{EventID: id, EventTime: client, ReceivedAt: at, EventName: "open", UserID: "u", Product: "app", Platform: "web"}
+	}
+	writeRaw(t, st, rawKey(at, "epoch"), []event.Raw{
+		row("epoch", time.UnixMilli(0).UTC()),
+		row("none", time.Time{}),
+		row("before", time.UnixMilli(-1).UTC()),
+		row("ontime", at.Add(-time.Second)),
+	})
+	d := day.FromDate(d0.Date())
+	if _, err := Run(ctx, Config{Store: st, From: d, To: d, Rules: compact.DefaultRules(time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	db := openDuck(t)
+	if err := db.ViewCurated(ctx, root, "events"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.QueryContext(ctx, "SELECT event_id, epoch_ms(client_event_time), clock_skewed FROM events ORDER BY event_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	var got []string
+	for res.Next() {
+		var id string
+		var client sql.NullInt64
+		var skewed bool
+		if err := res.Scan(&id, &client, &skewed); err != nil {
+			t.Fatal(err)
+		}
+		c := "null"
+		if client.Valid {
+			c = fmt.Sprint(client.Int64)
+		}
+		got = append(got, fmt.Sprintf("%s %s %v", id, c, skewed))
+	}
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"before -1 true", "epoch 0 true", "none null true", fmt.Sprintf("ontime %d false", at.Add(-time.Second).UnixMilli())}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
 // readAll reads every column of every row of table and returns how many
 // rows there were.
 func readAll(t *testing.T, ctx context.Context, db *sql.DB, table string) int {
