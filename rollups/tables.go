@@ -141,9 +141,9 @@ type DataQualityDaily struct {
 // read, and one row per bad raw object and per Firehose conversion failure.
 // Grain: dt × reason × row.
 type Quarantine struct {
-	Reason       string            `parquet:"reason" doc:"why: missing_event_id, missing_received_at, missing_event_name, missing_user, implausible_received_at, bad_object_<why>, conversion_failed"`
+	Reason       string            `parquet:"reason" doc:"why: missing_event_id, missing_received_at, missing_event_name, missing_user, implausible_received_at, value_too_large, bad_object_<why>, conversion_failed"`
 	SourceObject string            `parquet:"source_object" doc:"key of the raw object the row came from"`
-	Detail       string            `parquet:"detail,optional" doc:"more detail (the reader's error for a bad object, the error code for a conversion failure)"`
+	Detail       string            `parquet:"detail,optional" doc:"more detail (the reader's error for a bad object, the error code for a conversion failure, each value too large and its size)"`
 	EventID      string            `parquet:"event_id,optional" doc:"as read"`
 	EventTime    int64             `parquet:"event_time,optional,timestamp(millisecond)" doc:"as read"`
 	ReceivedAt   int64             `parquet:"received_at,optional,timestamp(millisecond)" doc:"as read"`

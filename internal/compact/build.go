@@ -41,9 +41,10 @@ type Day struct {
 //
 // Build deduplicates on event_id, keeping the copy with the earliest
 // received_at and, among copies received at the same instant, the smallest
-// by event_time, client event_time, event_name, user_id, device_id,
-// session_id, product, platform, app_version, country, then properties (by
-// count, then key by key in key order, key before value); so the choice
+// by event_time, client event_time (a null as 0), event_name, user_id,
+// device_id, session_id, product, platform, app_version, country, then
+// properties (by count, then key by key in key order, key before value),
+// and last a null client event_time before the epoch; so the choice
 // never depends on input order. It sets session_key: "s:" + session_id when
 // the client sent one; otherwise the events of one (product, user_key)
 // without a session_id, in time order, form sessions that end after
@@ -571,8 +572,9 @@ var copyColumns = [...]frame.Column{frame.EventName, frame.UserID, frame.DeviceI
 
 // compareCopies orders the events of day indices a and b of m by
 // event_id, then the copy to keep first: received_at, event_time, client
-// event_time, the copyColumns' strings, then properties (by count, then
-// pair by pair in key order, key then value).
+// event_time (a null as 0, see frame.DecodeClientTime), the copyColumns'
+// strings, properties (by count, then pair by pair in key order, key then
+// value), then a null client event_time before the epoch.
 func compareCopies(m *merged, a, b int32) int {
 	ea, i := m.at(a)
 	eb, j := m.at(b)
@@ -585,7 +587,9 @@ func compareCopies(m *merged, a, b int32) int {
 	if c := cmp.Compare(ea.EventTime[i], eb.EventTime[j]); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(ea.ClientTime[i], eb.ClientTime[j]); c != 0 {
+	clientA, hasA := frame.DecodeClientTime(ea.ClientTime[i])
+	clientB, hasB := frame.DecodeClientTime(eb.ClientTime[j])
+	if c := cmp.Compare(clientA, clientB); c != 0 {
 		return c
 	}
 	sa, sb := ea.Dict.Strings(), eb.Dict.Strings()
@@ -607,7 +611,13 @@ func compareCopies(m *merged, a, b int32) int {
 			return c
 		}
 	}
-	return 0
+	switch {
+	case hasA == hasB:
+		return 0
+	case hasB:
+		return -1
+	}
+	return 1
 }
 
 // ranks maps a dictionary id to the rank of its string among the strings

@@ -101,10 +101,18 @@ const (
 	// ReasonImplausibleReceivedAt: received_at far from the object's
 	// arrival hour (see PlausibleReceivedAt).
 	ReasonImplausibleReceivedAt = "implausible_received_at"
+	// ReasonValueTooLarge: a string value over raw.MaxValueBytes (see
+	// raw.Row.TooLarge, which the quarantined row's detail holds). It
+	// comes before every other reason: the row's values over the limit
+	// are held cut, so the others would judge what was not sent.
+	ReasonValueTooLarge = "value_too_large"
 )
 
 // Validate returns why row cannot be used, or "" if it can.
 func Validate(row *raw.Row) string {
+	if row.TooLarge != "" {
+		return ReasonValueTooLarge
+	}
 	return validate(row.EventID != "", row.HasReceivedAt, row.EventName != "", row.UserID != "" || row.DeviceID != "")
 }
 
@@ -130,7 +138,8 @@ type Part struct {
 	// UserKey set (UserKey of user_id and device_id), SessionKey all ""
 	// (id 0; Build sets it), event ids packed if all are canonical
 	// UUIDs (frame.Events.PackUUIDs). EventTime is the attributed time (see
-	// Attribute), ClientTime the client's event_time (0 if none), Skewed
+	// Attribute), ClientTime the client's event_time (0 if none, else
+	// frame.EncodeClientTime of it, so that the epoch is not null), Skewed
 	// whether event_time was replaced. Never nil when made by Route;
 	// Build takes nil for no events.
 	Events *frame.Events
@@ -150,10 +159,10 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 // RouteColumns splits one object's rows by the day they count on
 // (Attribute, then day.Of in r.Loc), keeping only the days want accepts
 // (want is called once per day the rows fall on). fallback is the object's
-// arrival hour (Unix ms). A row is invalid if Validate gives a reason or
-// its received_at is implausible (ReasonImplausibleReceivedAt); invalid
-// rows go to the Part's Quarantine, valid ones to its Events, both in the
-// order of the rows.
+// arrival hour (Unix ms). A row is invalid if Validate gives a reason
+// (ReasonValueTooLarge first) or its received_at is implausible
+// (ReasonImplausibleReceivedAt); invalid rows go to the Part's Quarantine,
+// valid ones to its Events, both in the order of the rows.
 //
 // The Parts take c's strings: if the rows fall on one day, its Part's
 // dictionary is c.Dict itself (with the anonymous user keys added);
@@ -220,6 +229,9 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 	var reasons []string // per row, if any row is invalid
 	for i := range n {
 		reason := validate(c.IDOff[i+1] > c.IDOff[i], c.HasReceivedAt[i], name[i] != 0, user[i] != 0 || device[i] != 0)
+		if len(c.TooLarge) > 0 && c.TooLarge[i] != "" {
+			reason = ReasonValueTooLarge
+		}
 		if reason == "" && !plausible(c.ReceivedAt[i], fallback) {
 			reason = ReasonImplausibleReceivedAt
 		}
@@ -303,7 +315,7 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 		e.EventTime = append(e.EventTime, at[i])
 		var client int64
 		if c.HasEventTime[i] {
-			client = c.EventTime[i]
+			client = frame.EncodeClientTime(c.EventTime[i])
 		}
 		e.ClientTime = append(e.ClientTime, client)
 		e.ReceivedAt = append(e.ReceivedAt, c.ReceivedAt[i])
@@ -341,7 +353,7 @@ func wholePart(c *raw.Columns, at []int64, skewed []bool, userKey []uint32) *fra
 	}
 	for i, has := range c.HasEventTime {
 		if has {
-			e.ClientTime[i] = c.EventTime[i]
+			e.ClientTime[i] = frame.EncodeClientTime(c.EventTime[i])
 		}
 	}
 	for col := range raw.NumStrings {
@@ -361,18 +373,20 @@ func UserKey(userID, deviceID string) string {
 }
 
 // compareQuarantine orders quarantine rows by reason, source object, then
-// the row's own columns; rows equal in all of these stay in their order.
+// the row's own columns and detail; rows equal in all of these stay in
+// their order.
 func compareQuarantine(a, b rollups.Quarantine) int {
 	return cmp.Or(cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.SourceObject, b.SourceObject),
 		cmp.Compare(a.EventID, b.EventID), cmp.Compare(a.ReceivedAt, b.ReceivedAt),
 		cmp.Compare(a.EventTime, b.EventTime), cmp.Compare(a.EventName, b.EventName),
-		cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID))
+		cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID), cmp.Compare(a.Detail, b.Detail))
 }
 
-// quarantineRow is r as read, with why it is invalid.
+// quarantineRow is r as read, with why it is invalid; its detail names
+// the values over raw.MaxValueBytes, if any (held cut, as r holds them).
 func quarantineRow(r *raw.Row, reason string) rollups.Quarantine {
 	q := rollups.Quarantine{
-		Reason: reason, SourceObject: r.Source, EventID: r.EventID, EventName: r.EventName,
+		Reason: reason, SourceObject: r.Source, Detail: r.TooLarge, EventID: r.EventID, EventName: r.EventName,
 		UserID: r.UserID, DeviceID: r.DeviceID, SessionID: r.SessionID, Product: r.Product,
 		Platform: r.Platform, AppVersion: r.AppVersion, Country: r.Country, Properties: r.Properties,
 	}

@@ -170,8 +170,9 @@ func eventsOf(e *frame.Events) []rollups.Event {
 	out := make([]rollups.Event, e.Len())
 	for i := range out {
 		r := e.Row(i)
+		client, _ := frame.DecodeClientTime(r.ClientTime) // as the events table holds it
 		out[i] = rollups.Event{
-			EventID: r.EventID, EventTime: r.EventTime, ClientEventTime: r.ClientTime, ReceivedAt: r.ReceivedAt,
+			EventID: r.EventID, EventTime: r.EventTime, ClientEventTime: client, ReceivedAt: r.ReceivedAt,
 			EventName: r.Str[frame.EventName], UserID: r.Str[frame.UserID], DeviceID: r.Str[frame.DeviceID],
 			SessionID: r.Str[frame.SessionID], Product: r.Str[frame.Product], Platform: r.Str[frame.Platform],
 			AppVersion: r.Str[frame.AppVersion], Country: r.Str[frame.Country], Properties: r.Props,

@@ -373,7 +373,8 @@ func (c Column) String() string { return columnNames[c] }
 // PackUUIDs), the 16 bytes IDBytes[16i:16i+16] of a canonical UUID with
 // IDOff nil; its properties are the
 // (PropKey[j], PropVal[j]) for j in [PropOff[i], PropOff[i+1]), keys in
-// byte order, each key once. ClientTime 0 is null (as in rollups.Event).
+// byte order, each key once. ClientTime 0 is null (as in rollups.Event);
+// a client time is held as EncodeClientTime makes it (the epoch is not 0).
 type Events struct {
 	Dict       *Dict
 	IDBytes    []byte
@@ -424,6 +425,37 @@ func (e *Events) S(c Column, i int) string { return e.Dict.Str(e.Str[c][i]) }
 func (e *Events) Props(i int) (keys, vals []uint32) {
 	lo, hi := e.PropOff[i], e.PropOff[i+1]
 	return e.PropKey[lo:hi], e.PropVal[lo:hi]
+}
+
+// epochClientTime is how ClientTime holds a client time of exactly the
+// epoch, 0 being null: a time no timestamp type can show (292 million
+// years BC), which no client sends.
+const epochClientTime = math.MinInt64
+
+// EncodeClientTime returns how Events.ClientTime holds the client time ms
+// (Unix milliseconds): ms itself, except that the epoch (0, which would be
+// null) is held as a stand-in, and math.MinInt64 (that stand-in) as one
+// millisecond later. DecodeClientTime undoes it.
+func EncodeClientTime(ms int64) int64 {
+	switch ms {
+	case 0:
+		return epochClientTime
+	case epochClientTime:
+		return epochClientTime + 1
+	}
+	return ms
+}
+
+// DecodeClientTime returns the client time a value v of Events.ClientTime
+// holds, in Unix milliseconds, and false if it is null (0).
+func DecodeClientTime(v int64) (ms int64, ok bool) {
+	switch v {
+	case 0:
+		return 0, false
+	case epochClientTime:
+		return 0, true
+	}
+	return v, true
 }
 
 // Row is one event as plain values, to append or to read back (tests and

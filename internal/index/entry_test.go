@@ -16,7 +16,7 @@ import (
 // JSON form of its own: a good entry, a bad object's and one without
 // rows. It must still read, and encode to the same bytes.
 const goldenFile = `{
- "version": 4,
+ "version": 5,
  "arrival_day": "2026-04-04",
  "rules": {
   "time_zone": "Pacific/Auckland",

@@ -28,7 +28,7 @@ const Prefix = "_state/index/raw/"
 // Version is the version of the file format and of Scan's logic. A file of
 // another version is ignored and its objects rescanned; bump it when Scan
 // would compute different entries.
-const Version = 4
+const Version = 5
 
 // ObjectRef names one listed raw object.
 type ObjectRef struct {

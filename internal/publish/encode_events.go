@@ -259,7 +259,8 @@ func (c *chunk) pageEnd(i int, size func(int) int) int {
 	return i
 }
 
-// int64s writes times; in an optional column 0 is null.
+// int64s writes times; an optional column (client_event_time) holds them
+// as frame.EncodeClientTime makes them, 0 being null.
 func (c *chunk) int64s(ts []int64) error {
 	g := c.g
 	opt := c.leaf.maxDef > 0
@@ -272,11 +273,13 @@ func (c *chunk) int64s(ts []int64) error {
 		g.vals, g.levels, g.times = g.vals[:0], g.levels[:0], g.times[:0]
 		var lo, hi int64
 		for _, t := range ts[a:b] {
-			if opt {
-				if t == 0 {
+			if opt { // client_event_time: see frame.DecodeClientTime
+				ms, ok := frame.DecodeClientTime(t)
+				if !ok {
 					g.levels = append(g.levels, 0)
 					continue
 				}
+				t = ms
 				g.levels = append(g.levels, 1)
 			}
 			if len(g.times) == 0 || t < lo {

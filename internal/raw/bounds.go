@@ -18,13 +18,22 @@ import (
 // a lying object would otherwise take the process down with an out-of-memory
 // fatal error that recover cannot catch. Every claim is checked against the
 // object's real size, and against these bounds, before parquet-go sees it.
+//
+// Sizes follow the object: a footer and a page header may be as long as
+// the bytes they lie in (a page header holds its page's statistics, the
+// smallest and largest value: two copies of a long string), a page's
+// compressed bytes as long as what is left of its column chunk. Only a
+// page's uncompressed size, which no bytes of the object bound (a codec
+// can expand a few bytes into many), has a fixed floor: MaxPageBytes.
 const (
 	// MinRowBytes is the fewest bytes of the object a row may take: an
 	// object of n bytes holds at most n/MinRowBytes rows. A real raw row
 	// takes far more (its event_id alone is a unique 36-byte UUID).
 	MinRowBytes = 1
-	// MaxPageBytes bounds a page's compressed and uncompressed size.
-	// Firehose writes 1 MiB pages by default.
+	// MaxPageBytes bounds a page's uncompressed size in an object of at
+	// most MaxPageBytes; in a larger object a page may claim up to the
+	// object's size. Firehose writes 1 MiB pages by default; a page of a
+	// value many times MaxValueBytes is still well below it.
 	MaxPageBytes = 64 << 20
 	// MaxPageValues bounds the values (nulls included) a page may claim.
 	MaxPageValues = 1 << 22
@@ -33,8 +42,6 @@ const (
 	MaxRepeatedValues = 1 << 24
 	// maxThriftDepth bounds the nesting of a footer or page header.
 	maxThriftDepth = 32
-	// maxPageHeaderBytes bounds one page header (statistics included).
-	maxPageHeaderBytes = 1 << 20
 )
 
 // footer reads and checks the footer of an object of size bytes that
@@ -220,13 +227,17 @@ func (c *chunkReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // loadChunk reads a column chunk of f in one read and checks each page
-// header in it before parquet-go trusts it: it must decode within the
-// chunk, its page must fit in what is left of the chunk, its sizes must be
-// at most MaxPageBytes and its values at most MaxPageValues. For a flat
-// column (nrows >= 0) the data pages hold at most nrows values; for a
-// repeated one (nrows < 0) at most MaxRepeatedValues. A dictionary page
-// holds at most one value per byte of its uncompressed size. It returns a
-// reader to give FileColumnChunk.PagesFrom.
+// header in it before parquet-go trusts it: it must decode within what is
+// left of the chunk (a header has no other bound: every length in it is
+// checked against the bytes it lies in, see thriftSize), its page must fit
+// in what is left of the chunk after it, its uncompressed size must be at
+// most MaxPageBytes or the object's size, whichever is larger, and its
+// values at most MaxPageValues. For a flat column (nrows >= 0) the data
+// pages hold at most nrows values; for a repeated one (nrows < 0) at most
+// MaxRepeatedValues. A dictionary page holds at most one value per byte of
+// its uncompressed size. A Snappy page's block decodes to at most its
+// uncompressed size (checkSnappy). It returns a reader to give
+// FileColumnChunk.PagesFrom.
 func loadChunk(f *parquet.File, cc parquet.ColumnChunk, nrows int) (_ *chunkReader, err error) {
 	meta, ok := chunkMeta(f, cc)
 	if !ok {
@@ -254,12 +265,10 @@ func loadChunk(f *parquet.File, cc parquet.ColumnChunk, nrows int) (_ *chunkRead
 	if nrows < 0 {
 		limit = MaxRepeatedValues
 	}
+	maxPage := max(MaxPageBytes, f.Size())
 	var values int64
 	for pos, k := 0, 0; pos < len(b); k++ {
 		hb := b[pos:]
-		if len(hb) > maxPageHeaderBytes {
-			hb = hb[:maxPageHeaderBytes]
-		}
 		hn, err := thriftSize(hb)
 		if err != nil {
 			return nil, corruptf("page %d header: %w", k, err)
@@ -272,10 +281,16 @@ func loadChunk(f *parquet.File, cc parquet.ColumnChunk, nrows int) (_ *chunkRead
 		if h.CompressedPageSize < 0 || int(h.CompressedPageSize) > len(b)-pos {
 			return nil, corruptf("page %d: %d bytes, %d left in the chunk", k, h.CompressedPageSize, len(b)-pos)
 		}
-		if h.CompressedPageSize > MaxPageBytes || h.UncompressedPageSize < 0 || h.UncompressedPageSize > MaxPageBytes {
+		if h.UncompressedPageSize < 0 || int64(h.UncompressedPageSize) > maxPage {
 			return nil, corruptf("page %d: implausible size %d (%d compressed)", k, h.UncompressedPageSize, h.CompressedPageSize)
 		}
+		page := b[pos : pos+int(h.CompressedPageSize)]
 		pos += int(h.CompressedPageSize)
+		if m.Codec == format.Snappy {
+			if err := checkSnappy(&h, page); err != nil {
+				return nil, corruptf("page %d: %w", k, err)
+			}
+		}
 		var nv int32
 		switch {
 		case h.DictionaryPageHeader.Valid:
@@ -302,6 +317,36 @@ func loadChunk(f *parquet.File, cc parquet.ColumnChunk, nrows int) (_ *chunkRead
 		values += int64(nv)
 	}
 	return cr, nil
+}
+
+// checkSnappy checks that the Snappy block of a page whose header is h and
+// bytes page claims to decode to at most the page's uncompressed size:
+// the decoder allocates what the block claims (up to 4 GiB) before it
+// finds the block short.
+func checkSnappy(h *format.PageHeader, page []byte) error {
+	at := 0
+	switch {
+	case h.DictionaryPageHeader.Valid, h.DataPageHeader.Valid:
+	case h.DataPageHeaderV2.Valid:
+		v2 := &h.DataPageHeaderV2.V
+		if v2.IsCompressed.Valid && !v2.IsCompressed.V {
+			return nil
+		}
+		if v2.DefinitionLevelsByteLength < 0 || v2.RepetitionLevelsByteLength < 0 {
+			return nil // refused by loadChunk
+		}
+		at = int(int64(v2.DefinitionLevelsByteLength) + int64(v2.RepetitionLevelsByteLength))
+	default:
+		return nil
+	}
+	if at >= len(page) {
+		return nil // no block (or levels past the page, refused by loadChunk)
+	}
+	n, k := binary.Uvarint(page[at:])
+	if k <= 0 || n > uint64(h.UncompressedPageSize) {
+		return fmt.Errorf("a Snappy block claiming %d bytes in a page of %d", n, h.UncompressedPageSize)
+	}
+	return nil
 }
 
 // thriftSize returns the length of the Thrift compact-protocol struct at

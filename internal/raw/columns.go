@@ -33,6 +33,9 @@ const NumStrings = int(frame.UserKey)
 //     keys repeated in a row's map, or equal once repaired, the last
 //     value wins, as a Go map assignment would keep).
 //   - Repaired[i] is Row.InvalidUTF8.
+//   - TooLarge[i] is Row.TooLarge: the row's values over MaxValueBytes,
+//     each held cut (see TooLargeKeptBytes). TooLarge is nil if no row
+//     has one.
 type Columns struct {
 	Source                      string   // the object's key
 	Sources                     []string // each row's source, if not all Source (see ColumnsOf)
@@ -45,6 +48,7 @@ type Columns struct {
 	PropOff                     []uint32
 	PropKey, PropVal            []uint32
 	Repaired                    []bool
+	TooLarge                    map[int]string
 
 	dec colDecoder // ReadColumnsFrom's decoder, kept with the memory it grew
 }
@@ -65,7 +69,7 @@ func (c *Columns) Row(i int) Row {
 		DeviceID: d.Str(c.Str[frame.DeviceID][i]), SessionID: d.Str(c.Str[frame.SessionID][i]),
 		Product: d.Str(c.Str[frame.Product][i]), Platform: d.Str(c.Str[frame.Platform][i]),
 		AppVersion: d.Str(c.Str[frame.AppVersion][i]), Country: d.Str(c.Str[frame.Country][i]),
-		Source: c.Source, InvalidUTF8: c.Repaired[i],
+		Source: c.Source, InvalidUTF8: c.Repaired[i], TooLarge: c.TooLarge[i],
 	}
 	if c.Sources != nil {
 		r.Source = c.Sources[i]
@@ -90,8 +94,8 @@ func (c *Columns) Rows() []Row {
 
 // ColumnsOf returns rows as Columns (for tests, and callers holding rows).
 // Each row's strings are interned as they are: they are not checked for
-// valid UTF-8, and InvalidUTF8 is copied. Each row keeps its Source
-// (Sources).
+// valid UTF-8 or MaxValueBytes, and InvalidUTF8 and TooLarge are copied.
+// Each row keeps its Source (Sources).
 func ColumnsOf(rows []Row) *Columns {
 	c := newColumns("", len(rows))
 	c.Sources = make([]string, len(rows))
@@ -109,6 +113,12 @@ func ColumnsOf(rows []Row) *Columns {
 			c.Str[col] = append(c.Str[col], c.Dict.ID(s))
 		}
 		c.Repaired = append(c.Repaired, r.InvalidUTF8)
+		if r.TooLarge != "" {
+			if c.TooLarge == nil {
+				c.TooLarge = map[int]string{}
+			}
+			c.TooLarge[i] = r.TooLarge
+		}
 		c.Sources[i] = r.Source
 		kvs = kvs[:0]
 		for k, v := range r.Properties {
@@ -254,7 +264,7 @@ func ReadColumnsFrom(r io.ReaderAt, size int64, key string) (c *Columns, err err
 			case colReceivedAt:
 				err = d.readTimes(chunks[idx], lay.defs[col], lay.units[col], c.ReceivedAt[base:], c.HasReceivedAt[base:])
 			default:
-				err = d.readStrings(chunks[idx], lay.defs[col], c.Str[col-colEventName][base:], c.Repaired[base:])
+				err = d.readStrings(chunks[idx], lay.defs[col], flatNames[col], base, c.Str[col-colEventName][base:], c.Repaired[base:])
 			}
 			if err != nil {
 				return nil, bad(ReasonCorrupt, fmt.Errorf("column %s: %w", flatNames[col], err))
@@ -300,24 +310,57 @@ type colDecoder struct {
 	ms         []int64      // a page's times
 }
 
-// internedID is a string's id in the Columns' Dict and whether its bytes
-// had to be repaired.
+// internedID is a string's id in the Columns' Dict, whether its bytes
+// had to be repaired, and, if it was over MaxValueBytes (and the id is
+// that of its cut form, see cutValue), its size.
 type internedID struct {
 	id       uint32
+	tooLarge uint32
 	repaired bool
 }
 
 // intern returns b's id in the dictionary: b as is if valid UTF-8, else
-// repaired (and says so).
+// repaired (and says so); cut if over MaxValueBytes (and says so).
 func (d *colDecoder) intern(b []byte) internedID {
 	if len(b) == 0 {
 		return internedID{}
+	}
+	if len(b) > MaxValueBytes {
+		return internedID{id: d.c.Dict.ID(cutValue(b)), tooLarge: uint32(len(b)), repaired: !utf8.Valid(b)}
 	}
 	// The dictionary holds valid strings only: b is checked if new.
 	if id, ok := d.c.Dict.IDIf(b, utf8.Valid); ok {
 		return internedID{id: id}
 	}
-	return internedID{id: d.c.Dict.ID(strings.ToValidUTF8(string(b), "\uFFFD")), repaired: true}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	if len(s) > MaxValueBytes {
+		return internedID{id: d.c.Dict.ID(cutValue([]byte(s))), tooLarge: uint32(len(s)), repaired: true}
+	}
+	return internedID{id: d.c.Dict.ID(s), repaired: true}
+}
+
+// cutValue is what is kept of a value over MaxValueBytes: its first
+// TooLargeKeptBytes at most, cut at a character boundary, then "…".
+func cutValue(b []byte) string {
+	n := min(TooLargeKeptBytes, len(b))
+	for n > 0 && n < len(b) && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return strings.ToValidUTF8(string(b[:n]), "\uFFFD") + "…"
+}
+
+// tooLarge notes that row holds a value over MaxValueBytes, of size bytes,
+// in what (a column, a property).
+func (d *colDecoder) tooLarge(row int, what string, size uint32) {
+	c := d.c
+	if c.TooLarge == nil {
+		c.TooLarge = map[int]string{}
+	}
+	note := fmt.Sprintf("%s: %d bytes", what, size)
+	if prev := c.TooLarge[row]; prev != "" {
+		note = prev + "; " + note
+	}
+	c.TooLarge[row] = note
 }
 
 // flatPages is eachFlatPage, the chunk's dictionary mapping reset first.
@@ -416,9 +459,11 @@ func (d *colDecoder) strIDs(p parquet.Page, fn func(k int, s internedID)) (int, 
 	return n, nil
 }
 
-// readStrings decodes a flat string chunk into dst (one id per row, 0 if
-// null), setting repaired for rows whose value was repaired.
-func (d *colDecoder) readStrings(cc parquet.ColumnChunk, maxDef int, dst []uint32, repaired []bool) error {
+// readStrings decodes a flat string chunk of column name into dst (one id
+// per row, 0 if null), setting repaired for rows whose value was repaired;
+// dst[0] is row base of the Columns, whose rows with a value over
+// MaxValueBytes it notes (tooLarge).
+func (d *colDecoder) readStrings(cc parquet.ColumnChunk, maxDef int, name string, base int, dst []uint32, repaired []bool) error {
 	return d.flatPages(cc, len(dst), func(p parquet.Page, first int) error {
 		d.strs = d.strs[:0]
 		if _, err := d.strIDs(p, func(_ int, s internedID) { d.strs = append(d.strs, s) }); err != nil {
@@ -429,6 +474,9 @@ func (d *colDecoder) readStrings(cc parquet.ColumnChunk, maxDef int, dst []uint3
 			dst[first+j] = vals[k].id
 			if vals[k].repaired {
 				repaired[first+j] = true
+			}
+			if vals[k].tooLarge > 0 {
+				d.tooLarge(base+first+j, name, vals[k].tooLarge)
 			}
 		})
 	})
@@ -446,8 +494,8 @@ func (d *colDecoder) readIDs(cc parquet.ColumnChunk, maxDef, nrows int, claimed,
 			if _, err := d.strIDs(p, func(_ int, s internedID) { ids = append(ids, s) }); err != nil {
 				return err
 			}
-			return d.appendIDs(p, maxDef, len(ids), claimed, size, func(k int) ([]byte, bool) {
-				return []byte(c.Dict.Str(ids[k].id)), ids[k].repaired
+			return d.appendIDs(p, maxDef, len(ids), claimed, size, func(k int) ([]byte, bool, uint32) {
+				return []byte(c.Dict.Str(ids[k].id)), ids[k].repaired, ids[k].tooLarge
 			})
 		}
 		data, off, n, err := byteArrays(p.Data())
@@ -455,19 +503,27 @@ func (d *colDecoder) readIDs(cc parquet.ColumnChunk, maxDef, nrows int, claimed,
 			return err
 		}
 		c.IDBytes = slices.Grow(c.IDBytes, len(data)) // decoded bytes: no claim to trust
-		return d.appendIDs(p, maxDef, n, claimed, size, func(k int) ([]byte, bool) {
+		return d.appendIDs(p, maxDef, n, claimed, size, func(k int) ([]byte, bool, uint32) {
 			b := data[off[k]:off[k+1]]
-			if utf8.Valid(b) {
-				return b, false
+			if len(b) > MaxValueBytes {
+				return []byte(cutValue(b)), !utf8.Valid(b), uint32(len(b))
 			}
-			return []byte(strings.ToValidUTF8(string(b), "\uFFFD")), true
+			if utf8.Valid(b) {
+				return b, false, 0
+			}
+			s := strings.ToValidUTF8(string(b), "\uFFFD")
+			if len(s) > MaxValueBytes {
+				return []byte(cutValue([]byte(s))), true, uint32(len(s))
+			}
+			return []byte(s), true, 0
 		})
 	})
 }
 
 // appendIDs appends the event ids of one page of count values, value k
-// being val(k), nulls as empty ids.
-func (d *colDecoder) appendIDs(p parquet.Page, maxDef, count int, claimed, size int64, val func(k int) ([]byte, bool)) error {
+// being val(k) (its bytes, whether repaired, its size if over
+// MaxValueBytes and cut), nulls as empty ids.
+func (d *colDecoder) appendIDs(p parquet.Page, maxDef, count int, claimed, size int64, val func(k int) ([]byte, bool, uint32)) error {
 	c := d.c
 	n := int(p.NumValues())
 	c.IDOff = grow(c.IDOff, n, claimed+1, size)
@@ -478,7 +534,10 @@ func (d *colDecoder) appendIDs(p parquet.Page, maxDef, count int, claimed, size 
 			c.IDOff = append(c.IDOff, uint32(len(c.IDBytes)))
 			d.idRepaired = append(d.idRepaired, false)
 		}
-		b, rep := val(k)
+		b, rep, big := val(k)
+		if big > 0 {
+			d.tooLarge(len(c.IDOff)-1, flatNames[colEventID], big)
+		}
 		c.IDBytes = append(c.IDBytes, b...)
 		c.IDOff = append(c.IDOff, uint32(len(c.IDBytes)))
 		d.idRepaired = append(d.idRepaired, rep)
@@ -643,6 +702,12 @@ func (d *colDecoder) readProps(kc, vc parquet.ColumnChunk, lay layout, base int)
 		d.kvs = append(d.kvs, propKV{k.id, v.id})
 		if k.repaired || v.repaired {
 			c.Repaired[base+i] = true
+		}
+		if k.tooLarge > 0 {
+			d.tooLarge(base+i, "a properties key", k.tooLarge)
+		}
+		if v.tooLarge > 0 {
+			d.tooLarge(base+i, fmt.Sprintf("properties[%q]", c.Dict.Str(k.id)), v.tooLarge)
 		}
 	}
 	if i >= 0 {

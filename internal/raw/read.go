@@ -42,7 +42,31 @@ type Row struct {
 	// InvalidUTF8 is set if any string of the row was repaired. Two
 	// property keys that differ only in invalid bytes become one key.
 	InvalidUTF8 bool
+	// TooLarge names the row's values over MaxValueBytes and their sizes
+	// ("user_id: 614400 bytes; ..."), or is "" if there is none. Each
+	// such value is cut to its first TooLargeKeptBytes (at most) and "…".
+	// The row is read, not used: routing quarantines it alone.
+	TooLarge string
 }
+
+// MaxValueBytes is the most bytes one string value of a raw row may hold:
+// a column's value, or one key or one value of its properties, as read
+// and once invalid UTF-8 in it is repaired. A row holding a longer value
+// is not used: it is read with that value cut (Row.TooLarge,
+// Columns.TooLarge) and quarantined alone, with reason value_too_large;
+// the object's other rows are used as usual. An object is never refused
+// for holding such a value.
+//
+// It is Firehose's largest record (1,000 KiB) rounded up, so no value a
+// Firehose record can hold is over it, and at least what the collector
+// accepts for one string; every later stage (segments, the day's
+// dictionary, the events writer, the rollups) holds values this long.
+const MaxValueBytes = 1 << 20
+
+// TooLargeKeptBytes is the most bytes kept of a value over MaxValueBytes
+// (cut at a character boundary, then "…" appended), so that its
+// quarantined row shows where it came from.
+const TooLargeKeptBytes = 64
 
 // BadObjectError says why an object could not be read as raw events. None
 // of a bad object's rows are used: an object is read whole or not at all.

@@ -12,13 +12,14 @@
 //
 //	_state/segments/dt=YYYY-MM-DD/<raw key>.<tag>.lwseg
 //
-// The format is columnar and compressed (S2, a fast Snappy-compatible
-// codec, with a CRC-32C of the payload): a dictionary of the segment's
-// strings, then each column as a fixed-width little-endian array (event
-// ids as their 16 bytes when all are canonical UUIDs, see
-// frame.Events.PackUUIDs; the client and receive times as differences
-// from the event time; string ids in 16 bits when the dictionary holds at
-// most 65,536 strings).
+// The format is columnar and compressed (one S2 block, a fast
+// Snappy-compatible codec, after a CRC-32C of the block's bytes, so that
+// damage is found before the block's claimed length is trusted): a
+// dictionary of the segment's strings, then each column as a fixed-width
+// little-endian array (event ids as their 16 bytes when all are canonical
+// UUIDs, see frame.Events.PackUUIDs; the client and receive times as
+// differences from the event time; string ids in 16 bits when the
+// dictionary holds at most 65,536 strings).
 package segment
 
 import (
@@ -47,9 +48,13 @@ import (
 const Prefix = "_state/segments/"
 
 // Version is the segment format; it is part of every tag.
-const Version = 4
+const Version = 5
 
-const magic = "LWSEG4\n"
+const magic = "LWSEG5\n"
+
+// maxPayload is the most bytes a segment's payload (its uncompressed
+// block) may hold, written (Encode) or read (Decode).
+const maxPayload = s2.MaxBlockSize
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -197,14 +202,17 @@ func encode(s *Segment, payload, out []byte) (pay, res []byte, err error) {
 	b = append(b, q...)
 	b = binary.AppendUvarint(b, uint64(s.RepairedUTF8))
 
-	if len(b) > s2.MaxBlockSize {
+	if len(b) > maxPayload {
 		return nil, nil, fmt.Errorf("segment of %d bytes: more than a segment holds", len(b))
 	}
 	out = frame.Grow(out[:0], len(magic)+4+s2.MaxEncodedLen(len(b)))
 	out = append(out, magic...)
-	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(b, castagnoli))
-	enc := s2.Encode(out[len(out):cap(out)], b)
-	return b, out[:len(out)+len(enc)], nil // enc is out's tail, in place
+	out = append(out, 0, 0, 0, 0) // the block's checksum, below
+	head := len(out)
+	enc := s2.Encode(out[head:cap(out)], b)
+	out = out[:head+len(enc)] // enc is out's tail, in place
+	binary.LittleEndian.PutUint32(out[head-4:], crc32.Checksum(enc, castagnoli))
+	return b, out, nil
 }
 
 // CorruptError says a segment's bytes are not a segment.
@@ -219,6 +227,13 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // Decode reads a segment written by Encode. Every length, offset and id is
 // checked: bad bytes give an error, never a panic or a wrong segment.
+//
+// The block's checksum is checked first, so damaged bytes are found
+// before its decoded length is trusted: a damaged length is never
+// allocated. The decoded length is not judged by the block's size: S2
+// stores a long run in a few bytes, and a segment of values that compress
+// well (a 200 KiB string of one letter) decodes to thousands of times its
+// size.
 func Decode(data []byte) (*Segment, error) {
 	rest, ok := bytes.CutPrefix(data, []byte(magic))
 	if !ok {
@@ -228,19 +243,19 @@ func Decode(data []byte) (*Segment, error) {
 		return nil, errors.New("truncated")
 	}
 	sum, rest := binary.LittleEndian.Uint32(rest), rest[4:]
+	if crc32.Checksum(rest, castagnoli) != sum {
+		return nil, errors.New("checksum mismatch")
+	}
 	size, err := s2.DecodedLen(rest)
 	if err != nil {
 		return nil, err
 	}
-	if size > 64*len(rest)+64 {
-		return nil, errors.New("decoded length out of proportion to the segment")
+	if size > maxPayload {
+		return nil, fmt.Errorf("decoded length %d: more than a segment holds", size)
 	}
 	b, err := s2.Decode(make([]byte, size), rest)
 	if err != nil {
 		return nil, err
-	}
-	if crc32.Checksum(b, castagnoli) != sum {
-		return nil, errors.New("checksum mismatch")
 	}
 	r := reader{b: b}
 	n := r.count(1)

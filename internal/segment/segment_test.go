@@ -9,6 +9,8 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -122,18 +124,18 @@ func TestRoundTrip(t *testing.T) {
 func TestDamagedIsAnError(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, uuids := range []bool{false, true} {
-		damage(t, rng, randomSegment(rng, 50, uuids))
+		damage(t, rng, randomSegment(rng, 50, uuids), 2000)
 	}
 }
 
-// damage checks that damaged encodings of s decode to errors, or to s.
-func damage(t *testing.T, rng *rand.Rand, s *Segment) {
+// damage checks that n damaged encodings of s decode to errors, or to s.
+func damage(t *testing.T, rng *rand.Rand, s *Segment, n int) {
 	good, err := Encode(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := rows(s.Events)
-	for i := range 2000 {
+	for i := range n {
 		b := append([]byte(nil), good...)
 		switch i % 3 {
 		case 0:
@@ -198,6 +200,63 @@ func TestReadMissingAndCorrupt(t *testing.T) {
 
 // repack wraps a payload as Encode does, with a valid checksum.
 func repack(raw []byte) []byte {
-	out := append([]byte(magic), binary.LittleEndian.AppendUint32(nil, crc32.Checksum(raw, castagnoli))...)
-	return append(out, s2.Encode(nil, raw)...)
+	block := s2.Encode(nil, raw)
+	out := append([]byte(magic), binary.LittleEndian.AppendUint32(nil, crc32.Checksum(block, castagnoli))...)
+	return append(out, block...)
+}
+
+// A segment of values that compress well (a long run of one letter, a
+// string of 200 KiB of it) is read back, not called damaged: S2 stores it
+// in far fewer bytes than any fixed ratio of its decoded size. Damaged
+// copies of it are still errors.
+func TestCompressibleValues(t *testing.T) {
+	ev := frame.New(nil, 0)
+	for i, v := range []string{strings.Repeat("a", 200<<10), strings.Repeat("ab", 100<<10), strings.Repeat("x", 100<<10)} {
+		r := frame.Row{EventID: fmt.Sprint("e", i), EventTime: 1, ReceivedAt: 2, Props: map[string]string{"k": v}}
+		r.Str[frame.UserID] = v
+		if err := ev.Append(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Segment{Events: ev, Quarantine: []rollups.Quarantine{{Reason: "value_too_large", UserID: strings.Repeat("q", 100<<10)}}}
+	b, err := Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size, _ := s2.DecodedLen(b[len(magic)+4:]); size < 1000*len(b) {
+		t.Fatalf("%d bytes decode to %d: not the compressible case this test is for", len(b), size)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatalf("a segment of compressible values called damaged: %v", err)
+	}
+	if diff := cmp.Diff(rows(s.Events), rows(got.Events)); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(s.Quarantine, got.Quarantine); diff != "" {
+		t.Fatalf("quarantine (-want +got):\n%s", diff)
+	}
+	damage(t, rand.New(rand.NewPCG(5, 6)), s, 300)
+}
+
+// A damaged block length (a bit flipped in S2's header, claiming up to
+// 4 GiB) is found by the checksum before it is allocated.
+func TestDamagedLengthNotAllocated(t *testing.T) {
+	b, err := Encode(randomSegment(rand.New(rand.NewPCG(7, 8)), 20, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := len(magic) + 4
+	_, n := binary.Uvarint(b[head:])
+	forged := append(append(bytes.Clone(b[:head]), binary.AppendUvarint(nil, 0xfffffff0)...), b[head+n:]...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = Decode(forged)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("a forged length decoded")
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Fatalf("allocated %d bytes for a forged length", alloc)
+	}
 }

@@ -8,11 +8,13 @@ package rawtest
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/crc32"
 	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 
@@ -29,6 +31,12 @@ type Case struct {
 // Good returns a small, valid, uncompressed raw object of n rows.
 func Good(t testing.TB, n int) []byte {
 	t.Helper()
+	return goodWith(t, n, &parquet.Uncompressed)
+}
+
+// goodWith is Good compressed with codec.
+func goodWith(t testing.TB, n int, codec compress.Codec) []byte {
+	t.Helper()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	rows := make([]event.Raw, n)
 	for i := range rows {
@@ -36,7 +44,7 @@ func Good(t testing.TB, n int) []byte {
 			EventName: "view", UserID: "u", Properties: map[string]string{"k": "v"}}
 	}
 	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[event.Raw](&buf, parquet.Compression(&parquet.Uncompressed))
+	w := parquet.NewGenericWriter[event.Raw](&buf, parquet.Compression(codec))
 	if _, err := w.Write(rows); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +92,19 @@ func EditFooter(t testing.TB, b []byte, edit func(md *format.FileMetaData)) []by
 // everything else stays consistent.
 func EditPage(t testing.TB, b []byte, col int, edit func(h *format.PageHeader)) []byte {
 	t.Helper()
+	return editPage(t, b, col, func(h *format.PageHeader, data []byte) []byte {
+		edit(h)
+		return data
+	})
+}
+
+// editPage returns b with the first page of column col (in the first row
+// group), its header and its bytes, changed by edit, which returns the
+// page's new bytes (CompressedPageSize is set to their length if it
+// changed); offsets after it are moved so that everything else stays
+// consistent.
+func editPage(t testing.TB, b []byte, col int, edit func(h *format.PageHeader, data []byte) []byte) []byte {
+	t.Helper()
 	data, md := split(t, b)
 	m := &md.RowGroups[0].Columns[col].MetaData
 	at := m.DataPageOffset
@@ -103,13 +124,20 @@ func EditPage(t testing.TB, b []byte, col int, edit func(h *format.PageHeader)) 
 			break
 		}
 	}
-	edit(&h)
+	page := data[int(at)+hn : int(at)+hn+int(h.CompressedPageSize)]
+	np := edit(&h, bytes.Clone(page))
+	if len(np) != len(page) {
+		h.CompressedPageSize = int32(len(np))
+	}
+	if h.CRC != 0 && !bytes.Equal(np, page) {
+		h.CRC = int32(crc32.ChecksumIEEE(np))
+	}
 	nh, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta := int64(len(nh) - hn)
-	out := append(append(append([]byte{}, data[:at]...), nh...), data[int(at)+hn:]...)
+	delta := int64(len(nh)+len(np)) - int64(hn+len(page))
+	out := append(append(append(append([]byte{}, data[:at]...), nh...), np...), data[int(at)+hn+len(page):]...)
 	for i := range md.RowGroups {
 		for j := range md.RowGroups[i].Columns {
 			c := &md.RowGroups[i].Columns[j].MetaData
@@ -148,6 +176,7 @@ func column(t testing.TB, b []byte, name string) int {
 func Lying(t testing.TB) []Case {
 	t.Helper()
 	good := Good(t, 40)
+	snappy := goodWith(t, 40, &parquet.Snappy)
 	rcv := column(t, good, "received_at")
 	rnd := rand.New(rand.NewPCG(1, 2))
 	random := make([]byte, 4096)
@@ -208,6 +237,16 @@ func Lying(t testing.TB) []Case {
 		}), "corrupt"},
 		{"a page header claiming a huge compressed size", EditPage(t, good, rcv, func(h *format.PageHeader) {
 			h.CompressedPageSize = 1<<31 - 1
+		}), "corrupt"},
+		{"a Snappy page whose block claims 2 GiB", editPage(t, snappy, rcv, func(h *format.PageHeader, data []byte) []byte {
+			// The block's length, a varint, comes first (after the
+			// levels of a v2 page, which are not compressed).
+			at := 0
+			if v2 := h.DataPageHeaderV2; v2.Valid {
+				at = int(v2.V.DefinitionLevelsByteLength + v2.V.RepetitionLevelsByteLength)
+			}
+			_, n := binary.Uvarint(data[at:])
+			return append(binary.AppendUvarint(data[:at:at], 1<<31-1), data[at+n:]...)
 		}), "corrupt"},
 		{"a page header claiming 2^30 values", EditPage(t, good, rcv, func(h *format.PageHeader) {
 			if h.DataPageHeader.Valid {
