@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -109,7 +110,11 @@ func TestAgainstDuckDB(t *testing.T) {
 			}
 			reports, first, last := nastyData(t, st, 2000)
 			from, to := first-1, last+1
-			sum, err := Run(ctx, Config{Store: st, From: from, To: to, Rules: compact.DefaultRules(loc), Parallel: 4})
+			// Built two days after the last day: the days within max_lateness
+			// of that are provisional, the others final.
+			now := last.End(loc).Add(48 * time.Hour)
+			rules := compact.DefaultRules(loc)
+			sum, err := Run(ctx, Config{Store: st, From: from, To: to, Rules: rules, Parallel: 4, Now: func() time.Time { return now }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,7 +237,7 @@ func TestAgainstDuckDB(t *testing.T) {
 			// Inputs of the windowed SQL: the days computed and the as-of day.
 			for _, q := range []string{
 				fmt.Sprintf("CREATE TABLE days AS SELECT unnest(range(DATE '%s', DATE '%s' + 1, INTERVAL 1 DAY))::DATE AS dt", from, to),
-				fmt.Sprintf("CREATE TABLE as_of AS SELECT DATE '%s' AS dt", to),
+				"CREATE TABLE built AS SELECT dt, provisional FROM data_quality_daily",
 			} {
 				if _, err := db.ExecContext(ctx, q); err != nil {
 					t.Fatal(err)
@@ -255,6 +260,31 @@ func TestAgainstDuckDB(t *testing.T) {
 						t.Fatal(err)
 					}
 					q := fmt.Sprintf("SELECT * FROM %s WHERE %s ORDER BY %s", tbl.Name, inRange, order)
+					if slices.ContainsFunc(rollups.Daily, func(d rollups.Table) bool { return d.Name == tbl.Name }) {
+						// A day table's mark is the day's, not a function of
+						// its events: checked below, not by its reference SQL.
+						q = fmt.Sprintf("SELECT * EXCLUDE (provisional) FROM %s WHERE %s ORDER BY %s", tbl.Name, inRange, order)
+						marks, err := db.Query(ctx, fmt.Sprintf("SELECT DISTINCT dt, provisional FROM %s WHERE %s ORDER BY dt", tbl.Name, inRange))
+						if err != nil {
+							t.Fatal(err)
+						}
+						var provisional int
+						for _, m := range marks {
+							d, err := day.Parse(m["dt"].(string))
+							if err != nil {
+								t.Fatal(err)
+							}
+							if want := rollups.Provisional(d, loc, rules.MaxLateness, now); m["provisional"] != want {
+								t.Errorf("%s %s: provisional %v, want %t", tbl.Name, d, m["provisional"], want)
+							}
+							if m["provisional"] == true {
+								provisional++
+							}
+						}
+						if provisional == 0 || provisional == len(marks) {
+							t.Errorf("%s: %d of %d days provisional; the test wants both kinds", tbl.Name, provisional, len(marks))
+						}
+					}
 					if tbl.PartitionKey() != "dt" {
 						q = fmt.Sprintf("SELECT * EXCLUDE (%s) FROM %s ORDER BY %s", tbl.PartitionKey(), tbl.Name, order)
 					}

@@ -315,12 +315,12 @@ func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
 	t.Helper()
 	ctx := context.Background()
 	db := openDuck(t)
-	if err := db.ViewCurated(ctx, root, "user_daily", "users", "active_users_daily", "retention_daily"); err != nil {
+	if err := db.ViewCurated(ctx, root, "user_daily", "users", "active_users_daily", "retention_daily", "data_quality_daily"); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
 		fmt.Sprintf("CREATE TABLE days AS SELECT unnest(range(DATE '%s', DATE '%s' + 1, INTERVAL 1 DAY))::DATE AS dt", first, asOf),
-		fmt.Sprintf("CREATE TABLE as_of AS SELECT DATE '%s' AS dt", asOf),
+		"CREATE TABLE built AS SELECT dt, provisional FROM data_quality_daily",
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)

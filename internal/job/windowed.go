@@ -107,6 +107,7 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 	}
 	days := slices.Sorted(maps.Keys(cur))
 	first, asOf := days[0], days[len(days)-1]
+	built := cur.built()
 	ws := &WindowedSummary{AsOf: asOf, Users: usum}
 	// Every bucket is (re)registered, so a registration that failed
 	// before is retried.
@@ -136,9 +137,13 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		}
 		return m.Fingerprint != fp, nil
 	}
-	for d := first; d <= asOf; d++ {
+	// Only built days get windowed partitions (a day never built is not
+	// computed); a window reaching back before the start of data depends
+	// on where that start is.
+	for _, d := range days {
 		cohort := fmt.Sprintf("cohort=%016x", digests[d])
-		fp := windowFingerprint("active_users_daily", cur, d-rollups.MAUDays+1, d, cohort)
+		from := d - rollups.MAUDays + 1
+		fp := windowFingerprint("active_users_daily", cur, from, d, fmt.Sprintf("%s start=%s", cohort, max(from, built.Start)))
 		stale, err := check("active_users_daily", d, fp)
 		if err != nil {
 			return nil, err
@@ -149,11 +154,11 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 			ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", d})
 			ws.UpToDate++
 		}
-		// A cohort reads its own day and the days day_n after it that the
-		// as-of day has reached.
+		// A cohort reads its own day and the days day_n after it that are
+		// built.
 		extra := cohort
 		for _, n := range rollups.RetentionDays {
-			if x := d + day.Day(n); x <= asOf {
+			if x := d + day.Day(n); cur[x] != nil {
 				extra += " " + x.String() + "=" + cur.run(x)
 			}
 		}
@@ -209,7 +214,7 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 	}
 
 	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
-	active := rollups.ComputeActiveUsers(auDays, rows)
+	active := rollups.ComputeActiveUsers(auDays, rows, built)
 	for _, p := range auStale {
 		moved, err := c.publishWindowed(ctx, run, "active_users_daily", p.d, p.fp, active[p.d], opt)
 		if err != nil {
@@ -219,7 +224,7 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", p.d})
 		ws.ActiveDays++
 	}
-	ret := rollups.ComputeRetention(cohortDays, asOf, rows)
+	ret := rollups.ComputeRetention(cohortDays, built, rows)
 	for _, p := range retStale {
 		moved, err := c.publishWindowed(ctx, run, "retention_daily", p.d, p.fp, ret[p.d], opt)
 		if err != nil {
@@ -265,14 +270,14 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
 			var old []rollups.ActiveUsersDaily
 			if old, err = manifestRows[rollups.ActiveUsersDaily](ctx, c.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.ActiveUsersDaily) string { return x.Product })
+				moved = diffRows(table, d, old, r, func(x rollups.ActiveUsersDaily) string { return x.Product }, "product")
 			}
 		}
 	case []rollups.RetentionDaily:
 		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
 			var old []rollups.RetentionDaily
 			if old, err = manifestRows[rollups.RetentionDaily](ctx, c.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) })
+				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) }, "product", "day_n")
 			}
 		}
 	default:
