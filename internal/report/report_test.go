@@ -215,6 +215,18 @@ func checkInt(t *testing.T, where, got string, n int64) {
 
 // checkFloat says whether a cell shows v (times scale, for percentages)
 // rounded to the cell's decimals.
+// checkNullInt is checkInt for a nullable column: null shows as an empty cell.
+func checkNullInt(t *testing.T, where, got string, n *int64) {
+	t.Helper()
+	if n == nil {
+		if got != "" {
+			t.Errorf("%s: page shows %q, curated table has null", where, got)
+		}
+		return
+	}
+	checkInt(t, where, got, *n)
+}
+
 func checkFloat(t *testing.T, where, got string, v, scale float64) {
 	t.Helper()
 	s := strings.TrimSuffix(strings.ReplaceAll(got, ",", ""), "%")
@@ -246,11 +258,18 @@ func TestPageTablesEqualCuratedRows(t *testing.T) {
 					continue
 				}
 				checkInt(t, k+" dau", got["dau"], r.DAU)
-				checkInt(t, k+" wau", got["wau"], r.WAU)
-				checkInt(t, k+" mau", got["mau"], r.MAU)
+				checkNullInt(t, k+" wau", got["wau"], r.WAU)
+				checkNullInt(t, k+" mau", got["mau"], r.MAU)
+				checkInt(t, k+" mau_window_days", got["mau_window_days"], r.MAUWindowDays)
 				checkInt(t, k+" new_users", got["new_users"], r.NewUsers)
 				checkInt(t, k+" returning_users", got["returning_users"], r.ReturningUsers)
-				checkFloat(t, k+" stickiness", got["stickiness"], r.Stickiness, 1)
+				if r.Stickiness == nil {
+					if got["stickiness"] != "" {
+						t.Errorf("%s stickiness: page shows %q, curated table has null", k, got["stickiness"])
+					}
+				} else {
+					checkFloat(t, k+" stickiness", got["stickiness"], *r.Stickiness, 1)
+				}
 			}
 		}
 		if n == 0 || len(keys) != n {
