@@ -8,6 +8,16 @@
 // Hive-style folder (curated/<table>/dt=YYYY-MM-DD/); dt is not stored inside
 // the files. Dimension columns are never null: an empty product or platform
 // is written "(none)". Timestamps are INT64 milliseconds, UTC.
+//
+// Provisional or final. A day is provisional until its late events can no
+// longer arrive (FinalAt: its end + max_lateness + Firehose's 15-minute
+// buffer), then final. engagement_daily, user_daily, sessions_daily and
+// data_quality_daily carry the mark of the day as built in a boolean column
+// provisional; events and quarantine carry it only in their manifests
+// (config "status": "provisional" or "final"); active_users_daily and
+// retention_daily mark a row provisional when a day it counts is. The mark
+// is part of a day's fingerprint, so the first run over the day after
+// FinalAt rebuilds it as final (from its segments; nothing is restated).
 package rollups
 
 import (

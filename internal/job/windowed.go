@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
@@ -23,6 +24,7 @@ type WindowedSummary struct {
 	ActiveDays  int     // active_users_daily partitions (re)published
 	Cohorts     int     // retention_daily partitions (re)published
 	UpToDate    int     // partitions whose inputs had not changed
+	Withdrawn   int     // partitions of days not built, republished empty
 	ReadUserDay int     // user_daily partitions read
 	// Partitions are every windowed partition the run covered, published
 	// or up to date (the catalog registers them all).
@@ -173,6 +175,10 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 			ws.UpToDate++
 		}
 	}
+	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
+	if err := c.withdrawUnbuilt(ctx, run, cur, ws, opt); err != nil {
+		return nil, err
+	}
 	if len(auStale) == 0 && len(retStale) == 0 {
 		return ws, nil
 	}
@@ -213,10 +219,9 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		}
 	}
 
-	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
 	active := rollups.ComputeActiveUsers(auDays, rows, built)
 	for _, p := range auStale {
-		moved, err := c.publishWindowed(ctx, run, "active_users_daily", p.d, p.fp, active[p.d], opt)
+		moved, err := c.publishWindowed(ctx, run, "active_users_daily", p.d, p.fp, active[p.d], opt, false)
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +231,7 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 	}
 	ret := rollups.ComputeRetention(cohortDays, built, rows)
 	for _, p := range retStale {
-		moved, err := c.publishWindowed(ctx, run, "retention_daily", p.d, p.fp, ret[p.d], opt)
+		moved, err := c.publishWindowed(ctx, run, "retention_daily", p.d, p.fp, ret[p.d], opt, false)
 		if err != nil {
 			return nil, err
 		}
@@ -235,6 +240,54 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		ws.Cohorts++
 	}
 	return ws, nil
+}
+
+// withdrawnFingerprint is the fingerprint of a windowed partition
+// withdrawn because its day is not built.
+const withdrawnFingerprint = "not built"
+
+// withdrawUnbuilt republishes empty every windowed partition with rows
+// whose day is not built: a day never built is not computed (an earlier
+// version of this code published every day from the first to the last
+// built one, as zeros). It lists the two tables' partition folders and
+// reads the current manifest only of folders of days not built; a
+// withdrawn partition is registered like the others, so a catalog points
+// at its empty run. Its rows going away are logged, not recorded as
+// restatements: they were never numbers of a built day.
+func (c *Config) withdrawUnbuilt(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
+	for _, table := range []string{"active_users_daily", "retention_daily"} {
+		parts, err := publish.Partitions(ctx, c.Store, table)
+		if err != nil {
+			return err
+		}
+		for _, part := range parts {
+			d, err := day.Parse(strings.TrimPrefix(part, "dt="))
+			if err != nil || cur[d] != nil {
+				continue
+			}
+			m, err := publish.Current(ctx, c.Store, table, d)
+			if errors.Is(err, store.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m.Rows == 0 {
+				continue
+			}
+			var rows any = []rollups.ActiveUsersDaily{}
+			if table == "retention_daily" {
+				rows = []rollups.RetentionDaily{}
+			}
+			if _, err := c.publishWindowed(ctx, run, table, d, withdrawnFingerprint, rows, opt, true); err != nil {
+				return err
+			}
+			c.Log.Info("withdrawn: a windowed partition of a day never built", "table", table, "day", d.String(), "rows", m.Rows)
+			ws.Partitions = append(ws.Partitions, Partition{table, d})
+			ws.Withdrawn++
+		}
+	}
+	return nil
 }
 
 func sortedDays(m map[day.Day]bool) []day.Day {
@@ -249,8 +302,9 @@ func sortedDays(m map[day.Day]bool) []day.Day {
 // publishWindowed publishes one windowed partition with fingerprint fp
 // (the caller found it stale) and returns what changed in numbers from the
 // run it supersedes, one line per changed row ("active_users_daily
-// 2026-11-28 shop: new_users 1156 -> 1146"); none for a first publication.
-func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.Day, fp string, rows any, opt publish.WriterOptions) ([]Restated, error) {
+// 2026-11-28 shop: new_users 1156 -> 1146"); none for a first publication,
+// nor for a withdrawal (withdraw: the day is not built, rows is empty).
+func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.Day, fp string, rows any, opt publish.WriterOptions, withdraw bool) ([]Restated, error) {
 	tbl, _ := rollups.ByName(table)
 	locks, err := c.lock(ctx, run, []rollups.Table{tbl}, d, c.LockWait)
 	if err != nil {
@@ -296,6 +350,9 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 	}
 	if err := publish.Commit(ctx, c.Store, nm); err != nil {
 		return nil, err
+	}
+	if withdraw {
+		moved = nil
 	}
 	for _, m := range moved {
 		c.Log.Info("restated", "change", m.String())
