@@ -60,12 +60,15 @@ const stage2Lease = "stage2"
 
 // runWindowed runs stage 2: it brings the users table up to date with the
 // current user_daily partitions, then republishes every windowed partition
-// whose inputs changed, from the first to the last day with a user_daily
-// (the as-of day). A windowed partition is a pure function of its inputs:
-// active_users_daily of day d of the user_daily runs of d−27..d and of the
-// digest of the people first seen on d; retention_daily of cohort d of the
-// user_daily runs of d and d+1, 7, 14, 28 (up to the as-of day) and the
-// same digest. Its fingerprint records them, so whatever order and overlap
+// whose inputs changed, for every built day (one with a user_daily; a day
+// never built gets no windowed partition, and one left by an earlier
+// version is withdrawn). A windowed partition is a pure function of its
+// inputs: active_users_daily of day d of the user_daily runs of d−27..d
+// (none for a day not built), the start of data when it falls in that
+// window, and the digest of the people first seen on d; retention_daily of
+// cohort d of the user_daily runs of d and of those of d+1, 7, 14, 28 that
+// are built, and the same digest. A user_daily run carries its day's
+// provisional mark, so a day turning final changes them too. Its fingerprint records them, so whatever order and overlap
 // the runs that built the days had, and whether a run died between the
 // stages, the next stage 2 finds exactly the partitions that differ from a
 // clean build. changed is unused: every day is checked (from manifests, so
