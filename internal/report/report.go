@@ -182,12 +182,16 @@ func build(t *tables, opt Options) *page {
 		p.Range += fmt.Sprintf("; asked for %s to %s", from, to)
 	}
 	xl := "reporting day (" + p.TimeZone + ")"
-	prov := provisionalDays(t.Quality)
+	prov, last := provisionalDays(t.Quality)
 	if len(prov) > 0 {
 		pd := slices.Sorted(maps.Keys(prov))
-		p.Notes = append(p.Notes, fmt.Sprintf("%d provisional days (shaded in the charts, grey in the tables): %s. %s; "+
-			"they were built before that, so their numbers (bounce rate and session lengths above all, which late sessions change most) "+
-			"may still grow. The first run after that time rebuilds each one as final.", len(pd), dayList(pd), prov[pd[len(pd)-1]]))
+		until := ""
+		if !last.IsZero() {
+			until = " (until " + last.UTC().Format("2006-01-02 15:04 UTC") + " for the last one; hover a day for its own)"
+		}
+		p.Notes = append(p.Notes, fmt.Sprintf("%d provisional days (shaded in the charts, grey in the tables): %s. "+
+			"Late events may still arrive for them%s, so their numbers may still change: bounce rate and session lengths most, "+
+			"as late events extend sessions. The first run after that time rebuilds each day as final.", len(pd), dayList(pd), until))
 	}
 
 	p.Sections = append(p.Sections,
@@ -206,10 +210,12 @@ func build(t *tables, opt Options) *page {
 
 // provisionalDays returns the days whose data_quality_daily row is
 // provisional, each with why and until when ("provisional: late events may
-// still arrive until 2026-08-10 00:15 UTC"), from the day's manifest (its
-// zone and max_lateness).
-func provisionalDays(parts []partition[rollups.DataQualityDaily]) map[day.Day]string {
+// still arrive until 2026-08-10 00:15 UTC", from the day's manifest: its
+// zone and max_lateness), and the latest of those times (zero if none is
+// known).
+func provisionalDays(parts []partition[rollups.DataQualityDaily]) (map[day.Day]string, time.Time) {
 	out := map[day.Day]string{}
+	var last time.Time
 	for _, x := range parts {
 		if len(x.Rows) == 0 || !x.Rows[0].Provisional {
 			continue
@@ -218,11 +224,15 @@ func provisionalDays(parts []partition[rollups.DataQualityDaily]) map[day.Day]st
 		loc, err := time.LoadLocation(x.Manifest.TimeZone)
 		ml, err2 := time.ParseDuration(x.Manifest.Config["max_lateness"])
 		if err == nil && err2 == nil {
-			why += " until " + rollups.FinalAt(x.Day, loc, ml).UTC().Format("2006-01-02 15:04 UTC")
+			at := rollups.FinalAt(x.Day, loc, ml)
+			why += " until " + at.UTC().Format("2006-01-02 15:04 UTC")
+			if at.After(last) {
+				last = at
+			}
 		}
 		out[x.Day] = why
 	}
-	return out
+	return out, last
 }
 
 // dayList writes days as ranges: "2026-08-03 .. 2026-08-06, 2026-08-09".
@@ -246,7 +256,7 @@ func dayList(ds []day.Day) string {
 // provisionalRow marks a table row of a provisional day: greyed, with why
 // as the tooltip of its first cell.
 func provisionalRow(r row, why string) row {
-	r.Class = "provisional"
+	r.Class = strings.TrimSpace(r.Class + " provisional")
 	if len(r.Cells) > 0 {
 		r.Cells[0].Title = why
 	}

@@ -445,13 +445,13 @@ func TestProvisionalAndStartOfData(t *testing.T) {
 	t.Parallel()
 	st := warehouse(t)
 	page := render(t, st, Options{})
-	if !strings.Contains(page, "4 provisional days (shaded in the charts, grey in the tables): 2026-08-03 .. 2026-08-06.") ||
-		!strings.Contains(page, "late events may still arrive until 2026-08-14 00:15 UTC") {
+	if !strings.Contains(page, "4 provisional days (shaded in the charts, grey in the tables): 2026-08-03 .. 2026-08-06. "+
+		"Late events may still arrive for them (until 2026-08-14 00:15 UTC for the last one;") {
 		t.Errorf("no note on the provisional days in:\n%.3000s", page)
 	}
 	for d := fixFrom; d <= fixTo; d++ {
 		until := time.Date(2026, 8, 1, 0, 15, 0, 0, time.UTC).AddDate(0, 0, int(d-fixFrom)+8).Format("2006-01-02 15:04")
-		row := `<tr class="provisional"><td title="provisional: late events may still arrive until ` + until + ` UTC">` + d.String() + `</td>`
+		row := `provisional"><td title="provisional: late events may still arrive until ` + until + ` UTC">` + d.String() + `</td>`
 		n := strings.Count(page, row)
 		if provisional := d >= fixFrom+2; provisional && n < 3 || !provisional && n != 0 {
 			t.Errorf("%s: %d table rows marked provisional until %s", d, n, until)
@@ -473,7 +473,7 @@ func TestProvisionalAndStartOfData(t *testing.T) {
 	if !regexp.MustCompile(`\d+\.\d%\*`).MatchString(page) {
 		t.Error("no retention cell is starred provisional")
 	}
-	if !strings.Contains(page, `title="first day of data: everyone is new">2026-08-01</td>`) || !strings.Contains(page, "2026-08-01 is the first day of data") {
+	if !strings.Contains(page, `<tr class="start"><td title="first day of data: everyone is new">2026-08-01</td>`) || !strings.Contains(page, "2026-08-01 is the first day of data") {
 		t.Error("the first day of data is not marked")
 	}
 	if !strings.Contains(page, "WAU = MAU (under 28 days of data)") || strings.Contains(page, ">MAU (28 days)<") {
