@@ -149,6 +149,25 @@ type DataQualityDaily struct {
 	Restated                bool  `parquet:"restated" doc:"true if the day had been published before and this build changed its numbers (late data, fixed inputs)"`
 	InvalidUTF8Rows         int64 `parquet:"invalid_utf8_rows" doc:"rows whose strings held invalid UTF-8, kept with each bad sequence replaced by U+FFFD"`
 	Provisional             bool  `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
+	// LateRows6h, 24h and 72h, with LateRows, are the day's arrival
+	// profile: how many of its events came in after its end plus 0, 6, 24
+	// and 72 hours. Over final days they say what share of a day's events
+	// has usually arrived by a given age (the report's expected
+	// completeness of a provisional day).
+	LateRows6h  int64 `parquet:"late_rows_6h" doc:"kept events received more than 6 hours after the day ended"`
+	LateRows24h int64 `parquet:"late_rows_24h" doc:"kept events received more than 24 hours after the day ended"`
+	LateRows72h int64 `parquet:"late_rows_72h" doc:"kept events received more than 72 hours after the day ended"`
+}
+
+// LateHours are the ages after a day's end, in hours, at which
+// DataQualityDaily counts the events still to come (late_rows, then
+// late_rows_6h, 24h and 72h).
+var LateHours = [...]int{0, 6, 24, 72}
+
+// Late returns the day's count of events received more than LateHours[i]
+// hours after its end.
+func (q DataQualityDaily) Late(i int) int64 {
+	return [...]int64{q.LateRows, q.LateRows6h, q.LateRows24h, q.LateRows72h}[i]
 }
 
 // Quarantine holds what could not be used, with the reason: invalid rows as

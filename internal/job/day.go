@@ -119,10 +119,13 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		return DaySummary{}, err
 	}
 	end := d.End(c.Rules.Loc).UnixMilli()
-	var late int64
+	var late [len(rollups.LateHours)]int64
 	for _, at := range res.Events.ReceivedAt {
-		if at >= end {
-			late++
+		for i, h := range rollups.LateHours {
+			if at < end+int64(h)*time.Hour.Milliseconds() {
+				break
+			}
+			late[i]++
 		}
 	}
 	restated, before, err := c.restated(ctx, p, res.Stats.KeptRows, files, eng, ud, sd)
@@ -133,7 +136,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		RawRows: res.Stats.RawRows, ValidRows: res.Stats.ValidRows, KeptRows: res.Stats.KeptRows,
 		DuplicatesDropped: res.Stats.Duplicates, InvalidRows: res.Stats.Invalid, ClockSkewedRows: res.Stats.Skewed,
 		InvalidUTF8Rows: res.Stats.RepairedUTF8,
-		LateRows:        late, BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
+		LateRows:        late[0], LateRows6h: late[1], LateRows24h: late[2], LateRows72h: late[3], BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
 		OutputFiles: int64(len(files["events"])), Restated: restated, Provisional: p.provisional,
 	}
 	if files["data_quality_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("data_quality_daily", d, run), []rollups.DataQualityDaily{quality}, opt); err != nil {

@@ -175,7 +175,7 @@ func TestAgainstDuckDB(t *testing.T) {
 			})
 
 			t.Run("data quality equals the reference", func(t *testing.T) {
-				ours, err := db.Query(ctx, `SELECT dt, raw_rows, valid_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows, late_rows FROM data_quality_daily ORDER BY dt`)
+				ours, err := db.Query(ctx, `SELECT dt, raw_rows, valid_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows, late_rows, late_rows_6h, late_rows_24h, late_rows_72h FROM data_quality_daily ORDER BY dt`)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -184,16 +184,24 @@ func TestAgainstDuckDB(t *testing.T) {
 					r AS (SELECT dt, count(*) AS raw_rows, count(*) FILTER (WHERE invalid_reason IS NULL) AS valid_rows,
 					             count(*) FILTER (WHERE invalid_reason IS NOT NULL) AS invalid_rows FROM routed GROUP BY dt),
 					k AS (SELECT dt, count(*) AS kept_rows, count(*) FILTER (WHERE clock_skewed) AS clock_skewed_rows,
-					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%s') AS late_rows FROM ref_events GROUP BY dt)
+					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s') AS late_rows,
+					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s' + INTERVAL 6 HOUR) AS late_rows_6h,
+					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s' + INTERVAL 24 HOUR) AS late_rows_24h,
+					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s' + INTERVAL 72 HOUR) AS late_rows_72h
+					      FROM ref_events GROUP BY dt)
 					SELECT days.dt, coalesce(raw_rows, 0) AS raw_rows, coalesce(valid_rows, 0) AS valid_rows, coalesce(kept_rows, 0) AS kept_rows,
 					       coalesce(valid_rows, 0) - coalesce(kept_rows, 0) AS duplicates_dropped, coalesce(invalid_rows, 0) AS invalid_rows,
-					       coalesce(clock_skewed_rows, 0) AS clock_skewed_rows, coalesce(late_rows, 0) AS late_rows
+					       coalesce(clock_skewed_rows, 0) AS clock_skewed_rows, coalesce(late_rows, 0) AS late_rows,
+					       coalesce(late_rows_6h, 0) AS late_rows_6h, coalesce(late_rows_24h, 0) AS late_rows_24h, coalesce(late_rows_72h, 0) AS late_rows_72h
 					FROM days LEFT JOIN r USING (dt) LEFT JOIN k USING (dt) ORDER BY dt`, from, to, tz))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if diff := cmp.Diff(ref, ours); diff != "" {
 					t.Errorf("data_quality_daily (-reference +ours):\n%s", diff)
+				}
+				if queryOne[int64](t, ctx, db, "SELECT sum(late_rows_24h) FROM data_quality_daily") == 0 {
+					t.Error("no event arrived a day late: the arrival profile is not exercised")
 				}
 				for _, r := range ours {
 					if r["raw_rows"].(int64) != r["kept_rows"].(int64)+r["duplicates_dropped"].(int64)+r["invalid_rows"].(int64) {
