@@ -211,8 +211,9 @@ func build(t *tables, opt Options) *page {
 // provisionalDays returns the days whose data_quality_daily row is
 // provisional, each with why and until when ("provisional: late events may
 // still arrive until 2026-08-10 00:15 UTC", from the day's manifest: its
-// zone and max_lateness), and the latest of those times (zero if none is
-// known).
+// zone and max_lateness) and, where the final days of parts measure it,
+// its expected completeness; and the latest of those times (zero if none
+// is known).
 func provisionalDays(parts []partition[rollups.DataQualityDaily]) (map[day.Day]string, time.Time) {
 	out := map[day.Day]string{}
 	var last time.Time
@@ -229,10 +230,43 @@ func provisionalDays(parts []partition[rollups.DataQualityDaily]) (map[day.Day]s
 			if at.After(last) {
 				last = at
 			}
+			if share, ok := expectedCompleteness(parts, x.Manifest.CreatedAt.Sub(x.Day.End(loc))); ok {
+				why += fmt.Sprintf("; about %.0f%% of a day's events had arrived by the age this one was built at, over the final days shown", math.Floor(share*100))
+			}
 		}
 		out[x.Day] = why
 	}
 	return out, last
+}
+
+// expectedCompleteness is the share of their events that the final days of
+// parts had received by age after their end (rounded down to an age
+// rollups.LateHours measures), pooled over those days; ok is false when no
+// final day with events is shown, or the age is negative (the day was not
+// over).
+func expectedCompleteness(parts []partition[rollups.DataQualityDaily], age time.Duration) (share float64, ok bool) {
+	if age < 0 {
+		return 0, false
+	}
+	i := 0
+	for j, h := range rollups.LateHours {
+		if age >= time.Duration(h)*time.Hour {
+			i = j
+		}
+	}
+	var kept, late int64
+	for _, x := range parts {
+		for _, r := range x.Rows {
+			if !r.Provisional {
+				kept += r.KeptRows
+				late += r.Late(i)
+			}
+		}
+	}
+	if kept == 0 {
+		return 0, false
+	}
+	return float64(kept-late) / float64(kept), true
 }
 
 // dayList writes days as ranges: "2026-08-03 .. 2026-08-06, 2026-08-09".

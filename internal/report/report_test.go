@@ -449,9 +449,22 @@ func TestProvisionalAndStartOfData(t *testing.T) {
 		"Late events may still arrive for them (until 2026-08-14 00:15 UTC for the last one;") {
 		t.Errorf("no note on the provisional days in:\n%.3000s", page)
 	}
+	// Expected completeness: every provisional day was built more than 72
+	// hours after its end; the final days (08-01, 08-02) had received all
+	// but late_rows_72h of their events by then.
+	var kept, late int64
+	for d, rs := range curated[rollups.DataQualityDaily](t, st, "data_quality_daily") {
+		if d < fixFrom+2 {
+			kept, late = kept+rs[0].KeptRows, late+rs[0].LateRows72h
+		}
+	}
+	if late == 0 {
+		t.Error("no final day received events 72 hours late: the estimate is not exercised")
+	}
+	expected := fmt.Sprintf("; about %.0f%% of a day's events had arrived by the age this one was built at, over the final days shown", math.Floor(float64(kept-late)/float64(kept)*100))
 	for d := fixFrom; d <= fixTo; d++ {
 		until := time.Date(2026, 8, 1, 0, 15, 0, 0, time.UTC).AddDate(0, 0, int(d-fixFrom)+8).Format("2006-01-02 15:04")
-		row := `provisional"><td title="provisional: late events may still arrive until ` + until + ` UTC">` + d.String() + `</td>`
+		row := `provisional"><td title="provisional: late events may still arrive until ` + until + ` UTC` + html.EscapeString(expected) + `">` + d.String() + `</td>`
 		n := strings.Count(page, row)
 		if provisional := d >= fixFrom+2; provisional && n < 3 || !provisional && n != 0 {
 			t.Errorf("%s: %d table rows marked provisional until %s", d, n, until)
