@@ -67,11 +67,11 @@ const stage2Lease = "stage2"
 // (none for a day not built), the start of data when it falls in that
 // window, and the digest of the people first seen on d; retention_daily of
 // cohort d of the user_daily runs of d and of those of d+1, 7, 14, 28 that
-// are built, and the same digest. A user_daily run carries its day's
-// provisional mark, so a day turning final changes them too. Its fingerprint records them, so whatever order and overlap
-// the runs that built the days had, and whether a run died between the
-// stages, the next stage 2 finds exactly the partitions that differ from a
-// clean build. changed is unused: every day is checked (from manifests, so
+// are built, and the same digest. (A user_daily run carries its day's
+// provisional mark, so a day turning final changes them too.) Its
+// fingerprint records them, so whatever order and overlap the runs that
+// built the days had, and whether a run died between the stages, the next
+// stage 2 finds exactly the partitions that differ from a clean build. changed is unused: every day is checked (from manifests, so
 // it costs a few small reads per day).
 func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*WindowedSummary, error) {
 	st := c.Store
