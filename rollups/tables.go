@@ -8,6 +8,16 @@
 // Hive-style folder (curated/<table>/dt=YYYY-MM-DD/); dt is not stored inside
 // the files. Dimension columns are never null: an empty product or platform
 // is written "(none)". Timestamps are INT64 milliseconds, UTC.
+//
+// Provisional or final. A day is provisional until its late events can no
+// longer arrive (FinalAt: its end + max_lateness + Firehose's 15-minute
+// buffer), then final. engagement_daily, user_daily, sessions_daily and
+// data_quality_daily carry the mark of the day as built in a boolean column
+// provisional; events and quarantine carry it only in their manifests
+// (config "status": "provisional" or "final"); active_users_daily and
+// retention_daily mark a row provisional when a day it counts is. The mark
+// is part of a day's fingerprint, so the first run over the day after
+// FinalAt rebuilds it as final (from its segments; nothing is restated).
 package rollups
 
 import (
@@ -54,12 +64,13 @@ type Event struct {
 // EngagementDaily counts events, people and sessions.
 // Grain: dt × product × platform × event_name.
 type EngagementDaily struct {
-	Product   string `parquet:"product" doc:"app or site; (none) if empty"`
-	Platform  string `parquet:"platform" doc:"web, ios, android...; (none) if empty"`
-	EventName string `parquet:"event_name" doc:"what happened"`
-	Events    int64  `parquet:"events" doc:"number of events"`
-	Users     int64  `parquet:"users" doc:"distinct people (user_key) who did it"`
-	Sessions  int64  `parquet:"sessions" doc:"distinct sessions in which it happened"`
+	Product     string `parquet:"product" doc:"app or site; (none) if empty"`
+	Platform    string `parquet:"platform" doc:"web, ios, android...; (none) if empty"`
+	EventName   string `parquet:"event_name" doc:"what happened"`
+	Events      int64  `parquet:"events" doc:"number of events"`
+	Users       int64  `parquet:"users" doc:"distinct people (user_key) who did it"`
+	Sessions    int64  `parquet:"sessions" doc:"distinct sessions in which it happened"`
+	Provisional bool   `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
 }
 
 // UserDaily is one row per person per product per day.
@@ -73,6 +84,7 @@ type UserDaily struct {
 	Sessions     int64  `parquet:"sessions" doc:"distinct sessions this person had that day"`
 	FirstEventAt int64  `parquet:"first_event_at,timestamp(millisecond)" doc:"time of the person's first event that day"`
 	LastEventAt  int64  `parquet:"last_event_at,timestamp(millisecond)" doc:"time of the person's last event that day"`
+	Provisional  bool   `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
 }
 
 // User is one person in one product, over every day of user_daily: the
@@ -116,6 +128,7 @@ type SessionsDaily struct {
 	P50SessionSeconds float64 `parquet:"p50_session_seconds" doc:"median session length in seconds (linear interpolation)"`
 	P90SessionSeconds float64 `parquet:"p90_session_seconds" doc:"90th percentile of session length in seconds (linear interpolation)"`
 	EventsPerSession  float64 `parquet:"events_per_session" doc:"mean events per session"`
+	Provisional       bool    `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
 }
 
 // DataQualityDaily is one row per day saying what came in and what became
@@ -135,6 +148,26 @@ type DataQualityDaily struct {
 	OutputFiles             int64 `parquet:"output_files" doc:"events files written for this day"`
 	Restated                bool  `parquet:"restated" doc:"true if the day had been published before and this build changed its numbers (late data, fixed inputs)"`
 	InvalidUTF8Rows         int64 `parquet:"invalid_utf8_rows" doc:"rows whose strings held invalid UTF-8, kept with each bad sequence replaced by U+FFFD"`
+	Provisional             bool  `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
+	// LateRows6h, 24h and 72h, with LateRows, are the day's arrival
+	// profile: how many of its events came in after its end plus 0, 6, 24
+	// and 72 hours. Over final days they say what share of a day's events
+	// has usually arrived by a given age (the report's expected
+	// completeness of a provisional day).
+	LateRows6h  int64 `parquet:"late_rows_6h" doc:"kept events received more than 6 hours after the day ended"`
+	LateRows24h int64 `parquet:"late_rows_24h" doc:"kept events received more than 24 hours after the day ended"`
+	LateRows72h int64 `parquet:"late_rows_72h" doc:"kept events received more than 72 hours after the day ended"`
+}
+
+// LateHours are the ages after a day's end, in hours, at which
+// DataQualityDaily counts the events still to come (late_rows, then
+// late_rows_6h, 24h and 72h).
+var LateHours = [...]int{0, 6, 24, 72}
+
+// Late returns the day's count of events received more than LateHours[i]
+// hours after its end.
+func (q DataQualityDaily) Late(i int) int64 {
+	return [...]int64{q.LateRows, q.LateRows6h, q.LateRows24h, q.LateRows72h}[i]
 }
 
 // Quarantine holds what could not be used, with the reason: invalid rows as
@@ -255,21 +288,25 @@ func (t Table) Columns() []Column {
 		f := t.Row.Field(i)
 		tag := f.Tag.Get("parquet")
 		name, opts, _ := strings.Cut(tag, ",")
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer { // optional: null when not computed
+			ft = ft.Elem()
+		}
 		typ := ""
 		switch {
 		case strings.Contains(opts, "timestamp"):
 			typ = "timestamp"
 		case strings.Contains(opts, "date"):
 			typ = "date"
-		case f.Type.Kind() == reflect.String:
+		case ft.Kind() == reflect.String:
 			typ = "string"
-		case f.Type.Kind() == reflect.Int64:
+		case ft.Kind() == reflect.Int64:
 			typ = "bigint"
-		case f.Type.Kind() == reflect.Float64:
+		case ft.Kind() == reflect.Float64:
 			typ = "double"
-		case f.Type.Kind() == reflect.Bool:
+		case ft.Kind() == reflect.Bool:
 			typ = "boolean"
-		case f.Type.Kind() == reflect.Map:
+		case ft.Kind() == reflect.Map:
 			typ = "map<string,string>"
 		default:
 			panic("rollups: no Athena type for " + t.Name + "." + name)

@@ -12,6 +12,21 @@ import (
 // a row for them (in that product) on that day, and "new" when that row has
 // is_new, which comes from the users first-seen state table and so means
 // first ever seen, not first seen inside the window being computed.
+//
+// Only built days count. A day is built when its user_daily partition is
+// committed (a built day with no events is a real zero); a day never built
+// is "not computed", and no number may depend on it:
+//   - a day that is not built has no active_users_daily rows at all;
+//   - days before the start of data (the first built day with at least one
+//     user_daily row) are before anything was collected: a window reaching
+//     back past the start is "not yet full" (mau_window_days says how many
+//     of its 28 days are on or after the start), not wrong;
+//   - a day after the start of data that is not built, inside a day's 7-day
+//     (28-day) window, makes that day's wau (mau, stickiness) NULL: it cannot
+//     be known without that day;
+//   - a retention_daily row (cohort dt, day_n) exists only once dt + day_n is
+//     built.
+// Rows of user_daily on days that are not built are ignored.
 
 const (
 	// WAUDays is the length of the weekly window: the day itself and the 6
@@ -25,26 +40,71 @@ const (
 // RetentionDays are the day_n values of retention_daily, in output order.
 var RetentionDays = [...]int{1, 7, 14, 28}
 
+// Built is what the windowed tables know of the days: which are built (their
+// user_daily is committed), which of those are provisional, and where the
+// data starts.
+type Built struct {
+	// Days maps every built day to whether it is provisional (see
+	// Provisional); a day that is not a key was never built.
+	Days map[day.Day]bool
+	// Start is the start of data: the first built day with at least one
+	// user_daily row. Days before it hold nobody, built or not.
+	Start day.Day
+}
+
+// built reports whether d is built.
+func (b Built) built(d day.Day) bool {
+	_, ok := b.Days[d]
+	return ok
+}
+
+// complete reports whether every day of from..to on or after the start of
+// data is built.
+func (b Built) complete(from, to day.Day) bool {
+	for d := max(from, b.Start); d <= to; d++ {
+		if !b.built(d) {
+			return false
+		}
+	}
+	return true
+}
+
+// provisional reports whether a built day of from..to is provisional.
+func (b Built) provisional(from, to day.Day) bool {
+	for d := from; d <= to; d++ {
+		if b.Days[d] {
+			return true
+		}
+	}
+	return false
+}
+
 // ActiveUsersDaily counts the people active in a product on a day and over the
 // week and the 28 days ending that day.
 // Grain: dt × product. dt is the day being reported on (the partition).
 //
-// A (dt, product) row exists exactly when the product had at least one active
-// person in the 28 days ending dt (mau > 0): a day with no activity right
-// after active days still gets a row with dau 0, so charts show the dip
-// instead of skipping the day; a product silent for 28 days or more has no
-// row until it is used again.
+// A partition exists only for a built day. A (dt, product) row exists
+// exactly when the product had at least one active person on a built day of
+// the 28 days ending dt: a day with no activity right after active days
+// still gets a row with dau 0, so charts show the dip instead of skipping
+// the day; a product silent for 28 days or more has no row until it is used
+// again. wau (mau and stickiness) is NULL when a day of its window after the
+// start of data was never built (see the package's rules above).
 type ActiveUsersDaily struct {
 	Product string `parquet:"product" doc:"app or site; (none) if empty"`
 	// DAU, WAU and MAU count distinct people (user_key): a person active on
 	// several days of a window counts once.
-	DAU int64 `parquet:"dau" doc:"daily active users: distinct people who used the product this day"`
-	WAU int64 `parquet:"wau" doc:"weekly active users: distinct people who used the product at least once in the 7 days ending this day (this day and the 6 before)"`
-	MAU int64 `parquet:"mau" doc:"monthly active users: distinct people who used the product at least once in the 28 days ending this day (this day and the 27 before)"`
+	DAU int64  `parquet:"dau" doc:"daily active users: distinct people who used the product this day"`
+	WAU *int64 `parquet:"wau,optional" doc:"weekly active users: distinct people who used the product at least once in the 7 days ending this day (this day and the 6 before); null (not computed) if one of those days after the start of data was never built"`
+	MAU *int64 `parquet:"mau,optional" doc:"monthly active users: distinct people who used the product at least once in the 28 days ending this day (this day and the 27 before); null (not computed) if one of those days after the start of data was never built"`
 	// NewUsers counts people whose first day ever in the product is dt.
-	NewUsers       int64   `parquet:"new_users" doc:"people using the product for the first time ever this day"`
-	ReturningUsers int64   `parquet:"returning_users" doc:"people active this day who had used the product on an earlier day (dau minus new_users)"`
-	Stickiness     float64 `parquet:"stickiness" doc:"dau / mau: the share of the last 28 days' users who used the product this day (between 0 and 1; 0 if mau is 0)"`
+	NewUsers       int64    `parquet:"new_users" doc:"people using the product for the first time ever this day (on the first day of data, everyone)"`
+	ReturningUsers int64    `parquet:"returning_users" doc:"people active this day who had used the product on an earlier day (dau minus new_users)"`
+	Stickiness     *float64 `parquet:"stickiness,optional" doc:"dau / mau: the share of the last 28 days' users who used the product this day (between 0 and 1); null when mau is"`
+	// MAUWindowDays is 28 once the data is 28 days old; before, the windows
+	// are not full and wau, mau and stickiness describe a shorter history.
+	MAUWindowDays int64 `parquet:"mau_window_days" doc:"days of the 28-day window on or after the start of data (the first day with any data): 28 when the window is full; below 7 the weekly window is not full either, and 1 is the first day of data, when everyone is new"`
+	Provisional   bool  `parquet:"provisional" doc:"true if a day these numbers count (dt or one of the 27 before) is provisional: its late events may still arrive"`
 }
 
 // RetentionDaily says how many of the people who first used a product on a
@@ -52,17 +112,18 @@ type ActiveUsersDaily struct {
 // Grain: cohort day × product × day_n. The partition dt is the cohort day:
 // the day these people were first seen, not the day they came back.
 //
-// A (dt, product) has rows only if at least one person was first seen in the
-// product on dt (cohort_users > 0), and a row for day_n only once day
-// dt + day_n has been computed (dt + day_n ≤ the as-of day of the run), so a
-// recent cohort has fewer rows and gains the others as days pass; a missing
-// row means "not known yet", never "nobody came back".
+// A (dt, product) has rows only if dt is built and at least one person was
+// first seen in the product on dt (cohort_users > 0), and a row for day_n
+// only once day dt + day_n has been built, so a recent cohort has fewer rows
+// and gains the others as days are built; a missing row means "not known
+// yet", never "nobody came back".
 type RetentionDaily struct {
 	Product       string  `parquet:"product" doc:"app or site; (none) if empty"`
 	DayN          int64   `parquet:"day_n" doc:"days after the cohort day (dt) on which return is checked: 1, 7, 14 or 28"`
 	CohortUsers   int64   `parquet:"cohort_users" doc:"people who used the product for the first time ever on the cohort day (dt)"`
 	RetainedUsers int64   `parquet:"retained_users" doc:"of those, people who used the product on the day exactly day_n days after the cohort day"`
 	Retention     float64 `parquet:"retention" doc:"retained_users / cohort_users (between 0 and 1)"`
+	Provisional   bool    `parquet:"provisional" doc:"true while the cohort day or the day dt + day_n is provisional: late events may still change this row"`
 }
 
 // UserDay is the part of a user_daily row the windowed tables need: who was
@@ -173,26 +234,33 @@ func (in *interner) productOrder() []int32 {
 }
 
 // ComputeActiveUsers computes active_users_daily for each day of dts from the
-// user_daily rows of ActiveUsersSpan(dts) (rows outside it are ignored, so
-// passing more is harmless; passing fewer undercounts). The rows may be in
-// any order, and a repeated (day, product, user_key) counts once.
+// user_daily rows of ActiveUsersSpan(dts) (rows outside it, and rows of days
+// b does not hold as built, are ignored, so passing more is harmless; passing
+// fewer undercounts). The rows may be in any order, and a repeated (day,
+// product, user_key) counts once.
 //
 // Every day of dts is a key of the result; its rows are sorted by product,
-// and there is one for each product with a person active in the 28 days
-// ending that day (the slice is empty if there is none). Counts are exact.
+// and there is one for each product with a person active on a built day of
+// the 28 days ending that day (the slice is empty if there is none, and for
+// a day that is not built). Counts are exact; wau, mau and stickiness are nil
+// when their window holds a day after b.Start that is not built.
 //
 // It runs in time linear in the rows plus products × span days: each
 // person's active days are visited in day order, and each one extends the
 // days whose 7- and 28-day windows contain the person by the days not
 // already covered by their previous active day (a difference array per
 // product), so no per-day set of people is ever built.
-func ComputeActiveUsers(dts []day.Day, rows []UserDay) map[day.Day][]ActiveUsersDaily {
+func ComputeActiveUsers(dts []day.Day, rows []UserDay, b Built) map[day.Day][]ActiveUsersDaily {
 	out := make(map[day.Day][]ActiveUsersDaily, len(dts))
 	base, last, ok := ActiveUsersSpan(dts)
 	if !ok {
 		return out
 	}
 	span := int(last-base) + 1
+	isBuilt := make([]bool, span)
+	for i := range isBuilt {
+		isBuilt[i] = b.built(base + day.Day(i))
+	}
 
 	type counts struct {
 		dau, news    []int64
@@ -210,7 +278,7 @@ func ComputeActiveUsers(dts []day.Day, rows []UserDay) map[day.Day][]ActiveUsers
 	var prevUser string
 	for i := range rows {
 		r := &rows[i]
-		if r.Day < base || r.Day > last {
+		if r.Day < base || r.Day > last || !isBuilt[r.Day-base] {
 			continue
 		}
 		p, _ := in.product(dim(r.Product), true)
@@ -241,7 +309,7 @@ func ComputeActiveUsers(dts []day.Day, rows []UserDay) map[day.Day][]ActiveUsers
 	next := slices.Clone(start[:span])
 	j := 0
 	for i := range rows {
-		if d := rows[i].Day; d >= base && d <= last {
+		if d := rows[i].Day; d >= base && d <= last && isBuilt[d-base] {
 			byDay[next[d-base]] = ids[j]
 			next[d-base]++
 			j++
@@ -298,19 +366,36 @@ func ComputeActiveUsers(dts []day.Day, rows []UserDay) map[day.Day][]ActiveUsers
 		}
 		off := int(dt - base)
 		res := []ActiveUsersDaily{}
+		if !b.built(dt) {
+			out[dt] = res
+			continue
+		}
+		wauFrom, mauFrom := dt-(WAUDays-1), dt-(MAUDays-1)
+		wauKnown, mauKnown := b.complete(wauFrom, dt), b.complete(mauFrom, dt)
+		windowDays := int64(dt - max(mauFrom, b.Start) + 1)
+		provisional := b.provisional(mauFrom, dt)
 		for _, p := range porder {
 			c := prods[p]
 			mau := c.mdiff[off]
 			if mau == 0 {
 				continue
 			}
-			res = append(res, ActiveUsersDaily{Product: in.names[p], DAU: c.dau[off], WAU: c.wdiff[off], MAU: mau,
-				NewUsers: c.news[off], ReturningUsers: c.dau[off] - c.news[off], Stickiness: ratio(c.dau[off], mau)})
+			r := ActiveUsersDaily{Product: in.names[p], DAU: c.dau[off], NewUsers: c.news[off],
+				ReturningUsers: c.dau[off] - c.news[off], MAUWindowDays: windowDays, Provisional: provisional}
+			if wauKnown {
+				r.WAU = ptr(c.wdiff[off])
+			}
+			if mauKnown {
+				r.MAU, r.Stickiness = ptr(mau), ptr(ratio(c.dau[off], mau))
+			}
+			res = append(res, r)
 		}
 		out[dt] = res
 	}
 	return out
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // ratio returns a/b, or 0 if b is 0.
 func ratio(a, b int64) float64 {
@@ -320,29 +405,33 @@ func ratio(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
-// ComputeRetention computes retention_daily for each cohort day of cohorts,
-// as of day asOf (the last day whose user_daily is computed), from the
-// user_daily rows of RetentionSpan(cohorts, asOf) (rows outside it are
-// ignored). The rows may be in any order, and a repeated (day, product,
-// user_key) counts once.
+// ComputeRetention computes retention_daily for each cohort day of cohorts
+// from the user_daily rows of RetentionSpan(cohorts, asOf), asOf being the
+// last built day of b (rows outside it, and rows of days b does not hold as
+// built, are ignored). The rows may be in any order, and a repeated (day,
+// product, user_key) counts once.
 //
 // The cohort of (c, product) is the people with an is_new row on day c; one
 // of them is retained for day_n n if they have a row on day c + n exactly
 // (activity on other days does not count). Every cohort day is a key of the
 // result; its rows are sorted by product and day_n, one for each product
-// with a non-empty cohort and each n with c + n ≤ asOf (the slice is empty if
-// there is none).
-func ComputeRetention(cohorts []day.Day, asOf day.Day, rows []UserDay) map[day.Day][]RetentionDaily {
+// with a non-empty cohort and each n with c + n built (the slice is empty if
+// there is none, and for a cohort day that is not built). A row is
+// provisional if c or c + n is.
+func ComputeRetention(cohorts []day.Day, b Built, rows []UserDay) map[day.Day][]RetentionDaily {
 	out := make(map[day.Day][]RetentionDaily, len(cohorts))
 	if len(cohorts) == 0 {
 		return out
 	}
 	isCohort := make(map[day.Day]bool, len(cohorts))
-	returnDay := map[day.Day]bool{} // days c + n ≤ asOf on which someone may count as retained
+	returnDay := map[day.Day]bool{} // built days c + n on which someone may count as retained
 	for _, c := range cohorts {
+		if !b.built(c) {
+			continue
+		}
 		isCohort[c] = true
 		for _, n := range RetentionDays {
-			if d := c + day.Day(n); d <= asOf {
+			if d := c + day.Day(n); b.built(d) {
 				returnDay[d] = true
 			}
 		}
@@ -437,11 +526,12 @@ func ComputeRetention(cohorts []day.Day, asOf day.Day, rows []UserDay) map[day.D
 				continue
 			}
 			for j, n := range RetentionDays {
-				if c+day.Day(n) > asOf {
-					break
+				r := c + day.Day(n)
+				if !b.built(r) {
+					continue
 				}
 				res = append(res, RetentionDaily{Product: in.names[p], DayN: int64(n), CohortUsers: t.size,
-					RetainedUsers: t.retained[j], Retention: ratio(t.retained[j], t.size)})
+					RetainedUsers: t.retained[j], Retention: ratio(t.retained[j], t.size), Provisional: b.Days[c] || b.Days[r]})
 			}
 		}
 		out[c] = res

@@ -3,6 +3,7 @@ package rollups
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand"
 	"reflect"
 	"slices"
@@ -20,9 +21,10 @@ import (
 var approx = cmp.Options{cmpopts.EquateApprox(1e-9, 0), cmpopts.EquateEmpty()}
 
 // loadUserDaily creates user_daily in db from rows (the columns the windowed
-// tables do not read get plausible values), days(dt) from dts and, if asOf
-// is not nil, the one-row as_of(dt).
-func loadUserDaily(t *testing.T, db *duckref.DB, rows []UserDay, dts []day.Day, asOf *day.Day) {
+// tables do not read get plausible values), days(dt) from dts and
+// built(dt, provisional) from b.Days (b.Start is for Go: the SQL finds the
+// start of data itself).
+func loadUserDaily(t *testing.T, db *duckref.DB, rows []UserDay, dts []day.Day, b Built) {
 	t.Helper()
 	ctx := context.Background()
 	exec := func(q string) {
@@ -59,9 +61,45 @@ func loadUserDaily(t *testing.T, db *duckref.DB, rows []UserDay, dts []day.Day, 
 		}
 		exec("INSERT INTO days VALUES " + strings.Join(vals, ", "))
 	}
-	if asOf != nil {
-		exec(fmt.Sprintf("CREATE TABLE as_of AS SELECT DATE '%s' AS dt", *asOf))
+	setBuilt(t, db, b)
+}
+
+// setBuilt (re)creates built(dt, provisional) in db from b.Days.
+func setBuilt(t *testing.T, db *duckref.DB, b Built) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, "CREATE OR REPLACE TABLE built (dt DATE, provisional BOOLEAN)"); err != nil {
+		t.Fatal(err)
 	}
+	if len(b.Days) == 0 {
+		return
+	}
+	var vals []string
+	for _, d := range slices.Sorted(maps.Keys(b.Days)) {
+		vals = append(vals, fmt.Sprintf("(DATE '%s', %t)", d, b.Days[d]))
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO built VALUES "+strings.Join(vals, ", ")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// builtDays returns a Built of the days from..to but gaps, none of them
+// provisional but those of prov, with the start of data found from rows:
+// the first built day with a row.
+func builtDays(rows []UserDay, from, to day.Day, gaps, prov []day.Day) Built {
+	b := Built{Days: map[day.Day]bool{}}
+	for d := from; d <= to; d++ {
+		if !slices.Contains(gaps, d) {
+			b.Days[d] = slices.Contains(prov, d)
+		}
+	}
+	first := true
+	for _, r := range rows {
+		if _, ok := b.Days[r.Day]; ok && (first || r.Day < b.Start) {
+			b.Start, first = r.Day, false
+		}
+	}
+	return b
 }
 
 func openDuck(t *testing.T) *duckref.DB {
@@ -102,8 +140,9 @@ func refActiveUsers(t *testing.T, db *duckref.DB, dts []day.Day) map[day.Day][]A
 	for _, r := range refQuery(t, db, "active_users_daily") {
 		d := mustDay(t, r["dt"])
 		out[d] = append(out[d], ActiveUsersDaily{Product: r["product"].(string), DAU: r["dau"].(int64),
-			WAU: r["wau"].(int64), MAU: r["mau"].(int64), NewUsers: r["new_users"].(int64),
-			ReturningUsers: r["returning_users"].(int64), Stickiness: r["stickiness"].(float64)})
+			WAU: nullable[int64](r["wau"]), MAU: nullable[int64](r["mau"]), NewUsers: r["new_users"].(int64),
+			ReturningUsers: r["returning_users"].(int64), Stickiness: nullable[float64](r["stickiness"]),
+			MAUWindowDays: r["mau_window_days"].(int64), Provisional: r["provisional"].(bool)})
 	}
 	return out
 }
@@ -119,9 +158,18 @@ func refRetention(t *testing.T, db *duckref.DB, cohorts []day.Day) map[day.Day][
 		d := mustDay(t, r["dt"])
 		out[d] = append(out[d], RetentionDaily{Product: r["product"].(string), DayN: r["day_n"].(int64),
 			CohortUsers: r["cohort_users"].(int64), RetainedUsers: r["retained_users"].(int64),
-			Retention: r["retention"].(float64)})
+			Retention: r["retention"].(float64), Provisional: r["provisional"].(bool)})
 	}
 	return out
+}
+
+// nullable returns nil for a NULL, else a pointer to the value.
+func nullable[T any](v any) *T {
+	if v == nil {
+		return nil
+	}
+	x := v.(T)
+	return &x
 }
 
 var d0 = day.FromDate(2026, 1, 1)
@@ -210,7 +258,7 @@ func within(rows []UserDay, from, to day.Day) []UserDay {
 
 // TestWindowedAgainstDuckDB compares every row of both windowed tables,
 // computed in Go, with the reference SQL run by DuckDB on the same
-// user_daily rows.
+// user_daily rows and built days.
 func TestWindowedAgainstDuckDB(t *testing.T) {
 	for _, seed := range []int64{1, 2, 3} {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
@@ -221,32 +269,40 @@ func TestWindowedAgainstDuckDB(t *testing.T) {
 			// and one day long after the data (no rows at all).
 			dts := append(daysFrom(d0-30, d0+110), d0+200)
 			cohorts := daysFrom(d0-3, d0+99)
-			asOf := d0 + 85 // days 86..99 have data but are "not known yet"
+			// Built: five empty days before the data, then through day 85
+			// but for the gaps 50, 51 and 80, and day 200; days 86..99 have
+			// rows but are not built. Days 20 and 83..85 are provisional.
+			built := builtDays(rows, d0-5, d0+85, []day.Day{d0 + 50, d0 + 51, d0 + 80}, []day.Day{d0 + 20, d0 + 83, d0 + 84, d0 + 85})
+			built.Days[d0+200] = false
+			if built.Start != d0 {
+				t.Fatalf("start of data %s, want %s", built.Start, d0)
+			}
+			asOf := d0 + 200
 
 			db := openDuck(t)
-			loadUserDaily(t, db, rows, dts, &asOf)
+			loadUserDaily(t, db, rows, dts, built)
 
-			gotActive := ComputeActiveUsers(dts, rows)
+			gotActive := ComputeActiveUsers(dts, rows, built)
 			if diff := cmp.Diff(refActiveUsers(t, db, dts), gotActive, approx); diff != "" {
 				t.Errorf("active_users_daily: Go differs from the reference SQL (-sql +go):\n%s", diff)
 			}
-			gotRet := ComputeRetention(cohorts, asOf, rows)
+			gotRet := ComputeRetention(cohorts, built, rows)
 			if diff := cmp.Diff(refRetention(t, db, cohorts), gotRet, approx); diff != "" {
 				t.Errorf("retention_daily: Go differs from the reference SQL (-sql +go):\n%s", diff)
 			}
 
 			// The job feeds only the span it reads back: same result.
 			from, to, _ := ActiveUsersSpan(dts)
-			if diff := cmp.Diff(gotActive, ComputeActiveUsers(dts, within(rows, from, to)), approx); diff != "" {
+			if diff := cmp.Diff(gotActive, ComputeActiveUsers(dts, within(rows, from, to), built), approx); diff != "" {
 				t.Errorf("active_users_daily from its span only differs (-all +span):\n%s", diff)
 			}
 			from, to, _ = RetentionSpan(cohorts, asOf)
-			if diff := cmp.Diff(gotRet, ComputeRetention(cohorts, asOf, within(rows, from, to)), approx); diff != "" {
+			if diff := cmp.Diff(gotRet, ComputeRetention(cohorts, built, within(rows, from, to)), approx); diff != "" {
 				t.Errorf("retention_daily from its span only differs (-all +span):\n%s", diff)
 			}
 			// Day by day equals all at once.
-			for _, d := range []day.Day{d0 + 10, d0 + 42, d0 + 90} {
-				one := ComputeActiveUsers([]day.Day{d}, rows)
+			for _, d := range []day.Day{d0 + 10, d0 + 42, d0 + 52, d0 + 90} {
+				one := ComputeActiveUsers([]day.Day{d}, rows, built)
 				if diff := cmp.Diff(gotActive[d], one[d], approx); diff != "" {
 					t.Errorf("active_users_daily of %s alone differs:\n%s", d, diff)
 				}
@@ -262,8 +318,8 @@ func TestWindowedAgainstDuckDB(t *testing.T) {
 			}
 			t.Logf("%d user_daily rows; %d active_users_daily and %d retention_daily rows compared", len(rows), na, nr)
 			// The data must exercise what it claims to.
-			if n := len(gotActive[d0+42]); n == 0 || gotActive[d0+42][0].DAU != 0 {
-				t.Errorf("empty day %s: want rows with dau 0, got %+v", d0+42, gotActive[d0+42])
+			if n := len(gotActive[d0+42]); n == 0 || gotActive[d0+42][0].DAU != 0 || gotActive[d0+42][0].MAU == nil {
+				t.Errorf("built empty day %s: want rows with dau 0 and a mau, got %+v", d0+42, gotActive[d0+42])
 			}
 			for _, d := range []day.Day{d0 + 60, d0 - 30, d0 + 200} {
 				for _, r := range gotActive[d] {
@@ -272,9 +328,57 @@ func TestWindowedAgainstDuckDB(t *testing.T) {
 					}
 				}
 			}
+			// No row for a day that is not built, and no number that
+			// depends on one.
+			for _, d := range []day.Day{d0 + 50, d0 + 51, d0 + 80, d0 + 86, d0 + 99} {
+				if len(gotActive[d]) != 0 || len(gotRet[d]) != 0 {
+					t.Errorf("day %s is not built, yet has rows: %+v %+v", d, gotActive[d], gotRet[d])
+				}
+			}
+			for d, rs := range gotActive {
+				for _, r := range rs {
+					wauKnown, mauKnown := built.complete(d-6, d), built.complete(d-27, d)
+					if (r.WAU != nil) != wauKnown || (r.MAU != nil) != mauKnown || (r.Stickiness != nil) != mauKnown {
+						t.Errorf("%s %s: wau %v mau %v with the week known %t, the month %t", d, r.Product, r.WAU, r.MAU, wauKnown, mauKnown)
+					}
+				}
+			}
+			if r := gotActive[d0+52]; len(r) == 0 || r[0].WAU != nil || r[0].MAU != nil {
+				t.Errorf("day %s, two days after a gap: want wau and mau null, got %+v", d0+52, r)
+			}
+			if r := gotActive[d0+60]; len(r) == 0 || r[0].WAU == nil || r[0].MAU != nil {
+				t.Errorf("day %s, a full week after a gap: want a wau and mau null, got %+v", d0+60, r)
+			}
+			if r := gotActive[d0]; len(r) == 0 || r[0].MAUWindowDays != 1 || r[0].NewUsers != r[0].DAU || r[0].MAU == nil {
+				t.Errorf("first day of data: want window 1, everyone new and a mau, got %+v", r)
+			}
+			if r := gotActive[d0+27]; len(r) == 0 || r[0].MAUWindowDays != 28 {
+				t.Errorf("day 27: want a full window, got %+v", r)
+			}
+			for d, want := range map[day.Day]bool{d0 + 19: false, d0 + 20: true, d0 + 47: true, d0 + 48: false, d0 + 83: true} {
+				for _, r := range gotActive[d] {
+					if r.Provisional != want {
+						t.Errorf("%s %s: provisional %t, want %t", d, r.Product, r.Provisional, want)
+					}
+				}
+			}
+			for c, rs := range gotRet {
+				for _, r := range rs {
+					if rd := c + day.Day(r.DayN); !built.built(rd) || r.Provisional != (built.Days[c] || built.Days[rd]) {
+						t.Errorf("cohort %s day %d: provisional %t, return day built %t", c, r.DayN, r.Provisional, built.built(rd))
+					}
+				}
+			}
 			if len(gotRet[d0+84]) == 0 || len(gotRet[d0+85]) != 0 || len(gotRet[d0+99]) != 0 {
-				t.Errorf("retention cut at as-of: %s has %d rows, %s %d, %s %d", d0+84, len(gotRet[d0+84]),
+				t.Errorf("retention cut at the last built day: %s has %d rows, %s %d, %s %d", d0+84, len(gotRet[d0+84]),
 					d0+85, len(gotRet[d0+85]), d0+99, len(gotRet[d0+99]))
+			}
+			// Cohort 43 (empty) and cohort 73: 73 + 7 = 80 is a gap, so
+			// day 7 is missing while 1 and later ones are not.
+			for _, r := range gotRet[d0+73] {
+				if r.DayN == 7 {
+					t.Errorf("cohort %s has day 7 although %s was never built: %+v", d0+73, d0+80, r)
+				}
 			}
 		})
 	}
@@ -286,8 +390,9 @@ func checkInvariants(t *testing.T, active map[day.Day][]ActiveUsersDaily, ret ma
 	t.Helper()
 	for d, rows := range active {
 		for _, r := range rows {
-			if !(0 <= r.DAU && r.DAU <= r.WAU && r.WAU <= r.MAU && r.MAU > 0) || r.NewUsers+r.ReturningUsers != r.DAU ||
-				r.NewUsers < 0 || r.Stickiness < 0 || r.Stickiness > 1 {
+			if (r.WAU != nil && r.DAU > *r.WAU) || (r.WAU != nil && r.MAU != nil && *r.WAU > *r.MAU) || (r.MAU != nil && *r.MAU <= 0) ||
+				r.DAU < 0 || r.NewUsers+r.ReturningUsers != r.DAU || r.NewUsers < 0 ||
+				(r.Stickiness != nil && (*r.Stickiness < 0 || *r.Stickiness > 1)) || r.MAUWindowDays < 1 || r.MAUWindowDays > MAUDays {
 				t.Errorf("%s: invariant broken: %+v", d, r)
 			}
 		}
@@ -324,22 +429,31 @@ func TestWindowedByHand(t *testing.T) {
 	act("app", "carol", 1, 1, 2, 15, 29) // new on day 1
 	act("web", "alice", 5, 5)            // alice is new again, in another product
 
-	a := func(p string, dau, wau, mau, nu int64, stick float64) ActiveUsersDaily {
-		return ActiveUsersDaily{Product: p, DAU: dau, WAU: wau, MAU: mau, NewUsers: nu, ReturningUsers: dau - nu, Stickiness: stick}
+	// Every day from D-1 to D+57 is built but D+40; D+29 is provisional.
+	built := builtDays(rows, D-1, D+57, []day.Day{D + 40}, []day.Day{D + 29})
+	a := func(p string, dau, wau, mau, nu int64, stick float64, window int64, prov bool) ActiveUsersDaily {
+		return ActiveUsersDaily{Product: p, DAU: dau, WAU: &wau, MAU: &mau, NewUsers: nu, ReturningUsers: dau - nu, Stickiness: &stick,
+			MAUWindowDays: window, Provisional: prov}
 	}
+	// unknownMAU is a with mau and stickiness not computed (D+40 is in
+	// the month).
+	unknownMAU := func(r ActiveUsersDaily) ActiveUsersDaily { r.MAU, r.Stickiness = nil, nil; return r }
 	wantActive := map[day.Day][]ActiveUsersDaily{
-		D - 1: {},
-		D + 0: {a("app", 1, 1, 1, 1, 1)},
-		D + 1: {a("app", 2, 2, 2, 1, 1)},
-		D + 2: {a("app", 1, 2, 2, 0, 0.5)},
-		D + 7: {a("app", 1, 3, 3, 0, 1.0/3), a("web", 0, 1, 1, 0, 0)},
-		D + 8: {a("app", 0, 3, 3, 0, 0), a("web", 0, 1, 1, 0, 0)},
+		D - 1: {},                                  // built, before the data
+		D + 0: {a("app", 1, 1, 1, 1, 1, 1, false)}, // the first day of data: everyone is new
+		D + 1: {a("app", 2, 2, 2, 1, 1, 2, false)},
+		D + 2: {a("app", 1, 2, 2, 0, 0.5, 3, false)},
+		D + 7: {a("app", 1, 3, 3, 0, 1.0/3, 8, false), a("web", 0, 1, 1, 0, 0, 8, false)},
+		D + 8: {a("app", 0, 3, 3, 0, 0, 9, false), a("web", 0, 1, 1, 0, 0, 9, false)},
 		// window 2..29 holds carol (2, 15, 29), bob (3, 20), alice (7) in
 		// app; web's day 5 too. The week 23..29 only carol.
-		D + 29: {a("app", 1, 1, 3, 0, 1.0/3), a("web", 0, 0, 1, 0, 0)},
-		D + 35: {a("app", 0, 1, 2, 0, 0)}, // 8..35: carol, bob; web's day 5 is out
-		D + 48: {a("app", 0, 0, 1, 0, 0)}, // 21..48: carol's day 29
-		D + 57: {},                        // 30..57: nobody
+		D + 29: {a("app", 1, 1, 3, 0, 1.0/3, 28, true), a("web", 0, 0, 1, 0, 0, 28, true)},
+		// 8..35: carol, bob; web's day 5 is out; D+29 is in the month.
+		D + 35: {a("app", 0, 1, 2, 0, 0, 28, true)},
+		D + 40: {}, // never built
+		// 21..48: carol's day 29 (provisional); D+40 is in the month, not in the week.
+		D + 48: {unknownMAU(a("app", 0, 0, 1, 0, 0, 28, true))},
+		D + 57: {}, // 30..57: nobody
 	}
 	var dts []day.Day
 	for d := range wantActive {
@@ -347,16 +461,17 @@ func TestWindowedByHand(t *testing.T) {
 	}
 	slices.Sort(dts)
 
-	asOf := D + 29
-	r := func(p string, n, size, kept int64) RetentionDaily {
-		return RetentionDaily{Product: p, DayN: n, CohortUsers: size, RetainedUsers: kept, Retention: float64(kept) / float64(size)}
+	// For retention, the days are built up to D+29 but D+12.
+	retBuilt := builtDays(rows, D-1, D+29, []day.Day{D + 12}, []day.Day{D + 29})
+	r := func(p string, n, size, kept int64, prov bool) RetentionDaily {
+		return RetentionDaily{Product: p, DayN: n, CohortUsers: size, RetainedUsers: kept, Retention: float64(kept) / float64(size), Provisional: prov}
 	}
 	wantRet := map[day.Day][]RetentionDaily{
-		D + 0: {r("app", 1, 1, 1), r("app", 7, 1, 1), r("app", 14, 1, 0), r("app", 28, 1, 0)}, // alice: 1, 7
-		D + 1: {r("app", 1, 1, 1), r("app", 7, 1, 0), r("app", 14, 1, 1), r("app", 28, 1, 1)}, // carol: 2, 15, 29
-		D + 3: {},                                                                             // bob is not new
-		D + 5: {r("web", 1, 1, 0), r("web", 7, 1, 0), r("web", 14, 1, 0)},                     // day 33 is after as-of
-		D + 7: {},                                                                             // alice is not new
+		D + 0: {r("app", 1, 1, 1, false), r("app", 7, 1, 1, false), r("app", 14, 1, 0, false), r("app", 28, 1, 0, false)}, // alice: 1, 7
+		D + 1: {r("app", 1, 1, 1, false), r("app", 7, 1, 0, false), r("app", 14, 1, 1, false), r("app", 28, 1, 1, true)},  // carol: 2, 15, 29
+		D + 3: {},                                                                                                         // bob is not new
+		D + 5: {r("web", 1, 1, 0, false), r("web", 14, 1, 0, false)},                                                      // day 12 was never built, day 33 is after the last built day
+		D + 7: {},                                                                                                         // alice is not new
 	}
 	var cohorts []day.Day
 	for d := range wantRet {
@@ -364,17 +479,18 @@ func TestWindowedByHand(t *testing.T) {
 	}
 	slices.Sort(cohorts)
 
-	if diff := cmp.Diff(wantActive, ComputeActiveUsers(dts, rows), approx); diff != "" {
+	if diff := cmp.Diff(wantActive, ComputeActiveUsers(dts, rows, built), approx); diff != "" {
 		t.Errorf("ComputeActiveUsers (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(wantRet, ComputeRetention(cohorts, asOf, rows), approx); diff != "" {
+	if diff := cmp.Diff(wantRet, ComputeRetention(cohorts, retBuilt, rows), approx); diff != "" {
 		t.Errorf("ComputeRetention (-want +got):\n%s", diff)
 	}
 	db := openDuck(t)
-	loadUserDaily(t, db, rows, dts, &asOf)
+	loadUserDaily(t, db, rows, dts, built)
 	if diff := cmp.Diff(wantActive, refActiveUsers(t, db, dts), approx); diff != "" {
 		t.Errorf("active_users_daily.sql (-want +got):\n%s", diff)
 	}
+	setBuilt(t, db, retBuilt)
 	if _, err := db.ExecContext(context.Background(), "DELETE FROM days"); err != nil {
 		t.Fatal(err)
 	}
@@ -389,20 +505,26 @@ func TestWindowedByHand(t *testing.T) {
 }
 
 func TestWindowedEdges(t *testing.T) {
-	if got := ComputeActiveUsers(nil, synthUserDaily(1)); len(got) != 0 {
+	all := synthUserDaily(1)
+	b := builtDays(all, d0, d0+99, nil, nil)
+	if got := ComputeActiveUsers(nil, all, b); len(got) != 0 {
 		t.Errorf("no days: got %v", got)
 	}
-	if got := ComputeRetention(nil, d0+10, synthUserDaily(1)); len(got) != 0 {
+	if got := ComputeRetention(nil, b, all); len(got) != 0 {
 		t.Errorf("no cohorts: got %v", got)
 	}
-	got := ComputeActiveUsers([]day.Day{d0, d0, d0 + 1}, nil)
+	got := ComputeActiveUsers([]day.Day{d0, d0, d0 + 1}, nil, b)
 	if diff := cmp.Diff(map[day.Day][]ActiveUsersDaily{d0: {}, d0 + 1: {}}, got, approx); diff != "" {
 		t.Errorf("no rows (-want +got):\n%s", diff)
 	}
-	// A cohort day as of itself has no rows yet.
+	// A cohort day built alone has no rows yet.
 	rows := []UserDay{{Day: d0, Product: "app", UserKey: "a", IsNew: true}}
-	if got := ComputeRetention([]day.Day{d0}, d0, rows); len(got[d0]) != 0 {
+	if got := ComputeRetention([]day.Day{d0}, builtDays(rows, d0, d0, nil, nil), rows); len(got[d0]) != 0 {
 		t.Errorf("cohort as of itself: got %v", got)
+	}
+	// Nothing built: no rows, whatever user_daily holds.
+	if got := ComputeActiveUsers([]day.Day{d0 + 5}, all, Built{}); len(got[d0+5]) != 0 {
+		t.Errorf("nothing built: got %v", got)
 	}
 }
 
@@ -458,8 +580,8 @@ func TestWindowedColumns(t *testing.T) {
 			want = append(want, c.Name)
 		}
 		db := openDuck(t)
-		asOf := d0
-		loadUserDaily(t, db, []UserDay{{Day: d0, Product: "app", UserKey: "a", IsNew: true}}, []day.Day{d0}, &asOf)
+		one := []UserDay{{Day: d0, Product: "app", UserKey: "a", IsNew: true}}
+		loadUserDaily(t, db, one, []day.Day{d0}, builtDays(one, d0, d0, nil, nil))
 		rows, err := db.QueryContext(context.Background(), tab.SQL)
 		if err != nil {
 			t.Fatal(err)
@@ -482,7 +604,7 @@ func BenchmarkComputeActiveUsers(b *testing.B) {
 	rows, dt := benchRows()
 	b.ResetTimer()
 	for b.Loop() {
-		ComputeActiveUsers([]day.Day{dt}, rows)
+		ComputeActiveUsers([]day.Day{dt}, rows, builtDays(nil, dt-27, dt, nil, nil))
 	}
 }
 
@@ -491,7 +613,7 @@ func BenchmarkComputeRetention(b *testing.B) {
 	cohorts := []day.Day{dt - 28, dt - 14, dt - 7, dt - 1}
 	b.ResetTimer()
 	for b.Loop() {
-		ComputeRetention(cohorts, dt, rows)
+		ComputeRetention(cohorts, builtDays(nil, dt-28, dt, nil, nil), rows)
 	}
 }
 

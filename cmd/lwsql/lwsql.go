@@ -21,6 +21,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/duckref"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/internal/views"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
@@ -115,12 +116,16 @@ func openStore(root string) (*store.Dir, error) {
 // names, sorted.
 func viewTables(ctx context.Context, db *duckref.DB, st *store.Dir) ([]string, error) {
 	var present []string
+	var empty []rollups.Table
 	for _, t := range tableNames(st.Root()) {
 		keys, err := publish.CurrentKeys(ctx, st, t)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", t, err)
 		}
 		if len(keys) == 0 {
+			if tbl, ok := rollups.ByName(t); ok && tbl.History {
+				empty = append(empty, tbl)
+			}
 			continue
 		}
 		paths := make([]string, len(keys))
@@ -131,6 +136,25 @@ func viewTables(ctx context.Context, db *duckref.DB, st *store.Dir) ([]string, e
 			return nil, err
 		}
 		present = append(present, t)
+	}
+	// In a store with data, a history table with nothing committed yet
+	// (restatements after a clean build: no number was ever restated)
+	// answers no rows.
+	for _, tbl := range empty {
+		if len(present) == 0 {
+			break
+		}
+		cols := [][2]string{}
+		for _, c := range tbl.Columns() {
+			cols = append(cols, [2]string{c.Name, c.Type})
+		}
+		typ := "date"
+		if tbl.PartitionKey() != "dt" {
+			typ = "string"
+		}
+		if _, err := db.ExecContext(ctx, views.Empty(tbl.Name, append(cols, [2]string{tbl.PartitionKey(), typ}))); err != nil {
+			return nil, fmt.Errorf("table %s: %w", tbl.Name, err)
+		}
 	}
 	return present, nil
 }

@@ -94,6 +94,15 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		return err
 	})
 	eng, ud, sd := rollups.ComputeDaily(res.Events)
+	for i := range eng {
+		eng[i].Provisional = p.provisional
+	}
+	for i := range ud {
+		ud[i].Provisional = p.provisional
+	}
+	for i := range sd {
+		sd[i].Provisional = p.provisional
+	}
 	if err := g.Wait(); err != nil {
 		return DaySummary{}, err
 	}
@@ -110,13 +119,16 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		return DaySummary{}, err
 	}
 	end := d.End(c.Rules.Loc).UnixMilli()
-	var late int64
+	var late [len(rollups.LateHours)]int64
 	for _, at := range res.Events.ReceivedAt {
-		if at >= end {
-			late++
+		for i, h := range rollups.LateHours {
+			if at < end+int64(h)*time.Hour.Milliseconds() {
+				break
+			}
+			late[i]++
 		}
 	}
-	restated, before, err := c.restated(ctx, d, res.Stats.KeptRows, files)
+	restated, before, err := c.restated(ctx, p, res.Stats.KeptRows, files, eng, ud, sd)
 	if err != nil {
 		return DaySummary{}, err
 	}
@@ -124,8 +136,8 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		RawRows: res.Stats.RawRows, ValidRows: res.Stats.ValidRows, KeptRows: res.Stats.KeptRows,
 		DuplicatesDropped: res.Stats.Duplicates, InvalidRows: res.Stats.Invalid, ClockSkewedRows: res.Stats.Skewed,
 		InvalidUTF8Rows: res.Stats.RepairedUTF8,
-		LateRows:        late, BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
-		OutputFiles: int64(len(files["events"])), Restated: restated,
+		LateRows:        late[0], LateRows6h: late[1], LateRows24h: late[2], LateRows72h: late[3], BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
+		OutputFiles: int64(len(files["events"])), Restated: restated, Provisional: p.provisional,
 	}
 	if files["data_quality_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("data_quality_daily", d, run), []rollups.DataQualityDaily{quality}, opt); err != nil {
 		return DaySummary{}, err
@@ -166,7 +178,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	for _, t := range rollups.Daily {
 		m := &publish.Manifest{
 			Table: t.Name, Day: d.String(), Run: run, TimeZone: c.Rules.Loc.String(), CodeVersion: CodeVersion,
-			Config: c.configMap(), Fingerprint: p.fingerprint, Files: files[t.Name], Inputs: p.inputs,
+			Config: p.config, Fingerprint: p.fingerprint, Files: files[t.Name], Inputs: p.inputs,
 			Stats: stats, CreatedAt: now,
 		}
 		for _, f := range m.Files {
@@ -203,9 +215,13 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 // rollups, exists) with other numbers: another count of events, or a rollup
 // file with other content (outputs are deterministic, so equal checksums
 // mean equal numbers). A day whose earlier publication was cut short by a
-// crash is not restated by finishing it. It also returns the events count
-// published before (-1 if never).
-func (c *Config) restated(ctx context.Context, d day.Day, kept int64, files map[string][]publish.File) (bool, int64, error) {
+// crash is not restated by finishing it. A day that only turned final (its
+// mark changed, so its files did) is not restated either: its rows are
+// compared without the mark. It also returns the events count published
+// before (-1 if never).
+func (c *Config) restated(ctx context.Context, p *dayPlan, kept int64, files map[string][]publish.File,
+	eng []rollups.EngagementDaily, ud []rollups.UserDaily, sd []rollups.SessionsDaily) (bool, int64, error) {
+	d := p.d
 	prev, err := publish.Current(ctx, c.Store, "data_quality_daily", d)
 	if errors.Is(err, store.ErrNotExist) {
 		return false, -1, nil
@@ -217,10 +233,29 @@ func (c *Config) restated(ctx context.Context, d day.Day, kept int64, files map[
 	if before != kept {
 		return true, before, nil
 	}
+	markChanged := prev.Config[statusKey] != p.config[statusKey]
 	for _, t := range []string{"engagement_daily", "user_daily", "sessions_daily"} {
 		m, err := publish.Current(ctx, c.Store, t, d)
 		if err != nil {
 			return false, 0, err
+		}
+		if markChanged {
+			var same bool
+			switch t {
+			case "engagement_daily":
+				same, err = sameRows(ctx, c.Store, m, eng, func(r *rollups.EngagementDaily) { r.Provisional = false })
+			case "user_daily":
+				same, err = sameRows(ctx, c.Store, m, ud, func(r *rollups.UserDaily) { r.Provisional = false })
+			default:
+				same, err = sameRows(ctx, c.Store, m, sd, func(r *rollups.SessionsDaily) { r.Provisional = false })
+			}
+			if err != nil {
+				return false, 0, err
+			}
+			if !same {
+				return true, before, nil
+			}
+			continue
 		}
 		if len(m.Files) != len(files[t]) {
 			return true, before, nil
@@ -239,6 +274,24 @@ func (c *Config) restated(ctx context.Context, d day.Day, kept int64, files map[
 	}
 	unfinished := q == nil || q.Run != prev.Run
 	return unfinished && prev.Stats["restated"] == 1, before, nil
+}
+
+// sameRows reports whether the rows of run m equal rows once clear has
+// been applied to both (it clears the columns not to compare).
+func sameRows[T comparable](ctx context.Context, st store.Store, m *publish.Manifest, rows []T, clear func(*T)) (bool, error) {
+	old, err := manifestRows[T](ctx, st, m)
+	if err != nil || len(old) != len(rows) {
+		return false, err
+	}
+	for i := range old {
+		a, b := old[i], rows[i]
+		clear(&a)
+		clear(&b)
+		if a != b {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func b2i(b bool) int64 {

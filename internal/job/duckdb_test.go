@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -109,7 +110,11 @@ func TestAgainstDuckDB(t *testing.T) {
 			}
 			reports, first, last := nastyData(t, st, 2000)
 			from, to := first-1, last+1
-			sum, err := Run(ctx, Config{Store: st, From: from, To: to, Rules: compact.DefaultRules(loc), Parallel: 4})
+			// Built two days after the last day: the days within max_lateness
+			// of that are provisional, the others final.
+			now := last.End(loc).Add(48 * time.Hour)
+			rules := compact.DefaultRules(loc)
+			sum, err := Run(ctx, Config{Store: st, From: from, To: to, Rules: rules, Parallel: 4, Now: func() time.Time { return now }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,7 +175,7 @@ func TestAgainstDuckDB(t *testing.T) {
 			})
 
 			t.Run("data quality equals the reference", func(t *testing.T) {
-				ours, err := db.Query(ctx, `SELECT dt, raw_rows, valid_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows, late_rows FROM data_quality_daily ORDER BY dt`)
+				ours, err := db.Query(ctx, `SELECT dt, raw_rows, valid_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows, late_rows, late_rows_6h, late_rows_24h, late_rows_72h FROM data_quality_daily ORDER BY dt`)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -179,16 +184,24 @@ func TestAgainstDuckDB(t *testing.T) {
 					r AS (SELECT dt, count(*) AS raw_rows, count(*) FILTER (WHERE invalid_reason IS NULL) AS valid_rows,
 					             count(*) FILTER (WHERE invalid_reason IS NOT NULL) AS invalid_rows FROM routed GROUP BY dt),
 					k AS (SELECT dt, count(*) AS kept_rows, count(*) FILTER (WHERE clock_skewed) AS clock_skewed_rows,
-					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%s') AS late_rows FROM ref_events GROUP BY dt)
+					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s') AS late_rows,
+					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s' + INTERVAL 6 HOUR) AS late_rows_6h,
+					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s' + INTERVAL 24 HOUR) AS late_rows_24h,
+					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s' + INTERVAL 72 HOUR) AS late_rows_72h
+					      FROM ref_events GROUP BY dt)
 					SELECT days.dt, coalesce(raw_rows, 0) AS raw_rows, coalesce(valid_rows, 0) AS valid_rows, coalesce(kept_rows, 0) AS kept_rows,
 					       coalesce(valid_rows, 0) - coalesce(kept_rows, 0) AS duplicates_dropped, coalesce(invalid_rows, 0) AS invalid_rows,
-					       coalesce(clock_skewed_rows, 0) AS clock_skewed_rows, coalesce(late_rows, 0) AS late_rows
+					       coalesce(clock_skewed_rows, 0) AS clock_skewed_rows, coalesce(late_rows, 0) AS late_rows,
+					       coalesce(late_rows_6h, 0) AS late_rows_6h, coalesce(late_rows_24h, 0) AS late_rows_24h, coalesce(late_rows_72h, 0) AS late_rows_72h
 					FROM days LEFT JOIN r USING (dt) LEFT JOIN k USING (dt) ORDER BY dt`, from, to, tz))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if diff := cmp.Diff(ref, ours); diff != "" {
 					t.Errorf("data_quality_daily (-reference +ours):\n%s", diff)
+				}
+				if queryOne[int64](t, ctx, db, "SELECT sum(late_rows_24h) FROM data_quality_daily") == 0 {
+					t.Error("no event arrived a day late: the arrival profile is not exercised")
 				}
 				for _, r := range ours {
 					if r["raw_rows"].(int64) != r["kept_rows"].(int64)+r["duplicates_dropped"].(int64)+r["invalid_rows"].(int64) {
@@ -232,7 +245,7 @@ func TestAgainstDuckDB(t *testing.T) {
 			// Inputs of the windowed SQL: the days computed and the as-of day.
 			for _, q := range []string{
 				fmt.Sprintf("CREATE TABLE days AS SELECT unnest(range(DATE '%s', DATE '%s' + 1, INTERVAL 1 DAY))::DATE AS dt", from, to),
-				fmt.Sprintf("CREATE TABLE as_of AS SELECT DATE '%s' AS dt", to),
+				"CREATE TABLE built AS SELECT dt, provisional FROM data_quality_daily",
 			} {
 				if _, err := db.ExecContext(ctx, q); err != nil {
 					t.Fatal(err)
@@ -255,6 +268,31 @@ func TestAgainstDuckDB(t *testing.T) {
 						t.Fatal(err)
 					}
 					q := fmt.Sprintf("SELECT * FROM %s WHERE %s ORDER BY %s", tbl.Name, inRange, order)
+					if slices.ContainsFunc(rollups.Daily, func(d rollups.Table) bool { return d.Name == tbl.Name }) {
+						// A day table's mark is the day's, not a function of
+						// its events: checked below, not by its reference SQL.
+						q = fmt.Sprintf("SELECT * EXCLUDE (provisional) FROM %s WHERE %s ORDER BY %s", tbl.Name, inRange, order)
+						marks, err := db.Query(ctx, fmt.Sprintf("SELECT DISTINCT dt, provisional FROM %s WHERE %s ORDER BY dt", tbl.Name, inRange))
+						if err != nil {
+							t.Fatal(err)
+						}
+						var provisional int
+						for _, m := range marks {
+							d, err := day.Parse(m["dt"].(string))
+							if err != nil {
+								t.Fatal(err)
+							}
+							if want := rollups.Provisional(d, loc, rules.MaxLateness, now); m["provisional"] != want {
+								t.Errorf("%s %s: provisional %v, want %t", tbl.Name, d, m["provisional"], want)
+							}
+							if m["provisional"] == true {
+								provisional++
+							}
+						}
+						if provisional == 0 || provisional == len(marks) {
+							t.Errorf("%s: %d of %d days provisional; the test wants both kinds", tbl.Name, provisional, len(marks))
+						}
+					}
 					if tbl.PartitionKey() != "dt" {
 						q = fmt.Sprintf("SELECT * EXCLUDE (%s) FROM %s ORDER BY %s", tbl.PartitionKey(), tbl.Name, order)
 					}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
 	"slices"
 	"sort"
@@ -35,7 +36,7 @@ import (
 
 // CodeVersion is part of every fingerprint: bump it when a change to the
 // code changes what a partition holds, and every day becomes stale.
-const CodeVersion = "3"
+const CodeVersion = "4"
 
 // Config is one run of the job.
 type Config struct {
@@ -220,7 +221,16 @@ type dayPlan struct {
 	fingerprint string
 	build       bool
 	why         string
+	// provisional is the day's mark as planned (rollups.Provisional at the
+	// run's Now); config is the configuration its manifests record, with
+	// that mark under statusKey.
+	provisional bool
+	config      map[string]string
 }
+
+// statusKey is the entry of a day table manifest's config that records the
+// day's mark when it was built: "provisional" or "final" (rollups.Status).
+const statusKey = "status"
 
 // Run runs the job. Bad data (unreadable objects, invalid rows) never fails
 // a run: it is counted, quarantined and reported in the Summary. An error
@@ -354,7 +364,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		// Staleness again, under the lease: another run may have published
 		// the day since this one planned it.
-		if build, why, err := stale(ctx, st, p.d, p.fingerprint, p.inputs, cfg.Force); err != nil {
+		if build, why, err := stale(ctx, st, p, cfg.Force); err != nil {
 			cfg.release(ctx, locks, "day", p.d.String())
 			return sum, err
 		} else if !build {
@@ -604,8 +614,14 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 				p.inputs = append(p.inputs, publish.Input{Key: o.Key, ETag: o.ETag, Size: o.Size})
 			}
 		}
-		p.fingerprint = fingerprint(cfgMap, p.inputs)
-		p.build, p.why, err = stale(ctx, st, d, p.fingerprint, p.inputs, cfg.Force)
+		// The day's mark is part of what it is computed from: a day built
+		// provisional is stale once it turns final, and the next run over it
+		// rebuilds it (from its segments) with the mark final.
+		p.provisional = rollups.Provisional(d, cfg.Rules.Loc, cfg.Rules.MaxLateness, cfg.Now())
+		p.config = maps.Clone(cfgMap)
+		p.config[statusKey] = rollups.Status(p.provisional)
+		p.fingerprint = fingerprint(p.config, p.inputs)
+		p.build, p.why, err = stale(ctx, st, p, cfg.Force)
 		if err != nil {
 			return nil, err
 		}
@@ -810,8 +826,9 @@ func (e *LockedError) Error() string {
 
 func (e *LockedError) Unwrap() error { return e.Held }
 
-// whyChanged says how a day's inputs differ from its published manifest's.
-func whyChanged(m *publish.Manifest, inputs []publish.Input) string {
+// whyChanged says how a day's plan differs from its published manifest.
+func whyChanged(m *publish.Manifest, p *dayPlan) string {
+	inputs := p.inputs
 	old := map[string]string{}
 	for _, in := range m.Inputs {
 		old[in.Key] = in.ETag
@@ -841,6 +858,9 @@ func whyChanged(m *publish.Manifest, inputs []publish.Input) string {
 		if m.CodeVersion != CodeVersion {
 			return "code changed (v" + m.CodeVersion + " -> v" + CodeVersion + ")"
 		}
+		if was, now := m.Config[statusKey], p.config[statusKey]; was != now && maps.EqualFunc(withoutStatus(m.Config), withoutStatus(p.config), func(a, b string) bool { return a == b }) {
+			return "turned " + now + " (was " + was + ")"
+		}
 		return "config changed"
 	}
 	return strings.Join(why, ", ")
@@ -848,7 +868,8 @@ func whyChanged(m *publish.Manifest, inputs []publish.Input) string {
 
 // stale decides whether day d must be built: it must unless every daily
 // table's current manifest has the same fingerprint.
-func stale(ctx context.Context, st store.Store, d day.Day, fp string, inputs []publish.Input, force bool) (bool, string, error) {
+func stale(ctx context.Context, st store.Store, p *dayPlan, force bool) (bool, string, error) {
+	d, fp := p.d, p.fingerprint
 	for _, t := range rollups.Daily {
 		m, err := publish.Current(ctx, st, t.Name, d)
 		if errors.Is(err, store.ErrNotExist) {
@@ -858,11 +879,18 @@ func stale(ctx context.Context, st store.Store, d day.Day, fp string, inputs []p
 			return false, "", err
 		}
 		if m.Fingerprint != fp {
-			return true, whyChanged(m, inputs), nil
+			return true, whyChanged(m, p), nil
 		}
 	}
 	if force {
 		return true, "up to date, rebuilt (--force)", nil
 	}
 	return false, "up to date", nil
+}
+
+// withoutStatus returns cfg without statusKey.
+func withoutStatus(cfg map[string]string) map[string]string {
+	out := maps.Clone(cfg)
+	delete(out, statusKey)
+	return out
 }

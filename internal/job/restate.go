@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,8 +53,11 @@ func manifestRows[T any](ctx context.Context, st store.Store, m *publish.Manifes
 
 // diffRows compares the rows of a partition before (old) and after (rows),
 // matched by key, and returns every integer column that changed. A row that
-// appears or goes counts as its numbers from or to 0.
-func diffRows[T any](table string, d day.Day, old, rows []T, key func(T) string) []Restated {
+// appears or goes counts as its numbers from or to 0. keyCols are the
+// columns key reads (the row's identity, such as product and day_n): they
+// never change within a matched row, so they are never reported, not even
+// for a row that appears or goes.
+func diffRows[T any](table string, d day.Day, old, rows []T, key func(T) string, keyCols ...string) []Restated {
 	var zero T
 	byKey := map[string]T{}
 	for _, r := range old {
@@ -61,7 +65,7 @@ func diffRows[T any](table string, d day.Day, old, rows []T, key func(T) string)
 	}
 	var out []Restated
 	add := func(k string, a, b T) {
-		for _, c := range intDiff(a, b) {
+		for _, c := range intDiff(a, b, keyCols) {
 			c.TableName, c.RowKey = table, k
 			out = append(out, Restated{Day: d, Restatement: c})
 		}
@@ -85,17 +89,28 @@ func diffRows[T any](table string, d day.Day, old, rows []T, key func(T) string)
 }
 
 // intDiff lists the integer columns of two rows of one table that differ
-// (ratios follow from them).
-func intDiff(a, b any) []rollups.Restatement {
+// (ratios follow from them), but the columns of skip. A nullable integer
+// column (NULL: not computed) is compared only when both values are
+// numbers: a number that appears or is withdrawn is not a number restated.
+func intDiff(a, b any, skip []string) []rollups.Restatement {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	var out []rollups.Restatement
 	for i := 0; i < va.NumField(); i++ {
 		f := va.Type().Field(i)
-		if f.Type.Kind() != reflect.Int64 {
+		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
+		if slices.Contains(skip, name) {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
-		if x, y := va.Field(i).Int(), vb.Field(i).Int(); x != y {
+		fa, fb := va.Field(i), vb.Field(i)
+		if f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Int64 {
+			if fa.IsNil() || fb.IsNil() {
+				continue
+			}
+			fa, fb = fa.Elem(), fb.Elem()
+		} else if f.Type.Kind() != reflect.Int64 {
+			continue
+		}
+		if x, y := fa.Int(), fb.Int(); x != y {
 			out = append(out, rollups.Restatement{ColumnName: name, OldValue: x, NewValue: y})
 		}
 	}

@@ -188,6 +188,30 @@ func (u *usersState) cohortDigests() map[day.Day]uint64 {
 // what stage 2 reads, resolved once.
 type userDays map[day.Day]*publish.Manifest
 
+// built returns what the windowed tables know of the days: the built ones
+// (with a current user_daily), which of them were built provisional (their
+// manifest's status), and the start of data (the first with a row; the
+// first built day if none has one).
+func (u userDays) built() rollups.Built {
+	b := rollups.Built{Days: make(map[day.Day]bool, len(u))}
+	start, found := day.Day(0), false
+	for d, m := range u {
+		b.Days[d] = m.Config[statusKey] == rollups.Status(true)
+		if m.Rows > 0 && (!found || d < start) {
+			start, found = d, true
+		}
+	}
+	if !found {
+		for d := range u {
+			if !found || d < start {
+				start, found = d, true
+			}
+		}
+	}
+	b.Start = start
+	return b
+}
+
 // run returns the run of day d's current user_daily ("" if it has none).
 func (u userDays) run(d day.Day) string {
 	if m := u[d]; m != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
@@ -23,6 +24,7 @@ type WindowedSummary struct {
 	ActiveDays  int     // active_users_daily partitions (re)published
 	Cohorts     int     // retention_daily partitions (re)published
 	UpToDate    int     // partitions whose inputs had not changed
+	Withdrawn   int     // partitions of days not built, republished empty
 	ReadUserDay int     // user_daily partitions read
 	// Partitions are every windowed partition the run covered, published
 	// or up to date (the catalog registers them all).
@@ -58,15 +60,18 @@ const stage2Lease = "stage2"
 
 // runWindowed runs stage 2: it brings the users table up to date with the
 // current user_daily partitions, then republishes every windowed partition
-// whose inputs changed, from the first to the last day with a user_daily
-// (the as-of day). A windowed partition is a pure function of its inputs:
-// active_users_daily of day d of the user_daily runs of d−27..d and of the
-// digest of the people first seen on d; retention_daily of cohort d of the
-// user_daily runs of d and d+1, 7, 14, 28 (up to the as-of day) and the
-// same digest. Its fingerprint records them, so whatever order and overlap
-// the runs that built the days had, and whether a run died between the
-// stages, the next stage 2 finds exactly the partitions that differ from a
-// clean build. changed is unused: every day is checked (from manifests, so
+// whose inputs changed, for every built day (one with a user_daily; a day
+// never built gets no windowed partition, and one left by an earlier
+// version is withdrawn). A windowed partition is a pure function of its
+// inputs: active_users_daily of day d of the user_daily runs of d−27..d
+// (none for a day not built), the start of data when it falls in that
+// window, and the digest of the people first seen on d; retention_daily of
+// cohort d of the user_daily runs of d and of those of d+1, 7, 14, 28 that
+// are built, and the same digest. (A user_daily run carries its day's
+// provisional mark, so a day turning final changes them too.) Its
+// fingerprint records them, so whatever order and overlap the runs that
+// built the days had, and whether a run died between the stages, the next
+// stage 2 finds exactly the partitions that differ from a clean build. changed is unused: every day is checked (from manifests, so
 // it costs a few small reads per day).
 func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*WindowedSummary, error) {
 	st := c.Store
@@ -107,6 +112,7 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 	}
 	days := slices.Sorted(maps.Keys(cur))
 	first, asOf := days[0], days[len(days)-1]
+	built := cur.built()
 	ws := &WindowedSummary{AsOf: asOf, Users: usum}
 	// Every bucket is (re)registered, so a registration that failed
 	// before is retried.
@@ -136,9 +142,13 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		}
 		return m.Fingerprint != fp, nil
 	}
-	for d := first; d <= asOf; d++ {
+	// Only built days get windowed partitions (a day never built is not
+	// computed); a window reaching back before the start of data depends
+	// on where that start is.
+	for _, d := range days {
 		cohort := fmt.Sprintf("cohort=%016x", digests[d])
-		fp := windowFingerprint("active_users_daily", cur, d-rollups.MAUDays+1, d, cohort)
+		from := d - rollups.MAUDays + 1
+		fp := windowFingerprint("active_users_daily", cur, from, d, fmt.Sprintf("%s start=%s", cohort, max(from, built.Start)))
 		stale, err := check("active_users_daily", d, fp)
 		if err != nil {
 			return nil, err
@@ -149,11 +159,11 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 			ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", d})
 			ws.UpToDate++
 		}
-		// A cohort reads its own day and the days day_n after it that the
-		// as-of day has reached.
+		// A cohort reads its own day and the days day_n after it that are
+		// built.
 		extra := cohort
 		for _, n := range rollups.RetentionDays {
-			if x := d + day.Day(n); x <= asOf {
+			if x := d + day.Day(n); cur[x] != nil {
 				extra += " " + x.String() + "=" + cur.run(x)
 			}
 		}
@@ -167,6 +177,10 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 			ws.Partitions = append(ws.Partitions, Partition{"retention_daily", d})
 			ws.UpToDate++
 		}
+	}
+	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
+	if err := c.withdrawUnbuilt(ctx, run, cur, ws, opt); err != nil {
+		return nil, err
 	}
 	if len(auStale) == 0 && len(retStale) == 0 {
 		return ws, nil
@@ -208,10 +222,9 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		}
 	}
 
-	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
-	active := rollups.ComputeActiveUsers(auDays, rows)
+	active := rollups.ComputeActiveUsers(auDays, rows, built)
 	for _, p := range auStale {
-		moved, err := c.publishWindowed(ctx, run, "active_users_daily", p.d, p.fp, active[p.d], opt)
+		moved, err := c.publishWindowed(ctx, run, "active_users_daily", p.d, p.fp, active[p.d], opt, false)
 		if err != nil {
 			return nil, err
 		}
@@ -219,9 +232,9 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", p.d})
 		ws.ActiveDays++
 	}
-	ret := rollups.ComputeRetention(cohortDays, asOf, rows)
+	ret := rollups.ComputeRetention(cohortDays, built, rows)
 	for _, p := range retStale {
-		moved, err := c.publishWindowed(ctx, run, "retention_daily", p.d, p.fp, ret[p.d], opt)
+		moved, err := c.publishWindowed(ctx, run, "retention_daily", p.d, p.fp, ret[p.d], opt, false)
 		if err != nil {
 			return nil, err
 		}
@@ -230,6 +243,54 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		ws.Cohorts++
 	}
 	return ws, nil
+}
+
+// withdrawnFingerprint is the fingerprint of a windowed partition
+// withdrawn because its day is not built.
+const withdrawnFingerprint = "not built"
+
+// withdrawUnbuilt republishes empty every windowed partition with rows
+// whose day is not built: a day never built is not computed (an earlier
+// version of this code published every day from the first to the last
+// built one, as zeros). It lists the two tables' partition folders and
+// reads the current manifest only of folders of days not built; a
+// withdrawn partition is registered like the others, so a catalog points
+// at its empty run. Its rows going away are logged, not recorded as
+// restatements: they were never numbers of a built day.
+func (c *Config) withdrawUnbuilt(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
+	for _, table := range []string{"active_users_daily", "retention_daily"} {
+		parts, err := publish.Partitions(ctx, c.Store, table)
+		if err != nil {
+			return err
+		}
+		for _, part := range parts {
+			d, err := day.Parse(strings.TrimPrefix(part, "dt="))
+			if err != nil || cur[d] != nil {
+				continue
+			}
+			m, err := publish.Current(ctx, c.Store, table, d)
+			if errors.Is(err, store.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m.Rows == 0 {
+				continue
+			}
+			var rows any = []rollups.ActiveUsersDaily{}
+			if table == "retention_daily" {
+				rows = []rollups.RetentionDaily{}
+			}
+			if _, err := c.publishWindowed(ctx, run, table, d, withdrawnFingerprint, rows, opt, true); err != nil {
+				return err
+			}
+			c.Log.Info("withdrawn: a windowed partition of a day never built", "table", table, "day", d.String(), "rows", m.Rows)
+			ws.Partitions = append(ws.Partitions, Partition{table, d})
+			ws.Withdrawn++
+		}
+	}
+	return nil
 }
 
 func sortedDays(m map[day.Day]bool) []day.Day {
@@ -244,8 +305,9 @@ func sortedDays(m map[day.Day]bool) []day.Day {
 // publishWindowed publishes one windowed partition with fingerprint fp
 // (the caller found it stale) and returns what changed in numbers from the
 // run it supersedes, one line per changed row ("active_users_daily
-// 2026-11-28 shop: new_users 1156 -> 1146"); none for a first publication.
-func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.Day, fp string, rows any, opt publish.WriterOptions) ([]Restated, error) {
+// 2026-11-28 shop: new_users 1156 -> 1146"); none for a first publication,
+// nor for a withdrawal (withdraw: the day is not built, rows is empty).
+func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.Day, fp string, rows any, opt publish.WriterOptions, withdraw bool) ([]Restated, error) {
 	tbl, _ := rollups.ByName(table)
 	locks, err := c.lock(ctx, run, []rollups.Table{tbl}, d, c.LockWait)
 	if err != nil {
@@ -265,14 +327,14 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
 			var old []rollups.ActiveUsersDaily
 			if old, err = manifestRows[rollups.ActiveUsersDaily](ctx, c.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.ActiveUsersDaily) string { return x.Product })
+				moved = diffRows(table, d, old, r, func(x rollups.ActiveUsersDaily) string { return x.Product }, "product")
 			}
 		}
 	case []rollups.RetentionDaily:
 		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
 			var old []rollups.RetentionDaily
 			if old, err = manifestRows[rollups.RetentionDaily](ctx, c.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) })
+				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) }, "product", "day_n")
 			}
 		}
 	default:
@@ -291,6 +353,9 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 	}
 	if err := publish.Commit(ctx, c.Store, nm); err != nil {
 		return nil, err
+	}
+	if withdraw {
+		moved = nil
 	}
 	for _, m := range moved {
 		c.Log.Info("restated", "change", m.String())

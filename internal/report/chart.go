@@ -49,6 +49,9 @@ type svgText struct {
 	Fill   string
 }
 
+// provisionalFill shades a provisional day in a time chart.
+const provisionalFill = "#e6e9ee"
+
 // palette is Okabe–Ito's colour-blind-safe palette (without its yellow).
 var palette = []string{"#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#8C564B", "#6F6F6F"}
 
@@ -72,6 +75,9 @@ type timeChart struct {
 	Percent        bool // values are fractions, shown as %
 	Stacked        bool // stacked bars instead of lines
 	Grouped        bool // side-by-side bars instead of lines
+	// Provisional shades the days it holds, behind the data, with its
+	// text as their tooltip (why the day is provisional, and until when).
+	Provisional map[day.Day]string
 }
 
 const (
@@ -229,6 +235,12 @@ func (tc timeChart) render() chart {
 	pos, slot := dayX(tc.Days, x0, x1)
 	xLabels(&c, tc.Days, pos, y1)
 	c.Grid = append(c.Grid, svgLine{x0, y1, x1, y1}, svgLine{x0, y0, x0, y1})
+	// Provisional days first, so that the data is drawn over them.
+	for i, d := range tc.Days {
+		if why, ok := tc.Provisional[d]; ok {
+			c.Rects = append(c.Rects, svgRect{X: pos(i) - slot/2, Y: y0, W: slot, H: y1 - y0, Fill: provisionalFill, Title: fmt.Sprintf("%s %s", d, why)})
+		}
+	}
 	switch {
 	case tc.Stacked:
 		w := slot * 0.7
@@ -337,6 +349,7 @@ type heatCell struct {
 	Known            bool
 	Retained, Cohort int64
 	Rate             float64
+	Provisional      bool
 }
 
 // heatMap draws cohorts (rows) × day_n (columns), each cell shaded by its
@@ -379,6 +392,10 @@ func heatMap(id, title string, cohorts []day.Day, sizes []int64, cols []int, cel
 				r.Fill, r.Mark = shade(t), true
 				r.Title = fmt.Sprintf("cohort %s, day %d: %s of %s came back (%.1f%%)", d, cols[j], thousands(cell.Retained), thousands(cell.Cohort), cell.Rate*100)
 				text, fill = fmt.Sprintf("%.1f%%", cell.Rate*100), "#102030"
+				if cell.Provisional {
+					r.Title += "; provisional: late events may still change it"
+					text += "*"
+				}
 				if t > 0.55 {
 					fill = "#ffffff"
 				}

@@ -38,7 +38,7 @@ func TestReadsOnlyWhatManifestsList(t *testing.T) {
 	t.Parallel()
 	st := store.NewMem()
 	d := day.FromDate(2026, 11, 20)
-	good := []rollups.ActiveUsersDaily{{Product: "shop", DAU: 111, WAU: 222, MAU: 333, NewUsers: 11, ReturningUsers: 100}}
+	good := []rollups.ActiveUsersDaily{{Product: "shop", DAU: 111, WAU: ptr[int64](222), MAU: ptr[int64](333), NewUsers: 11, ReturningUsers: 100}}
 	bogus := []rollups.ActiveUsersDaily{{Product: "ghost", DAU: 999_001}}
 	// An older committed run, superseded: not read.
 	commit(t, st, "active_users_daily", d, "01A", []rollups.ActiveUsersDaily{{Product: "old", DAU: 999_002}})
@@ -140,7 +140,7 @@ func TestEscapesEverything(t *testing.T) {
 	st := store.NewMem()
 	d := day.FromDate(2026, 11, 20)
 	evil := `<script>alert("x")</script><img src=x onerror=alert(1)>`
-	commit(t, st, "active_users_daily", d, "01A", []rollups.ActiveUsersDaily{{Product: evil, DAU: 3, WAU: 3, MAU: 3}})
+	commit(t, st, "active_users_daily", d, "01A", []rollups.ActiveUsersDaily{{Product: evil, DAU: 3, WAU: ptr[int64](3), MAU: ptr[int64](3)}})
 	commit(t, st, "engagement_daily", d, "01A", []rollups.EngagementDaily{{Product: evil, Platform: evil, EventName: evil, Events: 5}})
 	commit(t, st, "sessions_daily", d, "01A", []rollups.SessionsDaily{{Product: evil, Platform: evil, Sessions: 2, BouncedSessions: 1}})
 	page := render(t, st, Options{})
@@ -169,3 +169,5 @@ func TestFromAfterTo(t *testing.T) {
 		t.Fatalf("err = %v, want one saying from is after to", err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -181,19 +182,119 @@ func build(t *tables, opt Options) *page {
 		p.Range += fmt.Sprintf("; asked for %s to %s", from, to)
 	}
 	xl := "reporting day (" + p.TimeZone + ")"
+	prov, last := provisionalDays(t.Quality)
+	if len(prov) > 0 {
+		pd := slices.Sorted(maps.Keys(prov))
+		until := ""
+		if !last.IsZero() {
+			until = " (until " + last.UTC().Format("2006-01-02 15:04 UTC") + " for the last one; hover a day for its own)"
+		}
+		p.Notes = append(p.Notes, fmt.Sprintf("%d provisional days (shaded in the charts, grey in the tables): %s. "+
+			"Late events may still arrive for them%s, so their numbers may still change: bounce rate and session lengths most, "+
+			"as late events extend sessions. The first run after that time rebuilds each day as final.", len(pd), dayList(pd), until))
+	}
 
 	p.Sections = append(p.Sections,
-		activeSection(t.Active, keep, xl),
+		activeSection(t.Active, keep, xl, prov),
 		retentionSection(t.Retention, keep),
-		eventsSection(t.Engage, keep, xl),
-		sessionsSection(t.Sessions, keep, xl),
-		qualitySection(t.Quality, xl),
+		eventsSection(t.Engage, keep, xl, prov),
+		sessionsSection(t.Sessions, keep, xl, prov),
+		qualitySection(t.Quality, xl, prov),
 		buildsSection(days, builds),
 	)
 	if opt.Product != "" && !hasProduct(t, opt.Product) {
 		p.Notes = append(p.Notes, fmt.Sprintf("No rows for product %q in this range.", opt.Product))
 	}
 	return p
+}
+
+// provisionalDays returns the days whose data_quality_daily row is
+// provisional, each with why and until when ("provisional: late events may
+// still arrive until 2026-08-10 00:15 UTC", from the day's manifest: its
+// zone and max_lateness) and, where the final days of parts measure it,
+// its expected completeness; and the latest of those times (zero if none
+// is known).
+func provisionalDays(parts []partition[rollups.DataQualityDaily]) (map[day.Day]string, time.Time) {
+	out := map[day.Day]string{}
+	var last time.Time
+	for _, x := range parts {
+		if len(x.Rows) == 0 || !x.Rows[0].Provisional {
+			continue
+		}
+		why := "provisional: late events may still arrive"
+		loc, err := time.LoadLocation(x.Manifest.TimeZone)
+		ml, err2 := time.ParseDuration(x.Manifest.Config["max_lateness"])
+		if err == nil && err2 == nil {
+			at := rollups.FinalAt(x.Day, loc, ml)
+			why += " until " + at.UTC().Format("2006-01-02 15:04 UTC")
+			if at.After(last) {
+				last = at
+			}
+			if share, ok := expectedCompleteness(parts, x.Manifest.CreatedAt.Sub(x.Day.End(loc))); ok {
+				why += fmt.Sprintf("; about %.0f%% of a day's events had arrived by the age this one was built at, over the final days shown", math.Floor(share*100))
+			}
+		}
+		out[x.Day] = why
+	}
+	return out, last
+}
+
+// expectedCompleteness is the share of their events that the final days of
+// parts had received by age after their end (rounded down to an age
+// rollups.LateHours measures), pooled over those days; ok is false when no
+// final day with events is shown, or the age is negative (the day was not
+// over).
+func expectedCompleteness(parts []partition[rollups.DataQualityDaily], age time.Duration) (share float64, ok bool) {
+	if age < 0 {
+		return 0, false
+	}
+	i := 0
+	for j, h := range rollups.LateHours {
+		if age >= time.Duration(h)*time.Hour {
+			i = j
+		}
+	}
+	var kept, late int64
+	for _, x := range parts {
+		for _, r := range x.Rows {
+			if !r.Provisional {
+				kept += r.KeptRows
+				late += r.Late(i)
+			}
+		}
+	}
+	if kept == 0 {
+		return 0, false
+	}
+	return float64(kept-late) / float64(kept), true
+}
+
+// dayList writes days as ranges: "2026-08-03 .. 2026-08-06, 2026-08-09".
+func dayList(ds []day.Day) string {
+	var parts []string
+	for i := 0; i < len(ds); {
+		j := i
+		for j+1 < len(ds) && ds[j+1] == ds[j]+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, ds[i].String()+" .. "+ds[j].String())
+		} else {
+			parts = append(parts, ds[i].String())
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
+}
+
+// provisionalRow marks a table row of a provisional day: greyed, with why
+// as the tooltip of its first cell.
+func provisionalRow(r row, why string) row {
+	r.Class = strings.TrimSpace(r.Class + " provisional")
+	if len(r.Cells) > 0 {
+		r.Cells[0].Title = why
+	}
+	return r
 }
 
 func hasProduct(t *tables, product string) bool {
@@ -249,14 +350,21 @@ func partDays[T any](parts []partition[T]) []day.Day {
 	return out
 }
 
-func activeSection(parts []partition[rollups.ActiveUsersDaily], keep func(string) bool, xl string) section {
+// notComputed is the tooltip of a windowed number that is NULL.
+const notComputed = "not computed: a day of its window after the start of data was never built"
+
+func activeSection(parts []partition[rollups.ActiveUsersDaily], keep func(string) bool, xl string, prov map[day.Day]string) section {
 	s := section{ID: "active", Title: "Active people",
 		Intro: "Distinct people (user_key) per product: DAU on the day, WAU over the 7 days and MAU over the 28 days ending it; new = first day ever seen in the product, returning = the rest of DAU. From active_users_daily."}
 	days := partDays(parts)
-	type vals struct{ dau, wau, mau, nw, ret []float64 }
+	type vals struct {
+		dau, wau, mau, nw, ret []float64
+		window                 []int64 // mau_window_days; 0 where the product has no row
+	}
 	byProduct := map[string]*vals{}
 	tb := table{ID: "t-active", Caption: "active_users_daily",
-		Head: []string{"dt", "product", "dau", "wau", "mau", "new_users", "returning_users", "stickiness"}}
+		Head: []string{"dt", "product", "dau", "wau", "mau", "new_users", "returning_users", "stickiness", "mau_window_days"}}
+	var firstDay day.Day // the first day of data, if in the range
 	for i, x := range parts {
 		for _, r := range x.Rows {
 			if !keep(r.Product) {
@@ -264,41 +372,101 @@ func activeSection(parts []partition[rollups.ActiveUsersDaily], keep func(string
 			}
 			v := byProduct[r.Product]
 			if v == nil {
-				v = &vals{nans(len(days)), nans(len(days)), nans(len(days)), nans(len(days)), nans(len(days))}
+				v = &vals{nans(len(days)), nans(len(days)), nans(len(days)), nans(len(days)), nans(len(days)), make([]int64, len(days))}
 				byProduct[r.Product] = v
 			}
-			v.dau[i], v.wau[i], v.mau[i], v.nw[i], v.ret[i] = float64(r.DAU), float64(r.WAU), float64(r.MAU), float64(r.NewUsers), float64(r.ReturningUsers)
-			tb.Rows = append(tb.Rows, row{Cells: []cell{str(x.Day.String()), str(r.Product), num(r.DAU), num(r.WAU), num(r.MAU), num(r.NewUsers), num(r.ReturningUsers), dec(r.Stickiness, 3)}})
+			v.dau[i], v.nw[i], v.ret[i] = float64(r.DAU), float64(r.NewUsers), float64(r.ReturningUsers)
+			v.window[i] = r.MAUWindowDays
+			wau, mau, stick := cell{Num: true, Title: notComputed}, cell{Num: true, Title: notComputed}, cell{Num: true, Title: notComputed}
+			if r.WAU != nil {
+				v.wau[i], wau = float64(*r.WAU), num(*r.WAU)
+			}
+			if r.MAU != nil {
+				v.mau[i], mau = float64(*r.MAU), num(*r.MAU)
+			}
+			if r.Stickiness != nil {
+				stick = dec(*r.Stickiness, 3)
+			}
+			window := num(r.MAUWindowDays)
+			if r.MAUWindowDays < rollups.MAUDays {
+				window.Title = fmt.Sprintf("start of data: only %d of the 28 days of the MAU window have data", r.MAUWindowDays)
+				mau.Title, stick.Title = window.Title, window.Title
+			}
+			rw := row{Cells: []cell{str(x.Day.String()), str(r.Product), num(r.DAU), wau, mau, num(r.NewUsers), num(r.ReturningUsers), stick, window}}
+			if r.MAUWindowDays < rollups.MAUDays {
+				rw.Class = "start"
+				rw.Cells[0].Title = window.Title
+			}
+			if r.MAUWindowDays == 1 {
+				firstDay = x.Day
+				rw.Cells[0].Title = "first day of data: everyone is new"
+			}
+			if r.Provisional {
+				why := prov[x.Day]
+				if why == "" {
+					why = "provisional: a day of its 28-day window is provisional; late events may still change it"
+				}
+				rw = provisionalRow(rw, why)
+			}
+			tb.Rows = append(tb.Rows, rw)
 		}
 	}
-	// A built day without a row for a product had nobody in 28 days: 0.
+	// A built day without a row for a product had nobody in 28 days: 0
+	// (but a number not computed stays a gap).
 	for _, v := range byProduct {
-		for _, sl := range [][]float64{v.dau, v.wau, v.mau, v.nw, v.ret} {
-			for i := range sl {
-				if math.IsNaN(sl[i]) {
-					sl[i] = 0
-				}
+		for i := range days {
+			if v.window[i] != 0 {
+				continue
+			}
+			for _, sl := range [][]float64{v.dau, v.wau, v.mau, v.nw, v.ret} {
+				sl[i] = 0
 			}
 		}
 	}
+	var partial []string
 	for k, product := range sortedKeys(byProduct) {
 		v := byProduct[product]
+		// Before 28 days of data, MAU counts fewer days; while it is no
+		// more than WAU on every day, the two lines are one.
+		short, same := false, true
+		for i := range days {
+			if v.window[i] != 0 && v.window[i] < rollups.MAUDays {
+				short = true
+			}
+			if !math.IsNaN(v.wau[i]) && !math.IsNaN(v.mau[i]) && v.wau[i] != v.mau[i] {
+				same = false
+			}
+		}
+		ser := []series{{Name: "DAU (day)", Color: color(0), Values: v.dau}, {Name: "WAU (7 days)", Color: color(1), Values: v.wau}, {Name: "MAU (28 days)", Color: color(2), Values: v.mau}}
+		if short {
+			partial = append(partial, product)
+			if same {
+				ser = []series{ser[0], {Name: "WAU = MAU (under 28 days of data)", Color: color(1), Values: v.wau}}
+			}
+		}
 		s.Charts = append(s.Charts,
-			timeChart{ID: fmt.Sprintf("c-active-%d", k), Title: "Active people: " + product, YLabel: "people", XLabel: xl, Days: days,
-				Series: []series{{Name: "DAU (day)", Color: color(0), Values: v.dau}, {Name: "WAU (7 days)", Color: color(1), Values: v.wau}, {Name: "MAU (28 days)", Color: color(2), Values: v.mau}}}.render(),
-			timeChart{ID: fmt.Sprintf("c-newret-%d", k), Title: "New and returning people: " + product, YLabel: "people per day", XLabel: xl, Days: days, Stacked: true,
+			timeChart{ID: fmt.Sprintf("c-active-%d", k), Title: "Active people: " + product, YLabel: "people", XLabel: xl, Days: days, Provisional: prov,
+				Series: ser}.render(),
+			timeChart{ID: fmt.Sprintf("c-newret-%d", k), Title: "New and returning people: " + product, YLabel: "people per day", XLabel: xl, Days: days, Stacked: true, Provisional: prov,
 				Series: []series{{Name: "returning", Color: color(0), Values: v.ret}, {Name: "new", Color: color(1), Values: v.nw}}}.render())
 	}
 	if len(byProduct) == 0 {
 		s.Charts = append(s.Charts, timeChart{ID: "c-active-0", Title: "Active people", XLabel: xl}.render())
 	}
+	if len(partial) > 0 {
+		s.Intro += " Start of data (rows in italics): mau_window_days says how many of the 28 days of the window have data; until it reaches 28 MAU counts a shorter history, and while it is under 7 WAU does too, so WAU and MAU can be equal (then drawn as one line)."
+	}
+	if firstDay != 0 {
+		s.Intro += fmt.Sprintf(" %s is the first day of data: everyone active that day is new.", firstDay)
+	}
+	s.Intro += " An empty wau, mau or stickiness is not computed: a day of its window was never built."
 	s.Tables = append(s.Tables, tb)
 	return s
 }
 
 func retentionSection(parts []partition[rollups.RetentionDaily], keep func(string) bool) section {
 	s := section{ID: "retention", Title: "Retention by cohort",
-		Intro: "Of the people first seen in a product on a day (the cohort), the share who used it again exactly 1, 7, 14 and 28 days later. Grey cells are days not reached (or not built) yet. From retention_daily."}
+		Intro: "Of the people first seen in a product on a day (the cohort), the share who used it again exactly 1, 7, 14 and 28 days later. Grey cells are days not reached (or not built) yet; a cell marked * is provisional (the cohort day or its return day may still get late events). On the first day of data everyone is new, so its cohort is everyone seen that day. From retention_daily."}
 	cols := rollups.RetentionDays[:]
 	head := []string{"dt", "product", "cohort_users"}
 	for _, n := range cols {
@@ -326,7 +494,7 @@ func retentionSection(parts []partition[rollups.RetentionDaily], keep func(strin
 			}
 			c.size = r.CohortUsers
 			if j := slices.Index(cols, int(r.DayN)); j >= 0 {
-				c.cells[j] = heatCell{Known: true, Retained: r.RetainedUsers, Cohort: r.CohortUsers, Rate: r.Retention}
+				c.cells[j] = heatCell{Known: true, Retained: r.RetainedUsers, Cohort: r.CohortUsers, Rate: r.Retention, Provisional: r.Provisional}
 			}
 		}
 		sort.Strings(products)
@@ -336,7 +504,12 @@ func retentionSection(parts []partition[rollups.RetentionDaily], keep func(strin
 			cells := []cell{str(x.Day.String()), str(product), num(c.size)}
 			for _, hc := range c.cells {
 				if hc.Known {
-					cells = append(cells, num(hc.Retained), pct(hc.Rate))
+					p := pct(hc.Rate)
+					if hc.Provisional {
+						p.Text += "*"
+						p.Title = "provisional: the cohort day or its return day may still get late events"
+					}
+					cells = append(cells, num(hc.Retained), p)
 				} else {
 					cells = append(cells, cell{Num: true, Title: "not measured yet"}, cell{Num: true, Title: "not measured yet"})
 				}
@@ -367,7 +540,7 @@ const (
 	trendEvents = 5
 )
 
-func eventsSection(parts []partition[rollups.EngagementDaily], keep func(string) bool, xl string) section {
+func eventsSection(parts []partition[rollups.EngagementDaily], keep func(string) bool, xl string, prov map[day.Day]string) section {
 	s := section{ID: "events", Title: "Top events",
 		Intro: fmt.Sprintf("The %d most frequent event names over the range (all platforms), and the daily trend of the top %d. From engagement_daily.", topEvents, trendEvents)}
 	days := partDays(parts)
@@ -407,20 +580,24 @@ func eventsSection(parts []partition[rollups.EngagementDaily], keep func(string)
 	}
 	s.Charts = append(s.Charts,
 		barChart("c-top-events", fmt.Sprintf("Top %d events, whole range", len(top)), "events in the range", bars),
-		timeChart{ID: "c-event-trend", Title: fmt.Sprintf("Top %d events per day", len(trend)), YLabel: "events per day", XLabel: xl, Days: days, Series: ser}.render())
+		timeChart{ID: "c-event-trend", Title: fmt.Sprintf("Top %d events per day", len(trend)), YLabel: "events per day", XLabel: xl, Days: days, Series: ser, Provisional: prov}.render())
 	tt := table{ID: "t-event-trend", Caption: "events per day (sum of engagement_daily.events)", Head: append([]string{"dt", "all events"}, trend...)}
 	for i, d := range days {
 		cells := []cell{str(d.String()), num(dayTotal[i])}
 		for _, n := range trend {
 			cells = append(cells, num(perDay[i][n]))
 		}
-		tt.Rows = append(tt.Rows, row{Cells: cells})
+		rw := row{Cells: cells}
+		if why, ok := prov[d]; ok {
+			rw = provisionalRow(rw, why)
+		}
+		tt.Rows = append(tt.Rows, rw)
 	}
 	s.Tables = append(s.Tables, tb, tt)
 	return s
 }
 
-func sessionsSection(parts []partition[rollups.SessionsDaily], keep func(string) bool, xl string) section {
+func sessionsSection(parts []partition[rollups.SessionsDaily], keep func(string) bool, xl string, prov map[day.Day]string) section {
 	s := section{ID: "sessions", Title: "Sessions",
 		Intro: "Sessions per day (a session is counted under the product and platform of its first event), the share that bounced (one event only), and the median (p50) and 90th percentile (p90) session length per platform. From sessions_daily."}
 	days := partDays(parts)
@@ -450,8 +627,12 @@ func sessionsSection(parts []partition[rollups.SessionsDaily], keep func(string)
 			if r.Sessions > 0 {
 				rate = float64(r.BouncedSessions) / float64(r.Sessions)
 			}
-			tb.Rows = append(tb.Rows, row{Cells: []cell{str(x.Day.String()), str(r.Product), str(r.Platform), num(r.Sessions), num(r.BouncedSessions), pct(rate),
-				dec(r.AvgSessionSeconds, 1), dec(r.P50SessionSeconds, 1), dec(r.P90SessionSeconds, 1), dec(r.EventsPerSession, 2)}})
+			rw := row{Cells: []cell{str(x.Day.String()), str(r.Product), str(r.Platform), num(r.Sessions), num(r.BouncedSessions), pct(rate),
+				dec(r.AvgSessionSeconds, 1), dec(r.P50SessionSeconds, 1), dec(r.P90SessionSeconds, 1), dec(r.EventsPerSession, 2)}}
+			if why, ok := prov[x.Day]; ok {
+				rw = provisionalRow(rw, why)
+			}
+			tb.Rows = append(tb.Rows, rw)
 		}
 	}
 	products := sortedKeys(sessions)
@@ -468,8 +649,8 @@ func sessionsSection(parts []partition[rollups.SessionsDaily], keep func(string)
 		rate = append(rate, series{Name: product, Color: color(k), Values: r})
 	}
 	s.Charts = append(s.Charts,
-		timeChart{ID: "c-sessions", Title: "Sessions per day", YLabel: "sessions", XLabel: xl, Days: days, Series: count}.render(),
-		timeChart{ID: "c-bounce", Title: "Bounce rate", YLabel: "% of sessions with one event", XLabel: xl, Days: days, Series: rate, Percent: true}.render())
+		timeChart{ID: "c-sessions", Title: "Sessions per day", YLabel: "sessions", XLabel: xl, Days: days, Series: count, Provisional: prov}.render(),
+		timeChart{ID: "c-bounce", Title: "Bounce rate", YLabel: "% of sessions with one event", XLabel: xl, Days: days, Series: rate, Percent: true, Provisional: prov}.render())
 	platformColor := map[string]string{}
 	for k, pl := range sortedKeys(platforms) {
 		platformColor[pl] = color(k)
@@ -482,8 +663,8 @@ func sessionsSection(parts []partition[rollups.SessionsDaily], keep func(string)
 			s90 = append(s90, series{Name: pl, Color: platformColor[pl], Values: p90[product][pl]})
 		}
 		s.Charts = append(s.Charts,
-			timeChart{ID: fmt.Sprintf("c-p50-%d", k), Title: "Median session length (p50): " + product, YLabel: "seconds", XLabel: xl, Days: days, Series: s50}.render(),
-			timeChart{ID: fmt.Sprintf("c-p90-%d", k), Title: "Long sessions (p90 length): " + product, YLabel: "seconds", XLabel: xl, Days: days, Series: s90}.render())
+			timeChart{ID: fmt.Sprintf("c-p50-%d", k), Title: "Median session length (p50): " + product, YLabel: "seconds", XLabel: xl, Days: days, Series: s50, Provisional: prov}.render(),
+			timeChart{ID: fmt.Sprintf("c-p90-%d", k), Title: "Long sessions (p90 length): " + product, YLabel: "seconds", XLabel: xl, Days: days, Series: s90, Provisional: prov}.render())
 	}
 	s.Tables = append(s.Tables, tb)
 	return s
@@ -503,7 +684,7 @@ func qualityColumns() (names []string, idx []int) {
 	return names, idx
 }
 
-func qualitySection(parts []partition[rollups.DataQualityDaily], xl string) section {
+func qualitySection(parts []partition[rollups.DataQualityDaily], xl string, prov map[day.Day]string) section {
 	s := section{ID: "quality", Title: "Data quality",
 		Intro: "What came in each day (all products) and what became of it: raw rows = kept + duplicates dropped + invalid (quarantined). Late rows arrived after their day ended; clock-skewed rows were counted at received_at. Bad files and conversion failures are raw objects and Firehose records that could not be read. A restated day was published before and its numbers changed. From data_quality_daily."}
 	days := partDays(parts)
@@ -519,18 +700,18 @@ func qualitySection(parts []partition[rollups.DataQualityDaily], xl string) sect
 		return v
 	}
 	s.Charts = append(s.Charts,
-		timeChart{ID: "c-quality-rows", Title: "Raw rows per day, and what became of them", YLabel: "rows", XLabel: xl, Days: days, Stacked: true, Series: []series{
+		timeChart{ID: "c-quality-rows", Title: "Raw rows per day, and what became of them", YLabel: "rows", XLabel: xl, Days: days, Stacked: true, Provisional: prov, Series: []series{
 			{Name: "kept", Color: color(2), Values: get(func(r rollups.DataQualityDaily) int64 { return r.KeptRows })},
 			{Name: "duplicates dropped", Color: color(1), Values: get(func(r rollups.DataQualityDaily) int64 { return r.DuplicatesDropped })},
 			{Name: "invalid", Color: color(3), Values: get(func(r rollups.DataQualityDaily) int64 { return r.InvalidRows })},
 		}}.render(),
-		timeChart{ID: "c-quality-problems", Title: "Rows needing attention", YLabel: "rows", XLabel: xl, Days: days, Series: []series{
+		timeChart{ID: "c-quality-problems", Title: "Rows needing attention", YLabel: "rows", XLabel: xl, Days: days, Provisional: prov, Series: []series{
 			{Name: "duplicates", Color: color(1), Values: get(func(r rollups.DataQualityDaily) int64 { return r.DuplicatesDropped })},
 			{Name: "invalid", Color: color(3), Values: get(func(r rollups.DataQualityDaily) int64 { return r.InvalidRows })},
 			{Name: "late", Color: color(0), Values: get(func(r rollups.DataQualityDaily) int64 { return r.LateRows })},
 			{Name: "clock-skewed", Color: color(4), Values: get(func(r rollups.DataQualityDaily) int64 { return r.ClockSkewedRows })},
 		}}.render(),
-		timeChart{ID: "c-quality-bad", Title: "Unreadable input", YLabel: "files / records", XLabel: xl, Days: days, Grouped: true, Series: []series{
+		timeChart{ID: "c-quality-bad", Title: "Unreadable input", YLabel: "files / records", XLabel: xl, Days: days, Grouped: true, Provisional: prov, Series: []series{
 			{Name: "bad files", Color: color(3), Values: get(func(r rollups.DataQualityDaily) int64 { return r.BadFiles })},
 			{Name: "conversion failures (records)", Color: color(6), Values: get(func(r rollups.DataQualityDaily) int64 { return r.ConversionFailedRecords })},
 		}}.render(),
@@ -560,6 +741,9 @@ func qualitySection(parts []partition[rollups.DataQualityDaily], xl string) sect
 				}
 			}
 			rw := row{Cells: cells}
+			if r.Provisional {
+				rw = provisionalRow(rw, prov[x.Day])
+			}
 			if r.Restated {
 				rw.Class = "restated"
 				restated = append(restated, x.Day.String())

@@ -34,6 +34,9 @@ var (
 	// restatedDay gets late events after the first build.
 	restatedDay = day.FromDate(2026, 8, 3)
 	fixNow      = func() time.Time { return time.Date(2026, 8, 7, 6, 0, 0, 0, time.UTC) }
+	// builtAt is when the job builds the fixture: 2026-08-01 and 02 are
+	// final by then (end + 7 days + 15 minutes), 03 to 06 provisional.
+	builtAt = func() time.Time { return time.Date(2026, 8, 10, 0, 30, 0, 0, time.UTC) }
 )
 
 var fixture struct {
@@ -80,7 +83,7 @@ func buildWarehouse() (string, error) {
 	if _, err := gen.Generate(ctx, st, g); err != nil {
 		return dir, err
 	}
-	cfg := job.Config{Store: st, From: fixFrom, To: fixTo, Rules: compact.DefaultRules(time.UTC)}
+	cfg := job.Config{Store: st, From: fixFrom, To: fixTo, Rules: compact.DefaultRules(time.UTC), Now: builtAt}
 	if _, err := job.Run(ctx, cfg); err != nil {
 		return dir, err
 	}
@@ -215,9 +218,21 @@ func checkInt(t *testing.T, where, got string, n int64) {
 
 // checkFloat says whether a cell shows v (times scale, for percentages)
 // rounded to the cell's decimals.
+// checkNullInt is checkInt for a nullable column: null shows as an empty cell.
+func checkNullInt(t *testing.T, where, got string, n *int64) {
+	t.Helper()
+	if n == nil {
+		if got != "" {
+			t.Errorf("%s: page shows %q, curated table has null", where, got)
+		}
+		return
+	}
+	checkInt(t, where, got, *n)
+}
+
 func checkFloat(t *testing.T, where, got string, v, scale float64) {
 	t.Helper()
-	s := strings.TrimSuffix(strings.ReplaceAll(got, ",", ""), "%")
+	s := strings.TrimSuffix(strings.TrimSuffix(strings.ReplaceAll(got, ",", ""), "*"), "%")
 	f, err := strconv.ParseFloat(s, 64)
 	decimals := 0
 	if _, frac, ok := strings.Cut(s, "."); ok {
@@ -246,11 +261,18 @@ func TestPageTablesEqualCuratedRows(t *testing.T) {
 					continue
 				}
 				checkInt(t, k+" dau", got["dau"], r.DAU)
-				checkInt(t, k+" wau", got["wau"], r.WAU)
-				checkInt(t, k+" mau", got["mau"], r.MAU)
+				checkNullInt(t, k+" wau", got["wau"], r.WAU)
+				checkNullInt(t, k+" mau", got["mau"], r.MAU)
+				checkInt(t, k+" mau_window_days", got["mau_window_days"], r.MAUWindowDays)
 				checkInt(t, k+" new_users", got["new_users"], r.NewUsers)
 				checkInt(t, k+" returning_users", got["returning_users"], r.ReturningUsers)
-				checkFloat(t, k+" stickiness", got["stickiness"], r.Stickiness, 1)
+				if r.Stickiness == nil {
+					if got["stickiness"] != "" {
+						t.Errorf("%s stickiness: page shows %q, curated table has null", k, got["stickiness"])
+					}
+				} else {
+					checkFloat(t, k+" stickiness", got["stickiness"], *r.Stickiness, 1)
+				}
 			}
 		}
 		if n == 0 || len(keys) != n {
@@ -412,4 +434,62 @@ func TestPageTablesEqualCuratedRows(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestProvisionalAndStartOfData: the provisional days are shaded in every
+// time chart and greyed in the tables with until when late events may
+// arrive, the retention cells that depend on them are starred, the first
+// day of data says everyone is new, and with six days of data WAU and MAU
+// are one line named so (not a MAU line hiding WAU).
+func TestProvisionalAndStartOfData(t *testing.T) {
+	t.Parallel()
+	st := warehouse(t)
+	page := render(t, st, Options{})
+	if !strings.Contains(page, "4 provisional days (shaded in the charts, grey in the tables): 2026-08-03 .. 2026-08-06. "+
+		"Late events may still arrive for them (until 2026-08-14 00:15 UTC for the last one;") {
+		t.Errorf("no note on the provisional days in:\n%.3000s", page)
+	}
+	// Expected completeness: every provisional day was built more than 72
+	// hours after its end; the final days (08-01, 08-02) had received all
+	// but late_rows_72h of their events by then.
+	var kept, late int64
+	for d, rs := range curated[rollups.DataQualityDaily](t, st, "data_quality_daily") {
+		if d < fixFrom+2 {
+			kept, late = kept+rs[0].KeptRows, late+rs[0].LateRows72h
+		}
+	}
+	if late == 0 {
+		t.Error("no final day received events 72 hours late: the estimate is not exercised")
+	}
+	expected := fmt.Sprintf("; about %.0f%% of a day's events had arrived by the age this one was built at, over the final days shown", math.Floor(float64(kept-late)/float64(kept)*100))
+	for d := fixFrom; d <= fixTo; d++ {
+		until := time.Date(2026, 8, 1, 0, 15, 0, 0, time.UTC).AddDate(0, 0, int(d-fixFrom)+8).Format("2006-01-02 15:04")
+		row := `provisional"><td title="provisional: late events may still arrive until ` + until + ` UTC` + html.EscapeString(expected) + `">` + d.String() + `</td>`
+		n := strings.Count(page, row)
+		if provisional := d >= fixFrom+2; provisional && n < 3 || !provisional && n != 0 {
+			t.Errorf("%s: %d table rows marked provisional until %s", d, n, until)
+		}
+	}
+	charts := regexp.MustCompile(`(?s)<svg id="(c-[a-z0-9-]+)".*?</svg>`).FindAllStringSubmatch(page, -1)
+	shaded := 0
+	for _, c := range charts {
+		if n := strings.Count(c[0], `fill="`+provisionalFill+`"`); n > 0 {
+			shaded++
+			if n != 4 {
+				t.Errorf("chart %s shades %d days, want 4", c[1], n)
+			}
+		}
+	}
+	if shaded < 8 {
+		t.Errorf("%d charts shade the provisional days, want every time chart", shaded)
+	}
+	if !regexp.MustCompile(`\d+\.\d%\*`).MatchString(page) {
+		t.Error("no retention cell is starred provisional")
+	}
+	if !strings.Contains(page, `<tr class="start"><td title="first day of data: everyone is new">2026-08-01</td>`) || !strings.Contains(page, "2026-08-01 is the first day of data") {
+		t.Error("the first day of data is not marked")
+	}
+	if !strings.Contains(page, "WAU = MAU (under 28 days of data)") || strings.Contains(page, ">MAU (28 days)<") {
+		t.Error("with six days of data, the chart should draw WAU and MAU as one line named so")
+	}
 }

@@ -8,8 +8,10 @@ func TestDuckDB(t *testing.T) {
 		paths       []string
 		want        string
 	}{
-		{"run folders: no run column", "events", []string{"/d/curated/events/dt=2026-11-24/run=01A/part-00000.zstd.parquet", "/d/it's/run=01B/p.parquet"},
-			`CREATE OR REPLACE VIEW "events" AS SELECT * EXCLUDE (run) FROM read_parquet(['/d/curated/events/dt=2026-11-24/run=01A/part-00000.zstd.parquet', '/d/it''s/run=01B/p.parquet'], hive_partitioning = true, union_by_name = true)`},
+		{"run folders: no run folder column", "events", []string{"/d/curated/events/dt=2026-11-24/run=01A/part-00000.zstd.parquet", "/d/it's/run=01B/p.parquet"},
+			`CREATE OR REPLACE VIEW "events" AS SELECT * EXCLUDE (filename), CAST(regexp_extract(filename, '/dt=([^/]*)/', 1) AS DATE) AS "dt" FROM read_parquet(['/d/curated/events/dt=2026-11-24/run=01A/part-00000.zstd.parquet', '/d/it''s/run=01B/p.parquet'], hive_partitioning = false, union_by_name = true, filename = true)`},
+		{"buckets", "users", []string{"/d/curated/users/bucket=03/run=01A/p.parquet"},
+			`CREATE OR REPLACE VIEW "users" AS SELECT * EXCLUDE (filename), regexp_extract(filename, '/bucket=([^/]*)/', 1) AS "bucket" FROM read_parquet(['/d/curated/users/bucket=03/run=01A/p.parquet'], hive_partitioning = false, union_by_name = true, filename = true)`},
 		{"plain files", `a"b`, []string{"s3://b/x.parquet"},
 			`CREATE OR REPLACE VIEW "a""b" AS SELECT * FROM read_parquet(['s3://b/x.parquet'], hive_partitioning = true, union_by_name = true)`},
 	}
