@@ -21,6 +21,7 @@
 package rollups
 
 import (
+	"cmp"
 	"embed"
 	"reflect"
 	"strings"
@@ -172,14 +173,15 @@ func (q DataQualityDaily) Late(i int) int64 {
 
 // Quarantine holds what could not be used, with the reason: invalid rows as
 // read, and one row per bad raw object and per Firehose conversion failure.
-// Grain: dt × reason × row.
+// Its times are pointers: nil is null, and a time of exactly the epoch (0)
+// is a time. Grain: dt × reason × row.
 type Quarantine struct {
 	Reason       string            `parquet:"reason" doc:"why: missing_event_id, missing_received_at, missing_event_name, missing_user, implausible_received_at, value_too_large, bad_object_<why>, conversion_failed"`
 	SourceObject string            `parquet:"source_object" doc:"key of the raw object the row came from"`
 	Detail       string            `parquet:"detail,optional" doc:"more detail (the reader's error for a bad object, the error code for a conversion failure, each value too large and its size)"`
 	EventID      string            `parquet:"event_id,optional" doc:"as read"`
-	EventTime    int64             `parquet:"event_time,optional,timestamp(millisecond)" doc:"as read"`
-	ReceivedAt   int64             `parquet:"received_at,optional,timestamp(millisecond)" doc:"as read"`
+	EventTime    *int64            `parquet:"event_time,optional,timestamp(millisecond)" doc:"as read"`
+	ReceivedAt   *int64            `parquet:"received_at,optional,timestamp(millisecond)" doc:"as read"`
 	EventName    string            `parquet:"event_name,optional" doc:"as read"`
 	UserID       string            `parquet:"user_id,optional" doc:"as read"`
 	DeviceID     string            `parquet:"device_id,optional" doc:"as read"`
@@ -314,4 +316,17 @@ func (t Table) Columns() []Column {
 		cols = append(cols, Column{Name: name, Type: typ, Doc: f.Tag.Get("doc")})
 	}
 	return cols
+}
+
+// CompareTimes orders two optional times (Quarantine's): null first.
+func CompareTimes(a, b *int64) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	return cmp.Compare(*a, *b)
 }

@@ -306,8 +306,8 @@ func refSortedKeys(m map[string]string) []string {
 
 func refCompareQuarantine(a, b rollups.Quarantine) int {
 	return cmp.Or(cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.SourceObject, b.SourceObject),
-		cmp.Compare(a.EventID, b.EventID), cmp.Compare(a.ReceivedAt, b.ReceivedAt),
-		cmp.Compare(a.EventTime, b.EventTime), cmp.Compare(a.EventName, b.EventName),
+		cmp.Compare(a.EventID, b.EventID), rollups.CompareTimes(a.ReceivedAt, b.ReceivedAt),
+		rollups.CompareTimes(a.EventTime, b.EventTime), cmp.Compare(a.EventName, b.EventName),
 		cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID))
 }
 
@@ -318,10 +318,12 @@ func refQuarantineRow(r *raw.Row, reason string) rollups.Quarantine {
 		Platform: r.Platform, AppVersion: r.AppVersion, Country: r.Country, Properties: r.Properties,
 	}
 	if r.HasEventTime {
-		q.EventTime = r.EventTime
+		t := r.EventTime
+		q.EventTime = &t
 	}
 	if r.HasReceivedAt {
-		q.ReceivedAt = r.ReceivedAt
+		t := r.ReceivedAt
+		q.ReceivedAt = &t
 	}
 	return q
 }

@@ -74,12 +74,12 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 			if f.Message != "" {
 				detail += ": " + f.Message
 			}
-			q = append(q, rollups.Quarantine{Reason: "conversion_failed", SourceObject: f.Source, Detail: detail, ReceivedAt: f.Arrival})
+			q = append(q, rollups.Quarantine{Reason: "conversion_failed", SourceObject: f.Source, Detail: detail, ReceivedAt: &f.Arrival})
 		}
 	}
 	slices.SortStableFunc(q, func(a, b rollups.Quarantine) int {
 		return cmp.Or(strings.Compare(a.Reason, b.Reason), strings.Compare(a.SourceObject, b.SourceObject),
-			cmp.Compare(a.ReceivedAt, b.ReceivedAt), strings.Compare(a.Detail, b.Detail))
+			rollups.CompareTimes(a.ReceivedAt, b.ReceivedAt), strings.Compare(a.Detail, b.Detail))
 	})
 
 	// The events are written while the rollups are computed from them

@@ -257,3 +257,47 @@ func readAll(t *testing.T, ctx context.Context, db *sql.DB, table string) int {
 	}
 	return n
 }
+
+// TestEpochQuarantineTimesAreTimes: a quarantined row's event_time and
+// received_at of exactly the epoch are kept as that time, not null; a
+// missing one is null.
+func TestEpochQuarantineTimesAreTimes(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := store.OpenDir(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d0 := time.Date(2026, 6, 3, 0, 0, 0, 0, time.UTC)
+	at := d0.Add(10 * time.Hour)
+	epoch := time.UnixMilli(0).UTC()
+	writeRaw(t, st, rawKey(at, "epoch"), []event.Raw{
+		{EventID: "both", EventTime: epoch, ReceivedAt: epoch, EventName: "open", UserID: "u"},
+		{EventID: "received", ReceivedAt: epoch, EventName: "open", UserID: "u"},
+	})
+	d := day.FromDate(d0.Date())
+	if _, err := Run(ctx, Config{Store: st, From: d, To: d, Rules: compact.DefaultRules(time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	db := openDuck(t)
+	if err := db.ViewCurated(ctx, root, "quarantine"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.QueryContext(ctx, "SELECT event_id, reason, coalesce(CAST(epoch_ms(event_time) AS VARCHAR), 'null'), coalesce(CAST(epoch_ms(received_at) AS VARCHAR), 'null') FROM quarantine ORDER BY event_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	var got []string
+	for res.Next() {
+		var id, reason, et, ra string
+		if err := res.Scan(&id, &reason, &et, &ra); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Join([]string{id, reason, et, ra}, " "))
+	}
+	want := []string{"both implausible_received_at 0 0", "received implausible_received_at null 0"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("quarantine (-want +got):\n%s", diff)
+	}
+}
