@@ -196,3 +196,83 @@ func TestPipelineKeepsWhatItAccepts(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineOversizedEventsCostNoOthers is issue 29's scenario end to
+// end: 200 events, one with a 600 KiB user_id and one with a 600 KiB
+// property value, 200 more, a graceful stop (what SIGTERM does), then the
+// rollup. The two oversized events are refused with 400, and every event
+// answered 200 is in the events table.
+func TestPipelineOversizedEventsCostNoOthers(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	cfg.Store = dir
+	cfg.Stream = "app"
+	cfg.BufferInterval = time.Hour
+	base, stop := startRun(t, cfg)
+	var accepted []string
+	send := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			status, r := postEvents(t, base, key1, fmt.Sprintf(
+				`{"event_name":"tap","user_id":"u-%d","product":"shop","platform":"web"}`, i%17))
+			if status != http.StatusOK || len(r.Events) != 1 {
+				t.Fatalf("event %d: %d %+v", i, status, r)
+			}
+			accepted = append(accepted, r.Events[0].EventID)
+		}
+	}
+	send(0, 200)
+	big := strings.Repeat("x", 600<<10)
+	for _, body := range []string{
+		`{"event_name":"tap","user_id":"` + big + `","product":"shop","platform":"web"}`,
+		`{"event_name":"tap","user_id":"u-1","product":"shop","platform":"web","properties":{"blob":"` + big + `"}}`,
+	} {
+		if status, r := postEvents(t, base, key1, body); status != http.StatusBadRequest || r.Accepted != 0 {
+			t.Fatalf("oversized event: %d %+v; want 400, nothing accepted", status, r)
+		}
+	}
+	send(200, 200)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	st, err := store.OpenDir(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test collector's clock is 2026-11-24T13:05:09Z.
+	d := day.FromDate(2026, 11, 24)
+	sum, err := job.Run(ctx, job.Config{Store: st, From: d, To: d, Rules: compact.DefaultRules(time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept, invalid, bad int64
+	for _, d := range sum.Days {
+		kept += d.Quality.KeptRows
+		invalid += d.Quality.InvalidRows
+		bad += d.Quality.BadFiles
+	}
+	if kept != 400 || invalid != 0 || bad != 0 {
+		t.Errorf("kept %d, invalid %d, bad files %d; want 400, 0, 0", kept, invalid, bad)
+	}
+	db, err := duckref.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.ViewCurated(ctx, dir, "events"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(ctx, "SELECT event_id FROM events ORDER BY event_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r["event_id"].(string))
+	}
+	slices.Sort(accepted)
+	if !slices.Equal(got, accepted) {
+		t.Errorf("events table holds %d events, want exactly the %d accepted", len(got), len(accepted))
+	}
+}
