@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -34,7 +35,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(fs.Output(), "lwsql runs one SQL query over the curated tables of a local store.\n\n"+
 			"Example:\n  lwsql --store ./data \"SELECT * FROM data_quality_daily ORDER BY dt\"\n\n"+
 			"Each table is a view over the files of its current runs (as their manifests\n"+
-			"list them); dt is a DATE, timestamps print in UTC.\n\n"+
+			"list them), with all the daily tables of a day from one build; dt is a DATE,\n"+
+			"timestamps print in UTC. A query whose files a rollup finishing meanwhile\n"+
+			"deleted runs again over the new runs.\n\n"+
 			"Tables: %s\n\nExit codes: 0 done, 1 the query failed, 2 bad usage.\n\nFlags:\n", strings.Join(tableNames(""), ", "))
 		fs.PrintDefaults()
 	}
@@ -62,16 +65,69 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer db.Close()
-	present, err := viewTables(ctx, db, st)
-	if err != nil {
+	if err := queryStore(ctx, db, st, fs.Arg(0), stdout); err != nil {
 		fmt.Fprintln(stderr, "lwsql:", err)
 		return 1
 	}
-	if err := query(ctx, db, fs.Arg(0), stdout); err != nil {
-		fmt.Fprintln(stderr, "lwsql:", explain(err, st.Root(), present))
-		return 1
-	}
 	return 0
+}
+
+// queryStore runs q over views of st's tables (viewTables) and prints the
+// result to stdout, all of it or nothing. A rebuild that finishes while
+// the query runs deletes the runs it supersedes (at once, on a local
+// store), which the views may name: if a file they name is gone, it
+// resolves the tables again and runs the query again, after a pause that
+// doubles (a run republishes its days and windowed partitions one after
+// another, a burst of deletes).
+func queryStore(ctx context.Context, db *duckref.DB, st *store.Dir, q string, stdout io.Writer) error {
+	pause := firstPause
+	for attempt := 1; ; attempt++ {
+		snap, present, err := viewTables(ctx, db, st)
+		if err == nil {
+			var out bytes.Buffer
+			if err = query(ctx, db, q, &out); err == nil {
+				_, err = io.Copy(stdout, &out)
+				return err
+			}
+			err = errors.New(explain(err, st.Root(), present))
+		}
+		if attempt == attempts || !gone(st, snap) || sleep(ctx, pause) != nil {
+			return err
+		}
+		pause = min(2*pause, maxPause)
+	}
+}
+
+// attempts bounds how often lwsql runs a query whose files a finished
+// rebuild deleted meanwhile; it pauses firstPause after the first, then
+// twice as long each time, up to maxPause (a few seconds in all).
+const (
+	attempts   = 9
+	firstPause = 20 * time.Millisecond
+	maxPause   = time.Second
+)
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// gone reports whether a data file snap names is no longer in the store.
+func gone(st *store.Dir, snap publish.Snapshot) bool {
+	for t := range snap {
+		for _, k := range snap.Keys(t) {
+			if _, err := os.Stat(filepath.Join(st.Root(), filepath.FromSlash(k))); errors.Is(err, fs.ErrNotExist) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // openStore opens the local store at root, saying plainly when there is
@@ -90,28 +146,31 @@ func openStore(root string) (*store.Dir, error) {
 }
 
 // viewTables creates a view per curated table with at least one committed
-// partition, over the files of its current runs, and returns those tables'
-// names, sorted.
-func viewTables(ctx context.Context, db *duckref.DB, st *store.Dir) ([]string, error) {
+// partition, over the files of the runs readers see (publish.Visible: the
+// current runs, and one build of each day across a day's tables), and
+// returns what it resolved and those tables' names, sorted. A view that
+// fails still returns what was resolved (its files may be gone).
+func viewTables(ctx context.Context, db *duckref.DB, st *store.Dir) (publish.Snapshot, []string, error) {
+	names := tableNames(st.Root())
+	snap, err := publish.Visible(ctx, st, names...)
+	if err != nil {
+		return nil, nil, err
+	}
 	var present []string
-	for _, t := range tableNames(st.Root()) {
-		keys, err := publish.CurrentKeys(ctx, st, t)
-		if err != nil {
-			return nil, fmt.Errorf("table %s: %w", t, err)
-		}
-		if len(keys) == 0 {
-			continue
-		}
+	for _, t := range names {
+		keys := snap.Keys(t)
 		paths := make([]string, len(keys))
 		for i, k := range keys {
 			paths[i] = filepath.Join(st.Root(), filepath.FromSlash(k))
 		}
-		if err := db.ViewFiles(ctx, t, paths); err != nil {
-			return nil, err
+		if err := db.ViewFiles(ctx, t, paths); err != nil { // no paths: no view
+			return snap, nil, err
 		}
-		present = append(present, t)
+		if len(paths) > 0 {
+			present = append(present, t)
+		}
 	}
-	return present, nil
+	return snap, present, nil
 }
 
 // tableNames lists the curated tables: those the project defines, and any
