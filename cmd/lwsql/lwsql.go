@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,8 +38,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"Example:\n  lwsql --store ./data \"SELECT * FROM data_quality_daily ORDER BY dt\"\n\n"+
 			"The query is one argument; it may hold several statements separated by ;\n"+
 			"and each one's result is printed, in order. Each table is a view over the\n"+
-			"files of its current runs (as their manifests list them); dt is a DATE,\n"+
-			"timestamps print in UTC.\n\n"+
+			"files of its current runs (as their manifests list them), with all the\n"+
+			"daily tables of a day from one build; dt is a DATE, timestamps print in\n"+
+			"UTC. A query whose files a rollup finishing meanwhile deleted runs again\n"+
+			"over the new runs.\n\n"+
 			"Tables: %s\n\nExit codes: 0 done, 1 the query failed, 2 bad usage (or no store there).\n\nFlags:\n", strings.Join(tableNames(""), ", "))
 		flagtext.PrintDefaults(fs, fs.Output())
 	}
@@ -70,25 +74,103 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer db.Close()
-	present, err := viewTables(ctx, db, st)
-	if err != nil {
+	if err := queryStore(ctx, db, st, stmts, stdout); err != nil {
 		fmt.Fprintln(stderr, "lwsql:", err)
 		return 1
 	}
-	for i, q := range stmts {
-		if i > 0 {
-			fmt.Fprintln(stdout)
-		}
-		if err := query(ctx, db, q, stdout); err != nil {
-			msg := explain(err, st.Root(), present)
-			if len(stmts) > 1 {
-				msg = fmt.Sprintf("statement %d of %d: %s", i+1, len(stmts), msg)
+	return 0
+}
+
+// queryStore runs stmts in order over views of st's tables (viewTables)
+// and prints each one's result to stdout, a blank line between them; if
+// one fails, the results of those before it. A rebuild that finishes while
+// the query runs deletes the runs it supersedes (at once, on a local
+// store), which the views may name: if a file they name is gone, it
+// resolves the tables again and runs the query again, after a pause that
+// doubles (a run republishes its days and windowed partitions one after
+// another, a burst of deletes).
+func queryStore(ctx context.Context, db *duckref.DB, st *store.Dir, stmts []string, stdout io.Writer) error {
+	pause := firstPause
+	for attempt := 1; ; attempt++ {
+		snap, present, err := viewTables(ctx, db, st)
+		var out bytes.Buffer // the results of the statements that ran
+		if err == nil {
+			if err = queryAll(ctx, db, stmts, &out); err == nil {
+				_, err = io.Copy(stdout, &out)
+				return err
 			}
-			fmt.Fprintln(stderr, "lwsql:", msg)
-			return 1
+			var se stmtError
+			if errors.As(err, &se) {
+				msg := explain(se.err, st.Root(), present)
+				if len(stmts) > 1 {
+					msg = fmt.Sprintf("statement %d of %d: %s", se.i+1, len(stmts), msg)
+				}
+				err = errors.New(msg)
+			}
+		}
+		if attempt == attempts || !gone(st, snap) || sleep(ctx, pause) != nil {
+			// The statements before the one that failed are shown.
+			if _, werr := io.Copy(stdout, &out); werr != nil {
+				return werr
+			}
+			return err
+		}
+		pause = min(2*pause, maxPause)
+	}
+}
+
+// attempts bounds how often lwsql runs a query whose files a finished
+// rebuild deleted meanwhile; it pauses firstPause after the first, then
+// twice as long each time, up to maxPause (a few seconds in all).
+const (
+	attempts   = 9
+	firstPause = 20 * time.Millisecond
+	maxPause   = time.Second
+)
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// gone reports whether a data file snap names is no longer in the store.
+func gone(st *store.Dir, snap publish.Snapshot) bool {
+	for t := range snap {
+		for _, k := range snap.Keys(t) {
+			if _, err := os.Stat(filepath.Join(st.Root(), filepath.FromSlash(k))); errors.Is(err, fs.ErrNotExist) {
+				return true
+			}
 		}
 	}
-	return 0
+	return false
+}
+
+// stmtError is the error of statement i (from 0) of a query.
+type stmtError struct {
+	i   int
+	err error
+}
+
+func (e stmtError) Error() string { return e.err.Error() }
+
+// queryAll runs stmts in order, printing each one's result to w with a
+// blank line between them; it stops at the first that fails.
+func queryAll(ctx context.Context, db *duckref.DB, stmts []string, w io.Writer) error {
+	for i, q := range stmts {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		if err := query(ctx, db, q, w); err != nil {
+			return stmtError{i, err}
+		}
+	}
+	return nil
 }
 
 // storeFolders are the top folders of a store: at least one is there once
@@ -112,16 +194,20 @@ func openStore(root string) (*store.Dir, error) {
 }
 
 // viewTables creates a view per curated table with at least one committed
-// partition, over the files of its current runs, and returns those tables'
-// names, sorted.
-func viewTables(ctx context.Context, db *duckref.DB, st *store.Dir) ([]string, error) {
+// partition, over the files of the runs readers see (publish.Visible: the
+// current runs, and one build of each day across a day's tables), and
+// returns what it resolved and those tables' names, sorted. A view that
+// fails still returns what was resolved (its files may be gone).
+func viewTables(ctx context.Context, db *duckref.DB, st *store.Dir) (publish.Snapshot, []string, error) {
+	names := tableNames(st.Root())
+	snap, err := publish.Visible(ctx, st, names...)
+	if err != nil {
+		return nil, nil, err
+	}
 	var present []string
 	var empty []rollups.Table
-	for _, t := range tableNames(st.Root()) {
-		keys, err := publish.CurrentKeys(ctx, st, t)
-		if err != nil {
-			return nil, fmt.Errorf("table %s: %w", t, err)
-		}
+	for _, t := range names {
+		keys := snap.Keys(t)
 		if len(keys) == 0 {
 			if tbl, ok := rollups.ByName(t); ok && tbl.History {
 				empty = append(empty, tbl)
@@ -132,10 +218,12 @@ func viewTables(ctx context.Context, db *duckref.DB, st *store.Dir) ([]string, e
 		for i, k := range keys {
 			paths[i] = filepath.Join(st.Root(), filepath.FromSlash(k))
 		}
-		if err := db.ViewFiles(ctx, t, paths); err != nil {
-			return nil, err
+		if err := db.ViewFiles(ctx, t, paths); err != nil { // no paths: no view
+			return snap, nil, err
 		}
-		present = append(present, t)
+		if len(paths) > 0 {
+			present = append(present, t)
+		}
 	}
 	// In a store with data, a history table with nothing committed yet
 	// (restatements after a clean build: no number was ever restated)
@@ -153,10 +241,10 @@ func viewTables(ctx context.Context, db *duckref.DB, st *store.Dir) ([]string, e
 			typ = "string"
 		}
 		if _, err := db.ExecContext(ctx, views.Empty(tbl.Name, append(cols, [2]string{tbl.PartitionKey(), typ}))); err != nil {
-			return nil, fmt.Errorf("table %s: %w", tbl.Name, err)
+			return snap, nil, fmt.Errorf("table %s: %w", tbl.Name, err)
 		}
 	}
-	return present, nil
+	return snap, present, nil
 }
 
 // tableNames lists the curated tables: those the project defines, and any

@@ -1,7 +1,9 @@
 // Command lwsql runs SQL over a local warehouse store with an embedded
 // DuckDB: every curated table is a view over the files of its current runs,
-// as their manifests list them (dt comes from the partition folders), so no
-// DuckDB install is needed to look at the data.
+// as their manifests list them (dt comes from the partition folders), the
+// daily tables of each day from one build (publish.Visible), so no DuckDB
+// install is needed to look at the data. A query that a rollup finishing
+// meanwhile pulls files from under runs again over the new runs.
 //
 //	lwsql --store ./data "SELECT dt, sum(events) FROM engagement_daily GROUP BY dt ORDER BY dt"
 //

@@ -22,7 +22,10 @@
 // location; partitions already at the location are left alone, so a rerun
 // does nothing. The caller must switch a partition only to a run folder whose
 // manifest exists (publish.Commit returned), or readers would see a partial
-// run: Registrar and VerifyCommitted check that with store.Stat.
+// run: VerifyCommitted checks that with store.Stat, and Registrar registers
+// each partition's current run (publish.CurrentAt), so that a run another
+// process superseded meanwhile is neither an error nor registered over the
+// later one.
 //
 // Every partition records when the catalog started pointing at its location
 // (Partition.Since). Collectable uses it to delete a superseded run folder

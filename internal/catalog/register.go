@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -53,7 +54,7 @@ func VerifyCommitted(ctx context.Context, st store.Store, locations ...string) e
 			if err == nil {
 				_, err = st.Stat(gctx, k+publish.ManifestName)
 				if errors.Is(err, store.ErrNotExist) {
-					err = fmt.Errorf("catalog: %s has no %s: not a committed run, not registering it", loc, publish.ManifestName)
+					err = notCommitted(loc)
 				}
 			}
 			if err != nil {
@@ -79,6 +80,9 @@ type Registration struct {
 	Day      day.Day
 	Value    string // the partition value, if not Day (e.g. "07" for bucket=07)
 	Location string
+	// Part is the partition's folder ("dt=2026-11-24", "bucket=07"); empty
+	// means dt=Day when Value is empty. NewPartRegistration sets it.
+	Part string
 }
 
 // value is the partition value of r.
@@ -87,6 +91,17 @@ func (r Registration) value() string {
 		return r.Value
 	}
 	return r.Day.String()
+}
+
+// part is the partition folder of r, or "" if it is not known.
+func (r Registration) part() string {
+	switch {
+	case r.Part != "":
+		return r.Part
+	case r.Value == "":
+		return publish.DayPart(r.Day)
+	}
+	return ""
 }
 
 // NewRegistration returns the registration of run of table's partition d in st.
@@ -98,7 +113,7 @@ func NewRegistration(st store.Store, table string, d day.Day, run string) Regist
 // part ("bucket=07") in st.
 func NewPartRegistration(st store.Store, table, part, run string) Registration {
 	_, v, _ := strings.Cut(part, "=")
-	return Registration{Table: table, Value: v, Location: strings.TrimSuffix(Root(st), "/") + "/" + publish.RunPrefixAt(table, part, run)}
+	return Registration{Table: table, Value: v, Part: part, Location: strings.TrimSuffix(Root(st), "/") + "/" + publish.RunPrefixAt(table, part, run)}
 }
 
 // Registrar registers published runs in a catalog. The job creates one per
@@ -108,26 +123,39 @@ type Registrar struct {
 	Catalog Catalog
 	Store   store.Store // where the runs are, to check their manifests
 	Tables  []TableDef  // every table to create or update (curated and raw)
-	// SkipVerify skips the manifest check (the caller has just committed
-	// the runs and knows they exist).
+	// SkipVerify skips the manifest check and the resolution to the current
+	// run (the caller has just committed the runs and knows they exist and
+	// are current).
 	SkipVerify bool
+	// Log, if set, gets one warning per Register call that registered
+	// another run than asked (see Register).
+	Log *slog.Logger
 
 	mu      sync.Mutex
 	ensured bool
 	drift   map[string]error // tables in drift, with their *DriftError
 }
 
-// Register makes each registration's partition point at its run folder.
+// Register makes each registration's partition point at its run folder, or
+// at a later one: the partition's current run (publish.CurrentAt).
 //
 // The first call (and every call until one succeeds) runs EnsureTables on
 // all of r.Tables. A table in drift (a *DriftError) is left alone: its
 // registrations are skipped, and its DriftError is part of the returned
-// error, while the other tables are registered. Then every location is
-// checked to hold a committed run (unless SkipVerify), and the partitions
-// are set table by table, in batches. A failure for one table does not stop
-// the others; the errors are joined. Partitions that failed still point at
-// their previous run, so the caller must keep those runs (Collectable does,
-// as it reads the catalog) and a later Register converges.
+// error, while the other tables are registered. Then (unless SkipVerify)
+// every registration is resolved: a run that is no longer its partition's
+// current run — another process committed a later one, and may have
+// deleted this one since — is replaced by the current run, and r.Log says
+// so in one line; a partition with no committed run at all is an error
+// ("not a committed run"). The partitions are set table by table, in
+// batches, and then resolved again: one that another process republished
+// meanwhile is set again to its current run (a few rounds at most), so
+// that two processes registering one partition at once leave it at the
+// later run, not at whichever wrote last. A failure for one table does not
+// stop the others; the errors are joined. Partitions that failed still
+// point at their previous run, so the caller must keep those runs
+// (Collectable does, as it reads the catalog) and a later Register
+// converges.
 func (r *Registrar) Register(ctx context.Context, regs []Registration) error {
 	var errs []error
 	if err := r.ensure(ctx); err != nil {
@@ -137,13 +165,13 @@ func (r *Registrar) Register(ctx context.Context, regs []Registration) error {
 	for _, d := range r.Tables {
 		defs[d.Name] = d
 	}
-	byTable := map[string][]Partition{}
+	byTable := map[string][]Registration{}
 	for _, reg := range regs {
 		def, ok := defs[reg.Table]
 		if !ok || def.Projected() {
 			return fmt.Errorf("catalog: cannot register %s partition %s: not a curated table the registrar knows", reg.Table, reg.value())
 		}
-		byTable[reg.Table] = append(byTable[reg.Table], Partition{DT: reg.value(), Location: reg.Location})
+		byTable[reg.Table] = append(byTable[reg.Table], reg)
 	}
 	r.mu.Lock()
 	drift := maps.Clone(r.drift)
@@ -151,29 +179,149 @@ func (r *Registrar) Register(ctx context.Context, regs []Registration) error {
 	for _, name := range slices.Sorted(maps.Keys(drift)) {
 		errs = append(errs, drift[name])
 	}
+	var moved []string // "table part: run -> run", for the log
 	for _, table := range slices.Sorted(maps.Keys(byTable)) {
 		if drift[table] != nil {
 			continue
 		}
-		parts := byTable[table]
-		if !r.SkipVerify {
-			locs := make([]string, len(parts))
-			for i, p := range parts {
-				locs[i] = p.Location
-			}
-			if err := VerifyCommitted(ctx, r.Store, locs...); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		if err := r.Catalog.SetPartitions(ctx, table, parts); err != nil {
-			errs = append(errs, fmt.Errorf("register %s in %s: %w", table, r.Catalog, err))
+		m, err := r.registerTable(ctx, table, byTable[table])
+		moved = append(moved, m...)
+		if err != nil {
+			errs = append(errs, err)
 			if ctx.Err() != nil {
 				break
 			}
 		}
 	}
+	if len(moved) > 0 && r.Log != nil {
+		r.Log.Warn("partitions republished by another process while this one registered them: registered their current runs instead (not an error)",
+			"partitions", len(moved), "changes", strings.Join(moved, "; "))
+	}
 	return errors.Join(errs...)
+}
+
+// registerRounds bounds how often Register sets one table's partitions
+// again because other processes keep republishing them.
+const registerRounds = 4
+
+// registerTable registers regs, all of one table: resolved to their current
+// runs (unless SkipVerify), set, and set again while resolving them once
+// more finds a partition republished meanwhile. It returns what it moved
+// to another run than asked, for the log.
+func (r *Registrar) registerTable(ctx context.Context, table string, regs []Registration) ([]string, error) {
+	if r.SkipVerify {
+		return nil, r.set(ctx, table, regs)
+	}
+	asked := regs
+	regs, err := r.resolve(ctx, regs)
+	if err != nil {
+		return nil, err
+	}
+	for round := 1; ; round++ {
+		if err := r.set(ctx, table, regs); err != nil {
+			return movedRuns(asked, regs), err
+		}
+		again, err := r.resolve(ctx, regs)
+		if err != nil {
+			return movedRuns(asked, regs), err
+		}
+		changed := false
+		for i := range regs {
+			changed = changed || again[i].Location != regs[i].Location
+		}
+		regs = again
+		if !changed || round == registerRounds {
+			return movedRuns(asked, regs), nil
+		}
+	}
+}
+
+func (r *Registrar) set(ctx context.Context, table string, regs []Registration) error {
+	parts := make([]Partition, len(regs))
+	for i, reg := range regs {
+		parts[i] = Partition{DT: reg.value(), Location: reg.Location}
+	}
+	if err := r.Catalog.SetPartitions(ctx, table, parts); err != nil {
+		return fmt.Errorf("register %s in %s: %w", table, r.Catalog, err)
+	}
+	return nil
+}
+
+// movedRuns describes the registrations of got whose location is not the
+// one asked for.
+func movedRuns(asked, got []Registration) []string {
+	var out []string
+	for i := range asked {
+		if asked[i].Location != got[i].Location {
+			out = append(out, fmt.Sprintf("%s %s: %s -> %s", asked[i].Table, asked[i].value(), runOf(asked[i].Location), runOf(got[i].Location)))
+		}
+	}
+	return out
+}
+
+// runOf is the run id in a run folder's location, or the location.
+func runOf(loc string) string {
+	_, run, ok := strings.Cut(strings.TrimSuffix(loc, "/"), "/run=")
+	if !ok {
+		return loc
+	}
+	return run
+}
+
+// resolve returns regs with each location replaced by its partition's
+// current run folder, in the same order. A registration whose partition
+// has no committed run is an error naming its location ("not a committed
+// run"), as one outside the store is. A location that is not a run folder
+// of its table's partition (another layout) is only checked to hold a
+// manifest, as VerifyCommitted does.
+func (r *Registrar) resolve(ctx context.Context, regs []Registration) ([]Registration, error) {
+	out := slices.Clone(regs)
+	errs := make([]error, len(regs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, reg := range regs {
+		g.Go(func() error {
+			out[i], errs[i] = r.current(gctx, reg)
+			return gctx.Err()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var bad []error
+	for _, err := range errs {
+		if err != nil {
+			bad = append(bad, err)
+		}
+	}
+	slices.SortFunc(bad, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return out, errors.Join(bad...)
+}
+
+// current resolves one registration (see resolve).
+func (r *Registrar) current(ctx context.Context, reg Registration) (Registration, error) {
+	k, err := KeyOf(r.Store, reg.Location)
+	if err != nil {
+		return reg, err
+	}
+	part := reg.part()
+	prefix := publish.PartPrefix(reg.Table, part) + "run="
+	if part == "" || !strings.HasPrefix(k, prefix) || strings.Count(k[len(prefix):], "/") != 1 {
+		return reg, VerifyCommitted(ctx, r.Store, reg.Location)
+	}
+	m, err := publish.CurrentAt(ctx, r.Store, reg.Table, part)
+	if errors.Is(err, store.ErrNotExist) {
+		return reg, notCommitted(reg.Location)
+	}
+	if err != nil {
+		return reg, err
+	}
+	reg.Location = strings.TrimSuffix(Root(r.Store), "/") + "/" + publish.RunPrefixAt(reg.Table, part, m.Run)
+	return reg, nil
+}
+
+func notCommitted(loc string) error {
+	return fmt.Errorf("catalog: %s has no %s: not a committed run, not registering it", loc, publish.ManifestName)
 }
 
 // Drift returns the tables found in drift so far, with their *DriftError.

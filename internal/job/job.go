@@ -795,12 +795,13 @@ func (c *Config) lock(ctx context.Context, run string, tables []rollups.Table, d
 }
 
 func (c *Config) leaseOptions() []lease.Option {
+	opts := []lease.Option{lease.WithWaitLog(c.Log, 0)} // no silent wait: say who holds it, until when
 	if _, local := c.Store.(*store.Dir); local {
 		// A killed rollup on this machine must not block the next for
 		// the lease's whole lifetime.
-		return []lease.Option{lease.WithDeadHolder(lease.DeadLocalProcess)}
+		opts = append(opts, lease.WithDeadHolder(lease.DeadLocalProcess))
 	}
-	return nil
+	return opts
 }
 
 // release releases a lease (or a group of them) even when ctx is done, and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/catalog"
 	"github.com/littlewarehouse/warehouse/internal/day"
@@ -30,18 +31,48 @@ func Register(ctx context.Context, cfg Config, ws *WindowedSummary) error {
 // partition points at them and the grace period has passed.
 func (c *Config) cleanupAtOnce() bool { return c.Catalog == nil || c.GracePeriod == 0 }
 
+// staleTemp is how long a temporary file of a local write under _state/ or
+// catalog/ must have been left untouched (at least; the grace period if
+// longer) before a run deletes it as left behind by a killed process. A
+// write in flight writes its file continuously and renames it within
+// seconds.
+const staleTemp = time.Hour
+
+// tempFolders are the folders whose stale temporary files a run deletes
+// (curated/ run folders are cleaned with their runs, publish.Cleanup).
+var tempFolders = []string{"_state/", catalog.LocalPrefix}
+
+// removeStaleTemp deletes the temporary files that killed processes left
+// in tempFolders of a local store (store.RemoveStaleTemp). Best effort: a
+// failure is logged, and the next run tries again.
+func (c *Config) removeStaleTemp(ctx context.Context) {
+	// File times are the real clock's, whatever c.Now says.
+	before := time.Now().Add(-max(staleTemp, c.GracePeriod))
+	for _, prefix := range tempFolders {
+		n, err := store.RemoveStaleTemp(ctx, c.Store, prefix, before)
+		if n > 0 {
+			c.Log.Info("temporary files of killed writers deleted", "folder", prefix, "files", n)
+		}
+		if err != nil {
+			c.Log.Warn("temporary files of killed writers not all deleted; the next run retries", "folder", prefix, "error", err.Error())
+		}
+	}
+}
+
 // register points the catalog's partitions at the current run of every
 // table and day the run covered (days skipped as up to date too, so that a
 // registration that failed before is retried), then deletes the runs the
-// catalog no longer needs.
+// catalog no longer needs, and the temporary files of killed writers
+// (removeStaleTemp).
 func (c *Config) register(ctx context.Context, windowed *WindowedSummary) error {
+	c.removeStaleTemp(ctx)
 	if c.Catalog == nil {
 		return nil
 	}
 	root := catalog.Root(c.Store)
 	defs := catalog.CuratedDefs(root, rollups.All())
 	defs = append(defs, catalog.RawTableDef(root+"/"+c.RawPrefix, c.RawStart))
-	reg := &catalog.Registrar{Catalog: c.Catalog, Store: c.Store, Tables: defs}
+	reg := &catalog.Registrar{Catalog: c.Catalog, Store: c.Store, Tables: defs, Log: c.Log}
 	var regs []catalog.Registration
 	seen := map[Partition]bool{}
 	add := func(table string, d day.Day) error {

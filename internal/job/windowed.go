@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/lease"
@@ -75,7 +74,7 @@ const stage2Lease = "stage2"
 // it costs a few small reads per day).
 func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*WindowedSummary, error) {
 	st := c.Store
-	l, err := lease.Acquire(ctx, st, stage2Lease, lease.HolderID(run), c.LockTTL, max(c.LockWait, 15*time.Minute), c.Now, c.leaseOptions()...)
+	l, err := lease.Acquire(ctx, st, stage2Lease, lease.HolderID(run), c.LockTTL, c.LockWait, c.Now, c.leaseOptions()...)
 	if err != nil {
 		return nil, err
 	}

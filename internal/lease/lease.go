@@ -92,6 +92,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"regexp"
@@ -213,6 +214,51 @@ type config struct {
 	takeoverTTL time.Duration
 	dead        func(holder string) bool
 	deadSet     bool // WithDeadHolder was given, even with nil
+	report      func(Wait)
+	reportEvery time.Duration
+}
+
+// Wait is a lease wait in progress, as WithWaitReport reports it.
+type Wait struct {
+	Held    *HeldError    // the lease, who holds it and until when
+	Waited  time.Duration // how long this Acquire has waited so far
+	GivesUp time.Time     // when it stops waiting, by Acquire's clock
+}
+
+// DefaultWaitReport is how often WithWaitLog logs by default while a wait
+// lasts.
+const DefaultWaitReport = 5 * time.Second
+
+// WithWaitReport makes Acquire call report when it finds the lease held by
+// another process and is going to wait for it, and then again whenever
+// every has passed (by Acquire's clock) and it is still waiting, so that
+// no wait is silent. Each report names the holder and its expiry as last
+// read. A wait of 0 (one try) reports nothing: its HeldError says it all.
+// report runs on Acquire's goroutine, between tries.
+func WithWaitReport(every time.Duration, report func(Wait)) Option {
+	return func(c *config) { c.report, c.reportEvery = report, every }
+}
+
+// WithWaitLog is WithWaitReport logging each report to log as a warning
+// (so that a text log that shows only warnings shows it too), every
+// DefaultWaitReport if every <= 0. A nil log reports nothing.
+func WithWaitLog(log *slog.Logger, every time.Duration) Option {
+	if log == nil {
+		return WithWaitReport(0, nil)
+	}
+	if every <= 0 {
+		every = DefaultWaitReport
+	}
+	return WithWaitReport(every, func(w Wait) {
+		h := w.Held
+		msg := "waiting for a lease another process holds"
+		if h.Expired {
+			msg = "waiting for an expired lease to be taken over"
+		}
+		log.Warn(msg, "lease", h.Name, "holder", h.Holder, "expires_at", stamp(h.ExpiresAt),
+			"takeover_at", stamp(h.TakeoverAt), "waited", w.Waited.Round(time.Second).String(),
+			"gives_up_at", stamp(w.GivesUp), "lease_object", h.Key, "store", h.Store)
+	})
 }
 
 // WithDeadHolder lets Acquire treat a lease as expired, whatever its expiry
@@ -366,8 +412,8 @@ func (l *Lease) Lost() bool {
 // Acquire takes the lease called name in st for holder (see HolderID) for
 // ttl. If another process holds it, Acquire tries again every poll interval
 // (WithPoll) until wait has passed by now (nil means time.Now), and then
-// returns a *HeldError naming the holder and its expiry. A wait of 0 tries
-// once. A lease whose expiry has passed by more than the clock skew is taken
+// returns a *HeldError naming the holder and its expiry; WithWaitLog (or
+// WithWaitReport) says so while it waits. A wait of 0 tries once. A lease whose expiry has passed by more than the clock skew is taken
 // over (see the package comment). Errors of the store are returned as they
 // come; so is ctx's error, wrapped, if ctx ends the wait.
 //
@@ -389,8 +435,10 @@ func Acquire(ctx context.Context, st store.Store, name, holder string, ttl, wait
 	if _, local := st.(*store.Dir); local && !l.cfg.deadSet {
 		l.cfg.dead = DeadLocalProcess
 	}
-	deadline := l.cfg.now().Add(max(wait, 0))
+	started := l.cfg.now()
+	deadline := started.Add(max(wait, 0))
 	var held *HeldError
+	var reported time.Time // when the wait was last reported
 	for quick := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("lease %s: %w", name, err)
@@ -418,6 +466,10 @@ func Acquire(ctx context.Context, st store.Store, name, holder string, ttl, wait
 				return nil, fmt.Errorf("lease %s in %s: still busy after waiting %v", name, st, wait)
 			}
 			return nil, held
+		}
+		if l.cfg.report != nil && held != nil && (reported.IsZero() || t.Sub(reported) >= l.cfg.reportEvery) {
+			reported = t
+			l.cfg.report(Wait{Held: held, Waited: t.Sub(started), GivesUp: deadline})
 		}
 		if err := l.cfg.sleep(ctx, min(l.cfg.poll, deadline.Sub(t))); err != nil {
 			if held != nil {
@@ -669,25 +721,11 @@ func (l *Lease) sweep(ctx context.Context) {
 const staleTemp = 10 * time.Minute
 
 // sweepTemp deletes the temporary files that killed processes left in the
-// folder of our lease object and below (the local directory store's
-// ".tmp-*" files; a store without them has nothing to do). A file younger
-// than staleTemp, by the real clock, may be another process's write in
-// flight and is left alone; deleting one anyway would only fail that write,
-// not corrupt a lease. Best effort.
+// folder of our lease object and below (store.RemoveStaleTemp): those older
+// than staleTemp by the real clock, the one file times are written with.
+// Best effort.
 func (l *Lease) sweepTemp(ctx context.Context) {
-	tl, ok := l.st.(store.TempLister)
-	if !ok {
-		return
-	}
-	objs, err := tl.ListWithTemp(ctx, path.Dir(l.key)+"/")
-	if err != nil {
-		return
-	}
-	for _, o := range objs {
-		if strings.HasPrefix(path.Base(o.Key), store.TempPrefix) && time.Since(o.ModTime) > staleTemp {
-			_ = l.st.Delete(ctx, o.Key)
-		}
-	}
+	_, _ = store.RemoveStaleTemp(ctx, l.st, path.Dir(l.key)+"/", time.Now().Add(-staleTemp))
 }
 
 // ours reports whether b, read from the store, is our lease, adopting the

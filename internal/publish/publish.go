@@ -325,11 +325,23 @@ func Current(ctx context.Context, st store.Store, table string, d day.Day) (*Man
 // Run folders without a manifest are invisible. It returns store.ErrNotExist
 // if the partition was never published.
 func CurrentAt(ctx context.Context, st store.Store, table, part string) (*Manifest, error) {
+	ms, err := Committed(ctx, st, table, part)
+	if err != nil {
+		return nil, err
+	}
+	return ms[0], nil
+}
+
+// Committed returns the manifests of every committed run of a partition,
+// the current run first and then each older one (by generation, as
+// CurrentAt orders them). It returns store.ErrNotExist if the partition has
+// no committed run.
+func Committed(ctx context.Context, st store.Store, table, part string) ([]*Manifest, error) {
 	all, committed, _, err := runs(ctx, st, table, part)
 	if err != nil {
 		return nil, err
 	}
-	var cur *Manifest
+	var ms []*Manifest
 	for _, run := range all {
 		if !committed[run] {
 			continue
@@ -341,14 +353,13 @@ func CurrentAt(ctx context.Context, st store.Store, table, part string) (*Manife
 		if err != nil {
 			return nil, err
 		}
-		if cur == nil || newer(m, cur) {
-			cur = m
-		}
+		ms = append(ms, m)
 	}
-	if cur == nil {
+	if len(ms) == 0 {
 		return nil, fmt.Errorf("%s%s: %w", PartPrefix(table, part), ManifestName, store.ErrNotExist)
 	}
-	return cur, nil
+	sort.SliceStable(ms, func(i, j int) bool { return newer(ms[i], ms[j]) })
+	return ms, nil
 }
 
 // Cleanup deletes the runs of day d's partition of table that keep

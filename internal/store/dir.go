@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Dir is a Store over a local directory. Writes go to a hidden temporary file
@@ -78,17 +79,58 @@ func notExist(key string, err error) error {
 	return err
 }
 
+// objectOf describes the file fi at key. Its ETag is the file's size,
+// modification time, inode and change time (ctime). Our writes rename a new
+// file into place: a new inode. A file rewritten in place by something
+// else, even with its size kept and its modification time set back, has a
+// new change time: no write or utimes(2) can keep it, and it cannot be set.
+// So the ETag changes whenever the content may have, without reading it.
+// Renaming, chmod or another hard link to the file change it too (the file
+// then only looks changed: it is read again).
 func objectOf(key string, fi fs.FileInfo) Object {
 	var ino uint64
+	var ctime int64
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		ino = st.Ino // a rewrite is a rename of a new file: a new inode
+		ino, ctime = st.Ino, changeTime(st)
 	}
 	return Object{
 		Key:     key,
 		Size:    fi.Size(),
-		ETag:    fmt.Sprintf("%x-%x-%x", fi.Size(), fi.ModTime().UnixNano(), ino),
+		ETag:    fmt.Sprintf("%x-%x-%x-%x", fi.Size(), fi.ModTime().UnixNano(), ino, ctime),
 		ModTime: fi.ModTime().UTC(),
 	}
+}
+
+// RemoveStaleTemp deletes, under prefix in st, the temporary files of
+// writes that killed processes left behind (a Dir's TempPrefix files; a
+// store without such files, one that is not a TempLister, has none): those
+// last written before before. A younger one may be a write in flight, and
+// is left alone; deleting one in flight anyway would only fail that write
+// (its rename or link finds no file), never damage an object. It returns how many
+// it deleted; it goes on past a failed Delete and returns the errors
+// joined.
+func RemoveStaleTemp(ctx context.Context, st Store, prefix string, before time.Time) (int, error) {
+	tl, ok := st.(TempLister)
+	if !ok {
+		return 0, nil
+	}
+	objs, err := tl.ListWithTemp(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, o := range objs {
+		if !strings.HasPrefix(path.Base(o.Key), TempPrefix) || !o.ModTime.Before(before) {
+			continue
+		}
+		if err := st.Delete(ctx, o.Key); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }
 
 // List implements Store. A prefix that climbs out of the store ("../")
