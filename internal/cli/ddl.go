@@ -78,9 +78,10 @@ func filePrefix(loc string, st store.Store) string {
 	return st.String() + "/"
 }
 
-// duckDDL prints a DuckDB view per table over the current runs' files
-// (keys prefixed with prefix); a table with no committed partition gets a
-// comment instead.
+// duckDDL prints a DuckDB view per table over the files readers see
+// (publish.Visible: the current runs, every daily table of a day from one
+// build; keys prefixed with prefix); a table with no committed partition
+// gets a comment instead.
 func duckDDL(ctx context.Context, w io.Writer, st store.Store, prefix string) error {
 	fmt.Fprintf(w, "-- DuckDB views over the curated tables of %s.\n", views.Comment(st.String()))
 	fmt.Fprint(w, "-- A snapshot: each view lists the files of each partition's current run as\n"+
@@ -90,11 +91,16 @@ func duckDDL(ctx context.Context, w io.Writer, st store.Store, prefix string) er
 		fmt.Fprint(w, "-- Reading s3:// needs DuckDB's httpfs extension and credentials (CREATE SECRET).\n")
 	}
 	fmt.Fprintln(w)
+	var names []string
 	for _, t := range rollups.All() {
-		parts, err := publish.CurrentFiles(ctx, st, t.Name)
-		if err != nil {
-			return fmt.Errorf("table %s: %w", t.Name, err)
-		}
+		names = append(names, t.Name)
+	}
+	snap, err := publish.Visible(ctx, st, names...)
+	if err != nil {
+		return err
+	}
+	for _, t := range rollups.All() {
+		parts := snap[t.Name]
 		var paths []string
 		for _, pf := range parts {
 			for _, f := range pf.Manifest.Files {

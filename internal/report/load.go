@@ -57,28 +57,22 @@ type partition[T any] struct {
 	Rows     []T
 }
 
-// readTable reads the current partitions of table for the listed days that
-// fall in [from, to] (to == 0: no upper bound), in day order. Days with no
-// committed run are skipped. Only the files the manifest lists are read.
-func readTable[T any](ctx context.Context, st store.Store, table string, from, to day.Day) ([]partition[T], error) {
-	days, err := Days(ctx, st, table)
-	if err != nil {
-		return nil, err
-	}
+// readTable reads the partitions of table that snap resolves, for the
+// days in [from, to] (to == 0: no upper bound), in day order. Only the
+// files the manifest lists are read.
+func readTable[T any](ctx context.Context, st store.Store, snap publish.Snapshot, table string, from, to day.Day) ([]partition[T], error) {
 	var out []partition[T]
-	for _, d := range days {
-		if d < from || (to != 0 && d > to) {
+	for _, pf := range snap[table] {
+		s, ok := strings.CutPrefix(pf.Part, "dt=")
+		if !ok {
 			continue
 		}
-		m, err := publish.Current(ctx, st, table, d)
-		if errors.Is(err, store.ErrNotExist) {
+		d, err := day.Parse(s)
+		if err != nil || d < from || (to != 0 && d > to) {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		p := partition[T]{Day: d, Manifest: m}
-		for _, f := range m.Files {
+		p := partition[T]{Day: d, Manifest: pf.Manifest}
+		for _, f := range pf.Manifest.Files {
 			rows, err := readFile[T](ctx, st, f.Key)
 			if err != nil {
 				return nil, err
@@ -131,23 +125,42 @@ type tables struct {
 	Quality   []partition[rollups.DataQualityDaily]
 }
 
-// load reads the report's tables for the days in [from, to].
+// load reads the report's tables for the days in [from, to], as readers
+// see them (publish.Visible: every daily table of a day from one build). A
+// rebuild that finishes meanwhile may delete files it resolved (at once on
+// a local store): load then resolves the tables again and reads them
+// again, up to loadAttempts times.
 func load(ctx context.Context, st store.Store, from, to day.Day) (*tables, error) {
+	for attempt := 1; ; attempt++ {
+		t, err := loadOnce(ctx, st, from, to)
+		if err == nil || !errors.Is(err, store.ErrNotExist) || attempt == loadAttempts {
+			return t, err
+		}
+	}
+}
+
+// loadAttempts bounds how often load reads the tables again.
+const loadAttempts = 5
+
+func loadOnce(ctx context.Context, st store.Store, from, to day.Day) (*tables, error) {
+	snap, err := publish.Visible(ctx, st, "active_users_daily", "retention_daily", "engagement_daily", "sessions_daily", "data_quality_daily")
+	if err != nil {
+		return nil, err
+	}
 	var t tables
-	var err error
-	if t.Active, err = readTable[rollups.ActiveUsersDaily](ctx, st, "active_users_daily", from, to); err != nil {
+	if t.Active, err = readTable[rollups.ActiveUsersDaily](ctx, st, snap, "active_users_daily", from, to); err != nil {
 		return nil, err
 	}
-	if t.Retention, err = readTable[rollups.RetentionDaily](ctx, st, "retention_daily", from, to); err != nil {
+	if t.Retention, err = readTable[rollups.RetentionDaily](ctx, st, snap, "retention_daily", from, to); err != nil {
 		return nil, err
 	}
-	if t.Engage, err = readTable[rollups.EngagementDaily](ctx, st, "engagement_daily", from, to); err != nil {
+	if t.Engage, err = readTable[rollups.EngagementDaily](ctx, st, snap, "engagement_daily", from, to); err != nil {
 		return nil, err
 	}
-	if t.Sessions, err = readTable[rollups.SessionsDaily](ctx, st, "sessions_daily", from, to); err != nil {
+	if t.Sessions, err = readTable[rollups.SessionsDaily](ctx, st, snap, "sessions_daily", from, to); err != nil {
 		return nil, err
 	}
-	if t.Quality, err = readTable[rollups.DataQualityDaily](ctx, st, "data_quality_daily", from, to); err != nil {
+	if t.Quality, err = readTable[rollups.DataQualityDaily](ctx, st, snap, "data_quality_daily", from, to); err != nil {
 		return nil, err
 	}
 	return &t, nil
