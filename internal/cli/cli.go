@@ -23,6 +23,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
@@ -215,7 +216,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.glueDatabase, "glue-database", "warehouse", "Glue database for --catalog glue (created if missing)")
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3-compatible endpoint `URL` (or set AWS_ENDPOINT_URL_S3); region and credentials come from the standard AWS chain")
 	fs.Var(&o.gracePeriod, "grace-period", "keep superseded runs for this `duration` after the catalog stopped pointing at them, for readers still holding them (e.g. --grace-period 1h; default 6h on an s3:// store, 0 on a local one)")
-	flagtext.DurationVar(fs, &o.lockWait, "lock-wait", 30*time.Second, "how long (a `duration`) to wait when another rollup is writing a day this run needs, then exit 1 naming it (e.g. --lock-wait 10m)")
+	flagtext.DurationVar(fs, &o.lockWait, "lock-wait", 30*time.Second, "how long (a `duration`) to wait when another rollup holds a day, a windowed partition or the windowed stage this run needs, logging who holds it while it waits, then exit 1 naming the holder (e.g. --lock-wait 10m)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (see rollup plan) and stop")
 	fs.StringVar(&o.dispatch, "dispatch", "", "build the stale days on AWS Lambda instead of here: `lambda:FUNCTION` names the worker function (one invocation per day); the windowed stage and catalog registration then run here")
@@ -531,8 +532,15 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 	if err != nil {
 		var ze *job.ZoneError
 		var le *job.LockedError
-		if errors.As(err, &ze) || errors.As(err, &le) {
+		var he *lease.HeldError
+		switch {
+		case errors.As(err, &ze) || errors.As(err, &le):
 			return err
+		case errors.As(err, &he):
+			// Stage 2 (users and the windowed tables) or a partition held
+			// by another rollup past --lock-wait: the days this run built
+			// are published; the holder or the next run finishes the rest.
+			return fmt.Errorf("another rollup is writing what this run needs (waited %s, see --lock-wait); re-run when it is done (nothing is doubled or lost): %w", o.lockWait, he)
 		}
 		return fmt.Errorf("run failed, re-run to finish (nothing is doubled or lost): %w", err)
 	}
