@@ -30,7 +30,7 @@ demo: build
 	echo && echo "== the same run again: every day is up to date, nothing is rewritten" && \
 	$(BIN)/rollup --store $(DEMO_STORE) --from $$from --to $$to --log text --quiet | tail -n +3 && \
 	echo && echo "== what came in, per day (data_quality_daily)" && \
-	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT dt, raw_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows, bad_files FROM data_quality_daily ORDER BY dt" && \
+	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT dt, raw_rows, kept_rows, duplicates_dropped, invalid_rows, missing_event_time_rows, clock_skewed_rows, bad_files FROM data_quality_daily ORDER BY dt" && \
 	echo && echo "== events and people per product and day (engagement_daily, user_daily)" && \
 	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT e.dt, e.product, sum(e.events) AS events, any_value(u.people) AS people FROM engagement_daily e JOIN (SELECT dt, product, count(*) AS people FROM user_daily GROUP BY ALL) u USING (dt, product) GROUP BY ALL ORDER BY ALL" && \
 	echo && echo "== try your own (any DuckDB SQL; tables: events, engagement_daily, user_daily, users, sessions_daily, active_users_daily, retention_daily, data_quality_daily, quarantine):" && \

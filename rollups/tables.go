@@ -59,7 +59,7 @@ type Event struct {
 	// when the client sent one, else "i:<product>|<user_key>|<start ms>" for
 	// a session inferred from 30 minutes of inactivity.
 	SessionKey  string `parquet:"session_key" doc:"session: the client's session id, or one inferred after 30 minutes of inactivity; split at midnight"`
-	ClockSkewed bool   `parquet:"clock_skewed" doc:"true if event_time was replaced by received_at because the client clock was missing or off"`
+	ClockSkewed bool   `parquet:"clock_skewed" doc:"true if event_time is received_at because the client's event_time was missing (client_event_time null) or off; data_quality_daily counts the two apart (missing_event_time_rows, clock_skewed_rows)"`
 }
 
 // EngagementDaily counts events, people and sessions.
@@ -134,14 +134,16 @@ type SessionsDaily struct {
 
 // DataQualityDaily is one row per day saying what came in and what became
 // of it. raw_rows = valid_rows + invalid_rows and valid_rows = kept_rows +
-// duplicates_dropped always hold.
+// duplicates_dropped always hold. clock_skewed_rows + missing_event_time_rows
+// are the kept events counted at received_at (events.clock_skewed).
 type DataQualityDaily struct {
 	RawRows                 int64 `parquet:"raw_rows" doc:"rows read from raw objects that belong to this day"`
 	ValidRows               int64 `parquet:"valid_rows" doc:"rows that passed validation (kept plus duplicates)"`
 	KeptRows                int64 `parquet:"kept_rows" doc:"distinct events kept in the events table"`
 	DuplicatesDropped       int64 `parquet:"duplicates_dropped" doc:"repeated deliveries of an event_id, dropped"`
 	InvalidRows             int64 `parquet:"invalid_rows" doc:"rows sent to quarantine (no event name, no user or device, ...)"`
-	ClockSkewedRows         int64 `parquet:"clock_skewed_rows" doc:"kept events whose client clock was missing or off, counted at received_at"`
+	ClockSkewedRows         int64 `parquet:"clock_skewed_rows" doc:"kept events whose event_time was present but off (more than max_lateness before received_at or more than 10 minutes after), counted at received_at"`
+	MissingEventTimeRows    int64 `parquet:"missing_event_time_rows" doc:"kept events sent without an event_time (normal for server-side events), counted at received_at"`
 	LateRows                int64 `parquet:"late_rows" doc:"kept events that arrived after the day had ended (received_at on a later day)"`
 	BadFiles                int64 `parquet:"bad_files" doc:"raw objects that arrived this day and could not be read (see quarantine)"`
 	ConversionFailedRecords int64 `parquet:"conversion_failed_records" doc:"records Firehose could not convert to Parquet that arrived this day"`

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -604,5 +606,28 @@ func TestTextLogSaysEachFactOnce(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "days before this run's range hold rows") {
 		t.Errorf("the summary does not list the days before the range:\n%s", out.String())
+	}
+}
+
+// TestSummarySplitsNoTimeFromBadTime: the summary shows the events sent
+// without an event_time ("no time", missing_event_time_rows) apart from
+// those whose event_time was off ("bad time", clock_skewed_rows), each
+// number under its heading.
+func TestSummarySplitsNoTimeFromBadTime(t *testing.T) {
+	s := &job.Summary{Run: "r1", Days: []job.DaySummary{{
+		Day:     day.FromDate(2026, 3, 1),
+		Quality: rollups.DataQualityDaily{RawRows: 10, KeptRows: 9, DuplicatesDropped: 1, MissingEventTimeRows: 2, ClockSkewedRows: 1},
+	}}}
+	var out bytes.Buffer
+	printSummary(&out, s, &options{})
+	lines := strings.Split(out.String(), "\n")
+	head, row := lines[2], lines[3]
+	for _, c := range []struct {
+		heading, value string
+	}{{"no time", "2"}, {"bad time", "1"}, {"invalid", "0"}, {"events", "9"}} {
+		end := strings.Index(head, c.heading) + len(c.heading)
+		if end < len(c.heading) || len(row) < end || !strings.HasSuffix(row[:end], " "+c.value) {
+			t.Errorf("%q: want %s right-aligned under it:\n%s\n%s", c.heading, c.value, head, row)
+		}
 	}
 }

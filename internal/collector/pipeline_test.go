@@ -76,8 +76,8 @@ func TestPipelineCollectorToRollup(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := sum.Days[0].Quality
-	if q.KeptRows != 5 || q.InvalidRows != 0 || q.ConversionFailedRecords != 2 || q.ClockSkewedRows != 3 {
-		t.Errorf("quality %+v; want 5 events (3 without event_time, so skewed) and 2 conversion failures", q)
+	if q.KeptRows != 5 || q.InvalidRows != 0 || q.ConversionFailedRecords != 2 || q.MissingEventTimeRows != 3 || q.ClockSkewedRows != 0 {
+		t.Errorf("quality %+v; want 5 events (3 without event_time, none skewed) and 2 conversion failures", q)
 	}
 	db, err := duckref.Open()
 	if err != nil {

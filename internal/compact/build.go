@@ -18,8 +18,15 @@ import (
 
 // Stats counts what Build did with a day's rows.
 type Stats struct {
-	RawRows, ValidRows, KeptRows, Duplicates, Invalid, Skewed int64
-	RepairedUTF8                                              int64 // rows whose invalid UTF-8 was replaced
+	RawRows, ValidRows, KeptRows, Duplicates, Invalid int64
+	// MissingTime and Skewed split the kept events attributed to
+	// received_at (frame.Events.Skewed): MissingTime those without an
+	// event_time (ClientTime null), Skewed those whose event_time was
+	// present but off (earlier than received_at − MaxLateness or later
+	// than received_at + MaxAhead). A client time of exactly the epoch is
+	// a time.
+	MissingTime, Skewed int64
+	RepairedUTF8        int64 // rows whose invalid UTF-8 was replaced
 }
 
 // Day is the result of building one day.
@@ -191,8 +198,13 @@ func Build(parts []*Part, rules Rules) Day {
 	for p, e := range srcs {
 		b := m.base[p]
 		for i, s := range e.Skewed {
-			if s && !drop[int(b)+i] {
+			if !s || drop[int(b)+i] {
+				continue
+			}
+			if _, ok := frame.DecodeClientTime(e.ClientTime[i]); ok {
 				out.Stats.Skewed++
+			} else {
+				out.Stats.MissingTime++
 			}
 		}
 	}

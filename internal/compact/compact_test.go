@@ -270,3 +270,48 @@ func TestBuildEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildSplitsMissingAndSkewed checks that the kept events attributed to
+// received_at are split: those without an event_time are MissingTime, those
+// whose event_time was off (the epoch included, a time like any other) are
+// Skewed; a dropped duplicate counts in neither.
+func TestBuildSplitsMissingAndSkewed(t *testing.T) {
+	r := DefaultRules(time.UTC)
+	arrival := ms("2026-03-10T12:00:00Z")
+	recv := arrival + 60000
+	row := func(id string, eventTime int64, has bool) raw.Row {
+		return raw.Row{EventID: id, EventName: "n", UserID: "u", ReceivedAt: recv, HasReceivedAt: true, EventTime: eventTime, HasEventTime: has}
+	}
+	dup := row("no-time-1", 0, false)
+	dup.ReceivedAt++ // a later copy: dropped
+	rows := []raw.Row{
+		row("on-time", recv-5000, true),
+		row("no-time-1", 0, false),
+		dup,
+		row("no-time-2", 0, false),
+		row("ahead", recv+time.Hour.Milliseconds(), true),
+		row("epoch", 0, true),
+	}
+	parts := r.Route(rows, arrival, func(day.Day) bool { return true })
+	if len(parts) != 1 {
+		t.Fatalf("%d days, want 1", len(parts))
+	}
+	var ps []*Part
+	for _, p := range parts {
+		ps = append(ps, p)
+	}
+	d := Build(ps, r)
+	want := Stats{RawRows: 6, ValidRows: 6, KeptRows: 5, Duplicates: 1, MissingTime: 2, Skewed: 2}
+	if d.Stats != want {
+		t.Errorf("stats %+v, want %+v", d.Stats, want)
+	}
+	skewed := 0
+	for _, s := range d.Events.Skewed {
+		if s {
+			skewed++
+		}
+	}
+	if int64(skewed) != d.Stats.MissingTime+d.Stats.Skewed {
+		t.Errorf("%d events attributed to received_at, want missing + skewed = %d", skewed, d.Stats.MissingTime+d.Stats.Skewed)
+	}
+}

@@ -20,7 +20,10 @@ import (
 // refPart is what one raw object holds for one day: valid rows as candidate
 // events (not yet deduplicated, SessionKey unset) and invalid rows.
 type refPart struct {
-	Events     []rollups.Event
+	Events []rollups.Event
+	// NoTime says, per event, that the row had no event_time: rollups.Event
+	// holds a client time of exactly the epoch as 0, like none.
+	NoTime     []bool
 	Quarantine []rollups.Quarantine
 	// RepairedUTF8 counts the rows (valid or not) whose strings held
 	// invalid UTF-8, replaced by U+FFFD when read (raw.Row.InvalidUTF8).
@@ -85,6 +88,7 @@ func refRoute(r Rules, rows []raw.Row, fallback int64, want func(day.Day) bool) 
 			e.UserKey = k
 		}
 		p.Events = append(p.Events, e)
+		p.NoTime = append(p.NoTime, !row.HasEventTime)
 	}
 	return parts
 }
@@ -108,18 +112,21 @@ func refBuild(parts []*refPart, rules Rules) refDay {
 		out.Stats.RepairedUTF8 += p.RepairedUTF8
 	}
 	var events []rollups.Event
+	var noTime []bool
 	if len(parts) == 1 {
 		// The common case (the job merges a day's parts as it reads):
 		// no copy of the day's events.
-		events, out.Quarantine = parts[0].Events, parts[0].Quarantine
-		parts[0].Events, parts[0].Quarantine = nil, nil
+		events, noTime, out.Quarantine = parts[0].Events, parts[0].NoTime, parts[0].Quarantine
+		parts[0].Events, parts[0].NoTime, parts[0].Quarantine = nil, nil, nil
 	} else {
 		events = make([]rollups.Event, 0, n)
+		noTime = make([]bool, 0, n)
 		out.Quarantine = make([]rollups.Quarantine, 0, nq)
 		for _, p := range parts {
 			events = append(events, p.Events...)
+			noTime = append(noTime, p.NoTime...)
 			out.Quarantine = append(out.Quarantine, p.Quarantine...)
-			p.Events, p.Quarantine = nil, nil
+			p.Events, p.NoTime, p.Quarantine = nil, nil, nil
 		}
 	}
 	slices.SortStableFunc(out.Quarantine, refCompareQuarantine) // ties keep their order in the object
@@ -127,11 +134,15 @@ func refBuild(parts []*refPart, rules Rules) refDay {
 	out.Stats.ValidRows = int64(n)
 	out.Stats.RawRows = int64(n + nq)
 
-	events = refDedupe(events)
+	events, noTime = refDedupe(events, noTime)
 	out.Stats.KeptRows = int64(len(events))
 	out.Stats.Duplicates = int64(n - len(events))
 	for i := range events {
-		if events[i].ClockSkewed {
+		switch {
+		case !events[i].ClockSkewed:
+		case noTime[i]:
+			out.Stats.MissingTime++
+		default:
 			out.Stats.Skewed++
 		}
 	}
@@ -229,8 +240,10 @@ var refSeed = maphash.MakeSeed()
 
 // refDedupe keeps one event per event_id: the earliest received_at, and among
 // copies received at the same instant the smallest by every other column,
-// so the choice never depends on input order.
-func refDedupe(events []rollups.Event) []rollups.Event {
+// and last a copy without a client time before one of exactly the epoch
+// (noTime, parallel to events), so the choice never depends on input
+// order. It returns the kept events and their noTime.
+func refDedupe(events []rollups.Event, noTime []bool) ([]rollups.Event, []bool) {
 	type hk struct {
 		h   uint64
 		idx int32
@@ -250,7 +263,9 @@ func refDedupe(events []rollups.Event) []rollups.Event {
 		if j-i > 1 {
 			// One hash, possibly several ids: keep the best copy of each id.
 			group := keys[i:j]
-			slices.SortFunc(group, func(a, b hk) int { return refCompareCopies(&events[a.idx], &events[b.idx]) })
+			slices.SortFunc(group, func(a, b hk) int {
+				return cmp.Or(refCompareCopies(&events[a.idx], &events[b.idx]), -cmp.Compare(b2i(noTime[a.idx]), b2i(noTime[b.idx])))
+			})
 			for k := 1; k < len(group); k++ {
 				if events[group[k].idx].EventID == events[group[k-1].idx].EventID {
 					drop[group[k].idx] = true
@@ -261,16 +276,24 @@ func refDedupe(events []rollups.Event) []rollups.Event {
 		i = j
 	}
 	if dups == 0 {
-		return events
+		return events, noTime
 	}
-	kept := events[:0]
+	kept, keptNoTime := events[:0], noTime[:0]
 	for i := range events {
 		if !drop[i] {
 			kept = append(kept, events[i])
+			keptNoTime = append(keptNoTime, noTime[i])
 		}
 	}
 	clear(events[len(kept):]) // let the dropped copies' strings go
-	return kept
+	return kept, keptNoTime
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // refCompareCopies orders rows by event_id, then the copy to keep first.

@@ -134,9 +134,9 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	}
 	quality := rollups.DataQualityDaily{
 		RawRows: res.Stats.RawRows, ValidRows: res.Stats.ValidRows, KeptRows: res.Stats.KeptRows,
-		DuplicatesDropped: res.Stats.Duplicates, InvalidRows: res.Stats.Invalid, ClockSkewedRows: res.Stats.Skewed,
-		InvalidUTF8Rows: res.Stats.RepairedUTF8,
-		LateRows:        late[0], LateRows6h: late[1], LateRows24h: late[2], LateRows72h: late[3], BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
+		DuplicatesDropped: res.Stats.Duplicates, InvalidRows: res.Stats.Invalid,
+		ClockSkewedRows: res.Stats.Skewed, MissingEventTimeRows: res.Stats.MissingTime, InvalidUTF8Rows: res.Stats.RepairedUTF8,
+		LateRows: late[0], LateRows6h: late[1], LateRows24h: late[2], LateRows72h: late[3], BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
 		OutputFiles: int64(len(files["events"])), Restated: restated, Provisional: p.provisional,
 	}
 	if files["data_quality_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("data_quality_daily", d, run), []rollups.DataQualityDaily{quality}, opt); err != nil {
@@ -171,7 +171,7 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	stats := map[string]int64{
 		"raw_rows": quality.RawRows, "valid_rows": quality.ValidRows, "kept_rows": quality.KeptRows,
 		"duplicates_dropped": quality.DuplicatesDropped, "invalid_rows": quality.InvalidRows,
-		"clock_skewed_rows": quality.ClockSkewedRows, "bad_files": quality.BadFiles,
+		"clock_skewed_rows": quality.ClockSkewedRows, "missing_event_time_rows": quality.MissingEventTimeRows, "bad_files": quality.BadFiles,
 		"conversion_failed_records": quality.ConversionFailedRecords, "late_rows": quality.LateRows,
 		"restated": b2i(quality.Restated), "invalid_utf8_rows": quality.InvalidUTF8Rows,
 	}

@@ -175,7 +175,7 @@ func TestAgainstDuckDB(t *testing.T) {
 			})
 
 			t.Run("data quality equals the reference", func(t *testing.T) {
-				ours, err := db.Query(ctx, `SELECT dt, raw_rows, valid_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows, late_rows, late_rows_6h, late_rows_24h, late_rows_72h FROM data_quality_daily ORDER BY dt`)
+				ours, err := db.Query(ctx, `SELECT dt, raw_rows, valid_rows, kept_rows, duplicates_dropped, invalid_rows, clock_skewed_rows, missing_event_time_rows, late_rows, late_rows_6h, late_rows_24h, late_rows_72h FROM data_quality_daily ORDER BY dt`)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -183,7 +183,8 @@ func TestAgainstDuckDB(t *testing.T) {
 					WITH days AS (SELECT unnest(range(DATE '%s', DATE '%s' + 1, INTERVAL 1 DAY))::DATE AS dt),
 					r AS (SELECT dt, count(*) AS raw_rows, count(*) FILTER (WHERE invalid_reason IS NULL) AS valid_rows,
 					             count(*) FILTER (WHERE invalid_reason IS NOT NULL) AS invalid_rows FROM routed GROUP BY dt),
-					k AS (SELECT dt, count(*) AS kept_rows, count(*) FILTER (WHERE clock_skewed) AS clock_skewed_rows,
+					k AS (SELECT dt, count(*) AS kept_rows, count(*) FILTER (WHERE clock_skewed AND client_event_time IS NOT NULL) AS clock_skewed_rows,
+					             count(*) FILTER (WHERE client_event_time IS NULL) AS missing_event_time_rows,
 					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s') AS late_rows,
 					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s' + INTERVAL 6 HOUR) AS late_rows_6h,
 					             count(*) FILTER (WHERE received_at >= (dt + 1)::TIMESTAMP AT TIME ZONE '%[3]s' + INTERVAL 24 HOUR) AS late_rows_24h,
@@ -191,7 +192,8 @@ func TestAgainstDuckDB(t *testing.T) {
 					      FROM ref_events GROUP BY dt)
 					SELECT days.dt, coalesce(raw_rows, 0) AS raw_rows, coalesce(valid_rows, 0) AS valid_rows, coalesce(kept_rows, 0) AS kept_rows,
 					       coalesce(valid_rows, 0) - coalesce(kept_rows, 0) AS duplicates_dropped, coalesce(invalid_rows, 0) AS invalid_rows,
-					       coalesce(clock_skewed_rows, 0) AS clock_skewed_rows, coalesce(late_rows, 0) AS late_rows,
+					       coalesce(clock_skewed_rows, 0) AS clock_skewed_rows, coalesce(missing_event_time_rows, 0) AS missing_event_time_rows,
+					       coalesce(late_rows, 0) AS late_rows,
 					       coalesce(late_rows_6h, 0) AS late_rows_6h, coalesce(late_rows_24h, 0) AS late_rows_24h, coalesce(late_rows_72h, 0) AS late_rows_72h
 					FROM days LEFT JOIN r USING (dt) LEFT JOIN k USING (dt) ORDER BY dt`, from, to, tz))
 				if err != nil {
@@ -207,6 +209,20 @@ func TestAgainstDuckDB(t *testing.T) {
 					if r["raw_rows"].(int64) != r["kept_rows"].(int64)+r["duplicates_dropped"].(int64)+r["invalid_rows"].(int64) {
 						t.Errorf("%v: raw rows != kept + duplicates + invalid", r)
 					}
+				}
+				// The split: events counted at received_at are either
+				// without an event_time or with one that was off.
+				for _, q := range []string{
+					"SELECT sum(missing_event_time_rows) FROM data_quality_daily",
+					"SELECT sum(clock_skewed_rows) FROM data_quality_daily",
+				} {
+					if queryOne[int64](t, ctx, db, q) == 0 {
+						t.Errorf("none in the data: %s", q)
+					}
+				}
+				if n := queryOne[int64](t, ctx, db, `SELECT (SELECT count(*) FROM events WHERE clock_skewed) -
+					(SELECT sum(clock_skewed_rows + missing_event_time_rows) FROM data_quality_daily)`); n != 0 {
+					t.Errorf("events.clock_skewed counts %d more than clock_skewed_rows + missing_event_time_rows", n)
 				}
 			})
 

@@ -43,6 +43,7 @@ type DayStats struct {
 	InvalidRows      int64 `json:"invalid_rows"`
 	LateRows         int64 `json:"late_rows"`
 	ClockSkewedRows  int64 `json:"clock_skewed_rows"`
+	MissingEventTime int64 `json:"missing_event_time_rows"`
 	BadObjects       int64 `json:"bad_objects"`
 	ConversionFailed int64 `json:"conversion_failed_records"`
 	InputObjects     int64 `json:"input_objects"`
@@ -62,6 +63,7 @@ func (s *DayStats) add(o *DayStats) {
 	s.InvalidRows += o.InvalidRows
 	s.LateRows += o.LateRows
 	s.ClockSkewedRows += o.ClockSkewedRows
+	s.MissingEventTime += o.MissingEventTime
 	s.BadObjects += o.BadObjects
 	s.ConversionFailed += o.ConversionFailed
 	s.InputObjects += o.InputObjects
@@ -79,6 +81,7 @@ func (s *DayStats) metrics(seconds float64) []metrics.Metric {
 		{Name: "InvalidRows", Value: float64(s.InvalidRows), Unit: metrics.Count},
 		{Name: "LateRows", Value: float64(s.LateRows), Unit: metrics.Count},
 		{Name: "ClockSkewedRows", Value: float64(s.ClockSkewedRows), Unit: metrics.Count},
+		{Name: "MissingEventTimeRows", Value: float64(s.MissingEventTime), Unit: metrics.Count},
 		{Name: "BadObjects", Value: float64(s.BadObjects), Unit: metrics.Count},
 		{Name: "ConversionFailedRecords", Value: float64(s.ConversionFailed), Unit: metrics.Count},
 		{Name: "InputObjects", Value: float64(s.InputObjects), Unit: metrics.Count},
@@ -218,7 +221,7 @@ func dayStats(sum *job.Summary, ds job.DaySummary) *DayStats {
 	q := ds.Quality
 	return &DayStats{
 		RawRows: q.RawRows, KeptRows: q.KeptRows, Duplicates: q.DuplicatesDropped, InvalidRows: q.InvalidRows,
-		LateRows: q.LateRows, ClockSkewedRows: q.ClockSkewedRows, BadObjects: q.BadFiles,
+		LateRows: q.LateRows, ClockSkewedRows: q.ClockSkewedRows, MissingEventTime: q.MissingEventTimeRows, BadObjects: q.BadFiles,
 		ConversionFailed: q.ConversionFailedRecords, InputObjects: q.InputObjects,
 		RawObjects: int64(sum.RawObjects), RawBytes: sum.RawBytes,
 		FilesWritten: int64(ds.FilesWritten), BytesWritten: ds.BytesWritten, Restated: q.Restated,

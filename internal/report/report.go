@@ -686,7 +686,7 @@ func qualityColumns() (names []string, idx []int) {
 
 func qualitySection(parts []partition[rollups.DataQualityDaily], xl string, prov map[day.Day]string) section {
 	s := section{ID: "quality", Title: "Data quality",
-		Intro: "What came in each day (all products) and what became of it: raw rows = kept + duplicates dropped + invalid (quarantined). Late rows arrived after their day ended; clock-skewed rows were counted at received_at. Bad files and conversion failures are raw objects and Firehose records that could not be read. A restated day was published before and its numbers changed. From data_quality_daily."}
+		Intro: "What came in each day (all products) and what became of it: raw rows = kept + duplicates dropped + invalid (quarantined). Late rows arrived after their day ended. Clock-skewed rows carried an event_time too far from received_at and were counted at received_at; rows without an event_time (normal for server-side events) were counted at received_at too, and are not a problem (missing_event_time_rows, in the table). Bad files and conversion failures are raw objects and Firehose records that could not be read. A restated day was published before and its numbers changed. From data_quality_daily."}
 	days := partDays(parts)
 	n := len(days)
 	get := func(f func(r rollups.DataQualityDaily) int64) []float64 {
