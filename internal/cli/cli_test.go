@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/littlewarehouse/warehouse/internal/job"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
@@ -629,5 +630,30 @@ func TestSummarySplitsNoTimeFromBadTime(t *testing.T) {
 		if end < len(c.heading) || len(row) < end || !strings.HasSuffix(row[:end], " "+c.value) {
 			t.Errorf("%q: want %s right-aligned under it:\n%s\n%s", c.heading, c.value, head, row)
 		}
+	}
+}
+
+// TestHeldStage2ExitsNamingTheHolder: when another rollup holds the
+// windowed stage past --lock-wait, the run gives up after that wait and
+// exits 1 with a line naming the holder, not "run failed".
+func TestHeldStage2ExitsNamingTheHolder(t *testing.T) {
+	dir := storeWithRaw(t)
+	st, err := store.OpenDir(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := "run 01OTHER on host elsewhere, pid 4242"
+	if _, err := lease.Acquire(context.Background(), st, "stage2", holder, 30*time.Minute, 0, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := mainAt(context.Background(), time.Now(), []string{"--store", dir, "--from", "2020-01-01", "--to", "2020-01-01", "--lock-wait", "1s", "--quiet", "--log", "json"}, &out, &errOut)
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	last := lines[len(lines)-1]
+	if code != 1 || !strings.HasPrefix(last, "rollup: another rollup is writing what this run needs (waited 1s") || !strings.Contains(last, holder) {
+		t.Errorf("exit %d, last line %q; want 1 and a line naming %q", code, last, holder)
+	}
+	if !strings.Contains(errOut.String(), `"msg":"waiting for a lease another process holds"`) {
+		t.Errorf("no log line while waiting:\n%s", errOut.String())
 	}
 }
