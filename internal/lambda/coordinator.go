@@ -444,7 +444,17 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 			changed = append(changed, s.d)
 		}
 	}
-	ws, err := job.RunWindowed(ctx, c.cfg, changed)
+	// Another run's stage 2 (a backfill's, say) may hold its lease: wait
+	// at most workerLockWait, and a quarter of the time left, logging the
+	// holder; the next night's run refreshes what this one could not.
+	wcfg := c.cfg
+	if wcfg.LockWait == 0 {
+		wcfg.LockWait = workerLockWait
+		if deadline, ok := ctx.Deadline(); ok {
+			wcfg.LockWait = min(workerLockWait, time.Until(deadline)/4)
+		}
+	}
+	ws, err := job.RunWindowed(ctx, wcfg, changed)
 	if err != nil {
 		return sum, fmt.Errorf("windowed tables: %w", err)
 	}
