@@ -93,7 +93,7 @@ var (
 	s3ReadWrite   = []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"}
 	logsWrite     = []string{"logs:CreateLogStream", "logs:PutLogEvents"}
 	glueReadTable = []string{"glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"}
-	// glueCatalog is what the coordinator does in Glue (DESIGN §5.4, §6):
+	// glueCatalog is what the coordinator does in Glue (docs/design.md §Publish and commit, §Where it runs):
 	// keep the tables' schemas current and register partitions.
 	// They are exactly the Glue calls of internal/catalog (a test checks it):
 	// CreateDatabase is used only if the database is missing, which on
@@ -109,7 +109,7 @@ var (
 	}
 )
 
-// Key prefixes of the bucket (DESIGN §2).
+// Key prefixes of the bucket (docs/design.md §Layout).
 const (
 	prefixRaw           = "raw/"
 	prefixRawErrors     = "raw-errors/"

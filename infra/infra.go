@@ -1,5 +1,5 @@
 // Package infra generates the CloudFormation template of the AWS stack
-// (DESIGN §7) from the same Go schemas the code uses: the raw table and the
+// (docs/design.md §The AWS stack) from the same Go schemas the code uses: the raw table and the
 // Firehose conversion schema from internal/event, every curated Glue table
 // from rollups. infra/template.json is its committed output; regenerate it
 // with `make infra` (go run ./cmd/infragen -o infra/template.json).

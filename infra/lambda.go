@@ -17,7 +17,7 @@ const (
 	RoleWorker      = "worker"
 )
 
-// lambdas adds the coordinator and the worker (DESIGN §6 "Lambda"), their
+// lambdas adds the coordinator and the worker (docs/design.md §Where it runs), their
 // roles and log groups, the nightly rule and the dead-letter queue.
 //
 // The coordinator, started by the rule, plans, invokes one worker per stale

@@ -13,10 +13,10 @@ import (
 // Lifecycle: raw/ moves to Standard-IA after RawInfrequentAccessDays (it is
 // read once when it arrives, then only for rebuilds); the rollup's routing
 // segments expire after SegmentRetentionDays (segments of days past the max
-// lateness are never read again, DESIGN §5.3); Athena's results after 30
+// lateness are never read again, docs/design.md §Routing and segments); Athena's results after 30
 // days; incomplete multipart uploads anywhere after a day. Superseded run
 // folders under curated/ are deleted by the job itself after its grace
-// period (DESIGN §5.4): a lifecycle rule cannot tell a superseded run from
+// period (docs/design.md §Publish and commit): a lifecycle rule cannot tell a superseded run from
 // the current one, so curated/ has no expiry. The bucket is not versioned,
 // so a deleted run is gone and costs nothing.
 func (b *builder) storage() {

@@ -128,7 +128,7 @@ func TestFirehoseConvertsWithTheEventColumns(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("raw table differs from catalog.RawTableDef (-want +got):\n%s", diff)
 	}
-	// The projection the brief and DESIGN §2 ask for, spelled out.
+	// The projection the brief and docs/design.md §The raw event ask for, spelled out.
 	for k, v := range map[string]string{
 		"projection.enabled":            "true",
 		"projection.hour.type":          "date",

@@ -14,7 +14,7 @@
 --   days(dt DATE)
 --     the days to compute, one row each; a day that is not built gets no row.
 --
--- Semantics (DESIGN §3 "Windows"): a person is active on a day when
+-- Semantics (docs/design.md §What every number means "Windows"): a person is active on a day when
 -- user_daily has a row for them in the product that day.
 --   dau             distinct user_key active on dt
 --   wau             distinct user_key active on any day of dt − 6 .. dt

@@ -1,5 +1,5 @@
 -- events: the reference for the job's first stage: one row per
--- deduplicated valid event, with user_key and session_key (DESIGN §3). It
+-- deduplicated valid event, with user_key and session_key (docs/design.md §What every number means). It
 -- reads the view `routed` (routed.sql) and runs in the reporting time zone's
 -- session like it. DuckDB dialect.
 WITH kept AS (

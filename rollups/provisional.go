@@ -11,7 +11,7 @@ import (
 const FirehoseBufferBound = 15 * time.Minute
 
 // FinalAt is when day d (in loc) becomes final: its end, plus maxLateness
-// (the latest an event of the day can be received, DESIGN §3), plus
+// (the latest an event of the day can be received, docs/design.md §What every number means), plus
 // FirehoseBufferBound (the latest such an event is in S3). A day built
 // before FinalAt is provisional: its late events may still arrive, and its
 // numbers still grow. A day built at or after it is final. (Firehose retries

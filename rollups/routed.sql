@@ -1,4 +1,4 @@
--- routed: every raw row with the day it counts on (DESIGN §3), the
+-- routed: every raw row with the day it counts on (docs/design.md §What every number means), the
 -- reference for the job's routing and validation. It reads a view `raw` over
 -- the raw Parquet objects (read_parquet(..., union_by_name = true,
 -- filename = true)) and takes the reporting time zone from the session

@@ -4,7 +4,7 @@
 // the reference SQL that computes the same table from the events table in
 // DuckDB (and, where the dialects agree, Athena).
 //
-// Every table is partitioned by dt, the reporting day (DESIGN §3), as a
+// Every table is partitioned by dt, the reporting day (docs/design.md §What every number means), as a
 // Hive-style folder (curated/<table>/dt=YYYY-MM-DD/); dt is not stored inside
 // the files. Dimension columns are never null: an empty product or platform
 // is written "(none)". Timestamps are INT64 milliseconds, UTC.
@@ -258,7 +258,7 @@ var UsersTable = Table{Name: "users", Grain: "product × user_key", Doc: "one ro
 	Row: reflect.TypeOf(User{}), SQL: sqlOf("users"), PartKey: "bucket"}
 
 // RestatementsTable records every number a run changed in a published
-// partition (DESIGN §5: say what moved).
+// partition (docs/design.md §The windowed stage: say what moved).
 var RestatementsTable = Table{Name: "restatements", Grain: "dt × run × table_name × row_key × column_name",
 	Doc: "every published number a later run changed: which table, day, row and column, from what to what", Row: reflect.TypeOf(Restatement{}), History: true}
 

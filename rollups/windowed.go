@@ -7,7 +7,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 )
 
-// The windowed tables (DESIGN §3 "Windows", §4) are computed from user_daily
+// The windowed tables (docs/design.md §What every number means, §Tables) are computed from user_daily
 // alone, never from events: a person is "active" on a day when user_daily has
 // a row for them (in that product) on that day, and "new" when that row has
 // is_new, which comes from the users first-seen state table and so means

@@ -76,7 +76,7 @@ type DataSetResult struct {
 
 	// For a data set of several days: ours building one of its days alone
 	// (OneDay, the middle one) from a store holding only the raw data, and
-	// the peak RSS of the whole range over that day's (DESIGN §5.3: memory
+	// the peak RSS of the whole range over that day's (docs/design.md §Routing and segments: memory
 	// is bounded by the day being worked on, not by the range).
 	OneDay          *Side   `json:"one_day,omitempty"`
 	OneDayName      string  `json:"one_day_name,omitempty"`

@@ -1,6 +1,6 @@
 // Package catalog registers the warehouse's tables and their partitions in a
 // metadata catalog, so that query engines find the current run of every
-// partition without a crawler (DESIGN §5.4, §6, §7): AWS Glue (read by Athena
+// partition without a crawler (docs/design.md §Publish and commit, §Where it runs, §The AWS stack): AWS Glue (read by Athena
 // and, through Athena, Power BI), or a local folder of JSON table definitions
 // under catalog/ in the store.
 //

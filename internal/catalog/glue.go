@@ -20,7 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// Glue API limits (DESIGN §6).
+// Glue API limits (docs/design.md §Where it runs).
 const (
 	MaxCreateBatch = 100  // partitions per BatchCreatePartition
 	MaxUpdateBatch = 100  // entries per BatchUpdatePartition

@@ -28,7 +28,7 @@ type FieldError struct {
 var stamped = map[string]bool{"event_id": true, "received_at": true}
 
 // who names the columns of which an event needs at least one non-empty
-// (DESIGN §3: user_key is user_id, else "anon:" + device_id).
+// (docs/design.md §What every number means: user_key is user_id, else "anon:" + device_id).
 var who = []string{"user_id", "device_id"}
 
 // maxErrorsPerEvent bounds the errors reported for one event.

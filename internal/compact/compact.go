@@ -1,5 +1,5 @@
 // Package compact turns one reporting day's raw rows into the rows of the
-// events and quarantine tables (DESIGN §3): it attributes each row to a day
+// events and quarantine tables (docs/design.md §What every number means): it attributes each row to a day
 // under the clock-skew rule, validates, deduplicates on event_id, derives
 // user_key and session_key, and sorts.
 //
@@ -27,7 +27,7 @@ import (
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
-// Rules are the semantic knobs of DESIGN §3.
+// Rules are the semantic knobs of docs/design.md §What every number means.
 type Rules struct {
 	Loc         *time.Location // reporting time zone
 	MaxLateness time.Duration  // event_time earlier than received_at − this is skewed (default 7 days)
@@ -35,7 +35,7 @@ type Rules struct {
 	SessionGap  time.Duration  // inactivity that starts a new inferred session (30 minutes)
 }
 
-// DefaultRules returns the rules of DESIGN §3 for loc.
+// DefaultRules returns the rules of docs/design.md §What every number means for loc.
 func DefaultRules(loc *time.Location) Rules {
 	return Rules{Loc: loc, MaxLateness: 7 * 24 * time.Hour, MaxAhead: 10 * time.Minute, SessionGap: 30 * time.Minute}
 }

@@ -1,5 +1,5 @@
 // Package day is the calendar date of the reporting time zone that every
-// curated partition is keyed by (DESIGN §3).
+// curated partition is keyed by (docs/design.md §What every number means).
 package day
 
 import (

@@ -1,4 +1,4 @@
-// Package event holds the one definition of the raw app event (DESIGN §2).
+// Package event holds the one definition of the raw app event (docs/design.md §The raw event).
 //
 // Raw is the schema Firehose converts JSON into and eventgen and the local
 // delivery stream write. Every other description of the raw event — the

@@ -1,5 +1,5 @@
 // Package gen generates deterministic synthetic raw events in the exact layout
-// Kinesis Data Firehose writes them (DESIGN §2), for demos, tests and
+// Kinesis Data Firehose writes them (docs/design.md §The raw event), for demos, tests and
 // benchmarks.
 //
 // Objects land under raw/YYYY/MM/DD/HH/<stream>-1-YYYY-MM-DD-HH-MM-SS-<uuid>,

@@ -203,7 +203,7 @@ type scan struct {
 
 // readBack reads every readable object of rep, decoding INT96 columns
 // explicitly, and recomputes the report's counts the way the warehouse
-// defines them (DESIGN §3).
+// defines them (docs/design.md §What every number means).
 func readBack(t *testing.T, st store.Store, rep Report) *scan {
 	t.Helper()
 	ctx := context.Background()

@@ -1,4 +1,4 @@
-// Package index is the raw object index of DESIGN §5.1: for every raw object
+// Package index is the raw object index of docs/design.md §Index: for every raw object
 // it records its ETag, size, row count, arrival span and the reporting days
 // its rows count on (after the clock-skew rule), so that a day's inputs are
 // exactly the objects that feed it. Entries are built by reading only each

@@ -25,7 +25,7 @@ func rawKey(h time.Time, name string) string {
 }
 
 // TestNothingDroppedSilently: every raw row read counts on some day or is
-// quarantined with a reason, and everything not read is named (DESIGN §5):
+// quarantined with a reason, and everything not read is named (docs/design.md §The invariant):
 //   - rows delivered long after they were received (a Firehose retry),
 //     whose object arrives after the old planning window of their day;
 //   - rows whose received_at is in 2099 or 1970;

@@ -24,7 +24,7 @@ import (
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
-// TestInvariantAnyRunSequence states DESIGN §5's invariant directly: after
+// TestInvariantAnyRunSequence states docs/design.md §The invariant directly: after
 // any sequence of runs — random ranges in random order, two at once, runs
 // killed between or within days or while routing, stage 1 without stage 2,
 // segments deleted or damaged — over raw objects that arrive late,

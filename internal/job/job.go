@@ -1,6 +1,6 @@
 // Package job runs the rollup job over a range of reporting days: it lists
 // and reads the raw objects those days need (each once), builds every day's
-// events and per-day rollups, and publishes them (DESIGN §5).
+// events and per-day rollups, and publishes them (docs/design.md §Processing model).
 package job
 
 import (

@@ -98,7 +98,7 @@ func listRaw(ctx context.Context, st store.Store, prefix string, from, to time.T
 	return objs, ignored, nil
 }
 
-// conversionFailure is one record Firehose could not convert (DESIGN §2).
+// conversionFailure is one record Firehose could not convert (docs/design.md §The raw event).
 type conversionFailure struct {
 	Source   string
 	Arrival  int64 // ms

@@ -22,7 +22,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
-// The routing stage (DESIGN §5.3): each raw object a stale day needs is
+// The routing stage (docs/design.md §Routing and segments): each raw object a stale day needs is
 // read once, and its rows, split by the day they count on, are written as
 // segments (internal/segment), one per (day, object). Days are then built
 // from their segments alone, one at a time, so memory is bounded by one

@@ -24,7 +24,7 @@ import (
 // table from the current user_daily partitions, and nothing else: a
 // person's first day is the smallest day whose current user_daily has them,
 // so it moves later when a day loses them and earlier when a late day gains
-// them, whatever order the days were built in (DESIGN §3 "New user").
+// them, whatever order the days were built in (docs/design.md §What every number means "New user").
 //
 // The table and its state are split into rollups.UserBuckets buckets by a
 // hash of (product, user_key). Each bucket is a partition of its own,

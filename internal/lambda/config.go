@@ -1,4 +1,4 @@
-// Package lambda runs the rollup job on AWS Lambda (DESIGN §6 "Lambda"):
+// Package lambda runs the rollup job on AWS Lambda (docs/design.md §Where it runs):
 // one binary, two functions.
 //
 //   - The coordinator takes an EventBridge scheduled event (the nightly run)

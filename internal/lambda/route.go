@@ -18,7 +18,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
-// The route phase (DESIGN's cost rule: each raw object is read once). A
+// The route phase (docs/design.md §Routing and segments: each raw object is read once). A
 // raw object feeds every day its rows count on, up to max lateness + 1
 // days; if each day worker routed the objects its day lacks, an object
 // would be read by every worker whose day it feeds. So the coordinator

@@ -1,6 +1,6 @@
 // Package lease gives one writer at a time per name — per (table, day), say
 // "curated/events/dt=2026-11-24" — across processes and hosts, with nothing
-// but an object store (DESIGN §5.5): the nightly catch-up and a manual
+// but an object store (docs/design.md §Leases): the nightly catch-up and a manual
 // backfill cannot interleave on one partition.
 //
 // # The lease object

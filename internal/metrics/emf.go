@@ -1,6 +1,6 @@
 // Package metrics writes CloudWatch metrics as Embedded Metric Format (EMF)
 // log lines: one JSON object per line, which CloudWatch Logs turns into
-// metrics without any API call (DESIGN §8). On Lambda, write them to
+// metrics without any API call (docs/design.md §Observability). On Lambda, write them to
 // standard output; anywhere else they are plain, greppable JSON.
 //
 // A line looks like

@@ -1,5 +1,5 @@
 // Package publish writes curated table partitions so that readers never see
-// a half-written, empty or doubled partition (DESIGN §5.4).
+// a half-written, empty or doubled partition (docs/design.md §Publish and commit).
 //
 // A partition is curated/<table>/dt=<day>/ (or another key, such as
 // bucket=<n>/ for the users table). Each build writes its files into a fresh

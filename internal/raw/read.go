@@ -1,6 +1,6 @@
 // Package raw reads the Parquet objects Firehose lands under raw/ into
 // normalized rows, tolerating everything Firehose and Hive-style writers
-// produce (DESIGN §2) and classifying everything else as a bad object.
+// produce (docs/design.md §The raw event) and classifying everything else as a bad object.
 package raw
 
 import (

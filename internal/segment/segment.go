@@ -1,7 +1,7 @@
 // Package segment stores what one raw object holds for one reporting day —
 // its candidate events as columns, its invalid rows and its count of
-// repaired strings — as one small object under _state/segments/ (DESIGN
-// §5.3). The routing stage reads each new raw object once and writes one
+// repaired strings — as one small object under _state/segments/ (docs/design.md
+// §Routing and segments). The routing stage reads each new raw object once and writes one
 // segment per day the object feeds; a day is then built from its segments
 // alone. Segments are a cache, never the truth: a missing or unreadable
 // segment only means its raw object is read again.

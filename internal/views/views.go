@@ -1,6 +1,6 @@
 // Package views writes the DuckDB statements that show curated tables as
 // views over explicit lists of Parquet files: the files the current runs'
-// manifests name, never a glob over run folders (DESIGN §5.4). It builds
+// manifests name, never a glob over run folders (docs/design.md §Publish and commit). It builds
 // SQL only, so the rollup binary can use it without linking DuckDB.
 package views
 

@@ -1,5 +1,5 @@
 // Package publishtest builds curated tables in the states that readers must
-// get right (DESIGN §5.4): a killed rebuild, a rebuild under way, and a
+// get right (docs/design.md §Publish and commit): a killed rebuild, a rebuild under way, and a
 // superseded run kept for its grace period. Reader tests (lwsql, the DuckDB
 // views, rollup ddl) count rows over it.
 package publishtest

@@ -9,7 +9,7 @@ import (
 )
 
 // Reads is a store that counts the reads of the objects under a prefix
-// (raw/, say): what DESIGN §5.3's cost rule is about. Every reader of a
+// (raw/, say): what the cost rule of docs/design.md §Routing and segments is about. Every reader of a
 // raw object (raw.Read routing it, the index scanning its time columns)
 // opens it once with Open and makes all its ranged reads through that one
 // Reader; Get reads a whole object. So each Open or Get of a key is one
