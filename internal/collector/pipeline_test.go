@@ -79,22 +79,7 @@ func TestPipelineCollectorToRollup(t *testing.T) {
 	if q.KeptRows != 5 || q.InvalidRows != 0 || q.ConversionFailedRecords != 2 || q.MissingEventTimeRows != 3 || q.ClockSkewedRows != 0 {
 		t.Errorf("quality %+v; want 5 events (3 without event_time, none skewed) and 2 conversion failures", q)
 	}
-	db, err := duckref.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.ViewCurated(ctx, dir, "events"); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := db.Query(ctx, "SELECT event_id FROM events ORDER BY event_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, r := range rows {
-		got = append(got, r["event_id"].(string))
-	}
+	got := eventIDs(t, dir)
 	slices.Sort(accepted)
 	if !slices.Equal(got, accepted) {
 		t.Errorf("events table holds %v, want exactly the accepted %v", got, accepted)
@@ -255,6 +240,18 @@ func TestPipelineOversizedEventsCostNoOthers(t *testing.T) {
 	if kept != 400 || invalid != 0 || bad != 0 {
 		t.Errorf("kept %d, invalid %d, bad files %d; want 400, 0, 0", kept, invalid, bad)
 	}
+	got := eventIDs(t, dir)
+	slices.Sort(accepted)
+	if !slices.Equal(got, accepted) {
+		t.Errorf("events table holds %d events, want exactly the %d accepted", len(got), len(accepted))
+	}
+}
+
+// eventIDs reads the event ids of the events table of the store at dir,
+// sorted, with DuckDB.
+func eventIDs(t *testing.T, dir string) []string {
+	t.Helper()
+	ctx := context.Background()
 	db, err := duckref.Open()
 	if err != nil {
 		t.Fatal(err)
@@ -267,12 +264,9 @@ func TestPipelineOversizedEventsCostNoOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
+	var ids []string
 	for _, r := range rows {
-		got = append(got, r["event_id"].(string))
+		ids = append(ids, r["event_id"].(string))
 	}
-	slices.Sort(accepted)
-	if !slices.Equal(got, accepted) {
-		t.Errorf("events table holds %d events, want exactly the %d accepted", len(got), len(accepted))
-	}
+	return ids
 }
