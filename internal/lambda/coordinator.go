@@ -679,7 +679,20 @@ func (c *coordinator) finish(ctx context.Context, sum *RunSummary, runErr error)
 		}
 		d, _ := day.Parse(r.Day)
 		rep, err := readReport(rctx, c.cfg.Store, sum.Run, d)
+		// A read that failed (not a report that is unusable) is tried
+		// again, so that the totals hold every day's counts.
+		for pause := 50 * time.Millisecond; err != nil && !errors.Is(err, errBadReport) && pause <= 2*time.Second; pause *= 2 {
+			c.log.Warn("reading a day report failed; trying again", "day", r.Day, "error", err.Error())
+			select {
+			case <-rctx.Done():
+			case <-time.After(pause):
+			}
+			rep, err = readReport(rctx, c.cfg.Store, sum.Run, d)
+		}
 		if err != nil || rep == nil {
+			if err != nil {
+				c.log.Error("day report unreadable: the summary's totals lack this day's counts", "day", r.Day, "error", err.Error())
+			}
 			continue
 		}
 		r.Worker = rep

@@ -526,6 +526,11 @@ func TestBadDayReportFailsTheDay(t *testing.T) {
 		if sum.Status != RunDone || sum.Built != 2 || sum.Failed != 0 {
 			t.Fatalf("summary: %+v; want both days built, the failing reads retried", sum)
 		}
+		// Whether the day was seen done by its report or by its manifests
+		// (the report written just after), the summary holds its report.
+		if r := sum.Days[1]; r.Worker == nil || sum.Totals.KeptRows != sum.Days[0].Worker.Stats.KeptRows+r.Worker.Stats.KeptRows {
+			t.Errorf("%s: worker report %+v, totals %+v; want its report read and counted", bad, r.Worker, sum.Totals)
+		}
 		if _, err := job.Run(ctx, job.Config{Store: f.copy, From: from, To: to}); err != nil {
 			t.Fatal(err)
 		}
