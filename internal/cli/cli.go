@@ -57,7 +57,9 @@ Usage:
                                      needs --include-today
   rollup plan [same flags]           print which days are stale and why, the bytes a
                                      run would read and the windowed days it would
-                                     touch, and write nothing (same as --dry-run)
+                                     touch; it changes no table (it keeps its
+                                     index of raw objects, a cache under _state/)
+                                     (same as --dry-run)
   rollup ddl --dialect duckdb|athena print CREATE statements for the curated tables
   rollup report --out report.html    write an HTML report of the curated tables
 

@@ -657,3 +657,24 @@ func TestHeldStage2ExitsNamingTheHolder(t *testing.T) {
 		t.Errorf("no log line while waiting:\n%s", errOut.String())
 	}
 }
+
+// TestPlanRecordsNoZone: rollup plan on a store no run has built records no
+// time zone (a first run may still choose one), and a plan in a zone other
+// than the recorded one is refused as a run is.
+func TestPlanRecordsNoZone(t *testing.T) {
+	dir := storeWithRaw(t)
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"plan", "--store", dir, "--from", "2020-01-01", "--to", "2020-01-01"}, &out, &errOut); code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "_state", "warehouse.json")); !os.IsNotExist(err) {
+		t.Errorf("plan recorded the store's zone (%v)", err)
+	}
+	if code := Main(context.Background(), []string{"--store", dir, "--from", "2020-01-01", "--to", "2020-01-01", "--quiet"}, &out, &errOut); code != 0 {
+		t.Fatalf("run: exit %d: %s", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := Main(context.Background(), []string{"plan", "--store", dir, "--from", "2020-01-01", "--to", "2020-01-01", "--tz", "Pacific/Auckland"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "are in time zone UTC, not Pacific/Auckland") {
+		t.Errorf("plan in another zone: exit %d, %q; want 2 and the zone error", code, errOut.String())
+	}
+}

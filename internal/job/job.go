@@ -507,8 +507,15 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 	if err := checkIsWarehouse(ctx, st, cfg.RawPrefix, cfg.ErrorPrefix); err != nil {
 		return nil, err
 	}
-	if err := checkTimeZone(ctx, st, cfg.Rules.Loc); err != nil {
+	// A plan records no zone: it only checks the one a run recorded.
+	if route {
+		if err := checkTimeZone(ctx, st, cfg.Rules.Loc); err != nil {
+			return nil, err
+		}
+	} else if z, err := RecordedZone(ctx, st); err != nil {
 		return nil, err
+	} else if z != "" && z != cfg.Rules.Loc.String() {
+		return nil, &ZoneError{Store: st.String(), Have: z, Want: cfg.Rules.Loc.String()}
 	}
 	lo, _ := cfg.window(cfg.From)
 	_, hi := cfg.window(cfg.To)
