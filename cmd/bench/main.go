@@ -40,6 +40,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/littlewarehouse/warehouse/internal/cli/flagtext"
 )
 
 func main() {
@@ -64,6 +66,10 @@ type usageError struct{ error }
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage of %s:\n", fs.Name())
+		flagtext.PrintDefaults(fs, stdout)
+	}
 	cfg := Config{Args: args, Out: stdout}
 	fs.StringVar(&cfg.Only, "only", "", "run one data set only: 1day or 30day")
 	fs.IntVar(&cfg.Runs, "runs", 1, "runs of each side per data set; the best (lowest) wall and RSS are reported")

@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/littlewarehouse/warehouse/internal/cli/flagtext"
 	"github.com/littlewarehouse/warehouse/internal/day"
 )
 
@@ -54,6 +55,10 @@ type usageError struct{ error }
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("duckbench", flag.ContinueOnError)
 	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage of %s:\n", fs.Name())
+		flagtext.PrintDefaults(fs, stdout)
+	}
 	var cfg Config
 	fs.StringVar(&cfg.Store, "store", "./data", "local store root, the folder holding raw/ (e.g. --store .bench/1day/store)")
 	from := fs.String("from", "", "first reporting day, YYYY-MM-DD (required)")
