@@ -121,9 +121,10 @@ func queryStore(ctx context.Context, db *duckref.DB, st *store.Dir, stmts []stri
 
 // attempts bounds how often lwsql runs a query whose files a finished
 // rebuild deleted meanwhile; it pauses firstPause after the first, then
-// twice as long each time, up to maxPause (a few seconds in all).
+// twice as long each time, up to maxPause: about 15 s of pauses in all,
+// longer than a rollup's burst of commits of one day's tables.
 const (
-	attempts   = 9
+	attempts   = 20
 	firstPause = 20 * time.Millisecond
 	maxPause   = time.Second
 )

@@ -103,7 +103,8 @@ func TestQueriesDuringRebuilds(t *testing.T) {
 				}
 			}
 			rebuilt++
-			time.Sleep(time.Millisecond)
+			// A real rebuild of a day takes far longer than this.
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 	q := "SELECT count(*) AS n, count(DISTINCT build) AS builds FROM (SELECT dt, build FROM events UNION ALL SELECT dt, build FROM quarantine) GROUP BY dt ORDER BY dt"
