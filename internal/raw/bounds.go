@@ -231,7 +231,8 @@ func (c *chunkReader) ReadAt(p []byte, off int64) (int, error) {
 // left of the chunk (a header has no other bound: every length in it is
 // checked against the bytes it lies in, see thriftSize), its page must fit
 // in what is left of the chunk after it, its uncompressed size must be at
-// most MaxPageBytes or the object's size, whichever is larger, and its
+// most MaxPageBytes (for an uncompressed or Snappy page, or the object's
+// size, whichever is larger), and its
 // values at most MaxPageValues. For a flat column (nrows >= 0) the data
 // pages hold at most nrows values; for a repeated one (nrows < 0) at most
 // MaxRepeatedValues. A dictionary page holds at most one value per byte of
@@ -265,7 +266,14 @@ func loadChunk(f *parquet.File, cc parquet.ColumnChunk, nrows int) (_ *chunkRead
 	if nrows < 0 {
 		limit = MaxRepeatedValues
 	}
-	maxPage := max(MaxPageBytes, f.Size())
+	// A page may be as large as the object where its size is checked
+	// against its bytes (uncompressed, or Snappy: checkSnappy); other
+	// codecs decode blindly into UncompressedPageSize, so they keep the
+	// fixed bound.
+	maxPage := int64(MaxPageBytes)
+	if m.Codec == format.Snappy || m.Codec == format.Uncompressed {
+		maxPage = max(MaxPageBytes, f.Size())
+	}
 	var values int64
 	for pos, k := 0, 0; pos < len(b); k++ {
 		hb := b[pos:]
