@@ -50,6 +50,11 @@ type Input struct {
 	Size int64  `json:"size"`
 }
 
+// WithdrawnFingerprint is the fingerprint of a windowed partition
+// published empty because its day was never built: not computed, which a
+// reader must not show as a zero.
+const WithdrawnFingerprint = "not built"
+
 // Manifest describes one published run of one partition.
 type Manifest struct {
 	Table       string            `json:"table"`

@@ -71,6 +71,11 @@ func readTable[T any](ctx context.Context, st store.Store, snap publish.Snapshot
 		if err != nil || d < from || (to != 0 && d > to) {
 			continue
 		}
+		// A windowed partition withdrawn because its day was never built
+		// is not computed: not a day of zeros.
+		if pf.Manifest.Fingerprint == publish.WithdrawnFingerprint {
+			continue
+		}
 		p := partition[T]{Day: d, Manifest: pf.Manifest}
 		for _, f := range pf.Manifest.Files {
 			rows, err := readFile[T](ctx, st, f.Key)
