@@ -153,13 +153,13 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	}
 	// What this build changes in the day's published counts.
 	var moved []Restated
-	if prev, err := publish.Current(ctx, c.Store, "data_quality_daily", d); err == nil {
+	if prev, err := publish.Current(ctx, c.Store, "data_quality_daily", d); err == nil && restates(prev) {
 		old, err := manifestRows[rollups.DataQualityDaily](ctx, c.Store, prev)
 		if err != nil {
 			return DaySummary{}, err
 		}
 		moved = diffRows("data_quality_daily", d, old, []rollups.DataQualityDaily{quality}, func(rollups.DataQualityDaily) string { return "" })
-	} else if !errors.Is(err, store.ErrNotExist) {
+	} else if err != nil && !errors.Is(err, store.ErrNotExist) {
 		return DaySummary{}, err
 	}
 	// Publish only while the partitions are still ours.

@@ -1,8 +1,12 @@
 package job
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +177,63 @@ func TestWindowedWorkSurvivesAStop(t *testing.T) {
 	}
 	if _, err := publish.Current(ctx, st, "retention_daily", mustDay(t, "2026-03-01")); err != nil {
 		t.Errorf("the cohort of 2026-03-01 (built before the stop) was not computed: %v", err)
+	}
+}
+
+// TestNewCodeRestatesNothing: a run whose current partitions were computed
+// by an earlier code version (an upgrade: new columns, a count defined
+// anew) records no restated number, even where the numbers differ (the
+// earlier version may not have had the column: its "0" was never
+// published); the same late data under the same code does
+// (TestLateDataRestatesTheDay). The day's restated flag still says that
+// its count of events changed.
+func TestNewCodeRestatesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.OpenDir(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadFixture(t, st, "../../testdata/golden/raw.json")
+	cfg := Config{Store: st, From: mustDay(t, "2026-03-01"), To: mustDay(t, "2026-03-02")}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// What an earlier version published.
+	old := `"code_version": "` + CodeVersion + `"`
+	n := 0
+	err = filepath.WalkDir(filepath.Join(dir, "curated"), func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || e.Name() != publish.ManifestName {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(old)) {
+			n++
+		}
+		return os.WriteFile(path, bytes.ReplaceAll(b, []byte(old), []byte(`"code_version": "earlier"`)), 0o644)
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("manifests rewritten: %d, %v", n, err)
+	}
+	writeRaw(t, st, "raw/2026/03/03/02/golden-1-2026-03-03-02-00-00-late", []event.Raw{{
+		EventID: "late-1", EventTime: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), ReceivedAt: time.Date(2026, 3, 3, 2, 0, 0, 0, time.UTC),
+		EventName: "view", UserID: "u7", Product: "shop", Platform: "web"}})
+	sum, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sum.Days {
+		if len(d.Restatements) > 0 {
+			t.Errorf("%s: restated %v; want no number restated across code versions", d.Day, d.Restatements)
+		}
+		if d.Day.String() == "2026-03-01" && (!d.Quality.Restated || d.EventsBefore != 8 || d.Quality.KeptRows != 9) {
+			t.Errorf("2026-03-01: restated %v, %d -> %d events; want true, 8 -> 9", d.Quality.Restated, d.EventsBefore, d.Quality.KeptRows)
+		}
+	}
+	if sum.Windowed == nil || sum.Windowed.ActiveDays == 0 || len(sum.Windowed.Restatements) > 0 {
+		t.Errorf("windowed: %+v; want republished, nothing restated", sum.Windowed)
 	}
 }

@@ -245,8 +245,8 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 }
 
 // withdrawnFingerprint is the fingerprint of a windowed partition
-// withdrawn because its day is not built.
-const withdrawnFingerprint = "not built"
+// withdrawn because its day is not built (publish.WithdrawnFingerprint).
+const withdrawnFingerprint = publish.WithdrawnFingerprint
 
 // withdrawUnbuilt republishes empty every windowed partition with rows
 // whose day is not built: a day never built is not computed (an earlier
@@ -323,14 +323,16 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 	var moved []Restated
 	switch r := rows.(type) {
 	case []rollups.ActiveUsersDaily:
-		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
+		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && restates(prev) {
 			var old []rollups.ActiveUsersDaily
 			if old, err = manifestRows[rollups.ActiveUsersDaily](ctx, c.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.ActiveUsersDaily) string { return x.Product }, "product")
+				// mau_window_days describes the window (how much of it has
+				// data), it is not a count of people.
+				moved = diffRows(table, d, old, r, func(x rollups.ActiveUsersDaily) string { return x.Product }, "product", "mau_window_days")
 			}
 		}
 	case []rollups.RetentionDaily:
-		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && prev != nil {
+		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && restates(prev) {
 			var old []rollups.RetentionDaily
 			if old, err = manifestRows[rollups.RetentionDaily](ctx, c.Store, prev); err == nil {
 				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) }, "product", "day_n")
@@ -368,4 +370,12 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 		}
 	}
 	return moved, nil
+}
+
+// restates reports whether a new run of a partition whose current run is
+// prev can restate its numbers: prev exists and was computed by this code
+// version. A number that new code computes otherwise (a column it adds,
+// a count it defines anew) is not a restatement: the data did not change.
+func restates(prev *publish.Manifest) bool {
+	return prev != nil && prev.CodeVersion == CodeVersion
 }
