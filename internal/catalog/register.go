@@ -229,9 +229,14 @@ func (r *Registrar) registerTable(ctx context.Context, table string, regs []Regi
 		for i := range regs {
 			changed = changed || again[i].Location != regs[i].Location
 		}
-		regs = again
-		if !changed || round == registerRounds {
+		if !changed {
 			return movedRuns(asked, regs), nil
+		}
+		regs = again
+		if round == registerRounds {
+			// Set what was resolved last, so that what is returned (and
+			// logged) is what the catalog holds.
+			return movedRuns(asked, regs), r.set(ctx, table, regs)
 		}
 	}
 }
