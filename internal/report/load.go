@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
@@ -15,39 +14,6 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
-
-// Days lists the days that have at least one object under
-// curated/<table>/dt=YYYY-MM-DD/ in st, sorted and without repeats. A day
-// listed here may still have no committed run (only debris of an
-// interrupted build); publish.Current says. Keys whose dt= part is not a
-// date are ignored. A table with no objects gives an empty list.
-func Days(ctx context.Context, st store.Store, table string) ([]day.Day, error) {
-	prefix := "curated/" + table + "/"
-	objs, err := st.List(ctx, prefix)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", prefix, err)
-	}
-	seen := map[day.Day]bool{}
-	var out []day.Day
-	for _, o := range objs {
-		part, _, ok := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/")
-		if !ok {
-			continue
-		}
-		s, ok := strings.CutPrefix(part, "dt=")
-		if !ok {
-			continue
-		}
-		d, err := day.Parse(s)
-		if err != nil || seen[d] {
-			continue
-		}
-		seen[d] = true
-		out = append(out, d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out, nil
-}
 
 // partition is one current partition read for the report: its manifest
 // and its rows.

@@ -65,32 +65,6 @@ func TestReadsOnlyWhatManifestsList(t *testing.T) {
 	}
 }
 
-func TestDaysListsPartitionFolders(t *testing.T) {
-	t.Parallel()
-	st := store.NewMem()
-	ctx := context.Background()
-	for _, k := range []string{
-		"curated/x/dt=2026-11-21/run=1/part-00000.zstd.parquet",
-		"curated/x/dt=2026-11-20/run=1/_manifest.json",
-		"curated/x/dt=2026-11-20/run=2/part-00000.zstd.parquet",
-		"curated/x/dt=not-a-day/run=1/a",
-		"curated/x/README",
-		"curated/xy/dt=2026-01-01/run=1/a",
-	} {
-		if err := st.Put(ctx, k, []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := Days(ctx, st, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []day.Day{day.FromDate(2026, 11, 20), day.FromDate(2026, 11, 21)}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
-		t.Errorf("Days = %v, want %v", got, want)
-	}
-}
-
 // qualityV1 is data_quality_daily as first written, before late_rows and
 // restated: files of that age must still read, the new columns as zero.
 type qualityV1 struct {
