@@ -390,14 +390,11 @@ func shellQuote(s string) string {
 // --tz is not the zone the store's tables are in (job.RecordedZone). A
 // store no run has recorded a zone in yet takes this run's.
 func (o *options) checkZone(ctx context.Context, cfg job.Config, now time.Time) error {
-	have, err := job.RecordedZone(ctx, cfg.Store)
-	if err != nil {
-		return err
+	err := job.CheckZone(ctx, cfg.Store, cfg.Rules.Loc)
+	if ze := (*job.ZoneError)(nil); errors.As(err, &ze) {
+		return refusedError{o.zoneMessage(ctx, cfg.Store, ze, now)}
 	}
-	if have == "" || have == cfg.Rules.Loc.String() {
-		return nil
-	}
-	return refusedError{o.zoneMessage(ctx, cfg.Store, &job.ZoneError{Store: cfg.Store.String(), Have: have, Want: cfg.Rules.Loc.String()}, now)}
+	return err
 }
 
 // zoneMessage replaces job.ZoneError's message (whose rebuild command has

@@ -335,28 +335,19 @@ func (e *NotWarehouseError) Error() string {
 	return fmt.Sprintf("no %s under %s, and no earlier rollup there: is --store right? (Firehose writes raw/YYYY/MM/DD/HH/...; see --raw-prefix)", e.RawPrefix, e.Store)
 }
 
-// checkTimeZone refuses to mix reporting time zones in one store.
+// checkTimeZone refuses to mix reporting time zones in one store: it
+// records loc if no run has recorded a zone yet (CheckZone only checks).
 func checkTimeZone(ctx context.Context, st store.Store, loc *time.Location) error {
-	b, err := st.Get(ctx, stateKey)
-	if errors.Is(err, store.ErrNotExist) {
-		nb, _ := json.Marshal(warehouseState{TimeZone: loc.String()})
-		err = st.Create(ctx, stateKey, nb)
-		if errors.Is(err, store.ErrExists) {
-			return checkTimeZone(ctx, st, loc)
-		}
+	err := checkZone(ctx, st, loc)
+	if !errors.Is(err, errNoZone) {
 		return err
 	}
-	if err != nil {
-		return err
+	nb, _ := json.Marshal(warehouseState{TimeZone: loc.String()})
+	err = st.Create(ctx, stateKey, nb)
+	if errors.Is(err, store.ErrExists) {
+		return checkTimeZone(ctx, st, loc)
 	}
-	var s warehouseState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("read %s: %w", stateKey, err)
-	}
-	if s.TimeZone != loc.String() {
-		return &ZoneError{Store: st.String(), Have: s.TimeZone, Want: loc.String()}
-	}
-	return nil
+	return err
 }
 
 // ZoneError says a run asked for another reporting time zone than the one

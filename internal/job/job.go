@@ -512,10 +512,8 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 		if err := checkTimeZone(ctx, st, cfg.Rules.Loc); err != nil {
 			return nil, err
 		}
-	} else if z, err := RecordedZone(ctx, st); err != nil {
+	} else if err := CheckZone(ctx, st, cfg.Rules.Loc); err != nil {
 		return nil, err
-	} else if z != "" && z != cfg.Rules.Loc.String() {
-		return nil, &ZoneError{Store: st.String(), Have: z, Want: cfg.Rules.Loc.String()}
 	}
 	lo, _ := cfg.window(cfg.From)
 	_, hi := cfg.window(cfg.To)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
@@ -26,4 +27,30 @@ func RecordedZone(ctx context.Context, st store.Store) (string, error) {
 		return "", fmt.Errorf("read %s: %w", stateKey, err)
 	}
 	return s.TimeZone, nil
+}
+
+// errNoZone says no run has recorded a zone in the store yet.
+var errNoZone = errors.New("no time zone recorded yet")
+
+// CheckZone returns a *ZoneError if the zone a run recorded in st is not
+// loc, nil if it is or none is recorded yet. It only reads.
+func CheckZone(ctx context.Context, st store.Store, loc *time.Location) error {
+	if err := checkZone(ctx, st, loc); !errors.Is(err, errNoZone) {
+		return err
+	}
+	return nil
+}
+
+// checkZone is CheckZone, but says errNoZone when no zone is recorded.
+func checkZone(ctx context.Context, st store.Store, loc *time.Location) error {
+	have, err := RecordedZone(ctx, st)
+	switch {
+	case err != nil:
+		return err
+	case have == "":
+		return errNoZone
+	case have != loc.String():
+		return &ZoneError{Store: st.String(), Have: have, Want: loc.String()}
+	}
+	return nil
 }
