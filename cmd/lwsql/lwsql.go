@@ -24,6 +24,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/internal/views"
+	"github.com/littlewarehouse/warehouse/internal/wait"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
@@ -108,7 +109,7 @@ func queryStore(ctx context.Context, db *duckref.DB, st *store.Dir, stmts []stri
 				err = errors.New(msg)
 			}
 		}
-		if attempt == attempts || !gone(st, snap) || sleep(ctx, pause) != nil {
+		if attempt == attempts || !gone(st, snap) || wait.Sleep(ctx, pause) != nil {
 			// The statements before the one that failed are shown.
 			if _, werr := io.Copy(stdout, &out); werr != nil {
 				return werr
@@ -128,17 +129,6 @@ const (
 	firstPause = 20 * time.Millisecond
 	maxPause   = time.Second
 )
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // gone reports whether a data file snap names is no longer in the store.
 func gone(st *store.Dir, snap publish.Snapshot) bool {

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	"github.com/aws/aws-sdk-go-v2/service/glue/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/littlewarehouse/warehouse/internal/wait"
 )
 
 // Glue API limits (docs/design.md §Where it runs).
@@ -109,7 +111,7 @@ func NewGlue(client *glue.Client, opt GlueOptions) *Glue {
 		opt.Backoff = defaultBackoff
 	}
 	if opt.Sleep == nil {
-		opt.Sleep = sleep
+		opt.Sleep = wait.Sleep
 	}
 	return &Glue{client: client, db: opt.Database, opt: opt}
 }
@@ -153,17 +155,6 @@ func defaultBackoff(round int) time.Duration {
 	d := 200 * time.Millisecond << min(round-1, 5)
 	d = min(d, 5*time.Second)
 	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func (g *Glue) catalogID() *string {

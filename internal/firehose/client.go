@@ -12,6 +12,8 @@ import (
 	fh "github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/littlewarehouse/warehouse/internal/wait"
 )
 
 // API is the part of the Firehose SDK client that Client uses;
@@ -143,7 +145,7 @@ func (c *Client) putBatch(ctx context.Context, batch [][]byte) error {
 		if attempt >= c.opts.MaxAttempts {
 			return fmt.Errorf("put %d records on %s: gave up after %d attempts: %w", len(pending), c.stream, attempt, lastErr)
 		}
-		if err := sleep(ctx, c.backoff(attempt)); err != nil {
+		if err := wait.Sleep(ctx, c.backoff(attempt)); err != nil {
 			return fmt.Errorf("put %d records on %s: %w (last error: %v)", len(pending), c.stream, err, lastErr)
 		}
 	}
@@ -178,15 +180,4 @@ func retryable(err error) bool {
 		return !permanent[ae.ErrorCode()]
 	}
 	return true // transport errors, timeouts of one call
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/metrics"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/internal/wait"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
@@ -683,9 +684,8 @@ func (c *coordinator) finish(ctx context.Context, sum *RunSummary, runErr error)
 		// again, so that the totals hold every day's counts.
 		for pause := 50 * time.Millisecond; err != nil && !errors.Is(err, errBadReport) && pause <= 2*time.Second; pause *= 2 {
 			c.log.Warn("reading a day report failed; trying again", "day", r.Day, "error", err.Error())
-			select {
-			case <-rctx.Done():
-			case <-time.After(pause):
+			if wait.Sleep(rctx, pause) != nil {
+				break
 			}
 			rep, err = readReport(rctx, c.cfg.Store, sum.Run, d)
 		}

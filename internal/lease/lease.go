@@ -104,6 +104,7 @@ import (
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/internal/wait"
 )
 
 // Prefix is the folder of lease objects in a store.
@@ -305,7 +306,7 @@ func newConfig(now func() time.Time, opts []Option) config {
 		o(&c)
 	}
 	if c.sleep == nil {
-		c.sleep = sleep
+		c.sleep = wait.Sleep
 	}
 	if c.poll <= 0 {
 		c.poll = DefaultPoll
@@ -317,17 +318,6 @@ func newConfig(now func() time.Time, opts []Option) config {
 		c.takeoverTTL = DefaultTakeoverTTL
 	}
 	return c
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // record is the content of a lease object.
