@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/internal/wait"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
@@ -100,18 +102,29 @@ type tables struct {
 // see them (publish.Visible: every daily table of a day from one build). A
 // rebuild that finishes meanwhile may delete files it resolved (at once on
 // a local store): load then resolves the tables again and reads them
-// again, up to loadAttempts times.
+// again, up to loadAttempts times, after a pause that doubles from
+// firstPause (a run republishes its days one after another, a burst of
+// deletes).
 func load(ctx context.Context, st store.Store, from, to day.Day) (*tables, error) {
+	pause := firstPause
 	for attempt := 1; ; attempt++ {
 		t, err := loadOnce(ctx, st, from, to)
 		if err == nil || !errors.Is(err, store.ErrNotExist) || attempt == loadAttempts {
 			return t, err
 		}
+		if err := wait.Sleep(ctx, pause); err != nil {
+			return nil, err
+		}
+		pause = min(2*pause, time.Second)
 	}
 }
 
-// loadAttempts bounds how often load reads the tables again.
-const loadAttempts = 5
+// loadAttempts bounds how often load reads the tables again; with
+// firstPause, about 5 s of pauses in all.
+const (
+	loadAttempts = 10
+	firstPause   = 20 * time.Millisecond
+)
 
 func loadOnce(ctx context.Context, st store.Store, from, to day.Day) (*tables, error) {
 	snap, err := publish.Visible(ctx, st, "active_users_daily", "retention_daily", "engagement_daily", "sessions_daily", "data_quality_daily")
