@@ -68,19 +68,68 @@ type Day struct {
 // Build panics if the day's event ids or properties overflow frame's
 // 32-bit offsets, or it has 2^31 events or more.
 func Build(parts []*Part, rules Rules) Day {
-	var out Day
+	out, srcs := takeParts(parts)
+	n := int(out.Stats.RawRows - out.Stats.Invalid)
+	if n == 0 {
+		out.Events = frame.New(nil, 0)
+		return out
+	}
+	// The parts' columns are not merged: the key columns that the dedupe,
+	// the sort and the sessions need are (event_time, and the ids of
+	// event_name, user_key, session_id and product, in the day's
+	// dictionary), and every other column is copied straight from the
+	// parts into its final order, each part's column dropped once taken.
+	// Meanwhile, the event ids are hashed and sorted for dedupe.
+	sorted := make(chan []uint64, 1)
+	go func() { sorted <- idKeys(srcs, n) }()
+	m := newMerged(srcs)
+	k := mergeKeys(m, n)
+
+	// String ranks (restricted to the strings each column uses) are
+	// computed while duplicates are found: these only read the columns.
+	var names, users, products ranks
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		strs := k.dict.Strings()
+		names = columnRanks(strs, k.name)
+		users = columnRanks(strs, k.user)
+		products = columnRanks(strs, k.product)
+	})
+	keys := <-sorted
+	drop, dups := dedupeMerged(m, keys)
+	keys = nil
+	wg.Wait()
+	kept := n - dups
+	out.Stats.ValidRows = int64(n)
+	out.Stats.KeptRows = int64(kept)
+	out.Stats.Duplicates = int64(dups)
+	countSkewed(&out.Stats, m, drop)
+	for _, e := range srcs {
+		// Read no more from the parts (their copies are in the key columns).
+		e.EventTime = nil
+		for _, c := range [...]frame.Column{frame.EventName, frame.UserKey, frame.SessionID, frame.Product, frame.SessionKey} {
+			e.Str[c] = nil
+		}
+	}
+
+	byUser, base := sortByUser(m, k.user, k.times, drop, kept, users)
+	drop = nil
+	out.Events = arrange(m, k, byUser, base, names, products, rules.SessionGap.Milliseconds())
+	return out
+}
+
+// takeParts takes the parts' quarantine rows, sorted by compareQuarantine,
+// into out.Quarantine and their events into srcs, the parts with events in
+// their order (event ids all packed or all text), setting each part's
+// Events and Quarantine to nil. It fills out.Stats.RawRows, Invalid and
+// RepairedUTF8. It panics if the day is too large (see Build).
+func takeParts(parts []*Part) (out Day, srcs []*frame.Events) {
 	n, nq, nid, nprop := 0, 0, 0, 0
-	only := -1 // the part with events, if only one has
-	for i, p := range parts {
+	for _, p := range parts {
 		nq += len(p.Quarantine)
 		out.Stats.RepairedUTF8 += p.RepairedUTF8
 		if p.Events == nil || p.Events.Len() == 0 {
 			continue
-		}
-		if n == 0 {
-			only = i
-		} else {
-			only = -1
 		}
 		n += p.Events.Len()
 		nid += p.Events.IDTextSize(0, p.Events.Len()) // as text, should they need unpacking
@@ -100,13 +149,6 @@ func Build(parts []*Part, rules Rules) Day {
 	}
 	slices.SortStableFunc(out.Quarantine, compareQuarantine) // ties keep their order in the object
 
-	// The parts' columns are not merged: the key columns that the dedupe,
-	// the sort and the sessions need are (event_time, and the ids of
-	// event_name, user_key, session_id and product, in the day's
-	// dictionary), and every other column is copied straight from the
-	// parts into its final order, each part's column dropped once taken.
-	// Meanwhile, the event ids are hashed and sorted for dedupe.
-	var srcs []*frame.Events
 	packed := 0
 	for _, p := range parts {
 		if p.Events != nil && p.Events.Len() > 0 {
@@ -125,129 +167,124 @@ func Build(parts []*Part, rules Rules) Day {
 	}
 	out.Stats.Invalid = int64(nq)
 	out.Stats.RawRows = int64(n + nq)
-	if n == 0 {
-		out.Events = frame.New(nil, 0)
-		return out
-	}
-	sorted := make(chan []uint64, 1)
-	go func() { sorted <- idKeys(srcs, n) }()
-	m := newMerged(srcs)
-	var dict *frame.Dict
-	var times []int64
-	var name, user, sid, product, skey []uint32
-	if only >= 0 {
-		e := srcs[0] // nothing to merge: its columns are the key columns
-		dict, times = e.Dict, e.EventTime
-		name, user, sid, product = e.Str[frame.EventName], e.Str[frame.UserKey], e.Str[frame.SessionID], e.Str[frame.Product]
-		skey = e.Str[frame.SessionKey]
-		if len(skey) != n {
-			skey = frame.Make[uint32](n, 0)
-		}
-	} else {
-		dict = srcs[0].Dict
-		if slices.ContainsFunc(srcs, func(e *frame.Events) bool { return e.Dict != dict }) {
-			// Parts of dictionaries of their own: a dictionary sized for
-			// the day's strings (growing one is slow); each part's
-			// strings are looked up once. (Parts rebased onto one
-			// dictionary, frame.Events.Rebase, skip this.)
-			dicts := make([]*frame.Dict, len(srcs))
-			for p, e := range srcs {
-				dicts[p] = e.Dict
-			}
-			dict = frame.NewDict(distinctStrings(dicts) * 21 / 20)
-			m.remap = make([][]uint32, len(srcs))
-			for p, d := range dicts {
-				r := make([]uint32, d.Len())
-				for i, s := range d.Strings().All() {
-					r[i] = dict.ID(s)
-				}
-				m.remap[p] = r
-			}
-		}
-		times = frame.Make[int64](n, 0)
-		name, user, sid, product = frame.Make[uint32](n, 0), frame.Make[uint32](n, 0), frame.Make[uint32](n, 0), frame.Make[uint32](n, 0)
-		for p, e := range srcs {
-			b, r := m.base[p], m.remapOf(p)
-			copy(times[b:], e.EventTime)
-			frame.Remap(name[b:], e.Str[frame.EventName], r)
-			frame.Remap(user[b:], e.Str[frame.UserKey], r)
-			frame.Remap(sid[b:], e.Str[frame.SessionID], r)
-			frame.Remap(product[b:], e.Str[frame.Product], r)
-		}
-		skey = frame.Make[uint32](n, 0)
-	}
+	return out, srcs
+}
 
-	// String ranks (restricted to the strings each column uses) are
-	// computed while duplicates are found: these only read the columns.
-	var names, users, products ranks
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		strs := dict.Strings()
-		names = columnRanks(strs, name)
-		users = columnRanks(strs, user)
-		products = columnRanks(strs, product)
-	})
-	keys := <-sorted
-	drop, dups := dedupeMerged(m, keys)
-	keys = nil
-	wg.Wait()
-	kept := n - dups
-	out.Stats.ValidRows = int64(n)
-	out.Stats.KeptRows = int64(kept)
-	out.Stats.Duplicates = int64(dups)
+// keyColumns are the day-wide columns Build dedupes, sorts and sessions
+// on, by day index (see merged), in dict's ids.
+type keyColumns struct {
+	dict                           *frame.Dict
+	times                          []int64
+	name, user, sid, product, skey []uint32
+}
+
+// mergeKeys returns the key columns of m's n events. If m has one part,
+// they are that part's own columns (skey made if the part has none);
+// otherwise they are copied from the parts, in one day dictionary
+// (m.remap set if the parts' dictionaries differ), and skey is zeros.
+func mergeKeys(m *merged, n int) keyColumns {
+	srcs := m.parts
+	if len(srcs) == 1 {
+		e := srcs[0] // nothing to merge: its columns are the key columns
+		k := keyColumns{dict: e.Dict, times: e.EventTime,
+			name: e.Str[frame.EventName], user: e.Str[frame.UserKey], sid: e.Str[frame.SessionID], product: e.Str[frame.Product],
+			skey: e.Str[frame.SessionKey]}
+		if len(k.skey) != n {
+			k.skey = frame.Make[uint32](n, 0)
+		}
+		return k
+	}
+	k := keyColumns{dict: srcs[0].Dict}
+	if slices.ContainsFunc(srcs, func(e *frame.Events) bool { return e.Dict != k.dict }) {
+		// Parts of dictionaries of their own: a dictionary sized for
+		// the day's strings (growing one is slow); each part's
+		// strings are looked up once. (Parts rebased onto one
+		// dictionary, frame.Events.Rebase, skip this.)
+		dicts := make([]*frame.Dict, len(srcs))
+		for p, e := range srcs {
+			dicts[p] = e.Dict
+		}
+		k.dict = frame.NewDict(distinctStrings(dicts) * 21 / 20)
+		m.remap = make([][]uint32, len(srcs))
+		for p, d := range dicts {
+			r := make([]uint32, d.Len())
+			for i, s := range d.Strings().All() {
+				r[i] = k.dict.ID(s)
+			}
+			m.remap[p] = r
+		}
+	}
+	k.times = frame.Make[int64](n, 0)
+	k.name, k.user, k.sid, k.product = frame.Make[uint32](n, 0), frame.Make[uint32](n, 0), frame.Make[uint32](n, 0), frame.Make[uint32](n, 0)
 	for p, e := range srcs {
+		b, r := m.base[p], m.remapOf(p)
+		copy(k.times[b:], e.EventTime)
+		frame.Remap(k.name[b:], e.Str[frame.EventName], r)
+		frame.Remap(k.user[b:], e.Str[frame.UserKey], r)
+		frame.Remap(k.sid[b:], e.Str[frame.SessionID], r)
+		frame.Remap(k.product[b:], e.Str[frame.Product], r)
+	}
+	k.skey = frame.Make[uint32](n, 0)
+	return k
+}
+
+// countSkewed adds to st.Skewed and st.MissingTime the skewed events of m
+// that drop (by day index) keeps.
+func countSkewed(st *Stats, m *merged, drop []bool) {
+	for p, e := range m.parts {
 		b := m.base[p]
 		for i, s := range e.Skewed {
 			if !s || drop[int(b)+i] {
 				continue
 			}
 			if _, ok := frame.DecodeClientTime(e.ClientTime[i]); ok {
-				out.Stats.Skewed++
+				st.Skewed++
 			} else {
-				out.Stats.MissingTime++
+				st.MissingTime++
 			}
 		}
 	}
-	for _, e := range srcs {
-		// Read no more from the parts (their copies are in the key columns).
-		e.EventTime = nil
-		for _, c := range [...]frame.Column{frame.EventName, frame.UserKey, frame.SessionID, frame.Product, frame.SessionKey} {
-			e.Str[c] = nil
-		}
-	}
+}
 
-	byUser, base := sortByUser(m, user, times, drop, kept, users)
-	drop = nil
-
+// arrange returns the day's events in their final order: the kept events
+// of m, byUser (from sortByUser, with base) ordered by event name (byName),
+// with session keys set (assignSessions, gap in ms). The key columns of k
+// are consumed (their memory holds the columns gathered), and every other
+// column is scattered from m's parts, each dropped from its part once
+// copied.
+func arrange(m *merged, k keyColumns, byUser []timeIdx, base int64, names, products ranks, gap int64) *frame.Events {
+	kept := len(byUser)
+	n := len(k.times)
 	// Session keys are interned while the day's order is found and the
 	// columns are copied (neither touches the dictionary): assignSessions
 	// writes the keys by day index into skey, gathered last. A key column,
 	// once gathered and no longer read, holds the next column gathered.
-	s := sessionColumns{dict: dict, sid: sid, product: product, user: user, key: skey, base: base}
-	wg.Go(func() { assignSessions(s, byUser, products, rules.SessionGap.Milliseconds()) })
-	perm := byName(name, byUser, names)
-	e := &frame.Events{Dict: dict}
-	e.Str[frame.EventName] = gatherInto(frame.Make[uint32](kept, 0), name, perm)
-	e.Str[frame.UserKey] = gatherInto(name[:kept], user, perm)
-	e.Str[frame.SessionID] = gatherInto(frame.Make[uint32](kept, 0), sid, perm)
-	e.Str[frame.Product] = gatherInto(frame.Make[uint32](kept, 0), product, perm)
-	e.EventTime = gatherInto(frame.Make[int64](kept, 0), times, perm)
+	var wg sync.WaitGroup
+	s := sessionColumns{dict: k.dict, sid: k.sid, product: k.product, user: k.user, key: k.skey, base: base}
+	wg.Go(func() { assignSessions(s, byUser, products, gap) })
+	perm := byName(k.name, byUser, names)
+	e := &frame.Events{Dict: k.dict}
+	e.Str[frame.EventName] = gatherInto(frame.Make[uint32](kept, 0), k.name, perm)
+	e.Str[frame.UserKey] = gatherInto(k.name[:kept], k.user, perm)
+	e.Str[frame.SessionID] = gatherInto(frame.Make[uint32](kept, 0), k.sid, perm)
+	e.Str[frame.Product] = gatherInto(frame.Make[uint32](kept, 0), k.product, perm)
+	e.EventTime = gatherInto(frame.Make[int64](kept, 0), k.times, perm)
 	inv := frame.Make[int32](n, 0) // day index → index in the day's order, or -1 (a duplicate)
 	for i := range inv {
 		inv[i] = -1
 	}
-	for k, i := range perm {
-		inv[i] = int32(k)
+	for j, i := range perm {
+		inv[i] = int32(j)
 	}
-	e.ClientTime = scatterParts(m, times[:kept], inv, func(e *frame.Events) *[]int64 { return &e.ClientTime })
+	e.ClientTime = scatterParts(m, k.times[:kept], inv, func(e *frame.Events) *[]int64 { return &e.ClientTime })
 	e.ReceivedAt = scatterParts(m, frame.Make[int64](kept, 0), inv, func(e *frame.Events) *[]int64 { return &e.ReceivedAt })
 	e.Skewed = scatterParts(m, frame.Make[bool](kept, 0), inv, func(e *frame.Events) *[]bool { return &e.Skewed })
-	e.UUIDs = srcs[0].UUIDs
+	e.UUIDs = m.parts[0].UUIDs
 	e.IDBytes, e.IDOff = scatterIDs(m, inv, kept)
 	e.PropOff, e.PropKey, e.PropVal = scatterProps(m, inv, kept)
 	wg.Wait()
-	e.Str[frame.SessionKey] = gatherInto(user[:kept], skey, perm)
-	free := [][]uint32{sid, product, skey}
+	e.Str[frame.SessionKey] = gatherInto(k.user[:kept], k.skey, perm)
+	free := [][]uint32{k.sid, k.product, k.skey}
 	for _, c := range [...]frame.Column{frame.UserID, frame.DeviceID, frame.Platform, frame.AppVersion, frame.Country} {
 		var dst []uint32
 		if len(free) > 0 {
@@ -257,8 +294,7 @@ func Build(parts []*Part, rules Rules) Day {
 		}
 		e.Str[c] = scatterStrs(m, dst, inv, c)
 	}
-	out.Events = e
-	return out
+	return e
 }
 
 // merged addresses the events of several Events as one sequence: the day

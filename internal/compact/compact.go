@@ -173,43 +173,66 @@ func (r Rules) Route(rows []raw.Row, fallback int64, want func(day.Day) bool) ma
 // RouteColumns panics if one day's event ids in c total 4 GiB or more
 // (frame offsets are 32-bit).
 func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) bool) map[day.Day]*Part {
+	rt := r.attributeAll(c, fallback)
+	reasons := invalidReasons(c, fallback)
+	if len(rt.days) == 1 && len(reasons) == 0 {
+		// The common case, an object of valid rows of one day: its Part
+		// is c's columns as they are.
+		parts := make(map[day.Day]*Part, 1)
+		if want(rt.days[0].d) {
+			parts[rt.days[0].d] = &Part{Events: wholePart(c, rt.at, rt.skewed, rt.userKey)}
+			for _, rep := range c.Repaired {
+				if rep {
+					parts[rt.days[0].d].RepairedUTF8++
+				}
+			}
+		}
+		return parts
+	}
+	parts := rt.newParts(c, want)
+	rt.fill(c, reasons)
+	for _, p := range parts {
+		p.Events.PackUUIDs()
+	}
+	return parts
+}
+
+// routing is one object's rows attributed to days: the first pass of
+// RouteColumns.
+type routing struct {
+	at      []int64  // each row's attributed time (Rules.Attribute)
+	skewed  []bool   // whether at is not the row's event_time
+	di      []int32  // each row's day, an index in days
+	userKey []uint32 // each row's user_key (UserKey), in c's dictionary; 0 if it has no user
+	days    []dayPart
+}
+
+// dayPart is one day that an object's rows fall on.
+type dayPart struct {
+	d                day.Day
+	start, end       int64    // the day's bounds, Unix ms
+	rows, ids, props int      // the day's rows, bytes of event ids and properties
+	p                *Part    // nil if not wanted
+	remap            []uint32 // c's ids → the Part's, 0: not yet (nil: the same)
+}
+
+// attributeAll attributes every row of c (fallback its arrival hour),
+// sizes each day the rows fall on, in order of first row, and keys the
+// users: the "anon:" keys are added to c.Dict.
+func (r Rules) attributeAll(c *raw.Columns, fallback int64) routing {
 	n := c.Len()
 	user, device := c.Str[frame.UserID], c.Str[frame.DeviceID]
-	// First pass: attribute every row, size each day, and key the users
-	// (in c's dictionary).
-	type dayPart struct {
-		d                day.Day
-		start, end       int64 // the day's bounds, Unix ms
-		rows, ids, props int
-		p                *Part
-		remap            []uint32 // c's ids → the Part's, 0: not yet (nil: the same)
-	}
-	at := make([]int64, n)
-	skewed := make([]bool, n)
-	di := make([]int32, n)
-	userKey := make([]uint32, n)
-	var anon []uint32  // device_id id → id of "anon:" + device_id (0: not yet)
-	var days []dayPart // an object spans a day or two
+	rt := routing{at: make([]int64, n), skewed: make([]bool, n), di: make([]int32, n), userKey: make([]uint32, n)}
+	var anon []uint32 // device_id id → id of "anon:" + device_id (0: not yet)
 	last := -1
 	for i := range n {
 		t, sk := r.attribute(c.HasReceivedAt[i], c.ReceivedAt[i], c.HasEventTime[i], c.EventTime[i], fallback)
-		at[i], skewed[i] = t, sk
-		if last < 0 || t < days[last].start || t >= days[last].end {
-			d := day.Of(t, r.Loc)
-			last = -1
-			for j := range days {
-				if days[j].d == d {
-					last = j
-					break
-				}
-			}
-			if last < 0 {
-				last = len(days)
-				days = append(days, dayPart{d: d, start: d.Start(r.Loc).UnixMilli(), end: d.End(r.Loc).UnixMilli()})
-			}
+		rt.at[i], rt.skewed[i] = t, sk
+		if last < 0 || t < rt.days[last].start || t >= rt.days[last].end {
+			last = r.dayIndex(&rt.days, t)
 		}
-		di[i] = int32(last)
-		dp := &days[last]
+		rt.di[i] = int32(last)
+		dp := &rt.days[last]
 		dp.rows++
 		dp.ids += int(c.IDOff[i+1] - c.IDOff[i])
 		dp.props += int(c.PropOff[i+1] - c.PropOff[i])
@@ -223,10 +246,30 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 			}
 			uk = anon[device[i]]
 		}
-		userKey[i] = uk
+		rt.userKey[i] = uk
 	}
-	name := c.Str[frame.EventName]
-	var reasons []string // per row, if any row is invalid
+	return rt
+}
+
+// dayIndex returns the index in *days of the day holding time t (Unix
+// ms), appending that day if it is not there.
+func (r Rules) dayIndex(days *[]dayPart, t int64) int {
+	d := day.Of(t, r.Loc)
+	for j := range *days {
+		if (*days)[j].d == d {
+			return j
+		}
+	}
+	*days = append(*days, dayPart{d: d, start: d.Start(r.Loc).UnixMilli(), end: d.End(r.Loc).UnixMilli()})
+	return len(*days) - 1
+}
+
+// invalidReasons returns why each row of c is invalid ("" if it is not),
+// or nil if every row is valid.
+func invalidReasons(c *raw.Columns, fallback int64) []string {
+	n := c.Len()
+	user, device, name := c.Str[frame.UserID], c.Str[frame.DeviceID], c.Str[frame.EventName]
+	var reasons []string
 	for i := range n {
 		reason := validate(c.IDOff[i+1] > c.IDOff[i], c.HasReceivedAt[i], name[i] != 0, user[i] != 0 || device[i] != 0)
 		if len(c.TooLarge) > 0 && c.TooLarge[i] != "" {
@@ -242,23 +285,16 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 			reasons[i] = reason
 		}
 	}
-	if len(days) == 1 && len(reasons) == 0 {
-		// The common case, an object of valid rows of one day: its Part
-		// is c's columns as they are.
-		parts := make(map[day.Day]*Part, 1)
-		if want(days[0].d) {
-			parts[days[0].d] = &Part{Events: wholePart(c, at, skewed, userKey)}
-			for _, rep := range c.Repaired {
-				if rep {
-					parts[days[0].d].RepairedUTF8++
-				}
-			}
-		}
-		return parts
-	}
-	parts := make(map[day.Day]*Part, len(days))
-	for j := range days {
-		dp := &days[j]
+	return reasons
+}
+
+// newParts makes an empty Part, sized for its rows, for each day of rt
+// that want accepts, and returns them by day. If the rows fall on more
+// than one day, each Part gets a dictionary of its own.
+func (rt *routing) newParts(c *raw.Columns, want func(day.Day) bool) map[day.Day]*Part {
+	parts := make(map[day.Day]*Part, len(rt.days))
+	for j := range rt.days {
+		dp := &rt.days[j]
 		if !want(dp.d) {
 			continue
 		}
@@ -266,7 +302,7 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 			panic(fmt.Sprintf("compact: more than 4 GiB of event ids for %s in one object", dp.d))
 		}
 		dict := c.Dict
-		if len(days) > 1 {
+		if len(rt.days) > 1 {
 			dict = frame.NewDict(min(dp.rows, c.Dict.Len()))
 			dp.remap = make([]uint32, c.Dict.Len())
 		}
@@ -277,10 +313,15 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 		dp.p = &Part{Events: e}
 		parts[dp.d] = dp.p
 	}
+	return parts
+}
 
-	// Second pass: each row to its Part.
-	for i := range n {
-		dp := &days[di[i]]
+// fill appends each row of c to its day's Part, if that day has one
+// (newParts): to its Quarantine if reasons gives a reason, else to its
+// Events.
+func (rt *routing) fill(c *raw.Columns, reasons []string) {
+	for i := range c.Len() {
+		dp := &rt.days[rt.di[i]]
 		p := dp.p
 		if p == nil {
 			continue
@@ -289,9 +330,8 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 			p.RepairedUTF8++
 		}
 		if len(reasons) > 0 && reasons[i] != "" {
-			reason := reasons[i]
 			row := c.Row(i)
-			p.Quarantine = append(p.Quarantine, quarantineRow(&row, reason))
+			p.Quarantine = append(p.Quarantine, quarantineRow(&row, reasons[i]))
 			continue
 		}
 		e := p.Events
@@ -312,18 +352,18 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 		}
 		e.IDBytes = append(e.IDBytes, c.ID(i)...)
 		e.IDOff = append(e.IDOff, uint32(len(e.IDBytes)))
-		e.EventTime = append(e.EventTime, at[i])
+		e.EventTime = append(e.EventTime, rt.at[i])
 		var client int64
 		if c.HasEventTime[i] {
 			client = frame.EncodeClientTime(c.EventTime[i])
 		}
 		e.ClientTime = append(e.ClientTime, client)
 		e.ReceivedAt = append(e.ReceivedAt, c.ReceivedAt[i])
-		e.Skewed = append(e.Skewed, skewed[i])
+		e.Skewed = append(e.Skewed, rt.skewed[i])
 		for col := range raw.NumStrings {
 			e.Str[col] = append(e.Str[col], id(c.Str[col][i]))
 		}
-		e.Str[frame.UserKey] = append(e.Str[frame.UserKey], id(userKey[i]))
+		e.Str[frame.UserKey] = append(e.Str[frame.UserKey], id(rt.userKey[i]))
 		e.Str[frame.SessionKey] = append(e.Str[frame.SessionKey], 0)
 		// c's properties are in key order, each key once; so are the
 		// Part's, the strings being the same.
@@ -333,10 +373,6 @@ func (r Rules) RouteColumns(c *raw.Columns, fallback int64, want func(day.Day) b
 		}
 		e.PropOff = append(e.PropOff, uint32(len(e.PropKey)))
 	}
-	for _, p := range parts {
-		p.Events.PackUUIDs()
-	}
-	return parts
 }
 
 // wholePart returns all of c's rows, valid and of one day, as a Part's
