@@ -56,12 +56,15 @@ func genProps(rng *rand.Rand) map[string]string {
 	return m
 }
 
+// tooLarge are raw.Row.TooLarge values (the quarantine rows' detail).
+var tooLarge = []string{"user_id: 1048577 bytes", "properties[k]: 2000000 bytes", "country: 1048600 bytes"}
+
 // genObjects makes random objects around base: duplicates across and
 // within objects (some identical, some differing in one column, received
 // at the same instant or not), missing fields, skewed and missing client
-// clocks, implausible received_at, anonymous users, properties. Times are
-// on a minute grid so that equal times and gaps of exactly 30 minutes are
-// common.
+// clocks, implausible received_at, values too large, anonymous users,
+// properties. Times are on a minute grid so that equal times and gaps of
+// exactly 30 minutes are common.
 func genObjects(rng *rand.Rand, base int64, nObjects, maxRows int) []object {
 	const minute, hour = int64(60000), int64(3600000)
 	var all []raw.Row // every row so far, to copy as duplicates
@@ -72,7 +75,9 @@ func genObjects(rng *rand.Rand, base int64, nObjects, maxRows int) []object {
 	objs := make([]object, nObjects)
 	for o := range objs {
 		arrival := base + int64(rng.IntN(60))*hour
-		obj := object{key: fmt.Sprintf("raw/%02d", rng.IntN(1000)), arrival: arrival}
+		// Keys are unique, as object keys are: quarantine rows equal in all
+		// they are sorted on keep their order in the object, not across two.
+		obj := object{key: fmt.Sprintf("raw/%03d-%d", rng.IntN(1000), o), arrival: arrival}
 		idFormat := "%08x-0000-7000-8000-00000000000%x"
 		if idForm == 0 || idForm == 2 && rng.IntN(3) == 0 {
 			idFormat = "e%d-%d"
@@ -84,6 +89,10 @@ func genObjects(rng *rand.Rand, base int64, nObjects, maxRows int) []object {
 				r.Source = obj.key
 				for range rng.IntN(3) {
 					mutate(rng, &r)
+				}
+				if r.TooLarge != "" && rng.IntN(2) == 0 {
+					// Quarantine rows that differ only in detail.
+					r.TooLarge = pick(rng, tooLarge...)
 				}
 				obj.rows = append(obj.rows, r)
 				all = append(all, r)
@@ -98,6 +107,10 @@ func genObjects(rng *rand.Rand, base int64, nObjects, maxRows int) []object {
 			}
 			if rng.IntN(30) == 0 {
 				r.EventID = ""
+			}
+			if rng.IntN(40) == 0 {
+				// A value over raw.MaxValueBytes, held cut (raw.Row.TooLarge).
+				r.TooLarge = pick(rng, tooLarge...)
 			}
 			if rng.IntN(4) == 0 {
 				// Columns Route caches, with many values: slots collide.

@@ -3,11 +3,16 @@ package compact
 // The struct-based Route and Build as they were before events became
 // columns: the reference the columnar implementation is tested against
 // (TestMatchesReference). Attribute, Validate, PlausibleReceivedAt and
-// UserKey are shared: they are the documented rules themselves.
+// UserKey are shared: they are the documented rules themselves. The
+// quarantine rows and their order are derived here from the documented
+// contract (refQuarantineRow, refSortQuarantine), not from production's
+// quarantineRow and compareQuarantine, which the test thus checks.
 
 import (
 	"cmp"
+	"fmt"
 	"hash/maphash"
+	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -129,7 +134,7 @@ func refBuild(parts []*refPart, rules Rules) refDay {
 			p.Events, p.NoTime, p.Quarantine = nil, nil, nil
 		}
 	}
-	slices.SortStableFunc(out.Quarantine, refCompareQuarantine) // ties keep their order in the object
+	refSortQuarantine(out.Quarantine)
 	out.Stats.Invalid = int64(nq)
 	out.Stats.ValidRows = int64(n)
 	out.Stats.RawRows = int64(n + nq)
@@ -327,26 +332,77 @@ func refSortedKeys(m map[string]string) []string {
 	return keys
 }
 
-func refCompareQuarantine(a, b rollups.Quarantine) int {
-	return cmp.Or(cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.SourceObject, b.SourceObject),
-		cmp.Compare(a.EventID, b.EventID), rollups.CompareTimes(a.ReceivedAt, b.ReceivedAt),
-		rollups.CompareTimes(a.EventTime, b.EventTime), cmp.Compare(a.EventName, b.EventName),
-		cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.DeviceID, b.DeviceID))
+// refSortQuarantine sorts a day's quarantine rows as the quarantine table
+// is documented to be (Day.Quarantine): by reason, source object, event_id,
+// received_at, event_time (a null time first), event_name, user_id,
+// device_id, then detail; rows equal in all of these keep their order. It
+// does so by comparing, for each row, a list of strings whose byte order
+// is that order.
+func refSortQuarantine(qs []rollups.Quarantine) {
+	key := func(q rollups.Quarantine) []string {
+		return []string{q.Reason, q.SourceObject, q.EventID, refTimeKey(q.ReceivedAt), refTimeKey(q.EventTime),
+			q.EventName, q.UserID, q.DeviceID, q.Detail}
+	}
+	keys := make([][]string, len(qs))
+	order := make([]int, len(qs))
+	for i := range qs {
+		keys[i], order[i] = key(qs[i]), i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return slices.Compare(keys[order[a]], keys[order[b]]) < 0 })
+	sorted := make([]rollups.Quarantine, len(qs))
+	for i, j := range order {
+		sorted[i] = qs[j]
+	}
+	copy(qs, sorted)
 }
 
+// refTimeKey is an optional time as a string whose byte order is the
+// times' order, null first: "" for null, else "t" and the time offset by
+// 2^63 as 20 decimal digits.
+func refTimeKey(t *int64) string {
+	if t == nil {
+		return ""
+	}
+	return fmt.Sprintf("t%020d", uint64(*t)^1<<63)
+}
+
+// refQuarantineRow is the quarantine row of an invalid raw row: its
+// columns as read, copied by name (every quarantine column named like a
+// raw row's field; a time null unless the row has it, raw.Row's HasX), and
+// reason, source object and detail (raw.Row.TooLarge). It panics if a
+// quarantine column has no source, so a column added to the table is
+// never silently left empty here.
 func refQuarantineRow(r *raw.Row, reason string) rollups.Quarantine {
-	q := rollups.Quarantine{
-		Reason: reason, SourceObject: r.Source, EventID: r.EventID, EventName: r.EventName,
-		UserID: r.UserID, DeviceID: r.DeviceID, SessionID: r.SessionID, Product: r.Product,
-		Platform: r.Platform, AppVersion: r.AppVersion, Country: r.Country, Properties: r.Properties,
-	}
-	if r.HasEventTime {
-		t := r.EventTime
-		q.EventTime = &t
-	}
-	if r.HasReceivedAt {
-		t := r.ReceivedAt
-		q.ReceivedAt = &t
+	var q rollups.Quarantine
+	qv, rv := reflect.ValueOf(&q).Elem(), reflect.ValueOf(r).Elem()
+	for i := range qv.NumField() {
+		name := qv.Type().Field(i).Name
+		dst := qv.Field(i)
+		switch name {
+		case "Reason":
+			dst.SetString(reason)
+			continue
+		case "SourceObject":
+			dst.SetString(r.Source)
+			continue
+		case "Detail":
+			dst.SetString(r.TooLarge)
+			continue
+		}
+		src := rv.FieldByName(name)
+		switch {
+		case !src.IsValid():
+			panic("reference: no raw column for quarantine column " + name)
+		case src.Type() == dst.Type():
+			dst.Set(src)
+		case dst.Type() == reflect.TypeFor[*int64]() && src.Kind() == reflect.Int64:
+			if rv.FieldByName("Has" + name).Bool() {
+				t := src.Int()
+				dst.Set(reflect.ValueOf(&t))
+			}
+		default:
+			panic("reference: raw column " + name + " is not of its quarantine column's type")
+		}
 	}
 	return q
 }
