@@ -256,80 +256,25 @@ func (h *Handler) rateLimit(next http.Handler) http.Handler {
 	})
 }
 
+// events serves POST /v1/events: it refuses a malformed request as a
+// whole (requestError), else puts the valid events into the sink in one
+// call and answers 200 if all were accepted, 207 if some were rejected,
+// 400 if none was valid, 503 if the sink refused them.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	info := infoFrom(r)
-	fail := func(status int, reason, msg string) {
-		info.reason = reason
-		writeError(w, status, msg)
+	fail := func(e *requestError) {
+		info.reason = e.reason
+		writeError(w, e.status, e.msg)
 	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		fail(http.StatusUnsupportedMediaType, "content type", "Content-Type must be application/json")
+	items, rerr := h.readEvents(r)
+	if rerr != nil {
+		fail(rerr)
 		return
 	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		fail(http.StatusUnsupportedMediaType, "charset", "the body must be UTF-8: send Content-Type application/json with no charset or with charset=utf-8")
+	resp, records, rerr := h.encodeEvents(items)
+	if rerr != nil {
+		fail(rerr)
 		return
-	}
-	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
-		fail(http.StatusUnsupportedMediaType, "content encoding", "Content-Encoding is not supported; send the body uncompressed")
-		return
-	}
-	tooLarge := fmt.Sprintf("body larger than %d bytes", h.cfg.MaxBodyBytes)
-	if r.ContentLength > h.cfg.MaxBodyBytes {
-		fail(http.StatusRequestEntityTooLarge, "body too large", tooLarge)
-		return
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tl *http.MaxBytesError
-		if errors.As(err, &tl) {
-			fail(http.StatusRequestEntityTooLarge, "body too large", tooLarge)
-			return
-		}
-		fail(http.StatusBadRequest, "read body", "could not read the body")
-		return
-	}
-	items, err := splitBody(body)
-	if err != nil {
-		fail(http.StatusBadRequest, "malformed body", err.Error())
-		return
-	}
-	switch {
-	case len(items) == 0:
-		fail(http.StatusBadRequest, "no events", "no events in the array")
-		return
-	case len(items) > h.cfg.MaxEvents:
-		fail(http.StatusBadRequest, "too many events", fmt.Sprintf("%d events in one request, at most %d", len(items), h.cfg.MaxEvents))
-		return
-	}
-
-	receivedAt := h.cfg.Now().UTC().Truncate(time.Millisecond)
-	var resp Response
-	records := make([][]byte, 0, len(items))
-	for i, item := range items {
-		ev, errs := parseEvent(i, item)
-		if len(errs) > 0 {
-			resp.Rejected++
-			resp.Errors = append(resp.Errors, errs...)
-			continue
-		}
-		id, err := uuid.NewV7()
-		if err != nil {
-			fail(http.StatusInternalServerError, "event id", "could not make event ids")
-			return
-		}
-		ev.EventID, ev.ReceivedAt = id.String(), receivedAt
-		replaced := countReplaced(item)
-		rec := firehose.Encode(&ev)
-		if len(rec) > firehose.MaxRecordBytes {
-			resp.Rejected++
-			resp.Errors = append(resp.Errors, FieldError{Index: i, Reason: fmt.Sprintf("event too large: %d bytes as a record, at most %d", len(rec), firehose.MaxRecordBytes)})
-			continue
-		}
-		records = append(records, rec)
-		resp.Events = append(resp.Events, Accepted{Index: i, EventID: ev.EventID, ReplacedChars: replaced})
-		resp.ReplacedChars += replaced
 	}
 	info.rejected = resp.Rejected
 	if len(records) == 0 {
@@ -358,6 +303,87 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusMultiStatus
 	}
 	writeJSON(w, status, resp)
+}
+
+// requestError is why a request is refused as a whole: the HTTP status,
+// the reason logged and the message sent.
+type requestError struct {
+	status      int
+	reason, msg string
+}
+
+// readEvents checks a POST /v1/events request's content type, encoding and
+// size and returns its events, undecoded: at least one and at most
+// MaxEvents.
+func (h *Handler) readEvents(r *http.Request) ([]json.RawMessage, *requestError) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, &requestError{http.StatusUnsupportedMediaType, "content type", "Content-Type must be application/json"}
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, &requestError{http.StatusUnsupportedMediaType, "charset", "the body must be UTF-8: send Content-Type application/json with no charset or with charset=utf-8"}
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, &requestError{http.StatusUnsupportedMediaType, "content encoding", "Content-Encoding is not supported; send the body uncompressed"}
+	}
+	tooLarge := &requestError{http.StatusRequestEntityTooLarge, "body too large", fmt.Sprintf("body larger than %d bytes", h.cfg.MaxBodyBytes)}
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tl *http.MaxBytesError
+		if errors.As(err, &tl) {
+			return nil, tooLarge
+		}
+		return nil, &requestError{http.StatusBadRequest, "read body", "could not read the body"}
+	}
+	items, err := splitBody(body)
+	if err != nil {
+		return nil, &requestError{http.StatusBadRequest, "malformed body", err.Error()}
+	}
+	switch {
+	case len(items) == 0:
+		return nil, &requestError{http.StatusBadRequest, "no events", "no events in the array"}
+	case len(items) > h.cfg.MaxEvents:
+		return nil, &requestError{http.StatusBadRequest, "too many events", fmt.Sprintf("%d events in one request, at most %d", len(items), h.cfg.MaxEvents)}
+	}
+	return items, nil
+}
+
+// encodeEvents validates each event of a request, stamps the valid ones
+// with an event id and the request's received_at, and returns them as
+// records, in order, with the response so far: the accepted events and
+// the rejected ones with their errors. An event whose record would be
+// over firehose.MaxRecordBytes is rejected.
+func (h *Handler) encodeEvents(items []json.RawMessage) (Response, [][]byte, *requestError) {
+	receivedAt := h.cfg.Now().UTC().Truncate(time.Millisecond)
+	var resp Response
+	records := make([][]byte, 0, len(items))
+	for i, item := range items {
+		ev, errs := parseEvent(i, item)
+		if len(errs) > 0 {
+			resp.Rejected++
+			resp.Errors = append(resp.Errors, errs...)
+			continue
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return Response{}, nil, &requestError{http.StatusInternalServerError, "event id", "could not make event ids"}
+		}
+		ev.EventID, ev.ReceivedAt = id.String(), receivedAt
+		replaced := countReplaced(item)
+		rec := firehose.Encode(&ev)
+		if len(rec) > firehose.MaxRecordBytes {
+			resp.Rejected++
+			resp.Errors = append(resp.Errors, FieldError{Index: i, Reason: fmt.Sprintf("event too large: %d bytes as a record, at most %d", len(rec), firehose.MaxRecordBytes)})
+			continue
+		}
+		records = append(records, rec)
+		resp.Events = append(resp.Events, Accepted{Index: i, EventID: ev.EventID, ReplacedChars: replaced})
+		resp.ReplacedChars += replaced
+	}
+	return resp, records, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -114,22 +114,6 @@ func splitBody(body []byte) ([]json.RawMessage, error) {
 // is refused, if any.
 func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
 	var r event.Raw
-	var errs []FieldError
-	add := func(field, format string, args ...any) {
-		errs = append(errs, FieldError{Index: index, Field: clipField(field), Reason: fmt.Sprintf(format, args...)})
-	}
-	// keep adds the property k=v, unless either is too long; from names
-	// where it came from (k itself for an unknown field).
-	keep := func(m map[string]string, from, k, v string) {
-		switch {
-		case len(k) > event.MaxPropertyKeyBytes:
-			add(from, "a property key of %d bytes, at most %d", len(k), event.MaxPropertyKeyBytes)
-		case len(v) > event.MaxStringBytes:
-			add(from, "%d bytes, at most %d", len(v), event.MaxStringBytes)
-		default:
-			m[k] = v
-		}
-	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var obj map[string]any
@@ -137,6 +121,7 @@ func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
 		return r, []FieldError{{Index: index, Reason: "an event must be a JSON object"}}
 	}
 
+	p := &eventErrors{index: index}
 	rv := reflect.ValueOf(&r).Elem()
 	props := map[string]string{}
 	extra := map[string]string{}
@@ -148,91 +133,129 @@ func parseEvent(index int, data []byte) (event.Raw, []FieldError) {
 			switch v := v.(type) {
 			case nil:
 			case string:
-				keep(extra, k, k, v)
+				p.keep(extra, k, k, v)
 			default:
-				add(k, "unknown field with %s value: only string values of unknown fields are kept (in properties)", jsonType(v))
+				p.add(k, "unknown field with %s value: only string values of unknown fields are kept (in properties)", jsonType(v))
 			}
-			continue
 		case stamped[k]:
-			add(k, "is set by the collector and must not be sent")
-			continue
-		case v == nil:
-			continue
-		}
-		fv := rv.Field(c.index)
-		switch c.Type {
-		case "string":
-			s, ok := v.(string)
-			if !ok {
-				add(k, "want a string, got %s", jsonType(v))
-				continue
-			}
-			if len(s) > event.MaxStringBytes {
-				add(k, "%d bytes, at most %d", len(s), event.MaxStringBytes)
-				continue
-			}
-			fv.SetString(s)
-		case "timestamp":
-			t, err := parseClientTime(v)
-			if err != nil {
-				add(k, "%v", err)
-				continue
-			}
-			fv.Set(reflect.ValueOf(t))
-		case "map<string,string>":
-			m, ok := v.(map[string]any)
-			if !ok {
-				add(k, "want an object of string values, got %s", jsonType(v))
-				continue
-			}
-			for _, pk := range sortedKeys(m) {
-				switch pv := m[pk].(type) {
-				case nil:
-				case string:
-					keep(props, k+"."+pk, pk, pv)
-				default:
-					add(k+"."+pk, "want a string, got %s", jsonType(pv))
-				}
-			}
+			p.add(k, "is set by the collector and must not be sent")
+		case v != nil:
+			p.set(rv.Field(c.index), c, v, props)
 		}
 	}
 	for _, k := range sortedKeys(extra) {
 		if _, dup := props[k]; dup {
-			add(k, "is also a key of properties; send it once")
+			p.add(k, "is also a key of properties; send it once")
 			continue
 		}
 		props[k] = extra[k]
 	}
 	if len(props) > event.MaxProperties {
-		add("properties", "%d properties (the keys of properties and the unknown fields together), at most %d", len(props), event.MaxProperties)
+		p.add("properties", "%d properties (the keys of properties and the unknown fields together), at most %d", len(props), event.MaxProperties)
 	}
 	if len(props) > 0 {
 		r.Properties = props
 	}
+	p.required(rv)
 
-	blamed := func(field string) bool {
-		return slices.ContainsFunc(errs, func(e FieldError) bool { return e.Field == field })
-	}
-	for _, c := range ordered {
-		if !c.Required || stamped[c.Name] || blamed(c.Name) {
-			continue
-		}
-		fv := rv.Field(c.index)
-		if fv.IsZero() || (fv.Kind() == reflect.String && strings.TrimSpace(fv.String()) == "") {
-			add(c.Name, "is required")
-		}
-	}
-	if !slices.ContainsFunc(who, func(name string) bool {
-		return blamed(name) || strings.TrimSpace(rv.Field(columns[name].index).String()) != ""
-	}) {
-		add(strings.Join(who, "|"), "one of %s is required", strings.Join(who, " or "))
-	}
-
+	errs := p.errs
 	if len(errs) > maxErrorsPerEvent {
 		n := len(errs) - maxErrorsPerEvent + 1
 		errs = append(errs[:maxErrorsPerEvent-1], FieldError{Index: index, Reason: fmt.Sprintf("and %d more errors", n)})
 	}
 	return r, errs
+}
+
+// eventErrors collects the errors of the event at index of a request, in
+// the order found.
+type eventErrors struct {
+	index int
+	errs  []FieldError
+}
+
+// add records an error blaming field (clipped, clipField).
+func (p *eventErrors) add(field, format string, args ...any) {
+	p.errs = append(p.errs, FieldError{Index: p.index, Field: clipField(field), Reason: fmt.Sprintf(format, args...)})
+}
+
+// blamed reports whether an error blames field.
+func (p *eventErrors) blamed(field string) bool {
+	return slices.ContainsFunc(p.errs, func(e FieldError) bool { return e.Field == field })
+}
+
+// keep adds the property k=v to m, unless either is too long (an error
+// then); from names where it came from (k itself for an unknown field).
+func (p *eventErrors) keep(m map[string]string, from, k, v string) {
+	switch {
+	case len(k) > event.MaxPropertyKeyBytes:
+		p.add(from, "a property key of %d bytes, at most %d", len(k), event.MaxPropertyKeyBytes)
+	case len(v) > event.MaxStringBytes:
+		p.add(from, "%d bytes, at most %d", len(v), event.MaxStringBytes)
+	default:
+		m[k] = v
+	}
+}
+
+// set stores the non-null JSON value v of column c in fv, its field of
+// event.Raw, or records why it cannot; the properties column's entries go
+// to props instead.
+func (p *eventErrors) set(fv reflect.Value, c column, v any, props map[string]string) {
+	k := c.Name
+	switch c.Type {
+	case "string":
+		s, ok := v.(string)
+		if !ok {
+			p.add(k, "want a string, got %s", jsonType(v))
+			return
+		}
+		if len(s) > event.MaxStringBytes {
+			p.add(k, "%d bytes, at most %d", len(s), event.MaxStringBytes)
+			return
+		}
+		fv.SetString(s)
+	case "timestamp":
+		t, err := parseClientTime(v)
+		if err != nil {
+			p.add(k, "%v", err)
+			return
+		}
+		fv.Set(reflect.ValueOf(t))
+	case "map<string,string>":
+		m, ok := v.(map[string]any)
+		if !ok {
+			p.add(k, "want an object of string values, got %s", jsonType(v))
+			return
+		}
+		for _, pk := range sortedKeys(m) {
+			switch pv := m[pk].(type) {
+			case nil:
+			case string:
+				p.keep(props, k+"."+pk, pk, pv)
+			default:
+				p.add(k+"."+pk, "want a string, got %s", jsonType(pv))
+			}
+		}
+	}
+}
+
+// required records the required columns of the event rv (an event.Raw)
+// that are missing or blank, and the lack of every column of who, except
+// those columns already blamed for another error.
+func (p *eventErrors) required(rv reflect.Value) {
+	for _, c := range ordered {
+		if !c.Required || stamped[c.Name] || p.blamed(c.Name) {
+			continue
+		}
+		fv := rv.Field(c.index)
+		if fv.IsZero() || (fv.Kind() == reflect.String && strings.TrimSpace(fv.String()) == "") {
+			p.add(c.Name, "is required")
+		}
+	}
+	if !slices.ContainsFunc(who, func(name string) bool {
+		return p.blamed(name) || strings.TrimSpace(rv.Field(columns[name].index).String()) != ""
+	}) {
+		p.add(strings.Join(who, "|"), "one of %s is required", strings.Join(who, " or "))
+	}
 }
 
 // firstMillis is the smallest epoch-milliseconds value taken for an event
