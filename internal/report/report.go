@@ -357,11 +357,7 @@ func activeSection(parts []partition[rollups.ActiveUsersDaily], keep func(string
 	s := section{ID: "active", Title: "Active people",
 		Intro: "Distinct people (user_key) per product: DAU on the day, WAU over the 7 days and MAU over the 28 days ending it; new = first day ever seen in the product, returning = the rest of DAU. From active_users_daily."}
 	days := partDays(parts)
-	type vals struct {
-		dau, wau, mau, nw, ret []float64
-		window                 []int64 // mau_window_days; 0 where the product has no row
-	}
-	byProduct := map[string]*vals{}
+	byProduct := map[string]*activeValues{}
 	tb := table{ID: "t-active", Caption: "active_users_daily",
 		Head: []string{"dt", "product", "dau", "wau", "mau", "new_users", "returning_users", "stickiness", "mau_window_days"}}
 	var firstDay day.Day // the first day of data, if in the range
@@ -372,43 +368,14 @@ func activeSection(parts []partition[rollups.ActiveUsersDaily], keep func(string
 			}
 			v := byProduct[r.Product]
 			if v == nil {
-				v = &vals{nans(len(days)), nans(len(days)), nans(len(days)), nans(len(days)), nans(len(days)), make([]int64, len(days))}
+				v = &activeValues{nans(len(days)), nans(len(days)), nans(len(days)), nans(len(days)), nans(len(days)), make([]int64, len(days))}
 				byProduct[r.Product] = v
 			}
-			v.dau[i], v.nw[i], v.ret[i] = float64(r.DAU), float64(r.NewUsers), float64(r.ReturningUsers)
-			v.window[i] = r.MAUWindowDays
-			wau, mau, stick := cell{Num: true, Title: notComputed}, cell{Num: true, Title: notComputed}, cell{Num: true, Title: notComputed}
-			if r.WAU != nil {
-				v.wau[i], wau = float64(*r.WAU), num(*r.WAU)
-			}
-			if r.MAU != nil {
-				v.mau[i], mau = float64(*r.MAU), num(*r.MAU)
-			}
-			if r.Stickiness != nil {
-				stick = dec(*r.Stickiness, 3)
-			}
-			window := num(r.MAUWindowDays)
-			if r.MAUWindowDays < rollups.MAUDays {
-				window.Title = fmt.Sprintf("start of data: only %d of the 28 days of the MAU window have data", r.MAUWindowDays)
-				mau.Title, stick.Title = window.Title, window.Title
-			}
-			rw := row{Cells: []cell{str(x.Day.String()), str(r.Product), num(r.DAU), wau, mau, num(r.NewUsers), num(r.ReturningUsers), stick, window}}
-			if r.MAUWindowDays < rollups.MAUDays {
-				rw.Class = "start"
-				rw.Cells[0].Title = window.Title
-			}
+			v.set(i, &r)
 			if r.MAUWindowDays == 1 {
 				firstDay = x.Day
-				rw.Cells[0].Title = "first day of data: everyone is new"
 			}
-			if r.Provisional {
-				why := prov[x.Day]
-				if why == "" {
-					why = "provisional: a day of its 28-day window is provisional; late events may still change it"
-				}
-				rw = provisionalRow(rw, why)
-			}
-			tb.Rows = append(tb.Rows, rw)
+			tb.Rows = append(tb.Rows, activeRow(x.Day, &r, prov))
 		}
 	}
 	// A built day without a row for a product had nobody in 28 days: 0
@@ -425,30 +392,11 @@ func activeSection(parts []partition[rollups.ActiveUsersDaily], keep func(string
 	}
 	var partial []string
 	for k, product := range sortedKeys(byProduct) {
-		v := byProduct[product]
-		// Before 28 days of data, MAU counts fewer days; while it is no
-		// more than WAU on every day, the two lines are one.
-		short, same := false, true
-		for i := range days {
-			if v.window[i] != 0 && v.window[i] < rollups.MAUDays {
-				short = true
-			}
-			if !math.IsNaN(v.wau[i]) && !math.IsNaN(v.mau[i]) && v.wau[i] != v.mau[i] {
-				same = false
-			}
-		}
-		ser := []series{{Name: "DAU (day)", Color: color(0), Values: v.dau}, {Name: "WAU (7 days)", Color: color(1), Values: v.wau}, {Name: "MAU (28 days)", Color: color(2), Values: v.mau}}
+		charts, short := byProduct[product].charts(k, product, days, xl, prov)
+		s.Charts = append(s.Charts, charts...)
 		if short {
 			partial = append(partial, product)
-			if same {
-				ser = []series{ser[0], {Name: "WAU = MAU (under 28 days of data)", Color: color(1), Values: v.wau}}
-			}
 		}
-		s.Charts = append(s.Charts,
-			timeChart{ID: fmt.Sprintf("c-active-%d", k), Title: "Active people: " + product, YLabel: "people", XLabel: xl, Days: days, Provisional: prov,
-				Series: ser}.render(),
-			timeChart{ID: fmt.Sprintf("c-newret-%d", k), Title: "New and returning people: " + product, YLabel: "people per day", XLabel: xl, Days: days, Stacked: true, Provisional: prov,
-				Series: []series{{Name: "returning", Color: color(0), Values: v.ret}, {Name: "new", Color: color(1), Values: v.nw}}}.render())
 	}
 	if len(byProduct) == 0 {
 		s.Charts = append(s.Charts, timeChart{ID: "c-active-0", Title: "Active people", XLabel: xl}.render())
@@ -462,6 +410,88 @@ func activeSection(parts []partition[rollups.ActiveUsersDaily], keep func(string
 	s.Intro += " An empty wau, mau or stickiness is not computed: a day of its window was never built."
 	s.Tables = append(s.Tables, tb)
 	return s
+}
+
+// activeValues are one product's active_users_daily numbers, by day of
+// the report: NaN where not computed (or no row).
+type activeValues struct {
+	dau, wau, mau, nw, ret []float64
+	window                 []int64 // mau_window_days; 0 where the product has no row
+}
+
+// set records r's numbers as those of day i.
+func (v *activeValues) set(i int, r *rollups.ActiveUsersDaily) {
+	v.dau[i], v.nw[i], v.ret[i] = float64(r.DAU), float64(r.NewUsers), float64(r.ReturningUsers)
+	v.window[i] = r.MAUWindowDays
+	if r.WAU != nil {
+		v.wau[i] = float64(*r.WAU)
+	}
+	if r.MAU != nil {
+		v.mau[i] = float64(*r.MAU)
+	}
+}
+
+// charts returns product's two charts (the k-th product): active people,
+// and new and returning people. short reports whether the MAU window has
+// fewer than 28 days of data on some day; then, if WAU and MAU are equal
+// on every day, they are drawn as one line.
+func (v *activeValues) charts(k int, product string, days []day.Day, xl string, prov map[day.Day]string) (charts []chart, short bool) {
+	same := true
+	for i := range days {
+		if v.window[i] != 0 && v.window[i] < rollups.MAUDays {
+			short = true
+		}
+		if !math.IsNaN(v.wau[i]) && !math.IsNaN(v.mau[i]) && v.wau[i] != v.mau[i] {
+			same = false
+		}
+	}
+	ser := []series{{Name: "DAU (day)", Color: color(0), Values: v.dau}, {Name: "WAU (7 days)", Color: color(1), Values: v.wau}, {Name: "MAU (28 days)", Color: color(2), Values: v.mau}}
+	if short && same {
+		ser = []series{ser[0], {Name: "WAU = MAU (under 28 days of data)", Color: color(1), Values: v.wau}}
+	}
+	return []chart{
+		timeChart{ID: fmt.Sprintf("c-active-%d", k), Title: "Active people: " + product, YLabel: "people", XLabel: xl, Days: days, Provisional: prov,
+			Series: ser}.render(),
+		timeChart{ID: fmt.Sprintf("c-newret-%d", k), Title: "New and returning people: " + product, YLabel: "people per day", XLabel: xl, Days: days, Stacked: true, Provisional: prov,
+			Series: []series{{Name: "returning", Color: color(0), Values: v.ret}, {Name: "new", Color: color(1), Values: v.nw}}}.render(),
+	}, short
+}
+
+// activeRow is r's row of the active_users_daily table, d its day: a
+// number not computed is an empty cell that says so, and the start of
+// data and provisional days (why from prov) are marked.
+func activeRow(d day.Day, r *rollups.ActiveUsersDaily, prov map[day.Day]string) row {
+	wau, mau, stick := cell{Num: true, Title: notComputed}, cell{Num: true, Title: notComputed}, cell{Num: true, Title: notComputed}
+	if r.WAU != nil {
+		wau = num(*r.WAU)
+	}
+	if r.MAU != nil {
+		mau = num(*r.MAU)
+	}
+	if r.Stickiness != nil {
+		stick = dec(*r.Stickiness, 3)
+	}
+	window := num(r.MAUWindowDays)
+	if r.MAUWindowDays < rollups.MAUDays {
+		window.Title = fmt.Sprintf("start of data: only %d of the 28 days of the MAU window have data", r.MAUWindowDays)
+		mau.Title, stick.Title = window.Title, window.Title
+	}
+	rw := row{Cells: []cell{str(d.String()), str(r.Product), num(r.DAU), wau, mau, num(r.NewUsers), num(r.ReturningUsers), stick, window}}
+	if r.MAUWindowDays < rollups.MAUDays {
+		rw.Class = "start"
+		rw.Cells[0].Title = window.Title
+	}
+	if r.MAUWindowDays == 1 {
+		rw.Cells[0].Title = "first day of data: everyone is new"
+	}
+	if r.Provisional {
+		why := prov[d]
+		if why == "" {
+			why = "provisional: a day of its 28-day window is provisional; late events may still change it"
+		}
+		rw = provisionalRow(rw, why)
+	}
+	return rw
 }
 
 func retentionSection(parts []partition[rollups.RetentionDaily], keep func(string) bool) section {
