@@ -695,10 +695,10 @@ func columnRanks(strs frame.Strs, col []uint32) ranks {
 }
 
 // timeIdx is an event's index with its event_time, as milliseconds after
-// the day's earliest (the base sortByUser returns): 8 bytes, not 16, for
-// the largest array a day's build holds at its peak (40 MB less on a
-// 5M-event day). A day's events span a day, far less than the 49 days
-// 32 bits of milliseconds hold.
+// the day's earliest (the base sortByUser returns): 8 bytes, not 16, as
+// an array of them, one per kept event, is the largest a day's build holds
+// at its peak. A day's events span a day, far less than the 49 days 32
+// bits of milliseconds hold.
 type timeIdx struct {
 	t   uint32
 	idx int32
