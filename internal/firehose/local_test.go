@@ -214,9 +214,11 @@ func TestLocalFlushesOnBufferingHints(t *testing.T) {
 				recs = append(recs, firehose.Encode(&r))
 			}
 			must(t, l.Put(context.Background(), recs))
-			waitFor(t, func() bool { return len(keys(t, st, "raw/")) == 1 })
-			if n := l.Buffered(); n != 0 {
-				t.Errorf("%d records still buffered", n)
+			// The object is in the store a moment before the stream
+			// forgets the batch it wrote: wait for both.
+			waitFor(t, func() bool { return len(keys(t, st, "raw/")) == 1 && l.Buffered() == 0 })
+			if k := keys(t, st, "raw/"); len(k) != 1 {
+				t.Errorf("raw objects = %q, want 1", k)
 			}
 		})
 	}
