@@ -6,13 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"os"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -35,28 +30,11 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 	bad []BadObject, failures []conversionFailure, locks lease.Group) (DaySummary, error) {
 	d := p.d
 	t0 := time.Now()
-	// Collect what routing and reading left behind before the day's
-	// columns are allocated, so that they reuse that memory instead of
-	// growing the heap (a few hundred MB less peak on a 5M-event day).
-	// Routing's free lists go too: the next reads and segment writes, if
-	// any, come after the day is published.
+	// Routing's free lists go: the next reads and segment writes, if any,
+	// come after the day is published.
 	raw.DropReleased()
 	segment.DropBuffers()
-	runtime.GC()
-	n := 0
-	for _, p := range parts {
-		if p.Events != nil {
-			n += p.Events.Len()
-		}
-	}
-	big := n >= bigDayEvents
-	defer collectOften(gcPercent(big))()
-	peak := func() {}
-	if big {
-		peak = collectOften(gcPeakPercent) // lower still while the build runs: the day's peak
-	}
 	res := compact.Build(parts, c.Rules)
-	peak()
 	res.Events.Dict.Seal() // from here on only read: its index goes
 	c.Log.Info("day built", "day", d.String(), "events", res.Events.Len(), "seconds", time.Since(t0).Seconds())
 	q := res.Quarantine
@@ -358,81 +336,4 @@ func (e *ZoneError) Error() string {
 	return fmt.Sprintf("the tables in %s are in time zone %s, not %s; days of two zones cannot be mixed. "+
 		"Run with --tz %s, or rebuild everything in %s: delete curated/ and _state/ from the store (raw/ stays) and run rollup --from FIRST-DAY --to LAST-DAY --tz %s",
 		e.Store, e.Have, e.Want, e.Have, e.Want, e.Want)
-}
-
-// The garbage collector's GOGC while days are routed, loaded, built and
-// written: gcSmallPercent for small days, gcBigPercent for big ones (at
-// least bigDayEvents events, or bigDayRawBytes of raw objects arriving on
-// the day), and gcPeakPercent for a big day while compact.Build runs, its
-// peak. Measured on the 5M-event day's first build, two or three runs
-// each: 25 throughout gave 1,193–1,256 MiB peak in 12.2–14.3 s, 10 gave
-// 1,003–1,073 MiB in 13.0–13.8 s, 5 gave 957–974 MiB but 1–1.5 s and
-// 2.5 s of CPU more, and 10 with 5 during the build 974–978 MiB in
-// 12.6–15.0 s: the heap is mostly pointer-free columns, so a collection
-// costs little but the marking of the day's dictionary. Small heaps are
-// another matter: 10 made the 30-day backfill of 100k-event days 19–20 s
-// instead of 13–16 s, a collection every few megabytes.
-const (
-	gcSmallPercent = 25
-	gcBigPercent   = 10
-	gcPeakPercent  = 5
-	bigDayEvents   = 1 << 20
-	bigDayRawBytes = 64 << 20
-)
-
-// gcPercent is the GOGC for a day, big or not.
-func gcPercent(big bool) int {
-	if big {
-		return gcBigPercent
-	}
-	return gcSmallPercent
-}
-
-var gcMu struct {
-	sync.Mutex
-	active map[int]int // the GOGC values asked for, and by how many callers
-	prev   int         // the GOGC to restore
-}
-
-// collectOften sets GOGC to percent, or to a lower value another caller
-// asked for, until the returned function is called; the last caller
-// restores the GOGC before the first, unless the GOGC environment
-// variable is set. While a day's columns are built and written, the heap
-// is mostly the day's pointer-free columns, cheap to mark, and what is
-// freed (the parts' columns, as they are gathered) is large: collecting
-// often keeps the heap near its live size instead of twice it (see
-// gcSmallPercent). Routing and loading too: the day grows while each
-// object or segment read leaves its columns behind (at GOGC=25,
-// 1.13–1.21 GiB peak instead of 1.44–1.46 GiB on the 5M-event day's
-// first build).
-func collectOften(percent int) (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	gcMu.Lock()
-	defer gcMu.Unlock()
-	if len(gcMu.active) == 0 {
-		gcMu.active = map[int]int{}
-		gcMu.prev = debug.SetGCPercent(percent)
-	}
-	gcMu.active[percent]++
-	setLowestGC()
-	return func() {
-		gcMu.Lock()
-		defer gcMu.Unlock()
-		if gcMu.active[percent]--; gcMu.active[percent] == 0 {
-			delete(gcMu.active, percent)
-		}
-		setLowestGC()
-	}
-}
-
-// setLowestGC sets GOGC to the lowest value asked for, or back to the one
-// before the first ask if none is. gcMu is held.
-func setLowestGC() {
-	if len(gcMu.active) == 0 {
-		debug.SetGCPercent(gcMu.prev)
-		return
-	}
-	debug.SetGCPercent(slices.Min(slices.Collect(maps.Keys(gcMu.active))))
 }

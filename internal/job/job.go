@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -279,10 +278,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		cfg.Log.Info("segments of raw objects gone or changed deleted", "segments", n)
 	}
 	rs := pl.routed
-	restore := collectOften(gcPercent(rs.keepBytes >= bigDayRawBytes)) // as while routing new objects (see plan)
-	err = cfg.route(ctx, pl.toRoute(&cfg), pl.ix, rs)
-	restore()
-	if err != nil {
+	if err := cfg.route(ctx, pl.toRoute(&cfg), pl.ix, rs); err != nil {
 		return sum, err
 	}
 	var failures []conversionFailure
@@ -376,11 +372,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		// their lifetime still publishes; a lease found lost stops it.
 		stop := locks.KeepAlive(ctx, 0)
 		ds, err := func() (DaySummary, error) {
-			// The segments' decoded columns are garbage once appended to
-			// the day's: collected as often as while building.
-			restore := collectOften(gcPercent(p.rows >= bigDayEvents))
 			in, err := cfg.loadDay(ctx, p, pl.byKey, pl.ix, rs)
-			restore()
 			if err != nil {
 				return DaySummary{}, err
 			}
@@ -392,11 +384,6 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			err = kerr
 		}
 		cfg.release(ctx, locks, "day", p.d.String())
-		// The day's columns are garbage now, but the collector is back to
-		// its usual pace (see collectOften), which would let the next day
-		// or the users stage grow the heap to twice the day before
-		// collecting them.
-		runtime.GC()
 		if err != nil {
 			return sum, fmt.Errorf("day %s: %w", p.d, err)
 		}
@@ -555,18 +542,7 @@ func (cfg *Config) plan(ctx context.Context, route bool) (*planned, error) {
 				pl.routed.keepBytes += o.Size
 			}
 		}
-		// The kept day grows while routing makes garbage at the rate it
-		// reads: collected as often as while a day is built. A big day's
-		// pace is set once its kept part is made (routeStats.keep), not
-		// before: at GOGC 10 the heap's first tens of megabytes took 40 to
-		// 60 collections in the first second.
-		restore := func() {}
-		if pl.routed.keepBytes < bigDayRawBytes {
-			restore = collectOften(gcSmallPercent)
-		}
 		pl.scanned, err = ix.UpdateWith(ctx, st, refs, cfg.Rules, cfg.Parallel, cfg.routeScan(pl.routed))
-		restore()
-		pl.routed.endKeepGC()
 	} else {
 		pl.scanned, err = ix.Update(ctx, st, refs, cfg.Rules, cfg.Parallel)
 	}

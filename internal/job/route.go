@@ -143,17 +143,6 @@ type routeStats struct {
 	kept        *compact.Part
 	keptKeys    map[string]bool // the objects appended to kept
 	keptObjects int             // those with rows (valid or not) on keepDay
-	keepGC      func()          // restores the GOGC set when kept was made (a big day's)
-}
-
-// endKeepGC restores the GOGC set when the kept part was made, if it was.
-func (rs *routeStats) endKeepGC() {
-	rs.keepMu.Lock()
-	defer rs.keepMu.Unlock()
-	if rs.keepGC != nil {
-		rs.keepGC()
-		rs.keepGC = nil
-	}
 }
 
 // keep appends r's part of keepDay (object key, size bytes) to the kept
@@ -168,9 +157,6 @@ func (rs *routeStats) keep(key string, size int64, r *routedObject) {
 		return
 	}
 	if rs.kept == nil {
-		if rs.keepBytes >= bigDayRawBytes && rs.keepGC == nil {
-			rs.keepGC = collectOften(gcBigPercent) // the heap is now mostly kept's (see plan)
-		}
 		n := p.Events.Len()
 		if size > 0 {
 			n = max(n, int(float64(r.entry.Rows)/float64(size)*float64(rs.keepBytes)*1.2))

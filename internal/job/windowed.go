@@ -81,11 +81,6 @@ func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*Win
 	defer c.release(ctx, l, "lease", stage2Lease)
 	stop := l.KeepAlive(ctx, c.LockTTL/3)
 	defer stop()
-	// It reads every user_daily of the window at once, strings and all,
-	// which after a backfill is more than a day's columns: at the default
-	// GOGC the heap grew to twice that (the 30-day backfill of 100k-event
-	// days peaked here at 110 MB against 72-76 MB for each of its days).
-	defer collectOften(gcSmallPercent)()
 	// Stage 1 of another run may republish a day (and delete the run this
 	// one resolved) while this stage reads it: start again from the new
 	// current runs, a few times.
