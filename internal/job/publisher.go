@@ -173,6 +173,24 @@ func (pub *publisher) cleanupUpToDate(ctx context.Context, d day.Day) {
 	}
 }
 
+// lockDay takes the leases of day d's daily partitions for the run,
+// waiting up to wait for another holder (a *LockedError if it still holds
+// them), and renews them until unlock, which releases them and returns an
+// error if a renewal found them lost. The leases are renewed while the day
+// builds, so a day longer than their lifetime still publishes.
+func (pub *publisher) lockDay(ctx context.Context, d day.Day, wait time.Duration) (locks lease.Group, unlock func() error, err error) {
+	locks, err = pub.lock(ctx, pub.run, rollups.Daily, d, wait)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := locks.KeepAlive(ctx, 0)
+	return locks, func() error {
+		err := stop()
+		pub.release(ctx, locks, "day", d.String())
+		return err
+	}, nil
+}
+
 // lockWindowed takes the windowed stage's lease for run (one windowed
 // stage at a time), renewed until the returned function releases it.
 func (pub *publisher) lockWindowed(ctx context.Context, run string) (unlock func(), err error) {

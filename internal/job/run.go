@@ -18,7 +18,6 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
-	"github.com/littlewarehouse/warehouse/rollups"
 )
 
 // Option changes how Run or BuildDays runs, not what a day holds.
@@ -237,7 +236,7 @@ func (r *run) days(ctx context.Context) error {
 // run holds, or has published meanwhile, is skipped.
 func (r *run) day(ctx context.Context, p *dayPlan) (DaySummary, error) {
 	t0 := time.Now()
-	locks, err := r.pub.lock(ctx, r.id, rollups.Daily, p.d, r.cfg.LockWait)
+	locks, unlock, err := r.pub.lockDay(ctx, p.d, r.cfg.LockWait)
 	var locked *LockedError
 	if errors.As(err, &locked) {
 		// Another run is writing the day: leave it to that run (or the
@@ -249,17 +248,14 @@ func (r *run) day(ctx context.Context, p *dayPlan) (DaySummary, error) {
 	if err != nil {
 		return DaySummary{}, err
 	}
-	defer r.pub.release(ctx, locks, "day", p.d.String())
 	// Staleness again, under the lease: another run may have published
 	// the day since this one planned it.
 	if build, why, err := stale(ctx, r.cfg.Store, p, r.cfg.Force); err != nil || !build {
+		_ = unlock()
 		return DaySummary{Day: p.d, Skipped: true, Why: why + " (built meanwhile by another run)"}, err
 	}
-	// The leases are renewed while the day builds, so a day longer than
-	// their lifetime still publishes; a lease found lost stops it.
-	stop := locks.KeepAlive(ctx, 0)
 	ds, err := r.buildDay(ctx, p, locks)
-	if kerr := stop(); err == nil && kerr != nil {
+	if kerr := unlock(); err == nil && kerr != nil {
 		err = kerr
 	}
 	if err != nil {
