@@ -1,6 +1,10 @@
 // Package job runs the rollup job over a range of reporting days: it lists
 // and reads the raw objects those days need (each once), builds every day's
-// events and per-day rollups, and publishes them (docs/design.md §Processing model).
+// events and per-day rollups, publishes them, then the windowed tables
+// (docs/design.md §Processing model). Its stages are types, one concern
+// each: plan, router, dayBuilder, publisher and windowed, composed by Run
+// (and by BuildDays and RunWindowed, which a Lambda worker and coordinator
+// call).
 package job
 
 import (
@@ -21,7 +25,8 @@ import (
 // code changes what a partition holds, and every day becomes stale.
 const CodeVersion = "4"
 
-// Config is one run of the job.
+// Config is what a run builds and how: settings only. A run's state lives
+// in the run, never here, so one Config can be run again.
 type Config struct {
 	Store          store.Store
 	From, To       day.Day // reporting days, inclusive
