@@ -17,6 +17,7 @@ import (
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/littlewarehouse/warehouse/internal/catalog"
+	"github.com/littlewarehouse/warehouse/internal/gcpolicy"
 	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/lambda"
 	"github.com/littlewarehouse/warehouse/internal/metrics"
@@ -50,7 +51,7 @@ func main() {
 		awslambda.Start(func(context.Context, json.RawMessage) (any, error) { return nil, err })
 		return
 	}
-	limit := lambda.SetMemoryLimit(os.Getenv)
-	log.Info("cold start", "role", os.Getenv(lambda.EnvRole), "store", os.Getenv(lambda.EnvStore), "go_memory_limit", limit)
+	gc := gcpolicy.Apply(os.Getenv) // the whole process's GOGC and memory limit; see gcpolicy.Percent
+	log.Info("cold start", "role", os.Getenv(lambda.EnvRole), "store", os.Getenv(lambda.EnvStore), "go_memory_limit", gc.Limit, "gogc", gc.Percent)
 	awslambda.Start(h.Handle)
 }

@@ -6,19 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"os"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/frame"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/raw"
@@ -30,46 +26,84 @@ import (
 // CreatedBy is written into every Parquet footer.
 const CreatedBy = "littlewarehouse rollup v" + CodeVersion
 
-// buildDay builds and publishes every daily table of one day.
-func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*compact.Part, inputObjects int,
-	bad []BadObject, failures []conversionFailure, locks lease.Group) (DaySummary, error) {
-	d := p.d
+// dayBuilder is the day stage: one day's parts to its tables (compact.Build,
+// the daily rollups, data quality and quarantine), which it hands to the
+// publisher to write and commit.
+type dayBuilder struct {
+	*Config
+	bad      []BadObject         // the run's bad raw objects; a day quarantines those that arrived on it
+	failures []conversionFailure // the run's conversion failures; likewise
+}
+
+// dayTables are the tables of one day, and what its quality counts need.
+type dayTables struct {
+	events        *frame.Events
+	eng           []rollups.EngagementDaily
+	ud            []rollups.UserDaily
+	sd            []rollups.SessionsDaily
+	quarantine    []rollups.Quarantine
+	badFiles      int64 // bad raw objects that arrived on the day
+	failed        int64 // conversion failures that arrived on the day
+	stats         compact.Stats
+	inputObjects  int
+	quality       rollups.DataQualityDaily
+	eventsBefore  int64 // the day's events before this build; -1 if never built
+	restatedFiles bool  // the build changes a published number (see restated)
+}
+
+// build builds and publishes every daily table of day p from its inputs.
+func (b *dayBuilder) build(ctx context.Context, pub *publisher, run string, p *dayPlan, in *dayInputs, locks lease.Group) (DaySummary, error) {
 	t0 := time.Now()
-	// Collect what routing and reading left behind before the day's
-	// columns are allocated, so that they reuse that memory instead of
-	// growing the heap (a few hundred MB less peak on a 5M-event day).
-	// Routing's free lists go too: the next reads and segment writes, if
-	// any, come after the day is published.
+	// Routing's free lists go: the next reads and segment writes, if any,
+	// come after the day is published.
 	raw.DropReleased()
 	segment.DropBuffers()
-	runtime.GC()
-	n := 0
-	for _, p := range parts {
-		if p.Events != nil {
-			n += p.Events.Len()
-		}
-	}
-	big := n >= bigDayEvents
-	defer collectOften(gcPercent(big))()
-	peak := func() {}
-	if big {
-		peak = collectOften(gcPeakPercent) // lower still while the build runs: the day's peak
-	}
-	res := compact.Build(parts, c.Rules)
-	peak()
+	res := compact.Build(in.parts, b.Rules)
 	res.Events.Dict.Seal() // from here on only read: its index goes
-	c.Log.Info("day built", "day", d.String(), "events", res.Events.Len(), "seconds", time.Since(t0).Seconds())
-	q := res.Quarantine
-	var badFiles, failed int64
-	for _, b := range bad {
-		if b.Day == d {
-			badFiles++
-			q = append(q, rollups.Quarantine{Reason: "bad_object_" + b.Reason, SourceObject: b.Key, Detail: b.Error})
+	b.Log.Info("day built", "day", p.d.String(), "events", res.Events.Len(), "seconds", time.Since(t0).Seconds())
+	t := &dayTables{events: res.Events, stats: res.Stats, inputObjects: in.objects}
+	b.quarantine(p.d, res.Quarantine, t)
+	// The events are written while the rollups are computed from them
+	// (neither changes them).
+	var eventFiles []publish.File
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		eventFiles, err = pub.writeEvents(gctx, run, p.d, t.events)
+		return err
+	})
+	t.eng, t.ud, t.sd = rollups.ComputeDaily(t.events)
+	markProvisional(t, p.provisional)
+	if err := g.Wait(); err != nil {
+		return DaySummary{}, err
+	}
+	b.Log.Info("day's events written", "day", p.d.String(), "files", len(eventFiles), "seconds", time.Since(t0).Seconds())
+	files, err := pub.writeRollups(ctx, run, p.d, t)
+	if err != nil {
+		return DaySummary{}, err
+	}
+	files["events"] = eventFiles
+	if t.restatedFiles, t.eventsBefore, err = b.restated(ctx, p, t.stats.KeptRows, files, t.eng, t.ud, t.sd); err != nil {
+		return DaySummary{}, err
+	}
+	t.quality = b.quality(p, t, len(files["events"]))
+	if err := pub.writeQuality(ctx, run, p.d, t, files); err != nil {
+		return DaySummary{}, err
+	}
+	return pub.commitDay(ctx, run, p, t, files, locks)
+}
+
+// quarantine sets t's quarantine: the invalid rows q, then a row for each
+// bad object and conversion failure that arrived on day d, sorted.
+func (b *dayBuilder) quarantine(d day.Day, q []rollups.Quarantine, t *dayTables) {
+	for _, o := range b.bad {
+		if o.Day == d {
+			t.badFiles++
+			q = append(q, rollups.Quarantine{Reason: "bad_object_" + o.Reason, SourceObject: o.Key, Detail: o.Error})
 		}
 	}
-	for _, f := range failures {
-		if day.Of(f.Arrival, c.Rules.Loc) == d {
-			failed++
+	for _, f := range b.failures {
+		if day.Of(f.Arrival, b.Rules.Loc) == d {
+			t.failed++
 			detail := f.Code
 			if f.Message != "" {
 				detail += ": " + f.Message
@@ -81,46 +115,27 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 		return cmp.Or(strings.Compare(a.Reason, b.Reason), strings.Compare(a.SourceObject, b.SourceObject),
 			rollups.CompareTimes(a.ReceivedAt, b.ReceivedAt), strings.Compare(a.Detail, b.Detail))
 	})
+	t.quarantine = q
+}
 
-	// The events are written while the rollups are computed from them
-	// (neither changes them).
-	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
-	files := map[string][]publish.File{}
-	var eventFiles []publish.File
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var err error
-		eventFiles, err = publish.WriteEvents(gctx, c.Store, publish.RunPrefix("events", d, run), res.Events, opt)
-		return err
-	})
-	eng, ud, sd := rollups.ComputeDaily(res.Events)
-	for i := range eng {
-		eng[i].Provisional = p.provisional
+// markProvisional marks t's rollup rows with the day's mark.
+func markProvisional(t *dayTables, provisional bool) {
+	for i := range t.eng {
+		t.eng[i].Provisional = provisional
 	}
-	for i := range ud {
-		ud[i].Provisional = p.provisional
+	for i := range t.ud {
+		t.ud[i].Provisional = provisional
 	}
-	for i := range sd {
-		sd[i].Provisional = p.provisional
+	for i := range t.sd {
+		t.sd[i].Provisional = provisional
 	}
-	if err := g.Wait(); err != nil {
-		return DaySummary{}, err
-	}
-	c.Log.Info("day's events written", "day", d.String(), "files", len(eventFiles), "seconds", time.Since(t0).Seconds())
-	files["events"] = eventFiles
-	var err error
-	if files["engagement_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("engagement_daily", d, run), eng, opt); err != nil {
-		return DaySummary{}, err
-	}
-	if files["user_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("user_daily", d, run), ud, opt); err != nil {
-		return DaySummary{}, err
-	}
-	if files["sessions_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("sessions_daily", d, run), sd, opt); err != nil {
-		return DaySummary{}, err
-	}
-	end := d.End(c.Rules.Loc).UnixMilli()
+}
+
+// quality is day p's data_quality_daily row.
+func (b *dayBuilder) quality(p *dayPlan, t *dayTables, eventFiles int) rollups.DataQualityDaily {
+	end := p.d.End(b.Rules.Loc).UnixMilli()
 	var late [len(rollups.LateHours)]int64
-	for _, at := range res.Events.ReceivedAt {
+	for _, at := range t.events.ReceivedAt {
 		for i, h := range rollups.LateHours {
 			if at < end+int64(h)*time.Hour.Milliseconds() {
 				break
@@ -128,86 +143,14 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 			late[i]++
 		}
 	}
-	restated, before, err := c.restated(ctx, p, res.Stats.KeptRows, files, eng, ud, sd)
-	if err != nil {
-		return DaySummary{}, err
+	s := t.stats
+	return rollups.DataQualityDaily{
+		RawRows: s.RawRows, ValidRows: s.ValidRows, KeptRows: s.KeptRows,
+		DuplicatesDropped: s.Duplicates, InvalidRows: s.Invalid,
+		ClockSkewedRows: s.Skewed, MissingEventTimeRows: s.MissingTime, InvalidUTF8Rows: s.RepairedUTF8,
+		LateRows: late[0], LateRows6h: late[1], LateRows24h: late[2], LateRows72h: late[3], BadFiles: t.badFiles, ConversionFailedRecords: t.failed, InputObjects: int64(t.inputObjects),
+		OutputFiles: int64(eventFiles), Restated: t.restatedFiles, Provisional: p.provisional,
 	}
-	quality := rollups.DataQualityDaily{
-		RawRows: res.Stats.RawRows, ValidRows: res.Stats.ValidRows, KeptRows: res.Stats.KeptRows,
-		DuplicatesDropped: res.Stats.Duplicates, InvalidRows: res.Stats.Invalid,
-		ClockSkewedRows: res.Stats.Skewed, MissingEventTimeRows: res.Stats.MissingTime, InvalidUTF8Rows: res.Stats.RepairedUTF8,
-		LateRows: late[0], LateRows6h: late[1], LateRows24h: late[2], LateRows72h: late[3], BadFiles: badFiles, ConversionFailedRecords: failed, InputObjects: int64(inputObjects),
-		OutputFiles: int64(len(files["events"])), Restated: restated, Provisional: p.provisional,
-	}
-	if files["data_quality_daily"], err = publish.Write(ctx, c.Store, publish.RunPrefix("data_quality_daily", d, run), []rollups.DataQualityDaily{quality}, opt); err != nil {
-		return DaySummary{}, err
-	}
-	if files["quarantine"], err = publish.Write(ctx, c.Store, publish.RunPrefix("quarantine", d, run), q, opt); err != nil {
-		return DaySummary{}, err
-	}
-
-	if c.dayHook != nil {
-		if err := c.dayHook(d); err != nil {
-			return DaySummary{}, err
-		}
-	}
-	// What this build changes in the day's published counts.
-	var moved []Restated
-	if prev, err := publish.Current(ctx, c.Store, "data_quality_daily", d); err == nil && restates(prev) {
-		old, err := manifestRows[rollups.DataQualityDaily](ctx, c.Store, prev)
-		if err != nil {
-			return DaySummary{}, err
-		}
-		moved = diffRows("data_quality_daily", d, old, []rollups.DataQualityDaily{quality}, func(rollups.DataQualityDaily) string { return "" })
-	} else if err != nil && !errors.Is(err, store.ErrNotExist) {
-		return DaySummary{}, err
-	}
-	// Publish only while the partitions are still ours.
-	if err := locks.Check(ctx); err != nil {
-		return DaySummary{}, fmt.Errorf("lost the lease before publishing: %w", err)
-	}
-	now := c.Now().UTC()
-	sum := DaySummary{Day: d, Why: p.why, Quality: quality, EventsBefore: before, Restatements: moved}
-	stats := map[string]int64{
-		"raw_rows": quality.RawRows, "valid_rows": quality.ValidRows, "kept_rows": quality.KeptRows,
-		"duplicates_dropped": quality.DuplicatesDropped, "invalid_rows": quality.InvalidRows,
-		"clock_skewed_rows": quality.ClockSkewedRows, "missing_event_time_rows": quality.MissingEventTimeRows, "bad_files": quality.BadFiles,
-		"conversion_failed_records": quality.ConversionFailedRecords, "late_rows": quality.LateRows,
-		"restated": b2i(quality.Restated), "invalid_utf8_rows": quality.InvalidUTF8Rows,
-	}
-	for _, t := range rollups.Daily {
-		m := &publish.Manifest{
-			Table: t.Name, Day: d.String(), Run: run, TimeZone: c.Rules.Loc.String(), CodeVersion: CodeVersion,
-			Config: p.config, Fingerprint: p.fingerprint, Files: files[t.Name], Inputs: p.inputs,
-			Stats: stats, CreatedAt: now,
-		}
-		for _, f := range m.Files {
-			m.Rows += f.Rows
-			sum.FilesWritten++
-			sum.BytesWritten += f.Size
-		}
-		if err := publish.Commit(ctx, c.Store, m); err != nil {
-			return DaySummary{}, err
-		}
-		if t.Name == "user_daily" {
-			c.built.key, c.built.rows = m.Day+"/"+m.Run, ud
-		}
-	}
-	for _, t := range rollups.Daily {
-		if !c.cleanupAtOnce() {
-			break
-		}
-		if err := publish.Cleanup(ctx, c.Store, t.Name, d, run, c.GracePeriod, now); err != nil {
-			c.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", d.String(), "error", err.Error())
-		}
-	}
-	for _, m := range moved {
-		c.Log.Info("restated", "change", m.String())
-	}
-	if err := c.recordRestatements(ctx, run, now, d, moved); err != nil {
-		return DaySummary{}, fmt.Errorf("record restatements: %w", err)
-	}
-	return sum, nil
 }
 
 // restated reports whether day d had been published completely before
@@ -358,81 +301,4 @@ func (e *ZoneError) Error() string {
 	return fmt.Sprintf("the tables in %s are in time zone %s, not %s; days of two zones cannot be mixed. "+
 		"Run with --tz %s, or rebuild everything in %s: delete curated/ and _state/ from the store (raw/ stays) and run rollup --from FIRST-DAY --to LAST-DAY --tz %s",
 		e.Store, e.Have, e.Want, e.Have, e.Want, e.Want)
-}
-
-// The garbage collector's GOGC while days are routed, loaded, built and
-// written: gcSmallPercent for small days, gcBigPercent for big ones (at
-// least bigDayEvents events, or bigDayRawBytes of raw objects arriving on
-// the day), and gcPeakPercent for a big day while compact.Build runs, its
-// peak. Measured on the 5M-event day's first build, two or three runs
-// each: 25 throughout gave 1,193–1,256 MiB peak in 12.2–14.3 s, 10 gave
-// 1,003–1,073 MiB in 13.0–13.8 s, 5 gave 957–974 MiB but 1–1.5 s and
-// 2.5 s of CPU more, and 10 with 5 during the build 974–978 MiB in
-// 12.6–15.0 s: the heap is mostly pointer-free columns, so a collection
-// costs little but the marking of the day's dictionary. Small heaps are
-// another matter: 10 made the 30-day backfill of 100k-event days 19–20 s
-// instead of 13–16 s, a collection every few megabytes.
-const (
-	gcSmallPercent = 25
-	gcBigPercent   = 10
-	gcPeakPercent  = 5
-	bigDayEvents   = 1 << 20
-	bigDayRawBytes = 64 << 20
-)
-
-// gcPercent is the GOGC for a day, big or not.
-func gcPercent(big bool) int {
-	if big {
-		return gcBigPercent
-	}
-	return gcSmallPercent
-}
-
-var gcMu struct {
-	sync.Mutex
-	active map[int]int // the GOGC values asked for, and by how many callers
-	prev   int         // the GOGC to restore
-}
-
-// collectOften sets GOGC to percent, or to a lower value another caller
-// asked for, until the returned function is called; the last caller
-// restores the GOGC before the first, unless the GOGC environment
-// variable is set. While a day's columns are built and written, the heap
-// is mostly the day's pointer-free columns, cheap to mark, and what is
-// freed (the parts' columns, as they are gathered) is large: collecting
-// often keeps the heap near its live size instead of twice it (see
-// gcSmallPercent). Routing and loading too: the day grows while each
-// object or segment read leaves its columns behind (at GOGC=25,
-// 1.13–1.21 GiB peak instead of 1.44–1.46 GiB on the 5M-event day's
-// first build).
-func collectOften(percent int) (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	gcMu.Lock()
-	defer gcMu.Unlock()
-	if len(gcMu.active) == 0 {
-		gcMu.active = map[int]int{}
-		gcMu.prev = debug.SetGCPercent(percent)
-	}
-	gcMu.active[percent]++
-	setLowestGC()
-	return func() {
-		gcMu.Lock()
-		defer gcMu.Unlock()
-		if gcMu.active[percent]--; gcMu.active[percent] == 0 {
-			delete(gcMu.active, percent)
-		}
-		setLowestGC()
-	}
-}
-
-// setLowestGC sets GOGC to the lowest value asked for, or back to the one
-// before the first ask if none is. gcMu is held.
-func setLowestGC() {
-	if len(gcMu.active) == 0 {
-		debug.SetGCPercent(gcMu.prev)
-		return
-	}
-	debug.SetGCPercent(slices.Min(slices.Collect(maps.Keys(gcMu.active))))
 }

@@ -162,11 +162,10 @@ func TestWindowedWorkSurvivesAStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	loadFixture(t, st, "../../testdata/golden/raw.json")
-	cfg := Config{Store: st, From: mustDay(t, "2026-03-01"), To: mustDay(t, "2026-03-02"), SkipWindowed: true}
-	if _, err := Run(ctx, cfg); err != nil {
+	cfg := Config{Store: st, From: mustDay(t, "2026-03-01"), To: mustDay(t, "2026-03-02")}
+	if _, err := BuildDays(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	cfg.SkipWindowed = false
 	cfg.From, cfg.To = mustDay(t, "2026-03-02"), mustDay(t, "2026-03-02") // a later, narrower run
 	sum, err := Run(ctx, cfg)
 	if err != nil {

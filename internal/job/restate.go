@@ -3,12 +3,10 @@ package job
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -115,55 +113,4 @@ func intDiff(a, b any, skip []string) []rollups.Restatement {
 		}
 	}
 	return out
-}
-
-// recordRestatements appends rs, the changes run made (at time at) to day
-// d's partitions, to d's partition of the restatements table: under its
-// lease, it republishes the partition with the earlier rows and these. It
-// is called after the changed partitions are committed; a run killed in
-// between loses that record, never a number of the tables themselves.
-func (c *Config) recordRestatements(ctx context.Context, run string, at time.Time, d day.Day, rs []Restated) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	table := rollups.RestatementsTable
-	locks, err := c.lock(ctx, run, []rollups.Table{table}, d, c.LockWait)
-	if err != nil {
-		return err
-	}
-	defer c.release(ctx, locks, "partition", table.Name+"/"+d.String())
-	var rows []rollups.Restatement
-	prev, err := publish.Current(ctx, c.Store, table.Name, d)
-	switch {
-	case err == nil:
-		if rows, err = manifestRows[rollups.Restatement](ctx, c.Store, prev); err != nil {
-			return err
-		}
-	case !errors.Is(err, store.ErrNotExist):
-		return err
-	}
-	for _, r := range rs {
-		r.Run, r.RestatedAt = run, at.UnixMilli()
-		rows = append(rows, r.Restatement)
-	}
-	id := newRunID(c.Now())
-	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
-	files, err := publish.Write(ctx, c.Store, publish.RunPrefix(table.Name, d, id), rows, opt)
-	if err != nil {
-		return err
-	}
-	m := &publish.Manifest{Table: table.Name, Day: d.String(), Run: id, TimeZone: c.Rules.Loc.String(), CodeVersion: CodeVersion,
-		Config: c.configMap(), Files: files, Rows: int64(len(rows)), CreatedAt: c.Now().UTC()}
-	if err := locks.Check(ctx); err != nil {
-		return fmt.Errorf("lost the lease before publishing: %w", err)
-	}
-	if err := publish.Commit(ctx, c.Store, m); err != nil {
-		return err
-	}
-	if c.cleanupAtOnce() {
-		if err := publish.Cleanup(ctx, c.Store, table.Name, d, id, c.GracePeriod, c.Now()); err != nil {
-			c.Log.Warn("superseded runs not all deleted; the next run retries", "table", table.Name, "day", d.String(), "error", err.Error())
-		}
-	}
-	return nil
 }

@@ -30,6 +30,15 @@ import (
 // rebuilds a day (a late object arrived) reads the late object and the
 // day's segments, not the raw objects already routed.
 
+// router is the routing stage: it reads raw objects, each whole and once,
+// and writes their per-(day, object) segments (route, routeScan,
+// RouteObjects); a day's parts are read back from them (loadDay). The CLI
+// and the Lambda route workers both route through it.
+type router struct {
+	*Config
+	readHook func(key string) error // test seam: called before each raw object is read
+}
+
 // routeRules is what routing depends on; a segment routed under other
 // rules is never used (its tag differs).
 func (c *Config) routeRules() string {
@@ -46,13 +55,13 @@ func (c *Config) segmentKey(d day.Day, o store.Object) string {
 // so that a day's inputs always have segments once their object is routed.
 // It returns the parts by day, and the object's index entry made from the
 // same rows. A bad object gives a *raw.BadObjectError and writes nothing.
-func (c *Config) routeOne(ctx context.Context, o rawObject, days []day.Day) (*routedObject, error) {
-	if c.readHook != nil {
-		if err := c.readHook(o.Key); err != nil {
+func (rt *router) routeOne(ctx context.Context, o rawObject, days []day.Day) (*routedObject, error) {
+	if rt.readHook != nil {
+		if err := rt.readHook(o.Key); err != nil {
 			return nil, err
 		}
 	}
-	cols, err := raw.ReadColumns(ctx, c.Store, o.Key)
+	cols, err := raw.ReadColumns(ctx, rt.Store, o.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +78,7 @@ func (c *Config) routeOne(ctx context.Context, o rawObject, days []day.Day) (*ro
 			first = false
 		}
 	}
-	out.parts = c.Rules.RouteColumns(cols, o.Hour.UnixMilli(), func(day.Day) bool { return true })
+	out.parts = rt.Rules.RouteColumns(cols, o.Hour.UnixMilli(), func(day.Day) bool { return true })
 	cols.Release()
 	for _, d := range slices.Sorted(maps.Keys(out.parts)) {
 		p := out.parts[d]
@@ -82,7 +91,7 @@ func (c *Config) routeOne(ctx context.Context, o rawObject, days []day.Day) (*ro
 		}
 	}
 	for d, p := range out.parts {
-		n, err := segment.Write(ctx, c.Store, c.segmentKey(d, o.Object),
+		n, err := segment.Write(ctx, rt.Store, rt.segmentKey(d, o.Object),
 			&segment.Segment{Events: p.Events, Quarantine: p.Quarantine, RepairedUTF8: p.RepairedUTF8})
 		if err != nil {
 			return nil, fmt.Errorf("write segment of %s for %s: %w", o.Key, d, err)
@@ -104,14 +113,14 @@ type routedObject struct {
 
 // routeScan is the index's ScanFunc of a run: a new object is read whole,
 // once, routed into segments, and indexed from the same rows.
-func (c *Config) routeScan(rs *routeStats) index.ScanFunc {
+func (rt *router) routeScan(rs *routeStats) index.ScanFunc {
 	return func(ctx context.Context, ref index.ObjectRef) (index.Entry, error) {
 		o := rawObject{Object: store.Object{Key: ref.Key, ETag: ref.ETag, Size: ref.Size}, Hour: ref.Hour}
-		r, err := c.routeOne(ctx, o, nil)
+		r, err := rt.routeOne(ctx, o, nil)
 		var bad *raw.BadObjectError
 		if errors.As(err, &bad) {
 			rs.add(o, nil)
-			c.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "reason", bad.Reason, "error", bad.Err.Error())
+			rt.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "reason", bad.Reason, "error", bad.Err.Error())
 			return index.Entry{Key: o.Key, ETag: o.ETag, Size: o.Size, Hour: o.Hour, Bad: bad.Reason, Detail: bad.Err.Error()}, nil
 		}
 		if err != nil {
@@ -143,17 +152,6 @@ type routeStats struct {
 	kept        *compact.Part
 	keptKeys    map[string]bool // the objects appended to kept
 	keptObjects int             // those with rows (valid or not) on keepDay
-	keepGC      func()          // restores the GOGC set when kept was made (a big day's)
-}
-
-// endKeepGC restores the GOGC set when the kept part was made, if it was.
-func (rs *routeStats) endKeepGC() {
-	rs.keepMu.Lock()
-	defer rs.keepMu.Unlock()
-	if rs.keepGC != nil {
-		rs.keepGC()
-		rs.keepGC = nil
-	}
 }
 
 // keep appends r's part of keepDay (object key, size bytes) to the kept
@@ -168,9 +166,6 @@ func (rs *routeStats) keep(key string, size int64, r *routedObject) {
 		return
 	}
 	if rs.kept == nil {
-		if rs.keepBytes >= bigDayRawBytes && rs.keepGC == nil {
-			rs.keepGC = collectOften(gcBigPercent) // the heap is now mostly kept's (see plan)
-		}
 		n := p.Events.Len()
 		if size > 0 {
 			n = max(n, int(float64(r.entry.Rows)/float64(size)*float64(rs.keepBytes)*1.2))
@@ -197,10 +192,8 @@ func (rs *routeStats) keep(key string, size int64, r *routedObject) {
 // newDayPart returns an empty part, with a dictionary of its own, sized
 // for n events: the part a day's parts are appended to (AppendEvents).
 func newDayPart(n int) *compact.Part {
-	// The dictionary sized for a string per 4 events (the 5M-event day has
-	// one per 3.7 with its session keys, 7.7 without): its index is made
-	// once, not made again larger as it fills (a second index of a million
-	// strings: a quarter second of CPU and 16 MB of fresh memory).
+	// The dictionary sized for a string per 4 events: its index is made
+	// once, not made again larger as it fills.
 	ev := frame.New(frame.NewDict(n/4), n)
 	ev.IDBytes = frame.Make[byte](0, n*frame.UUIDSize) // as the usual ids take; others grow it
 	return &compact.Part{Events: ev}
@@ -248,21 +241,21 @@ func (rs *routeStats) add(o rawObject, r *routedObject) {
 // route reads every object in objs once, at most Parallel at a time, and
 // writes their segments. A bad object is marked in the index and reported,
 // never fatal.
-func (c *Config) route(ctx context.Context, objs []rawObject, ix *index.Index, rs *routeStats) error {
+func (rt *router) route(ctx context.Context, objs []rawObject, ix *index.Index, rs *routeStats) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.Parallel)
+	g.SetLimit(rt.Parallel)
 	var mu sync.Mutex
 	done := 0
 	for _, o := range objs {
 		g.Go(func() error {
-			r, err := c.routeIndexed(gctx, o, ix, rs)
+			r, err := rt.routeIndexed(gctx, o, ix, rs)
 			if err != nil || r == nil {
 				return err
 			}
 			rs.keep(o.Key, o.Size, r)
 			mu.Lock()
 			done++
-			c.Progress(Progress{Phase: "read", Done: done, Total: len(objs)})
+			rt.Progress(Progress{Phase: "read", Done: done, Total: len(objs)})
 			mu.Unlock()
 			return nil
 		})
@@ -273,13 +266,13 @@ func (c *Config) route(ctx context.Context, objs []rawObject, ix *index.Index, r
 // routeIndexed routes an object the index holds (an empty segment for each
 // day of its entry that gets no rows) and counts it in rs. A bad object is
 // recorded (noteBad) and gives nil, nil.
-func (c *Config) routeIndexed(ctx context.Context, o rawObject, ix *index.Index, rs *routeStats) (*routedObject, error) {
+func (rt *router) routeIndexed(ctx context.Context, o rawObject, ix *index.Index, rs *routeStats) (*routedObject, error) {
 	var days []day.Day
 	if e, ok := ix.Lookup(o.Key); ok {
 		days = e.Days
 	}
-	r, err := c.routeOne(ctx, o, days)
-	if c.noteBad(o, err, ix, rs) {
+	r, err := rt.routeOne(ctx, o, days)
+	if rt.noteBad(o, err, ix, rs) {
 		return nil, nil
 	}
 	if err != nil {
@@ -293,7 +286,7 @@ func (c *Config) routeIndexed(ctx context.Context, o rawObject, ix *index.Index,
 // (an index made from the time columns only, or a segment went missing and
 // the object turned out unreadable when read again); remembering it as bad
 // makes the days it feeds and the day it arrived on consistent.
-func (c *Config) noteBad(o rawObject, err error, ix *index.Index, rs *routeStats) bool {
+func (rt *router) noteBad(o rawObject, err error, ix *index.Index, rs *routeStats) bool {
 	var bad *raw.BadObjectError
 	if !errors.As(err, &bad) {
 		return false
@@ -302,8 +295,8 @@ func (c *Config) noteBad(o rawObject, err error, ix *index.Index, rs *routeStats
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	ix.MarkBad(o.Key, o.ETag, bad)
-	d := day.Of(o.Hour.UnixMilli(), c.Rules.Loc)
-	c.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "day", d.String(), "reason", bad.Reason, "error", bad.Err.Error())
+	d := day.Of(o.Hour.UnixMilli(), rt.Rules.Loc)
+	rt.Log.Warn("bad raw object; counted and quarantined, its rows are not used", "key", o.Key, "day", d.String(), "reason", bad.Reason, "error", bad.Err.Error())
 	rs.bad = append(rs.bad, BadObject{Key: o.Key, Day: d, Reason: bad.Reason, Error: bad.Err.Error()})
 	return true
 }
@@ -322,7 +315,7 @@ type dayInputs struct {
 // without making the day's dictionary or copying its key columns: the
 // part kept from routing if any (see keep), else a new one sized for the
 // day (the index's row count).
-func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObject, ix *index.Index, rs *routeStats) (*dayInputs, error) {
+func (rt *router) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObject, ix *index.Index, rs *routeStats) (*dayInputs, error) {
 	keys := make([]string, 0, len(p.good))
 	for k := range p.good {
 		keys = append(keys, k)
@@ -354,7 +347,7 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 		return nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.Parallel)
+	g.SetLimit(rt.Parallel)
 	for _, k := range keys {
 		o, ok := objs[k]
 		if !ok {
@@ -364,17 +357,17 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 			continue
 		}
 		g.Go(func() error {
-			s, _, err := segment.Read(gctx, c.Store, c.segmentKey(p.d, o.Object))
+			s, _, err := segment.Read(gctx, rt.Store, rt.segmentKey(p.d, o.Object))
 			var corrupt *segment.CorruptError
 			switch {
 			case err == nil:
 				return add(&compact.Part{Events: s.Events, Quarantine: s.Quarantine, RepairedUTF8: s.RepairedUTF8})
 			case errors.As(err, &corrupt):
-				c.Log.Warn("damaged segment; its raw object is read again", "segment", corrupt.Key, "error", corrupt.Err.Error())
+				rt.Log.Warn("damaged segment; its raw object is read again", "segment", corrupt.Key, "error", corrupt.Err.Error())
 			case !errors.Is(err, store.ErrNotExist):
 				return err
 			}
-			r, err := c.routeIndexed(gctx, o, ix, rs)
+			r, err := rt.routeIndexed(gctx, o, ix, rs)
 			if err != nil || r == nil || r.parts[p.d] == nil {
 				return err // nil for a bad object
 			}
@@ -389,10 +382,10 @@ func (c *Config) loadDay(ctx context.Context, p *dayPlan, objs map[string]rawObj
 }
 
 // listSegments returns the segments of days ds.
-func (c *Config) listSegments(ctx context.Context, ds []day.Day) (map[string]bool, error) {
+func (rt *router) listSegments(ctx context.Context, ds []day.Day) (map[string]bool, error) {
 	have := map[string]bool{}
 	for _, d := range ds {
-		objs, err := c.Store.List(ctx, segment.DayPrefix(d))
+		objs, err := rt.Store.List(ctx, segment.DayPrefix(d))
 		if err != nil {
 			return nil, err
 		}
@@ -406,14 +399,14 @@ func (c *Config) listSegments(ctx context.Context, ds []day.Day) (map[string]boo
 // dropSegments deletes the segments of days ds that belong to no listed
 // raw object (it was deleted, replaced or routed under other rules):
 // segments never outlive their object.
-func (c *Config) dropSegments(ctx context.Context, ds []day.Day, have map[string]bool, objs map[string]rawObject) (int, error) {
+func (rt *router) dropSegments(ctx context.Context, ds []day.Day, have map[string]bool, objs map[string]rawObject) (int, error) {
 	var gone []string
 	for k := range have {
 		d, rawKey, tag, ok := segment.Parse(k)
-		if !ok || !strings.HasPrefix(rawKey, c.RawPrefix) {
+		if !ok || !strings.HasPrefix(rawKey, rt.RawPrefix) {
 			continue // not ours to judge
 		}
-		if o, listed := objs[rawKey]; listed && segment.Tag(o.Key, o.ETag, c.routeRules()) == tag {
+		if o, listed := objs[rawKey]; listed && segment.Tag(o.Key, o.ETag, rt.routeRules()) == tag {
 			continue
 		}
 		if !dayIn(d, ds) {
@@ -423,7 +416,7 @@ func (c *Config) dropSegments(ctx context.Context, ds []day.Day, have map[string
 	}
 	sort.Strings(gone)
 	for _, k := range gone {
-		if err := c.Store.Delete(ctx, k); err != nil {
+		if err := rt.Store.Delete(ctx, k); err != nil {
 			return 0, fmt.Errorf("delete segment %s: %w", k, err)
 		}
 		delete(have, k)
@@ -493,7 +486,7 @@ func RouteObjects(ctx context.Context, cfg Config, refs []index.ObjectRef) ([]in
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	scan := cfg.routeScan(&routeStats{})
+	scan := (&router{Config: &cfg}).routeScan(&routeStats{})
 	out := make([]index.Entry, len(refs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(cfg.Parallel)

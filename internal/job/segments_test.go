@@ -240,10 +240,10 @@ func TestObjectFeedingEightDaysIsReadOnce(t *testing.T) {
 	}
 }
 
-// ListedAt leaves out an object the index does not hold and that was
+// ListedBefore leaves out an object the index does not hold and that was
 // written after it (a Lambda day worker's view: the coordinator had every
 // earlier object routed), and keeps every object written before it.
-func TestListedAtLeavesOutLaterObjects(t *testing.T) {
+func TestListedBeforeLeavesOutLaterObjects(t *testing.T) {
 	ctx := context.Background()
 	dir, err := store.OpenDir(t.TempDir(), false)
 	if err != nil {
@@ -254,15 +254,14 @@ func TestListedAtLeavesOutLaterObjects(t *testing.T) {
 	cut := time.Now().Add(time.Second)
 	time.Sleep(1100 * time.Millisecond)
 	writeRaw(t, dir, "raw/2026/06/10/13/events-1-b", spread("b", recv.Add(time.Hour), 1, 30))
-	cfg := Config{Store: dir, From: mustDay(t, "2026-06-10"), To: mustDay(t, "2026-06-10"), Rules: compact.DefaultRules(time.UTC), ListedAt: cut}
-	sum, err := Run(ctx, cfg)
+	cfg := Config{Store: dir, From: mustDay(t, "2026-06-10"), To: mustDay(t, "2026-06-10"), Rules: compact.DefaultRules(time.UTC)}
+	sum, err := Run(ctx, cfg, ListedBefore(cut))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := sum.Days[0].Quality.KeptRows; got != 20 {
-		t.Errorf("with ListedAt before b was written: %d events, want a's 20", got)
+		t.Errorf("listed before b was written: %d events, want a's 20", got)
 	}
-	cfg.ListedAt = time.Time{}
 	sum, err = Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +273,7 @@ func TestListedAtLeavesOutLaterObjects(t *testing.T) {
 
 // The windowed stage reads a user_daily run from the store at most once,
 // and none that this process has just built: the day built is taken from
-// memory (Config.built), a day built by an earlier run is read once for
+// memory (publisher.built), a day built by an earlier run is read once for
 // the users and windowed stages both.
 func TestUserDailyReadOnce(t *testing.T) {
 	ctx := context.Background()

@@ -124,10 +124,9 @@ func (b *userBucket) load(ctx context.Context, st store.Store) error {
 type usersState struct {
 	buckets []*userBucket
 	// The user_daily run read last, kept for the windowed stage, which
-	// reads the same run of the run's last day again (a day's user_daily
-	// took 0.2-0.3 s to read on a 5M-event day). Only one: a backfill's
+	// reads the same run of the run's last day again. Only one: a backfill's
 	// days are not all held. It starts as the last day this process built
-	// (Config.built), whose rows were just written.
+	// (publisher.built), whose rows were just written.
 	lastKey  string
 	lastRows []rollups.UserDaily
 }
@@ -253,21 +252,52 @@ type UsersSummary struct {
 // user_daily partitions cur, publishing the buckets whose inputs differ. The
 // caller holds the stage-2 lease, so no other run updates the buckets
 // meanwhile.
-func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *UsersSummary, error) {
-	st := c.Store
-	us := &usersState{lastKey: c.built.key, lastRows: c.built.rows} // the last day built, already in memory
+func (w *windowed) updateUsers(ctx context.Context, cur userDays) (*usersState, *UsersSummary, error) {
+	us := &usersState{lastKey: w.built.key, lastRows: w.built.rows} // the last day built, already in memory
 	sum := &UsersSummary{}
-	changed := map[day.Day]bool{} // days some bucket must (re)apply
+	diffs, changed, err := w.openBuckets(ctx, us, cur)
+	if err != nil || len(changed) == 0 {
+		return us, sum, err
+	}
+	if err := us.takeOut(ctx, w.Store, diffs); err != nil {
+		return nil, nil, err
+	}
+	if err := us.putBack(ctx, w.Store, cur, diffs, changed, sum); err != nil {
+		return nil, nil, err
+	}
+	if err := us.fixFirstDays(ctx, w.Store, cur, sum); err != nil {
+		return nil, nil, err
+	}
+	// Buckets are published in parallel: each is its own partition.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(bucketParallel())
+	for _, b := range us.buckets {
+		if b.dirty {
+			g.Go(func() error { return w.publishBucket(gctx, b, cur) })
+			sum.Buckets = append(sum.Buckets, b.part())
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return us, sum, nil
+}
+
+// openBuckets reads every bucket's current manifest into us, and returns,
+// for each bucket, the days whose user_daily it must (re)apply, and the
+// union of those days.
+func (w *windowed) openBuckets(ctx context.Context, us *usersState, cur userDays) ([]map[day.Day]bool, map[day.Day]bool, error) {
+	changed := map[day.Day]bool{}
 	diffs := make([]map[day.Day]bool, rollups.UserBuckets)
 	for n := range rollups.UserBuckets {
 		b := &userBucket{n: n, inputs: map[day.Day]string{}}
 		us.buckets = append(us.buckets, b)
-		m, err := publish.CurrentAt(ctx, st, rollups.UsersTable.Name, b.part())
+		m, err := publish.CurrentAt(ctx, w.Store, rollups.UsersTable.Name, b.part())
 		switch {
 		case errors.Is(err, store.ErrNotExist):
 		case err != nil:
 			return nil, nil, err
-		case m.CodeVersion != CodeVersion || m.TimeZone != c.Rules.Loc.String():
+		case m.CodeVersion != CodeVersion || m.TimeZone != w.Rules.Loc.String():
 			b.m = m // rebuilt from scratch: no inputs, no state
 			b.m.State = ""
 		default:
@@ -294,22 +324,23 @@ func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *U
 			changed[d] = true
 		}
 	}
-	if len(changed) == 0 {
-		return us, sum, nil
-	}
-	// Take the changed days out of every affected bucket (loaded in
-	// parallel: each is its own files)...
+	return diffs, changed, nil
+}
+
+// takeOut loads every bucket with days to (re)apply (in parallel: each is
+// its own files) and takes those days out of it.
+func (u *usersState) takeOut(ctx context.Context, st store.Store, diffs []map[day.Day]bool) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(bucketParallel())
-	for n, b := range us.buckets {
+	for n, b := range u.buckets {
 		if len(diffs[n]) > 0 {
 			g.Go(func() error { return b.load(gctx, st) })
 		}
 	}
 	if err := g.Wait(); err != nil {
-		return nil, nil, err
+		return err
 	}
-	for n, b := range us.buckets {
+	for n, b := range u.buckets {
 		if len(diffs[n]) == 0 {
 			continue
 		}
@@ -322,16 +353,21 @@ func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *U
 			}
 		}
 	}
-	// ...and put back what their current user_daily says, day by day in
-	// order, so a person's platform and country are their first day's.
+	return nil
+}
+
+// putBack puts back what the current user_daily of the changed days says,
+// day by day in order, so a person's platform and country are their first
+// day's.
+func (u *usersState) putBack(ctx context.Context, st store.Store, cur userDays, diffs []map[day.Day]bool, changed map[day.Day]bool, sum *UsersSummary) error {
 	for _, d := range slices.Sorted(maps.Keys(changed)) {
 		m, ok := cur[d]
 		if !ok {
 			continue // the day is gone
 		}
-		rows, err := us.readUserDaily(ctx, st, m)
+		rows, err := u.readUserDaily(ctx, st, m)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		sum.DaysRead++
 		for _, r := range rows {
@@ -339,7 +375,7 @@ func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *U
 			if !diffs[n][d] {
 				continue
 			}
-			b := us.buckets[n]
+			b := u.buckets[n]
 			k := r.Product + "\x00" + r.UserKey
 			rec := b.users[k]
 			if rec == nil {
@@ -356,10 +392,15 @@ func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *U
 			}
 		}
 	}
-	// People whose first day became one that was not re-read: read their
-	// platform and country from that day (rare: a day lost them).
+	return nil
+}
+
+// fixFirstDays drops people no longer in any user_daily, and reads the
+// platform and country of people whose first day became one that was not
+// re-read from that day (rare: a day lost them).
+func (u *usersState) fixFirstDays(ctx context.Context, st store.Store, cur userDays, sum *UsersSummary) error {
 	fix := map[day.Day]map[string]*userRec{}
-	for _, b := range us.buckets {
+	for _, b := range u.buckets {
 		if !b.dirty {
 			continue
 		}
@@ -378,9 +419,9 @@ func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *U
 		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(fix)) {
-		rows, err := us.readUserDaily(ctx, st, cur[d])
+		rows, err := u.readUserDaily(ctx, st, cur[d])
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		sum.DaysRead++
 		for _, r := range rows {
@@ -389,95 +430,9 @@ func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *U
 			}
 		}
 	}
-	// Buckets are published in parallel: each is its own partition.
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(bucketParallel())
-	for _, b := range us.buckets {
-		if b.dirty {
-			g.Go(func() error { return c.publishBucket(gctx, b, cur) })
-			sum.Buckets = append(sum.Buckets, b.part())
-		}
-	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
-	}
-	return us, sum, nil
+	return nil
 }
 
 // bucketParallel is how many users buckets are loaded or published at
 // once: a few per core (they also wait on the store).
 func bucketParallel() int { return 2 * runtime.GOMAXPROCS(0) }
-
-// publishBucket writes a bucket's users table rows and state and commits
-// its manifest, recording cur as its inputs.
-func (c *Config) publishBucket(ctx context.Context, b *userBucket, cur userDays) error {
-	st := c.Store
-	table := rollups.UsersTable
-	keys := slices.Sorted(maps.Keys(b.users))
-	rows := make([]rollups.User, 0, len(keys))
-	state := make([]userStateRow, 0, len(keys))
-	cohorts := map[string]uint64{}
-	for _, k := range keys {
-		r := b.users[k]
-		product, user, _ := strings.Cut(k, "\x00")
-		first, last := r.days[0], r.days[len(r.days)-1]
-		rows = append(rows, rollups.User{Product: product, UserKey: user, FirstSeenDt: int32(first), LastSeenDt: int32(last),
-			DaysActive: int64(len(r.days)), FirstPlatform: r.platform, FirstCountry: r.country})
-		state = append(state, userStateRow{Product: product, UserKey: user, Days: encodeDays(r.days), FirstPlatform: r.platform, FirstCountry: r.country})
-		cohorts[first.String()] += rollups.UserDigest(product, user)
-	}
-	run := newRunID(c.Now())
-	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
-	files, err := publish.Write(ctx, st, publish.RunPrefixAt(table.Name, b.part(), run), rows, opt)
-	if err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if err := parquet.Write(&buf, state); err != nil {
-		return err
-	}
-	stateKey := usersStatePrefix + b.part() + "/" + run + ".parquet"
-	if err := st.Put(ctx, stateKey, buf.Bytes()); err != nil {
-		return err
-	}
-	m := &publish.Manifest{Table: table.Name, Partition: b.part(), Run: run, TimeZone: c.Rules.Loc.String(), CodeVersion: CodeVersion,
-		Config: c.configMap(), Files: files, State: stateKey, Cohorts: cohorts, CreatedAt: c.Now().UTC()}
-	for _, d := range slices.Sorted(maps.Keys(cur)) {
-		m.Inputs = append(m.Inputs, publish.Input{Key: publish.DayPart(d), ETag: cur.run(d)})
-	}
-	for _, f := range files {
-		m.Rows += f.Rows
-	}
-	if err := publish.Commit(ctx, st, m); err != nil {
-		return err
-	}
-	b.m = m
-	if c.cleanupAtOnce() {
-		if err := publish.CleanupAt(ctx, st, table.Name, b.part(), run, c.GracePeriod, c.Now()); err != nil {
-			c.Log.Warn("superseded runs not all deleted; the next run retries", "table", table.Name, "partition", b.part(), "error", err.Error())
-		}
-	}
-	// Only the job reads the state, under the stage-2 lease: superseded
-	// state goes at once, whatever the grace period of the data files.
-	if err := c.cleanupUserState(ctx, b); err != nil {
-		c.Log.Warn("superseded users state not all deleted; the next run retries", "partition", b.part(), "error", err.Error())
-	}
-	return nil
-}
-
-// cleanupUserState deletes a bucket's state files other than its current
-// run's: superseded ones, and those of runs that died before committing.
-func (c *Config) cleanupUserState(ctx context.Context, b *userBucket) error {
-	objs, err := c.Store.List(ctx, usersStatePrefix+b.part()+"/")
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, o := range objs {
-		if b.m != nil && o.Key == b.m.State {
-			continue
-		}
-		errs = append(errs, c.Store.Delete(ctx, o.Key))
-	}
-	return errors.Join(errs...)
-}

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
-	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
@@ -57,6 +56,11 @@ func windowFingerprint(table string, cur userDays, from, to day.Day, extra strin
 // state, so two of them at once would race. Stage 1 (days) never takes it.
 const stage2Lease = "stage2"
 
+// windowed is the windowed stage (stage 2): the users table, then
+// active_users_daily and retention_daily, from the current user_daily
+// partitions, published through its publisher.
+type windowed struct{ *publisher }
+
 // runWindowed runs stage 2: it brings the users table up to date with the
 // current user_daily partitions, then republishes every windowed partition
 // whose inputs changed, for every built day (one with a user_daily; a day
@@ -72,47 +76,37 @@ const stage2Lease = "stage2"
 // built the days had, and whether a run died between the stages, the next
 // stage 2 finds exactly the partitions that differ from a clean build. changed is unused: every day is checked (from manifests, so
 // it costs a few small reads per day).
-func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*WindowedSummary, error) {
-	st := c.Store
-	l, err := lease.Acquire(ctx, st, stage2Lease, lease.HolderID(run), c.LockTTL, c.LockWait, c.Now, c.leaseOptions()...)
+func (w *windowed) runWindowed(ctx context.Context, run string, _ []day.Day) (*WindowedSummary, error) {
+	unlock, err := w.lockWindowed(ctx, run)
 	if err != nil {
 		return nil, err
 	}
-	defer c.release(ctx, l, "lease", stage2Lease)
-	stop := l.KeepAlive(ctx, c.LockTTL/3)
-	defer stop()
-	// It reads every user_daily of the window at once, strings and all,
-	// which after a backfill is more than a day's columns: at the default
-	// GOGC the heap grew to twice that (the 30-day backfill of 100k-event
-	// days peaked here at 110 MB against 72-76 MB for each of its days).
-	defer collectOften(gcSmallPercent)()
+	defer unlock()
 	// Stage 1 of another run may republish a day (and delete the run this
 	// one resolved) while this stage reads it: start again from the new
 	// current runs, a few times.
 	for attempt := 1; ; attempt++ {
-		ws, err := c.windowedOnce(ctx, run)
+		ws, err := w.windowedOnce(ctx, run)
 		if !errors.Is(err, store.ErrNotExist) || attempt == 5 {
 			return ws, err
 		}
-		c.Log.Info("a user_daily partition changed during the windowed stage; starting it again", "error", err.Error())
+		w.Log.Info("a user_daily partition changed during the windowed stage; starting it again", "error", err.Error())
 	}
 }
 
 // windowedOnce is one attempt of runWindowed, under its lease.
-func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary, error) {
-	st := c.Store
-	cur, err := currentUserDays(ctx, st)
+func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSummary, error) {
+	cur, err := currentUserDays(ctx, w.Store)
 	if err != nil || len(cur) == 0 {
 		return nil, err
 	}
-	us, usum, err := c.updateUsers(ctx, cur)
+	us, usum, err := w.updateUsers(ctx, cur)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	}
 	days := slices.Sorted(maps.Keys(cur))
-	first, asOf := days[0], days[len(days)-1]
 	built := cur.built()
-	ws := &WindowedSummary{AsOf: asOf, Users: usum}
+	ws := &WindowedSummary{AsOf: days[len(days)-1], Users: usum}
 	// Every bucket is (re)registered, so a registration that failed
 	// before is retried.
 	for _, b := range us.buckets {
@@ -120,110 +114,25 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 			ws.UserParts = append(ws.UserParts, b.part())
 		}
 	}
-	digests := us.cohortDigests()
-
-	// Which partitions differ from a clean build.
-	type part struct {
-		d  day.Day
-		fp string
+	auStale, retStale, err := w.staleWindowed(ctx, cur, days, us.cohortDigests(), built, ws)
+	if err != nil {
+		return nil, err
 	}
-	var auStale, retStale []part
-	check := func(table string, d day.Day, fp string) (bool, error) {
-		if c.Force && d >= c.From && d <= c.To {
-			return true, nil
-		}
-		m, err := publish.Current(ctx, st, table, d)
-		if errors.Is(err, store.ErrNotExist) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		return m.Fingerprint != fp, nil
-	}
-	// Only built days get windowed partitions (a day never built is not
-	// computed); a window reaching back before the start of data depends
-	// on where that start is.
-	for _, d := range days {
-		cohort := fmt.Sprintf("cohort=%016x", digests[d])
-		from := d - rollups.MAUDays + 1
-		fp := windowFingerprint("active_users_daily", cur, from, d, fmt.Sprintf("%s start=%s", cohort, max(from, built.Start)))
-		stale, err := check("active_users_daily", d, fp)
-		if err != nil {
-			return nil, err
-		}
-		if stale {
-			auStale = append(auStale, part{d, fp})
-		} else if d >= c.From && d <= c.To {
-			ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", d})
-			ws.UpToDate++
-		}
-		// A cohort reads its own day and the days day_n after it that are
-		// built.
-		extra := cohort
-		for _, n := range rollups.RetentionDays {
-			if x := d + day.Day(n); cur[x] != nil {
-				extra += " " + x.String() + "=" + cur.run(x)
-			}
-		}
-		fp = windowFingerprint("retention_daily", cur, d, d, extra)
-		if stale, err = check("retention_daily", d, fp); err != nil {
-			return nil, err
-		}
-		if stale {
-			retStale = append(retStale, part{d, fp})
-		} else if d >= c.From && d <= c.To {
-			ws.Partitions = append(ws.Partitions, Partition{"retention_daily", d})
-			ws.UpToDate++
-		}
-	}
-	opt := publish.WriterOptions{TargetFileSize: c.TargetFileSize, RowGroupSize: c.RowGroupSize, CreatedBy: CreatedBy}
-	if err := c.withdrawUnbuilt(ctx, run, cur, ws, opt); err != nil {
+	opt := w.writerOptions()
+	if err := w.withdrawUnbuilt(ctx, run, cur, ws, opt); err != nil {
 		return nil, err
 	}
 	if len(auStale) == 0 && len(retStale) == 0 {
 		return ws, nil
 	}
-
-	// Read the user_daily the stale partitions span, marking each row new
-	// on the person's first day from the users state.
-	var auDays, cohortDays []day.Day
-	for _, p := range auStale {
-		auDays = append(auDays, p.d)
-	}
-	for _, p := range retStale {
-		cohortDays = append(cohortDays, p.d)
-	}
-	lo, hi := asOf, first
-	if from, to, ok := rollups.ActiveUsersSpan(auDays); ok {
-		lo, hi = min(lo, from), max(hi, to)
-	}
-	if from, to, ok := rollups.RetentionSpan(cohortDays, asOf); ok {
-		lo, hi = min(lo, from), max(hi, to)
-	}
-	if err := us.loadAll(ctx, st); err != nil {
+	auDays, cohortDays := windowDays(auStale), windowDays(retStale)
+	rows, err := w.userDayRows(ctx, us, cur, days, auDays, cohortDays, ws)
+	if err != nil {
 		return nil, err
 	}
-	var rows []rollups.UserDay
-	for d := max(lo, first); d <= min(hi, asOf); d++ {
-		m, ok := cur[d]
-		if !ok {
-			continue
-		}
-		uds, err := us.readUserDaily(ctx, st, m)
-		if err != nil {
-			return nil, err
-		}
-		ws.ReadUserDay++
-		for _, r := range uds {
-			f, _ := us.firstSeen(r.Product, r.UserKey)
-			rows = append(rows, rollups.UserDay{Day: d, Product: r.Product, UserKey: r.UserKey, IsNew: f == d})
-		}
-	}
-
 	active := rollups.ComputeActiveUsers(auDays, rows, built)
 	for _, p := range auStale {
-		moved, err := c.publishWindowed(ctx, run, "active_users_daily", p.d, p.fp, active[p.d], opt, false)
+		moved, err := w.publishWindowed(ctx, run, "active_users_daily", p.d, p.fp, active[p.d], opt, false)
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +142,7 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 	}
 	ret := rollups.ComputeRetention(cohortDays, built, rows)
 	for _, p := range retStale {
-		moved, err := c.publishWindowed(ctx, run, "retention_daily", p.d, p.fp, ret[p.d], opt, false)
+		moved, err := w.publishWindowed(ctx, run, "retention_daily", p.d, p.fp, ret[p.d], opt, false)
 		if err != nil {
 			return nil, err
 		}
@@ -242,6 +151,103 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		ws.Cohorts++
 	}
 	return ws, nil
+}
+
+// windowPart is a windowed partition to publish: its day and fingerprint.
+type windowPart struct {
+	d  day.Day
+	fp string
+}
+
+func windowDays(ps []windowPart) []day.Day {
+	out := make([]day.Day, len(ps))
+	for i, p := range ps {
+		out[i] = p.d
+	}
+	return out
+}
+
+// staleWindowed returns the windowed partitions of the built days that
+// differ from a clean build (all of the range's with Force), and counts
+// the range's others in ws as up to date. Only built days get windowed
+// partitions (a day never built is not computed); a window reaching back
+// before the start of data depends on where that start is.
+func (w *windowed) staleWindowed(ctx context.Context, cur userDays, days []day.Day, digests map[day.Day]uint64, built rollups.Built, ws *WindowedSummary) (au, ret []windowPart, err error) {
+	check := func(table string, d day.Day, fp string) (bool, error) {
+		if w.Force && d >= w.From && d <= w.To {
+			return true, nil
+		}
+		m, err := publish.Current(ctx, w.Store, table, d)
+		if errors.Is(err, store.ErrNotExist) {
+			return true, nil
+		}
+		return err == nil && m.Fingerprint != fp, err
+	}
+	add := func(table string, d day.Day, fp string, stale *[]windowPart) error {
+		s, err := check(table, d, fp)
+		if err != nil {
+			return err
+		}
+		if s {
+			*stale = append(*stale, windowPart{d, fp})
+		} else if d >= w.From && d <= w.To {
+			ws.Partitions = append(ws.Partitions, Partition{table, d})
+			ws.UpToDate++
+		}
+		return nil
+	}
+	for _, d := range days {
+		cohort := fmt.Sprintf("cohort=%016x", digests[d])
+		from := d - rollups.MAUDays + 1
+		if err := add("active_users_daily", d, windowFingerprint("active_users_daily", cur, from, d, fmt.Sprintf("%s start=%s", cohort, max(from, built.Start))), &au); err != nil {
+			return nil, nil, err
+		}
+		// A cohort reads its own day and the days day_n after it that are
+		// built.
+		extra := cohort
+		for _, n := range rollups.RetentionDays {
+			if x := d + day.Day(n); cur[x] != nil {
+				extra += " " + x.String() + "=" + cur.run(x)
+			}
+		}
+		if err := add("retention_daily", d, windowFingerprint("retention_daily", cur, d, d, extra), &ret); err != nil {
+			return nil, nil, err
+		}
+	}
+	return au, ret, nil
+}
+
+// userDayRows reads the user_daily the stale partitions span, marking
+// each row new on the person's first day from the users state.
+func (w *windowed) userDayRows(ctx context.Context, us *usersState, cur userDays, days, auDays, cohortDays []day.Day, ws *WindowedSummary) ([]rollups.UserDay, error) {
+	first, asOf := days[0], days[len(days)-1]
+	lo, hi := asOf, first
+	if from, to, ok := rollups.ActiveUsersSpan(auDays); ok {
+		lo, hi = min(lo, from), max(hi, to)
+	}
+	if from, to, ok := rollups.RetentionSpan(cohortDays, asOf); ok {
+		lo, hi = min(lo, from), max(hi, to)
+	}
+	if err := us.loadAll(ctx, w.Store); err != nil {
+		return nil, err
+	}
+	var rows []rollups.UserDay
+	for d := max(lo, first); d <= min(hi, asOf); d++ {
+		m, ok := cur[d]
+		if !ok {
+			continue
+		}
+		uds, err := us.readUserDaily(ctx, w.Store, m)
+		if err != nil {
+			return nil, err
+		}
+		ws.ReadUserDay++
+		for _, r := range uds {
+			f, _ := us.firstSeen(r.Product, r.UserKey)
+			rows = append(rows, rollups.UserDay{Day: d, Product: r.Product, UserKey: r.UserKey, IsNew: f == d})
+		}
+	}
+	return rows, nil
 }
 
 // withdrawnFingerprint is the fingerprint of a windowed partition
@@ -256,9 +262,9 @@ const withdrawnFingerprint = publish.WithdrawnFingerprint
 // withdrawn partition is registered like the others, so a catalog points
 // at its empty run. Its rows going away are logged, not recorded as
 // restatements: they were never numbers of a built day.
-func (c *Config) withdrawUnbuilt(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
+func (w *windowed) withdrawUnbuilt(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
 	for _, table := range []string{"active_users_daily", "retention_daily"} {
-		parts, err := publish.Partitions(ctx, c.Store, table)
+		parts, err := publish.Partitions(ctx, w.Store, table)
 		if err != nil {
 			return err
 		}
@@ -267,7 +273,7 @@ func (c *Config) withdrawUnbuilt(ctx context.Context, run string, cur userDays, 
 			if err != nil || cur[d] != nil {
 				continue
 			}
-			m, err := publish.Current(ctx, c.Store, table, d)
+			m, err := publish.Current(ctx, w.Store, table, d)
 			if errors.Is(err, store.ErrNotExist) {
 				continue
 			}
@@ -281,10 +287,10 @@ func (c *Config) withdrawUnbuilt(ctx context.Context, run string, cur userDays, 
 			if table == "retention_daily" {
 				rows = []rollups.RetentionDaily{}
 			}
-			if _, err := c.publishWindowed(ctx, run, table, d, withdrawnFingerprint, rows, opt, true); err != nil {
+			if _, err := w.publishWindowed(ctx, run, table, d, withdrawnFingerprint, rows, opt, true); err != nil {
 				return err
 			}
-			c.Log.Info("withdrawn: a windowed partition of a day never built", "table", table, "day", d.String(), "rows", m.Rows)
+			w.Log.Info("withdrawn: a windowed partition of a day never built", "table", table, "day", d.String(), "rows", m.Rows)
 			ws.Partitions = append(ws.Partitions, Partition{table, d})
 			ws.Withdrawn++
 		}
@@ -299,77 +305,6 @@ func sortedDays(m map[day.Day]bool) []day.Day {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// publishWindowed publishes one windowed partition with fingerprint fp
-// (the caller found it stale) and returns what changed in numbers from the
-// run it supersedes, one line per changed row ("active_users_daily
-// 2026-11-28 shop: new_users 1156 -> 1146"); none for a first publication,
-// nor for a withdrawal (withdraw: the day is not built, rows is empty).
-func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.Day, fp string, rows any, opt publish.WriterOptions, withdraw bool) ([]Restated, error) {
-	tbl, _ := rollups.ByName(table)
-	locks, err := c.lock(ctx, run, []rollups.Table{tbl}, d, c.LockWait)
-	if err != nil {
-		return nil, err
-	}
-	defer c.release(ctx, locks, "partition", table+"/"+d.String())
-	prev, err := publish.Current(ctx, c.Store, table, d)
-	if err != nil && !errors.Is(err, store.ErrNotExist) {
-		return nil, err
-	}
-	run = newRunID(c.Now())
-	prefix := publish.RunPrefix(table, d, run)
-	var files []publish.File
-	var moved []Restated
-	switch r := rows.(type) {
-	case []rollups.ActiveUsersDaily:
-		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && restates(prev) {
-			var old []rollups.ActiveUsersDaily
-			if old, err = manifestRows[rollups.ActiveUsersDaily](ctx, c.Store, prev); err == nil {
-				// mau_window_days describes the window (how much of it has
-				// data), it is not a count of people.
-				moved = diffRows(table, d, old, r, func(x rollups.ActiveUsersDaily) string { return x.Product }, "product", "mau_window_days")
-			}
-		}
-	case []rollups.RetentionDaily:
-		if files, err = publish.Write(ctx, c.Store, prefix, r, opt); err == nil && restates(prev) {
-			var old []rollups.RetentionDaily
-			if old, err = manifestRows[rollups.RetentionDaily](ctx, c.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) }, "product", "day_n")
-			}
-		}
-	default:
-		return nil, fmt.Errorf("windowed table %s: unexpected rows %T", table, rows)
-	}
-	if err != nil {
-		return nil, err
-	}
-	nm := &publish.Manifest{Table: table, Day: d.String(), Run: run, TimeZone: c.Rules.Loc.String(), CodeVersion: CodeVersion,
-		Config: c.configMap(), Fingerprint: fp, Files: files, CreatedAt: c.Now().UTC()}
-	for _, f := range files {
-		nm.Rows += f.Rows
-	}
-	if err := locks.Check(ctx); err != nil {
-		return nil, fmt.Errorf("lost the lease before publishing: %w", err)
-	}
-	if err := publish.Commit(ctx, c.Store, nm); err != nil {
-		return nil, err
-	}
-	if withdraw {
-		moved = nil
-	}
-	for _, m := range moved {
-		c.Log.Info("restated", "change", m.String())
-	}
-	if err := c.recordRestatements(ctx, run, nm.CreatedAt, d, moved); err != nil {
-		return nil, fmt.Errorf("record restatements: %w", err)
-	}
-	if c.cleanupAtOnce() {
-		if err := publish.Cleanup(ctx, c.Store, table, d, run, c.GracePeriod, c.Now()); err != nil {
-			c.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "day", d.String(), "error", err.Error())
-		}
-	}
-	return moved, nil
 }
 
 // restates reports whether a new run of a partition whose current run is

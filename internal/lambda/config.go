@@ -19,7 +19,7 @@
 //     a report that cannot be written is logged and noted in the summary,
 //     and the run goes on.
 //   - A worker takes {"role":"worker","day":"YYYY-MM-DD","run":"<run>"} and
-//     runs stage 1 for that day (job.Run with SkipWindowed), idempotently: a
+//     runs stage 1 for that day (job.BuildDays), idempotently: a
 //     day already current is left alone. It writes what it did to
 //     _state/runs/<run>/<day>.json for the coordinator.
 //   - A route worker (the same worker function) takes

@@ -342,6 +342,46 @@ type dayState struct {
 }
 
 func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
+	sum := c.newSummary()
+	waitUntil, hasDeadline := c.waitDeadline(ctx)
+	routeUntil := waitUntil
+	if hasDeadline {
+		t := waitUntil.UTC()
+		sum.Deadline = &t
+		// Lost or slow route workers must not keep every day from being
+		// dispatched: the day workers route what is missing themselves.
+		routeUntil = time.Now().Add(time.Until(waitUntil) / 2)
+	}
+	stale, err := c.routeAndPlan(ctx, sum, routeUntil, hasDeadline)
+	if err != nil {
+		return sum, err
+	}
+	tasks := make([]*task, len(stale))
+	for i, s := range stale {
+		tasks[i] = &s.task
+	}
+	progress := func(i, done, failed int) {
+		s := stale[i]
+		c.opts.Progress(Progress{Day: s.d, Status: s.status, Total: len(stale), Done: done, Failed: failed})
+	}
+	err = c.fanOut(ctx, "days", tasks, waitUntil, hasDeadline, progress)
+	c.record(sum, stale)
+	if err != nil {
+		return sum, err
+	}
+	// Stage 2 for the days that finished; days still pending refresh the
+	// windowed tables when they are built (their user_daily runs change).
+	var changed []day.Day
+	for _, s := range stale {
+		if s.status == DayBuilt {
+			changed = append(changed, s.d)
+		}
+	}
+	return sum, c.windowed(ctx, sum, changed)
+}
+
+// newSummary starts the run's summary, and names the run in the log.
+func (c *coordinator) newSummary() *RunSummary {
 	start := c.opts.Now()
 	sum := &RunSummary{
 		Run:     ulid.MustNew(ulid.Timestamp(start), ulid.DefaultEntropy()).String(),
@@ -358,37 +398,30 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 	c.log = c.log.With("run", sum.Run)
 	c.cfg.Log = c.cfg.Log.With("run", sum.Run)
 	c.log.Info("coordinator starting", "trigger", sum.Trigger, "from", sum.From, "to", sum.To, "store", c.cfg.Store.String())
+	return sum
+}
 
-	waitUntil, hasDeadline := c.waitDeadline(ctx)
-	routeUntil := waitUntil
-	if hasDeadline {
-		t := waitUntil.UTC()
-		sum.Deadline = &t
-		// Lost or slow route workers must not keep every day from being
-		// dispatched: the day workers route what is missing themselves.
-		routeUntil = time.Now().Add(time.Until(waitUntil) / 2)
-	}
-
-	// Route phase: the objects not indexed yet are read by route workers,
-	// each once, before any day is planned; their entries go into the
-	// index here, the only writer of the index in the run.
+// routeAndPlan runs the route phase, then plans: it returns the stale
+// days, with the others in sum as up to date. The objects not indexed yet
+// are read by route workers, each once, before any day is planned; their
+// entries go into the index here, the only writer of the index in the run.
+func (c *coordinator) routeAndPlan(ctx context.Context, sum *RunSummary, routeUntil time.Time, hasDeadline bool) ([]*dayState, error) {
 	t0 := time.Now()
 	pending, err := job.Pending(ctx, c.cfg)
 	if err != nil {
-		return sum, fmt.Errorf("list the raw objects not routed yet: %w", err)
+		return nil, fmt.Errorf("list the raw objects not routed yet: %w", err)
 	}
 	if len(pending) > 0 {
 		sum.Route = &RouteSummary{}
 		err := c.routeRound(ctx, sum.Run, pending, sum.Route, routeUntil, hasDeadline)
 		sum.Route.Seconds = time.Since(t0).Seconds()
 		if err != nil {
-			return sum, err
+			return nil, err
 		}
 	}
-
 	plan, err := job.Plan(ctx, c.cfg)
 	if err != nil {
-		return sum, fmt.Errorf("plan %s..%s: %w", c.cfg.From, c.cfg.To, err)
+		return nil, fmt.Errorf("plan %s..%s: %w", c.cfg.From, c.cfg.To, err)
 	}
 	if len(plan.Route) > 0 {
 		// Objects indexed earlier whose segments the stale days lack (a
@@ -401,7 +434,7 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 		err := c.routeRound(ctx, sum.Run, plan.Route, sum.Route, routeUntil, hasDeadline)
 		sum.Route.Seconds += time.Since(t1).Seconds()
 		if err != nil {
-			return sum, err
+			return nil, err
 		}
 	}
 	var stale []*dayState
@@ -412,7 +445,7 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 		}
 		before, err := currentRuns(ctx, c.cfg.Store, p.Day)
 		if err != nil {
-			return sum, err
+			return nil, err
 		}
 		s := &dayState{d: p.Day, why: p.Why, before: before}
 		s.ev = WorkerEvent{Role: RoleWorker, Day: p.Day.String(), Run: sum.Run}
@@ -422,32 +455,15 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 	}
 	sum.Planned = len(stale)
 	c.log.Info("planned", "stale_days", len(stale), "days", len(plan.Days), "read_bytes", plan.ReadBytes)
+	return stale, nil
+}
 
-	tasks := make([]*task, len(stale))
-	for i, s := range stale {
-		tasks[i] = &s.task
-	}
-	progress := func(i, done, failed int) {
-		s := stale[i]
-		c.opts.Progress(Progress{Day: s.d, Status: s.status, Total: len(stale), Done: done, Failed: failed})
-	}
-	if err := c.fanOut(ctx, "days", tasks, waitUntil, hasDeadline, progress); err != nil {
-		c.record(sum, stale)
-		return sum, err
-	}
-	c.record(sum, stale)
-
-	// Stage 2 for the days that finished; days still pending refresh the
-	// windowed tables when they are built (their user_daily runs change).
-	var changed []day.Day
-	for _, s := range stale {
-		if s.status == DayBuilt {
-			changed = append(changed, s.d)
-		}
-	}
-	// Another run's stage 2 (a backfill's, say) may hold its lease: wait
-	// at most workerLockWait, and a quarter of the time left, logging the
-	// holder; the next night's run refreshes what this one could not.
+// windowed runs the windowed stage (job.RunWindowed) and registers what
+// the run published. Another run's stage 2 (a backfill's, say) may hold
+// its lease: it waits at most workerLockWait, and a quarter of the time
+// left, logging the holder; the next night's run refreshes what this one
+// could not.
+func (c *coordinator) windowed(ctx context.Context, sum *RunSummary, changed []day.Day) error {
 	wcfg := c.cfg
 	if wcfg.LockWait == 0 {
 		wcfg.LockWait = workerLockWait
@@ -457,15 +473,15 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 	}
 	ws, err := job.RunWindowed(ctx, wcfg, changed)
 	if err != nil {
-		return sum, fmt.Errorf("windowed tables: %w", err)
+		return fmt.Errorf("windowed tables: %w", err)
 	}
 	if ws != nil {
 		sum.Windowed = &WindowedResult{AsOf: ws.AsOf.String(), ActiveDays: ws.ActiveDays, Cohorts: ws.Cohorts, UpToDate: ws.UpToDate}
 	}
 	if err := c.opts.Registrar.Register(ctx, c.cfg, ws); err != nil {
-		return sum, fmt.Errorf("register: %w", err)
+		return fmt.Errorf("register: %w", err)
 	}
-	return sum, nil
+	return nil
 }
 
 // fanOut invokes a worker for each task, in order, at most Concurrency at
@@ -479,90 +495,28 @@ func (c *coordinator) run(ctx context.Context) (*RunSummary, error) {
 // dispatched or finishes. phase names the fan-out in the log. The error
 // is ctx's.
 func (c *coordinator) fanOut(ctx context.Context, phase string, tasks []*task, waitUntil time.Time, hasDeadline bool, progress func(i, done, failed int)) error {
-	queue := make([]int, len(tasks))
-	for i := range queue {
-		queue[i] = i
-	}
-	var inflight []int
-	done, failed := 0, 0
-	changedTask := func(i int) {
-		if progress != nil {
-			progress(i, done, failed)
-		}
+	f := &fan{c: c, tasks: tasks, progress: progress}
+	f.queue = make([]int, len(tasks))
+	for i := range f.queue {
+		f.queue[i] = i
 	}
 	const minPoll = 250 * time.Millisecond
 	poll := minPoll
-	for len(queue) > 0 || len(inflight) > 0 {
+	for len(f.queue) > 0 || len(f.inflight) > 0 {
 		if hasDeadline && !time.Now().Before(waitUntil) {
 			c.log.Warn("wait deadline reached; the work not finished is left for the next run",
-				"phase", phase, "in_flight", len(inflight), "not_dispatched", len(queue))
+				"phase", phase, "in_flight", len(f.inflight), "not_dispatched", len(f.queue))
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		changed := false
-		// Dispatch, in order.
-		for len(inflight) < c.opts.Concurrency && len(queue) > 0 {
-			i := queue[0]
-			t := tasks[i]
-			t.attempts++
-			err := c.inv.Invoke(ctx, t.ev)
-			var werr *WorkerError
-			switch {
-			case err == nil || errors.As(err, &werr):
-				if werr != nil {
-					c.log.Warn("worker failed; Lambda retries it", append(t.attrs, "error", werr.Error())...)
-				}
-				queue = queue[1:]
-				t.status, t.started = "dispatched", time.Now()
-				inflight = append(inflight, i)
-				c.log.Info("worker invoked", t.attrs...)
-				changedTask(i)
-				changed = true
-				continue
-			case Classify(err) == Permanent || t.attempts >= c.opts.MaxInvokeAttempts:
-				queue = queue[1:]
-				t.status, t.err = StatusFailed, err.Error()
-				failed++
-				c.log.Error("could not invoke the worker", append(t.attrs, "attempts", t.attempts, "error", err.Error())...)
-				changedTask(i)
-				changed = true
-				continue
-			default:
-				c.log.Warn("invoke failed; trying again", append(t.attrs, "attempts", t.attempts, "error", err.Error())...)
-			}
-			break
+		dispatched := f.dispatch(ctx)
+		finished, err := f.watch(ctx)
+		if err != nil {
+			return err
 		}
-		// Watch.
-		for j := 0; j < len(inflight); j++ {
-			i := inflight[j]
-			t := tasks[i]
-			status, errMsg, err := t.check(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				c.log.Warn("could not check on a worker; trying again", append(t.attrs, "error", err.Error())...)
-				continue
-			}
-			if status == "" {
-				continue
-			}
-			t.status, t.err, t.seconds = status, errMsg, time.Since(t.started).Seconds()
-			if status == StatusFailed {
-				failed++
-				c.log.Error("worker failed", append(t.attrs, "seconds", t.seconds, "error", errMsg)...)
-			} else {
-				done++
-				c.log.Info("worker finished", append(t.attrs, "status", status, "seconds", t.seconds)...)
-			}
-			inflight = slices.Delete(inflight, j, j+1)
-			j--
-			changedTask(i)
-			changed = true
-		}
-		if changed {
+		if dispatched || finished {
 			poll = minPoll
 			continue
 		}
@@ -580,6 +534,92 @@ func (c *coordinator) fanOut(ctx context.Context, phase string, tasks []*task, w
 		poll = min(poll*2, c.opts.Poll)
 	}
 	return nil
+}
+
+// fan is the state of one fanOut: the tasks not dispatched yet (queue)
+// and those dispatched and not finished (inflight), by index.
+type fan struct {
+	c               *coordinator
+	tasks           []*task
+	queue, inflight []int
+	done, failed    int
+	progress        func(i, done, failed int)
+}
+
+func (f *fan) changed(i int) {
+	if f.progress != nil {
+		f.progress(i, f.done, f.failed)
+	}
+}
+
+// dispatch invokes workers for the queue's tasks, in order, while fewer
+// than Concurrency are in flight; an invocation that fails transiently is
+// left at the queue's head for the next round. It reports whether a task
+// changed.
+func (f *fan) dispatch(ctx context.Context) bool {
+	c, changed := f.c, false
+	for len(f.inflight) < c.opts.Concurrency && len(f.queue) > 0 {
+		i := f.queue[0]
+		t := f.tasks[i]
+		t.attempts++
+		err := c.inv.Invoke(ctx, t.ev)
+		var werr *WorkerError
+		switch {
+		case err == nil || errors.As(err, &werr):
+			if werr != nil {
+				c.log.Warn("worker failed; Lambda retries it", append(t.attrs, "error", werr.Error())...)
+			}
+			f.queue = f.queue[1:]
+			t.status, t.started = "dispatched", time.Now()
+			f.inflight = append(f.inflight, i)
+			c.log.Info("worker invoked", t.attrs...)
+		case Classify(err) == Permanent || t.attempts >= c.opts.MaxInvokeAttempts:
+			f.queue = f.queue[1:]
+			t.status, t.err = StatusFailed, err.Error()
+			f.failed++
+			c.log.Error("could not invoke the worker", append(t.attrs, "attempts", t.attempts, "error", err.Error())...)
+		default:
+			c.log.Warn("invoke failed; trying again", append(t.attrs, "attempts", t.attempts, "error", err.Error())...)
+			return changed
+		}
+		f.changed(i)
+		changed = true
+	}
+	return changed
+}
+
+// watch checks every task in flight, and reports whether one finished.
+// Only ctx's error is returned: a failed check is tried again next round.
+func (f *fan) watch(ctx context.Context) (bool, error) {
+	c, changed := f.c, false
+	for j := 0; j < len(f.inflight); j++ {
+		i := f.inflight[j]
+		t := f.tasks[i]
+		status, errMsg, err := t.check(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			c.log.Warn("could not check on a worker; trying again", append(t.attrs, "error", err.Error())...)
+			continue
+		}
+		if status == "" {
+			continue
+		}
+		t.status, t.err, t.seconds = status, errMsg, time.Since(t.started).Seconds()
+		if status == StatusFailed {
+			f.failed++
+			c.log.Error("worker failed", append(t.attrs, "seconds", t.seconds, "error", errMsg)...)
+		} else {
+			f.done++
+			c.log.Info("worker finished", append(t.attrs, "status", status, "seconds", t.seconds)...)
+		}
+		f.inflight = slices.Delete(f.inflight, j, j+1)
+		j--
+		f.changed(i)
+		changed = true
+	}
+	return changed, nil
 }
 
 // check says whether a dispatched day has finished: "" while it has not,

@@ -135,7 +135,7 @@ const (
 	noDeadlineTTL   = 30 * time.Minute // lease lifetime when there is no deadline
 )
 
-// RunWorker builds one day: stage 1 of job.Run for req.Day, idempotently.
+// RunWorker builds one day: job.BuildDays for req.Day, idempotently.
 // It returns an error only for a transient failure (see Classify); bad
 // data and permanent failures give a result with status built or failed.
 func RunWorker(ctx context.Context, env *Env, req Request) (*WorkerResult, error) {
@@ -143,12 +143,12 @@ func RunWorker(ctx context.Context, env *Env, req Request) (*WorkerResult, error
 	d := req.Day
 	log := env.Log.With("role", RoleWorker, "day", d.String(), "run", req.Run)
 	cfg := env.jobConfig(d, d)
-	cfg.SkipWindowed = true
 	// The coordinator had every object it listed routed and indexed; one
 	// that arrived since its run started is left for the next run rather
 	// than read by every worker whose days it may feed.
+	var opts []job.Option
 	if id, err := ulid.ParseStrict(req.Run); err == nil {
-		cfg.ListedAt = ulid.Time(id.Time())
+		opts = append(opts, job.ListedBefore(ulid.Time(id.Time())))
 	}
 	cfg.LockTTL, cfg.LockWait = noDeadlineTTL, workerLockWait
 	workCtx := ctx
@@ -162,7 +162,7 @@ func RunWorker(ctx context.Context, env *Env, req Request) (*WorkerResult, error
 	}
 	log.Info("worker starting", "store", env.Store.String(), "lock_ttl", cfg.LockTTL.String(), "lock_wait", cfg.LockWait.String())
 
-	sum, err := job.Run(workCtx, cfg)
+	sum, err := job.BuildDays(workCtx, cfg, opts...)
 	res := &WorkerResult{Day: d.String(), Run: req.Run}
 	if sum != nil {
 		res.JobRun = sum.Run
