@@ -173,6 +173,9 @@ func (d *Dir) list(ctx context.Context, prefix string, withTemp bool) ([]Object,
 			return err
 		}
 		key := filepath.ToSlash(rel)
+		if e.IsDir() && key == LockDir {
+			return fs.SkipDir
+		}
 		if e.IsDir() {
 			if p != start && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
 				return fs.SkipDir
