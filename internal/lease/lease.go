@@ -144,6 +144,7 @@ type config struct {
 	skew        time.Duration
 	dead        func(holder string) bool
 	deadSet     bool // WithDeadHolder was given, even with nil
+	skewSet     bool // WithClockSkew was given
 	report      func(h *HeldError, waited time.Duration, givesUp time.Time)
 	reportEvery time.Duration
 }
@@ -198,9 +199,9 @@ func WithSleep(f func(ctx context.Context, d time.Duration) error) Option {
 }
 
 // WithClockSkew sets the allowance for clock differences between processes
-// (default DefaultClockSkew): a lease is taken over only once its expiry is
-// this far in the past.
-func WithClockSkew(d time.Duration) Option { return func(c *config) { c.skew = d } }
+// (default DefaultClockSkew, or a quarter of the ttl if that is shorter): a
+// lease is taken over only once its expiry is this far in the past.
+func WithClockSkew(d time.Duration) Option { return func(c *config) { c.skew, c.skewSet = d, true } }
 
 func newConfig(now func() time.Time, opts []Option) config {
 	c := config{now: now, poll: DefaultPoll, skew: DefaultClockSkew}
@@ -303,6 +304,9 @@ func Acquire(ctx context.Context, st store.Store, name, holder string, ttl, wait
 	l := &Lease{st: st, name: name, key: Key(name), holder: holder, ttl: ttl, cfg: newConfig(now, opts)}
 	if _, local := st.(*store.Dir); local && !l.cfg.deadSet {
 		l.cfg.dead = DeadLocalProcess
+	}
+	if !l.cfg.skewSet {
+		l.cfg.skew = min(l.cfg.skew, ttl/4)
 	}
 	started := l.cfg.now()
 	deadline := started.Add(max(wait, 0))
