@@ -186,7 +186,15 @@ func (c *Config) buildDay(ctx context.Context, run string, p *dayPlan, parts []*
 			sum.FilesWritten++
 			sum.BytesWritten += f.Size
 		}
-		if err := publish.Commit(ctx, c.Store, m); err != nil {
+		if err := publish.CommitAfter(ctx, c.Store, m, p.base[t.Name]); err != nil {
+			// Another run committed the day since this one read it: its
+			// build stands if it is from inputs at least as new.
+			var lost *publish.CommitLostError
+			if errors.As(err, &lost) && lost.Winner != nil {
+				if covers, cerr := publish.Covers(ctx, c.Store, lost.Winner.Inputs, p.inputs); cerr == nil && covers {
+					return DaySummary{Day: d, Skipped: true, Why: "built meanwhile by another run from inputs at least as new"}, nil
+				}
+			}
 			return DaySummary{}, err
 		}
 		if t.Name == "user_daily" {

@@ -157,7 +157,11 @@ func (c *Config) recordRestatements(ctx context.Context, run string, at time.Tim
 	if err := locks.Check(ctx); err != nil {
 		return fmt.Errorf("lost the lease before publishing: %w", err)
 	}
-	if err := publish.Commit(ctx, c.Store, m); err != nil {
+	var parent int64 // the generation whose rows this run extends
+	if prev != nil {
+		parent = prev.Generation
+	}
+	if err := publish.CommitAfter(ctx, c.Store, m, parent); err != nil {
 		return err
 	}
 	if c.cleanupAtOnce() {

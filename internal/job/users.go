@@ -448,7 +448,7 @@ func (c *Config) publishBucket(ctx context.Context, b *userBucket, cur userDays)
 	for _, f := range files {
 		m.Rows += f.Rows
 	}
-	if err := publish.Commit(ctx, st, m); err != nil {
+	if err := publish.CommitAfter(ctx, st, m, c.heads[table.Name][b.part()]); err != nil {
 		return err
 	}
 	b.m = m

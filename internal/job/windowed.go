@@ -72,7 +72,7 @@ const stage2Lease = "stage2"
 // built the days had, and whether a run died between the stages, the next
 // stage 2 finds exactly the partitions that differ from a clean build. changed is unused: every day is checked (from manifests, so
 // it costs a few small reads per day).
-func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*WindowedSummary, error) {
+func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (_ *WindowedSummary, err error) {
 	st := c.Store
 	l, err := lease.Acquire(ctx, st, stage2Lease, lease.HolderID(run), c.LockTTL, c.LockWait, c.Now, c.leaseOptions()...)
 	if err != nil {
@@ -80,7 +80,11 @@ func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*Win
 	}
 	defer c.release(ctx, l, "lease", stage2Lease)
 	stop := l.KeepAlive(ctx, c.LockTTL/3)
-	defer stop()
+	defer func() {
+		if kerr := stop(); kerr != nil && err == nil {
+			err = fmt.Errorf("windowed stage: %w", kerr) // its commits were fenced; the next run redoes what it lost
+		}
+	}()
 	// It reads every user_daily of the window at once, strings and all,
 	// which after a backfill is more than a day's columns: at the default
 	// GOGC the heap grew to twice that (the 30-day backfill of 100k-event
@@ -101,6 +105,14 @@ func (c *Config) runWindowed(ctx context.Context, run string, _ []day.Day) (*Win
 // windowedOnce is one attempt of runWindowed, under its lease.
 func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary, error) {
 	st := c.Store
+	c.heads = map[string]map[string]int64{}
+	for _, t := range append([]rollups.Table{rollups.UsersTable}, rollups.Windowed...) {
+		h, err := publish.Heads(ctx, st, t.Name)
+		if err != nil {
+			return nil, err
+		}
+		c.heads[t.Name] = h
+	}
 	cur, err := currentUserDays(ctx, st)
 	if err != nil || len(cur) == 0 {
 		return nil, err
@@ -352,7 +364,11 @@ func (c *Config) publishWindowed(ctx context.Context, run, table string, d day.D
 	if err := locks.Check(ctx); err != nil {
 		return nil, fmt.Errorf("lost the lease before publishing: %w", err)
 	}
-	if err := publish.Commit(ctx, c.Store, nm); err != nil {
+	if err := publish.CommitAfter(ctx, c.Store, nm, c.heads[table][publish.DayPart(d)]); err != nil {
+		var lost *publish.CommitLostError
+		if errors.As(err, &lost) && lost.Winner != nil && lost.Winner.Fingerprint == fp {
+			return nil, nil // another run published the same partition
+		}
 		return nil, err
 	}
 	if withdraw {

@@ -356,3 +356,30 @@ func legacyCommitted(ctx context.Context, st store.Store, table, part string, sk
 	sort.SliceStable(ms, func(i, j int) bool { return newer(ms[i], ms[j]) })
 	return ms, nil
 }
+
+// Covers reports whether inputs include every input of want that is still
+// in st as it was (same key and ETag): a build from inputs is then at least
+// as new as one from want. Inputs of want that are gone or changed since do
+// not count; each is checked with one Stat.
+func Covers(ctx context.Context, st store.Store, inputs, want []Input) (bool, error) {
+	have := make(map[Input]bool, len(inputs))
+	for _, in := range inputs {
+		have[Input{Key: in.Key, ETag: in.ETag}] = true
+	}
+	for _, in := range want {
+		if have[Input{Key: in.Key, ETag: in.ETag}] {
+			continue
+		}
+		o, err := st.Stat(ctx, in.Key)
+		if errors.Is(err, store.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if o.ETag == in.ETag {
+			return false, nil
+		}
+	}
+	return true, nil
+}
