@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func newFenceWorld(t *testing.T) *fenceWorld {
 	srv := httptest.NewServer(gofakes3.New(w.backend).Server())
 	t.Cleanup(srv.Close)
 	w.url = srv.URL
-	w.env = append(os.Environ(), "LW_LEASE_TTL=1s")
+	w.env = os.Environ()
 	if out, err := exec.Command("go", "build", "-o", w.bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -75,12 +76,39 @@ func (w *fenceWorld) bucket(t *testing.T, name string, from ...map[string][]byte
 	return st
 }
 
-// rollup starts the rollup of fenceDay on bucket name.
-func (w *fenceWorld) rollup(name string) *exec.Cmd {
+// rollup starts the rollup of fenceDay on bucket name, with the
+// environment env (and the test's).
+func (w *fenceWorld) rollup(name string, env ...string) *exec.Cmd {
 	cmd := exec.Command(w.bin, "--store", "s3://"+name+"/wh", "--s3-endpoint", w.url, "--from", fenceDay, "--to", fenceDay,
-		"--tz", "UTC", "--quiet", "--catalog", "none", "--grace-period", "0", "--lock-wait", "30s", "--parallel", "2")
-	cmd.Env = w.env
+		"--tz", "UTC", "--quiet", "--log", "json", "--catalog", "none", "--grace-period", "0", "--lock-wait", "30s", "--parallel", "2")
+	cmd.Env = append(w.env, env...)
 	return cmd
+}
+
+// watch collects a process's output and closes seen once it holds want.
+type watch struct {
+	mu   sync.Mutex
+	b    strings.Builder
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *watch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.b.Write(p)
+	has := strings.Contains(w.b.String(), w.want)
+	w.mu.Unlock()
+	if has {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *watch) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 const fenceDay = "2026-06-01"
@@ -146,9 +174,11 @@ func tables(t *testing.T, st store.Store) map[string]string {
 
 // TestPausedWriterNeverPublishesOverItsSuccessor runs rollup processes on
 // an S3 store (gofakes3). Writer A is paused with SIGSTOP at a random point
-// of its run; its lease (LW_LEASE_TTL=1s) expires; in odd trials a late raw
+// of its run; its lease (LW_LEASE_TTL=600ms) expires; in odd trials a late raw
 // object arrives; writer B runs to the end; A is resumed and finishes as it
-// can. Every table must then equal a clean build of the raw objects
+// can. Half the trials pause A anywhere in its run, half within 150 ms
+// after its day's events are written: in its commits, past its last lease
+// check, where only the fenced commit stops it. Every table must then equal a clean build of the raw objects
 // present, every day table's current commit must have been built from
 // them (no A published over B), and each partition's committed runs must
 // have distinct generations. In even trials A and B have equal inputs and
@@ -194,16 +224,25 @@ func TestPausedWriterNeverPublishesOverItsSuccessor(t *testing.T) {
 		withLate := trial%2 == 1
 		name := fmt.Sprintf("trial%d", trial)
 		st := w.bucket(t, name, base)
-		a := w.rollup(name)
-		var aOut strings.Builder
-		a.Stdout, a.Stderr = &aOut, &aOut
+		a := w.rollup(name, "LW_LEASE_TTL=600ms")
+		aOut := &watch{want: `"day's events written"`, seen: make(chan struct{})}
+		a.Stdout, a.Stderr = aOut, aOut
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
 		}
-		pause := time.Duration(rng.Float64() * 0.9 * float64(full))
-		time.Sleep(pause)
+		started := time.Now()
+		if trial%4 >= 2 {
+			select {
+			case <-aOut.seen:
+			case <-time.After(3 * full):
+			}
+			time.Sleep(time.Duration(rng.Float64() * float64(150*time.Millisecond)))
+		} else {
+			time.Sleep(time.Duration(rng.Float64() * 0.9 * float64(full)))
+		}
+		pause := time.Since(started)
 		stopped := a.Process.Signal(syscall.SIGSTOP) == nil
-		time.Sleep(1500 * time.Millisecond) // past A's lease (1s) and the skew allowance (ttl/4)
+		time.Sleep(900 * time.Millisecond) // past A's lease (600 ms) and the skew allowance (ttl/4)
 		if withLate {
 			for k, b := range late {
 				if err := st.Put(t.Context(), k, b); err != nil {
