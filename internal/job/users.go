@@ -396,6 +396,12 @@ func (c *Config) updateUsers(ctx context.Context, cur userDays) (*usersState, *U
 		if b.dirty {
 			g.Go(func() error { return c.publishBucket(gctx, b, cur) })
 			sum.Buckets = append(sum.Buckets, b.part())
+		} else if b.m != nil && c.cleanupAtOnce() {
+			// A run killed between its commit and its cleanup left the
+			// debris of earlier runs behind (stage 2's lease is ours).
+			if err := publish.CleanupAt(ctx, st, rollups.UsersTable.Name, b.part(), b.m.Run, c.GracePeriod, c.Now()); err != nil {
+				c.Log.Warn("superseded runs not all deleted; the next run retries", "table", rollups.UsersTable.Name, "partition", b.part(), "error", err.Error())
+			}
 		}
 	}
 	if err := g.Wait(); err != nil {

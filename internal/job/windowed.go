@@ -151,6 +151,13 @@ func (c *Config) windowedOnce(ctx context.Context, run string) (*WindowedSummary
 		if err != nil {
 			return false, err
 		}
+		if m.Fingerprint == fp && c.cleanupAtOnce() {
+			// A run killed between its commit and its cleanup left the
+			// debris of earlier runs behind (stage 2's lease is ours).
+			if err := publish.Cleanup(ctx, st, table, d, m.Run, c.GracePeriod, c.Now()); err != nil {
+				c.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "day", d.String(), "error", err.Error())
+			}
+		}
 		return m.Fingerprint != fp, nil
 	}
 	// Only built days get windowed partitions (a day never built is not
