@@ -101,8 +101,8 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	// manifest on its way), then re-invoked, converges.
 	worker := startRIE(t, rie, bootstrap, "worker", workerEnv)
 	hit, release := s3srv.block(func(r *http.Request) bool {
-		return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/curated/events/dt=2026-11-20/") &&
-			strings.HasSuffix(r.URL.Path, "/"+publish.ManifestName)
+		// The commit point: the log entry of the partition's generation.
+		return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/"+publish.LogPrefix("events", "dt=2026-11-20"))
 	})
 	go worker.Post([]byte(`{"role":"worker","day":"2026-11-20","run":"kill-1"}`)) // its answer never comes
 	select {

@@ -166,7 +166,7 @@ type options struct {
 	logFormat                      string
 	catalog, glueDatabase          string
 	s3Endpoint                     string
-	gracePeriod                    optionalDuration
+	gracePeriod, leaseTTL          optionalDuration
 	includeToday                   bool
 	dispatch                       string
 	dispatchWait                   time.Duration
@@ -219,6 +219,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3-compatible endpoint `URL` (or set AWS_ENDPOINT_URL_S3); region and credentials come from the standard AWS chain")
 	fs.Var(&o.gracePeriod, "grace-period", "keep superseded runs for this `duration` after the catalog stopped pointing at them, for readers still holding them (e.g. --grace-period 1h; default 6h on an s3:// store, 0 on a local one)")
 	flagtext.DurationVar(fs, &o.lockWait, "lock-wait", 30*time.Second, "how long (a `duration`) to wait when another rollup holds a day, a windowed partition or the windowed stage this run needs, logging who holds it while it waits, then exit 1 naming the holder (e.g. --lock-wait 10m)")
+	fs.Var(&o.leaseTTL, "lease-ttl", "how long (a `duration`) a lease on a day lasts unless renewed, after which another rollup may take the day over (default 30m, or $LW_LEASE_TTL); a run renews it every third of that (e.g. --lease-ttl 5m)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (see rollup plan) and stop")
 	fs.StringVar(&o.dispatch, "dispatch", "", "build the stale days on AWS Lambda instead of here: `lambda:FUNCTION` names the worker function (one invocation per day); the windowed stage and catalog registration then run here")
@@ -226,6 +227,25 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.logFormat, "log", "auto", "log `format`: text (warnings only, for people), json (structured, for CloudWatch), or auto (text on a terminal)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to this `file` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to this `file` at the end")
+}
+
+// leaseTTL is --lease-ttl, else $LW_LEASE_TTL, else 0 (the job's default).
+func leaseTTL(flag optionalDuration) (time.Duration, error) {
+	if flag.set {
+		if flag.d <= 0 {
+			return 0, usagef("--lease-ttl must be positive")
+		}
+		return flag.d, nil
+	}
+	v := os.Getenv("LW_LEASE_TTL")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := flagtext.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, usagef("LW_LEASE_TTL=%q: want a positive duration such as 30m", v)
+	}
+	return d, nil
 }
 
 // parseSize parses 256MiB, 64MB, 1GiB, 4096.
@@ -323,6 +343,9 @@ func (o *options) config(ctx context.Context, now time.Time) (job.Config, error)
 	cfg = job.Config{
 		Store: st, From: from, To: to, Rules: rules, RawPrefix: o.rawPrefix, Parallel: o.parallel,
 		TargetFileSize: tfs, RowGroupSize: rgs, Force: o.force, LockWait: o.lockWait, Catalog: cat,
+	}
+	if cfg.LockTTL, err = leaseTTL(o.leaseTTL); err != nil {
+		return cfg, err
 	}
 	switch {
 	case o.gracePeriod.set:

@@ -99,6 +99,20 @@ func (f *flakyDeletes) Delete(ctx context.Context, key string) error {
 	return f.Store.Delete(ctx, key)
 }
 
+// DeleteIf fails as Delete does: a lease is released with DeleteIf.
+func (f *flakyDeletes) DeleteIf(ctx context.Context, key, tag string) error {
+	f.mu.Lock()
+	fail := strings.HasPrefix(key, lease.Prefix) && f.n > 0
+	if fail {
+		f.n--
+	}
+	f.mu.Unlock()
+	if fail {
+		return errors.New("503 Service Unavailable")
+	}
+	return f.Store.DeleteIf(ctx, key, tag)
+}
+
 // TestLeaseReleaseRetried: releases meet transient store errors; the run
 // still leaves no lease behind, and the next run (which waits for no one)
 // finds every day free.

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -51,6 +52,7 @@ type dayPlan struct {
 	// that mark under statusKey.
 	provisional bool
 	config      map[string]string
+	base        map[string]int64 // each daily table's generation as stale last read it: the build commits the next (publish.CommitAfter)
 }
 
 // statusKey is the entry of a day table manifest's config that records the
@@ -443,17 +445,32 @@ func whyChanged(m *publish.Manifest, p *dayPlan) string {
 // table's current manifest has the same fingerprint.
 func stale(ctx context.Context, st store.Store, p *dayPlan, force bool) (bool, string, error) {
 	d, fp := p.d, p.fingerprint
+	p.base = map[string]int64{}
+	build, why := false, ""
 	for _, t := range rollups.Daily {
 		m, err := publish.Current(ctx, st, t.Name, d)
 		if errors.Is(err, store.ErrNotExist) {
-			return true, "never built", nil
+			build, why = true, cmp.Or(why, "never built")
+			continue
 		}
 		if err != nil {
 			return false, "", err
 		}
-		if m.Fingerprint != fp {
-			return true, whyChanged(m, p), nil
+		p.base[t.Name] = m.Generation
+		if m.Fingerprint != fp && !build {
+			// A build by this code and config from raw objects this plan
+			// lacks, still there, is newer than this plan: never publish
+			// over it.
+			if m.CodeVersion == CodeVersion && maps.Equal(withoutStatus(m.Config), withoutStatus(p.config)) {
+				if covers, err := publish.Covers(ctx, st, p.inputs, m.Inputs); err != nil || !covers {
+					return false, "built meanwhile from newer raw objects; the next run plans the day again", err
+				}
+			}
+			build, why = true, whyChanged(m, p)
 		}
+	}
+	if build {
+		return true, why, nil
 	}
 	if force {
 		return true, "up to date, rebuilt (--force)", nil

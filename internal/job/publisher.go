@@ -28,7 +28,11 @@ type publisher struct {
 	*Config
 	run     string                // the run's id: the holder of its leases
 	dayHook func(d day.Day) error // test seam: called before a day is committed
-	built   struct {
+	// heads are the generations of the users and windowed partitions
+	// (table -> partition -> generation) read at the windowed stage's
+	// start, before its inputs: what its commits build on.
+	heads map[string]map[string]int64
+	built struct {
 		key  string // day/run of the last user_daily committed
 		rows []rollups.UserDaily
 	}
@@ -111,7 +115,15 @@ func (pub *publisher) commitDay(ctx context.Context, run string, p *dayPlan, t *
 			sum.FilesWritten++
 			sum.BytesWritten += f.Size
 		}
-		if err := publish.Commit(ctx, pub.Store, m); err != nil {
+		if err := publish.CommitAfter(ctx, pub.Store, m, p.base[tbl.Name]); err != nil {
+			// Another run committed the day since this one read it: its
+			// build stands if it is from inputs at least as new.
+			var lost *publish.CommitLostError
+			if errors.As(err, &lost) && lost.Winner != nil {
+				if covers, cerr := publish.Covers(ctx, pub.Store, lost.Winner.Inputs, p.inputs); cerr == nil && covers {
+					return DaySummary{Day: d, Skipped: true, Why: "built meanwhile by another run from inputs at least as new"}, nil
+				}
+			}
 			return DaySummary{}, err
 		}
 		if tbl.Name == "user_daily" {
@@ -192,16 +204,18 @@ func (pub *publisher) lockDay(ctx context.Context, d day.Day, wait time.Duration
 }
 
 // lockWindowed takes the windowed stage's lease for run (one windowed
-// stage at a time), renewed until the returned function releases it.
-func (pub *publisher) lockWindowed(ctx context.Context, run string) (unlock func(), err error) {
+// stage at a time), renewed until the returned function releases it; that
+// function returns an error if a renewal found the lease lost.
+func (pub *publisher) lockWindowed(ctx context.Context, run string) (unlock func() error, err error) {
 	l, err := lease.Acquire(ctx, pub.Store, stage2Lease, lease.HolderID(run), pub.LockTTL, pub.LockWait, pub.Now, pub.leaseOptions()...)
 	if err != nil {
 		return nil, err
 	}
 	stop := l.KeepAlive(ctx, pub.LockTTL/3)
-	return func() {
-		stop()
+	return func() error {
+		err := stop()
 		pub.release(ctx, l, "lease", stage2Lease)
+		return err
 	}, nil
 }
 
@@ -294,7 +308,11 @@ func (pub *publisher) recordRestatements(ctx context.Context, run string, at tim
 	if err := locks.Check(ctx); err != nil {
 		return fmt.Errorf("lost the lease before publishing: %w", err)
 	}
-	if err := publish.Commit(ctx, pub.Store, m); err != nil {
+	var parent int64 // the generation whose rows this run extends
+	if prev != nil {
+		parent = prev.Generation
+	}
+	if err := publish.CommitAfter(ctx, pub.Store, m, parent); err != nil {
 		return err
 	}
 	if pub.cleanupAtOnce() {
@@ -356,7 +374,11 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 	if err := locks.Check(ctx); err != nil {
 		return nil, fmt.Errorf("lost the lease before publishing: %w", err)
 	}
-	if err := publish.Commit(ctx, pub.Store, nm); err != nil {
+	if err := publish.CommitAfter(ctx, pub.Store, nm, pub.heads[table][publish.DayPart(d)]); err != nil {
+		var lost *publish.CommitLostError
+		if errors.As(err, &lost) && lost.Winner != nil && lost.Winner.Fingerprint == fp {
+			return nil, nil // another run published the same partition
+		}
 		return nil, err
 	}
 	if withdraw {
@@ -416,7 +438,7 @@ func (pub *publisher) publishBucket(ctx context.Context, b *userBucket, cur user
 	for _, f := range files {
 		m.Rows += f.Rows
 	}
-	if err := publish.Commit(ctx, st, m); err != nil {
+	if err := publish.CommitAfter(ctx, st, m, pub.heads[table.Name][b.part()]); err != nil {
 		return err
 	}
 	b.m = m

@@ -198,11 +198,13 @@ func TestNewCodeRestatesNothing(t *testing.T) {
 	if _, err := Run(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	// What an earlier version published.
+	// What an earlier version published (its manifests, and their
+	// commit log entries).
 	old := `"code_version": "` + CodeVersion + `"`
 	n := 0
-	err = filepath.WalkDir(filepath.Join(dir, "curated"), func(path string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || e.Name() != publish.ManifestName {
+	err = filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		logEntry := strings.Contains(path, string(filepath.Separator)+strings.TrimSuffix(publish.CommitPrefix, "/")+string(filepath.Separator))
+		if err != nil || e.IsDir() || e.Name() != publish.ManifestName && !logEntry {
 			return err
 		}
 		b, err := os.ReadFile(path)

@@ -275,6 +275,12 @@ func (w *windowed) updateUsers(ctx context.Context, cur userDays) (*usersState, 
 		if b.dirty {
 			g.Go(func() error { return w.publishBucket(gctx, b, cur) })
 			sum.Buckets = append(sum.Buckets, b.part())
+		} else if b.m != nil && w.cleanupAtOnce() {
+			// A run killed between its commit and its cleanup left the
+			// debris of earlier runs behind (stage 2's lease is ours).
+			if err := publish.CleanupAt(ctx, w.Store, rollups.UsersTable.Name, b.part(), b.m.Run, w.GracePeriod, w.Now()); err != nil {
+				w.Log.Warn("superseded runs not all deleted; the next run retries", "table", rollups.UsersTable.Name, "partition", b.part(), "error", err.Error())
+			}
 		}
 	}
 	if err := g.Wait(); err != nil {

@@ -76,12 +76,16 @@ type windowed struct{ *publisher }
 // built the days had, and whether a run died between the stages, the next
 // stage 2 finds exactly the partitions that differ from a clean build. changed is unused: every day is checked (from manifests, so
 // it costs a few small reads per day).
-func (w *windowed) runWindowed(ctx context.Context, run string, _ []day.Day) (*WindowedSummary, error) {
+func (w *windowed) runWindowed(ctx context.Context, run string, _ []day.Day) (_ *WindowedSummary, err error) {
 	unlock, err := w.lockWindowed(ctx, run)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer func() {
+		if kerr := unlock(); kerr != nil && err == nil {
+			err = fmt.Errorf("windowed stage: %w", kerr) // its commits were fenced; the next run redoes what it lost
+		}
+	}()
 	// Stage 1 of another run may republish a day (and delete the run this
 	// one resolved) while this stage reads it: start again from the new
 	// current runs, a few times.
@@ -96,6 +100,15 @@ func (w *windowed) runWindowed(ctx context.Context, run string, _ []day.Day) (*W
 
 // windowedOnce is one attempt of runWindowed, under its lease.
 func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSummary, error) {
+	// The heads are read before the inputs: a commit builds on them.
+	w.heads = map[string]map[string]int64{}
+	for _, t := range append([]rollups.Table{rollups.UsersTable}, rollups.Windowed...) {
+		h, err := publish.Heads(ctx, w.Store, t.Name)
+		if err != nil {
+			return nil, err
+		}
+		w.heads[t.Name] = h
+	}
 	cur, err := currentUserDays(ctx, w.Store)
 	if err != nil || len(cur) == 0 {
 		return nil, err
@@ -181,7 +194,17 @@ func (w *windowed) staleWindowed(ctx context.Context, cur userDays, days []day.D
 		if errors.Is(err, store.ErrNotExist) {
 			return true, nil
 		}
-		return err == nil && m.Fingerprint != fp, err
+		if err != nil {
+			return false, err
+		}
+		if m.Fingerprint == fp && w.cleanupAtOnce() {
+			// A run killed between its commit and its cleanup left the
+			// debris of earlier runs behind (stage 2's lease is ours).
+			if err := publish.Cleanup(ctx, w.Store, table, d, m.Run, w.GracePeriod, w.Now()); err != nil {
+				w.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "day", d.String(), "error", err.Error())
+			}
+		}
+		return m.Fingerprint != fp, nil
 	}
 	add := func(table string, d day.Day, fp string, stale *[]windowPart) error {
 		s, err := check(table, d, fp)

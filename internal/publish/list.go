@@ -62,9 +62,7 @@ func CurrentFiles(ctx context.Context, st store.Store, table string) ([]PartFile
 // committed runs (current first; nil picks the current run), sorted by
 // partition, leaving out partitions with no committed run.
 func resolve(ctx context.Context, st store.Store, table string, pick func(ms []*Manifest, part string) *Manifest) ([]PartFiles, error) {
-	if pick == nil {
-		pick = func(ms []*Manifest, _ string) *Manifest { return ms[0] }
-	}
+	current := pick == nil // the head alone: CurrentAt, without the older runs
 	parts, err := Partitions(ctx, st, table)
 	if err != nil {
 		return nil, err
@@ -74,6 +72,14 @@ func resolve(ctx context.Context, st store.Store, table string, pick func(ms []*
 	g.SetLimit(listParallel)
 	for i, part := range parts {
 		g.Go(func() error {
+			if current {
+				m, err := CurrentAt(gctx, st, table, part)
+				if errors.Is(err, store.ErrNotExist) {
+					return nil
+				}
+				out[i] = PartFiles{Part: part, Manifest: m}
+				return err
+			}
 			ms, err := Committed(gctx, st, table, part)
 			if errors.Is(err, store.ErrNotExist) {
 				return nil

@@ -5,12 +5,15 @@
 // bucket=<n>/ for the users table). Each build writes its files into a fresh
 // run folder, run=<ULID>/, and then, last, the run's manifest
 // (_manifest.json in the run folder) with a conditional create. Each
-// manifest carries a generation, one more than the run it supersedes,
-// assigned under the partition's lease: the current run is the committed run
-// of the highest generation, so commit order decides, never the clocks that
-// minted run ids. Run folders without a manifest are invisible to every
-// reader and are debris of an interrupted build; Cleanup removes them and
-// the superseded runs.
+// manifest carries a generation, one more than the run it supersedes, and
+// committing generation N of a partition is one conditional create of the
+// log entry _commits/<table>/<partition>/<N>.json (commit.go): of two
+// writers that built on the same generation exactly one commits, and the
+// other learns it lost (CommitLostError). The current run is the one the
+// highest entry names, so commit order decides, never the clocks that
+// minted run ids. Run folders without a commit are invisible to every
+// reader and are debris of an interrupted or lost build; Cleanup removes
+// them and the superseded runs.
 package publish
 
 import (
@@ -18,7 +21,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -61,6 +63,7 @@ type Manifest struct {
 	Day         string            `json:"dt,omitempty"`
 	Partition   string            `json:"partition,omitempty"` // for tables not partitioned by day, e.g. "bucket=07"
 	Generation  int64             `json:"generation"`          // 1 for a partition's first commit, then one more each commit
+	Parent      int64             `json:"parent,omitempty"`    // the generation the build read before it began (0: none); Commit makes Parent+1
 	Run         string            `json:"run"`
 	TimeZone    string            `json:"time_zone"`
 	CodeVersion string            `json:"code_version"`
@@ -233,36 +236,6 @@ func (m *Manifest) partKey() (string, error) {
 	return DayPart(d), nil
 }
 
-// Commit makes m's run the current run of its partition by creating its
-// manifest with the next generation: one more than the current run's. The
-// caller holds the partition's lease, so generations grow in commit order
-// whatever the clocks of the machines that wrote them. It fails with
-// store.ErrExists if that run was committed before.
-func Commit(ctx context.Context, st store.Store, m *Manifest) error {
-	part, err := m.partKey()
-	if err != nil {
-		return err
-	}
-	cur, err := CurrentAt(ctx, st, m.Table, part)
-	switch {
-	case err == nil:
-		m.Generation = cur.Generation + 1
-	case errors.Is(err, store.ErrNotExist):
-		m.Generation = 1
-	default:
-		return err
-	}
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	key := RunPrefixAt(m.Table, part, m.Run) + ManifestName
-	if err := st.Create(ctx, key, append(b, '\n')); err != nil {
-		return fmt.Errorf("commit %s: %w", key, err)
-	}
-	return nil
-}
-
 // runs lists the objects of a partition's run folders, grouped by run, and
 // which runs have a manifest.
 func runs(ctx context.Context, st store.Store, table, part string) (all []string, committed map[string]bool, objs []store.Object, err error) {
@@ -309,144 +282,8 @@ func ReadManifest(ctx context.Context, st store.Store, table, part, run string) 
 	return &m, nil
 }
 
-// newer reports whether manifest a was committed after b: a higher
-// generation, or (for runs committed before generations existed) the
-// larger run id.
-func newer(a, b *Manifest) bool {
-	if a.Generation != b.Generation {
-		return a.Generation > b.Generation
-	}
-	return a.Run > b.Run
-}
-
-// Current returns the manifest of the current run of day d's partition of
-// table, or store.ErrNotExist if it was never published.
-func Current(ctx context.Context, st store.Store, table string, d day.Day) (*Manifest, error) {
-	return CurrentAt(ctx, st, table, DayPart(d))
-}
-
-// CurrentAt returns the manifest of the current run of a partition: of
-// the runs with a manifest, the one committed last (highest generation).
-// Run folders without a manifest are invisible. It returns store.ErrNotExist
-// if the partition was never published.
-func CurrentAt(ctx context.Context, st store.Store, table, part string) (*Manifest, error) {
-	ms, err := Committed(ctx, st, table, part)
-	if err != nil {
-		return nil, err
-	}
-	return ms[0], nil
-}
-
-// Committed returns the manifests of every committed run of a partition,
-// the current run first and then each older one (by generation, as
-// CurrentAt orders them). It returns store.ErrNotExist if the partition has
-// no committed run.
-func Committed(ctx context.Context, st store.Store, table, part string) ([]*Manifest, error) {
-	all, committed, _, err := runs(ctx, st, table, part)
-	if err != nil {
-		return nil, err
-	}
-	var ms []*Manifest
-	for _, run := range all {
-		if !committed[run] {
-			continue
-		}
-		m, err := ReadManifest(ctx, st, table, part, run)
-		if errors.Is(err, store.ErrNotExist) {
-			continue // deleted by a cleanup since the listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, m)
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("%s%s: %w", PartPrefix(table, part), ManifestName, store.ErrNotExist)
-	}
-	sort.SliceStable(ms, func(i, j int) bool { return newer(ms[i], ms[j]) })
-	return ms, nil
-}
-
 // Cleanup deletes the runs of day d's partition of table that keep
 // supersedes; see CleanupAt.
 func Cleanup(ctx context.Context, st store.Store, table string, d day.Day, keep string, olderThan time.Duration, now time.Time) error {
 	return CleanupAt(ctx, st, table, DayPart(d), keep, olderThan, now)
-}
-
-// CleanupAt deletes the runs of a partition that the committed run keep
-// supersedes: committed runs of a lower generation, and run folders without
-// a manifest (debris of an interrupted build). Data files go first and
-// manifests last, so an interrupted cleanup never leaves a manifest whose
-// files are gone. Runs committed after keep are never touched. The caller
-// holds the partition's lease. With olderThan > 0, only runs whose objects
-// are all older than that (by the store's clock) are deleted: a grace
-// period for readers that resolved the old run, and for a writer whose
-// lease expired while it was still writing.
-func CleanupAt(ctx context.Context, st store.Store, table, part, keep string, olderThan time.Duration, now time.Time) error {
-	all, committed, objs, err := runs(ctx, st, table, part)
-	if err != nil {
-		return err
-	}
-	if !committed[keep] {
-		return fmt.Errorf("cleanup %s: run %s has no manifest", PartPrefix(table, part), keep)
-	}
-	km, err := ReadManifest(ctx, st, table, part, keep)
-	if err != nil {
-		return err
-	}
-	drop := map[string]bool{}
-	for _, run := range all {
-		if run == keep {
-			continue
-		}
-		if !committed[run] {
-			drop[run] = true
-			continue
-		}
-		m, err := ReadManifest(ctx, st, table, part, run)
-		if errors.Is(err, store.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if newer(km, m) {
-			drop[run] = true
-		}
-	}
-	prefix := PartPrefix(table, part) + "run="
-	for _, o := range objs {
-		run, _, _ := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/")
-		if olderThan > 0 && now.Sub(o.ModTime) < olderThan {
-			delete(drop, run)
-		}
-	}
-	var data, manifests []string
-	for _, o := range objs {
-		run, file, _ := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/")
-		if !drop[run] {
-			continue
-		}
-		if file == ManifestName {
-			manifests = append(manifests, o.Key)
-		} else {
-			data = append(data, o.Key)
-		}
-	}
-	var errs []error
-	for _, list := range [][]string{data, manifests} {
-		for _, key := range list {
-			if err := st.Delete(ctx, key); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	// A run folder a killed writer made but wrote nothing into holds no
-	// object to delete: remove such empty folders too.
-	if fp, ok := st.(store.FolderPruner); ok {
-		if err := fp.PruneEmpty(ctx, prefix[:len(prefix)-len("run=")]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -173,6 +173,9 @@ func (d *Dir) list(ctx context.Context, prefix string, withTemp bool) ([]Object,
 			return err
 		}
 		key := filepath.ToSlash(rel)
+		if e.IsDir() && key == LockDir {
+			return fs.SkipDir
+		}
 		if e.IsDir() {
 			if p != start && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
 				return fs.SkipDir
@@ -311,6 +314,9 @@ func (d *Dir) tempFile(key string) (*os.File, string, error) {
 	// the temp file exists the folder is not empty and stays.
 	for attempt := 0; ; attempt++ {
 		if err := os.MkdirAll(filepath.Dir(p), 0o777); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && attempt < 10 {
+				continue // a parent removed by a concurrent Delete midway
+			}
 			return nil, "", err
 		}
 		tmp := filepath.Join(filepath.Dir(p), TempPrefix+strconv.FormatUint(rand.Uint64(), 36))

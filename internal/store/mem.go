@@ -166,3 +166,42 @@ func (m *Mem) Delete(_ context.Context, key string) error {
 	m.mu.Unlock()
 	return nil
 }
+
+// GetTag implements Store: the tag is the object's ETag, an MD5 of its
+// content.
+func (m *Mem) GetTag(_ context.Context, key string) ([]byte, string, error) {
+	o, err := m.get(key)
+	if err != nil {
+		return nil, "", err
+	}
+	return bytes.Clone(o.data), o.obj.ETag, nil
+}
+
+// Replace implements Store.
+func (m *Mem) Replace(_ context.Context, key string, data []byte, tag string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objs[key]; !ok || o.obj.ETag != tag {
+		return "", fmt.Errorf("replace %s: %w", key, ErrConflict)
+	}
+	o := m.object(key, bytes.Clone(data))
+	m.objs[key] = o
+	return o.obj.ETag, nil
+}
+
+// DeleteIf implements Store.
+func (m *Mem) DeleteIf(_ context.Context, key, tag string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objs[key]; !ok || o.obj.ETag != tag {
+		return fmt.Errorf("delete %s: %w", key, ErrConflict)
+	}
+	delete(m.objs, key)
+	return nil
+}

@@ -337,19 +337,25 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	b, _, err := s.getTag(ctx, key, k)
+	return b, err
+}
+
+// getTag is Get, also returning the object's ETag.
+func (s *S3) getTag(ctx context.Context, key, k string) ([]byte, string, error) {
 	for attempt := 1; ; attempt++ {
-		b, retryable, err := s.get(ctx, key, k)
+		b, tag, retryable, err := s.get(ctx, key, k)
 		if err == nil || !retryable || attempt == s3BodyAttempts || ctx.Err() != nil {
-			return b, err
+			return b, tag, err
 		}
 	}
 }
 
 // get is one try of Get; a body that broke off is retryable.
-func (s *S3) get(ctx context.Context, key, k string) (_ []byte, retryable bool, _ error) {
+func (s *S3) get(ctx context.Context, key, k string) (_ []byte, tag string, retryable bool, _ error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
 	if err != nil {
-		return nil, false, s.s3Err(ctx, "get", key, err)
+		return nil, "", false, s.s3Err(ctx, "get", key, err)
 	}
 	defer out.Body.Close()
 	var buf bytes.Buffer
@@ -357,9 +363,9 @@ func (s *S3) get(ctx context.Context, key, k string) (_ []byte, retryable bool, 
 		buf.Grow(int(n))
 	}
 	if _, err := buf.ReadFrom(out.Body); err != nil {
-		return nil, true, fmt.Errorf("get %s: %w", key, err)
+		return nil, "", true, fmt.Errorf("get %s: %w", key, err)
 	}
-	return buf.Bytes(), false, nil
+	return buf.Bytes(), etag(out.ETag), false, nil
 }
 
 // Open implements Store. The Reader makes its requests with ctx.

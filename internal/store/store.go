@@ -24,6 +24,11 @@ var ErrNotExist = errors.New("object does not exist")
 // ErrExists is returned (wrapped) by Create when the object already exists.
 var ErrExists = errors.New("object already exists")
 
+// ErrConflict is returned (wrapped) by Replace and DeleteIf when the object
+// is missing or no longer has the tag they were given: someone else changed
+// or removed it.
+var ErrConflict = errors.New("object changed or removed")
+
 // Object describes a stored object.
 type Object struct {
 	Key     string
@@ -71,6 +76,22 @@ type Store interface {
 	// Delete removes the object at key. Deleting a missing object is not an
 	// error.
 	Delete(ctx context.Context, key string) error
+	// GetTag reads a whole (small) object and its tag, or returns
+	// ErrNotExist. A tag names the object's content for Replace and
+	// DeleteIf (a content hash: the S3 ETag, a SHA-256 elsewhere); it is not
+	// always Object.ETag.
+	GetTag(ctx context.Context, key string) (data []byte, tag string, err error)
+	// Replace writes data to key only if the object there has tag (as
+	// GetTag or an earlier Replace returned it), and returns the new tag;
+	// otherwise, or if there is no object, it returns ErrConflict and
+	// changes nothing. Of racing Replaces with one tag at most one wins. It
+	// is atomic between processes against Create, Replace and DeleteIf of
+	// the same key (a plain Put or Delete of a key others Replace is not
+	// fenced: the protocols that use Replace never mix them).
+	Replace(ctx context.Context, key string, data []byte, tag string) (string, error)
+	// DeleteIf removes the object at key only if it has tag; otherwise, or
+	// if there is no object, it returns ErrConflict and changes nothing.
+	DeleteIf(ctx context.Context, key, tag string) error
 	// String names the store for messages, e.g. "file:///data" or "s3://b/p".
 	String() string
 }

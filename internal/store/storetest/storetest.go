@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Put", s.put)
 	t.Run("Create", s.create)
 	t.Run("Delete", s.delete)
+	t.Run("Conditional", s.conditional)
 	t.Run("ETag", s.etag)
 	t.Run("Keys", s.keys)
 	t.Run("String names the store", func(t *testing.T) {
