@@ -6,18 +6,27 @@ import (
 )
 
 // codec is the zstd codec of every Parquet file written (fastest level).
-// It is parquet-go's, but for where its encoders live: parquet-go keeps
-// them in a sync.Pool per codec value, which every garbage collection
-// empties, and a new encoder allocates and clears 16 MB of history. A run
-// writes hundreds of files and collects garbage often (the day's build
-// runs with a low GOGC), so encoders are kept here, in a free list, and
-// made with parquet-go's options: the bytes written are the same.
-var codec = &zstdCodec{Codec: &pqzstd.Codec{Level: pqzstd.SpeedFastest}, encoders: make(chan *zstd.Encoder, 8)}
+var codec = newZstdCodec(pqzstd.SpeedFastest, false)
+
+// seqCodec compresses the pages of the events table's columns whose
+// values mostly repeat or start like the value before them (the event
+// ids, and the string columns sorted by who): klauspost's fastest level
+// with every block's literals Huffman-coded, which shrinks these pages
+// more than the default levels do.
+var seqCodec = newZstdCodec(pqzstd.SpeedFastest, true)
+
+// newZstdCodec returns a codec of level whose frames have no checksum and
+// whose literals, with allLit, are Huffman-coded in every block (else
+// only where the encoder's heuristics expect a gain).
+func newZstdCodec(level pqzstd.Level, allLit bool) *zstdCodec {
+	return &zstdCodec{Codec: &pqzstd.Codec{Level: level}, allLit: allLit, encoders: make(chan *zstd.Encoder, 8)}
+}
 
 // zstdCodec is a parquet compress.Codec whose Encode reuses encoders.
 // Decode, String and CompressionCodec are the embedded codec's.
 type zstdCodec struct {
 	*pqzstd.Codec
+	allLit   bool               // zstd.WithAllLitEntropyCompression
 	encoders chan *zstd.Encoder // idle encoders; more than its capacity are dropped
 }
 
@@ -33,6 +42,7 @@ func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
 			zstd.WithEncoderLevel(c.Level),
 			zstd.WithZeroFrames(true),
 			zstd.WithEncoderCRC(false),
+			zstd.WithAllLitEntropyCompression(c.allLit),
 		)
 		if err != nil {
 			return nil, err
