@@ -3,6 +3,8 @@ package publish
 import (
 	"github.com/klauspost/compress/zstd"
 	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/littlewarehouse/warehouse/internal/bufpool"
 )
 
 // codec is the zstd codec of every Parquet file written (fastest level).
@@ -19,23 +21,22 @@ var seqCodec = newZstdCodec(pqzstd.SpeedFastest, true)
 // whose literals, with allLit, are Huffman-coded in every block (else
 // only where the encoder's heuristics expect a gain).
 func newZstdCodec(level pqzstd.Level, allLit bool) *zstdCodec {
-	return &zstdCodec{Codec: &pqzstd.Codec{Level: level}, allLit: allLit, encoders: make(chan *zstd.Encoder, 8)}
+	return &zstdCodec{Codec: &pqzstd.Codec{Level: level}, allLit: allLit, encoders: bufpool.New[*zstd.Encoder](8)}
 }
 
-// zstdCodec is a parquet compress.Codec whose Encode reuses encoders.
-// Decode, String and CompressionCodec are the embedded codec's.
+// zstdCodec is a parquet compress.Codec whose Encode reuses encoders (a
+// new one allocates and clears megabytes of history). Decode, String and
+// CompressionCodec are the embedded codec's.
 type zstdCodec struct {
 	*pqzstd.Codec
-	allLit   bool               // zstd.WithAllLitEntropyCompression
-	encoders chan *zstd.Encoder // idle encoders; more than its capacity are dropped
+	allLit   bool // zstd.WithAllLitEntropyCompression
+	encoders *bufpool.Pool[*zstd.Encoder]
 }
 
 // Encode compresses src as one zstd frame appended to dst[:0].
 func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
-	var e *zstd.Encoder
-	select {
-	case e = <-c.encoders:
-	default:
+	e, ok := c.encoders.Get()
+	if !ok {
 		var err error
 		e, err = zstd.NewWriter(nil,
 			zstd.WithEncoderConcurrency(1),
@@ -49,9 +50,6 @@ func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
 		}
 	}
 	out := e.EncodeAll(src, dst[:0])
-	select {
-	case c.encoders <- e:
-	default:
-	}
+	c.encoders.Put(e)
 	return out, nil
 }

@@ -38,6 +38,7 @@ import (
 
 	"github.com/klauspost/compress/s2"
 
+	"github.com/littlewarehouse/warehouse/internal/bufpool"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/frame"
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -110,44 +111,24 @@ func Encode(s *Segment) ([]byte, error) {
 }
 
 // bufs recycles the buffers Write encodes into: a routing run writes a
-// few hundred megabytes of segments, and fresh memory is dear.
-// It is a free list of a few buffers, not a sync.Pool, which every
-// garbage collection (many, while routing) would empty.
-// Buffers go in pairs, so that a payload buffer is never handed out for
-// the (smaller) compressed bytes, nor the other way round.
-var bufs = make(chan *bufPair, 8)
+// few hundred megabytes of segments. Buffers go in pairs, so that a
+// payload buffer is never handed out for the (smaller) compressed bytes,
+// nor the other way round.
+var bufs = bufpool.New[*bufPair](8)
 
 type bufPair struct{ payload, out []byte }
 
 func getBufs() *bufPair {
-	select {
-	case b := <-bufs:
+	if b, ok := bufs.Get(); ok {
 		return b
-	default:
-		return new(bufPair)
 	}
-}
-
-// putBufs returns b to the free list, or drops it if the list is full.
-func putBufs(b *bufPair) {
-	select {
-	case bufs <- b:
-	default:
-	}
+	return new(bufPair)
 }
 
 // DropBuffers forgets the buffers kept for the next Write (see bufs), so
 // that their memory can be collected: for a caller done writing segments
 // for a while.
-func DropBuffers() {
-	for {
-		select {
-		case <-bufs:
-		default:
-			return
-		}
-	}
-}
+func DropBuffers() { bufs.Drop() }
 
 // encode is Encode into the given buffers (grown if need be; either may be
 // nil): payload holds the uncompressed bytes, out the result.
@@ -383,7 +364,7 @@ func check(ev *frame.Events, np uint64) error {
 // which Read checks.
 func Write(ctx context.Context, st store.Store, key string, s *Segment) (int64, error) {
 	bp := getBufs()
-	defer putBufs(bp)
+	defer bufs.Put(bp)
 	payload, b, err := encode(s, bp.payload, bp.out)
 	if err != nil {
 		return 0, err
