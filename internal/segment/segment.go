@@ -241,32 +241,7 @@ func Decode(data []byte) (*Segment, error) {
 	r := reader{b: b}
 	n := r.count(1)
 	nstr := r.count(1)
-	// The strings are substrings of one copy of the dictionary's bytes:
-	// one allocation, not one per string. A repeated string would be
-	// harmless (Build maps both ids to one); it is not looked for.
-	start := r.b
-	for i := uint64(0); i < nstr && r.err == nil; i++ {
-		r.bytes(r.count(1))
-	}
-	region := string(start[:len(start)-len(r.b)])
-	strs := make([]string, 0, nstr)
-	rr := reader{b: []byte(nil)}
-	if r.err == nil && nstr == 0 {
-		r.fail("no dictionary")
-	}
-	if r.err == nil {
-		off := 0
-		for range nstr {
-			rr.b = start[off:]
-			l := rr.count(1)
-			off += len(start[off:]) - len(rr.b)
-			strs = append(strs, region[off:off+int(l)])
-			off += int(l)
-		}
-		if strs[0] != "" {
-			r.fail("string 0 is not empty")
-		}
-	}
+	strs := r.strings(nstr)
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -459,6 +434,39 @@ func appendI64s(b []byte, v []int64) []byte {
 		binary.LittleEndian.PutUint64(b[off+8*i:], uint64(x))
 	}
 	return b
+}
+
+// strings reads the dictionary's nstr strings, the first of them "".
+// They are substrings of one copy of the dictionary's bytes: one
+// allocation, not one per string. A repeated string would be harmless
+// (Build maps both ids to one); it is not looked for.
+func (r *reader) strings(nstr uint64) []string {
+	start := r.b
+	for i := uint64(0); i < nstr && r.err == nil; i++ {
+		r.bytes(r.count(1))
+	}
+	if r.err == nil && nstr == 0 {
+		r.fail("no dictionary")
+	}
+	if r.err != nil {
+		return nil
+	}
+	region := string(start[:len(start)-len(r.b)])
+	strs := make([]string, 0, nstr)
+	rr := reader{}
+	off := 0
+	for range nstr {
+		rr.b = start[off:]
+		l := rr.count(1)
+		off += len(start[off:]) - len(rr.b)
+		strs = append(strs, region[off:off+int(l)])
+		off += int(l)
+	}
+	if strs[0] != "" {
+		r.fail("string 0 is not empty")
+		return nil
+	}
+	return strs
 }
 
 // reader consumes a decoded segment, remembering the first error.
