@@ -22,20 +22,18 @@ import (
 
 // The events table's row groups are encoded here, straight from the
 // frame's columns, into single-row-group Parquet files that parquet-go then
-// copies verbatim into the files written (see WriteEvents). parquet-go's
-// own column writers took two thirds of the time of writing a day, zstd
-// aside: a parquet.Value per value, a copy of every string into a column
-// buffer, and every string compared again for statistics. Here a string
-// column is its dictionary ids; statistics compare the ids' ranks in byte
-// order, computed once per frame.
+// copies verbatim into the files written (see WriteEvents): no
+// parquet.Value per value and no copy of a string into a column buffer. A
+// string column is its dictionary ids; statistics compare the ids' ranks
+// in byte order, computed once per frame.
 //
 // The files have exactly what parquet-go writes for eventSchema and
 // writerConfig and what its verbatim copy requires (the copy is
 // checked by TestWriteEventsCopiesRowGroups, and the values, levels and
 // statistics against parquet-go's own writer by TestEncodeGroupMatchesParquetGo):
 //   - data pages v2, zstd (the shared codec; the event ids and the string
-//     columns sorted by who with the matches the encoder knows, see
-//     matchFrame), with a CRC-32 of the page's bytes as written;
+//     columns sorted by who with seqCodec), with a CRC-32 of the page's
+//     bytes as written;
 //   - strings DELTA_LENGTH_BYTE_ARRAY, or RLE_DICTIONARY with a PLAIN
 //     dictionary page for the columns tagged dict, its entries in order of
 //     first use in the row group; times DELTA_BINARY_PACKED (the columns
@@ -130,9 +128,7 @@ type groupEncoder struct {
 	ids        []byte   // event ids as text
 	hdr        bytes.Buffer
 	enc        *thrift.Encoder
-	frames     frameScratch // matchFrame's
-	matches    []match      // a page's repeats (see encodeRepeats)
-	body       []byte       // a page's strings (see encodeRepeats)
+	body       []byte // a page's strings (see encodeSorted)
 
 	// The dictionary of the chunk being encoded: slot[id] is the id's
 	// index in it plus one (0: not in it), used its ids in order.
@@ -183,7 +179,7 @@ type chunk struct {
 	min, max []byte
 	hasMinMx bool
 	compare  func(a, b []byte) int
-	matches  bool // pages are compressed by matchFrame with g.matches
+	seq      bool // pages are compressed by seqCodec, not codec
 }
 
 func (c *chunk) encode(ci int) error {
@@ -346,40 +342,27 @@ func b2byte(b bool) byte {
 func (c *chunk) eventIDs() error {
 	g, ev := c.g, c.g.ev
 	// Random hex, but for UUIDv7's leading time (the collector's ids): in
-	// the day's order an id starts like the one before it (the same day,
-	// or minutes of one user's), a match; zstd's matching finds next to
-	// nothing else.
-	c.matches = true
+	// the day's order an id mostly starts like the one before it.
+	c.seq = true
 	idLen := func(i int) int { return 4 + ev.IDTextSize(i, i+1) }
 	for a := c.lo; a < c.hi; {
 		b := c.pageEnd(a, idLen)
-		g.lens, g.ids, g.matches = g.lens[:0], g.ids[:0], g.matches[:0]
+		g.lens, g.ids = g.lens[:0], g.ids[:0]
 		lo, hi := a, a // the rows of the min and max id
-		prev := 0      // where the id before starts in g.ids
 		for i := a; i < b; i++ {
 			n := len(g.ids)
 			g.ids = ev.AppendIDText(g.ids, i)
 			g.lens = append(g.lens, int32(len(g.ids)-n))
-			if i > a {
-				if k := commonPrefix(g.ids[n:], g.ids[prev:n]); k >= minRepeat {
-					g.matches = append(g.matches, match{pos: uint32(n), n: uint32(k), off: uint32(n - prev)})
-				}
-				// Packed ids compare as their text does.
-				if bytes.Compare(ev.ID(i), ev.ID(lo)) < 0 {
-					lo = i
-				}
-				if bytes.Compare(ev.ID(i), ev.ID(hi)) > 0 {
-					hi = i
-				}
+			// Packed ids compare as their text does.
+			if bytes.Compare(ev.ID(i), ev.ID(lo)) < 0 {
+				lo = i
 			}
-			prev = n
+			if bytes.Compare(ev.ID(i), ev.ID(hi)) > 0 {
+				hi = i
+			}
 		}
 		g.vals, _ = new(delta.BinaryPackedEncoding).EncodeInt32(g.vals, g.lens)
-		hdr := uint32(len(g.vals))
 		g.vals = append(g.vals, g.ids...)
-		for j := range g.matches {
-			g.matches[j].pos += hdr
-		}
 		mn, mx := ev.AppendIDText([]byte{}, lo), ev.AppendIDText([]byte{}, hi) // "" is not null
 		if err := c.dataPage(format.DeltaLengthByteArray, b-a, b-a, 0, mn, mx); err != nil {
 			return err
@@ -448,14 +431,8 @@ func (c *chunk) present(ids []uint32) []uint32 {
 }
 
 // encodeStrings sets g.vals to the strings of ids (none null),
-// DELTA_LENGTH_BYTE_ARRAY-encoded, and adds them to m. With repeats, it
-// sets g.matches to where each string repeats the strings before it (see
-// encodeRepeats), for matchFrame.
-func (g *groupEncoder) encodeStrings(ids []uint32, m *minMax, repeats bool) {
-	if repeats {
-		g.encodeRepeats(ids, m)
-		return
-	}
+// DELTA_LENGTH_BYTE_ARRAY-encoded, and adds them to m.
+func (g *groupEncoder) encodeStrings(ids []uint32, m *minMax) {
 	g.lens = g.lens[:0]
 	n := 0
 	for _, id := range ids {
@@ -470,16 +447,13 @@ func (g *groupEncoder) encodeStrings(ids []uint32, m *minMax, repeats bool) {
 	}
 }
 
-// encodeRepeats is encodeStrings of a column sorted by who, where a string
-// mostly equals the one before it or starts like it. The strings' bytes
-// go to g.body once each, in a loop whose loads do not wait on each other
-// (a string is mostly a cache miss in the dictionary); a string the same
-// as the one before it (the same id) is copied from there, not looked up
-// again. Then, on those bytes, it sets g.matches to where a string
-// repeats the string before it, or the one before that (equal ids), or is
-// like one of them (see likeEarlier).
-func (g *groupEncoder) encodeRepeats(ids []uint32, m *minMax) {
-	g.lens, g.body, g.matches = g.lens[:0], g.body[:0], g.matches[:0]
+// encodeSorted is encodeStrings of a column sorted by who, where a string
+// mostly equals the one before it. The strings' bytes go to g.body once
+// each, in a loop whose loads do not wait on each other (a string is
+// mostly a cache miss in the dictionary); a string the same as the one
+// before it (the same id) is copied from there, not looked up again.
+func (g *groupEncoder) encodeSorted(ids []uint32, m *minMax) {
+	g.lens, g.body = g.lens[:0], g.body[:0]
 	last, lastAt := ^uint32(0), 0
 	for _, id := range ids {
 		at := len(g.body)
@@ -493,119 +467,21 @@ func (g *groupEncoder) encodeRepeats(ids []uint32, m *minMax) {
 		g.lens = append(g.lens, int32(len(g.body)-at))
 		lastAt = at
 	}
-	var cur match // the match being extended; cur.n 0: none
-	// The last two different strings with bytes: ids, and where the last
-	// copy of each is in g.body (at -1: none yet).
-	p1, p1At, p1End, p2, p2At, p2End := uint32(0), -1, 0, uint32(0), -1, 0
-	at := 0
-	for i, id := range ids {
-		n := int(g.lens[i])
-		if n == 0 {
-			continue
-		}
-		switch {
-		case p1At < 0:
-		case id == p1 && cur.n > 0 && cur.off == uint32(n) && cur.pos+cur.n == uint32(at):
-			cur.n += uint32(n) // a run of the same string
-		case id == p1:
-			g.closeMatch(cur)
-			cur = match{pos: uint32(at), n: uint32(n), off: uint32(n)}
-		case id == p2:
-			g.closeMatch(cur)
-			cur = match{pos: uint32(at), n: uint32(n), off: uint32(at - p2At)}
-		default:
-			g.closeMatch(cur)
-			cur = g.likeEarlier(at, g.body[at:at+n], p1At, p1End, p2At, p2End)
-		}
-		if id != p1 {
-			p2, p2At, p2End = p1, p1At, p1End
-		}
-		p1, p1At, p1End = id, at, at+n
-		at += n
-	}
-	g.closeMatch(cur)
 	g.vals, _ = new(delta.BinaryPackedEncoding).EncodeInt32(g.vals, g.lens)
-	hdr := uint32(len(g.vals))
 	g.vals = append(g.vals, g.body...)
-	for i := range g.matches {
-		g.matches[i].pos += hdr
-	}
-}
-
-// likeEarlier appends to g.matches where s, at at in g.body, repeats one
-// of the two strings before it there ([c1At, c1End), or [c2At, c2End) if
-// c2At >= 0), whichever starts more like it: its start, if at least
-// minRepeat bytes (else nothing more is looked for: a random id), then
-// runs of at least minRepeat bytes equal where the two are aligned by
-// their ends (the sorted keys' fields: "i:<product>|<user_key>|<time>").
-// It returns the last match, not appended (the next string may extend
-// it), or none.
-func (g *groupEncoder) likeEarlier(at int, s []byte, c1At, c1End, c2At, c2End int) match {
-	c, cAt := g.body[c1At:c1End], c1At
-	k := commonPrefix(s, c)
-	if k < len(s) && c2At >= 0 {
-		c2 := g.body[c2At:c2End]
-		if k2 := commonPrefix(s, c2); k2 > k {
-			c, cAt, k = c2, c2At, k2
-		}
-	}
-	var last match
-	add := func(m match) {
-		g.closeMatch(last)
-		last = m
-	}
-	if k < minRepeat {
-		return match{} // unlike both (a random id): no more to look for
-	}
-	add(match{pos: uint32(at), n: uint32(k), off: uint32(at - cAt)})
-	d := len(s) - len(c) // s[i] is aligned with c[i-d]
-	off := uint32(at - cAt + d)
-	run := 0
-	for i := max(k, d); i <= len(s); i++ {
-		if i < len(s) && s[i] == c[i-d] {
-			run++
-			continue
-		}
-		if run >= minRepeat {
-			add(match{pos: uint32(at + i - run), n: uint32(run), off: off})
-		}
-		run = 0
-	}
-	return last
-}
-
-// commonPrefix is the length of the longest common prefix of s and b.
-func commonPrefix(s, b []byte) int {
-	k := 0
-	for k < len(s) && k < len(b) && s[k] == b[k] {
-		k++
-	}
-	return k
-}
-
-// minRepeat is the fewest bytes of the string before that encodeStrings
-// makes a match of: a match costs a few bits more than Huffman-coded
-// literals of three bytes.
-const minRepeat = 4
-
-// closeMatch keeps m in g.matches if it is one.
-func (g *groupEncoder) closeMatch(m match) {
-	if m.n >= minMatch {
-		g.matches = append(g.matches, m)
-	}
 }
 
 // strings writes a string column DELTA_LENGTH_BYTE_ARRAY; in an optional
 // column "" (id 0) is null.
 func (c *chunk) strings(ids []uint32) error {
 	g := c.g
-	c.matches = true // sorted by who: a string mostly repeats the one before it
+	c.seq = true // sorted by who: a string mostly repeats the one before it
 	size := c.strLen(ids)
 	for a := c.lo; a < c.hi; {
 		b := c.pageEnd(a, size)
 		vals := c.present(ids[a:b])
 		m := minMax{rank: g.rank}
-		g.encodeStrings(vals, &m, true)
+		g.encodeSorted(vals, &m)
 		mn, mx := m.bytes(g.strs)
 		if err := c.dataPage(format.DeltaLengthByteArray, b-a, b-a, b-a-len(vals), mn, mx); err != nil {
 			return err
@@ -700,7 +576,7 @@ func (c *chunk) props(ids []uint32) error {
 			}
 		}
 		m := minMax{rank: g.rank}
-		g.encodeStrings(ids[off[a]:off[b]], &m, false)
+		g.encodeStrings(ids[off[a]:off[b]], &m)
 		mn, mx := m.bytes(g.strs)
 		if err := c.dataPage(format.DeltaLengthByteArray, b-a, len(g.levels), nulls, mn, mx); err != nil {
 			return err
@@ -776,13 +652,11 @@ func (c *chunk) dataPage(enc format.Encoding, rows, values, nulls int, mn, mx []
 			return err
 		}
 	}
-	switch {
-	case c.matches:
-		g.comp = matchFrame(g.comp, g.vals, g.matches, &g.frames)
-	default:
-		g.comp, err = codec.Encode(g.comp, g.vals)
+	cd := codec
+	if c.seq {
+		cd = seqCodec
 	}
-	if err != nil {
+	if g.comp, err = cd.Encode(g.comp, g.vals); err != nil {
 		return err
 	}
 	crc := crc32.Update(0, crc32.IEEETable, g.rlev)

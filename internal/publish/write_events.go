@@ -62,9 +62,9 @@ func eventColumn(path ...string) eventCol {
 //     of events is that of their values plain-encoded: 4 bytes and the
 //     length of each non-null string (event ids, property keys and values
 //     included), 8 for each non-null time, 1 for clock_skewed. Parquet's
-//     own total_byte_size of a group (encoded, not compressed) is somewhat
-//     less (2/3 to 3/4 on generated days: dictionaries, delta lengths),
-//     and zstd makes the group several times smaller on disk (about 1/4).
+//     own total_byte_size of a group (encoded, not compressed) is less
+//     (dictionaries, delta lengths), and zstd makes the group several
+//     times smaller on disk.
 //   - A file ends with the row group that brings it to opt.TargetFileSize
 //     bytes as written (compressed), or at the end of ev; with
 //     TargetFileSize 0, all of ev is one file.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/littlewarehouse/warehouse/internal/bufpool"
 	"github.com/littlewarehouse/warehouse/internal/frame"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
@@ -117,7 +118,7 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 	defer func() {
 		// Jobs in free are committed; those still encoding are in queue.
 		for _, j := range free {
-			putGroupBuf(j.g.out)
+			groupBufs.Put(j.g.out)
 		}
 	}()
 	for {
@@ -127,7 +128,7 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 				j, free = free[n-1], free[:n-1]
 			} else {
 				j = &groupJob{g: newGroupEncoder(ev, cut.strs, rank, t)}
-				j.g.out = getGroupBuf()
+				j.g.out, _ = groupBufs.Get()
 			}
 			j.lo, j.hi = cut.cut()
 			j.done = make(chan struct{})
@@ -165,26 +166,8 @@ func writeEvents(ctx context.Context, st store.Store, prefix string, ev *frame.E
 }
 
 // groupBufs are the buffers of row groups encoded by earlier calls (a
-// backfill writes a day after another): a free list, not a sync.Pool,
-// which garbage collections would empty.
-var groupBufs = make(chan []byte, maxEventWorkers)
-
-func getGroupBuf() []byte {
-	select {
-	case b := <-groupBufs:
-		return b
-	default:
-		return nil
-	}
-}
-
-// putGroupBuf gives b, no longer used, to a later call (or drops it).
-func putGroupBuf(b []byte) {
-	select {
-	case groupBufs <- b:
-	default:
-	}
-}
+// backfill writes a day after another).
+var groupBufs = bufpool.New[[]byte](maxEventWorkers)
 
 // eventsOut writes encoded row groups, in order, to files.
 type eventsOut struct {

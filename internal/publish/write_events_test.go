@@ -452,6 +452,18 @@ func TestWriteEventsDuckDB(t *testing.T) {
 	if len(files) < 2 {
 		t.Fatalf("%d files, want several", len(files))
 	}
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(st.Root(), f.Key))
+	}
+	checkDuckDB(ctx, t, paths, ev)
+}
+
+// checkDuckDB reads the events files at paths, in order, with DuckDB and
+// checks they hold ev's events, in order: "" and client time 0 null where
+// optional, no empty property map.
+func checkDuckDB(ctx context.Context, t *testing.T, files []string, ev *frame.Events) {
+	t.Helper()
 	db, err := duckref.Open()
 	if err != nil {
 		t.Fatal(err)
@@ -459,7 +471,7 @@ func TestWriteEventsDuckDB(t *testing.T) {
 	defer db.Close()
 	var paths []string
 	for _, f := range files {
-		paths = append(paths, "'"+filepath.Join(st.Root(), f.Key)+"'")
+		paths = append(paths, "'"+f+"'")
 	}
 	q := `SELECT event_id, epoch_ms(event_time), epoch_ms(client_event_time), epoch_ms(received_at), event_name,
 		user_id, device_id, session_id, product, platform, app_version, country, CAST(to_json(properties) AS VARCHAR),

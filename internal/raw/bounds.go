@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/littlewarehouse/warehouse/internal/bufpool"
 )
 
 // Bounds on what a footer or a page header may claim. parquet-go sizes its
@@ -182,12 +183,20 @@ func (c *chunkReader) release() {
 // chunkBufs recycles the buffers loadChunk reads column chunks into, one
 // pool per power-of-two capacity from 1 KiB to maxPooledChunk, so that
 // reading an object allocates no chunk buffers once the pools are warm.
-var chunkBufs [maxPooledShift - minPooledShift + 1]sync.Pool
+// A pool keeps at most 8 buffers, and no more than pooledBytes of its
+// capacity but at least one.
+var chunkBufs = func() (p [maxPooledShift - minPooledShift + 1]*bufpool.Pool[*[]byte]) {
+	for i := range p {
+		p[i] = bufpool.New[*[]byte](min(8, max(1, pooledBytes>>(minPooledShift+i))))
+	}
+	return p
+}()
 
 const (
 	minPooledShift = 10
 	maxPooledShift = 26 // 64 MiB
 	maxPooledChunk = 1 << maxPooledShift
+	pooledBytes    = 16 << 20
 )
 
 // getChunkBuf returns a buffer of length n: from chunkBufs (nil *[]byte
@@ -200,13 +209,14 @@ func getChunkBuf(n int64) ([]byte, *[]byte) {
 	if n > 1<<minPooledShift {
 		shift = bits.Len64(uint64(n - 1))
 	}
-	if p, ok := chunkBufs[shift-minPooledShift].Get().(*[]byte); ok {
+	if p, ok := chunkBufs[shift-minPooledShift].Get(); ok {
 		return (*p)[:n], p
 	}
 	b := make([]byte, 1<<shift)
 	return b[:n], &b
 }
 
+// putChunkBuf gives p, no longer used, back to chunkBufs (or drops it).
 func putChunkBuf(p *[]byte) {
 	shift := bits.Len64(uint64(cap(*p) - 1))
 	if cap(*p) != 1<<shift || shift < minPooledShift || shift > maxPooledShift {

@@ -12,6 +12,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding"
 
+	"github.com/littlewarehouse/warehouse/internal/bufpool"
 	"github.com/littlewarehouse/warehouse/internal/frame"
 )
 
@@ -136,17 +137,14 @@ func newColumns(source string, n int) *Columns {
 
 // freeColumns are Columns released for reuse: routing reads one object
 // after another, and reusing their grown columns saves allocating and
-// clearing (page faults) most of their memory each time. A few, not a
-// sync.Pool, which every garbage collection would empty.
-var freeColumns = make(chan *Columns, 8)
+// clearing most of their memory each time.
+var freeColumns = bufpool.New[*Columns](8)
 
 // reusedColumns returns empty Columns for an object, reusing released
 // memory if there is some.
 func reusedColumns(source string) *Columns {
-	var c *Columns
-	select {
-	case c = <-freeColumns:
-	default:
+	c, ok := freeColumns.Get()
+	if !ok {
 		return newColumns(source, 0)
 	}
 	*c = Columns{
@@ -165,22 +163,17 @@ func reusedColumns(source string) *Columns {
 func (c *Columns) Release() {
 	c.Dict, c.Sources = nil, nil
 	c.dec.c, c.dec.dict = nil, nil
-	select {
-	case freeColumns <- c:
-	default:
-	}
+	freeColumns.Put(c)
 }
 
-// DropReleased forgets the released Columns (see Release), so that
-// their memory can be collected: for a caller done reading objects for a
-// while (a day about to be built), which would otherwise keep them live.
+// DropReleased forgets the released Columns (see Release) and the
+// buffers kept for reading column chunks, so that their memory can be
+// collected: for a caller done reading objects for a while (a day about
+// to be built), which would otherwise keep them live.
 func DropReleased() {
-	for {
-		select {
-		case <-freeColumns:
-		default:
-			return
-		}
+	freeColumns.Drop()
+	for _, p := range chunkBufs {
+		p.Drop()
 	}
 }
 

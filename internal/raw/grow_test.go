@@ -28,7 +28,11 @@ func TestGrow(t *testing.T) {
 	}
 }
 
+// Chunk buffers are pooled by power-of-two size up to maxPooledChunk: a
+// buffer put back is the next one got of its size, and DropReleased
+// empties the pools.
 func TestChunkBufs(t *testing.T) {
+	DropReleased() // what earlier tests left
 	for _, n := range []int64{0, 1, 1023, 1024, 1025, 1 << 20, maxPooledChunk, maxPooledChunk + 1} {
 		b, p := getChunkBuf(n)
 		if int64(len(b)) != n {
@@ -39,6 +43,15 @@ func TestChunkBufs(t *testing.T) {
 		}
 		if p != nil {
 			putChunkBuf(p)
+			if _, again := getChunkBuf(n); again != p {
+				t.Fatalf("getChunkBuf(%d) after putChunkBuf: not the buffer put", n)
+			}
+		}
+	}
+	DropReleased()
+	for i, p := range chunkBufs {
+		if p.Len() != 0 {
+			t.Errorf("chunkBufs[%d] keeps %d buffers after DropReleased", i, p.Len())
 		}
 	}
 }

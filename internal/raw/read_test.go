@@ -14,7 +14,6 @@ import (
 	"github.com/parquet-go/parquet-go/deprecated"
 
 	"github.com/littlewarehouse/warehouse/internal/event"
-	"github.com/littlewarehouse/warehouse/internal/raw/rawtest"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -206,27 +205,6 @@ func TestReadForeignFiles(t *testing.T) {
 			}
 		})
 	}
-}
-
-func FuzzReadFrom(f *testing.F) {
-	for _, p := range foreignFiles(f) {
-		if b, err := os.ReadFile(p); err == nil && len(b) < 64<<10 {
-			f.Add(b)
-		}
-	}
-	for _, c := range rawtest.Lying(f) {
-		f.Add(c.Data)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		rows, err := ReadFrom(bytes.NewReader(b), int64(len(b)), "fuzz")
-		var bad *BadObjectError
-		if err != nil && !errors.As(err, &bad) {
-			t.Fatalf("unexpected error kind: %v", err)
-		}
-		if err != nil && rows != nil {
-			t.Fatal("rows returned with an error")
-		}
-	})
 }
 
 // failingStore fails every ranged read after the first n bytes of reads.

@@ -38,6 +38,7 @@ import (
 
 	"github.com/klauspost/compress/s2"
 
+	"github.com/littlewarehouse/warehouse/internal/bufpool"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/frame"
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -110,44 +111,24 @@ func Encode(s *Segment) ([]byte, error) {
 }
 
 // bufs recycles the buffers Write encodes into: a routing run writes a
-// few hundred megabytes of segments, and fresh memory is dear.
-// It is a free list of a few buffers, not a sync.Pool, which every
-// garbage collection (many, while routing) would empty.
-// Buffers go in pairs, so that a payload buffer is never handed out for
-// the (smaller) compressed bytes, nor the other way round.
-var bufs = make(chan *bufPair, 8)
+// few hundred megabytes of segments. Buffers go in pairs, so that a
+// payload buffer is never handed out for the (smaller) compressed bytes,
+// nor the other way round.
+var bufs = bufpool.New[*bufPair](8)
 
 type bufPair struct{ payload, out []byte }
 
 func getBufs() *bufPair {
-	select {
-	case b := <-bufs:
+	if b, ok := bufs.Get(); ok {
 		return b
-	default:
-		return new(bufPair)
 	}
-}
-
-// putBufs returns b to the free list, or drops it if the list is full.
-func putBufs(b *bufPair) {
-	select {
-	case bufs <- b:
-	default:
-	}
+	return new(bufPair)
 }
 
 // DropBuffers forgets the buffers kept for the next Write (see bufs), so
 // that their memory can be collected: for a caller done writing segments
 // for a while.
-func DropBuffers() {
-	for {
-		select {
-		case <-bufs:
-		default:
-			return
-		}
-	}
-}
+func DropBuffers() { bufs.Drop() }
 
 // encode is Encode into the given buffers (grown if need be; either may be
 // nil): payload holds the uncompressed bytes, out the result.
@@ -260,32 +241,7 @@ func Decode(data []byte) (*Segment, error) {
 	r := reader{b: b}
 	n := r.count(1)
 	nstr := r.count(1)
-	// The strings are substrings of one copy of the dictionary's bytes:
-	// one allocation, not one per string. A repeated string would be
-	// harmless (Build maps both ids to one); it is not looked for.
-	start := r.b
-	for i := uint64(0); i < nstr && r.err == nil; i++ {
-		r.bytes(r.count(1))
-	}
-	region := string(start[:len(start)-len(r.b)])
-	strs := make([]string, 0, nstr)
-	rr := reader{b: []byte(nil)}
-	if r.err == nil && nstr == 0 {
-		r.fail("no dictionary")
-	}
-	if r.err == nil {
-		off := 0
-		for range nstr {
-			rr.b = start[off:]
-			l := rr.count(1)
-			off += len(start[off:]) - len(rr.b)
-			strs = append(strs, region[off:off+int(l)])
-			off += int(l)
-		}
-		if strs[0] != "" {
-			r.fail("string 0 is not empty")
-		}
-	}
+	strs := r.strings(nstr)
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -383,7 +339,7 @@ func check(ev *frame.Events, np uint64) error {
 // which Read checks.
 func Write(ctx context.Context, st store.Store, key string, s *Segment) (int64, error) {
 	bp := getBufs()
-	defer putBufs(bp)
+	defer bufs.Put(bp)
 	payload, b, err := encode(s, bp.payload, bp.out)
 	if err != nil {
 		return 0, err
@@ -414,8 +370,8 @@ func b2u8(v bool) byte {
 }
 
 // littleEndian is whether this machine's integers are laid out as the
-// format's: then a column is copied as it is in memory, one memmove (the
-// loops below took 0.3 s of CPU per 5M-event day).
+// format's: then a column is copied as it is in memory, one memmove; else
+// value by value.
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // bytesOf is v's memory.
@@ -478,6 +434,39 @@ func appendI64s(b []byte, v []int64) []byte {
 		binary.LittleEndian.PutUint64(b[off+8*i:], uint64(x))
 	}
 	return b
+}
+
+// strings reads the dictionary's nstr strings, the first of them "".
+// They are substrings of one copy of the dictionary's bytes: one
+// allocation, not one per string. A repeated string would be harmless
+// (Build maps both ids to one); it is not looked for.
+func (r *reader) strings(nstr uint64) []string {
+	start := r.b
+	for i := uint64(0); i < nstr && r.err == nil; i++ {
+		r.bytes(r.count(1))
+	}
+	if r.err == nil && nstr == 0 {
+		r.fail("no dictionary")
+	}
+	if r.err != nil {
+		return nil
+	}
+	region := string(start[:len(start)-len(r.b)])
+	strs := make([]string, 0, nstr)
+	rr := reader{}
+	off := 0
+	for range nstr {
+		rr.b = start[off:]
+		l := rr.count(1)
+		off += len(start[off:]) - len(rr.b)
+		strs = append(strs, region[off:off+int(l)])
+		off += int(l)
+	}
+	if strs[0] != "" {
+		r.fail("string 0 is not empty")
+		return nil
+	}
+	return strs
 }
 
 // reader consumes a decoded segment, remembering the first error.
