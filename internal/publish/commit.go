@@ -73,16 +73,7 @@ func logGens(ctx context.Context, st store.Store, table, part string) ([]int64, 
 
 // readEntry reads generation gen's entry.
 func readEntry(ctx context.Context, st store.Store, table, part string, gen int64) (*Manifest, error) {
-	key := logKey(table, part, gen)
-	b, err := st.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	return &m, nil
+	return readManifestAt(ctx, st, logKey(table, part, gen))
 }
 
 // ErrCommitLost is wrapped by CommitLostError.

@@ -270,7 +270,11 @@ func runs(ctx context.Context, st store.Store, table, part string) (all []string
 
 // ReadManifest reads the manifest of one run of a partition.
 func ReadManifest(ctx context.Context, st store.Store, table, part, run string) (*Manifest, error) {
-	key := RunPrefixAt(table, part, run) + ManifestName
+	return readManifestAt(ctx, st, RunPrefixAt(table, part, run)+ManifestName)
+}
+
+// readManifestAt reads the manifest stored at key.
+func readManifestAt(ctx context.Context, st store.Store, key string) (*Manifest, error) {
 	b, err := st.Get(ctx, key)
 	if err != nil {
 		return nil, err

@@ -115,20 +115,7 @@ func (s suite) conditional(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		won := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && won >= 0:
-				t.Errorf("writers %d and %d both replaced the same version", won, i)
-			case err == nil:
-				won = i
-			case !errors.Is(err, store.ErrConflict):
-				t.Errorf("writer %d: %v; want nil or ErrConflict", i, err)
-			}
-		}
-		if won < 0 {
-			t.Fatal("no writer won")
-		}
+		won := oneWinner(t, errs, store.ErrConflict)
 		wantContent(t, st, "race/lease", []byte(fmt.Sprintf("writer %d", won)))
 	})
 }

@@ -670,20 +670,7 @@ func (s suite) create(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				t.Errorf("writers %d and %d both won", winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, store.ErrExists):
-				t.Errorf("writer %d: %v; want nil or ErrExists", i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatal("no writer won")
-		}
+		winner := oneWinner(t, errs, store.ErrExists)
 		wantContent(t, st, "race/lease", []byte(fmt.Sprintf("writer %d", winner)))
 		wantList(t, st, "", "race/lease")
 	})
@@ -849,4 +836,25 @@ func (s suite) keys(t *testing.T) {
 		wantList(t, st, "", "a/b")
 		wantContent(t, st, "a/b", []byte("x"))
 	})
+}
+
+// oneWinner checks that exactly one of racing writers' errs is nil and
+// that every other is lost (wrapping lost), and returns the winner.
+func oneWinner(t *testing.T, errs []error, lost error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("writers %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, lost):
+			t.Errorf("writer %d: %v; want nil or %v", i, err, lost)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no writer won")
+	}
+	return winner
 }
