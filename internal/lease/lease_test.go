@@ -213,8 +213,8 @@ func TestAcquireRelease(t *testing.T) {
 			!got.ExpiresAt.Equal(t0.Add(10*time.Minute)) || got.Token == "" {
 			t.Errorf("lease object = %+v", got)
 		}
-		if l.Name() != day || l.Key() != "_state/leases/"+day+".json" || !l.ExpiresAt().Equal(t0.Add(10*time.Minute)) || l.Lost() {
-			t.Errorf("lease = %s %s %v lost=%v", l.Name(), l.Key(), l.ExpiresAt(), l.Lost())
+		if k := lease.Key(day); k != "_state/leases/"+day+".json" {
+			t.Errorf("Key = %s", k)
 		}
 		if err := l.Check(ctx); err != nil {
 			t.Errorf("Check = %v", err)
@@ -226,8 +226,8 @@ func TestAcquireRelease(t *testing.T) {
 		if err := l.Release(ctx); err != nil {
 			t.Errorf("second Release = %v", err)
 		}
-		if !l.Lost() {
-			t.Error("a released lease is not Lost")
+		if err := l.Check(ctx); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("Check after Release = %v; want ErrLost", err)
 		}
 		if err := l.Renew(ctx); !errors.Is(err, lease.ErrLost) {
 			t.Errorf("Renew after Release = %v; want ErrLost", err)
@@ -236,8 +236,11 @@ func TestAcquireRelease(t *testing.T) {
 		if err != nil {
 			t.Fatalf("acquire after release: %v", err)
 		}
-		if got, _ := stored(t, st, day); got.Holder != "run B" || got.Token == l2.Holder() {
+		if got, _ := stored(t, st, day); got.Holder != "run B" {
 			t.Errorf("lease object = %+v", got)
+		}
+		if err := l2.Check(ctx); err != nil {
+			t.Errorf("B's Check = %v", err)
 		}
 		onlyLeases(t, st, day)
 	})
@@ -382,9 +385,6 @@ func TestTakeover(t *testing.T) {
 					t.Errorf("lease object = %+v", got)
 				}
 				onlyLeases(t, st, day) // no takeover claims left behind
-				if !a.Lost() {
-					t.Error("A's expired lease is not Lost")
-				}
 				// A finds out, and cannot hurt B.
 				if err := a.Renew(ctx); !errors.Is(err, lease.ErrLost) || !strings.Contains(err.Error(), "taken over by run B") {
 					t.Errorf("A's Renew = %v; want ErrLost naming run B", err)
@@ -512,9 +512,6 @@ func TestRenew(t *testing.T) {
 		want := t0.Add(40*time.Second + time.Minute)
 		if got, _ := stored(t, st, day); !got.ExpiresAt.Equal(want) || got.Seq != 1 || !got.AcquiredAt.Equal(t0) {
 			t.Errorf("after Renew: %+v", got)
-		}
-		if !a.ExpiresAt().Equal(want) {
-			t.Errorf("ExpiresAt = %v", a.ExpiresAt())
 		}
 		// Past the first expiry + skew, but not the renewed one.
 		c.Advance(40 * time.Second)
@@ -767,23 +764,30 @@ func TestAcquireAll(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(g) != 2 || g[0].Name() != "t/a" || g[1].Name() != "t/c" {
-			t.Errorf("group = %v", g)
+		if len(g) != 2 {
+			t.Errorf("group of %d leases; want 2", len(g))
 		}
 		onlyLeases(t, st, "t/a", "t/c")
 		c.Advance(30 * time.Second)
-		if err := g.Renew(ctx); err != nil {
-			t.Error(err)
+		for _, l := range g {
+			if err := l.Renew(ctx); err != nil {
+				t.Error(err)
+			}
 		}
-		if err := g.Check(ctx); err != nil || g.Lost() {
-			t.Errorf("Check = %v, Lost = %v", err, g.Lost())
+		for _, n := range []string{"t/a", "t/c"} {
+			if got, _ := stored(t, st, n); got.Seq != 1 || !got.ExpiresAt.Equal(c.Now().Add(time.Minute)) {
+				t.Errorf("%s after Renew: %+v", n, got)
+			}
+		}
+		if err := g.Check(ctx); err != nil {
+			t.Errorf("Check = %v", err)
 		}
 		if err := g.Release(ctx); err != nil {
 			t.Error(err)
 		}
 		onlyLeases(t, st)
-		if !g.Lost() {
-			t.Error("a released group is not Lost")
+		if err := g.Check(ctx); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("Check of a released group = %v; want ErrLost", err)
 		}
 	})
 }
@@ -861,8 +865,8 @@ func TestKeepAlive(t *testing.T) {
 		if err := stop(); !errors.Is(err, lease.ErrLost) {
 			t.Errorf("KeepAlive of a lost lease ended with %v; want ErrLost", err)
 		}
-		if !a.Lost() {
-			t.Error("not Lost")
+		if err := a.Check(ctx); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("Check after KeepAlive found it lost = %v; want ErrLost", err)
 		}
 	})
 }
@@ -954,11 +958,10 @@ func TestDeadHolderIsTakenOverAtOnce(t *testing.T) {
 	if _, err := lease.Acquire(ctx, st, "x", "me", time.Hour, 0, time.Now); err == nil {
 		t.Fatal("acquired a live lease")
 	}
-	l, err := lease.Acquire(ctx, st, "x", "me", time.Hour, 0, time.Now, lease.WithDeadHolder(func(h string) bool { return h == "ghost" }))
-	if err != nil {
+	if _, err := lease.Acquire(ctx, st, "x", "me", time.Hour, 0, time.Now, lease.WithDeadHolder(func(h string) bool { return h == "ghost" })); err != nil {
 		t.Fatalf("a dead holder's lease was not taken over: %v", err)
 	}
-	if l.Holder() != "me" {
-		t.Fatalf("holder %q", l.Holder())
+	if got, _ := stored(t, st, "x"); got.Holder != "me" {
+		t.Fatalf("holder %q", got.Holder)
 	}
 }
