@@ -21,7 +21,7 @@ import (
 // GOMEMLIMIT higher for such days.
 const (
 	Percent  = 25
-	CLILimit = 800 << 20
+	CLILimit = 900 << 20
 )
 
 // Policy is what Apply set: 0 where the environment's GOGC or GOMEMLIMIT
