@@ -457,16 +457,19 @@ func stale(ctx context.Context, st store.Store, p *dayPlan, force bool) (bool, s
 			return false, "", err
 		}
 		p.base[t.Name] = m.Generation
-		if m.Fingerprint != fp && !build {
+		if m.Fingerprint != fp {
 			// A build by this code and config from raw objects this plan
 			// lacks, still there, is newer than this plan: never publish
-			// over it.
+			// over it, whichever of the day's tables holds it.
 			if m.CodeVersion == CodeVersion && maps.Equal(withoutStatus(m.Config), withoutStatus(p.config)) {
 				if covers, err := publish.Covers(ctx, st, p.inputs, m.Inputs); err != nil || !covers {
 					return false, "built meanwhile from newer raw objects; the next run plans the day again", err
 				}
 			}
-			build, why = true, whyChanged(m, p)
+			if !build {
+				why = whyChanged(m, p)
+			}
+			build = true
 		}
 	}
 	if build {

@@ -130,7 +130,11 @@ func (pub *publisher) commitDay(ctx context.Context, run string, p *dayPlan, t *
 			pub.built.key, pub.built.rows = m.Day+"/"+m.Run, t.ud
 		}
 	}
-	pub.cleanupDay(ctx, d, run, now)
+	// A run that lost its leases leaves cleanup to the next: the run that
+	// took them over may be writing a folder this one would delete.
+	if locks.Check(ctx) == nil {
+		pub.cleanupDay(ctx, d, run, now)
+	}
 	for _, m := range moved {
 		pub.Log.Info("restated", "change", m.String())
 	}
@@ -315,7 +319,7 @@ func (pub *publisher) recordRestatements(ctx context.Context, run string, at tim
 	if err := publish.CommitAfter(ctx, pub.Store, m, parent); err != nil {
 		return err
 	}
-	if pub.cleanupAtOnce() {
+	if pub.cleanupAtOnce() && locks.Check(ctx) == nil {
 		if err := publish.Cleanup(ctx, pub.Store, table.Name, d, id, pub.GracePeriod, pub.Now()); err != nil {
 			pub.Log.Warn("superseded runs not all deleted; the next run retries", "table", table.Name, "day", d.String(), "error", err.Error())
 		}
@@ -390,7 +394,7 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 	if err := pub.recordRestatements(ctx, run, nm.CreatedAt, d, moved); err != nil {
 		return nil, fmt.Errorf("record restatements: %w", err)
 	}
-	if pub.cleanupAtOnce() {
+	if pub.cleanupAtOnce() && locks.Check(ctx) == nil {
 		if err := publish.Cleanup(ctx, pub.Store, table, d, run, pub.GracePeriod, pub.Now()); err != nil {
 			pub.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "day", d.String(), "error", err.Error())
 		}

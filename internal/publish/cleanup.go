@@ -20,6 +20,12 @@ import (
 // than that (by the store's clock) are deleted: a grace period for readers
 // that resolved the old run, and for a build still writing.
 func CleanupAt(ctx context.Context, st store.Store, table, part, keep string, olderThan time.Duration, now time.Time) error {
+	// The folders are listed before the commits are read: a run that
+	// commits in between is then known as committed, not taken for debris.
+	all, _, objs, err := runs(ctx, st, table, part)
+	if err != nil {
+		return err
+	}
 	ms, err := Committed(ctx, st, table, part)
 	if err != nil {
 		return err
@@ -34,10 +40,6 @@ func CleanupAt(ctx context.Context, st store.Store, table, part, keep string, ol
 	}
 	if km == nil {
 		return fmt.Errorf("cleanup %s: run %s has no commit", PartPrefix(table, part), keep)
-	}
-	all, _, objs, err := runs(ctx, st, table, part)
-	if err != nil {
-		return err
 	}
 	drop := map[string]bool{}
 	for _, run := range all {
