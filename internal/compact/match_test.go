@@ -363,7 +363,9 @@ func TestDistinctStrings(t *testing.T) {
 		got := distinctStrings(dicts)
 		want := n + 1 // "" too
 		t.Logf("%d distinct strings: estimated %d", want, got)
-		if d := float64(got-want) / float64(want); d < -0.05 || d > 0.05 {
+		// Within 5%, or 2 for a few strings: the hash is seeded per
+		// process, and two of a few strings share a register now and then.
+		if tol := max(2, want/20); got < want-tol || got > want+tol {
 			t.Errorf("%d distinct strings: estimated %d", want, got)
 		}
 	}
