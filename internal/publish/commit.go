@@ -175,6 +175,13 @@ func CommitAfter(ctx context.Context, st store.Store, m *Manifest, parent int64)
 	if err != nil {
 		return err
 	}
+	lost := func(gen int64) error {
+		e := &CommitLostError{Table: m.Table, Part: part, Generation: gen}
+		if w, err := CurrentAt(ctx, st, m.Table, part); err == nil {
+			e.Winner = w
+		}
+		return e
+	}
 	gen := parent + 1
 	if parent == 0 && len(gens) == 0 {
 		// No log yet: continue the generations of manifests written
@@ -184,13 +191,15 @@ func CommitAfter(ctx context.Context, st store.Store, m *Manifest, parent int64)
 		} else if !errors.Is(err, store.ErrNotExist) {
 			return err
 		}
-	}
-	lost := func(gen int64) error {
-		e := &CommitLostError{Table: m.Table, Part: part, Generation: gen}
-		if w, err := CurrentAt(ctx, st, m.Table, part); err == nil {
-			e.Winner = w
+		// A manifest seen there may be the copy a writer with the log
+		// made since the listing above: a log that exists now says so,
+		// and that this writer, which saw none, lost.
+		if gens, err = logGens(ctx, st, m.Table, part); err != nil {
+			return err
 		}
-		return e
+		if len(gens) > 0 {
+			return lost(gen)
+		}
 	}
 	if len(gens) > 0 && gens[0] >= gen {
 		return lost(gen)
