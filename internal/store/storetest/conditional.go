@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -103,19 +102,10 @@ func (s suite) conditional(t *testing.T) {
 		st := s.open(t)
 		put(t, st, "race/lease", []byte("v0"))
 		_, t0 := getTag(t, st, "race/lease")
-		const n = 8
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				_, errs[i] = st.Replace(t.Context(), "race/lease", []byte(fmt.Sprintf("writer %d", i)), t0)
-			})
-		}
-		close(start)
-		wg.Wait()
-		won := oneWinner(t, errs, store.ErrConflict)
+		won := oneWinner(t, 8, store.ErrConflict, func(i int) error {
+			_, err := st.Replace(t.Context(), "race/lease", []byte(fmt.Sprintf("writer %d", i)), t0)
+			return err
+		})
 		wantContent(t, st, "race/lease", []byte(fmt.Sprintf("writer %d", won)))
 	})
 }

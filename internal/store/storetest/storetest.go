@@ -658,19 +658,9 @@ func (s suite) create(t *testing.T) {
 	})
 	t.Run("racing Creates on one key: exactly one wins", func(t *testing.T) {
 		st := s.open(t)
-		const n = 16
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				errs[i] = st.Create(t.Context(), "race/lease", []byte(fmt.Sprintf("writer %d", i)))
-			})
-		}
-		close(start)
-		wg.Wait()
-		winner := oneWinner(t, errs, store.ErrExists)
+		winner := oneWinner(t, 16, store.ErrExists, func(i int) error {
+			return st.Create(t.Context(), "race/lease", []byte(fmt.Sprintf("writer %d", i)))
+		})
 		wantContent(t, st, "race/lease", []byte(fmt.Sprintf("writer %d", winner)))
 		wantList(t, st, "", "race/lease")
 	})
@@ -838,10 +828,22 @@ func (s suite) keys(t *testing.T) {
 	})
 }
 
-// oneWinner checks that exactly one of racing writers' errs is nil and
-// that every other is lost (wrapping lost), and returns the winner.
-func oneWinner(t *testing.T, errs []error, lost error) int {
+// oneWinner runs write(i) for n writers released at once, checks that
+// exactly one of them succeeds and that every other is lost (its error
+// wraps lost), and returns the winner.
+func oneWinner(t *testing.T, n int, lost error, write func(i int) error) int {
 	t.Helper()
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = write(i)
+		})
+	}
+	close(start)
+	wg.Wait()
 	winner := -1
 	for i, err := range errs {
 		switch {
