@@ -155,6 +155,14 @@ func qualityStats(q rollups.DataQualityDaily) map[string]int64 {
 	}
 }
 
+// cleanup deletes the runs of a partition of table that keep supersedes
+// (publish.CleanupAt), and logs a failure: the next run retries.
+func (pub *publisher) cleanup(ctx context.Context, table, part, keep string, now time.Time) {
+	if err := publish.CleanupAt(ctx, pub.Store, table, part, keep, pub.GracePeriod, now); err != nil {
+		pub.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "partition", part, "error", err.Error())
+	}
+}
+
 // cleanupDay deletes the runs of day d's tables that run superseded, when
 // superseded runs are deleted at once (cleanupAtOnce).
 func (pub *publisher) cleanupDay(ctx context.Context, d day.Day, run string, now time.Time) {
@@ -162,9 +170,7 @@ func (pub *publisher) cleanupDay(ctx context.Context, d day.Day, run string, now
 		return
 	}
 	for _, t := range rollups.Daily {
-		if err := publish.Cleanup(ctx, pub.Store, t.Name, d, run, pub.GracePeriod, now); err != nil {
-			pub.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", d.String(), "error", err.Error())
-		}
+		pub.cleanup(ctx, t.Name, publish.DayPart(d), run, now)
 	}
 }
 
@@ -182,9 +188,7 @@ func (pub *publisher) cleanupUpToDate(ctx context.Context, d day.Day) {
 	defer pub.release(ctx, locks, "day", d.String())
 	for _, t := range rollups.Daily {
 		if m, err := publish.Current(ctx, pub.Store, t.Name, d); err == nil {
-			if err := publish.Cleanup(ctx, pub.Store, t.Name, d, m.Run, pub.GracePeriod, pub.Now()); err != nil {
-				pub.Log.Warn("superseded runs not all deleted; the next run retries", "table", t.Name, "day", d.String(), "error", err.Error())
-			}
+			pub.cleanup(ctx, t.Name, publish.DayPart(d), m.Run, pub.Now())
 		}
 	}
 }
@@ -240,13 +244,9 @@ func (pub *publisher) lock(ctx context.Context, run string, tables []rollups.Tab
 }
 
 func (pub *publisher) leaseOptions() []lease.Option {
-	opts := []lease.Option{lease.WithWaitLog(pub.Log, 0)} // no silent wait: say who holds it, until when
-	if _, local := pub.Store.(*store.Dir); local {
-		// A killed rollup on this machine must not block the next for
-		// the lease's whole lifetime.
-		opts = append(opts, lease.WithDeadHolder(lease.DeadLocalProcess))
-	}
-	return opts
+	// No silent wait: say who holds it, until when. (On a local store,
+	// lease.Acquire itself takes over the lease of a dead local process.)
+	return []lease.Option{lease.WithWaitLog(pub.Log, 0)}
 }
 
 // release releases a lease (or a group of them) even when ctx is done, and
@@ -302,7 +302,7 @@ func (pub *publisher) recordRestatements(ctx context.Context, run string, at tim
 		rows = append(rows, r.Restatement)
 	}
 	id := newRunID(pub.Now())
-	opt := publish.WriterOptions{TargetFileSize: pub.TargetFileSize, RowGroupSize: pub.RowGroupSize, CreatedBy: CreatedBy}
+	opt := pub.writerOptions()
 	files, err := publish.Write(ctx, pub.Store, publish.RunPrefix(table.Name, d, id), rows, opt)
 	if err != nil {
 		return err
@@ -320,9 +320,7 @@ func (pub *publisher) recordRestatements(ctx context.Context, run string, at tim
 		return err
 	}
 	if pub.cleanupAtOnce() && locks.Check(ctx) == nil {
-		if err := publish.Cleanup(ctx, pub.Store, table.Name, d, id, pub.GracePeriod, pub.Now()); err != nil {
-			pub.Log.Warn("superseded runs not all deleted; the next run retries", "table", table.Name, "day", d.String(), "error", err.Error())
-		}
+		pub.cleanup(ctx, table.Name, publish.DayPart(d), id, pub.Now())
 	}
 	return nil
 }
@@ -395,9 +393,7 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 		return nil, fmt.Errorf("record restatements: %w", err)
 	}
 	if pub.cleanupAtOnce() && locks.Check(ctx) == nil {
-		if err := publish.Cleanup(ctx, pub.Store, table, d, run, pub.GracePeriod, pub.Now()); err != nil {
-			pub.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "day", d.String(), "error", err.Error())
-		}
+		pub.cleanup(ctx, table, publish.DayPart(d), run, pub.Now())
 	}
 	return moved, nil
 }
@@ -421,7 +417,7 @@ func (pub *publisher) publishBucket(ctx context.Context, b *userBucket, cur user
 		cohorts[first.String()] += rollups.UserDigest(product, user)
 	}
 	run := newRunID(pub.Now())
-	opt := publish.WriterOptions{TargetFileSize: pub.TargetFileSize, RowGroupSize: pub.RowGroupSize, CreatedBy: CreatedBy}
+	opt := pub.writerOptions()
 	files, err := publish.Write(ctx, st, publish.RunPrefixAt(table.Name, b.part(), run), rows, opt)
 	if err != nil {
 		return err
@@ -447,9 +443,7 @@ func (pub *publisher) publishBucket(ctx context.Context, b *userBucket, cur user
 	}
 	b.m = m
 	if pub.cleanupAtOnce() {
-		if err := publish.CleanupAt(ctx, st, table.Name, b.part(), run, pub.GracePeriod, pub.Now()); err != nil {
-			pub.Log.Warn("superseded runs not all deleted; the next run retries", "table", table.Name, "partition", b.part(), "error", err.Error())
-		}
+		pub.cleanup(ctx, table.Name, b.part(), run, pub.Now())
 	}
 	// Only the job reads the state, under the stage-2 lease: superseded
 	// state goes at once, whatever the grace period of the data files.

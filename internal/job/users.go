@@ -278,9 +278,7 @@ func (w *windowed) updateUsers(ctx context.Context, cur userDays) (*usersState, 
 		} else if b.m != nil && w.cleanupAtOnce() {
 			// A run killed between its commit and its cleanup left the
 			// debris of earlier runs behind (stage 2's lease is ours).
-			if err := publish.CleanupAt(ctx, w.Store, rollups.UsersTable.Name, b.part(), b.m.Run, w.GracePeriod, w.Now()); err != nil {
-				w.Log.Warn("superseded runs not all deleted; the next run retries", "table", rollups.UsersTable.Name, "partition", b.part(), "error", err.Error())
-			}
+			w.cleanup(ctx, rollups.UsersTable.Name, b.part(), b.m.Run, w.Now())
 		}
 	}
 	if err := g.Wait(); err != nil {

@@ -200,9 +200,7 @@ func (w *windowed) staleWindowed(ctx context.Context, cur userDays, days []day.D
 		if m.Fingerprint == fp && w.cleanupAtOnce() {
 			// A run killed between its commit and its cleanup left the
 			// debris of earlier runs behind (stage 2's lease is ours).
-			if err := publish.Cleanup(ctx, w.Store, table, d, m.Run, w.GracePeriod, w.Now()); err != nil {
-				w.Log.Warn("superseded runs not all deleted; the next run retries", "table", table, "day", d.String(), "error", err.Error())
-			}
+			w.cleanup(ctx, table, publish.DayPart(d), m.Run, w.Now())
 		}
 		return m.Fingerprint != fp, nil
 	}

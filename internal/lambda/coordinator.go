@@ -520,16 +520,12 @@ func (c *coordinator) fanOut(ctx context.Context, phase string, tasks []*task, w
 			poll = minPoll
 			continue
 		}
-		wait := poll
+		d := poll
 		if hasDeadline {
-			wait = min(wait, time.Until(waitUntil))
+			d = min(d, time.Until(waitUntil))
 		}
-		t := time.NewTimer(max(wait, 0))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := wait.Sleep(ctx, max(d, 0)); err != nil {
+			return err
 		}
 		poll = min(poll*2, c.opts.Poll)
 	}
