@@ -58,9 +58,9 @@ func (b *builder) athena() {
 }
 
 // alarms adds the alarm topic, its optional e-mail subscription and the
-// alarms: records Firehose could not convert, failed worker, coordinator
-// and collector invocations, throttled collector requests, and anything in
-// the dead-letter queue.
+// alarms: records Firehose could not convert, failed rollup and collector
+// invocations, throttled collector requests, and nightly state machine
+// executions that failed or timed out.
 //
 // The topic is not KMS-encrypted: CloudWatch alarms cannot publish to a
 // topic encrypted with the AWS-managed SNS key, and alarm messages hold no
@@ -91,12 +91,12 @@ func (b *builder) alarms() {
 	}
 	b.add(idAlarmConversion, alarm("Firehose could not convert records to Parquet: they are in raw-errors/format-conversion-failed/ (counted in data_quality_daily, rows in quarantine). A producer sends events that do not fit the raw schema.",
 		"AWS/Firehose", "FailedConversion.Records", "Sum", "DeliveryStreamName", cloudformation.Ref(idStream)))
-	b.add(idAlarmWorkerErrors, alarm("A rollup worker invocation failed (Lambda retries it; after the retries it goes to the dead-letter queue). See the worker's log group.",
-		"AWS/Lambda", "Errors", "Sum", "FunctionName", cloudformation.Ref(idWorker)))
-	b.add(idAlarmCoordinatorErrors, alarm("The nightly rollup coordinator failed. See the coordinator's log group; the next run picks up what is left.",
-		"AWS/Lambda", "Errors", "Sum", "FunctionName", cloudformation.Ref(idCoordinator)))
-	b.add(idAlarmDeadLetters, alarm("Asynchronous rollup invocations failed after all retries and wait in the dead-letter queue: read them, fix the cause, rerun the days (rollup --from --to).",
-		"AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "QueueName", cloudformation.GetAtt(idDLQ, "QueueName")))
+	b.add(idAlarmRollupErrors, alarm("A rollup function invocation (one stage of a run) failed. The state machine retries transient errors; AlarmNightlyFailed says whether the run failed. See the function's log group.",
+		"AWS/Lambda", "Errors", "Sum", "FunctionName", cloudformation.Ref(idRollup)))
+	b.add(idAlarmNightlyFailed, alarm("A run of the nightly state machine failed: a day, a route part or a stage failed after its retries. Open the execution in the Step Functions console; the run summary in _state/runs/ says which and why. The next run builds what is still stale.",
+		"AWS/States", "ExecutionsFailed", "Sum", "StateMachineArn", cloudformation.Ref(idStateMachine)))
+	b.add(idAlarmNightlyTimedOut, alarm("A run of the nightly state machine timed out (its TimeoutSeconds). Open the execution in the Step Functions console; redrive it or start a new one.",
+		"AWS/States", "ExecutionsTimedOut", "Sum", "StateMachineArn", cloudformation.Ref(idStateMachine)))
 	b.add(idAlarmCollectorErrors, alarm("The collector function failed invocations (clients got 502): a cold start that cannot read the API keys parameter, or a crash. See the collector's log group.",
 		"AWS/Lambda", "Errors", "Sum", "FunctionName", cloudformation.Ref(idCollector)))
 	b.add(idAlarmCollectorThrottles, alarm("Requests to the collector were throttled (clients got 429): its reserved concurrency is used up. Raise CollectorReservedConcurrency if the traffic is real.",

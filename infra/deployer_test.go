@@ -33,7 +33,6 @@ var deployActions = map[string][]string{
 	"AWS::IAM::Policy":                     {"iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"},
 	"AWS::IAM::Role":                       {"iam:CreateRole", "iam:GetRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole", "iam:PassRole"},
 	"AWS::KinesisFirehose::DeliveryStream": {"firehose:CreateDeliveryStream", "firehose:DescribeDeliveryStream", "firehose:UpdateDestination", "firehose:DeleteDeliveryStream", "iam:PassRole"},
-	"AWS::Lambda::EventInvokeConfig":       {"lambda:PutFunctionEventInvokeConfig", "lambda:GetFunctionEventInvokeConfig", "lambda:UpdateFunctionEventInvokeConfig", "lambda:DeleteFunctionEventInvokeConfig"},
 	"AWS::Lambda::Function":                {"lambda:CreateFunction", "lambda:GetFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:DeleteFunction", "iam:PassRole", "s3:GetObject"},
 	"AWS::Lambda::Permission":              {"lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"},
 	"AWS::Lambda::Url":                     {"lambda:CreateFunctionUrlConfig", "lambda:GetFunctionUrlConfig", "lambda:UpdateFunctionUrlConfig", "lambda:DeleteFunctionUrlConfig"},
@@ -43,7 +42,18 @@ var deployActions = map[string][]string{
 	"AWS::S3::BucketPolicy":                {"s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:DeleteBucketPolicy"},
 	"AWS::SNS::Subscription":               {"sns:Subscribe", "sns:GetSubscriptionAttributes", "sns:Unsubscribe"},
 	"AWS::SNS::Topic":                      {"sns:CreateTopic", "sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:DeleteTopic"},
-	"AWS::SQS::Queue":                      {"sqs:CreateQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:DeleteQueue"},
+	"AWS::StepFunctions::StateMachine": {"states:CreateStateMachine", "states:DescribeStateMachine", "states:UpdateStateMachine", "states:DeleteStateMachine",
+		"states:ListStateMachineVersions", "states:TagResource", "states:UntagResource", "states:ListTagsForResource", "iam:PassRole"},
+}
+
+// removedTypes are resource types earlier versions of the template held
+// and this one does not: updating a stack deployed with them deletes them,
+// with the deployer's credentials, so the policy still allows their delete
+// handlers' calls (and no more). Drop an entry once no such stack is left.
+var removedTypes = map[string][]string{
+	// The coordinator's asynchronous invocations (before the state machine).
+	"AWS::Lambda::EventInvokeConfig": {"lambda:GetFunctionEventInvokeConfig", "lambda:DeleteFunctionEventInvokeConfig"},
+	"AWS::SQS::Queue":                {"sqs:GetQueueAttributes", "sqs:DeleteQueue"},
 }
 
 // deployCommon is what infra/README.md's deploy, first run and tear down
@@ -54,7 +64,7 @@ var deployCommon = []string{
 	"cloudformation:GetTemplateSummary",
 	"s3:PutObject", "s3:ListBucket", "s3:DeleteObject", // package uploads; tear down empties the buckets
 	"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter", // the collector's keys
-	"lambda:InvokeFunction", // the first run's backfill
+	"states:StartExecution", "states:DescribeExecution", // the first run's backfill, and following it
 }
 
 // deployerWildcardActions are the only actions the policy may grant on
@@ -117,8 +127,14 @@ func TestDeployerPolicyCoversTheStack(t *testing.T) {
 		}
 	}
 	need := map[string][]string{"(deploy steps)": deployCommon}
+	for typ, acts := range removedTypes {
+		need[typ+" (removed: deleted on update)"] = acts
+	}
 	for id, r := range committedTree(t)["Resources"].(map[string]interface{}) {
 		typ := r.(map[string]interface{})["Type"].(string)
+		if _, ok := removedTypes[typ]; ok {
+			t.Errorf("resource %s is a %s, listed in removedTypes: move it back to deployActions", id, typ)
+		}
 		acts, ok := deployActions[typ]
 		if !ok {
 			t.Errorf("resource %s is a %s: add the actions CloudFormation needs for it to %s and to deployActions", id, typ, deployerPolicyFile)
@@ -131,6 +147,12 @@ func TestDeployerPolicyCoversTheStack(t *testing.T) {
 			if !allowed[a] {
 				t.Errorf("%s: %s does not allow %s", what, deployerPolicyFile, a)
 			}
+		}
+	}
+	// The dead-letter queue is gone: the policy may delete it, not make one.
+	for a := range allowed {
+		if strings.HasPrefix(a, "sqs:") && !slices.Contains(removedTypes["AWS::SQS::Queue"], a) {
+			t.Errorf("%s allows %s: no queue is left in the stack", deployerPolicyFile, a)
 		}
 	}
 }
@@ -173,8 +195,10 @@ func TestDeployerPolicyIsScoped(t *testing.T) {
 				t.Errorf("%s: iam:PassRole without an iam:PassedToService list: %v", s.Sid, err)
 			}
 			sort.Strings(got)
-			if !slices.Equal(got, []string{"firehose.amazonaws.com", "lambda.amazonaws.com"}) {
-				t.Errorf("%s: iam:PassRole to %v, want firehose and lambda only", s.Sid, got)
+			// Firehose, the functions, the state machine and the nightly
+			// rule's target each take a role of the stack.
+			if !slices.Equal(got, []string{"events.amazonaws.com", "firehose.amazonaws.com", "lambda.amazonaws.com", "states.amazonaws.com"}) {
+				t.Errorf("%s: iam:PassRole to %v, want events, firehose, lambda and states only", s.Sid, got)
 			}
 		}
 	}

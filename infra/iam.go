@@ -93,8 +93,9 @@ var (
 	s3ReadWrite   = []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"}
 	logsWrite     = []string{"logs:CreateLogStream", "logs:PutLogEvents"}
 	glueReadTable = []string{"glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"}
-	// glueCatalog is what the coordinator does in Glue (docs/design.md §Publish and commit, §Where it runs):
-	// keep the tables' schemas current and register partitions.
+	// glueCatalog is what the rollup function does in Glue, in its register
+	// stage (docs/design.md §Publish and commit, §Where it runs): keep the
+	// tables' schemas current and register partitions.
 	// They are exactly the Glue calls of internal/catalog (a test checks it):
 	// CreateDatabase is used only if the database is missing, which on
 	// this stack it never is, but the call is made on its one database.

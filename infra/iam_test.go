@@ -176,54 +176,103 @@ func TestFirehoseRoleWritesOnlyRaw(t *testing.T) {
 	}
 }
 
-// TestLambdaRolesStayInTheirPrefixes: the worker and the coordinator read
-// raw/ and raw-errors/, read and write curated/ and _state/, and nothing
-// else in the bucket, except that the coordinator may put objects under
-// reports/ when NightlyReport is true; only the coordinator touches Glue
-// (its one database) and invokes the worker.
-func TestLambdaRolesStayInTheirPrefixes(t *testing.T) {
+// TestRollupRoleStaysInItsPrefixes: the rollup function reads raw/ and
+// raw-errors/, reads and writes curated/ and _state/, and nothing else in
+// the bucket, except that it may put objects under reports/ when
+// NightlyReport is true; it keeps its one Glue database current and writes
+// its log group. It invokes nothing: the state machine does.
+func TestRollupRoleStaysInItsPrefixes(t *testing.T) {
 	all := policyStatements(t, committedTree(t))
 	readWrite := []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"}
-	store := map[string][]string{
-		arnBucket:                  {"s3:GetBucketLocation", "s3:ListBucket"},
-		objects("raw/"):            {"s3:GetObject"},
-		objects("raw-errors/"):     {"s3:GetObject"},
-		objects("curated/"):        readWrite,
-		objects("_state/"):         readWrite,
-		"GETATT:" + idDLQ + ".Arn": {"sqs:SendMessage"},
-	}
-	worker := merge(store, map[string][]string{"GETATT:" + idWorkerLogGroup + ".Arn": {"logs:CreateLogStream", "logs:PutLogEvents"}})
 	glue := sorted(glueCatalog)
-	coordinator := merge(store, map[string][]string{
-		"GETATT:" + idCoordinatorLogGroup + ".Arn": {"logs:CreateLogStream", "logs:PutLogEvents"},
-		"GETATT:" + idWorker + ".Arn":              {"lambda:InvokeFunction"},
-		arnCatalog:                                 glue,
-		arnDB:                                      glue,
-		"arn:aws:glue:REGION:ACCOUNT:table/DB/*":   glue,
-		objects("reports/"):                        {"s3:PutObject"},
-	})
-	if diff := cmp.Diff(worker, grants(t, all[idWorkerRole])); diff != "" {
-		t.Errorf("worker role permissions (-want +got):\n%s", diff)
+	want := map[string][]string{
+		arnBucket:                                {"s3:GetBucketLocation", "s3:ListBucket"},
+		objects("raw/"):                          {"s3:GetObject"},
+		objects("raw-errors/"):                   {"s3:GetObject"},
+		objects("curated/"):                      readWrite,
+		objects("_state/"):                       readWrite,
+		objects("reports/"):                      {"s3:PutObject"},
+		arnCatalog:                               glue,
+		arnDB:                                    glue,
+		"arn:aws:glue:REGION:ACCOUNT:table/DB/*": glue,
+		"GETATT:" + idRollupLogGroup + ".Arn":    {"logs:CreateLogStream", "logs:PutLogEvents"},
 	}
-	if diff := cmp.Diff(coordinator, grants(t, all[idCoordinatorRole])); diff != "" {
-		t.Errorf("coordinator role permissions (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, grants(t, all[idRollupRole])); diff != "" {
+		t.Errorf("rollup role permissions (-want +got):\n%s", diff)
 	}
 	// reports/ is granted only with NightlyReport=true, by its own policy.
-	for _, s := range all[idCoordinatorRole] {
-		if slices.Contains(s.resources, objects("reports/")) && s.where != idCoordinatorReportPolicy+" (if "+condNightlyReport+")" {
+	for _, s := range all[idRollupRole] {
+		if slices.Contains(s.resources, objects("reports/")) && s.where != idRollupReportPolicy+" (if "+condNightlyReport+")" {
 			t.Errorf("%s grants %v on reports/ whatever NightlyReport is", s.where, s.actions)
 		}
 	}
 }
 
-func merge(a, b map[string][]string) map[string][]string {
-	out := map[string][]string{}
-	for _, m := range []map[string][]string{a, b} {
-		for k, v := range m {
-			out[k] = v
+// The nightly state machine's ARN and its executions', as resolve renders
+// them.
+const (
+	arnNightly         = "arn:aws:states:REGION:ACCOUNT:stateMachine:STACK-nightly"
+	arnNightlyRuns     = "arn:aws:states:REGION:ACCOUNT:execution:STACK-nightly:*"
+	arnNightlyChildren = "arn:aws:states:REGION:ACCOUNT:execution:STACK-nightly/*"
+)
+
+// TestStateMachineRoleInvokesOnlyTheFunction: the state machine's role may
+// invoke the rollup function and no other, and otherwise only run its own
+// Distributed Maps: start executions of itself, describe, stop and redrive
+// their child executions, describe its own executions.
+func TestStateMachineRoleInvokesOnlyTheFunction(t *testing.T) {
+	tmpl := committedTree(t)
+	want := map[string][]string{
+		"GETATT:" + idRollup + ".Arn": {"lambda:InvokeFunction"},
+		arnNightly:                    {"states:StartExecution"},
+		arnNightlyChildren:            {"states:DescribeExecution", "states:RedriveExecution", "states:StopExecution"},
+		arnNightlyRuns:                {"states:DescribeExecution"},
+	}
+	if diff := cmp.Diff(want, grants(t, policyStatements(t, tmpl)[idStateMachineRole])); diff != "" {
+		t.Errorf("state machine role permissions (-want +got):\n%s", diff)
+	}
+	// The ARN the role names is the state machine's: its name is set.
+	p := props(t, tmpl, idStateMachine, "AWS::StepFunctions::StateMachine")
+	if got := "arn:aws:states:REGION:ACCOUNT:stateMachine:" + resolve(t, p["StateMachineName"]); got != arnNightly {
+		t.Errorf("state machine %s, its role names %s", got, arnNightly)
+	}
+	if got := val(t, p["RoleArn"]); got != "GETATT:"+idStateMachineRole+".Arn" {
+		t.Errorf("state machine role %s", got)
+	}
+	trust := at(t, resource(t, tmpl, idStateMachineRole, "AWS::IAM::Role"), "Properties", "AssumeRolePolicyDocument", "Statement", "0", "Principal", "Service")
+	if trust != "states.amazonaws.com" {
+		t.Errorf("state machine role trusts %v", trust)
+	}
+}
+
+// TestNightlyRuleRoleStartsOnlyTheStateMachine: the rule's role may start
+// executions of the nightly state machine, and nothing else.
+func TestNightlyRuleRoleStartsOnlyTheStateMachine(t *testing.T) {
+	tmpl := committedTree(t)
+	want := map[string][]string{"REF:" + idStateMachine: {"states:StartExecution"}}
+	if diff := cmp.Diff(want, grants(t, policyStatements(t, tmpl)[idScheduleRole])); diff != "" {
+		t.Errorf("nightly rule role permissions (-want +got):\n%s", diff)
+	}
+	trust := at(t, resource(t, tmpl, idScheduleRole, "AWS::IAM::Role"), "Properties", "AssumeRolePolicyDocument", "Statement", "0", "Principal", "Service")
+	if trust != "events.amazonaws.com" {
+		t.Errorf("nightly rule role trusts %v", trust)
+	}
+}
+
+// TestOnlyTheStateMachineInvokesFunctions: no other principal of the stack
+// may invoke a Lambda function or start an execution: the rollup function
+// invokes nothing, and the collector is invoked through its URL only.
+func TestOnlyTheStateMachineInvokesFunctions(t *testing.T) {
+	for id, ss := range policyStatements(t, committedTree(t)) {
+		for _, s := range ss {
+			for _, a := range s.actions {
+				if a == "lambda:InvokeFunction" && id != idStateMachineRole ||
+					a == "states:StartExecution" && id != idStateMachineRole && id != idScheduleRole {
+					t.Errorf("%s: %s on %v", s.where, a, s.resources)
+				}
+			}
 		}
 	}
-	return out
 }
 
 func sorted(s []string) []string {
@@ -232,9 +281,9 @@ func sorted(s []string) []string {
 	return s
 }
 
-// TestCoordinatorGlueActionsAreTheCatalogsCalls: the coordinator may call
+// TestRollupGlueActionsAreTheCatalogsCalls: the rollup function may call
 // exactly the Glue APIs internal/catalog calls, no more and no fewer.
-func TestCoordinatorGlueActionsAreTheCatalogsCalls(t *testing.T) {
+func TestRollupGlueActionsAreTheCatalogsCalls(t *testing.T) {
 	dir := filepath.Join("..", "internal", "catalog")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -266,7 +315,7 @@ func TestCoordinatorGlueActionsAreTheCatalogsCalls(t *testing.T) {
 		t.Fatal("found no Glue calls in internal/catalog: has the client field been renamed?")
 	}
 	if diff := cmp.Diff(sortedKeys(calls), sorted(glueCatalog)); diff != "" {
-		t.Errorf("coordinator Glue actions differ from internal/catalog's calls (-calls +granted):\n%s", diff)
+		t.Errorf("rollup Glue actions differ from internal/catalog's calls (-calls +granted):\n%s", diff)
 	}
 }
 

@@ -31,54 +31,48 @@ func DefaultConfig() Config {
 	return Config{RawColumns: event.Columns(), Curated: rollups.All()}
 }
 
-// LambdaZip is where `make lambda` puts the one Lambda binary (bootstrap,
-// provided.al2023, arm64), relative to the template's folder: `aws
-// cloudformation package` uploads the file it names and replaces each
+// LambdaZip is where `make lambda` puts the rollup function's binary
+// (bootstrap, provided.al2023, arm64), relative to the template's folder:
+// `aws cloudformation package` uploads the file it names and replaces the
 // function's Code with {S3Bucket, S3Key} (key = the zip's MD5, so the
-// functions are updated exactly when the code changes).
+// function is updated exactly when the code changes).
 const LambdaZip = "../dist/rollup-lambda-arm64.zip"
 
-// Environment variables the Lambda binary reads.
+// Environment variables the rollup function reads (internal/lambda).
 const (
-	EnvStore          = "LW_STORE"           // s3://bucket/
-	EnvGlueDatabase   = "LW_GLUE_DATABASE"   // Glue database of the tables
-	EnvTZ             = "LW_TZ"              // reporting time zone, IANA name
-	EnvMaxLateness    = "LW_MAX_LATENESS"    // Go duration, e.g. 168h
-	EnvWorkerFunction = "LW_WORKER_FUNCTION" // coordinator only: the worker's function name
-	EnvParallel       = "LW_PARALLEL"        // raw objects read at once (worker); workers in flight (coordinator)
-	EnvRole           = "LW_ROLE"            // coordinator or worker
-	EnvReport         = "LW_REPORT"          // coordinator only: true writes reports/latest.html after each run
+	EnvStore        = "LW_STORE"         // s3://bucket/
+	EnvGlueDatabase = "LW_GLUE_DATABASE" // Glue database of the tables
+	EnvTZ           = "LW_TZ"            // reporting time zone, IANA name
+	EnvMaxLateness  = "LW_MAX_LATENESS"  // Go duration, e.g. 168h
+	EnvParallel     = "LW_PARALLEL"      // raw objects a stage reads at once; route parts and days in flight
+	EnvReport       = "LW_REPORT"        // true: a run writes reports/latest.html (the start stage returns it as $.report)
 )
 
 // Logical ids of the template's resources.
 const (
-	idBucket                  = "DataBucket"
-	idBucketPolicy            = "DataBucketPolicy"
-	idDatabase                = "GlueDatabase"
-	idStream                  = "DeliveryStream"
-	idFirehoseRole            = "FirehoseRole"
-	idFirehoseLogGroup        = "FirehoseLogGroup"
-	idFirehoseLogStream       = "FirehoseLogStream"
-	idCoordinator             = "CoordinatorFunction"
-	idWorker                  = "WorkerFunction"
-	idCoordinatorRole         = "CoordinatorRole"
-	idCoordinatorReportPolicy = "CoordinatorReportPolicy"
-	idWorkerRole              = "WorkerRole"
-	idCoordinatorLogGroup     = "CoordinatorLogGroup"
-	idWorkerLogGroup          = "WorkerLogGroup"
-	idCoordinatorInvokeConfig = "CoordinatorInvokeConfig"
-	idWorkerInvokeConfig      = "WorkerInvokeConfig"
-	idSchedule                = "NightlyRule"
-	idSchedulePermission      = "NightlyRulePermission"
-	idDLQ                     = "DeadLetterQueue"
-	idWorkGroup               = "AthenaWorkGroup"
-	idReaderPolicy            = "AthenaReaderPolicy"
-	idTopic                   = "AlarmTopic"
-	idSubscription            = "AlarmEmailSubscription"
-	idAlarmConversion         = "AlarmFailedConversion"
-	idAlarmWorkerErrors       = "AlarmWorkerErrors"
-	idAlarmCoordinatorErrors  = "AlarmCoordinatorErrors"
-	idAlarmDeadLetters        = "AlarmDeadLetters"
+	idBucket               = "DataBucket"
+	idBucketPolicy         = "DataBucketPolicy"
+	idDatabase             = "GlueDatabase"
+	idStream               = "DeliveryStream"
+	idFirehoseRole         = "FirehoseRole"
+	idFirehoseLogGroup     = "FirehoseLogGroup"
+	idFirehoseLogStream    = "FirehoseLogStream"
+	idRollup               = "RollupFunction"
+	idRollupRole           = "RollupRole"
+	idRollupReportPolicy   = "RollupReportPolicy"
+	idRollupLogGroup       = "RollupLogGroup"
+	idStateMachine         = "NightlyStateMachine"
+	idStateMachineRole     = "NightlyStateMachineRole"
+	idSchedule             = "NightlyRule"
+	idScheduleRole         = "NightlyRuleRole"
+	idWorkGroup            = "AthenaWorkGroup"
+	idReaderPolicy         = "AthenaReaderPolicy"
+	idTopic                = "AlarmTopic"
+	idSubscription         = "AlarmEmailSubscription"
+	idAlarmConversion      = "AlarmFailedConversion"
+	idAlarmRollupErrors    = "AlarmRollupErrors"
+	idAlarmNightlyFailed   = "AlarmNightlyFailed"
+	idAlarmNightlyTimedOut = "AlarmNightlyTimedOut"
 
 	idCollector                 = "CollectorFunction"
 	idCollectorRole             = "CollectorRole"
@@ -99,7 +93,7 @@ func TableID(name string) string { return "Table" + logicalID(name) }
 // true form.
 func build(cfg Config) (*cloudformation.Template, []override, error) {
 	b := &builder{t: cloudformation.NewTemplate()}
-	b.t.Description = "Little Warehouse: events from Firehose into S3, curated tables in Glue for Athena and Power BI, the nightly rollup on Lambda. " +
+	b.t.Description = "Little Warehouse: events from Firehose into S3, curated tables in Glue for Athena and Power BI, the nightly rollup on Step Functions and Lambda. " +
 		"Generated by cmd/infragen from internal/event and rollups: do not edit, run make infra."
 	b.parameters()
 	b.storage()
@@ -107,7 +101,7 @@ func build(cfg Config) (*cloudformation.Template, []override, error) {
 		return nil, nil, err
 	}
 	b.firehose()
-	b.lambdas()
+	b.rollup()
 	b.collectorFunction()
 	b.athena()
 	b.alarms()

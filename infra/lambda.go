@@ -1,144 +1,166 @@
 package infra
 
 import (
-	"slices"
-
 	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/cloudformation/events"
 	"github.com/awslabs/goformation/v7/cloudformation/iam"
 	"github.com/awslabs/goformation/v7/cloudformation/lambda"
 	"github.com/awslabs/goformation/v7/cloudformation/logs"
-	"github.com/awslabs/goformation/v7/cloudformation/sqs"
+	"github.com/awslabs/goformation/v7/cloudformation/stepfunctions"
 )
 
-// Lambda roles of the one binary (LW_ROLE).
+// The nightly state machine's name is set, not generated, so that the
+// policies of its own role can name its ARN (a GetAtt or Ref of the state
+// machine there would be a dependency cycle).
 const (
-	RoleCoordinator = "coordinator"
-	RoleWorker      = "worker"
+	stateMachineNameSuffix = "-nightly"
+	// functionARNKey is the DefinitionSubstitutions key every Task state's
+	// Resource names.
+	functionARNKey = "RollupFunctionArn"
 )
 
-// lambdas adds the coordinator and the worker (docs/design.md §Where it runs), their
-// roles and log groups, the nightly rule and the dead-letter queue.
+// rollup adds the nightly run (docs/design.md §Where it runs): the one
+// rollup function, the state machine whose every Task invokes it with a
+// stage event (StateMachineDefinition), the nightly rule that starts the
+// state machine, and their roles and log group.
 //
-// The coordinator, started by the rule, plans, invokes one worker per stale
-// day asynchronously, waits for their manifests, builds the windowed tables
-// and registers partitions in Glue. A worker builds one day. Both run the same
-// bootstrap. An invocation that fails after Lambda's retries goes to the
-// dead-letter queue (EventInvokeConfig on-failure destination), and the
-// next night's plan picks the day up again.
+// Step Functions invokes the function synchronously and owns the fan-out,
+// its concurrency ($.parallel, from LW_PARALLEL), the retries and the
+// failures: nothing is invoked asynchronously, so there is no
+// EventInvokeConfig and no dead-letter queue. The execution history is the
+// night's record; the state machine has no logging configuration (its
+// role would need the CloudWatch Logs delivery actions on "*"; the run
+// summary and the function's log group say what the history does not).
 //
-// With NightlyReport=true the coordinator also writes the HTML report to
-// reports/latest.html (LW_REPORT); only then does it get a policy allowing
-// s3:PutObject there, and nowhere else new.
-func (b *builder) lambdas() {
-	b.add(idDLQ, &sqs.Queue{
-		MessageRetentionPeriod: cloudformation.Int(dlqRetentionSeconds),
-		SqsManagedSseEnabled:   cloudformation.Bool(true),
+// The function's role reads and writes what the stages do in the store,
+// keeps the Glue catalog current (the register stage) and writes its log
+// group; with NightlyReport=true, and only then, a policy of its own lets
+// it put objects under reports/. It invokes nothing. The state machine's
+// role may invoke exactly the function and run its own Distributed Maps
+// (child executions of the same state machine); the rule's role may start
+// exactly the state machine.
+func (b *builder) rollup() {
+	b.add(idRollupLogGroup, &logs.LogGroup{
+		LogGroupName:    cloudformation.SubPtr("/aws/lambda/${AWS::StackName}-rollup"),
+		RetentionInDays: cloudformation.Int(logRetentionDays),
 	})
-	for id, role := range map[string]string{idCoordinatorLogGroup: RoleCoordinator, idWorkerLogGroup: RoleWorker} {
-		b.add(id, &logs.LogGroup{
-			LogGroupName:    cloudformation.SubPtr("/aws/lambda/${AWS::StackName}-" + role),
-			RetentionInDays: cloudformation.Int(logRetentionDays),
-		})
-	}
 
-	lambdaTrust := assumeRole("lambda.amazonaws.com", nil)
-	// Both read every input (raw/, and raw-errors/ for the conversion
-	// failures counted in data_quality_daily and quarantine) and read and
-	// write their outputs (curated/) and state (_state/: index, segments,
-	// leases, users, manifests). Nothing else in the bucket.
-	storeAccess := []statement{
-		allow("ListBucket", s3ListBucket, bucketARN()),
-		allow("ReadInputs", s3Read, objectsARNs(prefixRaw, prefixRawErrors)...),
-		allow("ReadWriteOutputs", s3ReadWrite, objectsARNs(prefixCurated, prefixState)...),
-	}
-	b.add(idWorkerRole, role("Rollup worker: one day from raw/ to curated/",
-		lambdaTrust, "rollup-worker",
-		policy(slices.Concat(storeAccess, []statement{
-			allow("Log", logsWrite, cloudformation.GetAtt(idWorkerLogGroup, "Arn")),
-			allow("DeadLetter", []string{"sqs:SendMessage"}, cloudformation.GetAtt(idDLQ, "Arn")),
-		})...)))
-	b.add(idCoordinatorRole, role("Rollup coordinator: plan, fan out to workers, windowed tables, Glue partitions",
-		lambdaTrust, "rollup-coordinator",
-		policy(slices.Concat(storeAccess, []statement{
+	// Every stage reads its inputs (raw/, and raw-errors/ for the
+	// conversion failures counted in data_quality_daily and quarantine)
+	// and reads and writes its outputs (curated/) and state (_state/:
+	// index, segments, leases, users, manifests, the run's records).
+	// Nothing else in the bucket.
+	b.add(idRollupRole, role("Rollup function: every stage of the nightly run, from raw/ to curated/ and the Glue partitions",
+		assumeRole("lambda.amazonaws.com", nil), "rollup",
+		policy(
+			allow("ListBucket", s3ListBucket, bucketARN()),
+			allow("ReadInputs", s3Read, objectsARNs(prefixRaw, prefixRawErrors)...),
+			allow("ReadWriteOutputs", s3ReadWrite, objectsARNs(prefixCurated, prefixState)...),
 			allow("Catalog", glueCatalog, glueCatalogARN(), glueDatabaseARN(), glueTableARN("*")),
-			allow("InvokeWorker", []string{"lambda:InvokeFunction"}, cloudformation.GetAtt(idWorker, "Arn")),
-			allow("Log", logsWrite, cloudformation.GetAtt(idCoordinatorLogGroup, "Arn")),
-			allow("DeadLetter", []string{"sqs:SendMessage"}, cloudformation.GetAtt(idDLQ, "Arn")),
-		})...)))
-
-	b.add(idCoordinatorReportPolicy, &iam.Policy{
-		PolicyName:                 "rollup-coordinator-report",
-		Roles:                      []string{cloudformation.Ref(idCoordinatorRole)},
+			allow("Log", logsWrite, cloudformation.GetAtt(idRollupLogGroup, "Arn")),
+		)))
+	b.add(idRollupReportPolicy, &iam.Policy{
+		PolicyName:                 "rollup-report",
+		Roles:                      []string{cloudformation.Ref(idRollupRole)},
 		PolicyDocument:             policy(allow("WriteReport", []string{"s3:PutObject"}, objectsARN(prefixReports))),
 		AWSCloudFormationCondition: condNightlyReport,
 	})
 
-	env := func(role string) map[string]string {
-		v := map[string]string{
-			EnvRole:         role,
+	fn := &lambda.Function{
+		Description:   cloudformation.String("Little Warehouse rollup: one stage of the nightly run per invocation (start, route, plan, build a day, windowed, register, report, finish)"),
+		Architectures: []string{"arm64"},
+		Runtime:       cloudformation.String("provided.al2023"),
+		Handler:       cloudformation.String("bootstrap"),
+		// Replaced by LambdaZip in the JSON (see override).
+		Code:       &lambda.Function_Code{S3Bucket: cloudformation.String("PACKAGE"), S3Key: cloudformation.String(LambdaZip)},
+		Role:       cloudformation.GetAtt(idRollupRole, "Arn"),
+		MemorySize: cloudformation.Int(defaultWorkerMemory),
+		Timeout:    cloudformation.Int(defaultWorkerTimeout),
+		Environment: &lambda.Function_Environment{Variables: map[string]string{
 			EnvStore:        cloudformation.Sub("s3://${" + idBucket + "}/"),
 			EnvGlueDatabase: cloudformation.Ref(idDatabase),
 			EnvTZ:           cloudformation.Ref(ParamTimeZone),
 			EnvMaxLateness:  cloudformation.Ref(ParamMaxLateness),
 			EnvParallel:     cloudformation.Ref(ParamParallel),
-		}
-		if role == RoleCoordinator {
-			v[EnvWorkerFunction] = cloudformation.Ref(idWorker)
-			v[EnvReport] = cloudformation.Ref(ParamNightlyReport)
-		}
-		return v
+			EnvReport:       cloudformation.Ref(ParamNightlyReport),
+		}},
+		LoggingConfig:                &lambda.Function_LoggingConfig{LogGroup: cloudformation.RefPtr(idRollupLogGroup)},
+		ReservedConcurrentExecutions: cloudformation.Int(defaultWorkerReservedConcurrency),
 	}
-	fn := func(role, desc, roleID, logGroup string, memory, timeout int) *lambda.Function {
-		return &lambda.Function{
-			Description:   cloudformation.String(desc),
-			Architectures: []string{"arm64"},
-			Runtime:       cloudformation.String("provided.al2023"),
-			Handler:       cloudformation.String("bootstrap"),
-			// Replaced by LambdaZip in the JSON (see override).
-			Code:          &lambda.Function_Code{S3Bucket: cloudformation.String("PACKAGE"), S3Key: cloudformation.String(LambdaZip)},
-			Role:          cloudformation.GetAtt(roleID, "Arn"),
-			MemorySize:    cloudformation.Int(memory),
-			Timeout:       cloudformation.Int(timeout),
-			Environment:   &lambda.Function_Environment{Variables: env(role)},
-			LoggingConfig: &lambda.Function_LoggingConfig{LogGroup: cloudformation.RefPtr(logGroup)},
-		}
-	}
-	worker := fn(RoleWorker, "Little Warehouse rollup worker: builds one reporting day", idWorkerRole, idWorkerLogGroup, defaultWorkerMemory, defaultWorkerTimeout)
-	worker.ReservedConcurrentExecutions = cloudformation.Int(defaultWorkerReservedConcurrency)
-	b.add(idWorker, worker)
-	b.refNumber(idWorker, []string{"MemorySize"}, ParamWorkerMemory)
-	b.refNumber(idWorker, []string{"Timeout"}, ParamWorkerTimeout)
-	b.override(idWorker, []string{"ReservedConcurrentExecutions"}, map[string]interface{}{
+	b.add(idRollup, fn)
+	b.override(idRollup, []string{"Code"}, LambdaZip)
+	b.refNumber(idRollup, []string{"MemorySize"}, ParamWorkerMemory)
+	b.refNumber(idRollup, []string{"Timeout"}, ParamWorkerTimeout)
+	b.override(idRollup, []string{"ReservedConcurrentExecutions"}, map[string]interface{}{
 		"Fn::If": []interface{}{condHasReservedConcurrency, map[string]interface{}{"Ref": ParamWorkerReservedConcurrency}, map[string]interface{}{"Ref": "AWS::NoValue"}},
 	})
-	b.add(idCoordinator, fn(RoleCoordinator, "Little Warehouse rollup coordinator: the nightly run", idCoordinatorRole, idCoordinatorLogGroup, coordinatorMemory, coordinatorTimeout))
-	for _, id := range []string{idWorker, idCoordinator} {
-		b.override(id, []string{"Code"}, LambdaZip)
-	}
 
-	for id, fnID := range map[string]string{idWorkerInvokeConfig: idWorker, idCoordinatorInvokeConfig: idCoordinator} {
-		b.add(id, &lambda.EventInvokeConfig{
-			FunctionName:             cloudformation.Ref(fnID),
-			Qualifier:                "$LATEST",
-			MaximumRetryAttempts:     cloudformation.Int(asyncRetries),
-			MaximumEventAgeInSeconds: cloudformation.Int(asyncMaxEventAgeSeconds),
-			DestinationConfig: &lambda.EventInvokeConfig_DestinationConfig{
-				OnFailure: &lambda.EventInvokeConfig_OnFailure{Destination: cloudformation.GetAtt(idDLQ, "Arn")},
-			},
-		})
-	}
+	b.stateMachine()
 
+	b.add(idScheduleRole, role("Nightly rule: start the nightly state machine",
+		assumeRole("events.amazonaws.com", nil), "start-nightly",
+		policy(allow("StartNightly", []string{"states:StartExecution"}, cloudformation.Ref(idStateMachine)))))
+	// The target gets the scheduled event as the execution's input: the
+	// start stage reads it as a nightly catch-up.
 	b.add(idSchedule, &events.Rule{
-		Description:        cloudformation.String("Little Warehouse nightly rollup"),
+		Description:        cloudformation.String("Little Warehouse nightly rollup: starts the nightly state machine"),
 		ScheduleExpression: cloudformation.RefPtr(ParamSchedule),
 		State:              cloudformation.String("ENABLED"),
-		Targets:            []events.Rule_Target{{Id: RoleCoordinator, Arn: cloudformation.GetAtt(idCoordinator, "Arn")}},
+		Targets: []events.Rule_Target{{
+			Id:      "nightly",
+			Arn:     cloudformation.Ref(idStateMachine),
+			RoleArn: cloudformation.GetAttPtr(idScheduleRole, "Arn"),
+		}},
 	})
-	b.add(idSchedulePermission, &lambda.Permission{
-		Action:       "lambda:InvokeFunction",
-		FunctionName: cloudformation.Ref(idCoordinator),
-		Principal:    "events.amazonaws.com",
-		SourceArn:    cloudformation.GetAttPtr(idSchedule, "Arn"),
+}
+
+// stateMachine adds the nightly state machine and its role.
+//
+// A Distributed Map runs each item as a child execution of this same state
+// machine, so besides invoking the function the role may start executions
+// of it, describe, stop and redrive the child executions, and describe its
+// own executions: the IAM policies the Step Functions guide gives for
+// Distributed Map states (whose versions name either the child or the
+// parent executions) and for redriving a Map Run (a redriven execution
+// redrives its failed child executions with this role). All of them are
+// this state machine's executions; no other.
+func (b *builder) stateMachine() {
+	b.add(idStateMachineRole, role("Nightly state machine: invoke the rollup function, run its Distributed Maps",
+		assumeRole("states.amazonaws.com", nil), "run-nightly",
+		policy(
+			allow("InvokeRollup", []string{"lambda:InvokeFunction"}, cloudformation.GetAtt(idRollup, "Arn")),
+			allow("StartChildExecutions", []string{"states:StartExecution"}, stateMachineARN()),
+			allow("ManageChildExecutions", []string{"states:DescribeExecution", "states:RedriveExecution", "states:StopExecution"},
+				childExecutionsARN()),
+			allow("DescribeOwnExecutions", []string{"states:DescribeExecution"}, executionsARN()),
+		)))
+
+	// DefinitionString, not Definition: the definition holds nulls
+	// ("ResultPath": null discards a result), and CloudFormation refuses
+	// null values anywhere in a template but inside a string.
+	b.add(idStateMachine, &stepfunctions.StateMachine{
+		StateMachineName:        cloudformation.SubPtr("${AWS::StackName}" + stateMachineNameSuffix),
+		StateMachineType:        cloudformation.String("STANDARD"),
+		RoleArn:                 cloudformation.GetAtt(idStateMachineRole, "Arn"),
+		DefinitionString:        cloudformation.String(string(StateMachineDefinition("${" + functionARNKey + "}"))),
+		DefinitionSubstitutions: map[string]interface{}{functionARNKey: cloudformation.GetAtt(idRollup, "Arn")},
 	})
+}
+
+// stateMachineARN is the nightly state machine's ARN, built from its name.
+func stateMachineARN() string {
+	return cloudformation.Sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}" + stateMachineNameSuffix)
+}
+
+// executionsARN is every execution of the nightly state machine, started
+// by the rule, by hand or by rollup --dispatch sfn:
+// (execution:<name>:<execution>).
+func executionsARN() string {
+	return cloudformation.Sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}" + stateMachineNameSuffix + ":*")
+}
+
+// childExecutionsARN is every child execution its Distributed Maps start
+// (execution:<name>/<map run>:<child>).
+func childExecutionsARN() string {
+	return cloudformation.Sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}" + stateMachineNameSuffix + "/*")
 }

@@ -49,13 +49,8 @@ const (
 
 // Fixed settings a small team need not change.
 const (
-	coordinatorMemory          = 1024 // MB: it plans and runs the windowed tables, workers do the days
-	coordinatorTimeout         = 900
 	logRetentionDays           = 90
 	athenaResultsRetentionDays = 30
-	dlqRetentionSeconds        = 14 * 24 * 3600 // SQS's maximum
-	asyncRetries               = 2              // Lambda's default, said out loud
-	asyncMaxEventAgeSeconds    = 6 * 3600       // Lambda's maximum
 	firehoseBufferMiB          = 128
 	firehoseBufferSeconds      = 900
 )
@@ -98,20 +93,21 @@ func (b *builder) parameters() {
 			"168h", `^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$`, "a Go duration such as 168h or 72h"),
 		ParamAlarmEmail: str("E-mail address alarms are sent to (confirm the subscription e-mail); empty for none.",
 			"", `^$|^[^@\s]+@[^@\s]+$`, "an e-mail address, or empty"),
-		ParamWorkerMemory: num("Memory of a worker (one reporting day each), MB. Also buys CPU; up to 10240 where the account allows.",
+		ParamWorkerMemory: num("Memory of the rollup function, MB (each invocation is one stage of the nightly run; the biggest builds one reporting day). Also buys CPU; up to 10240 where the account allows.",
 			defaultWorkerMemory, 512, 10240),
-		ParamWorkerTimeout: num("Timeout of a worker, seconds.", defaultWorkerTimeout, 60, 900),
-		ParamWorkerReservedConcurrency: num("Concurrency reserved for the workers (and their cap); 0 reserves none (needed on accounts whose concurrency limit is 10).",
+		ParamWorkerTimeout: num("Timeout of one rollup function invocation (one stage), seconds.", defaultWorkerTimeout, 60, 900),
+		ParamWorkerReservedConcurrency: num("Concurrency reserved for the rollup function (and its cap); 0 reserves none (needed on accounts whose concurrency limit is 10).",
 			defaultWorkerReservedConcurrency, 0, 1000),
-		// A String, not a Number: it only ever becomes an environment variable.
-		ParamParallel: str("LW_PARALLEL: raw objects a worker reads at once, and workers the coordinator keeps in flight; keep it at or under WorkerReservedConcurrency.",
-			strconv.Itoa(defaultParallel), `^[1-9][0-9]{0,2}$`, "a whole number from 1 to 999"),
+		// A String, not a Number: it only ever becomes an environment
+		// variable. 256 is the most LW_PARALLEL takes (internal/lambda).
+		ParamParallel: str("LW_PARALLEL: raw objects a stage reads at once, and route parts and days the state machine runs at once (its Maps' MaxConcurrency); keep it at or under WorkerReservedConcurrency.",
+			strconv.Itoa(defaultParallel), `^([1-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-6])$`, "a whole number from 1 to 256"),
 		ParamAthenaBytesScannedCutoff: num("Athena workgroup: a query scanning more bytes than this is cancelled (at least 10 MB).",
 			defaultAthenaBytesScannedCutoff, 10_000_000, 1<<50),
 		ParamRawInfrequentAccessDays: num("Days after which raw/ objects move to S3 Standard-IA (30 at least).",
 			defaultRawInfrequentAccessDays, 30, 3650),
 		ParamNightlyReport: {Type: "String", Default: "false", AllowedValues: []interface{}{"true", "false"},
-			Description: cloudformation.String("LW_REPORT: true makes the coordinator write the HTML report of the curated tables to reports/latest.html in the bucket after each nightly run (and lets it write there)."),
+			Description: cloudformation.String("LW_REPORT: true makes every run of the state machine write the HTML report of the curated tables to reports/latest.html in the bucket (the Report state; and lets the rollup function write there)."),
 		},
 		ParamSegmentRetentionDays: num("Days the rollup's per-day routing segments (_state/segments/) are kept; more than the max lateness in days plus 2.",
 			defaultSegmentRetentionDays, 3, 3650),
@@ -151,17 +147,16 @@ func (b *builder) outputs() {
 		return cloudformation.Output{Value: v, Description: cloudformation.String(desc)}
 	}
 	b.t.Outputs = cloudformation.Outputs{
-		"Store":                   out("The rollup's --store (and LW_STORE)", cloudformation.Sub("s3://${"+idBucket+"}/")),
-		"Bucket":                  out("The data bucket", cloudformation.Ref(idBucket)),
-		"DeliveryStreamName":      out("The collector's --firehose-stream", cloudformation.Ref(idStream)),
-		"GlueDatabase":            out("Glue database of the tables (rollup --glue-database)", cloudformation.Ref(idDatabase)),
-		"AthenaWorkGroup":         out("Athena workgroup for Power BI and ad-hoc queries", cloudformation.Ref(idWorkGroup)),
-		"AthenaReaderPolicyArn":   out("Managed policy to attach to the IAM user or role Power BI queries as", cloudformation.Ref(idReaderPolicy)),
-		"CoordinatorFunctionName": out("Coordinator Lambda (rollup --dispatch lambda:<this> for a backfill through it)", cloudformation.Ref(idCoordinator)),
-		"WorkerFunctionName":      out("Worker Lambda (rollup --dispatch lambda:<this>)", cloudformation.Ref(idWorker)),
-		"DeadLetterQueueUrl":      out("Failed asynchronous invocations land here", cloudformation.Ref(idDLQ)),
-		"AlarmTopicArn":           out("SNS topic of the alarms", cloudformation.Ref(idTopic)),
-		"CollectorUrl":            out("The collector's function URL: POST <this>v1/events with X-Api-Key", cloudformation.GetAtt(idCollectorURL, "FunctionUrl")),
-		"CollectorFunctionName":   out("The collector Lambda function", cloudformation.Ref(idCollector)),
+		"Store":                 out("The rollup's --store (and LW_STORE)", cloudformation.Sub("s3://${"+idBucket+"}/")),
+		"Bucket":                out("The data bucket", cloudformation.Ref(idBucket)),
+		"DeliveryStreamName":    out("The collector's --firehose-stream", cloudformation.Ref(idStream)),
+		"GlueDatabase":          out("Glue database of the tables (rollup --glue-database)", cloudformation.Ref(idDatabase)),
+		"AthenaWorkGroup":       out("Athena workgroup for Power BI and ad-hoc queries", cloudformation.Ref(idWorkGroup)),
+		"AthenaReaderPolicyArn": out("Managed policy to attach to the IAM user or role Power BI queries as", cloudformation.Ref(idReaderPolicy)),
+		"StateMachineArn":       out("The nightly state machine (rollup --dispatch sfn:<this> for a backfill of any length)", cloudformation.Ref(idStateMachine)),
+		"RollupFunctionName":    out("The rollup Lambda function (rollup --dispatch lambda:<this> for one day)", cloudformation.Ref(idRollup)),
+		"AlarmTopicArn":         out("SNS topic of the alarms", cloudformation.Ref(idTopic)),
+		"CollectorUrl":          out("The collector's function URL: POST <this>v1/events with X-Api-Key", cloudformation.GetAtt(idCollectorURL, "FunctionUrl")),
+		"CollectorFunctionName": out("The collector Lambda function", cloudformation.Ref(idCollector)),
 	}
 }

@@ -3,6 +3,8 @@ package infra
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -23,73 +25,159 @@ func val(t *testing.T, v interface{}) string {
 	return fmt.Sprint(v)
 }
 
-func TestLambdaFunctions(t *testing.T) {
+// TestRollupFunction: one function runs every stage, configured by the
+// stack's parameters; it is told nothing about other functions.
+func TestRollupFunction(t *testing.T) {
 	tmpl := committedTree(t)
-	common := map[string]string{
+	p := props(t, tmpl, idRollup, "AWS::Lambda::Function")
+	want := map[string]string{
+		"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": "[arm64]", "Code": LambdaZip,
+		"MemorySize": "REF:" + ParamWorkerMemory, "Timeout": "REF:" + ParamWorkerTimeout,
+		"ReservedConcurrentExecutions": `{"Fn::If":["HasWorkerReservedConcurrency",{"Ref":"WorkerReservedConcurrency"},{"Ref":"AWS::NoValue"}]}`,
+		"Role":                         "GETATT:" + idRollupRole + ".Arn",
+	}
+	for k, v := range want {
+		if got := val(t, p[k]); got != v {
+			t.Errorf("%s.%s = %s, want %s", idRollup, k, got, v)
+		}
+	}
+	wantEnv := map[string]string{
 		EnvStore:        "s3://BUCKET/",
 		EnvGlueDatabase: "REF:" + idDatabase,
 		EnvTZ:           "REF:" + ParamTimeZone,
 		EnvMaxLateness:  "REF:" + ParamMaxLateness,
 		EnvParallel:     "REF:" + ParamParallel,
+		EnvReport:       "REF:" + ParamNightlyReport,
 	}
-	for _, c := range []struct {
-		id, role string
-		extraEnv map[string]string
-		props    map[string]string
-	}{
-		{idWorker, RoleWorker, nil, map[string]string{
-			"MemorySize": "REF:" + ParamWorkerMemory, "Timeout": "REF:" + ParamWorkerTimeout,
-			"ReservedConcurrentExecutions": `{"Fn::If":["HasWorkerReservedConcurrency",{"Ref":"WorkerReservedConcurrency"},{"Ref":"AWS::NoValue"}]}`,
-			"Role":                         "GETATT:" + idWorkerRole + ".Arn",
-		}},
-		{idCoordinator, RoleCoordinator, map[string]string{EnvWorkerFunction: "REF:" + idWorker, EnvReport: "REF:" + ParamNightlyReport}, map[string]string{
-			"MemorySize": "1024", "Timeout": "900", "Role": "GETATT:" + idCoordinatorRole + ".Arn",
-		}},
-	} {
-		p := props(t, tmpl, c.id, "AWS::Lambda::Function")
-		want := map[string]string{"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": "[arm64]", "Code": LambdaZip}
-		for k, v := range c.props {
-			want[k] = v
-		}
-		for k, v := range want {
-			if got := val(t, p[k]); got != v {
-				t.Errorf("%s.%s = %s, want %s", c.id, k, got, v)
-			}
-		}
-		wantEnv := map[string]string{EnvRole: c.role}
-		for k, v := range common {
-			wantEnv[k] = v
-		}
-		for k, v := range c.extraEnv {
-			wantEnv[k] = v
-		}
-		gotEnv := map[string]string{}
-		for k, v := range at(t, p, "Environment", "Variables").(map[string]interface{}) {
-			gotEnv[k] = val(t, v)
-		}
-		if diff := cmp.Diff(wantEnv, gotEnv); diff != "" {
-			t.Errorf("%s environment (-want +got):\n%s", c.id, diff)
-		}
+	gotEnv := map[string]string{}
+	for k, v := range at(t, p, "Environment", "Variables").(map[string]interface{}) {
+		gotEnv[k] = val(t, v)
+	}
+	if diff := cmp.Diff(wantEnv, gotEnv); diff != "" {
+		t.Errorf("%s environment (-want +got):\n%s", idRollup, diff)
+	}
+	if got := val(t, at(t, p, "LoggingConfig", "LogGroup")); got != "REF:"+idRollupLogGroup {
+		t.Errorf("%s logs to %s", idRollup, got)
+	}
+	lg := props(t, tmpl, idRollupLogGroup, "AWS::Logs::LogGroup")
+	if got := resolve(t, lg["LogGroupName"]); got != "/aws/lambda/STACK-rollup" {
+		t.Errorf("rollup log group %s", got)
 	}
 }
 
-func TestScheduleAndDeadLetters(t *testing.T) {
+// TestStateMachine: exactly one state machine, Standard, named after the
+// stack, its definition StateMachineDefinition's with every Task on the
+// rollup function, and no logging configuration.
+func TestStateMachine(t *testing.T) {
+	tmpl := committedTree(t)
+	n := 0
+	for _, r := range tmpl["Resources"].(map[string]interface{}) {
+		if r.(map[string]interface{})["Type"] == "AWS::StepFunctions::StateMachine" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d state machines, want 1", n)
+	}
+	p := props(t, tmpl, idStateMachine, "AWS::StepFunctions::StateMachine")
+	if p["StateMachineType"] != "STANDARD" {
+		t.Errorf("state machine type %v, want STANDARD (a run may outlast Express's 5 minutes)", p["StateMachineType"])
+	}
+	if got := resolve(t, p["StateMachineName"]); got != "STACK-nightly" {
+		t.Errorf("state machine name %s", got)
+	}
+	for _, k := range []string{"LoggingConfiguration", "Definition", "DefinitionS3Location"} {
+		if _, ok := p[k]; ok {
+			t.Errorf("state machine has %s", k)
+		}
+	}
+	def, _ := p["DefinitionString"].(string)
+	if want := string(StateMachineDefinition("${" + functionARNKey + "}")); def != want {
+		t.Errorf("state machine definition is not StateMachineDefinition's:\n%s", cmp.Diff(want, def))
+	}
+	subs := p["DefinitionSubstitutions"].(map[string]interface{})
+	if len(subs) != 1 || val(t, subs[functionARNKey]) != "GETATT:"+idRollup+".Arn" {
+		t.Errorf("definition substitutions %v, want %s = the rollup function's ARN", subs, functionARNKey)
+	}
+	// Every Task invokes the one function; a change that added another
+	// resource would need its own grant in the state machine's role.
+	resources := map[string]int{}
+	var walk func(v interface{})
+	walk = func(v interface{}) {
+		switch n := v.(type) {
+		case map[string]interface{}:
+			if n["Type"] == "Task" {
+				resources[fmt.Sprint(n["Resource"])]++
+			}
+			for _, c := range n {
+				walk(c)
+			}
+		case []interface{}:
+			for _, c := range n {
+				walk(c)
+			}
+		}
+	}
+	walk(tree(t, []byte(def)))
+	if len(resources) != 1 || resources["${"+functionARNKey+"}"] == 0 {
+		t.Errorf("Task resources %v, want only ${%s}", resources, functionARNKey)
+	}
+}
+
+// TestNoNulls: CloudFormation refuses a template with a null value
+// anywhere ("'null' values are not allowed in templates"), such as a
+// state machine's "ResultPath": null outside a string.
+func TestNoNulls(t *testing.T) {
+	var walk func(path string, v interface{})
+	walk = func(path string, v interface{}) {
+		switch n := v.(type) {
+		case nil:
+			t.Errorf("%s is null", path)
+		case map[string]interface{}:
+			for k, c := range n {
+				walk(path+"/"+k, c)
+			}
+		case []interface{}:
+			for i, c := range n {
+				walk(fmt.Sprintf("%s/%d", path, i), c)
+			}
+		}
+	}
+	walk("", committedTree(t))
+}
+
+// TestScheduleStartsTheStateMachine: the nightly rule's one target is the
+// state machine, started with the rule's own role; no function is invoked
+// by EventBridge.
+func TestScheduleStartsTheStateMachine(t *testing.T) {
 	tmpl := committedTree(t)
 	rule := props(t, tmpl, idSchedule, "AWS::Events::Rule")
-	if val(t, rule["ScheduleExpression"]) != "REF:"+ParamSchedule || val(t, at(t, rule, "Targets", "0", "Arn")) != "GETATT:"+idCoordinator+".Arn" {
-		t.Errorf("nightly rule: %v", rule)
+	if val(t, rule["ScheduleExpression"]) != "REF:"+ParamSchedule {
+		t.Errorf("nightly rule schedule %v", rule["ScheduleExpression"])
+	}
+	targets := rule["Targets"].([]interface{})
+	if len(targets) != 1 {
+		t.Fatalf("nightly rule has %d targets, want 1", len(targets))
+	}
+	target := targets[0].(map[string]interface{})
+	if val(t, target["Arn"]) != "REF:"+idStateMachine || val(t, target["RoleArn"]) != "GETATT:"+idScheduleRole+".Arn" {
+		t.Errorf("nightly rule target: %v", target)
+	}
+	if _, ok := target["Input"]; ok {
+		t.Errorf("nightly rule target sets Input: the start stage reads the scheduled event")
 	}
 	if d := at(t, tmpl, "Parameters", ParamSchedule, "Default"); d != "cron(30 1 * * ? *)" {
 		t.Errorf("schedule default %v, want 01:30 UTC", d)
 	}
-	perm := props(t, tmpl, idSchedulePermission, "AWS::Lambda::Permission")
-	if perm["Principal"] != "events.amazonaws.com" || val(t, perm["SourceArn"]) != "GETATT:"+idSchedule+".Arn" || val(t, perm["FunctionName"]) != "REF:"+idCoordinator {
-		t.Errorf("rule permission: %v", perm)
-	}
-	for id, fn := range map[string]string{idWorkerInvokeConfig: idWorker, idCoordinatorInvokeConfig: idCoordinator} {
-		p := props(t, tmpl, id, "AWS::Lambda::EventInvokeConfig")
-		if val(t, p["FunctionName"]) != "REF:"+fn || val(t, at(t, p, "DestinationConfig", "OnFailure", "Destination")) != "GETATT:"+idDLQ+".Arn" {
-			t.Errorf("%s: failed invocations of %s do not go to the dead-letter queue: %v", id, fn, p)
+	for id, r := range tmpl["Resources"].(map[string]interface{}) {
+		r := r.(map[string]interface{})
+		switch r["Type"] {
+		case "AWS::Lambda::EventInvokeConfig", "AWS::SQS::Queue":
+			t.Errorf("%s: a %s; Step Functions invokes synchronously and owns the retries", id, r["Type"])
+		case "AWS::Lambda::Permission":
+			if p := r["Properties"].(map[string]interface{}); val(t, p["FunctionName"]) != "REF:"+idCollector {
+				t.Errorf("%s: a permission on %s", id, val(t, p["FunctionName"]))
+			}
 		}
 	}
 	if _, err := time.ParseDuration(at(t, tmpl, "Parameters", ParamMaxLateness, "Default").(string)); err != nil {
@@ -101,9 +189,9 @@ func TestAlarms(t *testing.T) {
 	tmpl := committedTree(t)
 	for id, want := range map[string][3]string{
 		idAlarmConversion:         {"AWS/Firehose", "FailedConversion.Records", "DeliveryStreamName=REF:" + idStream},
-		idAlarmWorkerErrors:       {"AWS/Lambda", "Errors", "FunctionName=REF:" + idWorker},
-		idAlarmCoordinatorErrors:  {"AWS/Lambda", "Errors", "FunctionName=REF:" + idCoordinator},
-		idAlarmDeadLetters:        {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName=GETATT:" + idDLQ + ".QueueName"},
+		idAlarmRollupErrors:       {"AWS/Lambda", "Errors", "FunctionName=REF:" + idRollup},
+		idAlarmNightlyFailed:      {"AWS/States", "ExecutionsFailed", "StateMachineArn=REF:" + idStateMachine},
+		idAlarmNightlyTimedOut:    {"AWS/States", "ExecutionsTimedOut", "StateMachineArn=REF:" + idStateMachine},
 		idAlarmCollectorErrors:    {"AWS/Lambda", "Errors", "FunctionName=REF:" + idCollector},
 		idAlarmCollectorThrottles: {"AWS/Lambda", "Throttles", "FunctionName=REF:" + idCollector},
 	} {
@@ -116,6 +204,19 @@ func TestAlarms(t *testing.T) {
 		if val(t, at(t, p, "AlarmActions", "0")) != "REF:"+idTopic {
 			t.Errorf("%s does not notify the alarm topic", id)
 		}
+		// One in a period is enough: > 0 of the sum.
+		if val(t, p["Statistic"]) != "Sum" || val(t, p["Threshold"]) != "0" || val(t, p["ComparisonOperator"]) != "GreaterThanThreshold" {
+			t.Errorf("%s: %v %v %v, want Sum > 0", id, p["Statistic"], p["ComparisonOperator"], p["Threshold"])
+		}
+	}
+	n := 0
+	for _, r := range tmpl["Resources"].(map[string]interface{}) {
+		if r.(map[string]interface{})["Type"] == "AWS::CloudWatch::Alarm" {
+			n++
+		}
+	}
+	if n != 6 {
+		t.Errorf("%d alarms, want the 6 above", n)
 	}
 	s := resource(t, tmpl, idSubscription, "AWS::SNS::Subscription")
 	if s["Condition"] != condHasAlarmEmail || val(t, at(t, s, "Properties", "Endpoint")) != "REF:"+ParamAlarmEmail {
@@ -179,8 +280,8 @@ func TestAthenaWorkGroup(t *testing.T) {
 }
 
 // TestNightlyReport: NightlyReport is off unless set to true, becomes the
-// coordinator's LW_REPORT (TestLambdaFunctions), and its condition creates
-// the coordinator's reports/ policy (TestLambdaRolesStayInTheirPrefixes).
+// rollup function's LW_REPORT (TestRollupFunction), and its condition
+// creates the function's reports/ policy (TestRollupRoleStaysInItsPrefixes).
 func TestNightlyReport(t *testing.T) {
 	tmpl := committedTree(t)
 	p := at(t, tmpl, "Parameters", ParamNightlyReport).(map[string]interface{})
@@ -191,7 +292,29 @@ func TestNightlyReport(t *testing.T) {
 	if string(cond) != `{"Fn::Equals":[{"Ref":"NightlyReport"},"true"]}` {
 		t.Errorf("condition %s: %s", condNightlyReport, cond)
 	}
-	if r := resource(t, tmpl, idCoordinatorReportPolicy, "AWS::IAM::Policy"); r["Condition"] != condNightlyReport {
-		t.Errorf("%s is created whatever %s is: %v", idCoordinatorReportPolicy, ParamNightlyReport, r["Condition"])
+	if r := resource(t, tmpl, idRollupReportPolicy, "AWS::IAM::Policy"); r["Condition"] != condNightlyReport {
+		t.Errorf("%s is created whatever %s is: %v", idRollupReportPolicy, ParamNightlyReport, r["Condition"])
+	}
+}
+
+// TestParallelIsWhatTheFunctionTakes: the Parallel parameter allows
+// exactly the LW_PARALLEL values the rollup function accepts, 1 to 256
+// (internal/lambda ConfigFromEnv), so that a deploy cannot set one that
+// fails every cold start.
+func TestParallelIsWhatTheFunctionTakes(t *testing.T) {
+	p := at(t, committedTree(t), "Parameters", ParamParallel).(map[string]interface{})
+	re, err := regexp.Compile(p["AllowedPattern"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := -1; n <= 1000; n++ {
+		if got, want := re.MatchString(strconv.Itoa(n)), n >= 1 && n <= 256; got != want {
+			t.Errorf("Parallel=%d allowed: %v, want %v", n, got, want)
+		}
+	}
+	for _, s := range []string{"", "08", "8 ", "1e2"} {
+		if re.MatchString(s) {
+			t.Errorf("Parallel=%q allowed", s)
+		}
 	}
 }

@@ -16,8 +16,8 @@ import (
 
 // resolve renders a template value as a string for comparisons: literal
 // strings as they are, Fn::Sub with the stack's names replaced by
-// placeholders (BUCKET, DB, REGION, ACCOUNT, WORKGROUP; ${!x} as ${x}),
-// Ref and GetAtt as REF:<id> and GETATT:<id>.<attr>.
+// placeholders (BUCKET, DB, REGION, ACCOUNT, STACK, WORKGROUP; ${!x} as
+// ${x}), Ref and GetAtt as REF:<id> and GETATT:<id>.<attr>.
 func resolve(t *testing.T, v interface{}) string {
 	t.Helper()
 	switch n := v.(type) {
@@ -27,6 +27,7 @@ func resolve(t *testing.T, v interface{}) string {
 		if s, ok := n["Fn::Sub"].(string); ok {
 			return strings.NewReplacer(
 				"${AWS::Partition}", "aws", "${AWS::Region}", "REGION", "${AWS::AccountId}", "ACCOUNT",
+				"${AWS::StackName}", "STACK",
 				"${"+idBucket+"}", "BUCKET", "${"+idDatabase+"}", "DB", "${"+idWorkGroup+"}", "WORKGROUP",
 				"${!", "${",
 			).Replace(s)
