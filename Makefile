@@ -41,6 +41,7 @@ demo: build
 
 test:
 	./scripts/ensure-chromium.sh
+	./scripts/ensure-node.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 

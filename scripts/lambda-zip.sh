@@ -2,7 +2,7 @@
 # Builds the Lambda deployment packages, each holding one executable
 # `bootstrap` for the provided.al2023 runtime, for arm64 and amd64
 # (ARCHES="arm64" to build one):
-#   dist/rollup-lambda-<arch>.zip     the rollup coordinator and worker (cmd/rollup-lambda)
+#   dist/rollup-lambda-<arch>.zip     the rollup function: every stage of the nightly state machine (cmd/rollup-lambda)
 #   dist/collector-lambda-<arch>.zip  the collector behind a function URL (cmd/collector-lambda)
 # Needs only Go: the zip is written by scripts/lambdazip (archive/zip), not
 # by a zip command.

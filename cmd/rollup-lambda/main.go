@@ -3,9 +3,10 @@
 //
 //	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap ./cmd/rollup-lambda
 //
-// One binary serves both functions; LW_ROLE says which (coordinator or
-// worker). See internal/lambda for the events, the environment variables
-// and what each role does.
+// Every invocation is one stage of a run (start, route, plan, build,
+// windowed, register, report, finish), called by the nightly state machine
+// (infra.StateMachineDefinition). See internal/lambda for the stage events,
+// the environment variables and what each stage does.
 package main
 
 import (
@@ -32,8 +33,8 @@ func main() {
 	}
 	ctx := context.Background()
 	var err error
-	// With LW_GLUE_DATABASE set, the coordinator registers every partition
-	// in Glue (and workers leave superseded runs to the registration).
+	// With LW_GLUE_DATABASE set, the register stage registers every
+	// partition in Glue (and builds leave superseded runs to it).
 	if db := os.Getenv(lambda.EnvGlueDatabase); db != "" {
 		var g *catalog.Glue
 		if g, err = catalog.OpenGlue(ctx, catalog.GlueOptions{Database: db}); err == nil {
@@ -52,6 +53,6 @@ func main() {
 		return
 	}
 	gc := gcpolicy.Apply(os.Getenv) // the whole process's GOGC and memory limit; see gcpolicy.Percent
-	log.Info("cold start", "role", os.Getenv(lambda.EnvRole), "store", os.Getenv(lambda.EnvStore), "go_memory_limit", gc.Limit, "gogc", gc.Percent)
+	log.Info("cold start", "store", os.Getenv(lambda.EnvStore), "go_memory_limit", gc.Limit, "gogc", gc.Percent)
 	awslambda.Start(h.Handle)
 }

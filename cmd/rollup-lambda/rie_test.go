@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/littlewarehouse/warehouse/internal/rietest"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,12 +16,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/littlewarehouse/warehouse/infra"
+	"github.com/littlewarehouse/warehouse/internal/cli"
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/gen"
@@ -29,6 +30,8 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/lambda"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/rietest"
+	"github.com/littlewarehouse/warehouse/internal/sfntest"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -38,33 +41,87 @@ const (
 	workerTimeout = 8 // seconds: the worker function's timeout under the emulator
 )
 
+// machineARN and functionARN name the state machine and the function in
+// the tests; the emulators answer any function name.
+const (
+	machineARN  = "arn:aws:states:us-east-1:123456789012:stateMachine:lw-nightly"
+	functionARN = "arn:aws:lambda:us-east-1:123456789012:function:lw-rollup"
+)
+
+// definition is the nightly state machine as deployed, its Tasks invoking
+// functionARN.
+func definition() []byte { return infra.StateMachineDefinition(functionARN) }
+
+// functionEnv is the rollup function's environment against the S3 server
+// at s3URL, plus extra.
+func functionEnv(s3URL string, extra ...string) []string {
+	return append([]string{
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=SECRETTEST",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_S3=" + s3URL,
+		"LW_STORE=" + storeURL, "LW_GRACE_PERIOD=0", "AWS_LAMBDA_FUNCTION_TIMEOUT=120",
+	}, extra...)
+}
+
+// startFunctions starts n emulators of the rollup function behind one
+// Invoke API.
+func startFunctions(t *testing.T, rie, bootstrap string, n int, env []string) *lambdaFront {
+	var ems []*rietest.Emulator
+	for i := range n {
+		ems = append(ems, rietest.Start(t, rie, bootstrap, fmt.Sprintf("rollup-%d", i+1), env))
+	}
+	return newLambdaFront(t, ems)
+}
+
+// summaryOf reads the run summary of execution ex (its run is the Start
+// state's output's).
+func summaryOf(t *testing.T, ex *sfntest.Execution, st store.Store) *lambda.RunSummary {
+	t.Helper()
+	for _, ev := range ex.Events {
+		if ev.Type != "StateExited" || ev.State == nil || ev.State.Name != infra.StateStart {
+			continue
+		}
+		var out lambda.StartResult
+		if err := json.Unmarshal(ev.State.Output, &out); err != nil {
+			t.Fatal(err)
+		}
+		b, err := st.Get(context.Background(), lambda.SummaryKey(out.Run))
+		if err != nil {
+			t.Fatalf("run %s: summary: %v\n%s", out.Run, err, ex.History())
+		}
+		var sum lambda.RunSummary
+		if err := json.Unmarshal(b, &sum); err != nil {
+			t.Fatal(err)
+		}
+		return &sum
+	}
+	t.Fatalf("the execution never left its Start state (%s: %s):\n%s", ex.Error, ex.Cause, ex.History())
+	return nil
+}
+
 // TestBootstrapUnderRIE runs the built bootstrap under the Lambda Runtime
-// Interface Emulator, a worker function and a coordinator function, against
-// eventgen data in a gofakes3 bucket; the coordinator reaches the worker
-// through the real aws-sdk-go-v2 Lambda client. At every step the published
-// data must equal a local job.Run doing the same on a copy of the data.
+// Interface Emulator against eventgen data in a gofakes3 bucket: one build
+// killed and invoked again, `rollup --dispatch lambda:` for one day, then
+// `rollup --dispatch sfn:` through the Step Functions API, whose execution
+// runs the nightly state machine (aws-local-stepfunctions) with every Task
+// on the emulator, and the nightly scheduled event twice. At every step
+// the published data must equal a local job.Run doing the same on a copy
+// of the data.
 func TestBootstrapUnderRIE(t *testing.T) {
 	rietest.Skip(t)
+	sfntest.Skip(t)
 	t0 := time.Now()
 	ctx := context.Background()
 	d1 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	bootstrap, rie, s3srv, s3st, local := setUp(t, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 3000, ObjectsPerHour: 2, Seed: 7}))
+	sfntest.Install(t)
 	t.Logf("bootstrap built, emulator ready, data generated: %v", time.Since(t0).Round(time.Millisecond))
-
-	base := []string{
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=SECRETTEST",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_S3=" + s3srv.url,
-		"LW_STORE=" + storeURL, "LW_GRACE_PERIOD=0", "LW_PARALLEL=4",
-	}
-	workerEnv := append(base, "LW_ROLE=worker", "AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(workerTimeout))
+	env := functionEnv(s3srv.url, "LW_PARALLEL=4", "LW_REPORT=true")
 
 	// A misconfigured function says what is wrong, in the invocation's answer.
-	bad := startRIE(t, rie, bootstrap, "misconfigured", []string{"LW_ROLE=coordinator", "AWS_REGION=us-east-1"})
-	_, body := bad.Invoke(t, []byte(`{"from":"2026-11-20","to":"2026-11-20"}`))
-	for _, want := range []string{"LW_STORE is not set", "LW_WORKER_FUNCTION is not set"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("misconfigured function answered %s; want it to say %q", body, want)
-		}
+	bad := startRIE(t, rie, bootstrap, "misconfigured", []string{"AWS_REGION=us-east-1"})
+	_, body := bad.Invoke(t, []byte(`{"stage":"build","day":"2026-11-20"}`))
+	if !strings.Contains(body, "LW_STORE is not set") {
+		t.Errorf("misconfigured function answered %s; want it to say LW_STORE is not set", body)
 	}
 	bad.Stop()
 
@@ -97,18 +154,18 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		t.Logf("%s: %d partitions, equal to a local run (%v)", step, len(got), time.Since(t0).Round(time.Millisecond))
 	}
 
-	// 1. A worker killed mid-day (its data files written, the first
-	// manifest on its way), then re-invoked, converges.
-	worker := startRIE(t, rie, bootstrap, "worker", workerEnv)
+	// 1. A build killed mid-day (its data files written, the first
+	// manifest on its way), then invoked again, converges.
+	worker := startRIE(t, rie, bootstrap, "worker", functionEnv(s3srv.url, "LW_PARALLEL=4", "AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(workerTimeout)))
 	hit, release := s3srv.block(func(r *http.Request) bool {
 		// The commit point: the log entry of the partition's generation.
 		return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/"+publish.LogPrefix("events", "dt=2026-11-20"))
 	})
-	go worker.Post([]byte(`{"role":"worker","day":"2026-11-20","run":"kill-1"}`)) // its answer never comes
+	go worker.Post([]byte(`{"stage":"build","day":"2026-11-20","run":"kill-1"}`)) // its answer never comes
 	select {
 	case <-hit:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the worker never got to publishing day 2026-11-20; its output:\n%s", worker.Output())
+		t.Fatalf("the build never got to publishing day 2026-11-20; its output:\n%s", worker.Output())
 	}
 	worker.Kill(t)
 	release()
@@ -117,84 +174,101 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	}
 	debris, _ := s3st.List(ctx, publish.PartitionPrefix("events", mustDay(t, "2026-11-20")))
 	if len(debris) == 0 {
-		t.Fatal("the killed worker wrote no data files before its manifest; the kill came too early to test anything")
+		t.Fatal("the killed build wrote no data files before its manifest; the kill came too early to test anything")
 	}
-	worker = startRIE(t, rie, bootstrap, "worker", workerEnv)
+	worker = startRIE(t, rie, bootstrap, "worker", functionEnv(s3srv.url, "LW_PARALLEL=4", "AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(workerTimeout)))
 	// Its lease is still live: the retry fails for good, at once, no loop.
-	res := worker.work(t, "2026-11-20", "kill-1")
-	if res.Status != lambda.StatusFailed || res.ErrorClass != "permanent" || !strings.Contains(res.Error, "being written by another rollup") {
-		t.Fatalf("re-invoked while the dead worker's lease lives: %+v; want failed (permanent, locked)", res)
+	if errType, msg := worker.fails(t, "2026-11-20", "kill-1"); errType != infra.ErrorPermanent || !strings.Contains(msg, "being written by another rollup") {
+		t.Fatalf("invoked again while the dead build's lease lives: %s %s; want a PermanentError (locked)", errType, msg)
 	}
-	// Once the dead worker's lease can be taken over (its function
+	// Once the dead build's lease can be taken over (its function
 	// timeout + clock skew), the next try builds the day.
 	waitForLeases(t, s3st, "dt=2026-11-20")
 	if res := worker.work(t, "2026-11-20", "kill-1"); res.Status != lambda.StatusBuilt {
-		t.Fatalf("re-invoked after the lease expired: %+v; want built", res)
+		t.Fatalf("invoked after the lease expired: %+v; want built", res)
 	}
 	// The same event twice: one result.
 	if res := worker.work(t, "2026-11-20", "kill-1"); res.Status != lambda.StatusCurrent {
-		t.Fatalf("the same worker event again: %+v; want current (nothing done)", res)
+		t.Fatalf("the same build event again: %+v; want current (nothing done)", res)
 	}
 	localRun("2026-11-20", "2026-11-20", true)
-	same("killed worker re-invoked, then invoked again")
+	same("killed build invoked again")
 	if out := worker.Output(); !strings.Contains(out, `"Namespace":"LittleWarehouse"`) || !strings.Contains(out, `"KeptRows":`) {
-		t.Errorf("no EMF metrics in the worker's output:\n%s", out)
+		t.Errorf("no EMF metrics in the build's output:\n%s", out)
 	}
 
-	// 2. rollup --dispatch lambda:<worker>: plan here, workers there,
-	// the windowed stage here.
-	lc := awslambda.New(awslambda.Options{
-		BaseEndpoint: aws.String(worker.URL), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", ""),
-	})
-	var progress []lambda.Progress
-	cfg := job.Config{Store: s3st, From: mustDay(t, "2026-11-20"), To: mustDay(t, "2026-11-21"), Rules: compact.DefaultRules(time.UTC), Parallel: 4}
-	sum, err := lambda.DispatchBackfill(ctx, cfg, lc, "function", func(p lambda.Progress) { progress = append(progress, p) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum.Status != lambda.RunDone || sum.Planned != 1 || sum.Built != 1 || len(progress) != 2 || progress[1].Done != 1 {
-		t.Fatalf("dispatch: %+v, progress %+v", sum, progress)
+	// 2. rollup --dispatch lambda:<function> for one day: built there, the
+	// windowed stage here.
+	cliEnv(t, s3srv.url)
+	t.Setenv("AWS_ENDPOINT_URL_LAMBDA", worker.URL)
+	out := rollup(t, 0, "--dispatch", "lambda:function", "--from", "2026-11-21", "--to", "2026-11-21")
+	if !strings.Contains(out, "2026-11-21 built by function") {
+		t.Errorf("--dispatch lambda: printed %q", out)
 	}
 	localRun("2026-11-20", "2026-11-21", false)
-	same("backfill dispatched from the CLI")
+	same("one day dispatched to the function")
+	worker.Stop()
 
-	// 3. The coordinator function, invoking the worker function through
-	// the SDK (AWS_ENDPOINT_URL_LAMBDA): a backfill, then the nightly event,
-	// each ending with the HTML report (LW_REPORT).
-	coord := startRIE(t, rie, bootstrap, "coordinator", append(base, "LW_ROLE=coordinator", "LW_REPORT=true",
-		"LW_WORKER_FUNCTION=function", "AWS_ENDPOINT_URL_LAMBDA="+worker.URL, "AWS_LAMBDA_FUNCTION_TIMEOUT=60"))
-	sum = coord.coordinate(t, readFile(t, "../../testdata/lambda/backfill.json"))
-	if sum.Status != lambda.RunDone || sum.Trigger != lambda.KindBackfill || sum.Planned != 1 || sum.Built != 1 || sum.Days[2].Worker == nil {
-		t.Fatalf("backfill: %+v", sum)
+	// 3. rollup --dispatch sfn:<state machine>: one execution of the
+	// nightly state machine, each Task on the emulators.
+	front := startFunctions(t, rie, bootstrap, 2, env)
+	api := sfntest.NewServer(t, machineARN, definition(), front.url)
+	t.Setenv("AWS_ENDPOINT_URL_SFN", api.URL)
+	out = rollup(t, 0, "--dispatch", "sfn:"+machineARN, "--from", "2026-11-20", "--to", "2026-11-22")
+	for _, want := range []string{": done; 1 days planned, 1 built, 0 failed", "2026-11-22        ", "2026-11-20  up to date", "summary: _state/runs/"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--dispatch sfn: printed\n%s\nwant it to hold %q", out, want)
+		}
 	}
 	localRun("2026-11-20", "2026-11-22", false)
-	same("backfill through the coordinator")
+	same("backfill through the state machine")
 
-	sum = coord.coordinate(t, readFile(t, "../../testdata/lambda/scheduled-event.json"))
-	if sum.Status != lambda.RunDone || sum.Trigger != lambda.KindScheduled || sum.From != "2026-11-16" || sum.To != "2026-11-23" ||
-		sum.Planned == 0 || sum.Built != sum.Planned || len(sum.Pending) != 0 {
-		t.Fatalf("scheduled: %+v", sum)
+	// 4. The nightly scheduled event, as EventBridge starts an execution:
+	// the 8 days that end the day before it, then the HTML report.
+	ex := sfntest.Run(t, definition(), string(readFile(t, "../../testdata/lambda/scheduled-event.json")), "a2b9e0c4-nightly", front.url)
+	sum := summaryOf(t, ex, s3st)
+	if ex.Error != "" || sum.Status != lambda.RunDone || sum.Trigger != lambda.KindScheduled || sum.From != "2026-11-16" || sum.To != "2026-11-23" ||
+		sum.Planned == 0 || sum.Built != sum.Planned {
+		t.Fatalf("scheduled: %+v (%s %s)\n%s", sum, ex.Error, ex.Cause, ex.History())
 	}
-	localRun("2026-11-16", "2026-11-23", false) // the 8 days that end the day before the event
+	t.Logf("the nightly execution's event log:\n%s", ex.History())
+	localRun("2026-11-16", "2026-11-23", false)
 	same("nightly scheduled event")
-	if _, err := s3st.Stat(ctx, lambda.SummaryKey(sum.Run)); err != nil {
-		t.Errorf("run summary: %v", err)
-	}
 	if page, err := s3st.Get(ctx, lambda.HTMLReportKey); err != nil || sum.HTMLReport == nil || sum.HTMLReport.Error != "" ||
 		len(page) != sum.HTMLReport.Bytes || !strings.Contains(string(page), "2026-11-23") {
 		t.Errorf("HTML report: %+v, %v", sum.HTMLReport, err)
 	}
-	if out := coord.Output(); !strings.Contains(out, `"Stage":"run"`) {
-		t.Errorf("no run metrics in the coordinator's output:\n%s", out)
+	if ex.Count("StateEntered", infra.StateReport) != 1 {
+		t.Errorf("the Report state ran %d times; want once (LW_REPORT=true)", ex.Count("StateEntered", infra.StateReport))
 	}
 
 	// The same event delivered again: nothing to do, nothing changes.
-	sum = coord.coordinate(t, readFile(t, "../../testdata/lambda/scheduled-event.json"))
-	if sum.Status != lambda.RunDone || sum.Planned != 0 {
-		t.Fatalf("scheduled again: %+v", sum)
+	ex = sfntest.Run(t, definition(), string(readFile(t, "../../testdata/lambda/scheduled-event.json")), "a2b9e0c4-again", front.url)
+	if sum := summaryOf(t, ex, s3st); ex.Error != "" || sum.Status != lambda.RunDone || sum.Planned != 0 {
+		t.Fatalf("scheduled again: %+v\n%s", sum, ex.History())
 	}
 	same("nightly event delivered twice")
+}
+
+// cliEnv points the AWS SDK of an in-process rollup at the S3 server.
+func cliEnv(t *testing.T, s3URL string) {
+	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "SECRETTEST",
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_S3": s3URL} {
+		t.Setenv(k, v)
+	}
+}
+
+// rollup runs the rollup command in-process on the test's S3 store and
+// returns what it printed; its exit code must be code.
+func rollup(t *testing.T, code int, args ...string) string {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	args = append([]string{"--store", storeURL, "--catalog", "none", "--grace-period", "0", "--log", "text", "--quiet"}, args...)
+	if got := cli.Main(context.Background(), args, &stdout, &stderr); got != code {
+		t.Fatalf("rollup %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), got, code, stdout.String(), stderr.String())
+	}
+	t.Logf("rollup %s:\n%s%s", strings.Join(args, " "), stderr.String(), stdout.String())
+	return stdout.String()
 }
 
 func mustDay(t *testing.T, s string) day.Day {
@@ -225,6 +299,10 @@ type fakeS3 struct {
 	hit     chan struct{}
 	held    chan struct{}
 	observe func(*http.Request) // called with f.mu held
+	// fail, if set, answers the requests it returns a status for with
+	// that status and S3 error code instead of serving them (called with
+	// f.mu held).
+	fail func(*http.Request) (status int, code string)
 }
 
 // setUp builds bootstrap and installs the emulator while it generates
@@ -269,6 +347,15 @@ func newS3(t *testing.T) *fakeS3 {
 		f.mu.Lock()
 		if f.observe != nil {
 			f.observe(r)
+		}
+		if f.fail != nil {
+			if status, code := f.fail(r); status != 0 {
+				f.mu.Unlock()
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(status)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>injected by the test</Message></Error>`, code)
+				return
+			}
 		}
 		match, hit, held := f.match, f.hit, f.held
 		if match != nil && match(r) {
@@ -353,25 +440,30 @@ func startRIE(t *testing.T, rie, bootstrap, name string, env []string) emulator 
 	return emulator{rietest.Start(t, rie, bootstrap, name, env)}
 }
 
-// work invokes the worker function for one day.
+// work invokes the build stage for one day; it must succeed.
 func (e emulator) work(t *testing.T, d, run string) *lambda.WorkerResult {
 	t.Helper()
-	b, _ := json.Marshal(lambda.WorkerEvent{Role: lambda.RoleWorker, Day: d, Run: run})
+	b, _ := json.Marshal(lambda.StageEvent{Stage: lambda.StageBuild, Day: d, Run: run})
 	status, body := e.Invoke(t, b)
 	var res lambda.WorkerResult
 	if err := json.Unmarshal([]byte(body), &res); err != nil || status != http.StatusOK || res.Status == "" {
-		t.Fatalf("worker %s: HTTP %d %s", d, status, body)
+		t.Fatalf("build %s: HTTP %d %s", d, status, body)
 	}
 	return &res
 }
 
-// coordinate invokes the coordinator function.
-func (e emulator) coordinate(t *testing.T, payload []byte) *lambda.RunSummary {
+// fails invokes the build stage for one day; it must fail, and fails
+// returns the error's type and message.
+func (e emulator) fails(t *testing.T, d, run string) (errType, msg string) {
 	t.Helper()
-	status, body := e.Invoke(t, payload)
-	var sum lambda.RunSummary
-	if err := json.Unmarshal([]byte(body), &sum); err != nil || status != http.StatusOK || sum.Run == "" {
-		t.Fatalf("coordinator: HTTP %d %s", status, body)
+	b, _ := json.Marshal(lambda.StageEvent{Stage: lambda.StageBuild, Day: d, Run: run})
+	_, body := e.Invoke(t, b)
+	var res struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
 	}
-	return &sum
+	if err := json.Unmarshal([]byte(body), &res); err != nil || res.ErrorType == "" {
+		t.Fatalf("build %s: answered %s; want an error", d, body)
+	}
+	return res.ErrorType, res.ErrorMessage
 }

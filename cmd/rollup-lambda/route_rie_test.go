@@ -20,14 +20,16 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/lambda"
 	"github.com/littlewarehouse/warehouse/internal/rietest"
+	"github.com/littlewarehouse/warehouse/internal/sfntest"
 )
 
-// TestRouteOnceUnderRIE runs a backfill through the coordinator function
-// under the emulator, with its workers on four worker emulators behind an
-// asynchronous Invoke API (lambdaFront): route workers, then day workers,
-// run in parallel in separate processes, as on Lambda. Every raw object is
-// read exactly once across the coordinator and all workers, and the
-// published tables equal a local job.Run's byte for byte.
+// TestRouteOnceUnderRIE runs a backfill through the nightly state machine
+// (infra.StateMachineDefinition, executed by aws-local-stepfunctions), each
+// Task invoking the rollup function on one of four emulators behind the
+// Lambda Invoke API (lambdaFront): route parts, then days, run in parallel
+// in separate processes, as on Lambda. Every raw object is read exactly
+// once across all invocations, and the published tables equal a local
+// job.Run's byte for byte.
 //
 // How reads are counted, at the S3 server: store.S3 reads an object in one
 // of two ways. Open sends one HEAD (its size and ETag), then the reader
@@ -41,25 +43,14 @@ import (
 // and this server fails none.)
 func TestRouteOnceUnderRIE(t *testing.T) {
 	rietest.Skip(t)
+	sfntest.Skip(t)
 	t0 := time.Now()
 	ctx := context.Background()
 	d1 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	bootstrap, rie, s3srv, s3st, local := setUp(t, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 2000, ObjectsPerHour: 2, Seed: 11}))
-
-	base := []string{
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=SECRETTEST",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_S3=" + s3srv.url,
-		"LW_STORE=" + storeURL, "LW_GRACE_PERIOD=0", "LW_PARALLEL=4",
-	}
-	var workers []*rietest.Emulator
-	for i := range 4 {
-		workers = append(workers, rietest.Start(t, rie, bootstrap, fmt.Sprintf("worker-%d", i+1),
-			append(base, "LW_ROLE=worker", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")))
-	}
-	front := newLambdaFront(t, workers)
-	coord := startRIE(t, rie, bootstrap, "coordinator", append(base, "LW_ROLE=coordinator",
-		"LW_WORKER_FUNCTION=function", "AWS_ENDPOINT_URL_LAMBDA="+front.url, "AWS_LAMBDA_FUNCTION_TIMEOUT=120"))
-	t.Logf("bootstrap built, 5 emulators ready, data generated: %v", time.Since(t0).Round(time.Millisecond))
+	front := startFunctions(t, rie, bootstrap, 4, functionEnv(s3srv.url, "LW_PARALLEL=4"))
+	sfntest.Install(t)
+	t.Logf("bootstrap built, 4 emulators ready, data generated: %v", time.Since(t0).Round(time.Millisecond))
 
 	// Count the reads of raw objects from here on (see above).
 	reads := map[string]int{}
@@ -74,19 +65,19 @@ func TestRouteOnceUnderRIE(t *testing.T) {
 	s3srv.mu.Unlock()
 
 	from, to := "2026-11-19", "2026-11-23"
-	sum := coord.coordinate(t, []byte(`{"from":"`+from+`","to":"`+to+`"}`))
-	front.wait()
+	ex := sfntest.Run(t, definition(), `{"from":"`+from+`","to":"`+to+`"}`, "01KBXR0UTE0NCE000000000000", front.url)
 	s3srv.mu.Lock()
 	s3srv.observe = nil
 	s3srv.mu.Unlock()
-	t.Logf("coordinator done: %v; %d invocations, at most %d at once", time.Since(t0).Round(time.Millisecond), front.invocations, front.maxRunning)
+	t.Logf("execution done: %v; %d invocations, at most %d at once", time.Since(t0).Round(time.Millisecond), front.invocations, front.maxRunning)
+	sum := summaryOf(t, ex, s3st)
 
 	if sum.Status != lambda.RunDone || sum.Planned != 5 || sum.Built != 5 {
-		t.Fatalf("summary: %+v", sum)
+		t.Fatalf("summary: %+v\n%s", sum, ex.History())
 	}
 	r := sum.Route
-	if r == nil || r.Workers != 4 || r.Rounds != 1 || r.Failed != 0 || r.Pending != 0 || r.Fallback || r.Routed != r.Objects {
-		t.Fatalf("route phase: %+v; want 4 route workers routing every object", r)
+	if r == nil || r.Parts != 4 || r.Failed != 0 || r.Fallback || r.Routed != r.Objects {
+		t.Fatalf("route stage: %+v; want 4 route parts routing every object", r)
 	}
 	if sum.Totals.RawObjects != 0 {
 		t.Errorf("the day workers read %d raw objects; want none", sum.Totals.RawObjects)
@@ -94,8 +85,9 @@ func TestRouteOnceUnderRIE(t *testing.T) {
 	if front.maxRunning < 2 {
 		t.Errorf("at most %d workers ran at once; want them in parallel", front.maxRunning)
 	}
-	if front.invocations != r.Parts+sum.Planned {
-		t.Errorf("%d worker invocations; want %d route parts and %d days", front.invocations, r.Parts, sum.Planned)
+	// start, the route parts, plan, the days, windowed, register, finish.
+	if want := 1 + r.Parts + 1 + sum.Planned + 3; front.invocations != want {
+		t.Errorf("%d invocations; want %d (%d route parts and %d days)", front.invocations, want, r.Parts, sum.Planned)
 	}
 	for _, f := range front.failures {
 		t.Errorf("a worker invocation failed: %s", f)
@@ -153,22 +145,21 @@ func TestRouteOnceUnderRIE(t *testing.T) {
 	t.Logf("%d partitions, equal to a local run (%v)", len(got), time.Since(t0).Round(time.Millisecond))
 }
 
-// lambdaFront is the Lambda Invoke API in front of worker emulators, as
-// Lambda serves an asynchronous invocation (X-Amz-Invocation-Type: Event):
-// it answers 202 at once and runs the event later, on an idle emulator
-// (each runs one invocation at a time, like one execution environment), up
-// to as many at once as there are emulators. Other invocations run at once
-// and answer with the function's response.
+// lambdaFront is the Lambda Invoke API in front of function emulators: it
+// runs each invocation on an idle emulator (each runs one invocation at a
+// time, like one execution environment), up to as many at once as there
+// are emulators, and answers with the function's response, as Lambda
+// answers a RequestResponse invocation (Step Functions' kind): a function
+// error has X-Amz-Function-Error set. Any function name is served.
 type lambdaFront struct {
 	url  string
 	idle chan *rietest.Emulator
-	wg   sync.WaitGroup
 
 	mu          sync.Mutex
 	running     int
 	maxRunning  int
 	invocations int
-	failures    []string
+	failures    []string // the function errors, "payload: answer"
 }
 
 func newLambdaFront(t *testing.T, ems []*rietest.Emulator) *lambdaFront {
@@ -182,24 +173,20 @@ func newLambdaFront(t *testing.T, ems []*rietest.Emulator) *lambdaFront {
 			http.Error(w, "bad invocation", http.StatusBadRequest)
 			return
 		}
-		if r.Header.Get("X-Amz-Invocation-Type") != "Event" {
-			status, body := f.invoke(payload)
-			w.WriteHeader(status)
-			io.WriteString(w, body)
-			return
+		status, fnErr, body := f.invoke(payload)
+		if fnErr != "" {
+			w.Header().Set("X-Amz-Function-Error", fnErr)
 		}
-		f.wg.Add(1)
-		go func() { defer f.wg.Done(); f.invoke(payload) }()
-		w.WriteHeader(http.StatusAccepted)
+		w.WriteHeader(status)
+		io.WriteString(w, body)
 	}))
 	t.Cleanup(srv.Close)
-	t.Cleanup(f.wait) // before the emulators stop
 	f.url = srv.URL
 	return f
 }
 
 // invoke runs one invocation on an idle emulator.
-func (f *lambdaFront) invoke(payload []byte) (int, string) {
+func (f *lambdaFront) invoke(payload []byte) (status int, fnErr, body string) {
 	e := <-f.idle
 	defer func() { f.idle <- e }()
 	f.mu.Lock()
@@ -207,24 +194,27 @@ func (f *lambdaFront) invoke(payload []byte) (int, string) {
 	f.invocations++
 	f.maxRunning = max(f.maxRunning, f.running)
 	f.mu.Unlock()
-	status, body, err := e.Post(payload)
+	status, h, body, err := e.Do(payload)
+	if err != nil {
+		status, body = http.StatusBadGateway, err.Error()
+	}
+	if h != nil {
+		fnErr = h.Get("X-Amz-Function-Error")
+	}
+	var res struct {
+		ErrorType string `json:"errorType"`
+	}
+	if json.Unmarshal([]byte(body), &res) == nil && res.ErrorType != "" && fnErr == "" {
+		fnErr = "Unhandled" // what Lambda sets for an error the function returned
+	}
 	f.mu.Lock()
 	f.running--
-	var res struct {
-		Status       string `json:"status"`
-		ErrorMessage string `json:"errorMessage"`
-	}
-	json.Unmarshal([]byte(body), &res)
-	if err != nil || status != http.StatusOK || res.ErrorMessage != "" ||
-		(res.Status != lambda.StatusRouted && res.Status != lambda.StatusBuilt && res.Status != lambda.StatusCurrent) {
-		f.failures = append(f.failures, fmt.Sprintf("%s on %s: HTTP %d %s %v", snip(payload), e.Name, status, body, err))
+	if fnErr != "" || status != http.StatusOK {
+		f.failures = append(f.failures, fmt.Sprintf("%s on %s: HTTP %d %s", snip(payload), e.Name, status, body))
 	}
 	f.mu.Unlock()
-	return status, body
+	return status, fnErr, body
 }
-
-// wait waits until every invocation has been answered.
-func (f *lambdaFront) wait() { f.wg.Wait() }
 
 func snip(b []byte) string {
 	if len(b) > 120 {

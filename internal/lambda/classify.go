@@ -19,15 +19,16 @@ const (
 	// OK: no error.
 	OK Class = iota
 	// Transient errors may go away by themselves (S3 5xx or throttling, a
-	// network failure, the invocation's deadline, a lost lease): the
-	// invocation returns the error, so Lambda retries it (an asynchronous
-	// invocation at most twice, then to the dead-letter queue).
+	// network failure, the invocation's deadline, a lost lease): the stage
+	// returns a *RetryableError, which the state machine retries with
+	// backoff.
 	Transient
 	// Permanent errors will not go away by retrying (another time zone in
 	// the store, the day held by another writer, access denied, a missing
-	// bucket): the invocation logs the error with the day, counts it in the
-	// WorkerFailures metric, and returns no error, so Lambda does not loop
-	// on it. The next coordinator run finds the day still stale.
+	// bucket): the stage logs the error with the day, counts it in the
+	// WorkerFailures metric, and returns a *PermanentError, which the state
+	// machine catches without retrying. The next run finds the day still
+	// stale.
 	Permanent
 )
 
@@ -65,7 +66,7 @@ var transientCodes = map[string]bool{
 
 // Classify says whether err is worth a retry. Bad data never gets here:
 // job.Run counts and quarantines it and returns no error. Errors nobody
-// recognizes are Transient: Lambda bounds its retries, and a retry of an
+// recognizes are Transient: the state machine bounds its retries, and a retry of an
 // idempotent job is harmless.
 func Classify(err error) Class {
 	if err == nil {

@@ -1,41 +1,31 @@
-// Package lambda runs the rollup job on AWS Lambda (docs/design.md §Where it runs):
-// one binary, two functions.
+// Package lambda is the rollup job's Lambda function (docs/design.md
+// §Where it runs): one binary whose every invocation is one stage of a run,
+// named by a small stage event. The nightly run's state machine (infra,
+// StateMachineDefinition) calls the stages in order and owns the fan-out,
+// its concurrency, retries and failures; nothing here waits for another
+// invocation.
 //
-//   - The coordinator takes an EventBridge scheduled event (the nightly run)
-//     or a backfill {"from":"YYYY-MM-DD","to":"YYYY-MM-DD"}. It first
-//     routes the raw objects not indexed yet (job.Pending): it splits them
-//     among at most LW_PARALLEL route workers, so that each object is read
-//     once however many days it feeds, and records the entries they report
-//     in the index (job.AddEntries). It then plans the stale days
-//     (job.Plan; a second route round if the plan finds segments missing),
-//     invokes one worker per stale day asynchronously (it reads segments,
-//     not raw objects), waits for the workers' manifests until its deadline
-//     less a margin, runs the windowed stage (job.RunWindowed) for the days
-//     that finished, registers the partitions (Registrar), and writes a run
-//     summary to _state/runs/<run>.json. Days still pending at the deadline
-//     are listed there; the next run picks them up, since the plan is
-//     fingerprint-based. With LW_REPORT=true it then writes the HTML
-//     report of the curated tables (internal/report) to reports/latest.html;
-//     a report that cannot be written is logged and noted in the summary,
-//     and the run goes on.
-//   - A worker takes {"role":"worker","day":"YYYY-MM-DD","run":"<run>"} and
-//     runs stage 1 for that day (job.BuildDays), idempotently: a
-//     day already current is left alone. It writes what it did to
-//     _state/runs/<run>/<day>.json for the coordinator.
-//   - A route worker (the same worker function) takes
-//     {"role":"worker","run":"<run>","part":N,"route":[{"key":..,"etag":..,
-//     "size":..,"hour":..},..]}, reads each object once, writes its
-//     segments (job.RouteObjects), and reports the objects' index entries
-//     in _state/runs/<run>/route-<N>.json. If it fails, the day workers
-//     route what their days lack themselves: it costs reads, never
-//     correctness.
+//   - start {"stage":"start","execution":..,"input":..}: the input is an
+//     EventBridge scheduled event (the nightly run: job.CatchUp's days) or
+//     a backfill {"from":"YYYY-MM-DD","to":"YYYY-MM-DD"}. It names the run,
+//     lists the raw objects not routed yet (job.Pending), splits them into
+//     route parts and records the run (RunRecord).
+//   - route {"stage":"route","run":..,"part":N}: reads its part's raw
+//     objects once and writes their segments (job.RouteObjects); it reports
+//     their index entries.
+//   - plan {"stage":"plan","run":..}: records the routed objects in the
+//     index (job.AddEntries) and returns the stale days (job.Plan).
+//   - build {"stage":"build","run":..,"day":"YYYY-MM-DD"}: stage 1 for one
+//     day (job.BuildDays), idempotently.
+//   - windowed, register, report, finish {"stage":..,"run":..}: the
+//     windowed tables (job.RunWindowed), the Glue partitions (Registrar),
+//     the HTML report (LW_REPORT) and the run summary (_state/runs/<run>.json).
 //
-// DispatchBackfill is the same fan-out driven from a laptop
-// (rollup --dispatch lambda:<function>).
-//
-// Workers are dispatched in day order, up to LW_PARALLEL at once (default
-// 8): days do not depend on each other, so they may finish in any order
-// (see Options.Concurrency).
+// Every stage keeps what the next needs under _state/runs/<run>/, so the
+// payloads stay small whatever the number of days. A stage returns a
+// *RetryableError for a failure that may go away (the state machine
+// retries it with backoff) and a *PermanentError for one that will not (the
+// state machine catches it: the day or part fails alone).
 package lambda
 
 import (
@@ -48,40 +38,29 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/compact"
 )
 
-// Roles, the values of LW_ROLE.
-const (
-	RoleCoordinator = "coordinator"
-	RoleWorker      = "worker"
-)
-
 // The environment variables the functions read.
 const (
-	EnvRole           = "LW_ROLE"            // coordinator or worker (required)
-	EnvStore          = "LW_STORE"           // s3://bucket/prefix (required)
-	EnvGlueDatabase   = "LW_GLUE_DATABASE"   // Glue database of the tables (optional)
-	EnvTZ             = "LW_TZ"              // reporting time zone, IANA name (default UTC)
-	EnvMaxLateness    = "LW_MAX_LATENESS"    // e.g. 168h or 7d (default 7d)
-	EnvWorkerFunction = "LW_WORKER_FUNCTION" // worker function name or ARN (required for the coordinator)
-	EnvParallel       = "LW_PARALLEL"        // raw objects a worker reads at once (default 8)
-	EnvRawPrefix      = "LW_RAW_PREFIX"      // where Firehose writes in the store (default raw/)
-	EnvGracePeriod    = "LW_GRACE_PERIOD"    // keep superseded runs this long (default 6h on S3, else 0)
-	EnvReport         = "LW_REPORT"          // coordinator: write HTMLReportKey after each run, true or false (default false)
+	EnvStore        = "LW_STORE"         // s3://bucket/prefix (required)
+	EnvGlueDatabase = "LW_GLUE_DATABASE" // Glue database of the tables (optional)
+	EnvTZ           = "LW_TZ"            // reporting time zone, IANA name (default UTC)
+	EnvMaxLateness  = "LW_MAX_LATENESS"  // e.g. 168h or 7d (default 7d)
+	EnvParallel     = "LW_PARALLEL"      // raw objects a stage reads at once, and days or route parts in flight (default 8)
+	EnvRawPrefix    = "LW_RAW_PREFIX"    // where Firehose writes in the store (default raw/)
+	EnvGracePeriod  = "LW_GRACE_PERIOD"  // keep superseded runs this long (default 6h on S3, else 0)
+	EnvReport       = "LW_REPORT"        // write HTMLReportKey after each run, true or false (default false)
 )
 
 // Config is the functions' configuration, from the environment.
 type Config struct {
-	Role           string
-	Store          string
-	GlueDatabase   string
-	Location       *time.Location
-	MaxLateness    time.Duration
-	WorkerFunction string
-	Parallel       int
-	RawPrefix      string
-	GracePeriod    time.Duration
-	// HTMLReport (LW_REPORT) makes the coordinator write the HTML report
-	// of the curated tables to HTMLReportKey after each run (see
-	// Options.HTMLReport). The worker ignores it.
+	Store        string
+	GlueDatabase string
+	Location     *time.Location
+	MaxLateness  time.Duration
+	Parallel     int
+	RawPrefix    string
+	GracePeriod  time.Duration
+	// HTMLReport (LW_REPORT) makes a run write the HTML report of the
+	// curated tables to HTMLReportKey (the report stage).
 	HTMLReport bool
 }
 
@@ -97,22 +76,12 @@ func (c Config) Rules() compact.Rules {
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
 	c := Config{
-		Role:           get(EnvRole),
-		Store:          get(EnvStore),
-		GlueDatabase:   get(EnvGlueDatabase),
-		WorkerFunction: get(EnvWorkerFunction),
-		RawPrefix:      get(EnvRawPrefix),
+		Store:        get(EnvStore),
+		GlueDatabase: get(EnvGlueDatabase),
+		RawPrefix:    get(EnvRawPrefix),
 	}
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-
-	switch c.Role {
-	case RoleCoordinator, RoleWorker:
-	case "":
-		bad("%s is not set (want %s or %s)", EnvRole, RoleCoordinator, RoleWorker)
-	default:
-		bad("%s=%q: want %s or %s", EnvRole, c.Role, RoleCoordinator, RoleWorker)
-	}
 
 	switch {
 	case c.Store == "":
@@ -143,10 +112,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		} else {
 			c.MaxLateness = d
 		}
-	}
-
-	if c.Role == RoleCoordinator && c.WorkerFunction == "" {
-		bad("%s is not set: the coordinator needs the worker function's name or ARN", EnvWorkerFunction)
 	}
 
 	c.Parallel = 8

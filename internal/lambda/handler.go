@@ -3,12 +3,10 @@ package lambda
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/config"
-	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/littlewarehouse/warehouse/internal/catalog"
 	"github.com/littlewarehouse/warehouse/internal/job"
@@ -23,31 +21,56 @@ type Deps struct {
 	Metrics *metrics.Logger // default: no metrics
 	// Catalog is handed to the job (job.Config.Catalog): with a catalog and
 	// a grace period, superseded runs are deleted by the registration, once
-	// no partition points at them, not by the worker right after
+	// no partition points at them, not by the build right after
 	// publishing. Set it together with Registrar.
 	Catalog   catalog.Catalog
-	Registrar Registrar   // default NopRegistrar
-	Store     store.Store // default: opened from LW_STORE
-	Invoker   Invoker     // coordinator; default: a Lambda client invoking LW_WORKER_FUNCTION
-	Options   Options     // coordinator tuning (Registrar, Log and Metrics are taken from Deps)
+	Registrar Registrar        // default NopRegistrar
+	Store     store.Store      // default: opened from LW_STORE
+	Now       func() time.Time // default time.Now: a run's start and end times
 }
 
-// Handler handles the invocations of one function (coordinator or worker).
+// Registrar makes what a run published visible to readers: it points the
+// catalog's partitions (Glue) at the current run of every daily table for
+// the days cfg.From..cfg.To, and of the windowed partitions in ws (nil if
+// no user_daily is published yet). With cfg.Catalog set and a grace
+// period, it must also delete the superseded runs that no partition points
+// at any more (what job.Run does after its windowed stage). It must be
+// idempotent: a later run registers the same days again, which repairs a
+// registration that failed.
+type Registrar interface {
+	Register(ctx context.Context, cfg job.Config, ws *job.WindowedSummary) error
+}
+
+// RegistrarFunc is a Registrar made of a function.
+type RegistrarFunc func(ctx context.Context, cfg job.Config, ws *job.WindowedSummary) error
+
+// Register calls f.
+func (f RegistrarFunc) Register(ctx context.Context, cfg job.Config, ws *job.WindowedSummary) error {
+	return f(ctx, cfg, ws)
+}
+
+// NopRegistrar registers nothing (no catalog).
+type NopRegistrar struct{}
+
+// Register does nothing.
+func (NopRegistrar) Register(context.Context, job.Config, *job.WindowedSummary) error { return nil }
+
+// Handler runs the stages of the function.
 type Handler struct {
 	env *Env
-	inv Invoker
 }
 
 // NewHandler checks what cold start can check and builds the handler: it
-// opens the store and, for the coordinator, the Lambda client (which
-// honours AWS_ENDPOINT_URL_LAMBDA, as the S3 client honours
-// AWS_ENDPOINT_URL_S3).
+// opens the store.
 func NewHandler(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	if deps.Registrar == nil {
 		deps.Registrar = NopRegistrar{}
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
 	st := deps.Store
 	if st == nil {
@@ -56,18 +79,7 @@ func NewHandler(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 			return nil, fmt.Errorf("%s=%q: %w", EnvStore, cfg.Store, err)
 		}
 	}
-	h := &Handler{env: &Env{Config: cfg, Store: st, Log: deps.Log, Metrics: deps.Metrics, Deps: deps}, inv: deps.Invoker}
-	if cfg.Role == RoleCoordinator && h.inv == nil {
-		awsCfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("load AWS config for the Lambda client: %w", err)
-		}
-		if awsCfg.Region == "" {
-			return nil, fmt.Errorf("no AWS region configured for the Lambda client (set AWS_REGION)")
-		}
-		h.inv = LambdaInvoker{Client: awslambda.NewFromConfig(awsCfg), Function: cfg.WorkerFunction}
-	}
-	return h, nil
+	return &Handler{env: &Env{Config: cfg, Store: st, Log: deps.Log, Metrics: deps.Metrics, Deps: deps}}, nil
 }
 
 // NewHandlerFromEnv reads the configuration with getenv (os.Getenv) and
@@ -80,73 +92,67 @@ func NewHandlerFromEnv(ctx context.Context, getenv func(string) string, deps Dep
 	return NewHandler(ctx, cfg, deps)
 }
 
-// Handle handles one invocation. A worker returns a *WorkerResult (a day)
-// or a *RouteResult (a route event), the coordinator a *RunSummary. An error is returned for an event this
-// function cannot handle and for transient failures (Lambda retries an
-// asynchronous invocation that failed); permanent failures are logged,
-// counted in the metrics and reported in the result, without an error.
+// Handle runs the stage payload names (ParseStage) and returns its result.
+// Its error, if any, is a *RetryableError (the state machine retries the
+// stage) or a *PermanentError (it does not: the day, the route part or the
+// run fails); an event that does not parse is permanent.
 func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, error) {
-	cfg := h.env.Config
-	req, err := ParseEvent(payload, cfg.Location, cfg.MaxLateness)
+	ev, err := ParseStage(payload)
 	if err != nil {
-		h.env.Log.Error("event not understood", "role", cfg.Role, "error", err.Error())
-		return nil, err
+		h.env.Log.Error("event not understood", "error", err.Error())
+		return nil, &PermanentError{Msg: err.Error()}
 	}
-	isWorker := req.Kind == KindWorker || req.Kind == KindRoute
-	switch {
-	case cfg.Role == RoleWorker && !isWorker:
-		err = fmt.Errorf("this is the worker function (%s=%s); a %s event goes to the coordinator", EnvRole, cfg.Role, req.Kind)
-	case cfg.Role == RoleCoordinator && isWorker:
-		err = fmt.Errorf("this is the coordinator function (%s=%s); worker events go to the worker function", EnvRole, cfg.Role)
+	var res any
+	switch ev.Stage {
+	case StageStart:
+		res, err = runStart(ctx, h.env, ev)
+	case StageRoute:
+		res, err = RunRouteWorker(ctx, h.env, ev)
+	case StagePlan:
+		res, err = runPlan(ctx, h.env, ev.Run)
+	case StageBuild:
+		res, err = RunWorker(ctx, h.env, ev)
+	case StageWindowed:
+		res, err = runWindowed(ctx, h.env, ev.Run)
+	case StageRegister:
+		res, err = runRegister(ctx, h.env, ev.Run)
+	case StageReport:
+		res, err = runReport(ctx, h.env, ev.Run)
+	case StageFinish:
+		res, err = runFinish(ctx, h.env, ev)
 	}
 	if err != nil {
-		h.env.Log.Error("event sent to the wrong function", "error", err.Error())
-		return nil, err
+		h.env.Log.Error("stage failed", "stage", ev.Stage, "run", ev.Run, "day", ev.Day, "part", ev.Part, "error", err.Error())
+		return res, stageError(err)
 	}
-	if req.Kind == KindRoute {
-		res, err := RunRouteWorker(ctx, h.env, req)
-		if err != nil {
-			return nil, err
-		}
-		return res, nil
-	}
-	if req.Kind == KindWorker {
-		res, err := RunWorker(ctx, h.env, req)
-		if err != nil {
-			return nil, err
-		}
-		return res, nil
-	}
-	opts := h.env.Deps.Options
-	opts.Registrar, opts.Log, opts.Metrics = h.env.Deps.Registrar, h.env.Log.With("role", RoleCoordinator), h.env.Metrics
-	opts.Trigger, opts.EventTime = req.Kind, req.Time
-	opts.HTMLReport = opts.HTMLReport || h.env.Config.HTMLReport // LW_REPORT
-	if opts.Concurrency == 0 {
-		opts.Concurrency = h.env.Config.Parallel // LW_PARALLEL: workers in flight
-	}
-	sum, err := Coordinate(ctx, h.env.jobConfig(req.From, req.To), h.inv, opts)
-	if Classify(err) == Transient {
-		return nil, err
-	}
-	return sum, nil
+	return res, nil
 }
 
-// DispatchBackfill is `rollup --from --to --dispatch lambda:<function>`:
-// it plans cfg.From..cfg.To here, invokes the worker function through
-// client for each stale day (in day order; see Options.Concurrency), calls
-// progress as days are dispatched and finish while it watches their
-// manifests, then runs the windowed stage and the registration here. The
-// route phase before the days (see Coordinate) reports to
-// Options.RouteProgress, if opts set it, not to progress. It waits until
-// every worker is done or failed, or ctx ends (there is no Lambda
-// deadline); the summary is written to _state/runs/<run>.json like the
-// coordinator's. cfg is the CLI's job configuration: it must match the
-// workers' (time zone, max lateness, raw prefix, file sizes), or the days
-// they build look stale to it.
-func DispatchBackfill(ctx context.Context, cfg job.Config, client InvokeAPI, function string, progress func(Progress), opts ...func(*Options)) (*RunSummary, error) {
-	o := Options{Trigger: "dispatch", Progress: progress, Log: cfg.Log, Poll: 2 * time.Second}
-	for _, f := range opts {
-		f(&o)
+// RetryableError is a stage failure that may go away by itself (S3
+// throttling or a 5xx, a network failure, a lost lease, the stage's own
+// deadline): the state machine retries the stage with backoff. Its type
+// name is the errorType the Lambda runtime reports (infra.ErrorRetryable).
+type RetryableError struct{ Msg string }
+
+func (e *RetryableError) Error() string { return e.Msg }
+
+// PermanentError is a stage failure that retrying cannot fix (another time
+// zone in the store, the day held by another writer, access denied, a bad
+// event): the state machine catches it without retrying. Its type name is
+// the errorType the Lambda runtime reports (infra.ErrorPermanent).
+type PermanentError struct{ Msg string }
+
+func (e *PermanentError) Error() string { return e.Msg }
+
+// stageError types err for the state machine (Classify).
+func stageError(err error) error {
+	var r *RetryableError
+	var p *PermanentError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &p), !errors.As(err, &r) && Classify(err) == Permanent:
+		return &PermanentError{Msg: err.Error()}
 	}
-	return Coordinate(ctx, cfg, LambdaInvoker{Client: client, Function: function}, o)
+	return &RetryableError{Msg: err.Error()}
 }

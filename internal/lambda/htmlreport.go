@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/littlewarehouse/warehouse/internal/report"
 )
 
-// HTMLReportKey is where the coordinator writes the HTML report
-// (Options.HTMLReport, LW_REPORT). Each run replaces it; older reports are
+// HTMLReportKey is where the report stage writes the HTML report
+// (LW_REPORT). Each run replaces it; older reports are
 // not kept.
 const HTMLReportKey = "reports/latest.html"
 
@@ -33,7 +34,7 @@ type HTMLReportResult struct {
 // returned in the result, never as an error: the report is a by-product of
 // the run. It stops htmlReportReserve before ctx's deadline, leaving time
 // for the summary.
-func (c *coordinator) writeHTMLReport(ctx context.Context) *HTMLReportResult {
+func writeHTMLReport(ctx context.Context, env *Env, log *slog.Logger) *HTMLReportResult {
 	start := time.Now()
 	res := &HTMLReportResult{Key: HTMLReportKey}
 	if deadline, ok := ctx.Deadline(); ok {
@@ -42,17 +43,17 @@ func (c *coordinator) writeHTMLReport(ctx context.Context) *HTMLReportResult {
 		defer cancel()
 	}
 	var buf bytes.Buffer
-	err := report.Write(ctx, c.cfg.Store, &buf, report.Options{Now: c.opts.Now})
+	err := report.Write(ctx, env.Store, &buf, report.Options{Now: env.Deps.Now})
 	if err == nil {
-		err = c.cfg.Store.Put(ctx, HTMLReportKey, buf.Bytes())
+		err = env.Store.Put(ctx, HTMLReportKey, buf.Bytes())
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if err != nil {
 		res.Error = fmt.Sprintf("HTML report %s: %v", HTMLReportKey, err)
-		c.log.Warn("HTML report not written; the run goes on", "key", HTMLReportKey, "error", res.Error)
+		log.Warn("HTML report not written; the run goes on", "key", HTMLReportKey, "error", res.Error)
 		return res
 	}
 	res.Bytes = buf.Len()
-	c.log.Info("HTML report written", "key", HTMLReportKey, "bytes", res.Bytes, "seconds", res.Seconds)
+	log.Info("HTML report written", "key", HTMLReportKey, "bytes", res.Bytes, "seconds", res.Seconds)
 	return res
 }

@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,70 +18,159 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
-// The route phase (docs/design.md §Routing and segments: each raw object is read once). A
-// raw object feeds every day its rows count on, up to max lateness + 1
-// days; if each day worker routed the objects its day lacks, an object
-// would be read by every worker whose day it feeds. So the coordinator
-// first hands the objects without an index entry to route workers, each
-// object to exactly one, which read it once and write its segments for
-// every day (job.RouteObjects); it records their entries in the index
-// (job.AddEntries) and only then plans. The day workers then find every
-// segment they need and read no raw object. A route worker that fails
-// costs reads, never correctness: a day worker routes what its day lacks
-// itself (job.Run's loadDay), as a local run does.
+// The route stage (docs/design.md §Routing and segments: each raw object
+// is read once). A raw object feeds every day its rows count on, up to max
+// lateness + 1 days; if each day's build routed the objects its day lacks,
+// an object would be read by every build whose day it feeds. So the start
+// stage splits the objects without an index entry into route parts, each
+// object in exactly one, and the state machine hands each part to a route
+// stage, which reads its objects once and writes their segments for every
+// day (job.RouteObjects) and reports their entries; the plan stage records
+// them in the index (job.AddEntries) and only then plans. The builds then
+// find every segment they need and read no raw object. A route part that
+// fails costs reads, never correctness: a build routes what its day lacks
+// itself, as a local run does.
+
+// Route parts are bounded so that one routes well within a stage's time:
+// at most MaxRouteRefs objects.
+const (
+	MaxRouteRefs = 400
+	maxRouteKey  = 1024 // S3's limit on a key
+)
+
+// RouteRef names one raw object of a route part, as listed
+// (index.ObjectRef).
+type RouteRef struct {
+	Key  string    `json:"key"`
+	ETag string    `json:"etag"`
+	Size int64     `json:"size"`
+	Hour time.Time `json:"hour"` // UTC arrival hour named by the key
+}
+
+// RouteInput is a route part's input, written by the start stage at
+// RouteInputKey.
+type RouteInput struct {
+	Run  string `json:"run"`
+	Part int    `json:"part"`
+	// Rules is what routing depends on in the start stage's configuration
+	// (routeRules): a stage configured otherwise (a deploy between the two)
+	// would make segments and entries the plan cannot use, so it refuses.
+	Rules string     `json:"rules"`
+	Route []RouteRef `json:"route"`
+}
+
+// RouteInputKey is where the start stage writes route part part's input.
+func RouteInputKey(run string, part int) string {
+	return RunsPrefix + run + "/route-" + strconv.Itoa(part) + ".in.json"
+}
+
+// readRouteInput reads and checks a route part's input.
+func readRouteInput(ctx context.Context, st store.Store, run string, part int) (*RouteInput, []index.ObjectRef, error) {
+	b, err := st.Get(ctx, RouteInputKey(run, part))
+	if err != nil {
+		return nil, nil, fmt.Errorf("route part %d of run %s: read its input: %w", part, run, err)
+	}
+	var in RouteInput
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, nil, &PermanentError{Msg: fmt.Sprintf("route part %d: input %s: %v", part, RouteInputKey(run, part), err)}
+	}
+	refs, err := checkRouteInput(in, run, part)
+	if err != nil {
+		return nil, nil, &PermanentError{Msg: err.Error()}
+	}
+	return &in, refs, nil
+}
+
+// checkRouteInput checks what a route part's input says about itself and
+// each object's key, etag, size and hour; whether the keys are under the
+// raw prefix is checkRouteRefs's.
+func checkRouteInput(in RouteInput, run string, part int) ([]index.ObjectRef, error) {
+	switch {
+	case in.Run != run || in.Part != part:
+		return nil, fmt.Errorf("route part %d of run %s: its input is about part %d of run %q", part, run, in.Part, in.Run)
+	case len(in.Route) == 0:
+		return nil, fmt.Errorf("route part %d: no objects", part)
+	case len(in.Route) > MaxRouteRefs:
+		return nil, fmt.Errorf("route part %d: %d objects: at most %d", part, len(in.Route), MaxRouteRefs)
+	}
+	refs := make([]index.ObjectRef, len(in.Route))
+	seen := make(map[string]bool, len(in.Route))
+	for i, r := range in.Route {
+		switch {
+		case r.Key == "" || len(r.Key) > maxRouteKey:
+			return nil, fmt.Errorf("route part %d: object %d: key of %d bytes: want 1 to %d", part, i, len(r.Key), maxRouteKey)
+		case path.Clean(r.Key) != r.Key || strings.HasPrefix(r.Key, "/"):
+			return nil, fmt.Errorf("route part %d: key %q: want a clean relative key", part, r.Key)
+		case seen[r.Key]:
+			return nil, fmt.Errorf("route part %d: object %s twice", part, r.Key)
+		case r.ETag == "":
+			return nil, fmt.Errorf("route part %d: object %s without an etag", part, r.Key)
+		case r.Size < 0:
+			return nil, fmt.Errorf("route part %d: object %s: size %d", part, r.Key, r.Size)
+		case r.Hour.IsZero() || !r.Hour.Equal(r.Hour.Truncate(time.Hour)):
+			return nil, fmt.Errorf("route part %d: object %s: hour %s: want a whole hour", part, r.Key, r.Hour.Format(time.RFC3339))
+		}
+		seen[r.Key] = true
+		refs[i] = index.ObjectRef{Key: r.Key, ETag: r.ETag, Size: r.Size, Hour: r.Hour.UTC()}
+	}
+	return refs, nil
+}
 
 // StatusRouted is a route worker's status when it routed its objects.
 const StatusRouted = "routed"
 
-// RouteKey is where a route worker reports on part part of coordinator
-// run run.
+// RouteKey is where the route stage reports on part part of run run.
 func RouteKey(run string, part int) string {
 	return RunsPrefix + run + "/route-" + strconv.Itoa(part) + ".json"
 }
 
-// RouteResult is what a route worker did: the invocation's response, and
-// its report to the coordinator (RouteKey), entries included.
+// RouteResult is what the route stage did: the invocation's response, and
+// its report to the plan stage (RouteKey), entries included.
 type RouteResult struct {
 	Run        string    `json:"run"`
 	Part       int       `json:"part"`
 	Status     string    `json:"status"` // routed, failed or retry
 	Error      string    `json:"error,omitempty"`
 	ErrorClass string    `json:"error_class,omitempty"`
-	Objects    int       `json:"objects"`     // in the event
+	Objects    int       `json:"objects"`     // in the part
 	Bytes      int64     `json:"bytes"`       // their size
 	Routed     int       `json:"routed"`      // read (one entry each; an object deleted since it was listed has none)
 	BadObjects int       `json:"bad_objects"` // of them, unreadable (entries with Bad set)
 	Seconds    float64   `json:"seconds"`
 	FinishedAt time.Time `json:"finished_at"`
-	// Entries are the objects' index entries, for the coordinator to
+	// Entries are the objects' index entries, for the plan stage to
 	// record (job.AddEntries); set with status routed. They are in
 	// index.Entry's JSON form, whose checks decoding applies: a report
-	// with an entry that fails them does not decode, and its part failed
-	// (readRouteReport, checkRoute).
+	// with an entry that fails them does not decode, and its part counts
+	// as failed (readRouteReport).
 	Entries []index.Entry `json:"entries,omitempty"`
 }
 
-// RunRouteWorker routes the raw objects of a route event: it reads each
-// once (job.RouteObjects, at most LW_PARALLEL at a time), writes its
-// segments, and reports the objects' index entries at RouteKey(req.Run,
-// req.Part); it writes nothing to the index. An object not under the raw
-// prefix or whose hour is not the one its key names, or routing rules
-// other than the worker's (req.Rules), fail the part for good before
-// anything is read. The same event again, once its part was routed,
-// returns the report already written and reads nothing. Like RunWorker,
-// it returns an error only for a transient failure (Lambda retries), and
-// also when the report could not be written: without it the coordinator
-// cannot record the entries.
-func RunRouteWorker(ctx context.Context, env *Env, req Request) (*RouteResult, error) {
+// RunRouteWorker is the route stage: it reads the raw objects of route
+// part ev.Part (RouteInputKey) each once (job.RouteObjects, at most
+// LW_PARALLEL at a time), writes their segments, and reports their index
+// entries at RouteKey(ev.Run, ev.Part); it writes nothing to the index. An
+// object not under the raw prefix or whose hour is not the one its key
+// names, or routing rules other than this stage's, fail the part for good
+// before anything is read. The same part again, once routed, returns the
+// report already written and reads nothing. A failure is returned as an
+// error (see RunWorker), also when the report could not be written:
+// without it the plan cannot record the entries.
+func RunRouteWorker(ctx context.Context, env *Env, ev StageEvent) (*RouteResult, error) {
 	t0 := time.Now()
-	log := env.Log.With("role", RoleWorker, "route_part", req.Part, "run", req.Run)
-	res := &RouteResult{Run: req.Run, Part: req.Part, Objects: len(req.Route)}
-	for _, r := range req.Route {
-		res.Bytes += r.Size
-	}
-	if prev, err := readRouteReport(ctx, env.Store, req.Run, req.Part); err == nil && prev != nil && prev.Status == StatusRouted {
+	log := env.Log.With("stage", StageRoute, "route_part", ev.Part, "run", ev.Run)
+	if prev, err := readRouteReport(ctx, env.Store, ev.Run, ev.Part); err == nil && prev != nil && prev.Status == StatusRouted {
 		log.Info("route part already routed; nothing read again", "objects", prev.Objects)
+		prev.Entries = nil
 		return prev, nil
+	}
+	in, refs, err := readRouteInput(ctx, env.Store, ev.Run, ev.Part)
+	if err != nil {
+		return nil, err
+	}
+	res := &RouteResult{Run: ev.Run, Part: ev.Part, Objects: len(refs)}
+	for _, r := range refs {
+		res.Bytes += r.Size
 	}
 	cfg := env.jobConfig(0, 0) // routing depends on no day range
 	workCtx := ctx
@@ -91,16 +180,16 @@ func RunRouteWorker(ctx context.Context, env *Env, req Request) (*RouteResult, e
 		workCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(workerStopSlack, left/10)))
 		defer cancel()
 	}
-	log.Info("route worker starting", "objects", res.Objects, "bytes", res.Bytes, "store", env.Store.String())
+	log.Info("route stage starting", "objects", res.Objects, "bytes", res.Bytes, "store", env.Store.String())
 
 	class := Permanent
-	err := checkRouteRefs(env.Config.RawPrefix, req.Route)
-	if rules := routeRules(cfg); err == nil && req.Rules != rules {
-		err = fmt.Errorf("route event: this worker is configured differently from the coordinator (routing %s; the coordinator %s): "+
-			"give both functions the same LW_TZ, LW_MAX_LATENESS and LW_RAW_PREFIX, and the same build", rules, req.Rules)
+	err = checkRouteRefs(env.Config.RawPrefix, refs)
+	if rules := routeRules(cfg); err == nil && in.Rules != rules {
+		err = fmt.Errorf("route part %d: this stage is configured differently from the run's start (routing %s; the start %s): "+
+			"the function's LW_TZ, LW_MAX_LATENESS, LW_RAW_PREFIX or code changed during the run; the next run routes these objects", ev.Part, rules, in.Rules)
 	}
 	if err == nil {
-		res.Entries, err = job.RouteObjects(workCtx, cfg, req.Route)
+		res.Entries, err = job.RouteObjects(workCtx, cfg, refs)
 		class = Classify(err)
 		for _, e := range res.Entries {
 			if e.Bad != "" {
@@ -120,7 +209,7 @@ func RunRouteWorker(ctx context.Context, env *Env, req Request) (*RouteResult, e
 	res.Seconds = time.Since(t0).Seconds()
 	res.FinishedAt = time.Now().UTC()
 
-	props := map[string]any{"run": req.Run, "part": req.Part, "status": res.Status}
+	props := map[string]any{"run": ev.Run, "part": ev.Part, "status": res.Status}
 	dims := map[string]string{"Stage": "route"}
 	switch res.Status {
 	case StatusRouted:
@@ -132,21 +221,25 @@ func RunRouteWorker(ctx context.Context, env *Env, req Request) (*RouteResult, e
 			{Name: "Seconds", Value: res.Seconds, Unit: metrics.Seconds},
 		}, props)
 	case StatusFailed:
-		log.Error("route part failed; not retrying (the day workers route its objects themselves)", "error", res.Error)
+		log.Error("route part failed; not retrying (the builds route its objects themselves)", "error", res.Error)
 		emit(env, log, dims, []metrics.Metric{{Name: "WorkerFailures", Value: 1, Unit: metrics.Count}}, props)
 	case StatusRetry:
-		log.Warn("route part failed; returning the error so that Lambda retries", "error", res.Error)
+		log.Warn("route part failed; the state machine retries it", "error", res.Error)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if werr := writeJSON(rctx, env.Store, RouteKey(req.Run, req.Part), res); werr != nil {
-		log.Warn("route report not written; returning an error so that Lambda retries", "error", werr.Error())
+	if werr := writeJSON(rctx, env.Store, RouteKey(ev.Run, ev.Part), res); werr != nil {
+		log.Warn("route report not written; the state machine retries the part", "error", werr.Error())
 		if res.Status != StatusRetry {
-			return res, fmt.Errorf("route part %d: write its report: %w", req.Part, werr)
+			return nil, &RetryableError{Msg: fmt.Sprintf("route part %d: write its report: %v", ev.Part, werr)}
 		}
 	}
-	if res.Status == StatusRetry {
-		return res, fmt.Errorf("route part %d: %w", req.Part, err)
+	res.Entries = nil // in the report, not in the state machine's payload
+	switch res.Status {
+	case StatusRetry:
+		return nil, &RetryableError{Msg: fmt.Sprintf("route part %d: %v", ev.Part, err)}
+	case StatusFailed:
+		return nil, &PermanentError{Msg: fmt.Sprintf("route part %d: %v", ev.Part, err)}
 	}
 	return res, nil
 }
@@ -181,8 +274,7 @@ func checkRouteRefs(prefix string, refs []index.ObjectRef) error {
 	return nil
 }
 
-// readRouteReport reads the report of route part part of coordinator
-// run run: nil and no error if there is none yet; an error matching
+// readRouteReport reads the report of route part part of run run: nil and no error if there is none yet; an error matching
 // errBadReport if there is one that does not decode (not JSON of a
 // RouteResult, or an entry failing index.Entry's checks), or that is
 // about another part or run, or whose status is not one a route worker
@@ -201,12 +293,11 @@ func readRouteReport(ctx context.Context, st store.Store, run string, part int) 
 	})
 }
 
-// splitRoute splits refs into the parts of one route round: first into at
-// most n groups of about equal bytes (largest object first, each to the
-// group with the fewest bytes so far, the lower group on a tie), then each
-// group, in key order, into parts of at most MaxRouteRefs objects and
-// routePayloadBudget bytes of encoded refs. The same refs (in any order)
-// give the same parts; every ref is in exactly one.
+// splitRoute splits refs into route parts: first into at most n groups of
+// about equal bytes (largest object first, each to the group with the
+// fewest bytes so far, the lower group on a tie), then each group, in key
+// order, into parts of at most MaxRouteRefs objects. The same refs (in any
+// order) give the same parts; every ref is in exactly one.
 func splitRoute(refs []index.ObjectRef, n int) [][]index.ObjectRef {
 	n = max(min(n, len(refs)), 1)
 	sorted := slices.Clone(refs)
@@ -227,22 +318,12 @@ func splitRoute(refs []index.ObjectRef, n int) [][]index.ObjectRef {
 	}
 	var parts [][]index.ObjectRef
 	for _, g := range groups {
-		if len(g) == 0 {
-			continue
-		}
 		slices.SortFunc(g, func(a, b index.ObjectRef) int { return strings.Compare(a.Key, b.Key) })
-		var cur []index.ObjectRef
-		size := 0
-		for _, r := range g {
-			b, _ := json.Marshal(routeRefOf(r))
-			if len(cur) > 0 && (len(cur) == MaxRouteRefs || size+len(b)+1 > routePayloadBudget) {
-				parts = append(parts, cur)
-				cur, size = nil, 0
-			}
-			cur = append(cur, r)
-			size += len(b) + 1
+		for len(g) > 0 {
+			k := min(len(g), MaxRouteRefs)
+			parts = append(parts, g[:k])
+			g = g[k:]
 		}
-		parts = append(parts, cur)
 	}
 	return parts
 }
@@ -251,216 +332,32 @@ func routeRefOf(r index.ObjectRef) RouteRef {
 	return RouteRef{Key: r.Key, ETag: r.ETag, Size: r.Size, Hour: r.Hour.UTC()}
 }
 
-// RouteSummary is what a run's route phase did. Objects whose part failed
-// or did not finish in time are not lost: the day workers that need them
-// route them themselves (reading them more than once: Fallback says so,
-// and RunSummary.Totals.RawObjects counts their reads).
+// RouteSummary is what a run's route stage did. Objects whose part failed
+// are not lost: the builds that need them route them themselves (reading
+// them more than once: Fallback says so, and RunSummary.Totals.RawObjects
+// counts their reads).
 type RouteSummary struct {
-	Objects    int   `json:"objects"` // raw objects handed to route workers (in each round)
+	Objects    int   `json:"objects"` // raw objects in route parts
 	Bytes      int64 `json:"bytes"`   // their size
-	Routed     int   `json:"routed"`  // of them, read and reported by their worker
+	Routed     int   `json:"routed"`  // of them, read and reported by their part
 	BadObjects int   `json:"bad_objects"`
-	Rounds     int   `json:"rounds"`  // 1, or 2 when the plan found segments missing
-	Parts      int   `json:"parts"`   // route worker requests
-	Workers    int   `json:"workers"` // of them, handed to a worker
-	Failed     int   `json:"failed"`  // parts whose worker failed, or that could not be invoked
-	Pending    int   `json:"pending"` // parts not finished when the route phase stopped waiting
-	// Skipped are objects of a round not started: the route phase's time
-	// was over.
-	Skipped int `json:"skipped,omitempty"`
-	// Fallback is set when some part failed or is pending, or objects were
-	// skipped.
+	Parts      int   `json:"parts"`
+	Failed     int   `json:"failed"` // parts that failed or left no usable report
+	// Fallback is set when some part failed: the builds route its objects.
 	Fallback bool `json:"fallback,omitempty"`
 	// IndexError says why the entries could not be recorded in the index
 	// (the plan then scans those objects again); the run goes on.
 	IndexError string            `json:"index_error,omitempty"`
-	Seconds    float64           `json:"seconds"`
+	Seconds    float64           `json:"seconds"` // the parts' stage time, added up
 	PartList   []RoutePartResult `json:"part_results,omitempty"`
 }
 
-// RoutePartResult is one route worker request of a run.
+// RoutePartResult is one route part of a run.
 type RoutePartResult struct {
 	Part    int     `json:"part"`
-	Round   int     `json:"round"`
 	Objects int     `json:"objects"`
 	Bytes   int64   `json:"bytes"`
-	Status  string  `json:"status"` // routed, failed, pending
+	Status  string  `json:"status"` // routed, failed
 	Error   string  `json:"error,omitempty"`
 	Seconds float64 `json:"seconds,omitempty"`
-}
-
-// RouteProgress tells how far the route phase is (Options.RouteProgress).
-// A round of the phase (Round 1; Round 2 for the objects the plan found
-// unrouted, normally none) starts with one event of Status "routing",
-// whose Part is the round's first part and whose Objects and Bytes are the
-// whole round's; then each of its parts gives one event as it is
-// dispatched ("dispatched") and one as it finishes (StatusRouted) or
-// fails (StatusFailed: its worker failed, its report is unusable, or it
-// could not be invoked), with its own Objects and Bytes and, once over,
-// Seconds. A part not finished when the route phase stops waiting gives
-// no second event (the run summary lists it pending). Parts are numbered
-// across the run as in RouteSummary.PartList and the coordinator's log
-// (route_part). An event holds counts only: no object key, no event
-// payload, no error text (the log has the error).
-type RouteProgress struct {
-	Round   int
-	Status  string  // routing (a round), dispatched, routed, failed
-	Part    int     // the part's number in the run, 1.. (a round's first part)
-	Parts   int     // parts of the run so far, this round's included
-	Objects int     // raw objects in the part (in the round)
-	Bytes   int64   // their size
-	Seconds float64 // a routed or failed part's time since it was dispatched
-	Done    int     // parts of the run routed so far
-	Failed  int     // parts of the run failed so far
-}
-
-// String is ev as one line for a person: "route round 1: 48 raw objects
-// (1.2MiB) in 4 parts", "route part 3/4 routed: 12 raw objects (300.0KiB)
-// in 1.3s; 2 routed, 1 failed".
-func (ev RouteProgress) String() string {
-	objs := fmt.Sprintf("%d raw objects (%s)", ev.Objects, store.HumanSize(ev.Bytes))
-	switch ev.Status {
-	case "routing":
-		if ev.Part <= 1 {
-			return fmt.Sprintf("route round %d: %s in %d parts", ev.Round, objs, ev.Parts)
-		}
-		return fmt.Sprintf("route round %d: %s in parts %d-%d", ev.Round, objs, ev.Part, ev.Parts)
-	case "dispatched":
-		return fmt.Sprintf("route part %d/%d dispatched: %s", ev.Part, ev.Parts, objs)
-	}
-	return fmt.Sprintf("route part %d/%d %s: %s in %.1fs; %d routed, %d failed",
-		ev.Part, ev.Parts, ev.Status, objs, ev.Seconds, ev.Done, ev.Failed)
-}
-
-// routeTask is one part of the route phase on its way through the fan-out.
-type routeTask struct {
-	task
-	part    int
-	refs    []index.ObjectRef
-	bytes   int64         // the refs' size
-	entries []index.Entry // from its report, once routed
-	res     *RouteResult
-}
-
-// routeRound routes refs: it splits them into parts (splitRoute), hands
-// them to route workers through the fan-out (waiting until until at most),
-// records what it did in rs, and the entries of the parts that finished in
-// the index. It logs and reports (Options.RouteProgress) the round's
-// start and each part's dispatch and end. It fails only when ctx ends.
-func (c *coordinator) routeRound(ctx context.Context, run string, refs []index.ObjectRef, rs *RouteSummary, until time.Time, hasDeadline bool) error {
-	if hasDeadline && !time.Now().Before(until) {
-		c.log.Warn("no time left to route; the day workers route what they need themselves", "objects", len(refs))
-		rs.Skipped += len(refs)
-		rs.Fallback = true
-		return nil
-	}
-	rs.Rounds++
-	groups := splitRoute(refs, c.opts.Concurrency)
-	first, parts := rs.Parts+1, rs.Parts+len(groups)
-	// Parts of earlier rounds that finished, for the progress counts.
-	routedBefore := 0
-	for _, p := range rs.PartList {
-		if p.Status == StatusRouted {
-			routedBefore++
-		}
-	}
-	failedBefore := rs.Failed
-	rts := make([]*routeTask, len(groups))
-	tasks := make([]*task, len(groups))
-	var bytes int64
-	for i, g := range groups {
-		part := first + i
-		rt := &routeTask{part: part, refs: g}
-		rt.ev = WorkerEvent{Role: RoleWorker, Run: run, Part: part, Rules: routeRules(c.cfg)}
-		for _, r := range g {
-			rt.ev.Route = append(rt.ev.Route, routeRefOf(r))
-			rt.bytes += r.Size
-		}
-		bytes += rt.bytes
-		rt.attrs = []any{"route_part", part, "parts", parts, "objects", len(g), "bytes", rt.bytes}
-		rt.check = func(ctx context.Context) (string, string, error) { return c.checkRoute(ctx, run, rt) }
-		rts[i], tasks[i] = rt, &rt.task
-	}
-	rs.Parts = parts
-	c.log.Info("routing raw objects", "round", rs.Rounds, "objects", len(refs), "bytes", bytes, "parts", len(groups), "first_part", first)
-	c.opts.RouteProgress(RouteProgress{Round: rs.Rounds, Status: "routing", Part: first, Parts: parts, Objects: len(refs), Bytes: bytes,
-		Done: routedBefore, Failed: failedBefore})
-	progress := func(i, done, failed int) {
-		rt := rts[i]
-		c.opts.RouteProgress(RouteProgress{Round: rs.Rounds, Status: rt.status, Part: rt.part, Parts: parts,
-			Objects: len(rt.refs), Bytes: rt.bytes, Seconds: rt.seconds, Done: routedBefore + done, Failed: failedBefore + failed})
-	}
-	err := c.fanOut(ctx, "route", tasks, until, hasDeadline, progress)
-
-	var entries []index.Entry
-	roundFailed, roundPending := 0, 0
-	for _, rt := range rts {
-		p := RoutePartResult{Part: rt.part, Round: rs.Rounds, Objects: len(rt.refs), Bytes: rt.bytes, Status: rt.status, Error: rt.err, Seconds: rt.seconds}
-		if !rt.started.IsZero() {
-			rs.Workers++
-			rs.Objects += p.Objects
-			rs.Bytes += p.Bytes
-		}
-		switch rt.status {
-		case StatusRouted:
-			entries = append(entries, rt.entries...)
-			rs.Routed += rt.res.Routed
-			rs.BadObjects += rt.res.BadObjects
-		case StatusFailed:
-			rs.Failed++
-			roundFailed++
-			rs.Fallback = true
-		default:
-			p.Status = "pending"
-			rs.Pending++
-			roundPending++
-			rs.Fallback = true
-		}
-		rs.PartList = append(rs.PartList, p)
-	}
-	if err != nil {
-		return err
-	}
-	if roundFailed+roundPending > 0 {
-		// Counts of this round only: a later round may route them.
-		c.log.Warn("route parts failed or unfinished; their objects are routed again by the next round, or by the day workers that need them",
-			"round", rs.Rounds, "failed", roundFailed, "pending", roundPending)
-	}
-	if len(entries) > 0 {
-		if err := job.AddEntries(ctx, c.cfg, entries); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// The index is a cache: the plan scans the objects again.
-			rs.IndexError = err.Error()
-			c.log.Warn("routed objects not recorded in the index; the plan scans them again", "error", err.Error())
-		}
-	}
-	return nil
-}
-
-// checkRoute says whether a route part has finished: "" while it has not
-// (no report yet, or a transient failure that Lambda retries), else
-// routed or failed. A report that is there but unusable (readRouteReport:
-// an entry failing index.Entry's checks, say, or a report about another
-// part) fails the part at once, so that its objects take the fallback
-// path now; only a failing read of the store is an error, which fanOut
-// retries.
-func (c *coordinator) checkRoute(ctx context.Context, run string, rt *routeTask) (string, string, error) {
-	rep, err := readRouteReport(ctx, c.cfg.Store, run, rt.part)
-	switch {
-	case errors.Is(err, errBadReport):
-		return StatusFailed, err.Error(), nil
-	case err != nil || rep == nil:
-		return "", "", err
-	}
-	switch rep.Status {
-	case StatusFailed:
-		return StatusFailed, rep.Error, nil
-	case StatusRouted:
-		rt.res, rt.entries = rep, rep.Entries
-		rep.Entries = nil
-		return StatusRouted, "", nil
-	}
-	return "", "", nil
 }

@@ -16,22 +16,23 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
-// Worker statuses.
+// Build (and route) statuses.
 const (
 	StatusBuilt   = "built"   // the day was built and published
 	StatusCurrent = "current" // the day was already up to date: nothing written
-	StatusFailed  = "failed"  // a permanent error: logged, not retried
-	StatusRetry   = "retry"   // a transient error: the invocation failed, Lambda retries it
+	StatusFailed  = "failed"  // a permanent error: not retried
+	StatusRetry   = "retry"   // a transient error: the state machine retries the stage
 )
 
-// RunsPrefix holds the coordinators' run summaries (<run>.json) and the
-// workers' reports (<run>/<day>.json, <run>/route-<part>.json).
+// RunsPrefix holds the runs' summaries (<run>.json) and what the stages of
+// a run keep for each other (<run>/...: RunRecordKey, PlanKey, ReportKey,
+// RouteKey, ...).
 const RunsPrefix = "_state/runs/"
 
-// SummaryKey is where a coordinator run's summary is written.
+// SummaryKey is where a run's summary is written (the finish stage).
 func SummaryKey(run string) string { return RunsPrefix + run + ".json" }
 
-// ReportKey is where a worker reports on day d for coordinator run run.
+// ReportKey is where the build stage reports on day d of run run.
 func ReportKey(run string, d day.Day) string { return RunsPrefix + run + "/" + d.String() + ".json" }
 
 // DayStats are the numbers of one built day (data_quality_daily's, plus
@@ -93,12 +94,12 @@ func (s *DayStats) metrics(seconds float64) []metrics.Metric {
 	}
 }
 
-// WorkerResult is what a worker did: the invocation's response, and its
-// report to the coordinator.
+// WorkerResult is what the build stage did for a day: the invocation's
+// response, and its report (ReportKey) to the finish stage.
 type WorkerResult struct {
 	Day        string    `json:"day"`
-	Run        string    `json:"run,omitempty"`     // the coordinator's run
-	JobRun     string    `json:"job_run,omitempty"` // the run id of the partitions this worker wrote
+	Run        string    `json:"run,omitempty"`     // the run (of the state machine)
+	JobRun     string    `json:"job_run,omitempty"` // the run id of the partitions this build wrote
 	Status     string    `json:"status"`
 	Why        string    `json:"why,omitempty"`
 	Error      string    `json:"error,omitempty"`
@@ -108,7 +109,7 @@ type WorkerResult struct {
 	FinishedAt time.Time `json:"finished_at"`
 }
 
-// Env is what both roles work with.
+// Env is what every stage works with.
 type Env struct {
 	Config  Config
 	Store   store.Store
@@ -117,7 +118,7 @@ type Env struct {
 	Deps    Deps
 }
 
-// jobConfig is the job configuration of both roles for the days from..to.
+// jobConfig is the job configuration of every stage for the days from..to.
 func (e *Env) jobConfig(from, to day.Day) job.Config {
 	return job.Config{
 		Store: e.Store, From: from, To: to, Rules: e.Config.Rules(), RawPrefix: e.Config.RawPrefix,
@@ -135,19 +136,24 @@ const (
 	noDeadlineTTL   = 30 * time.Minute // lease lifetime when there is no deadline
 )
 
-// RunWorker builds one day: job.BuildDays for req.Day, idempotently.
-// It returns an error only for a transient failure (see Classify); bad
-// data and permanent failures give a result with status built or failed.
-func RunWorker(ctx context.Context, env *Env, req Request) (*WorkerResult, error) {
+// RunWorker is the build stage: job.BuildDays for ev.Day, idempotently.
+// Bad data is counted and quarantined, not an error. A failure is
+// returned as an error, after the day's report (with a run) is written: a
+// *PermanentError for one retrying cannot fix (Classify), any other error
+// for a transient one, which the state machine retries.
+func RunWorker(ctx context.Context, env *Env, ev StageEvent) (*WorkerResult, error) {
 	t0 := time.Now()
-	d := req.Day
-	log := env.Log.With("role", RoleWorker, "day", d.String(), "run", req.Run)
+	d, perr := day.Parse(ev.Day)
+	if perr != nil {
+		return nil, &PermanentError{Msg: "build: " + perr.Error()}
+	}
+	log := env.Log.With("stage", StageBuild, "day", d.String(), "run", ev.Run)
 	cfg := env.jobConfig(d, d)
-	// The coordinator had every object it listed routed and indexed; one
-	// that arrived since its run started is left for the next run rather
-	// than read by every worker whose days it may feed.
+	// The start stage had every object it listed routed and indexed; one
+	// that arrived since the run started is left for the next run rather
+	// than read by every build whose days it may feed.
 	var opts []job.Option
-	if id, err := ulid.ParseStrict(req.Run); err == nil {
+	if id, err := ulid.ParseStrict(ev.Run); err == nil {
 		opts = append(opts, job.ListedBefore(ulid.Time(id.Time())))
 	}
 	cfg.LockTTL, cfg.LockWait = noDeadlineTTL, workerLockWait
@@ -163,7 +169,7 @@ func RunWorker(ctx context.Context, env *Env, req Request) (*WorkerResult, error
 	log.Info("worker starting", "store", env.Store.String(), "lock_ttl", cfg.LockTTL.String(), "lock_wait", cfg.LockWait.String())
 
 	sum, err := job.BuildDays(workCtx, cfg, opts...)
-	res := &WorkerResult{Day: d.String(), Run: req.Run}
+	res := &WorkerResult{Day: d.String(), Run: ev.Run}
 	if sum != nil {
 		res.JobRun = sum.Run
 	}
@@ -189,7 +195,7 @@ func RunWorker(ctx context.Context, env *Env, req Request) (*WorkerResult, error
 	res.Seconds = time.Since(t0).Seconds()
 	res.FinishedAt = time.Now().UTC()
 
-	props := map[string]any{"day": res.Day, "run": req.Run, "job_run": res.JobRun, "status": res.Status}
+	props := map[string]any{"day": res.Day, "run": ev.Run, "job_run": res.JobRun, "status": res.Status}
 	switch res.Status {
 	case StatusBuilt:
 		log.Info("day built", "job_run", res.JobRun, "why", res.Why, "kept_rows", res.Stats.KeptRows,
@@ -201,18 +207,21 @@ func RunWorker(ctx context.Context, env *Env, req Request) (*WorkerResult, error
 		log.Error("day failed; not retrying (a retry cannot fix it)", "error", res.Error)
 		emit(env, log, map[string]string{"Stage": "day"}, []metrics.Metric{{Name: "WorkerFailures", Value: 1, Unit: metrics.Count}}, props)
 	case StatusRetry:
-		log.Warn("day failed; returning the error so that Lambda retries", "error", res.Error)
+		log.Warn("day failed; the state machine retries it", "error", res.Error)
 	}
-	if req.Run != "" {
+	if ev.Run != "" {
 		// The worker's context may be over: the report gets its own time.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if werr := writeJSON(rctx, env.Store, ReportKey(req.Run, d), res); werr != nil {
-			log.Warn("worker report not written; the coordinator watches the manifests instead", "error", werr.Error())
+		if werr := writeJSON(rctx, env.Store, ReportKey(ev.Run, d), res); werr != nil {
+			log.Warn("day report not written; the run summary counts the day failed", "error", werr.Error())
 		}
 	}
-	if res.Status == StatusRetry {
-		return res, fmt.Errorf("day %s: %w", d, err)
+	switch res.Status {
+	case StatusRetry:
+		return res, &RetryableError{Msg: fmt.Sprintf("day %s: %v", d, err)}
+	case StatusFailed:
+		return res, &PermanentError{Msg: fmt.Sprintf("day %s: %v", d, err)}
 	}
 	return res, nil
 }
@@ -246,10 +255,10 @@ func writeJSON(ctx context.Context, st store.Store, key string, v any) error {
 // part's at RouteKey) that is there but unusable: not JSON of its type, a
 // value failing that type's checks (an index entry's, say), or a report
 // about another day, part or run than the one it is stored for, or with a
-// status no worker writes. Reports are written whole (store.Put is
-// atomic), so waiting does not mend one: the coordinator counts its
-// invocation as failed at once (check, checkRoute), as if the worker had
-// reported a permanent failure. Test for it with errors.Is.
+// status no stage writes. Reports are written whole (store.Put is
+// atomic), so waiting does not mend one: the plan and finish stages count
+// its day or part as failed, as if it had reported a permanent failure.
+// Test for it with errors.Is.
 var errBadReport = errors.New("unreadable report")
 
 // badReportError is an unusable report; it matches errBadReport.
@@ -270,9 +279,9 @@ func (e *badReportError) Unwrap() error { return e.err }
 // naming it in errors: nil and no error if there is none yet; an error
 // matching errBadReport if there is one that does not decode into a T or
 // that valid rejects; any other error is the store's, and reading again
-// may work. It is the one reader of both kinds of worker report, so that
-// the coordinator tells "not there yet or not readable now" from "there
-// and unusable" the same way for days and route parts.
+// may work. It is the one reader of what the stages keep for each other,
+// so that "not there yet or not readable now" and "there and unusable"
+// are told apart the same way for days, route parts and the rest.
 func readReportJSON[T any](ctx context.Context, st store.Store, what, key string, valid func(*T) error) (*T, error) {
 	b, err := st.Get(ctx, key)
 	if errors.Is(err, store.ErrNotExist) {
@@ -291,8 +300,7 @@ func readReportJSON[T any](ctx context.Context, st store.Store, what, key string
 	return &r, nil
 }
 
-// readReport reads the report of the worker for day d of coordinator run
-// run: nil and no error if there is none yet; an error matching
+// readReport reads the build stage's report on day d of run run: nil and no error if there is none yet; an error matching
 // errBadReport if there is one that does not decode, or that is about
 // another day or run, or whose status is not one a worker writes; any
 // other error is the store's (reading it may work later).

@@ -220,13 +220,20 @@ func (e *Emulator) Stop() {
 // Post invokes the function with payload and returns the emulator's HTTP
 // status and body: the function's result, or its error as JSON.
 func (e *Emulator) Post(payload []byte) (int, string, error) {
+	status, _, body, err := e.Do(payload)
+	return status, body, err
+}
+
+// Do is Post that also returns the response's header (X-Amz-Function-Error
+// says the function returned an error).
+func (e *Emulator) Do(payload []byte) (int, http.Header, string, error) {
 	resp, err := http.Post(e.URL+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(payload))
 	if err != nil {
-		return 0, "", err
+		return 0, nil, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return resp.StatusCode, resp.Header, string(b), err
 }
 
 // Invoke is Post that fails t if the invocation could not be made.
