@@ -214,6 +214,12 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	front := startFunctions(t, rie, bootstrap, 2, env)
 	api := sfntest.NewServer(t, machineARN, definition(), front.url)
 	t.Setenv("AWS_ENDPOINT_URL_SFN", api.URL)
+	// A state machine the account does not have, and a range for the
+	// one-day dispatch: clear errors, nothing started.
+	if out := rollup(t, 1, "--dispatch", "sfn:"+machineARN+"-typo", "--from", "2026-11-20", "--to", "2026-11-22"); out != "" {
+		t.Errorf("--dispatch to an unknown state machine printed %q", out)
+	}
+	rollup(t, 2, "--dispatch", "lambda:function", "--from", "2026-11-20", "--to", "2026-11-22")
 	out = rollup(t, 0, "--dispatch", "sfn:"+machineARN, "--from", "2026-11-20", "--to", "2026-11-22")
 	for _, want := range []string{": done; 1 days planned, 1 built, 0 failed", "2026-11-22        ", "2026-11-20  up to date", "summary: _state/runs/"} {
 		if !strings.Contains(out, want) {
@@ -266,6 +272,9 @@ func rollup(t *testing.T, code int, args ...string) string {
 	args = append([]string{"--store", storeURL, "--catalog", "none", "--grace-period", "0", "--log", "text", "--quiet"}, args...)
 	if got := cli.Main(context.Background(), args, &stdout, &stderr); got != code {
 		t.Fatalf("rollup %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), got, code, stdout.String(), stderr.String())
+	}
+	if code == 1 && !strings.Contains(stderr.String(), "StateMachineDoesNotExist") {
+		t.Errorf("rollup %s: stderr %q; want the API's error named", strings.Join(args, " "), stderr.String())
 	}
 	t.Logf("rollup %s:\n%s%s", strings.Join(args, " "), stderr.String(), stdout.String())
 	return stdout.String()
