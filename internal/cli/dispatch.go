@@ -103,7 +103,7 @@ type follower struct {
 	lastLine            string
 	runID, executionARN string
 	started             time.Time
-	planSeen, routeSeen bool
+	planSeen            bool
 }
 
 // run starts an execution for from..to, named by a new run id, and
