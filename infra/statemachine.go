@@ -90,12 +90,12 @@ func stateMachine(fn string) obj {
 		"States": obj{
 			StateStart: task(fn, "Names the run, lists the raw objects not routed yet and splits them into route parts.",
 				obj{"stage": "start", "execution.$": "$$.Execution.Name", "input.$": "$"}, "$", StateRoute),
-			StateRoute: fanOut("Routes each part's raw objects into per-day segments; a failed part costs reads, not correctness: the days route what they lack.",
-				"$.parts", obj{"stage": "route", "run.$": "$.run", "part.$": "$$.Map.Item.Value"}, StateRoutePart, fn, StatePlan),
+			StateRoute: catchTo(fanOut("Routes each part's raw objects into per-day segments; a failed part costs reads, not correctness: the days route what they lack.",
+				"$.parts", obj{"stage": "route", "run.$": "$.run", "part.$": "$$.Map.Item.Value"}, StateRoutePart, fn, StatePlan), "$.route_error", StatePlan),
 			StatePlan: catchToFinish(task(fn, "Records the routed objects in the index and returns the stale days.",
 				obj{"stage": "plan", "run.$": "$.run"}, "$.plan", StateBuild)),
-			StateBuild: fanOut("Builds each stale day; a day that fails after its retries fails alone.",
-				"$.plan.days", obj{"stage": "build", "run.$": "$.run", "day.$": "$$.Map.Item.Value"}, StateBuildDay, fn, StateWindowed),
+			StateBuild: catchToFinish(fanOut("Builds each stale day; a day that fails after its retries fails alone.",
+				"$.plan.days", obj{"stage": "build", "run.$": "$.run", "day.$": "$$.Map.Item.Value"}, StateBuildDay, fn, StateWindowed)),
 			StateWindowed: catchToFinish(task(fn, "users, active_users_daily and retention_daily from the days built.",
 				obj{"stage": "windowed", "run.$": "$.run"}, nil, StateRegister)),
 			StateRegister: catchToFinish(task(fn, "Points the Glue partitions at the current runs and deletes superseded runs.",
@@ -161,8 +161,13 @@ func retries() []any {
 
 // catchToFinish sends t's failure, after its retries, to Finish with the
 // error at $.error.
-func catchToFinish(t obj) obj {
-	t["Catch"] = []any{obj{"ErrorEquals": []string{"States.ALL"}, "ResultPath": "$.error", "Next": StateFinish}}
+func catchToFinish(t obj) obj { return catchTo(t, "$.error", StateFinish) }
+
+// catchTo sends t's failure, after its retries, to next with the error at
+// resultPath. A Map's own failure (not an item's: those are caught inside)
+// is one the engine raised, a child execution it could not run, say.
+func catchTo(t obj, resultPath, next string) obj {
+	t["Catch"] = []any{obj{"ErrorEquals": []string{"States.ALL"}, "ResultPath": resultPath, "Next": next}}
 	return t
 }
 

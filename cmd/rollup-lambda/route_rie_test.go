@@ -23,7 +23,9 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/sfntest"
 )
 
-// TestRouteOnceUnderRIE runs a backfill through the nightly state machine
+// TestRouteOnceUnderRIE runs a backfill of the demo's days (make demo's
+// data: eventgen --nasty --start-on-from over 7 days, with fewer events a
+// day) through the nightly state machine
 // (infra.StateMachineDefinition, executed by aws-local-stepfunctions), each
 // Task invoking the rollup function on one of four emulators behind the
 // Lambda Invoke API (lambdaFront): route parts, then days, run in parallel
@@ -47,7 +49,7 @@ func TestRouteOnceUnderRIE(t *testing.T) {
 	t0 := time.Now()
 	ctx := context.Background()
 	d1 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	bootstrap, rie, s3srv, s3st, local := setUp(t, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 2000, ObjectsPerHour: 2, Seed: 11}))
+	bootstrap, rie, s3srv, s3st, local := setUp(t, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 6), EventsPerDay: 8000, StartOnFrom: true}))
 	front := startFunctions(t, rie, bootstrap, 4, functionEnv(s3srv.url, "LW_PARALLEL=4"))
 	sfntest.Install(t)
 	t.Logf("bootstrap built, 4 emulators ready, data generated: %v", time.Since(t0).Round(time.Millisecond))
@@ -64,7 +66,7 @@ func TestRouteOnceUnderRIE(t *testing.T) {
 	}
 	s3srv.mu.Unlock()
 
-	from, to := "2026-11-19", "2026-11-23"
+	from, to := "2026-11-20", "2026-11-26"
 	ex := sfntest.Run(t, definition(), `{"from":"`+from+`","to":"`+to+`"}`, "01KBXR0UTE0NCE000000000000", front.url)
 	s3srv.mu.Lock()
 	s3srv.observe = nil
@@ -72,7 +74,7 @@ func TestRouteOnceUnderRIE(t *testing.T) {
 	t.Logf("execution done: %v; %d invocations, at most %d at once", time.Since(t0).Round(time.Millisecond), front.invocations, front.maxRunning)
 	sum := summaryOf(t, ex, s3st)
 
-	if sum.Status != lambda.RunDone || sum.Planned != 5 || sum.Built != 5 {
+	if sum.Status != lambda.RunDone || sum.Planned != 7 || sum.Built != 7 {
 		t.Fatalf("summary: %+v\n%s", sum, ex.History())
 	}
 	r := sum.Route

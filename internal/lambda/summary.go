@@ -82,7 +82,7 @@ type FinishResult struct {
 // state machine caught from a stage, into the run summary; it writes the
 // summary, logs it and emits the run's metrics. A stale day without a
 // usable report failed (its build failed before it could write one: the
-// execution's history has why).
+// execution's history has why). It then deletes the route parts' inputs.
 func runFinish(ctx context.Context, env *Env, ev StageEvent) (*FinishResult, error) {
 	rec, _, _, err := readRunRecord(ctx, env.Store, ev.Run)
 	if err != nil {
@@ -140,6 +140,13 @@ func runFinish(ctx context.Context, env *Env, ev StageEvent) (*FinishResult, err
 		return nil, fmt.Errorf("write the run summary: %w", err)
 	}
 	logSummary(env, log, sum)
+	// The route parts' inputs (object lists) served their one purpose; the
+	// reports stay with the summary.
+	for part := 1; part <= rec.Parts; part++ {
+		if err := env.Store.Delete(ctx, RouteInputKey(rec.Run, part)); err != nil {
+			log.Warn("route part input not deleted", "part", part, "error", err.Error())
+		}
+	}
 	return &FinishResult{Run: sum.Run, Status: sum.Status, Planned: sum.Planned, Built: sum.Built, Failed: sum.Failed,
 		Summary: SummaryKey(sum.Run), Error: sum.Error}, nil
 }
