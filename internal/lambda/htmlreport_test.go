@@ -3,7 +3,6 @@ package lambda
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"regexp"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/metrics"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
@@ -28,39 +26,22 @@ func (s failingReportPut) Put(ctx context.Context, key string, data []byte) erro
 	return s.Store.Put(ctx, key, data)
 }
 
-// TestHTMLReport: with LW_REPORT=true, the coordinator's run writes the
-// HTML report of what it built to reports/latest.html and says so in its
-// summary and metrics; a report that cannot be written leaves the run done
-// and the previous report in place; a failed run writes no report.
+// TestHTMLReport: with LW_REPORT=true, the start tells the state machine
+// to run the report stage, which writes the HTML report of what the run
+// built to reports/latest.html; the summary and the metrics say so. A
+// report that cannot be written does not fail the stage or the run, says
+// why, and leaves the previous report in place.
 func TestHTMLReport(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	cfg, err := ConfigFromEnv(env(map[string]string{
-		EnvRole: RoleCoordinator, EnvStore: "/unused", EnvWorkerFunction: "rollup-worker", EnvReport: "true",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.cfg.HTMLReport = true
 	var emf bytes.Buffer
 	now := time.Date(2026, 11, 23, 2, 7, 0, 0, time.UTC)
-	workers := &asyncWorkers{env: f.env, timeout: time.Minute}
-	h, err := NewHandler(ctx, cfg, Deps{
-		Store: f.st, Invoker: workers, Metrics: metrics.New(&emf, ""),
-		Options: Options{Now: func() time.Time { return now }},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	res, err := h.Handle(cctx, json.RawMessage(`{"from":"2026-11-19","to":"2026-11-22"}`))
-	workers.wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := res.(*RunSummary)
-	if sum.Status != RunDone || sum.Built != 4 {
-		t.Fatalf("summary: %+v", sum)
+	f.h = f.handler(t, Deps{Metrics: metrics.New(&emf, ""), Now: func() time.Time { return now }})
+	s := runStages(t, f.h, backfill, stageHooks{})
+	sum := s.summary
+	if !s.start.Report || sum.Status != RunDone || sum.Built != 4 || !sum.StartedAt.Equal(now) {
+		t.Fatalf("start %+v, summary: %+v", s.start, sum)
 	}
 	if r := sum.HTMLReport; r == nil || r.Key != HTMLReportKey || r.Error != "" || r.Bytes == 0 {
 		t.Fatalf("summary's report: %+v", r)
@@ -74,66 +55,49 @@ func TestHTMLReport(t *testing.T) {
 	if len(page) != sum.HTMLReport.Bytes || !strings.HasPrefix(html, "<!DOCTYPE html>") || !strings.HasSuffix(strings.TrimSpace(html), "</html>") {
 		t.Errorf("%s: %d bytes (summary says %d), not a whole HTML page: %.100q", HTMLReportKey, len(page), sum.HTMLReport.Bytes, html)
 	}
-	for _, want := range []string{`id="tz">UTC `, "2026-11-23 02:07 UTC"} { // the time zone; Options.Now
+	for _, want := range []string{`id="tz">UTC `, "2026-11-23 02:07 UTC"} { // the time zone; Deps.Now
 		if !strings.Contains(html, want) {
 			t.Errorf("report does not contain %q", want)
 		}
 	}
-	// data_quality_daily's row of a built day shows the rows its worker kept.
+	// data_quality_daily's row of a built day shows the rows its build kept.
 	var kept int64
 	for _, d := range sum.Days {
 		if d.Day == "2026-11-20" && d.Worker != nil && d.Worker.Stats != nil {
 			kept = d.Worker.Stats.KeptRows
 		}
 	}
-	row := regexp.MustCompile(`<tr><td>2026-11-20</td>.*?</tr>`).FindString(html[strings.Index(html, `id="t-quality"`):])
+	i := strings.Index(html, `id="t-quality"`)
+	if i < 0 {
+		t.Fatal("no data quality table in the report")
+	}
+	row := regexp.MustCompile(`<tr><td>2026-11-20</td>.*?</tr>`).FindString(html[i:])
 	if kept < 100 || kept > 999 || !strings.Contains(row, `<td class="num">`+strconv.FormatInt(kept, 10)+`</td>`) {
 		t.Errorf("data quality row of 2026-11-20 does not show the %d rows kept: %s", kept, row)
-	}
-
-	b, err := f.st.Get(ctx, SummaryKey(sum.Run))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stored RunSummary
-	if err := json.Unmarshal(b, &stored); err != nil || stored.HTMLReport == nil || stored.HTMLReport.Key != HTMLReportKey {
-		t.Errorf("stored summary's report: %+v, %v", stored.HTMLReport, err)
 	}
 	if !strings.Contains(emf.String(), `"HTMLReportFailures":0`) {
 		t.Errorf("no HTMLReportFailures 0 in the metrics:\n%s", emf.String())
 	}
 
-	// The report cannot be written: the run is done all the same, and
-	// says why; the previous report stays.
+	// The report cannot be written: the stage answers why, without an
+	// error; the run is done all the same; the previous report stays.
 	emf.Reset()
-	jc := f.env.jobConfig(mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22"))
-	jc.Store = failingReportPut{f.st}
-	sum, err = Coordinate(ctx, jc, workers, Options{HTMLReport: true, Metrics: metrics.New(&emf, "")})
-	if err != nil || sum.Status != RunDone {
-		t.Fatalf("run with a failing report: %+v, %v", sum, err)
+	h := f.handler(t, Deps{Store: failingReportPut{f.reads}, Metrics: metrics.New(&emf, ""), Now: func() time.Time { return now }})
+	res, err := call[HTMLReportResult](t, ctx, h, StageEvent{Stage: StageReport, Run: s.start.Run})
+	if err != nil || !strings.Contains(res.Error, errInjected.Error()) || !strings.Contains(res.Error, HTMLReportKey) || res.Bytes != 0 || res.Key != HTMLReportKey {
+		t.Fatalf("report stage with a failing put: %+v, %v", res, err)
 	}
-	if r := sum.HTMLReport; r == nil || !strings.Contains(r.Error, errInjected.Error()) || !strings.Contains(r.Error, HTMLReportKey) || r.Bytes != 0 {
-		t.Errorf("summary's report: %+v", r)
+	fin, err := call[FinishResult](t, ctx, h, StageEvent{Stage: StageFinish, Run: s.start.Run})
+	if err != nil || fin.Status != RunDone {
+		t.Fatalf("finish: %+v, %v", fin, err)
 	}
-	b, err = f.st.Get(ctx, SummaryKey(sum.Run))
-	if err != nil || !strings.Contains(string(b), errInjected.Error()) {
-		t.Errorf("stored summary does not say why the report was not written: %s, %v", b, err)
+	if r := readSummary(t, f.st, s.start.Run).HTMLReport; r == nil || r.Error != res.Error {
+		t.Errorf("stored summary's report: %+v; want %q", r, res.Error)
 	}
 	if !strings.Contains(emf.String(), `"HTMLReportFailures":1`) {
 		t.Errorf("no HTMLReportFailures 1 in the metrics:\n%s", emf.String())
 	}
 	if again, err := f.st.Get(ctx, HTMLReportKey); err != nil || !bytes.Equal(again, page) {
 		t.Errorf("the previous report changed: %v", err)
-	}
-
-	// A failed run writes no report.
-	failing := RegistrarFunc(func(context.Context, job.Config, *job.WindowedSummary) error { return errInjected })
-	sum, err = Coordinate(ctx, f.env.jobConfig(mustDay(t, "2026-11-19"), mustDay(t, "2026-11-22")), workers,
-		Options{HTMLReport: true, Registrar: failing, Now: func() time.Time { return now.Add(time.Hour) }})
-	if err == nil || sum.Status != RunFailed || sum.HTMLReport != nil {
-		t.Errorf("failed run: %+v, %v", sum, err)
-	}
-	if again, err := f.st.Get(ctx, HTMLReportKey); err != nil || !bytes.Equal(again, page) {
-		t.Errorf("a failed run changed the report: %v", err)
 	}
 }

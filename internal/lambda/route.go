@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -67,6 +68,9 @@ func RouteInputKey(run string, part int) string {
 // readRouteInput reads and checks a route part's input.
 func readRouteInput(ctx context.Context, st store.Store, run string, part int) (*RouteInput, []index.ObjectRef, error) {
 	b, err := st.Get(ctx, RouteInputKey(run, part))
+	if errors.Is(err, store.ErrNotExist) {
+		return nil, nil, &PermanentError{Msg: fmt.Sprintf("route part %d of run %s: no input at %s (the start stage writes it)", part, run, RouteInputKey(run, part))}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("route part %d of run %s: read its input: %w", part, run, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/index"
 	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/internal/wait"
 )
@@ -242,8 +243,9 @@ func runWindowed(ctx context.Context, env *Env, run string) (*WindowedResult, er
 	}
 	ws, err := job.RunWindowed(ctx, cfg, nil)
 	if err != nil {
-		var locked *job.LockedError
-		if errors.As(err, &locked) {
+		var held *lease.HeldError
+		if errors.As(err, &held) {
+			// Another run's stage 2 (a backfill's, say): it ends; try later.
 			return nil, &RetryableError{Msg: "windowed tables: " + err.Error()}
 		}
 		return nil, fmt.Errorf("windowed tables: %w", err)
@@ -309,6 +311,9 @@ func runRegister(ctx context.Context, env *Env, run string) (*RegisterResult, er
 // result kept for the summary. A report that cannot be written is not a
 // failure of the stage.
 func runReport(ctx context.Context, env *Env, run string) (*HTMLReportResult, error) {
+	if _, _, _, err := readRunRecord(ctx, env.Store, run); err != nil {
+		return nil, err
+	}
 	res := writeHTMLReport(ctx, env, env.Log.With("stage", StageReport, "run", run))
 	if err := writeJSON(ctx, env.Store, htmlReportResultKey(run), res); err != nil {
 		return nil, fmt.Errorf("keep the report's result: %w", err)

@@ -104,7 +104,9 @@ func runFinish(ctx context.Context, env *Env, ev StageEvent) (*FinishResult, err
 		}
 		for _, r := range plan.Days {
 			if r.Status == dayPlanned {
-				r = gatherDay(ctx, env, log, ev.Run, r, sum)
+				if r, err = gatherDay(ctx, env, log, ev.Run, r, sum); err != nil {
+					return nil, err
+				}
 			}
 			sum.Days = append(sum.Days, r)
 		}
@@ -187,11 +189,15 @@ func gatherRoute(ctx context.Context, env *Env, rec *RunRecord, sum *RunSummary)
 }
 
 // gatherDay completes a stale day's result r with its build's report, and
-// counts it in sum.
-func gatherDay(ctx context.Context, env *Env, log *slog.Logger, run string, r DayResult, sum *RunSummary) DayResult {
-	sum.Planned++
+// counts it in sum. A store that keeps failing fails the stage (the state
+// machine retries it), rather than count a day failed that may be built.
+func gatherDay(ctx context.Context, env *Env, log *slog.Logger, run string, r DayResult, sum *RunSummary) (DayResult, error) {
 	d, _ := day.Parse(r.Day)
 	rep, err := readRetrying(ctx, func() (*WorkerResult, error) { return readReport(ctx, env.Store, run, d) })
+	if err != nil && retryableRead(err) {
+		return r, fmt.Errorf("read the report of %s: %w", r.Day, err)
+	}
+	sum.Planned++
 	switch {
 	case err != nil:
 		log.Error("day report unreadable: the day counts as failed", "day", r.Day, "error", err.Error())
@@ -215,7 +221,7 @@ func gatherDay(ctx context.Context, env *Env, log *slog.Logger, run string, r Da
 	} else {
 		sum.Built++
 	}
-	return r
+	return r, nil
 }
 
 // logSummary logs the run's end and emits its metrics.
