@@ -75,16 +75,16 @@ func TestDDL(t *testing.T) {
 	}
 }
 
-func TestDispatchNeedsAFunction(t *testing.T) {
+func TestDispatchTargets(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := Main(context.Background(), []string{"--store", t.TempDir(), "--from", "2026-01-01", "--to", "2026-01-01", "--dispatch", "sqs:q"}, &out, &errOut)
-	if code != 2 || !strings.Contains(errOut.String(), "lambda:FUNCTION") {
+	if code != 2 || !strings.Contains(errOut.String(), "sfn:STATE_MACHINE_ARN") || !strings.Contains(errOut.String(), "lambda:FUNCTION") {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	errOut.Reset()
-	code = Main(context.Background(), []string{"--store", t.TempDir(), "--from", "2026-01-01", "--to", "2026-01-01", "--dispatch", "lambda:f", "--dispatch-wait", "0s"}, &out, &errOut)
-	if code != 2 || !strings.Contains(errOut.String(), "--dispatch-wait") {
-		t.Fatalf("--dispatch-wait 0s: exit %d: %s", code, errOut.String())
+	code = Main(context.Background(), []string{"--store", t.TempDir(), "--from", "2026-01-01", "--to", "2026-01-02", "--dispatch", "lambda:f"}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "one day") || !strings.Contains(errOut.String(), "--dispatch sfn:") {
+		t.Fatalf("--dispatch lambda: over two days: exit %d: %s", code, errOut.String())
 	}
 }
 
