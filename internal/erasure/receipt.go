@@ -1,0 +1,133 @@
+package erasure
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// Receipt says what carrying out a request did: Prefix+ID+".done.json",
+// written once the verification scan found none of its rows. It holds
+// counts and keys, never event contents or ids.
+type Receipt struct {
+	Request     string    `json:"request"`
+	Product     string    `json:"product"`
+	RequestedAt time.Time `json:"requested_at"`
+	DoneAt      time.Time `json:"done_at"`
+	// Objects are the raw objects and error files rewritten without the
+	// request's rows (NewKey empty: every row was the person's, so the
+	// object was deleted and not replaced).
+	Objects []Object `json:"objects"`
+	// DaysRebuilt are the built reporting days those objects fed, rebuilt
+	// by the runs in Runs (the run column of any restatements they caused).
+	DaysRebuilt []string `json:"days_rebuilt"`
+	Runs        []string `json:"runs"`
+	// RowsRemoved counts the request's rows each table held before, and no
+	// longer holds: "raw" and "raw-errors" (rows and records of the objects
+	// rewritten), and the curated tables that hold a person's ids
+	// (events, quarantine, user_daily, users).
+	RowsRemoved  map[string]int64 `json:"rows_removed"`
+	Verification Verification     `json:"verification"`
+}
+
+// Object is one object rewritten.
+type Object struct {
+	Key         string `json:"key"`
+	NewKey      string `json:"new_key,omitempty"`
+	Rows        int64  `json:"rows"` // rows (or error records) it held
+	RowsRemoved int64  `json:"rows_removed"`
+}
+
+// Verification is the scan after the rewrite: every file that can hold a
+// row, searched by keyed hash.
+type Verification struct {
+	At           time.Time `json:"at"`
+	RawObjects   int       `json:"raw_objects"`   // raw Parquet objects read whole
+	ErrorObjects int       `json:"error_objects"` // Firehose error files read whole
+	Segments     int       `json:"segments"`      // each the cut of a raw object scanned clean (or deleted)
+	TableFiles   int       `json:"table_files"`   // Parquet files of curated tables and users state read whole
+	RowsFound    int64     `json:"rows_found"`    // rows of the request found: always 0 in a receipt
+	// Unsearchable are objects that cannot be read as rows (bad objects:
+	// not Parquet, truncated); they are named so that someone looks.
+	Unsearchable []string `json:"unsearchable,omitempty"`
+	// AwaitingCleanup are files of superseded runs that still hold rows of
+	// the request: kept for the grace period for readers that resolved
+	// them (on S3), then deleted by the next run's cleanup.
+	AwaitingCleanup []string `json:"awaiting_cleanup,omitempty"`
+}
+
+// ReceiptKey is where request id's receipt is.
+func ReceiptKey(id string) string { return Prefix + id + ".done.json" }
+
+// WorkKey is where request id's work in progress is kept between a crash
+// and the run that resumes it.
+func WorkKey(id string) string { return Prefix + id + ".work.json" }
+
+// ReadReceipt reads request id's receipt, or returns ErrNotExist.
+func ReadReceipt(ctx context.Context, st store.Store, id string) (*Receipt, error) {
+	b, err := st.Get(ctx, ReceiptKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var r Receipt
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("read %s: %w", ReceiptKey(id), err)
+	}
+	return &r, nil
+}
+
+// WriteReceipt writes r with a conditional create; a receipt already there
+// (written by a run that died just after) is kept.
+func WriteReceipt(ctx context.Context, st store.Store, r *Receipt) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := st.Create(ctx, ReceiptKey(r.Request), append(b, '\n')); err != nil && !errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("write receipt %s: %w", r.Request, err)
+	}
+	return nil
+}
+
+// Work is a request's progress, kept between runs: what was rewritten and
+// which days to rebuild survive a crash after the old objects are gone.
+type Work struct {
+	Objects     map[string]Object `json:"objects"` // by old key
+	Days        []string          `json:"days"`
+	RowsBefore  map[string]int64  `json:"rows_before,omitempty"` // in the curated tables, before any rebuild
+	Runs        []string          `json:"runs,omitempty"`
+	HaveCounted bool              `json:"have_counted"`
+}
+
+// ReadWork reads request id's work, or an empty Work if it has none.
+func ReadWork(ctx context.Context, st store.Store, id string) (*Work, error) {
+	w := &Work{Objects: map[string]Object{}}
+	b, err := st.Get(ctx, WorkKey(id))
+	if errors.Is(err, store.ErrNotExist) {
+		return w, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, w); err != nil {
+		return nil, fmt.Errorf("read %s: %w", WorkKey(id), err)
+	}
+	if w.Objects == nil {
+		w.Objects = map[string]Object{}
+	}
+	return w, nil
+}
+
+// SaveWork writes request id's work (a plain atomic write: one erase runs
+// a request at a time, under its lease).
+func SaveWork(ctx context.Context, st store.Store, id string, w *Work) error {
+	b, err := json.MarshalIndent(w, "", "  ")
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, WorkKey(id), append(b, '\n'))
+}

@@ -1,0 +1,447 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/erasure"
+	"github.com/littlewarehouse/warehouse/internal/lease"
+	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+	"github.com/littlewarehouse/warehouse/internal/segment"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// The erase stage (docs/design.md §Erasing a person): an erasure request
+// (internal/erasure) is one more input of the pure function. Carrying it
+// out rewrites every raw object and error file holding the request's rows
+// without them (a new object, written and verified, then the old one and
+// its segments deleted), rebuilds the built days those objects fed, then
+// the windowed tables, scans every remaining file for the request's rows,
+// and writes the receipt. Its progress (the objects rewritten, the days to
+// rebuild) is kept under _state/erasures/ before anything is deleted, so a
+// run killed at any point is finished by the next one.
+
+// eraseLease is the lease one erase stage of a store holds at a time.
+const eraseLease = "erase"
+
+// maxEraseRounds bounds the scans of one request: a scan that still finds
+// its rows after a rewrite means rows arrived meanwhile, or a rewrite
+// failed; after this many the run fails, to be run again.
+const maxEraseRounds = 3
+
+// eraser is the erase stage of one run.
+type eraser struct {
+	cfg  *Config
+	opts options
+	key  []byte
+	run  string
+}
+
+// Erase carries out every pending erasure request of cfg.Store, oldest
+// first, and returns the receipt of each it finished. It is what
+// `rollup erase --now` and `rollup` run before building, and what the
+// nightly state machine runs before its build. cfg's range is not used:
+// the days rebuilt are those the request's rows fed (of those built).
+//
+// It is idempotent and safe to run again after a crash at any point: a
+// request is done only once its receipt exists, which is written after a
+// scan of every remaining file found none of its rows. One erase stage
+// runs at a time per store (a lease, waited for LockWait); a held lease is
+// a *LockedError-like lease.HeldError, retryable. Requests with nothing
+// pending return (nil, nil) without taking the lease.
+func Erase(ctx context.Context, cfg Config, opts ...Option) ([]*erasure.Receipt, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	reqs, err := erasure.List(ctx, cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("list erasures: %w", err)
+	}
+	reqs = slices.DeleteFunc(reqs, erasure.Status.Done)
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	e := &eraser{cfg: &cfg, run: newRunID(cfg.Now())}
+	for _, o := range opts {
+		o(&e.opts)
+	}
+	if e.key, err = erasure.Key(ctx, cfg.Store); err != nil {
+		return nil, err
+	}
+	l, err := lease.Acquire(ctx, cfg.Store, eraseLease, lease.HolderID(e.run), cfg.LockTTL, cfg.LockWait, cfg.Now, lease.WithWaitLog(cfg.Log, 0))
+	if err != nil {
+		return nil, err
+	}
+	stop := l.KeepAlive(ctx, cfg.LockTTL/3)
+	defer func() {
+		stop()
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			cfg.Log.Error("lease not released", "lease", eraseLease, "error", err.Error())
+		}
+	}()
+	var out []*erasure.Receipt
+	for _, r := range reqs {
+		rc, err := e.carryOut(ctx, r.Request)
+		if err != nil {
+			return out, fmt.Errorf("erasure %s: %w", r.ID, err)
+		}
+		out = append(out, rc)
+	}
+	return out, nil
+}
+
+// hook is the test seam of a killed erase: called before each step.
+func (e *eraser) hook(step string) error {
+	if e.opts.eraseHook == nil {
+		return nil
+	}
+	return e.opts.eraseHook(step)
+}
+
+// carryOut carries out request r, resuming its work if a run died in it.
+func (e *eraser) carryOut(ctx context.Context, r erasure.Request) (*erasure.Receipt, error) {
+	st := e.cfg.Store
+	m := erasure.NewMatcher(e.key, r)
+	w, err := erasure.ReadWork(ctx, st, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !w.HaveCounted {
+		counts, err := e.scanTables(ctx, m, false)
+		if err != nil {
+			return nil, err
+		}
+		w.RowsBefore, w.HaveCounted = counts.byTable, true
+		if err := erasure.SaveWork(ctx, st, r.ID, w); err != nil {
+			return nil, err
+		}
+	}
+	for round := 0; ; round++ {
+		sc, err := e.scanRaw(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		if len(sc.found) == 0 {
+			break
+		}
+		if round == maxEraseRounds {
+			return nil, fmt.Errorf("%d objects still hold its rows after %d rewrites (rows arriving meanwhile?): run again", len(sc.found), round)
+		}
+		if err := e.rewriteAll(ctx, r, w, sc.found); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.rebuild(ctx, r, w); err != nil {
+		return nil, err
+	}
+	return e.finish(ctx, r, m, w)
+}
+
+// found is an object holding rows of the request.
+type found struct {
+	rawObject
+	errors  bool     // a Firehose error file, not Parquet
+	drop    []bool   // rows to drop (Parquet)
+	keep    []byte   // the error file without the records (errors)
+	rows    int64    // rows (records) it holds
+	removed int64    // of the request's
+	days    []string // the days its rows count on
+}
+
+// rawScan is one scan of every raw object and error file.
+type rawScan struct {
+	found                  []*found
+	rawObjects, errObjects int
+	unsearchable           []string
+	listed                 map[string]rawObject // raw objects, by key
+}
+
+// scanRaw reads every raw object and error file of the store (at most
+// Parallel at a time) and returns those holding the request's rows.
+func (e *eraser) scanRaw(ctx context.Context, m *erasure.Matcher) (*rawScan, error) {
+	st := e.cfg.Store
+	objs, _, err := listRaw(ctx, st, e.cfg.RawPrefix, time.Time{}, time.Unix(1<<40, 0))
+	if err != nil {
+		return nil, err
+	}
+	errObjs, _, err := listRaw(ctx, st, e.cfg.ErrorPrefix, time.Time{}, time.Unix(1<<40, 0))
+	if err != nil {
+		return nil, err
+	}
+	sc := &rawScan{rawObjects: len(objs), errObjects: len(errObjs), listed: map[string]rawObject{}}
+	for _, o := range objs {
+		sc.listed[o.Key] = o
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.cfg.Parallel)
+	for i, o := range append(objs, errObjs...) {
+		g.Go(func() error {
+			f, bad, err := e.scanObject(gctx, o, i >= len(objs), m)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, store.ErrNotExist):
+			case err != nil:
+				return err
+			case bad:
+				sc.unsearchable = append(sc.unsearchable, o.Key)
+			case f != nil:
+				sc.found = append(sc.found, f)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(sc.found, func(a, b *found) int { return strings.Compare(a.Key, b.Key) })
+	slices.Sort(sc.unsearchable)
+	return sc, nil
+}
+
+// scanObject reads one object whole and returns it if it holds rows of
+// the request (nil if not); bad says it cannot be read as rows.
+func (e *eraser) scanObject(ctx context.Context, o rawObject, isErrors bool, m *erasure.Matcher) (f *found, bad bool, err error) {
+	if isErrors {
+		b, err := e.cfg.Store.Get(ctx, o.Key)
+		if err != nil {
+			return nil, false, fmt.Errorf("read %s: %w", o.Key, err)
+		}
+		keep, records, removed := erasure.FilterErrors(b, m)
+		if removed == 0 {
+			return nil, false, nil
+		}
+		d := day.Of(o.Hour.UnixMilli(), e.cfg.Rules.Loc)
+		days := []string{d.String()}
+		if d2 := day.Of(o.Hour.Add(time.Hour).UnixMilli()-1, e.cfg.Rules.Loc); d2 != d {
+			days = append(days, d2.String())
+		}
+		return &found{rawObject: o, errors: true, keep: keep, rows: records, removed: removed, days: days}, false, nil
+	}
+	cols, err := raw.ReadColumns(ctx, e.cfg.Store, o.Key)
+	if _, isBad := errors.AsType[*raw.BadObjectError](err); isBad {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	f = &found{rawObject: o, drop: make([]bool, cols.Len()), rows: int64(cols.Len())}
+	for i := range f.drop {
+		r := cols.Row(i)
+		if m.Row(r.Product, r.UserID, r.DeviceID, r.ReceivedAt, r.HasReceivedAt) {
+			f.drop[i] = true
+			f.removed++
+		}
+	}
+	if f.removed == 0 {
+		return nil, false, nil
+	}
+	for d := range e.cfg.Rules.RouteColumns(cols, o.Hour.UnixMilli(), func(day.Day) bool { return true }) {
+		f.days = append(f.days, d.String())
+	}
+	slices.Sort(f.days)
+	return f, false, nil
+}
+
+// newKey is where the rewrite of key for request id goes: beside it, in
+// the same arrival hour, so every day it feeds still lists it.
+func newKey(key, id string) string { return key + "~erased-" + id }
+
+// rewriteAll records the objects in work (and the days to rebuild) before
+// it deletes any, then rewrites each.
+func (e *eraser) rewriteAll(ctx context.Context, r erasure.Request, w *erasure.Work, fs []*found) error {
+	days := map[string]bool{}
+	for _, d := range w.Days {
+		days[d] = true
+	}
+	for _, f := range fs {
+		o := erasure.Object{Key: f.Key, Rows: f.rows, RowsRemoved: f.removed}
+		if f.removed < f.rows {
+			o.NewKey = newKey(f.Key, r.ID)
+		}
+		w.Objects[f.Key] = o
+		for _, d := range f.days {
+			days[d] = true
+		}
+	}
+	w.Days = slices.Sorted(maps.Keys(days))
+	if err := erasure.SaveWork(ctx, e.cfg.Store, r.ID, w); err != nil {
+		return err
+	}
+	segs, err := e.segmentsByObject(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		if err := e.rewrite(ctx, f, w.Objects[f.Key].NewKey); err != nil {
+			return err
+		}
+		for _, k := range segs[f.Key] {
+			if err := e.cfg.Store.Delete(ctx, k); err != nil {
+				return fmt.Errorf("delete segment %s: %w", k, err)
+			}
+		}
+		if err := e.hook("delete " + f.Key); err != nil {
+			return err
+		}
+		if err := e.cfg.Store.Delete(ctx, f.Key); err != nil {
+			return fmt.Errorf("delete %s: %w", f.Key, err)
+		}
+	}
+	return nil
+}
+
+// segmentsByObject returns every segment's key by the raw key it was cut from.
+func (e *eraser) segmentsByObject(ctx context.Context) (map[string][]string, error) {
+	objs, err := e.cfg.Store.List(ctx, segment.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, o := range objs {
+		if _, rawKey, _, ok := segment.Parse(o.Key); ok {
+			out[rawKey] = append(out[rawKey], o.Key)
+		}
+	}
+	return out, nil
+}
+
+// rewrite writes f without the request's rows to to (nothing if to is
+// empty: no row is left) and reads it back: its rows must be f's others,
+// exactly. The old object is left for the caller to delete.
+func (e *eraser) rewrite(ctx context.Context, f *found, to string) error {
+	if to == "" {
+		return nil
+	}
+	if err := e.hook("rewrite " + f.Key); err != nil {
+		return err
+	}
+	st := e.cfg.Store
+	if f.errors {
+		if err := st.Put(ctx, to, f.keep); err != nil {
+			return fmt.Errorf("write %s: %w", to, err)
+		}
+		got, err := st.Get(ctx, to)
+		if err != nil || !bytes.Equal(got, f.keep) {
+			return fmt.Errorf("verify %s: it does not read back as written (%v)", to, err)
+		}
+		return nil
+	}
+	r, err := st.Open(ctx, f.Key)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", f.Key, err)
+	}
+	var buf bytes.Buffer
+	_, err = erasure.FilterParquet(r, r.Size(), f.drop, &buf)
+	r.Close()
+	if err != nil {
+		return fmt.Errorf("rewrite %s: %w", f.Key, err)
+	}
+	if err := st.Put(ctx, to, buf.Bytes()); err != nil {
+		return fmt.Errorf("write %s: %w", to, err)
+	}
+	return e.verifyRewrite(ctx, f, to)
+}
+
+// verifyRewrite checks that the object at to holds exactly f's rows that
+// are not dropped, in order, as the job reads them.
+func (e *eraser) verifyRewrite(ctx context.Context, f *found, to string) error {
+	old, err := raw.ReadColumns(ctx, e.cfg.Store, f.Key)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", f.Key, err)
+	}
+	got, err := raw.ReadColumns(ctx, e.cfg.Store, to)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", to, err)
+	}
+	if int64(got.Len()) != f.rows-f.removed {
+		return fmt.Errorf("verify %s: %d rows, want %d", to, got.Len(), f.rows-f.removed)
+	}
+	j := 0
+	for i := range f.drop {
+		if f.drop[i] {
+			continue
+		}
+		a, b := old.Row(i), got.Row(j)
+		a.Source, b.Source = "", ""
+		if !sameRow(a, b) {
+			return fmt.Errorf("verify %s: row %d differs from row %d of %s", to, j, i, f.Key)
+		}
+		j++
+	}
+	return nil
+}
+
+func sameRow(a, b raw.Row) bool { return reflect.DeepEqual(a, b) }
+
+// rebuild rebuilds the built days of w (one run per block of consecutive
+// days), then the windowed tables, and registers them.
+func (e *eraser) rebuild(ctx context.Context, r erasure.Request, w *erasure.Work) error {
+	var built []day.Day
+	for _, s := range w.Days {
+		d, err := day.Parse(s)
+		if err != nil {
+			return fmt.Errorf("work of %s: %w", r.ID, err)
+		}
+		_, err = publish.Current(ctx, e.cfg.Store, "data_quality_daily", d)
+		if errors.Is(err, store.ErrNotExist) {
+			continue // never built: no table holds its rows
+		}
+		if err != nil {
+			return err
+		}
+		built = append(built, d)
+	}
+	if err := e.hook("rebuild"); err != nil {
+		return err
+	}
+	set := map[day.Day]bool{}
+	for _, d := range built {
+		set[d] = true
+	}
+	for _, b := range dayRuns(set) {
+		cfg := *e.cfg
+		cfg.From, cfg.To, cfg.Force = b[0], b[1], false
+		sum, err := BuildDays(ctx, cfg)
+		if sum != nil {
+			w.Runs = append(w.Runs, sum.Run)
+		}
+		if err != nil {
+			return fmt.Errorf("rebuild %s..%s: %w", b[0], b[1], err)
+		}
+	}
+	if err := erasure.SaveWork(ctx, e.cfg.Store, r.ID, w); err != nil {
+		return err
+	}
+	ws, err := RunWindowed(ctx, *e.cfg, built)
+	if err != nil {
+		return fmt.Errorf("windowed tables: %w", err)
+	}
+	return Register(ctx, *e.cfg, ws)
+}
+
+// dayRuns returns the runs of consecutive days in set, as [from, to].
+func dayRuns(set map[day.Day]bool) [][2]day.Day {
+	var out [][2]day.Day
+	for _, d := range slices.Sorted(maps.Keys(set)) {
+		if n := len(out); n > 0 && out[n-1][1] == d-1 {
+			out[n-1][1] = d
+			continue
+		}
+		out = append(out, [2]day.Day{d, d})
+	}
+	return out
+}

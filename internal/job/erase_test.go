@@ -1,0 +1,444 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/erasure"
+	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+	"github.com/littlewarehouse/warehouse/internal/segment"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// person is someone to erase: a user_id and the device_id it signed in on.
+type person struct {
+	user, device string
+	rows         int64 // raw rows (of the good objects) holding either id
+	days         int   // days of received_at those rows span
+	dups, late   int   // rows sharing an event_id with another, rows received an hour or more after event_time
+}
+
+// pickPerson finds, among the good objects, the person with the most rows
+// whose rows span several days, include duplicates and late events, and
+// whose ids appear in no bad object (those cannot be searched; see
+// erasure.Verification.Unsearchable).
+func pickPerson(t *testing.T, st store.Store, rep gen.Report) person {
+	t.Helper()
+	ctx := context.Background()
+	var rows []raw.Row
+	for _, k := range rep.Objects {
+		rs, err := raw.Read(ctx, st, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, rs...)
+	}
+	var badBytes [][]byte
+	for _, k := range rep.BadObjects {
+		b, _ := st.Get(ctx, k)
+		badBytes = append(badBytes, b)
+	}
+	device := map[string]string{}
+	for _, r := range rows {
+		if r.UserID != "" && r.DeviceID != "" {
+			device[r.UserID] = r.DeviceID
+		}
+	}
+	var best person
+	for u, d := range device {
+		p := person{user: u, device: d}
+		ids, days := map[string]int{}, map[int64]bool{}
+		for _, r := range rows {
+			if r.UserID == u || r.DeviceID == d {
+				p.rows++
+				ids[r.EventID]++
+				days[r.ReceivedAt/86400000] = true
+				if r.HasEventTime && r.ReceivedAt-r.EventTime > 3600000 {
+					p.late++
+				}
+			}
+		}
+		for _, n := range ids {
+			if n > 1 {
+				p.dups += n
+			}
+		}
+		p.days = len(days)
+		inBad := slices.ContainsFunc(badBytes, func(b []byte) bool {
+			return bytes.Contains(b, []byte(u)) || bytes.Contains(b, []byte(d))
+		})
+		if !inBad && p.days >= 3 && p.dups > 0 && p.late > 0 && p.rows > best.rows {
+			best = p
+		}
+	}
+	if best.user == "" {
+		t.Fatal("no person with rows on several days, duplicates and late events")
+	}
+	return best
+}
+
+// noIDAnywhere fails if any file under root holds one of ids: every file
+// is scanned byte by byte, every Parquet file is read whole with DuckDB,
+// and every segment is decoded (its strings are compressed).
+func noIDAnywhere(t *testing.T, root string, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	db := openDuck(t)
+	files, parquets := 0, 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, id := range ids {
+			if bytes.Contains(b, []byte(id)) {
+				t.Errorf("%s holds %q", p, id)
+			}
+		}
+		switch {
+		case strings.HasSuffix(p, ".lwseg"):
+			s, err := segment.Decode(b)
+			if err != nil {
+				t.Errorf("segment %s: %v", p, err)
+				return nil
+			}
+			for i := range s.Events.Dict.Len() {
+				if slices.Contains(ids, s.Events.Dict.Str(uint32(i))) {
+					t.Errorf("segment %s holds one of the ids", p)
+				}
+			}
+			for _, q := range s.Quarantine {
+				if slices.Contains(ids, q.UserID) || slices.Contains(ids, q.DeviceID) {
+					t.Errorf("segment %s quarantines a row of the person", p)
+				}
+			}
+		case bytes.HasPrefix(b, []byte("PAR1")) && bytes.HasSuffix(b, []byte("PAR1")):
+			var cond []string
+			for _, id := range ids {
+				cond = append(cond, fmt.Sprintf("contains(t::VARCHAR, '%s')", id))
+			}
+			rows, err := db.Query(ctx, fmt.Sprintf("SELECT count(*) AS n FROM read_parquet('%s') AS t WHERE %s", p, strings.Join(cond, " OR ")))
+			if err != nil {
+				return nil // not readable as Parquet (a bad object): scanned byte by byte above
+			}
+			parquets++
+			if n := rows[0]["n"].(int64); n > 0 {
+				t.Errorf("%s: DuckDB reads %d rows holding the person's ids", p, n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parquets < 10 {
+		t.Fatalf("only %d Parquet files of %d read", parquets, files)
+	}
+}
+
+// copyPrefixes copies the objects under prefixes from one store to another.
+func copyPrefixes(t *testing.T, from, to store.Store, prefixes ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, p := range prefixes {
+		objs, err := from.List(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			b, err := from.Get(ctx, o.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := to.Put(ctx, o.Key, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestEraseAPerson erases a person with events on several days, some late
+// and some duplicated, signed in and anonymous: no file of the store holds
+// their ids after it; the raw objects hold exactly the other rows; every
+// table equals a clean build of them, and DuckDB's reference SQL over the
+// original rows minus the person's; a forced rebuild does not bring them
+// back; the receipt's counts match.
+func TestEraseAPerson(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := store.OpenDir(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	rep, err := gen.Generate(ctx, st, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 4), EventsPerDay: 1500, Users: 40, Seed: 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := day.FromDate(2026, 3, 31), day.FromDate(2026, 4, 6)
+	now := d1.AddDate(0, 0, 8)
+	cfg := Config{Store: st, From: from, To: to, Rules: compact.DefaultRules(time.UTC), Parallel: 4, Now: func() time.Time { return now }}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	p := pickPerson(t, st, rep)
+	t.Logf("erasing a person with %d raw rows on %d days, %d duplicated, %d late", p.rows, p.days, p.dups, p.late)
+	origDir := t.TempDir()
+	orig, err := store.OpenDir(origDir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPrefixes(t, st, orig, "raw/")
+	before := personRowsInTables(t, root, p)
+
+	req, err := erasure.Record(ctx, st, "", []string{p.user, "anon:" + p.device}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcs, err := Erase(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rcs) != 1 || rcs[0].Request != req.ID {
+		t.Fatalf("receipts %+v, want one for %s", rcs, req.ID)
+	}
+	rc := rcs[0]
+	noIDAnywhere(t, root, p.user, p.device)
+
+	t.Run("the receipt's counts match", func(t *testing.T) {
+		want := map[string]int64{"raw": p.rows}
+		for k, v := range before {
+			if v > 0 {
+				want[k] = v
+			}
+		}
+		if diff := cmp.Diff(want, rc.RowsRemoved); diff != "" {
+			t.Errorf("rows removed (-want +receipt):\n%s", diff)
+		}
+		if rc.Verification.RowsFound != 0 || rc.Verification.RawObjects == 0 || rc.Verification.TableFiles == 0 || rc.Verification.Segments == 0 {
+			t.Errorf("verification %+v", rc.Verification)
+		}
+		if len(rc.DaysRebuilt) < p.days {
+			t.Errorf("days rebuilt %v, want at least %d", rc.DaysRebuilt, p.days)
+		}
+		st, err := erasure.List(ctx, st)
+		if err != nil || len(st) != 1 || !st[0].Done() {
+			t.Errorf("status %+v, %v: want one request, done", st, err)
+		}
+	})
+
+	t.Run("the raw objects hold every other row, unchanged", func(t *testing.T) {
+		rawRowsWithout(t, orig, st, p)
+	})
+
+	t.Run("tables equal a clean build of the raw objects left", func(t *testing.T) {
+		clean := store.NewMem()
+		copyPrefixes(t, st, clean, "raw/", "raw-errors/")
+		ccfg := cfg
+		ccfg.Store = clean
+		if _, err := Run(ctx, ccfg); err != nil {
+			t.Fatal(err)
+		}
+		want, err := Snapshot(ctx, clean, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Snapshot(ctx, st, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(withoutQuality(want), withoutQuality(got)); diff != "" {
+			t.Errorf("(-clean +erased):\n%s", diff)
+		}
+		// data_quality_daily too, but for restated: the erase changed the days.
+		for d := from; d <= to; d++ {
+			if diff := cmp.Diff(qualityOf(t, clean, d), qualityOf(t, st, d)); diff != "" {
+				t.Errorf("data_quality_daily %s (-clean +erased):\n%s", d, diff)
+			}
+		}
+	})
+
+	t.Run("tables equal DuckDB's reference SQL over the original rows minus the person's", func(t *testing.T) {
+		tablesAgainstReference(t, root, origDir, rep, p, from, to)
+	})
+
+	t.Run("a forced rebuild does not bring the person back", func(t *testing.T) {
+		fcfg := cfg
+		fcfg.Force = true
+		if _, err := Run(ctx, fcfg); err != nil {
+			t.Fatal(err)
+		}
+		noIDAnywhere(t, root, p.user, p.device)
+		tablesAgainstReference(t, root, origDir, rep, p, from, to)
+	})
+}
+
+// personRowsInTables counts the person's rows in the curated tables that
+// hold ids (as the receipt counts them).
+func personRowsInTables(t *testing.T, root string, p person) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	db := openDuck(t)
+	if err := db.ViewCurated(ctx, root, "events", "quarantine", "user_daily", "users"); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for table, cond := range map[string]string{
+		"events":     "user_id = '%[1]s' OR device_id = '%[2]s'",
+		"quarantine": "user_id = '%[1]s' OR device_id = '%[2]s'",
+		"user_daily": "user_key IN ('%[1]s', 'anon:%[2]s')",
+		"users":      "user_key IN ('%[1]s', 'anon:%[2]s')",
+	} {
+		out[table] = queryOne[int64](t, ctx, db, fmt.Sprintf("SELECT count(*) FROM %s WHERE %s", table, fmt.Sprintf(cond, p.user, p.device)))
+	}
+	// users_state: one row per person and bucket run, as users.
+	out["users_state"] = out["users"]
+	if out["events"] == 0 || out["user_daily"] == 0 {
+		t.Fatalf("the person is in no table before the erase: %v", out)
+	}
+	return out
+}
+
+// rawRowsWithout checks that the raw objects of st hold exactly the rows
+// of orig's but the person's, each object's in order.
+func rawRowsWithout(t *testing.T, orig, st store.Store, p person) {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := orig.List(ctx, "raw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := st.List(ctx, "raw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, o := range now {
+		have[o.Key] = true
+	}
+	rewritten := 0
+	for _, o := range objs {
+		want, err := raw.Read(ctx, orig, o.Key)
+		if err != nil {
+			continue // a bad object: left as it is
+		}
+		want = slices.DeleteFunc(want, func(r raw.Row) bool { return r.UserID == p.user || r.DeviceID == p.device })
+		key := o.Key
+		if !have[key] {
+			rewritten++
+			key = o.Key + "~erased-"
+			for _, n := range now {
+				if strings.HasPrefix(n.Key, key) {
+					key = n.Key
+				}
+			}
+		}
+		got, err := raw.Read(ctx, st, key)
+		if len(want) == 0 && err != nil {
+			continue // every row was the person's: the object is gone
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		for i := range got {
+			got[i].Source = o.Key
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s (-original without the person +now):\n%s", key, diff)
+		}
+	}
+	if rewritten == 0 {
+		t.Error("no raw object was rewritten")
+	}
+}
+
+// tablesAgainstReference checks the tables of the store at root against
+// DuckDB: events against the reference SQL over the original good raw
+// objects (a copy at origDir) minus the person's rows, and every rollup
+// against its reference SQL over those events.
+func tablesAgainstReference(t *testing.T, root, origDir string, rep gen.Report, p person, from, to day.Day) {
+	t.Helper()
+	ctx := context.Background()
+	db := openDuck(t)
+	loadReference(t, ctx, db, origDir, rep.Objects, "UTC")
+	for _, q := range []string{
+		fmt.Sprintf("DELETE FROM raw WHERE user_id = '%s' OR device_id = '%s'", p.user, p.device),
+		"CREATE OR REPLACE TABLE routed AS " + rollups.RefSQL("routed"),
+		"CREATE OR REPLACE TABLE ref_events AS " + rollups.RefSQL("events"),
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	if err := db.ViewCurated(ctx, root, tableNames()...); err != nil {
+		t.Fatal(err)
+	}
+	inRange := fmt.Sprintf("dt BETWEEN DATE '%s' AND DATE '%s'", from, to)
+	for _, q := range []string{
+		fmt.Sprintf("SELECT count(*) FROM (SELECT %s FROM ref_events WHERE %s EXCEPT ALL SELECT %s FROM events)", eventCols, inRange, eventCols),
+		fmt.Sprintf("SELECT count(*) FROM (SELECT %s FROM events EXCEPT ALL SELECT %s FROM ref_events WHERE %s)", eventCols, eventCols, inRange),
+	} {
+		if n := queryOne[int64](t, ctx, db, q); n != 0 {
+			t.Errorf("events: %d rows differ from the reference", n)
+		}
+	}
+	for _, q := range []string{
+		fmt.Sprintf("CREATE TABLE days AS SELECT unnest(range(DATE '%s', DATE '%s' + 1, INTERVAL 1 DAY))::DATE AS dt", from, to),
+		"CREATE TABLE built AS SELECT dt, provisional FROM data_quality_daily",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grains := map[string]string{
+		"engagement_daily": "dt, product, platform, event_name", "user_daily": "dt, product, user_key",
+		"sessions_daily": "dt, product, platform", "active_users_daily": "dt, product",
+		"retention_daily": "dt, product, day_n", "users": "product, user_key",
+	}
+	for _, tbl := range rollups.All() {
+		order := grains[tbl.Name]
+		if tbl.SQL == "" || order == "" {
+			continue
+		}
+		ref, err := db.Query(ctx, fmt.Sprintf("SELECT * FROM (%s) ORDER BY %s", tbl.SQL, order))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := fmt.Sprintf("SELECT * FROM %s WHERE %s ORDER BY %s", tbl.Name, inRange, order)
+		if slices.ContainsFunc(rollups.Daily, func(d rollups.Table) bool { return d.Name == tbl.Name }) {
+			q = fmt.Sprintf("SELECT * EXCLUDE (provisional) FROM %s WHERE %s ORDER BY %s", tbl.Name, inRange, order)
+		}
+		if tbl.PartitionKey() != "dt" {
+			q = fmt.Sprintf("SELECT * EXCLUDE (%s) FROM %s ORDER BY %s", tbl.PartitionKey(), tbl.Name, order)
+		}
+		ours, err := db.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ours) == 0 {
+			t.Fatalf("%s: no rows", tbl.Name)
+		}
+		if diff := cmp.Diff(ref, ours, cmpopts.EquateApprox(1e-9, 0)); diff != "" {
+			t.Errorf("%s (-reference +ours):\n%s", tbl.Name, diff)
+		}
+	}
+}
