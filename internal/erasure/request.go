@@ -39,7 +39,7 @@ const KeyKey = "_state/erasure-key"
 // Request is one erasure request, as stored in Prefix+ID+".json". It is
 // created conditionally and never rewritten.
 type Request struct {
-	ID      string `json:"id"`      // a ULID: requests sort by when they were made
+	ID      string `json:"id"`                // a ULID: requests sort by when they were made
 	Product string `json:"product,omitempty"` // the product whose rows are erased; empty: every product
 	// Hashes are hex HMAC-SHA256 hashes of the ids, under the store's key.
 	// An id matches a row's user_id or device_id ("anon:" stripped).
