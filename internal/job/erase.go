@@ -3,6 +3,8 @@ package job
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -256,37 +258,38 @@ func (e *eraser) scanObject(ctx context.Context, o rawObject, isErrors bool, m *
 	return f, false, nil
 }
 
-// newKey is where the rewrite of key for request id goes: beside it, in
-// the same arrival hour, so every day it feeds still lists it.
-func newKey(key, id string) string { return key + "~erased-" + id }
+// newKey is where the rewrite of key holding data goes: beside it, in the
+// same arrival hour, so that every day it feeds still lists it, and named
+// by its content, so that a rewrite done again (after a crash) or on a
+// copy of the store has the same key.
+func newKey(key string, data []byte) string {
+	h := sha256.Sum256(data)
+	return key + "~erased-" + hex.EncodeToString(h[:8])
+}
 
-// rewriteAll records the objects in work (and the days to rebuild) before
-// it deletes any, then rewrites each.
+// rewriteAll rewrites each of fs. Before it deletes an object, the work
+// names it, its replacement and the days to rebuild, so that a crash
+// after the delete still rebuilds them.
 func (e *eraser) rewriteAll(ctx context.Context, r erasure.Request, w *erasure.Work, fs []*found) error {
-	days := map[string]bool{}
-	for _, d := range w.Days {
-		days[d] = true
-	}
-	for _, f := range fs {
-		o := erasure.Object{Key: f.Key, Rows: f.rows, RowsRemoved: f.removed}
-		if f.removed < f.rows {
-			o.NewKey = newKey(f.Key, r.ID)
-		}
-		w.Objects[f.Key] = o
-		for _, d := range f.days {
-			days[d] = true
-		}
-	}
-	w.Days = slices.Sorted(maps.Keys(days))
-	if err := erasure.SaveWork(ctx, e.cfg.Store, r.ID, w); err != nil {
-		return err
-	}
 	segs, err := e.segmentsByObject(ctx)
 	if err != nil {
 		return err
 	}
 	for _, f := range fs {
-		if err := e.rewrite(ctx, f, w.Objects[f.Key].NewKey); err != nil {
+		data, err := e.filtered(ctx, f)
+		if err != nil {
+			return err
+		}
+		o := erasure.Object{Key: f.Key, Rows: f.rows, RowsRemoved: f.removed}
+		if data != nil {
+			o.NewKey = newKey(f.Key, data)
+		}
+		w.Objects[f.Key] = o
+		w.Days = slices.Compact(slices.Sorted(slices.Values(append(w.Days, f.days...))))
+		if err := erasure.SaveWork(ctx, e.cfg.Store, r.ID, w); err != nil {
+			return err
+		}
+		if err := e.write(ctx, f, o.NewKey, data); err != nil {
 			return err
 		}
 		for _, k := range segs[f.Key] {
@@ -319,10 +322,31 @@ func (e *eraser) segmentsByObject(ctx context.Context) (map[string][]string, err
 	return out, nil
 }
 
-// rewrite writes f without the request's rows to to (nothing if to is
-// empty: no row is left) and reads it back: its rows must be f's others,
-// exactly. The old object is left for the caller to delete.
-func (e *eraser) rewrite(ctx context.Context, f *found, to string) error {
+// filtered returns f's content without the request's rows, or nil if no
+// row is left.
+func (e *eraser) filtered(ctx context.Context, f *found) ([]byte, error) {
+	if f.removed == f.rows {
+		return nil, nil
+	}
+	if f.errors {
+		return f.keep, nil
+	}
+	r, err := e.cfg.Store.Open(ctx, f.Key)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", f.Key, err)
+	}
+	defer r.Close()
+	var buf bytes.Buffer
+	if _, err := erasure.FilterParquet(r, r.Size(), f.drop, &buf); err != nil {
+		return nil, fmt.Errorf("rewrite %s: %w", f.Key, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// write writes data to to (nothing if to is empty: no row is left) and
+// reads it back: its rows must be f's others, exactly. The old object is
+// left for the caller to delete.
+func (e *eraser) write(ctx context.Context, f *found, to string, data []byte) error {
 	if to == "" {
 		return nil
 	}
@@ -330,28 +354,15 @@ func (e *eraser) rewrite(ctx context.Context, f *found, to string) error {
 		return err
 	}
 	st := e.cfg.Store
+	if err := st.Put(ctx, to, data); err != nil {
+		return fmt.Errorf("write %s: %w", to, err)
+	}
 	if f.errors {
-		if err := st.Put(ctx, to, f.keep); err != nil {
-			return fmt.Errorf("write %s: %w", to, err)
-		}
 		got, err := st.Get(ctx, to)
-		if err != nil || !bytes.Equal(got, f.keep) {
+		if err != nil || !bytes.Equal(got, data) {
 			return fmt.Errorf("verify %s: it does not read back as written (%v)", to, err)
 		}
 		return nil
-	}
-	r, err := st.Open(ctx, f.Key)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", f.Key, err)
-	}
-	var buf bytes.Buffer
-	_, err = erasure.FilterParquet(r, r.Size(), f.drop, &buf)
-	r.Close()
-	if err != nil {
-		return fmt.Errorf("rewrite %s: %w", f.Key, err)
-	}
-	if err := st.Put(ctx, to, buf.Bytes()); err != nil {
-		return fmt.Errorf("write %s: %w", to, err)
 	}
 	return e.verifyRewrite(ctx, f, to)
 }

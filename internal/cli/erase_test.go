@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/erasure"
+	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/raw"
+	"github.com/littlewarehouse/warehouse/internal/store"
+)
+
+// TestKilledEraseConverges kills `rollup erase --now` with SIGKILL at
+// random moments, ten times and more, then lets it finish: the store ends
+// as an erase never killed leaves it (the same tables, byte for byte, the
+// same rows removed), with no file holding the person's ids.
+func TestKilledEraseConverges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs it dozens of times")
+	}
+	bin := buildRollup(t)
+	ctx := context.Background()
+	base := t.TempDir()
+	st, err := store.OpenDir(base, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	rep, err := gen.Generate(ctx, st, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 3), EventsPerDay: 20000, Users: 200, Seed: 13}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := []string{"--from", "2026-06-01", "--to", "2026-06-05", "--quiet", "--parallel", "4"}
+	if out, err := exec.Command(bin, append(build, "--store", base)...).CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	user, device := somePerson(t, st, rep)
+	record := []string{"erase", "--user", user, "--user", "anon:" + device}
+	clean, killed := t.TempDir(), t.TempDir()
+	copyDir(t, base, clean)
+	copyDir(t, base, killed)
+	for _, root := range []string{clean, killed} {
+		if out, err := exec.Command(bin, append(record, "--store", root)...).CombinedOutput(); err != nil {
+			t.Fatalf("record: %v\n%s", err, out)
+		}
+	}
+	start := time.Now()
+	if out, err := exec.Command(bin, "erase", "--now", "--store", clean).CombinedOutput(); err != nil {
+		t.Fatalf("clean erase: %v\n%s", err, out)
+	}
+	full := time.Since(start)
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	kills := 0
+	for range 12 {
+		cmd := exec.Command(bin, "erase", "--now", "--store", killed)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Float64() * 0.9 * float64(full)))
+		if cmd.Process.Signal(syscall.SIGKILL) == nil {
+			kills++
+		}
+		cmd.Wait()
+	}
+	if kills < 10 {
+		t.Fatalf("only %d kills landed", kills)
+	}
+	if out, err := exec.Command(bin, "erase", "--now", "--store", killed).CombinedOutput(); err != nil {
+		t.Fatalf("erase after %d kills: %v\n%s", kills, err, out)
+	}
+	t.Logf("killed %d times (an erase takes %v)", kills, full)
+
+	from, to := day.FromDate(2026, 6, 1), day.FromDate(2026, 6, 5)
+	if diff := cmp.Diff(snapshot(t, clean, from, to), snapshot(t, killed, from, to)); diff != "" {
+		t.Errorf("after kills and a re-run (-clean +killed):\n%s", diff)
+	}
+	want, got := onlyReceipt(t, clean), onlyReceipt(t, killed)
+	if diff := cmp.Diff(want.RowsRemoved, got.RowsRemoved); diff != "" {
+		t.Errorf("rows removed (-clean +killed):\n%s", diff)
+	}
+	if want.RowsRemoved["raw"] == 0 {
+		t.Error("the erase removed no raw row")
+	}
+	for _, root := range []string{clean, killed} {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || isBad(p, rep) {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err == nil && (bytes.Contains(b, []byte(user)) || bytes.Contains(b, []byte(device))) {
+				t.Errorf("%s holds the person's id", p)
+			}
+			return err
+		})
+	}
+}
+
+func isBad(p string, rep gen.Report) bool {
+	for _, b := range rep.BadObjects {
+		if strings.HasSuffix(p, filepath.FromSlash(b)) {
+			return true
+		}
+	}
+	return false
+}
+
+// somePerson returns the user_id and device_id of a person of the first
+// good raw object whose ids appear in no bad object.
+func somePerson(t *testing.T, st store.Store, rep gen.Report) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	var bad [][]byte
+	for _, k := range rep.BadObjects {
+		b, _ := st.Get(ctx, k)
+		bad = append(bad, b)
+	}
+	rows, err := raw.Read(ctx, st, rep.Objects[len(rep.Objects)/2])
+	if err != nil {
+		t.Fatal(err)
+	}
+next:
+	for _, r := range rows {
+		if r.UserID == "" || r.DeviceID == "" {
+			continue
+		}
+		for _, b := range bad {
+			if bytes.Contains(b, []byte(r.UserID)) || bytes.Contains(b, []byte(r.DeviceID)) {
+				continue next
+			}
+		}
+		return r.UserID, r.DeviceID
+	}
+	t.Fatal("no person to erase")
+	return "", ""
+}
+
+func onlyReceipt(t *testing.T, root string) *erasure.Receipt {
+	t.Helper()
+	st, err := store.OpenDir(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := erasure.List(context.Background(), st)
+	if err != nil || len(list) != 1 || !list[0].Done() {
+		t.Fatalf("requests %+v, %v: want one, done", list, err)
+	}
+	return list[0].Receipt
+}
