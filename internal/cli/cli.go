@@ -532,6 +532,9 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 		return nil
 	}
 	if o.dispatch != "" {
+		if err := runErasures(ctx, cfg, stdout); err != nil {
+			return err
+		}
 		return dispatch(ctx, cfg, o.dispatch, o.dispatchWait, stdout, stderr)
 	}
 	tty := isTerminal(stderr)

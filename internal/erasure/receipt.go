@@ -52,7 +52,9 @@ type Verification struct {
 	TableFiles   int       `json:"table_files"`   // Parquet files of curated tables and users state read whole
 	RowsFound    int64     `json:"rows_found"`    // rows of the request found: always 0 in a receipt
 	// Unsearchable are objects that cannot be read as rows (bad objects:
-	// not Parquet, truncated); they are named so that someone looks.
+	// not Parquet, truncated) and objects under the raw prefix that no run
+	// reads (outside the hourly layout, named _* or .*); they are named so
+	// that someone looks.
 	Unsearchable []string `json:"unsearchable,omitempty"`
 	// AwaitingCleanup are files of superseded runs that still hold rows of
 	// the request: kept for the grace period for readers that resolved

@@ -166,7 +166,7 @@ type found struct {
 type rawScan struct {
 	found                  []*found
 	rawObjects, errObjects int
-	unsearchable           []string
+	unsearchable           []string             // bad objects, and objects no run reads
 	listed                 map[string]rawObject // raw objects, by key
 }
 
@@ -174,15 +174,18 @@ type rawScan struct {
 // Parallel at a time) and returns those holding the request's rows.
 func (e *eraser) scanRaw(ctx context.Context, m *erasure.Matcher) (*rawScan, error) {
 	st := e.cfg.Store
-	objs, _, err := listRaw(ctx, st, e.cfg.RawPrefix, time.Time{}, time.Unix(1<<40, 0))
+	objs, ignored, err := listRaw(ctx, st, e.cfg.RawPrefix, time.Time{}, time.Unix(1<<40, 0))
 	if err != nil {
 		return nil, err
 	}
-	errObjs, _, err := listRaw(ctx, st, e.cfg.ErrorPrefix, time.Time{}, time.Unix(1<<40, 0))
+	errObjs, ignoredErrs, err := listRaw(ctx, st, e.cfg.ErrorPrefix, time.Time{}, time.Unix(1<<40, 0))
 	if err != nil {
 		return nil, err
 	}
-	sc := &rawScan{rawObjects: len(objs), errObjects: len(errObjs), listed: map[string]rawObject{}}
+	// Objects no run reads (outside the hourly layout, or named _* or .*)
+	// are not searched either: named, for someone to look at.
+	sc := &rawScan{rawObjects: len(objs), errObjects: len(errObjs), listed: map[string]rawObject{},
+		unsearchable: append(ignored, ignoredErrs...)}
 	for _, o := range objs {
 		sc.listed[o.Key] = o
 	}
