@@ -159,3 +159,63 @@ func onlyReceipt(t *testing.T, root string) *erasure.Receipt {
 	}
 	return list[0].Receipt
 }
+
+// TestEraseCommand records a request, lists it pending, lets the next
+// rollup run carry it out and lists it done; the request file holds no id;
+// usage mistakes exit 2 and --help explains.
+func TestEraseCommand(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := store.OpenDir(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	rep, err := gen.Generate(ctx, st, gen.Config{From: d1, To: d1.AddDate(0, 0, 1), EventsPerDay: 500, Users: 20, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := d1.AddDate(0, 0, 4)
+	cli := func(want int, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := mainAt(ctx, now, args, &out, &errOut); code != want {
+			t.Fatalf("rollup %v: exit %d, want %d\n%s%s", args, code, want, out.String(), errOut.String())
+		}
+		return out.String() + errOut.String()
+	}
+	cli(0, "--store", root, "--from", "2026-06-01", "--to", "2026-06-02", "--quiet")
+	user, device := somePerson(t, st, rep)
+	ids := filepath.Join(t.TempDir(), "ids.txt")
+	if err := os.WriteFile(ids, []byte("# the person\n"+user+"\n\nanon:"+device+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := cli(0, "erase", "--store", root, "--users-file", ids); !strings.Contains(out, "recorded erasure") {
+		t.Errorf("erase said %q", out)
+	}
+	if out := cli(0, "erase", "--store", root, "--status"); !strings.Contains(out, "pending") || !strings.Contains(out, "(all)") {
+		t.Errorf("status: %q, want one request pending", out)
+	}
+	if out := cli(0, "--store", root, "--from", "2026-06-01", "--to", "2026-06-02", "--quiet"); !strings.Contains(out, "erased ") {
+		t.Errorf("the next run did not carry the erasure out: %q", out)
+	}
+	if out := cli(0, "erase", "--store", root, "--status"); !strings.Contains(out, "done") || strings.Contains(out, "pending") {
+		t.Errorf("status: %q, want the request done", out)
+	}
+	list, err := erasure.List(ctx, st)
+	if err != nil || len(list) != 1 || list[0].Receipt.RowsRemoved["raw"] == 0 {
+		t.Fatalf("requests %+v, %v", list, err)
+	}
+	for _, k := range []string{erasure.Prefix + list[0].ID + ".json", erasure.ReceiptKey(list[0].ID)} {
+		b, err := st.Get(ctx, k)
+		if err != nil || bytes.Contains(b, []byte(user)) || bytes.Contains(b, []byte(device)) {
+			t.Errorf("%s: %v, or it holds an id:\n%s", k, err, b)
+		}
+	}
+	cli(2, "erase", "--store", root)
+	cli(2, "erase", "--store", root, "--status", "--user", "x")
+	cli(2, "erase", "--store", root, "--user", "")
+	if out := cli(0, "erase", "--help"); !strings.Contains(out, "keyed hash") || !strings.Contains(out, "--users-file") {
+		t.Errorf("help: %q", out)
+	}
+}
