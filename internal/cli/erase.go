@@ -49,7 +49,12 @@ file for their rows, and only then writes the receipt
 _state/erasures/<request>.done.json: the objects rewritten, the days
 rebuilt, the rows removed per table, and the scan (rows found: 0). It holds
 counts and keys, never ids or event contents. A run killed part way is
-finished by the next one; nothing is left half erased.
+finished by the next one; nothing is left half erased. Firehose may
+deliver an object up to a day after the events in it were received: until
+then, each run also reads the objects that arrived since the last scan,
+erases any of the person's rows they hold (received before the request),
+and writes a late receipt (_state/erasures/<request>.late-<time>.json)
+when it erased some, or when it closes the request.
 
 Objects that cannot be read as rows (not Parquet, truncated) cannot be
 searched: the receipt names them (unsearchable). On S3, superseded runs of
@@ -136,8 +141,12 @@ func eraseCmd(ctx context.Context, now time.Time, args []string, stdout, stderr 
 func runErasures(ctx context.Context, cfg job.Config, stdout io.Writer) error {
 	rcs, err := job.Erase(ctx, cfg)
 	for _, rc := range rcs {
-		fmt.Fprintf(stdout, "erased %s: %d objects rewritten, %d days rebuilt, rows removed %v; receipt %s\n",
-			rc.Request, len(rc.Objects), len(rc.DaysRebuilt), rc.RowsRemoved, erasure.ReceiptKey(rc.Request))
+		what := "erased"
+		if rc.Late {
+			what = "erased (rows delivered late)"
+		}
+		fmt.Fprintf(stdout, "%s %s: %d objects rewritten, %d days rebuilt, rows removed %v; receipts under %s\n",
+			what, rc.Request, len(rc.Objects), len(rc.DaysRebuilt), rc.RowsRemoved, erasure.Prefix)
 	}
 	if err != nil {
 		return fmt.Errorf("%w (run again: the erase resumes where it stopped)", err)
@@ -160,7 +169,14 @@ func printErasures(ctx context.Context, st store.Store, w io.Writer) error {
 	for _, s := range list {
 		state := "pending"
 		if s.Done() {
-			state = fmt.Sprintf("done %s: %d objects rewritten, %d days rebuilt", s.Receipt.DoneAt.Format(time.RFC3339), len(s.Receipt.Objects), len(s.Receipt.DaysRebuilt))
+			objs, days := len(s.Receipt.Objects), len(s.Receipt.DaysRebuilt)
+			for _, l := range s.Late {
+				objs, days = objs+len(l.Objects), days+len(l.DaysRebuilt)
+			}
+			state = fmt.Sprintf("done %s: %d objects rewritten, %d days rebuilt", s.Receipt.DoneAt.Format(time.RFC3339), objs, days)
+			if s.CheckedAt().Before(s.WatchUntil()) {
+				state += fmt.Sprintf("; runs until %s look for rows delivered late", s.WatchUntil().Format(time.RFC3339))
+			}
 		}
 		p := s.Product
 		if p == "" {

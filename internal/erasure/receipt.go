@@ -12,9 +12,13 @@ import (
 
 // Receipt says what carrying out a request did: Prefix+ID+".done.json",
 // written once the verification scan found none of its rows. It holds
-// counts and keys, never event contents or ids.
+// counts and keys, never event contents or ids. A late receipt
+// (LateReceiptKey) says what a later check for rows delivered late did.
 type Receipt struct {
-	Request     string    `json:"request"`
+	Request string `json:"request"`
+	// Late marks a late check's receipt: objects Firehose delivered after
+	// the erase that hold rows received before the request.
+	Late        bool      `json:"late,omitempty"`
 	Product     string    `json:"product"`
 	RequestedAt time.Time `json:"requested_at"`
 	DoneAt      time.Time `json:"done_at"`
@@ -65,34 +69,48 @@ type Verification struct {
 // ReceiptKey is where request id's receipt is.
 func ReceiptKey(id string) string { return Prefix + id + ".done.json" }
 
+// LateReceiptKey is where the receipt of request id's late check begun at
+// t is.
+func LateReceiptKey(id string, t time.Time) string {
+	return Prefix + id + ".late-" + t.UTC().Format("20060102T150405.000Z") + ".json"
+}
+
 // WorkKey is where request id's work in progress is kept between a crash
 // and the run that resumes it.
 func WorkKey(id string) string { return Prefix + id + ".work.json" }
 
+// LateWorkKey is WorkKey for a late check of request id.
+func LateWorkKey(id string) string { return Prefix + id + ".late.work.json" }
+
 // ReadReceipt reads request id's receipt, or returns ErrNotExist.
 func ReadReceipt(ctx context.Context, st store.Store, id string) (*Receipt, error) {
-	b, err := st.Get(ctx, ReceiptKey(id))
+	return readReceipt(ctx, st, ReceiptKey(id))
+}
+
+func readReceipt(ctx context.Context, st store.Store, key string) (*Receipt, error) {
+	b, err := st.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	var r Receipt
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("read %s: %w", ReceiptKey(id), err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	return &r, nil
 }
 
-// WriteReceipt writes r with a conditional create; a receipt already there
-// (written by a run that died just after) is kept.
-func WriteReceipt(ctx context.Context, st store.Store, r *Receipt) error {
+// WriteReceipt writes r to key with a conditional create; a receipt
+// already there (written by a run that died just after) is kept, and
+// returned.
+func WriteReceipt(ctx context.Context, st store.Store, key string, r *Receipt) (*Receipt, error) {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := st.Create(ctx, ReceiptKey(r.Request), append(b, '\n')); err != nil && !errors.Is(err, store.ErrExists) {
-		return fmt.Errorf("write receipt %s: %w", r.Request, err)
+	if err := st.Create(ctx, key, append(b, '\n')); err != nil && !errors.Is(err, store.ErrExists) {
+		return nil, fmt.Errorf("write receipt %s: %w", key, err)
 	}
-	return nil
+	return readReceipt(ctx, st, key)
 }
 
 // Work is a request's progress, kept between runs: what was rewritten and
@@ -103,12 +121,16 @@ type Work struct {
 	RowsBefore  map[string]int64  `json:"rows_before,omitempty"` // in the curated tables, before any rebuild
 	Runs        []string          `json:"runs,omitempty"`
 	HaveCounted bool              `json:"have_counted"`
+	// Started is when the work began; Since, for a late check, the first
+	// arrival hour it searches (zero: every hour).
+	Started time.Time `json:"started"`
+	Since   time.Time `json:"since,omitzero"`
 }
 
-// ReadWork reads request id's work, or an empty Work if it has none.
-func ReadWork(ctx context.Context, st store.Store, id string) (*Work, error) {
+// ReadWork reads the work at key, or returns an empty Work if there is none.
+func ReadWork(ctx context.Context, st store.Store, key string) (*Work, error) {
 	w := &Work{Objects: map[string]Object{}}
-	b, err := st.Get(ctx, WorkKey(id))
+	b, err := st.Get(ctx, key)
 	if errors.Is(err, store.ErrNotExist) {
 		return w, nil
 	}
@@ -116,7 +138,7 @@ func ReadWork(ctx context.Context, st store.Store, id string) (*Work, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(b, w); err != nil {
-		return nil, fmt.Errorf("read %s: %w", WorkKey(id), err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	if w.Objects == nil {
 		w.Objects = map[string]Object{}
@@ -124,12 +146,12 @@ func ReadWork(ctx context.Context, st store.Store, id string) (*Work, error) {
 	return w, nil
 }
 
-// SaveWork writes request id's work (a plain atomic write: one erase runs
-// a request at a time, under its lease).
-func SaveWork(ctx context.Context, st store.Store, id string, w *Work) error {
+// SaveWork writes w to key (a plain atomic write: one erase stage runs at
+// a time, under its lease).
+func SaveWork(ctx context.Context, st store.Store, key string, w *Work) error {
 	b, err := json.MarshalIndent(w, "", "  ")
 	if err != nil {
 		return err
 	}
-	return st.Put(ctx, WorkKey(id), append(b, '\n'))
+	return st.Put(ctx, key, append(b, '\n'))
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -47,6 +48,15 @@ type Request struct {
 	// CreatedAt is when the request was made: rows received (received_at)
 	// up to it are erased; rows received later are new data.
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// WatchUntil is when no raw object holding rows received before the
+// request can still arrive: Firehose delivers a record at most
+// compact.MaxDeliveryDelay after it was received, in an object named by
+// the hour. Until then, each erase stage looks again at the objects that
+// arrived since its last scan (a late check).
+func (r Request) WatchUntil() time.Time {
+	return r.CreatedAt.Add(compact.MaxDeliveryDelay + time.Hour)
 }
 
 // Key returns the store's hashing key, creating it if the store has none.
@@ -121,30 +131,41 @@ func Record(ctx context.Context, st store.Store, product string, ids []string, n
 	return r, nil
 }
 
-// Status is a request and, once it is done, its receipt.
+// Status is a request and, once it is done, its receipt and those of the
+// late checks since.
 type Status struct {
 	Request
-	Receipt *Receipt // nil while pending
+	Receipt *Receipt   // nil while pending
+	Late    []*Receipt // late checks' receipts, oldest first
 }
 
 // Done reports whether the request was carried out.
 func (s Status) Done() bool { return s.Receipt != nil }
 
+// CheckedAt is when the last scan for the request's rows (the erase's
+// verification, or a late check) was made; zero while pending.
+func (s Status) CheckedAt() time.Time {
+	var t time.Time
+	for _, r := range append([]*Receipt{s.Receipt}, s.Late...) {
+		if r != nil && r.Verification.At.After(t) {
+			t = r.Verification.At
+		}
+	}
+	return t
+}
+
 // List returns every request of the store, oldest first, each with its
-// receipt if it has one.
+// receipts.
 func List(ctx context.Context, st store.Store) ([]Status, error) {
 	objs, err := st.List(ctx, Prefix)
 	if err != nil {
 		return nil, err
 	}
-	have := map[string]bool{}
-	for _, o := range objs {
-		have[o.Key] = true
-	}
 	var out []Status
+	byID := map[string]int{}
 	for _, o := range objs {
-		name, ok := strings.CutPrefix(o.Key, Prefix)
-		if !ok || strings.Contains(name, "/") || strings.Count(name, ".") != 1 || !strings.HasSuffix(name, ".json") {
+		name, _ := strings.CutPrefix(o.Key, Prefix)
+		if strings.Contains(name, "/") || strings.Count(name, ".") != 1 || !strings.HasSuffix(name, ".json") {
 			continue // receipts, work files
 		}
 		b, err := st.Get(ctx, o.Key)
@@ -158,14 +179,29 @@ func List(ctx context.Context, st store.Store) ([]Status, error) {
 		if err := json.Unmarshal(b, &s.Request); err != nil {
 			return nil, fmt.Errorf("read %s: %w", o.Key, err)
 		}
-		if have[ReceiptKey(s.ID)] {
-			rc, err := ReadReceipt(ctx, st, s.ID)
-			if err != nil {
-				return nil, err
-			}
-			s.Receipt = rc
-		}
+		byID[s.ID] = len(out)
 		out = append(out, s)
+	}
+	for _, o := range objs {
+		name, _ := strings.CutPrefix(o.Key, Prefix)
+		id, rest, _ := strings.Cut(name, ".")
+		i, ok := byID[id]
+		late := strings.HasPrefix(rest, "late-") && strings.HasSuffix(rest, ".json")
+		if !ok || (rest != "done.json" && !late) {
+			continue
+		}
+		rc, err := readReceipt(ctx, st, o.Key)
+		if errors.Is(err, store.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if late {
+			out[i].Late = append(out[i].Late, rc) // listed in key order: oldest first
+		} else {
+			out[i].Receipt = rc
+		}
 	}
 	slices.SortFunc(out, func(a, b Status) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil

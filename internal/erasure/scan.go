@@ -10,6 +10,7 @@ import (
 type Found struct {
 	Rows    int64 // rows read
 	Matched int64 // rows that are the request's
+	Later   int64 // rows of its ids and product received after it (Timed only): the person came back
 	// Timed says the file has a received_at column, so rows received
 	// after the request (the person came back) were not matched.
 	Timed bool
@@ -49,8 +50,11 @@ func ScanParquet(r io.ReaderAt, size int64, m *Matcher) (Found, error) {
 			n, err := rows.ReadRows(buf)
 			for _, row := range buf[:n] {
 				out.Rows++
-				if rowMatches(row, m, product, received, ids) {
+				switch rowMatches(row, m, product, received, ids) {
+				case matched:
 					out.Matched++
+				case later:
+					out.Later++
 				}
 			}
 			if err == io.EOF {
@@ -68,18 +72,32 @@ func ScanParquet(r io.ReaderAt, size int64, m *Matcher) (Found, error) {
 	return out, nil
 }
 
-func rowMatches(row parquet.Row, m *Matcher, product, received int, ids map[int]bool) bool {
-	id := false
+type match int
+
+const (
+	noMatch match = iota
+	matched
+	later // the request's ids and product, received after it
+)
+
+func rowMatches(row parquet.Row, m *Matcher, product, received int, ids map[int]bool) match {
+	id, after := false, false
 	for _, v := range row {
 		c := v.Column()
 		switch {
 		case c == product && m.product != "" && string(v.ByteArray()) != m.product:
-			return false
+			return noMatch
 		case c == received && !v.IsNull() && v.Int64() > m.until:
-			return false
+			after = true
 		case ids[c] && !v.IsNull() && m.ID(string(v.ByteArray())):
 			id = true
 		}
 	}
-	return id
+	switch {
+	case !id:
+		return noMatch
+	case after:
+		return later
+	}
+	return matched
 }

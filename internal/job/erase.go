@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/erasure"
 	"github.com/littlewarehouse/warehouse/internal/lease"
@@ -71,7 +72,9 @@ func Erase(ctx context.Context, cfg Config, opts ...Option) ([]*erasure.Receipt,
 	if err != nil {
 		return nil, fmt.Errorf("list erasures: %w", err)
 	}
-	reqs = slices.DeleteFunc(reqs, erasure.Status.Done)
+	reqs = slices.DeleteFunc(reqs, func(s erasure.Status) bool {
+		return s.Done() && !s.CheckedAt().Before(s.WatchUntil())
+	})
 	if len(reqs) == 0 {
 		return nil, nil
 	}
@@ -94,14 +97,63 @@ func Erase(ctx context.Context, cfg Config, opts ...Option) ([]*erasure.Receipt,
 		}
 	}()
 	var out []*erasure.Receipt
-	for _, r := range reqs {
-		rc, err := e.carryOut(ctx, r.Request)
-		if err != nil {
-			return out, fmt.Errorf("erasure %s: %w", r.ID, err)
+	for _, s := range reqs {
+		var rc *erasure.Receipt
+		if s.Done() {
+			rc, err = e.lateCheck(ctx, s)
+		} else {
+			rc, err = e.carryOut(ctx, s.Request, pass{work: erasure.WorkKey(s.ID)})
 		}
-		out = append(out, rc)
+		if err != nil {
+			return out, fmt.Errorf("erasure %s: %w", s.ID, err)
+		}
+		if rc != nil {
+			out = append(out, rc)
+		}
 	}
 	return out, nil
+}
+
+// pass is one carrying out of a request: the first, over every raw object,
+// or a late check's, over the objects that arrived since the last scan.
+type pass struct {
+	work  string    // its work file
+	late  bool      // a late check's
+	since time.Time // late: the first arrival hour searched
+}
+
+// lateCheck looks for rows of done request s in the raw objects that
+// arrived since its last scan (Firehose delivers up to a day late), and
+// carries them out as the first pass did. It writes a receipt when it
+// erased rows, or when its scan is the first after watchUntil, which
+// closes the request; otherwise it returns nil and the next run looks
+// again. An interrupted late check is resumed from its work file.
+func (e *eraser) lateCheck(ctx context.Context, s erasure.Status) (*erasure.Receipt, error) {
+	p := pass{work: erasure.LateWorkKey(s.ID), late: true, since: s.CheckedAt().Add(-compact.MaxDeliveryDelay - time.Hour).Truncate(time.Hour)}
+	w, err := erasure.ReadWork(ctx, e.cfg.Store, p.work)
+	if err != nil {
+		return nil, err
+	}
+	if !w.Started.IsZero() {
+		return e.carryOut(ctx, s.Request, p) // resume
+	}
+	at := e.cfg.Now().UTC()
+	m := erasure.NewMatcher(e.key, s.Request)
+	sc, err := e.scanRaw(ctx, m, p.since)
+	if err != nil {
+		return nil, err
+	}
+	if len(sc.found) > 0 {
+		return e.carryOut(ctx, s.Request, p)
+	}
+	if at.Before(s.WatchUntil()) {
+		return nil, nil
+	}
+	rc := &erasure.Receipt{
+		Request: s.ID, Late: true, Product: s.Product, RequestedAt: s.CreatedAt, DoneAt: at, RowsRemoved: map[string]int64{},
+		Verification: erasure.Verification{At: at, RawObjects: sc.rawObjects, ErrorObjects: sc.errObjects, Unsearchable: sc.unsearchable},
+	}
+	return erasure.WriteReceipt(ctx, e.cfg.Store, erasure.LateReceiptKey(s.ID, at), rc)
 }
 
 // hook is the test seam of a killed erase: called before each step.
@@ -112,13 +164,17 @@ func (e *eraser) hook(step string) error {
 	return e.opts.eraseHook(step)
 }
 
-// carryOut carries out request r, resuming its work if a run died in it.
-func (e *eraser) carryOut(ctx context.Context, r erasure.Request) (*erasure.Receipt, error) {
+// carryOut carries out request r in pass p, resuming its work if a run
+// died in it.
+func (e *eraser) carryOut(ctx context.Context, r erasure.Request, p pass) (*erasure.Receipt, error) {
 	st := e.cfg.Store
 	m := erasure.NewMatcher(e.key, r)
-	w, err := erasure.ReadWork(ctx, st, r.ID)
+	w, err := erasure.ReadWork(ctx, st, p.work)
 	if err != nil {
 		return nil, err
+	}
+	if w.Started.IsZero() {
+		w.Started, w.Since = e.cfg.Now().UTC(), p.since
 	}
 	if !w.HaveCounted {
 		counts, err := e.scanTables(ctx, m, false)
@@ -126,12 +182,12 @@ func (e *eraser) carryOut(ctx context.Context, r erasure.Request) (*erasure.Rece
 			return nil, err
 		}
 		w.RowsBefore, w.HaveCounted = counts.byTable, true
-		if err := erasure.SaveWork(ctx, st, r.ID, w); err != nil {
+		if err := erasure.SaveWork(ctx, st, p.work, w); err != nil {
 			return nil, err
 		}
 	}
 	for round := 0; ; round++ {
-		sc, err := e.scanRaw(ctx, m)
+		sc, err := e.scanRaw(ctx, m, w.Since)
 		if err != nil {
 			return nil, err
 		}
@@ -141,14 +197,14 @@ func (e *eraser) carryOut(ctx context.Context, r erasure.Request) (*erasure.Rece
 		if round == maxEraseRounds {
 			return nil, fmt.Errorf("%d objects still hold its rows after %d rewrites (rows arriving meanwhile?): run again", len(sc.found), round)
 		}
-		if err := e.rewriteAll(ctx, r, w, sc.found); err != nil {
+		if err := e.rewriteAll(ctx, p, w, sc.found); err != nil {
 			return nil, err
 		}
 	}
-	if err := e.rebuild(ctx, r, w); err != nil {
+	if err := e.rebuild(ctx, p, w); err != nil {
 		return nil, err
 	}
-	return e.finish(ctx, r, m, w)
+	return e.finish(ctx, r, p, m, w)
 }
 
 // found is an object holding rows of the request.
@@ -170,15 +226,16 @@ type rawScan struct {
 	listed                 map[string]rawObject // raw objects, by key
 }
 
-// scanRaw reads every raw object and error file of the store (at most
-// Parallel at a time) and returns those holding the request's rows.
-func (e *eraser) scanRaw(ctx context.Context, m *erasure.Matcher) (*rawScan, error) {
+// scanRaw reads every raw object and error file of the store from
+// arrival hour since on (zero: all), at most Parallel at a time, and
+// returns those holding the request's rows.
+func (e *eraser) scanRaw(ctx context.Context, m *erasure.Matcher, since time.Time) (*rawScan, error) {
 	st := e.cfg.Store
-	objs, ignored, err := listRaw(ctx, st, e.cfg.RawPrefix, time.Time{}, time.Unix(1<<40, 0))
+	objs, ignored, err := listRaw(ctx, st, e.cfg.RawPrefix, since, time.Unix(1<<40, 0))
 	if err != nil {
 		return nil, err
 	}
-	errObjs, ignoredErrs, err := listRaw(ctx, st, e.cfg.ErrorPrefix, time.Time{}, time.Unix(1<<40, 0))
+	errObjs, ignoredErrs, err := listRaw(ctx, st, e.cfg.ErrorPrefix, since, time.Unix(1<<40, 0))
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +330,7 @@ func newKey(key string, data []byte) string {
 // rewriteAll rewrites each of fs. Before it deletes an object, the work
 // names it, its replacement and the days to rebuild, so that a crash
 // after the delete still rebuilds them.
-func (e *eraser) rewriteAll(ctx context.Context, r erasure.Request, w *erasure.Work, fs []*found) error {
+func (e *eraser) rewriteAll(ctx context.Context, p pass, w *erasure.Work, fs []*found) error {
 	segs, err := e.segmentsByObject(ctx)
 	if err != nil {
 		return err
@@ -289,7 +346,7 @@ func (e *eraser) rewriteAll(ctx context.Context, r erasure.Request, w *erasure.W
 		}
 		w.Objects[f.Key] = o
 		w.Days = slices.Compact(slices.Sorted(slices.Values(append(w.Days, f.days...))))
-		if err := erasure.SaveWork(ctx, e.cfg.Store, r.ID, w); err != nil {
+		if err := erasure.SaveWork(ctx, e.cfg.Store, p.work, w); err != nil {
 			return err
 		}
 		if err := e.write(ctx, f, o.NewKey, data); err != nil {
@@ -403,12 +460,12 @@ func sameRow(a, b raw.Row) bool { return reflect.DeepEqual(a, b) }
 
 // rebuild rebuilds the built days of w (one run per block of consecutive
 // days), then the windowed tables, and registers them.
-func (e *eraser) rebuild(ctx context.Context, r erasure.Request, w *erasure.Work) error {
+func (e *eraser) rebuild(ctx context.Context, p pass, w *erasure.Work) error {
 	var built []day.Day
 	for _, s := range w.Days {
 		d, err := day.Parse(s)
 		if err != nil {
-			return fmt.Errorf("work of %s: %w", r.ID, err)
+			return fmt.Errorf("%s: %w", p.work, err)
 		}
 		_, err = publish.Current(ctx, e.cfg.Store, "data_quality_daily", d)
 		if errors.Is(err, store.ErrNotExist) {
@@ -437,7 +494,7 @@ func (e *eraser) rebuild(ctx context.Context, r erasure.Request, w *erasure.Work
 			return fmt.Errorf("rebuild %s..%s: %w", b[0], b[1], err)
 		}
 	}
-	if err := erasure.SaveWork(ctx, e.cfg.Store, r.ID, w); err != nil {
+	if err := erasure.SaveWork(ctx, e.cfg.Store, p.work, w); err != nil {
 		return err
 	}
 	ws, err := RunWindowed(ctx, *e.cfg, built)

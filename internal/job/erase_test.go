@@ -18,6 +18,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/erasure"
+	"github.com/littlewarehouse/warehouse/internal/event"
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/internal/segment"
@@ -440,5 +441,76 @@ func tablesAgainstReference(t *testing.T, root, origDir string, rep gen.Report, 
 		if diff := cmp.Diff(ref, ours, cmpopts.EquateApprox(1e-9, 0)); diff != "" {
 			t.Errorf("%s (-reference +ours):\n%s", tbl.Name, diff)
 		}
+	}
+}
+
+// TestEraseRowsDeliveredLate: an object Firehose delivers after the erase,
+// holding rows received before the request, is erased by the next run's
+// late check, with a late receipt; rows received after the request are
+// new data and stay; once no such object can arrive any more, a run
+// closes the request, and later runs leave it alone.
+func TestEraseRowsDeliveredLate(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMem()
+	at := func(hm string) time.Time { return parseTime(t, "2026-07-01T"+hm+":00Z") }
+	row := func(id, user string, received time.Time) event.Raw {
+		return event.Raw{EventID: id, EventTime: received.Add(-time.Second), ReceivedAt: received, EventName: "open", UserID: user, Product: "shop", Platform: "web"}
+	}
+	key := func(h time.Time, name string) string { return "raw/" + h.Format("2006/01/02/15") + "/events-1-" + name }
+	writeRaw(t, st, key(at("10:00"), "a"), []event.Raw{row("a1", "gone", at("10:00")), row("a2", "stays", at("10:01"))})
+	d := day.FromDate(2026, 7, 1)
+	clock := at("12:00")
+	cfg := Config{Store: st, From: d, To: d, Rules: compact.DefaultRules(time.UTC), Parallel: 2, Now: func() time.Time { return clock }}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	req, err := erasure.Record(ctx, st, "shop", []string{"gone"}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rcs, err := Erase(ctx, cfg); err != nil || len(rcs) != 1 || rcs[0].RowsRemoved["raw"] != 1 {
+		t.Fatalf("erase: %+v, %v", rcs, err)
+	}
+	// Delivered late: a retry of 11:30's records, and the person coming back at 13:00.
+	writeRaw(t, st, key(at("11:00"), "b"), []event.Raw{row("b1", "gone", at("11:30")), row("b2", "stays", at("11:31"))})
+	writeRaw(t, st, key(at("13:00"), "c"), []event.Raw{row("c1", "gone", at("13:00"))})
+	clock = at("14:00")
+	rcs, err := Erase(ctx, cfg)
+	if err != nil || len(rcs) != 1 || !rcs[0].Late || rcs[0].RowsRemoved["raw"] != 1 || len(rcs[0].DaysRebuilt) != 1 {
+		t.Fatalf("late check: %+v, %v; want a late receipt of one row", rcs, err)
+	}
+	list, err := erasure.List(ctx, st)
+	if err != nil || len(list) != 1 || len(list[0].Late) != 1 || !list[0].CheckedAt().Before(req.WatchUntil()) {
+		t.Fatalf("status %+v, %v: want one late receipt, still watching", list, err)
+	}
+	clock = req.WatchUntil().Add(time.Minute)
+	if rcs, err := Erase(ctx, cfg); err != nil || len(rcs) != 1 || !rcs[0].Late || len(rcs[0].Objects) != 0 {
+		t.Fatalf("closing check: %+v, %v", rcs, err)
+	}
+	if rcs, err := Erase(ctx, cfg); err != nil || len(rcs) != 0 {
+		t.Fatalf("after closing: %+v, %v; want nothing done", rcs, err)
+	}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range readRows[rollups.Event](t, st, "events", d) {
+		ids = append(ids, e.EventID)
+	}
+	slices.Sort(ids)
+	if diff := cmp.Diff([]string{"a2", "b2", "c1"}, ids); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	clean := store.NewMem()
+	copyPrefixes(t, st, clean, "raw/")
+	ccfg := cfg
+	ccfg.Store = clean
+	if _, err := Run(ctx, ccfg); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Snapshot(ctx, clean, d, d)
+	got, _ := Snapshot(ctx, st, d, d)
+	if diff := cmp.Diff(withoutQuality(want), withoutQuality(got)); diff != "" {
+		t.Errorf("(-clean +erased):\n%s", diff)
 	}
 }

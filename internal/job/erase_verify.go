@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -23,6 +24,12 @@ type tableScan struct {
 	// superseded are files of runs no longer current that still hold rows
 	// of the request: kept for the grace period (S3), then deleted.
 	superseded []string
+	// untimed are the tables counted in byTable whose files have no
+	// received_at (user_daily, users, users state); cameBack counts rows of
+	// the request's ids received after it in current files of tables that
+	// have one (events): then untimed tables rightly hold the person.
+	untimed  map[string]bool
+	cameBack int64
 }
 
 // scanTables reads every Parquet file under curated/ and _state/users/
@@ -48,7 +55,7 @@ func (e *eraser) scanTables(ctx context.Context, m *erasure.Matcher, all bool) (
 			}
 		}
 	}
-	ts := &tableScan{byTable: map[string]int64{}}
+	ts := &tableScan{byTable: map[string]int64{}, untimed: map[string]bool{}}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.cfg.Parallel)
@@ -68,6 +75,10 @@ func (e *eraser) scanTables(ctx context.Context, m *erasure.Matcher, all bool) (
 			switch {
 			case current[k]:
 				ts.byTable[table] += f.Matched
+				ts.cameBack += f.Later
+				if !f.Timed {
+					ts.untimed[table] = true
+				}
 			case f.Matched > 0:
 				ts.superseded = append(ts.superseded, k)
 			}
@@ -134,12 +145,13 @@ func currentFiles(ctx context.Context, st store.Store) (map[string]bool, error) 
 
 // finish verifies that no remaining file holds the request's rows, drops
 // the segments of objects no longer listed, and writes the receipt.
-func (e *eraser) finish(ctx context.Context, r erasure.Request, m *erasure.Matcher, w *erasure.Work) (*erasure.Receipt, error) {
+func (e *eraser) finish(ctx context.Context, r erasure.Request, p pass, m *erasure.Matcher, w *erasure.Work) (*erasure.Receipt, error) {
 	st := e.cfg.Store
 	if err := e.hook("verify"); err != nil {
 		return nil, err
 	}
-	sc, err := e.scanRaw(ctx, m)
+	at := e.cfg.Now().UTC() // objects listed after it are searched by the next late check
+	sc, err := e.scanRaw(ctx, m, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -155,17 +167,20 @@ func (e *eraser) finish(ctx context.Context, r erasure.Request, m *erasure.Match
 	for _, f := range sc.found {
 		found += f.removed
 	}
-	for _, n := range ts.byTable {
+	for t, n := range ts.byTable {
+		if ts.cameBack > 0 && ts.untimed[t] {
+			continue // the person's later rows: new data
+		}
 		found += n
 	}
 	if found > 0 {
 		return nil, fmt.Errorf("verification found %d rows of it left (%d in raw objects, tables %v): run again", found, len(sc.found), ts.byTable)
 	}
 	rc := &erasure.Receipt{
-		Request: r.ID, Product: r.Product, RequestedAt: r.CreatedAt, DoneAt: e.cfg.Now().UTC(),
+		Request: r.ID, Late: p.late, Product: r.Product, RequestedAt: r.CreatedAt, DoneAt: e.cfg.Now().UTC(),
 		DaysRebuilt: w.Days, Runs: w.Runs, RowsRemoved: map[string]int64{},
 		Verification: erasure.Verification{
-			At: e.cfg.Now().UTC(), RawObjects: sc.rawObjects, ErrorObjects: sc.errObjects,
+			At: at, RawObjects: sc.rawObjects, ErrorObjects: sc.errObjects,
 			Segments: nseg, TableFiles: ts.files, Unsearchable: sc.unsearchable,
 			AwaitingCleanup: ts.superseded,
 		},
@@ -180,21 +195,26 @@ func (e *eraser) finish(ctx context.Context, r erasure.Request, m *erasure.Match
 		rc.RowsRemoved[table] += o.RowsRemoved
 	}
 	for t, n := range w.RowsBefore {
-		if n > 0 {
+		if n -= ts.byTable[t]; n > 0 {
 			rc.RowsRemoved[t] = n
 		}
 	}
 	if err := e.hook("receipt"); err != nil {
 		return nil, err
 	}
-	if err := erasure.WriteReceipt(ctx, st, rc); err != nil {
+	key := erasure.ReceiptKey(r.ID)
+	if p.late {
+		key = erasure.LateReceiptKey(r.ID, w.Started)
+	}
+	rc, err = erasure.WriteReceipt(ctx, st, key, rc)
+	if err != nil {
 		return nil, err
 	}
-	if err := st.Delete(ctx, erasure.WorkKey(r.ID)); err != nil {
+	if err := st.Delete(ctx, p.work); err != nil {
 		return nil, err
 	}
-	e.cfg.Log.Info("erased", "request", r.ID, "objects", len(rc.Objects), "days", len(rc.DaysRebuilt))
-	return erasure.ReadReceipt(ctx, st, r.ID)
+	e.cfg.Log.Info("erased", "request", r.ID, "late", p.late, "objects", len(rc.Objects), "days", len(rc.DaysRebuilt))
+	return rc, nil
 }
 
 // dropOrphanSegments deletes the segments whose raw object is not listed
