@@ -45,12 +45,19 @@ func (m *Matcher) ID(id string) bool {
 	return v
 }
 
+// Product reports whether a row of product p may be the request's.
+func (m *Matcher) Product(p string) bool { return m.product == "" || p == m.product }
+
+// Until is the request's time in Unix milliseconds: rows received after it
+// are not the request's.
+func (m *Matcher) Until() int64 { return m.until }
+
 // Row reports whether a raw row is the request's: of its product (if it
-// names one), with a
-// user_id or device_id it names, received up to the request (a row with no
-// received_at is invalid and matched by its ids alone).
+// names one), with a user_id or device_id it names, received up to the
+// request (a row with no received_at is invalid and matched by its ids
+// alone).
 func (m *Matcher) Row(product, userID, deviceID string, receivedAt int64, hasReceivedAt bool) bool {
-	if (m.product != "" && product != m.product) || (hasReceivedAt && receivedAt > m.until) {
+	if !m.Product(product) || (hasReceivedAt && receivedAt > m.until) {
 		return false
 	}
 	return m.ID(userID) || m.ID(deviceID)

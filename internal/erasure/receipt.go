@@ -47,11 +47,14 @@ type Object struct {
 }
 
 // Verification is the scan after the rewrite: every file that can hold a
-// row, searched by keyed hash.
+// row, searched by keyed hash. Each raw object and error file listed was
+// read whole during the erase and found clean, or written by it and read
+// back (one found clean and unchanged since is not read twice); every
+// table file is read again.
 type Verification struct {
 	At           time.Time `json:"at"`
-	RawObjects   int       `json:"raw_objects"`   // raw Parquet objects read whole
-	ErrorObjects int       `json:"error_objects"` // Firehose error files read whole
+	RawObjects   int       `json:"raw_objects"`   // raw Parquet objects listed, each searched
+	ErrorObjects int       `json:"error_objects"` // Firehose error files listed, each searched
 	Segments     int       `json:"segments"`      // each the cut of a raw object scanned clean (or deleted)
 	TableFiles   int       `json:"table_files"`   // Parquet files of curated tables and users state read whole
 	RowsFound    int64     `json:"rows_found"`    // rows of the request found: always 0 in a receipt

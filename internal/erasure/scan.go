@@ -4,6 +4,8 @@ import (
 	"io"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/littlewarehouse/warehouse/internal/raw"
 )
 
 // Found is what ScanParquet found in one file.
@@ -16,88 +18,69 @@ type Found struct {
 	Timed bool
 }
 
-// ScanParquet reads every row of a table's Parquet file and counts those
-// of m's request: its product (when the file has a product column), with a
-// user_id, device_id or user_key the request names, received up to the
-// request (when the file has a received_at column, in milliseconds).
+// ScanParquet reads a table's Parquet file, the columns it needs whole,
+// and counts the rows of m's request: its product (when the file has a
+// top-level product column), with a user_id, device_id or user_key the
+// request names, received up to the request (when the file has a
+// received_at column, in milliseconds).
 func ScanParquet(r io.ReaderAt, size int64, m *Matcher) (Found, error) {
 	f, err := parquet.OpenFile(r, size)
 	if err != nil {
 		return Found{}, err
 	}
 	col := func(name string) int {
-		if c, ok := f.Schema().Lookup(name); ok {
+		if c, ok := f.Schema().Lookup(name); ok && c.MaxRepetitionLevel == 0 {
 			return c.ColumnIndex
 		}
 		return -1
 	}
 	product, received := col("product"), col("received_at")
-	ids := map[int]bool{}
+	var ids []int
 	for _, n := range []string{"user_id", "device_id", "user_key"} {
 		if i := col(n); i >= 0 {
-			ids[i] = true
+			ids = append(ids, i)
 		}
 	}
-	out := Found{Timed: received >= 0}
+	out := Found{Timed: received >= 0, Rows: f.NumRows()}
 	if len(ids) == 0 {
-		out.Rows = f.NumRows()
 		return out, nil
 	}
-	buf := make([]parquet.Row, 256)
+	buf := make([]parquet.Value, 1024)
 	for _, rg := range f.RowGroups() {
-		rows := rg.Rows()
-		for {
-			n, err := rows.ReadRows(buf)
-			for _, row := range buf[:n] {
-				out.Rows++
-				switch rowMatches(row, m, product, received, ids) {
-				case matched:
-					out.Matched++
-				case later:
-					out.Later++
+		n := int(rg.NumRows())
+		other, after, hit := make([]bool, n), make([]bool, n), make([]bool, n)
+		read := func(c int, fn func(v parquet.Value) bool, set []bool) error {
+			if c < 0 {
+				return nil
+			}
+			return raw.ReadFlatColumn(rg.ColumnChunks()[c], buf, n, func(vals []parquet.Value, first int) {
+				for j, v := range vals {
+					if fn(v) {
+						set[first+j] = true
+					}
 				}
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				rows.Close()
+			})
+		}
+		if err := read(product, func(v parquet.Value) bool { return !m.Product(string(v.ByteArray())) }, other); err != nil {
+			return out, err
+		}
+		if err := read(received, func(v parquet.Value) bool { return !v.IsNull() && v.Int64() > m.until }, after); err != nil {
+			return out, err
+		}
+		for _, c := range ids {
+			if err := read(c, func(v parquet.Value) bool { return !v.IsNull() && m.ID(string(v.ByteArray())) }, hit); err != nil {
 				return out, err
 			}
 		}
-		if err := rows.Close(); err != nil {
-			return out, err
+		for i := range n {
+			switch {
+			case !hit[i] || other[i]:
+			case after[i]:
+				out.Later++
+			default:
+				out.Matched++
+			}
 		}
 	}
 	return out, nil
-}
-
-type match int
-
-const (
-	noMatch match = iota
-	matched
-	later // the request's ids and product, received after it
-)
-
-func rowMatches(row parquet.Row, m *Matcher, product, received int, ids map[int]bool) match {
-	id, after := false, false
-	for _, v := range row {
-		c := v.Column()
-		switch {
-		case c == product && m.product != "" && string(v.ByteArray()) != m.product:
-			return noMatch
-		case c == received && !v.IsNull() && v.Int64() > m.until:
-			after = true
-		case ids[c] && !v.IsNull() && m.ID(string(v.ByteArray())):
-			id = true
-		}
-	}
-	switch {
-	case !id:
-		return noMatch
-	case after:
-		return later
-	}
-	return matched
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/erasure"
+	"github.com/littlewarehouse/warehouse/internal/frame"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/raw"
@@ -50,6 +51,31 @@ type eraser struct {
 	opts options
 	key  []byte
 	run  string
+
+	// clean holds the objects (key to ETag) read in full and found to hold
+	// none of the current request's rows (or written so and read back):
+	// a later scan of the same request does not read them again.
+	mu    sync.Mutex
+	clean map[string]string
+}
+
+// forget starts a request: no object is known clean of it yet.
+func (e *eraser) forget() {
+	e.mu.Lock()
+	e.clean = map[string]string{}
+	e.mu.Unlock()
+}
+
+func (e *eraser) isClean(o store.Object) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return o.ETag != "" && e.clean[o.Key] == o.ETag
+}
+
+func (e *eraser) markClean(o store.Object) {
+	e.mu.Lock()
+	e.clean[o.Key] = o.ETag
+	e.mu.Unlock()
 }
 
 // Erase carries out every pending erasure request of cfg.Store, oldest
@@ -139,6 +165,7 @@ func (e *eraser) lateCheck(ctx context.Context, s erasure.Status) (*erasure.Rece
 	}
 	at := e.cfg.Now().UTC()
 	m := erasure.NewMatcher(e.key, s.Request)
+	e.forget()
 	sc, err := e.scanRaw(ctx, m, p.since)
 	if err != nil {
 		return nil, err
@@ -169,6 +196,7 @@ func (e *eraser) hook(step string) error {
 func (e *eraser) carryOut(ctx context.Context, r erasure.Request, p pass) (*erasure.Receipt, error) {
 	st := e.cfg.Store
 	m := erasure.NewMatcher(e.key, r)
+	e.forget()
 	w, err := erasure.ReadWork(ctx, st, p.work)
 	if err != nil {
 		return nil, err
@@ -250,8 +278,14 @@ func (e *eraser) scanRaw(ctx context.Context, m *erasure.Matcher, since time.Tim
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.cfg.Parallel)
 	for i, o := range append(objs, errObjs...) {
+		if e.isClean(o.Object) {
+			continue // read clean earlier in this erase, and unchanged since
+		}
 		g.Go(func() error {
 			f, bad, err := e.scanObject(gctx, o, i >= len(objs), m)
+			if err == nil && !bad && f == nil {
+				e.markClean(o.Object)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -300,15 +334,8 @@ func (e *eraser) scanObject(ctx context.Context, o rawObject, isErrors bool, m *
 	if err != nil {
 		return nil, false, err
 	}
-	f = &found{rawObject: o, drop: make([]bool, cols.Len()), rows: int64(cols.Len())}
-	for i := range f.drop {
-		r := cols.Row(i)
-		if m.Row(r.Product, r.UserID, r.DeviceID, r.ReceivedAt, r.HasReceivedAt) {
-			f.drop[i] = true
-			f.removed++
-		}
-	}
-	if f.removed == 0 {
+	f = &found{rawObject: o, rows: int64(cols.Len())}
+	if f.drop, f.removed = matchRows(cols, m); f.removed == 0 {
 		return nil, false, nil
 	}
 	for d := range e.cfg.Rules.RouteColumns(cols, o.Hour.UnixMilli(), func(day.Day) bool { return true }) {
@@ -316,6 +343,32 @@ func (e *eraser) scanObject(ctx context.Context, o rawObject, isErrors bool, m *
 	}
 	slices.Sort(f.days)
 	return f, false, nil
+}
+
+// matchRows returns which of cols' rows are m's request's, and how many,
+// hashing each distinct id of the object once.
+func matchRows(cols *raw.Columns, m *erasure.Matcher) ([]bool, int64) {
+	d := cols.Dict
+	ids, products := map[uint32]bool{}, map[uint32]bool{}
+	cached := func(memo map[uint32]bool, id uint32, f func(string) bool) bool {
+		v, ok := memo[id]
+		if !ok {
+			v = f(d.Str(id))
+			memo[id] = v
+		}
+		return v
+	}
+	drop, n := make([]bool, cols.Len()), int64(0)
+	for i := range drop {
+		if !cached(products, cols.Str[frame.Product][i], m.Product) || (cols.HasReceivedAt[i] && cols.ReceivedAt[i] > m.Until()) {
+			continue
+		}
+		if cached(ids, cols.Str[frame.UserID][i], m.ID) || cached(ids, cols.Str[frame.DeviceID][i], m.ID) {
+			drop[i] = true
+			n++
+		}
+	}
+	return drop, n
 }
 
 // newKey is where the rewrite of key holding data goes: beside it, in the
@@ -422,9 +475,15 @@ func (e *eraser) write(ctx context.Context, f *found, to string, data []byte) er
 		if err != nil || !bytes.Equal(got, data) {
 			return fmt.Errorf("verify %s: it does not read back as written (%v)", to, err)
 		}
-		return nil
+	} else if err := e.verifyRewrite(ctx, f, to); err != nil {
+		return err
 	}
-	return e.verifyRewrite(ctx, f, to)
+	o, err := st.Stat(ctx, to)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", to, err)
+	}
+	e.markClean(o) // it holds f's other rows, none of the request's
+	return nil
 }
 
 // verifyRewrite checks that the object at to holds exactly f's rows that
