@@ -79,35 +79,32 @@ func (e *eraser) markClean(o store.Object) {
 }
 
 // Erase carries out every pending erasure request of cfg.Store, oldest
-// first, and returns the receipt of each it finished. It is what
-// `rollup erase --now` and `rollup` run before building, and what the
-// nightly state machine runs before its build. cfg's range is not used:
-// the days rebuilt are those the request's rows fed (of those built).
+// first, and the late checks of those done less than a day ago
+// (erasure.Request.WatchUntil), and returns the receipt of each it
+// finished (a late check that erased nothing and closed nothing writes
+// none). It is what `rollup erase --now` and `rollup` run before
+// building, and what the nightly state machine runs before its build.
+// cfg's range is not used: the days rebuilt are the built days the
+// request's rows fed.
 //
 // It is idempotent and safe to run again after a crash at any point: a
 // request is done only once its receipt exists, which is written after a
 // scan of every remaining file found none of its rows. One erase stage
-// runs at a time per store (a lease, waited for LockWait); a held lease is
-// a *LockedError-like lease.HeldError, retryable. Requests with nothing
-// pending return (nil, nil) without taking the lease.
+// runs at a time per store, under a lease waited for LockWait; a lease
+// still held after that is a *lease.HeldError (run again later). With
+// nothing to do it returns (nil, nil) without taking the lease.
 func Erase(ctx context.Context, cfg Config, opts ...Option) ([]*erasure.Receipt, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	reqs, err := erasure.List(ctx, cfg.Store)
-	if err != nil {
-		return nil, fmt.Errorf("list erasures: %w", err)
-	}
-	reqs = slices.DeleteFunc(reqs, func(s erasure.Status) bool {
-		return s.Done() && !s.CheckedAt().Before(s.WatchUntil())
-	})
-	if len(reqs) == 0 {
-		return nil, nil
+	if reqs, err := erasureWork(ctx, cfg.Store); err != nil || len(reqs) == 0 {
+		return nil, err
 	}
 	e := &eraser{cfg: &cfg, run: newRunID(cfg.Now())}
 	for _, o := range opts {
 		o(&e.opts)
 	}
+	var err error
 	if e.key, err = erasure.Key(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
@@ -117,11 +114,17 @@ func Erase(ctx context.Context, cfg Config, opts ...Option) ([]*erasure.Receipt,
 	}
 	stop := l.KeepAlive(ctx, cfg.LockTTL/3)
 	defer func() {
-		stop()
+		if err := stop(); err != nil {
+			cfg.Log.Warn("erase lease lost while erasing", "error", err.Error())
+		}
 		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
 			cfg.Log.Error("lease not released", "lease", eraseLease, "error", err.Error())
 		}
 	}()
+	reqs, err := erasureWork(ctx, cfg.Store) // again: the last holder may have done some
+	if err != nil {
+		return nil, err
+	}
 	var out []*erasure.Receipt
 	for _, s := range reqs {
 		var rc *erasure.Receipt
@@ -181,6 +184,18 @@ func (e *eraser) lateCheck(ctx context.Context, s erasure.Status) (*erasure.Rece
 		Verification: erasure.Verification{At: at, RawObjects: sc.rawObjects, ErrorObjects: sc.errObjects, Unsearchable: sc.unsearchable},
 	}
 	return erasure.WriteReceipt(ctx, e.cfg.Store, erasure.LateReceiptKey(s.ID, at), rc)
+}
+
+// erasureWork lists the requests not done, or done but still watched for
+// rows delivered late.
+func erasureWork(ctx context.Context, st store.Store) ([]erasure.Status, error) {
+	reqs, err := erasure.List(ctx, st)
+	if err != nil {
+		return nil, fmt.Errorf("list erasures: %w", err)
+	}
+	return slices.DeleteFunc(reqs, func(s erasure.Status) bool {
+		return s.Done() && !s.CheckedAt().Before(s.WatchUntil())
+	}), nil
 }
 
 // hook is the test seam of a killed erase: called before each step.

@@ -228,6 +228,9 @@ func (e *eraser) dropOrphanSegments(ctx context.Context, listed map[string]rawOb
 	}
 	for _, o := range objs {
 		_, rawKey, tag, ok := segment.Parse(o.Key)
+		if ok && !strings.HasPrefix(rawKey, e.cfg.RawPrefix) {
+			continue // of another raw prefix: not ours to judge (as routing)
+		}
 		if ok {
 			if ro, have := listed[rawKey]; have && segment.Tag(ro.Key, ro.ETag, e.cfg.routeRules()) == tag {
 				continue
