@@ -529,7 +529,7 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 			return err
 		}
 		printPlan(stdout, cfg, p)
-		return nil
+		return printPendingErasures(ctx, cfg.Store, stdout)
 	}
 	if o.dispatch != "" {
 		if err := runErasures(ctx, cfg, stdout); err != nil {

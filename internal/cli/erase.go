@@ -187,6 +187,25 @@ func printErasures(ctx context.Context, st store.Store, w io.Writer) error {
 	return tw.Flush()
 }
 
+// printPendingErasures says, under a plan, how many erasure requests the
+// run would carry out before it builds (nothing if none).
+func printPendingErasures(ctx context.Context, st store.Store, w io.Writer) error {
+	list, err := erasure.List(ctx, st)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, s := range list {
+		if !s.Done() {
+			n++
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "\n%d erasure requests pending: the run carries them out first (rollup erase --status)\n", n)
+	}
+	return nil
+}
+
 // readIDs gathers the ids of --user flags and --users-file.
 func readIDs(users []string, file string) ([]string, error) {
 	ids := append([]string(nil), users...)

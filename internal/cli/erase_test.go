@@ -196,6 +196,9 @@ func TestEraseCommand(t *testing.T) {
 	if out := cli(0, "erase", "--store", root, "--status"); !strings.Contains(out, "pending") || !strings.Contains(out, "(all)") {
 		t.Errorf("status: %q, want one request pending", out)
 	}
+	if out := cli(0, "plan", "--store", root, "--from", "2026-06-01", "--to", "2026-06-02"); !strings.Contains(out, "1 erasure requests pending") {
+		t.Errorf("plan: %q, want the pending request named", out)
+	}
 	if out := cli(0, "--store", root, "--from", "2026-06-01", "--to", "2026-06-02", "--quiet"); !strings.Contains(out, "erased ") {
 		t.Errorf("the next run did not carry the erasure out: %q", out)
 	}

@@ -29,9 +29,11 @@ import (
 // TestInvariantAnyRunSequence states docs/design.md §The invariant directly: after
 // any sequence of runs — random ranges in random order, two at once, runs
 // killed between or within days or while routing, stage 1 without stage 2,
-// segments deleted or damaged — over raw objects that arrive late,
-// disappear or turn unreadable, every table equals a clean build of the raw
-// objects present at the end (same bytes, same rows).
+// segments deleted or damaged, people erased (the erase stopped at a
+// random step or not) — over raw objects that arrive late, disappear or
+// turn unreadable, every table equals a clean build of the raw objects
+// present at the end (same bytes, same rows), and those hold every row but
+// the erased people's (checked object by object after each erase).
 //
 // Each sequence ends with the nightly kind of run: one over the days built
 // so far, without --force, at a time when every day is final (the sequence
