@@ -3,6 +3,7 @@ package job
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io/fs"
 	"os"
@@ -212,6 +213,7 @@ func TestEraseAPerson(t *testing.T) {
 	}
 	copyPrefixes(t, st, orig, "raw/")
 	before := personRowsInTables(t, root, p)
+	t.Logf("their rows in the tables before: %v", before)
 
 	req, err := erasure.Record(ctx, st, "", []string{p.user, "anon:" + p.device}, now)
 	if err != nil {
@@ -315,8 +317,8 @@ func personRowsInTables(t *testing.T, root string, p person) map[string]int64 {
 	}
 	// users_state: one row per person and bucket run, as users.
 	out["users_state"] = out["users"]
-	if out["events"] == 0 || out["user_daily"] == 0 {
-		t.Fatalf("the person is in no table before the erase: %v", out)
+	if out["events"] == 0 || out["user_daily"] == 0 || out["quarantine"] == 0 {
+		t.Fatalf("the person is in events, user_daily or quarantine before the erase: %v", out)
 	}
 	return out
 }
@@ -587,4 +589,66 @@ func TestEraseOnS3WithGlue(t *testing.T) {
 	}
 	copyPrefixes(t, s3st, cp, "")
 	noIDAnywhere(t, copyRoot, p.user, p.device)
+}
+
+// TestEraseFirehoseErrorRecords: records Firehose could not convert that
+// are the person's are removed from the error file (the others kept byte
+// for byte), so quarantine counts one conversion failure less per record,
+// and no object holds the person's id.
+func TestEraseFirehoseErrorRecords(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMem()
+	h := parseTime(t, "2026-07-01T10:00:00Z")
+	writeRaw(t, st, "raw/2026/07/01/10/events-1-a", []event.Raw{{EventID: "a1", EventTime: h, ReceivedAt: h, EventName: "open", UserID: "stays", Product: "shop", Platform: "web"}})
+	line := func(user string) string {
+		data := base64.StdEncoding.EncodeToString([]byte(`{"event_name":"open","user_id":"` + user + `","product":"shop","event_time":"not a time"}`))
+		return fmt.Sprintf(`{"attemptsMade":1,"arrivalTimestamp":%d,"errorCode":"DataFormatConversion.InvalidSchema","errorMessage":"bad","rawData":"%s"}`, h.UnixMilli(), data)
+	}
+	errKey := "raw-errors/format-conversion-failed/2026/07/01/10/x-1"
+	other := line("stays")
+	if err := st.Put(ctx, errKey, []byte(line("gone")+"\n"+other+"\n"+line("gone")+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	d := day.FromDate(2026, 7, 1)
+	now := h.Add(48 * time.Hour)
+	cfg := Config{Store: st, From: d, To: d, Rules: compact.DefaultRules(time.UTC), Now: func() time.Time { return now }}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	failures := func() int {
+		n := 0
+		for _, q := range readRows[rollups.Quarantine](t, st, "quarantine", d) {
+			if q.Reason == "conversion_failed" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := failures(); n != 3 {
+		t.Fatalf("%d conversion failures quarantined before, want 3", n)
+	}
+	if _, err := erasure.Record(ctx, st, "shop", []string{"gone"}, now); err != nil {
+		t.Fatal(err)
+	}
+	rcs, err := Erase(ctx, cfg)
+	if err != nil || len(rcs) != 1 || rcs[0].RowsRemoved["raw-errors"] != 2 || len(rcs[0].Objects) != 1 {
+		t.Fatalf("erase: %+v, %v; want one error file rewritten, two records removed", rcs, err)
+	}
+	if n := failures(); n != 1 {
+		t.Errorf("%d conversion failures quarantined after, want 1", n)
+	}
+	b, err := st.Get(ctx, rcs[0].Objects[0].NewKey)
+	if err != nil || string(b) != other+"\n" {
+		t.Errorf("the error file now holds %q (%v), want the other record as it was", b, err)
+	}
+	objs, err := st.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs { // the error file's records are base64: checked above, whole
+		b, _ := st.Get(ctx, o.Key)
+		if bytes.Contains(b, []byte(`"gone"`)) {
+			t.Errorf("%s holds the id", o.Key)
+		}
+	}
 }
