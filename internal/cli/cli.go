@@ -532,7 +532,7 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 		return printPendingErasures(ctx, cfg.Store, stdout)
 	}
 	if o.dispatch != "" {
-		if err := runErasures(ctx, cfg, stdout); err != nil {
+		if err := erasuresBeforeBuild(ctx, cfg, stdout); err != nil {
 			return err
 		}
 		return dispatch(ctx, cfg, o.dispatch, o.dispatchWait, stdout, stderr)
@@ -552,7 +552,7 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 	bar := &progressBar{w: stderr, on: tty && !o.quiet}
 	cfg.Progress = bar.update
 	cfg.Log.Info("rollup starting", "store", cfg.Store.String(), "from", cfg.From.String(), "to", cfg.To.String(), "tz", cfg.Rules.Loc.String())
-	if err := runErasures(ctx, cfg, stdout); err != nil {
+	if err := erasuresBeforeBuild(ctx, cfg, stdout); err != nil {
 		return err
 	}
 	sum, err := job.Run(ctx, cfg)

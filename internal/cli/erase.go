@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/cli/flagtext"
 	"github.com/littlewarehouse/warehouse/internal/erasure"
 	"github.com/littlewarehouse/warehouse/internal/job"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
 
@@ -40,7 +42,8 @@ covers every event received up to then. Events received later are new data
 (the person came back).
 
 The next run carries it out: --now at once, else the next rollup (the CLI,
-or the nightly run on AWS). It rewrites each raw object and Firehose error
+or the nightly run on AWS), before it builds; a rollup that finds another
+one carrying out erasures (waiting --lock-wait) builds without them. It rewrites each raw object and Firehose error
 file holding the person's rows without them (a new object beside it,
 written and read back, before the old one and its segments are deleted),
 rebuilds the built days those objects fed, then users and the windowed
@@ -140,6 +143,30 @@ func eraseCmd(ctx context.Context, now time.Time, args []string, stdout, stderr 
 // prints a line per receipt.
 func runErasures(ctx context.Context, cfg job.Config, stdout io.Writer) error {
 	rcs, err := job.Erase(ctx, cfg)
+	printReceipts(stdout, rcs)
+	if err != nil {
+		return fmt.Errorf("%w (run again: the erase resumes where it stopped)", err)
+	}
+	return nil
+}
+
+// erasuresBeforeBuild is runErasures for a run that builds next: another
+// rollup holding the erase lease is carrying them out, so this run goes on
+// to build, and says so.
+func erasuresBeforeBuild(ctx context.Context, cfg job.Config, stdout io.Writer) error {
+	rcs, err := job.Erase(ctx, cfg)
+	printReceipts(stdout, rcs)
+	if he := (*lease.HeldError)(nil); errors.As(err, &he) {
+		fmt.Fprintf(stdout, "erasures: another rollup is carrying them out (%v); building without them\n", he)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w (run again: the erase resumes where it stopped)", err)
+	}
+	return nil
+}
+
+func printReceipts(stdout io.Writer, rcs []*erasure.Receipt) {
 	for _, rc := range rcs {
 		what := "erased"
 		if rc.Late {
@@ -148,10 +175,6 @@ func runErasures(ctx context.Context, cfg job.Config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%s %s: %d objects rewritten, %d days rebuilt, rows removed %v; receipts under %s\n",
 			what, rc.Request, len(rc.Objects), len(rc.DaysRebuilt), rc.RowsRemoved, erasure.Prefix)
 	}
-	if err != nil {
-		return fmt.Errorf("%w (run again: the erase resumes where it stopped)", err)
-	}
-	return nil
 }
 
 // printErasures lists the store's requests.

@@ -18,6 +18,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/erasure"
 	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/internal/store"
 )
@@ -215,6 +216,17 @@ func TestEraseCommand(t *testing.T) {
 			t.Errorf("%s: %v, or it holds an id:\n%s", k, err, b)
 		}
 	}
+	// Another rollup carrying out the erasures: a run builds without them.
+	l, err := lease.Acquire(ctx, st, "erase", lease.HolderID("other"), time.Hour, 0, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(ctx)
+	cli(0, "erase", "--store", root, "--user", "someone")
+	if out := cli(0, "--store", root, "--from", "2026-06-01", "--to", "2026-06-02", "--quiet", "--force", "--lock-wait", "0s"); !strings.Contains(out, "another rollup is carrying them out") {
+		t.Errorf("a run with the erase lease held: %q", out)
+	}
+	cli(1, "erase", "--store", root, "--now", "--lock-wait", "0s")
 	cli(2, "erase", "--store", root)
 	cli(2, "erase", "--store", root, "--status", "--user", "x")
 	cli(2, "erase", "--store", root, "--user", "")
