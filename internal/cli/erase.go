@@ -47,8 +47,9 @@ one carrying out erasures (waiting --lock-wait) builds without them. It rewrites
 file holding the person's rows without them (a new object beside it,
 written and read back, before the old one and its segments are deleted),
 rebuilds the built days those objects fed, then users and the windowed
-tables, scans every remaining raw object, error file, segment and table
-file for their rows, and only then writes the receipt
+tables, searches every remaining raw object, error file and table file for
+their rows (and deletes every segment not cut from a raw object found
+clean), and only then writes the receipt
 _state/erasures/<request>.done.json: the objects rewritten, the days
 rebuilt, the rows removed per table, and the scan (rows found: 0). It holds
 counts and keys, never ids or event contents. A run killed part way is
