@@ -8,6 +8,9 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/catalog"
 )
 
+// noncurrentVersionDays is how long a non-current object version is kept.
+const noncurrentVersionDays = 1
+
 // storage adds the bucket and its policy.
 //
 // Lifecycle: raw/ moves to Standard-IA after RawInfrequentAccessDays (it is
@@ -18,7 +21,9 @@ import (
 // folders under curated/ are deleted by the job itself after its grace
 // period (docs/design.md §Publish and commit): a lifecycle rule cannot tell a superseded run from
 // the current one, so curated/ has no expiry. The bucket is not versioned,
-// so a deleted run is gone and costs nothing.
+// so a deleted run is gone and costs nothing; should versioning be turned
+// on, non-current versions expire after noncurrentVersionDays, so that a
+// row rollup erase removed does not live on in an old version.
 func (b *builder) storage() {
 	rules := []s3.Bucket_Rule{
 		{
@@ -38,6 +43,15 @@ func (b *builder) storage() {
 			Status:           "Enabled",
 			Prefix:           cloudformation.String(prefixAthenaResults),
 			ExpirationInDays: cloudformation.Int(athenaResultsRetentionDays),
+		},
+		{
+			// An erased row must not live on in an old version (rollup
+			// erase): if versioning is ever turned on (a backup policy, a
+			// replication rule), every overwritten or deleted object's old
+			// version goes the day after.
+			Id:                          cloudformation.String("expire-noncurrent-versions"),
+			Status:                      "Enabled",
+			NoncurrentVersionExpiration: &s3.Bucket_NoncurrentVersionExpiration{NoncurrentDays: noncurrentVersionDays},
 		},
 		{
 			Id:                             cloudformation.String("abort-incomplete-multipart-uploads"),

@@ -62,6 +62,9 @@ Usage:
                                      (same as --dry-run)
   rollup ddl --dialect duckdb|athena print CREATE statements for the curated tables
   rollup report --out report.html    write an HTML report of the curated tables
+  rollup erase --user U [--now]      erase a person from every raw object, table and
+                                     cache, with a receipt (rollup erase --help);
+                                     every run first carries out pending erasures
 
 A day already built from the same inputs, code and config is skipped; --force
 rebuilds it. Each raw object is read once, ever: a run splits each new object
@@ -93,6 +96,9 @@ func mainAt(ctx context.Context, now time.Time, args []string, stdout, stderr io
 	}
 	if len(args) > 0 && args[0] == "report" {
 		return exit(stderr, reportCmd(ctx, args[1:], stdout, stderr))
+	}
+	if len(args) > 0 && args[0] == "erase" {
+		return exit(stderr, eraseCmd(ctx, now, args[1:], stdout, stderr))
 	}
 	if len(args) > 0 && args[0] == "plan" {
 		return exit(stderr, runCmd(ctx, now, "rollup plan", append([]string{"--dry-run"}, args[1:]...), stdout, stderr))
@@ -523,9 +529,12 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 			return err
 		}
 		printPlan(stdout, cfg, p)
-		return nil
+		return printPendingErasures(ctx, cfg.Store, stdout)
 	}
 	if o.dispatch != "" {
+		if err := erasuresBeforeBuild(ctx, cfg, stdout); err != nil {
+			return err
+		}
 		return dispatch(ctx, cfg, o.dispatch, o.dispatchWait, stdout, stderr)
 	}
 	tty := isTerminal(stderr)
@@ -543,6 +552,9 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 	bar := &progressBar{w: stderr, on: tty && !o.quiet}
 	cfg.Progress = bar.update
 	cfg.Log.Info("rollup starting", "store", cfg.Store.String(), "from", cfg.From.String(), "to", cfg.To.String(), "tz", cfg.Rules.Loc.String())
+	if err := erasuresBeforeBuild(ctx, cfg, stdout); err != nil {
+		return err
+	}
 	sum, err := job.Run(ctx, cfg)
 	bar.finish()
 	if sum != nil && len(sum.Days) > 0 {

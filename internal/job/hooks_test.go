@@ -13,3 +13,9 @@ func withReadHook(h func(key string) error) Option {
 func withDayHook(h func(d day.Day) error) Option {
 	return func(o *options) { o.dayHook = h }
 }
+
+// withEraseHook calls h before each step of an erase; an error stops it
+// there, as a kill would.
+func withEraseHook(h func(step string) error) Option {
+	return func(o *options) { o.eraseHook = h }
+}

@@ -17,8 +17,10 @@ import (
 
 	"github.com/littlewarehouse/warehouse/internal/compact"
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/erasure"
 	"github.com/littlewarehouse/warehouse/internal/gen"
 	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/internal/segment"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
@@ -27,9 +29,11 @@ import (
 // TestInvariantAnyRunSequence states docs/design.md §The invariant directly: after
 // any sequence of runs — random ranges in random order, two at once, runs
 // killed between or within days or while routing, stage 1 without stage 2,
-// segments deleted or damaged — over raw objects that arrive late,
-// disappear or turn unreadable, every table equals a clean build of the raw
-// objects present at the end (same bytes, same rows).
+// segments deleted or damaged, people erased (the erase stopped at a
+// random step or not) — over raw objects that arrive late, disappear or
+// turn unreadable, every table equals a clean build of the raw objects
+// present at the end (same bytes, same rows), and those hold every row but
+// the erased people's (checked object by object after each erase).
 //
 // Each sequence ends with the nightly kind of run: one over the days built
 // so far, without --force, at a time when every day is final (the sequence
@@ -53,6 +57,8 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 	}
 	first := day.FromDate(2026, 5, 1)
 	rules := compact.DefaultRules(time.UTC)
+	people := peopleByObject(t, pool)
+	eraseAt := d1.AddDate(0, 0, 30) // erasure requests are made after every event was received
 
 	for seq := range 6 {
 		t.Run(fmt.Sprintf("sequence %d", seq), func(t *testing.T) {
@@ -93,6 +99,7 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 			}
 			add(len(absent) * 8 / 10)
 			built := map[day.Day]bool{}
+			var erased []person
 			run := func(cfg Config, opts ...Option) {
 				if _, err := Run(ctx, cfg, opts...); err != nil {
 					t.Logf("run %s..%s: %v (a failed run is part of the sequence)", cfg.From, cfg.To, err)
@@ -123,7 +130,35 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 				now := clock
 				clock = clock.Add(24*time.Hour + time.Duration(rng.IntN(180))*time.Minute)
 				cfg := Config{Store: st, From: from, To: to, Rules: rules, Parallel: 2, LockWait: time.Minute, Now: func() time.Time { return now }}
-				switch op := rng.IntN(11); op {
+				switch op := rng.IntN(13); op {
+				case 11, 12: // a person is erased; the erase is killed at a random step, or not
+					p, ok := erasable(people, present, erased)
+					if !ok {
+						log = append(log, "no one to erase")
+						break
+					}
+					erased = append(erased, p)
+					if _, err := erasure.Record(ctx, st, "", []string{p.user, "anon:" + p.device}, eraseAt); err != nil {
+						t.Fatal(err)
+					}
+					orig := store.NewMem()
+					copyPrefixes(t, st, orig, "raw/")
+					limit, steps := rng.IntN(8), 0
+					var opts []Option
+					if op == 11 {
+						opts = append(opts, withEraseHook(func(string) error {
+							if steps++; steps > limit {
+								return errors.New("killed")
+							}
+							return nil
+						}))
+					}
+					if _, err := Erase(ctx, cfg, opts...); err != nil {
+						log = append(log, fmt.Sprintf("erase %s killed after %d steps", p.user, limit))
+						break
+					}
+					rawRowsWithout(t, orig, st, p)
+					log = append(log, "erase "+p.user)
 				case 0: // late objects arrive
 					n := 1 + rng.IntN(6)
 					add(n)
@@ -239,6 +274,14 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 				_ = step
 			}
 			blocks := dayBlocks(built)
+			// Pending (killed) erasures are carried out first, as the CLI
+			// and the nightly state machine do; then the raw objects are
+			// what the erasures left, and hold no row of the people erased.
+			if _, err := Erase(ctx, Config{Store: st, Rules: rules, Parallel: 2}); err != nil {
+				t.Fatalf("final erase: %v\nsteps: %v", err, log)
+			}
+			present = rawObjectsOf(t, st)
+			noRowsOf(t, st, erased)
 			// The nightly kind of run over what was built.
 			turned := 0
 			for _, b := range blocks {
@@ -256,6 +299,7 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 				t.Errorf("no day built provisional turned final in the last runs: the sequence does not exercise it\nsteps: %v", log)
 			}
 			clean := store.NewMem()
+			copyPrefixes(t, st, clean, "raw-errors/")
 			for k, b := range present {
 				if err := clean.Put(ctx, k, b); err != nil {
 					t.Fatal(err)
@@ -358,6 +402,100 @@ func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
 		}
 		if diff := cmp.Diff(ref, ours, cmpopts.EquateApprox(1e-9, 0)); diff != "" {
 			t.Errorf("%s (-DuckDB reference +ours):\n%s", table, diff)
+		}
+	}
+}
+
+// peopleByObject returns the people (user_id and the device_id they
+// signed in on) of the pool's raw objects, with the objects holding any of
+// their rows.
+func peopleByObject(t *testing.T, pool store.Store) map[person][]string {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := pool.List(ctx, "raw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := map[string]string{}
+	rows := map[string][]raw.Row{}
+	for _, o := range objs {
+		rs, err := raw.Read(ctx, pool, o.Key)
+		if err != nil {
+			continue
+		}
+		rows[o.Key] = rs
+		for _, r := range rs {
+			if r.UserID != "" && r.DeviceID != "" {
+				device[r.UserID] = r.DeviceID
+			}
+		}
+	}
+	out := map[person][]string{}
+	for u, d := range device {
+		p := person{user: u, device: d}
+		for k, rs := range rows {
+			if slices.ContainsFunc(rs, func(r raw.Row) bool { return r.UserID == u || r.DeviceID == d }) {
+				out[p] = append(out[p], k)
+			}
+		}
+		slices.Sort(out[p])
+	}
+	return out
+}
+
+// erasable returns a person not erased yet all of whose objects are
+// present (none is still to arrive late), the first in user order.
+func erasable(people map[person][]string, present map[string][]byte, erased []person) (person, bool) {
+	var ps []person
+	for p, keys := range people {
+		if slices.Contains(erased, p) {
+			continue
+		}
+		if !slices.ContainsFunc(keys, func(k string) bool { _, ok := present[k]; return !ok }) {
+			ps = append(ps, p)
+		}
+	}
+	slices.SortFunc(ps, func(a, b person) int { return strings.Compare(a.user, b.user) })
+	if len(ps) == 0 {
+		return person{}, false
+	}
+	return ps[0], true
+}
+
+// rawObjectsOf returns the raw objects of st by key.
+func rawObjectsOf(t *testing.T, st store.Store) map[string][]byte {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := st.List(ctx, "raw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, o := range objs {
+		if out[o.Key], err = st.Get(ctx, o.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// noRowsOf fails if a readable raw object of st holds a row of one of ps.
+func noRowsOf(t *testing.T, st store.Store, ps []person) {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := st.List(ctx, "raw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		rs, err := raw.Read(ctx, st, o.Key)
+		if err != nil {
+			continue
+		}
+		for _, p := range ps {
+			if slices.ContainsFunc(rs, func(r raw.Row) bool { return r.UserID == p.user || r.DeviceID == p.device }) {
+				t.Errorf("%s holds rows of %s, erased", o.Key, p.user)
+			}
 		}
 	}
 }

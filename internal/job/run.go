@@ -25,8 +25,9 @@ type Option func(*options)
 
 type options struct {
 	listedBefore time.Time
-	readHook     func(key string) error // test seam: called before each raw object is read
-	dayHook      func(d day.Day) error  // test seam: called before a day is committed
+	readHook     func(key string) error  // test seam: called before each raw object is read
+	dayHook      func(d day.Day) error   // test seam: called before a day is committed
+	eraseHook    func(step string) error // test seam: called before each step of an erase
 }
 
 // ListedBefore leaves out raw objects the index does not hold that were
