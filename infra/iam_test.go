@@ -177,7 +177,8 @@ func TestFirehoseRoleWritesOnlyRaw(t *testing.T) {
 }
 
 // TestRollupRoleStaysInItsPrefixes: the rollup function reads raw/ and
-// raw-errors/, reads and writes curated/ and _state/, and nothing else in
+// raw-errors/ and rewrites their objects (the erase stage), reads and
+// writes curated/ and _state/, and nothing else in
 // the bucket, except that it may put objects under reports/ when
 // NightlyReport is true; it keeps its one Glue database current and writes
 // its log group. It invokes nothing: the state machine does.
@@ -187,8 +188,8 @@ func TestRollupRoleStaysInItsPrefixes(t *testing.T) {
 	glue := sorted(glueCatalog)
 	want := map[string][]string{
 		arnBucket:                                {"s3:GetBucketLocation", "s3:ListBucket"},
-		objects("raw/"):                          {"s3:GetObject"},
-		objects("raw-errors/"):                   {"s3:GetObject"},
+		objects("raw/"):                          readWrite, // the erase stage rewrites a person's objects
+		objects("raw-errors/"):                   readWrite,
 		objects("curated/"):                      readWrite,
 		objects("_state/"):                       readWrite,
 		objects("reports/"):                      {"s3:PutObject"},

@@ -48,13 +48,16 @@ func (b *builder) rollup() {
 	// Every stage reads its inputs (raw/, and raw-errors/ for the
 	// conversion failures counted in data_quality_daily and quarantine)
 	// and reads and writes its outputs (curated/) and state (_state/:
-	// index, segments, leases, users, manifests, the run's records).
-	// Nothing else in the bucket.
+	// index, segments, leases, users, manifests, the run's records,
+	// erasure requests). The erase stage also rewrites the raw objects and
+	// error files that hold an erased person's rows (a new object, then the
+	// old one deleted): the only writes to raw/ and raw-errors/ besides
+	// Firehose's. Nothing else in the bucket.
 	b.add(idRollupRole, role("Rollup function: every stage of the nightly run, from raw/ to curated/ and the Glue partitions",
 		assumeRole("lambda.amazonaws.com", nil), "rollup",
 		policy(
 			allow("ListBucket", s3ListBucket, bucketARN()),
-			allow("ReadInputs", s3Read, objectsARNs(prefixRaw, prefixRawErrors)...),
+			allow("ReadInputsEraseRows", s3ReadWrite, objectsARNs(prefixRaw, prefixRawErrors)...),
 			allow("ReadWriteOutputs", s3ReadWrite, objectsARNs(prefixCurated, prefixState)...),
 			allow("Catalog", glueCatalog, glueCatalogARN(), glueDatabaseARN(), glueTableARN("*")),
 			allow("Log", logsWrite, cloudformation.GetAtt(idRollupLogGroup, "Arn")),
@@ -67,7 +70,7 @@ func (b *builder) rollup() {
 	})
 
 	fn := &lambda.Function{
-		Description:   cloudformation.String("Little Warehouse rollup: one stage of the nightly run per invocation (start, route, plan, build a day, windowed, register, report, finish)"),
+		Description:   cloudformation.String("Little Warehouse rollup: one stage of the nightly run per invocation (erase, start, route, plan, build a day, windowed, register, report, finish)"),
 		Architectures: []string{"arm64"},
 		Runtime:       cloudformation.String("provided.al2023"),
 		Handler:       cloudformation.String("bootstrap"),

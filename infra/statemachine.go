@@ -13,17 +13,20 @@ import (
 // keep their state in the store (_state/runs/<run>/), so that the payloads
 // passed between states stay small whatever the number of days.
 //
-//	Start → Route (Map over route parts) → Plan → Build (Map over stale days)
-//	      → Windowed → Register → [Report] → Finish → Done | NotDone
+//	Erase → Start → Route (Map over route parts) → Plan → Build (Map over
+//	stale days) → Windowed → Register → [Report] → Finish → Done | NotDone
 //
-// A stage that fails after its retries is caught: a route part or a day
-// fails alone (the others go on), a failed Plan, Windowed or Register goes
-// to Finish with the error, and Finish writes the run summary. An
+// A stage that fails after its retries is caught: Erase's failure leaves
+// the pending erasures for the next night (the night goes on), a route
+// part or a day fails alone (the others go on), a failed Plan, Windowed or
+// Register goes to Finish with the error, and Finish writes the run
+// summary. An
 // execution whose summary is not "done" ends in NotDone, a failed
 // execution, which the AlarmNightlyFailed alarm (ExecutionsFailed) counts.
 
 // State names, as the console and the execution history show them.
 const (
+	StateErase     = "Erase"
 	StateStart     = "Start"
 	StateRoute     = "Route"
 	StateRoutePart = "RoutePart"
@@ -85,9 +88,11 @@ func stateMachine(fn string) obj {
 	return obj{
 		"Comment": "Little Warehouse nightly rollup: route the new raw objects, build the stale days in parallel, " +
 			"then the windowed tables, the Glue partitions and the run summary (_state/runs/<run>.json in the data bucket).",
-		"StartAt":        StateStart,
+		"StartAt":        StateErase,
 		"TimeoutSeconds": runTimeoutSeconds,
 		"States": obj{
+			StateErase: catchTo(task(fn, "Carries out the pending erasure requests (rollup erase) before any raw object is listed; receipts under _state/erasures/.",
+				obj{"stage": "erase"}, nil, StateStart), nil, StateStart),
 			StateStart: task(fn, "Names the run, lists the raw objects not routed yet and splits them into route parts.",
 				obj{"stage": "start", "execution.$": "$$.Execution.Name", "input.$": "$"}, "$", StateRoute),
 			StateRoute: catchTo(fanOut("Routes each part's raw objects into per-day segments; a failed part costs reads, not correctness: the days route what they lack.",
@@ -166,7 +171,7 @@ func catchToFinish(t obj) obj { return catchTo(t, "$.error", StateFinish) }
 // catchTo sends t's failure, after its retries, to next with the error at
 // resultPath. A Map's own failure (not an item's: those are caught inside)
 // is one the engine raised, a child execution it could not run, say.
-func catchTo(t obj, resultPath, next string) obj {
+func catchTo(t obj, resultPath any, next string) obj {
 	t["Catch"] = []any{obj{"ErrorEquals": []string{"States.ALL"}, "ResultPath": resultPath, "Next": next}}
 	return t
 }

@@ -66,8 +66,8 @@ func TestStateMachineTasks(t *testing.T) {
 		}
 	}
 	walk(def["States"].(map[string]any), false)
-	if tasks != 8 {
-		t.Errorf("%d Task states; want 8 (start, route, plan, build, windowed, register, report, finish)", tasks)
+	if tasks != 9 {
+		t.Errorf("%d Task states; want 9 (erase, start, route, plan, build, windowed, register, report, finish)", tasks)
 	}
 }
 
@@ -81,7 +81,7 @@ func TestErrorNamesAreTheFunctions(t *testing.T) {
 	if got := reflect.TypeOf(lambda.PermanentError{}).Name(); got != ErrorPermanent {
 		t.Errorf("permanent error type %s; the state machine expects %s", got, ErrorPermanent)
 	}
-	stages := []string{lambda.StageStart, lambda.StageRoute, lambda.StagePlan, lambda.StageBuild, lambda.StageWindowed,
+	stages := []string{lambda.StageErase, lambda.StageStart, lambda.StageRoute, lambda.StagePlan, lambda.StageBuild, lambda.StageWindowed,
 		lambda.StageRegister, lambda.StageReport, lambda.StageFinish}
 	def := string(StateMachineDefinition("FN"))
 	for _, s := range stages {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -8,11 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/littlewarehouse/warehouse/infra"
+	"github.com/littlewarehouse/warehouse/internal/cli"
+	"github.com/littlewarehouse/warehouse/internal/compact"
+	"github.com/littlewarehouse/warehouse/internal/erasure"
 	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/job"
 	"github.com/littlewarehouse/warehouse/internal/lambda"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/internal/rietest"
 	"github.com/littlewarehouse/warehouse/internal/sfntest"
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -104,5 +112,107 @@ func TestStateMachineRetriesAndFailures(t *testing.T) {
 	}
 	if sum.Windowed == nil {
 		t.Error("no windowed stage after a failed day; want the others' windowed tables")
+	}
+}
+
+// TestEraseThroughTheStateMachine: a request recorded with rollup erase is
+// carried out by the next execution's first state (Erase), before any raw
+// object is listed: its receipt is written, the scan found none of the
+// person's rows, no raw object holds their id any more, and the tables
+// equal a local run that erased the same person.
+func TestEraseThroughTheStateMachine(t *testing.T) {
+	rietest.Skip(t)
+	sfntest.Skip(t)
+	ctx := context.Background()
+	d1 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	bootstrap, rie, s3srv, s3st, local := setUp(t, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 1500, ObjectsPerHour: 1, Users: 40, Seed: 9}))
+	front := startFunctions(t, rie, bootstrap, 2, functionEnv(s3srv.url, "LW_PARALLEL=2"))
+	sfntest.Install(t)
+	input := `{"from":"2026-11-19","to":"2026-11-23"}`
+	if ex := sfntest.Run(t, definition(), input, "build", front.url); ex.Error != "" {
+		t.Fatalf("first execution: %s %s\n%s", ex.Error, ex.Cause, ex.History())
+	}
+
+	// Someone with events in the data.
+	objs, err := s3st.List(ctx, "raw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	for _, o := range objs {
+		rows, err := raw.Read(ctx, s3st, o.Key)
+		if err != nil {
+			continue
+		}
+		for _, r := range rows {
+			if r.UserID != "" {
+				user = r.UserID
+				break
+			}
+		}
+		if user != "" {
+			break
+		}
+	}
+	if user == "" {
+		t.Fatal("no user_id in the raw data")
+	}
+	cliEnv(t, s3srv.url)
+	var stdout, stderr strings.Builder
+	if code := cli.Main(ctx, []string{"erase", "--store", storeURL, "--user", user}, &stdout, &stderr); code != 0 {
+		t.Fatalf("rollup erase: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	req, err := erasure.List(ctx, s3st)
+	if err != nil || len(req) != 1 || req[0].Done() {
+		t.Fatalf("requests: %+v, %v; want one pending", req, err)
+	}
+
+	ex := sfntest.Run(t, definition(), input, "erase", front.url)
+	if ex.Error != "" {
+		t.Fatalf("second execution: %s %s\n%s", ex.Error, ex.Cause, ex.History())
+	}
+	if ex.Count("StateExited", infra.StateErase) != 1 || ex.Count("StateCaught", infra.StateErase) != 0 || ex.Events[2].State.Name != infra.StateErase {
+		t.Fatalf("the Erase state did not run first and well:\n%s", ex.History())
+	}
+	req, err = erasure.List(ctx, s3st)
+	if err != nil || len(req) != 1 || !req[0].Done() {
+		t.Fatalf("requests after the execution: %+v, %v; want one done", req, err)
+	}
+	rc := req[0].Receipt
+	if rc.Verification.RowsFound != 0 || rc.RowsRemoved["raw"] == 0 || len(rc.DaysRebuilt) == 0 {
+		t.Fatalf("receipt: %+v; want rows removed, days rebuilt, none found after", rc)
+	}
+	objs, _ = s3st.List(ctx, "raw/")
+	for _, o := range objs {
+		b, err := s3st.Get(ctx, o.Key)
+		if err == nil && bytes.Contains(b, []byte(user)) {
+			t.Errorf("%s still holds the erased id", o.Key)
+		}
+	}
+
+	// The same on a local copy: a run, the erase, a run.
+	if _, err := job.Run(ctx, job.Config{Store: local, From: mustDay(t, "2026-11-19"), To: mustDay(t, "2026-11-23"), Rules: compact.DefaultRules(time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := erasure.Record(ctx, local, "", []string{user}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	lcfg := job.Config{Store: local, From: mustDay(t, "2026-11-19"), To: mustDay(t, "2026-11-23"), Rules: compact.DefaultRules(time.UTC)}
+	if _, err := job.Erase(ctx, lcfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := job.Run(ctx, lcfg); err != nil {
+		t.Fatal(err)
+	}
+	want, err := job.Snapshot(ctx, local, mustDay(t, "2026-10-15"), mustDay(t, "2026-12-31"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := job.Snapshot(ctx, s3st, mustDay(t, "2026-10-15"), mustDay(t, "2026-12-31"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("after the erase, the tables differ from a local erase's (-local +state machine):\n%s", diff)
 	}
 }

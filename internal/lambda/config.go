@@ -5,6 +5,8 @@
 // its concurrency, retries and failures; nothing here waits for another
 // invocation.
 //
+//   - erase {"stage":"erase"}: carries out the pending erasure requests
+//     (job.Erase, rollup erase), before the run lists any raw object.
 //   - start {"stage":"start","execution":..,"input":..}: the input is an
 //     EventBridge scheduled event (the nightly run: job.CatchUp's days) or
 //     a backfill {"from":"YYYY-MM-DD","to":"YYYY-MM-DD"}. It names the run,

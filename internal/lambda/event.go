@@ -22,6 +22,7 @@ const (
 
 // Stages, the values of StageEvent.Stage, in the order of a run.
 const (
+	StageErase    = "erase"
 	StageStart    = "start"
 	StageRoute    = "route"
 	StagePlan     = "plan"
@@ -99,13 +100,13 @@ func ParseStage(payload []byte) (StageEvent, error) {
 	case StageBuild:
 		_, derr := day.Parse(ev.Day)
 		err = need("a day (YYYY-MM-DD)", derr == nil)
-	case StagePlan, StageWindowed, StageRegister, StageReport, StageFinish:
+	case StageErase, StagePlan, StageWindowed, StageRegister, StageReport, StageFinish:
 	case "":
 		return ev, fmt.Errorf("event without a stage (want {\"stage\":\"start\"|\"route\"|\"plan\"|\"build\"|...}): %s", snippet(payload))
 	default:
 		return ev, fmt.Errorf("unknown stage %q: %s", ev.Stage, snippet(payload))
 	}
-	if err == nil && ev.Stage != StageStart && ev.Stage != StageBuild {
+	if err == nil && ev.Stage != StageErase && ev.Stage != StageStart && ev.Stage != StageBuild {
 		err = need("a run", ev.Run != "")
 	}
 	if err == nil && ev.Run != "" && !runIDPattern.MatchString(ev.Run) {

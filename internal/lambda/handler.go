@@ -104,6 +104,8 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 	}
 	var res any
 	switch ev.Stage {
+	case StageErase:
+		res, err = runErase(ctx, h.env)
 	case StageStart:
 		res, err = runStart(ctx, h.env, ev)
 	case StageRoute:

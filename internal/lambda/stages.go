@@ -339,3 +339,50 @@ func retryableRead(err error) bool {
 	var p *PermanentError
 	return !errors.Is(err, errBadReport) && !errors.As(err, &p)
 }
+
+// EraseResult is the erase stage's answer: the requests it finished (see
+// their receipts under _state/erasures/); counts and ids, never a
+// person's id.
+type EraseResult struct {
+	Requests    []string `json:"requests"`
+	DaysRebuilt int      `json:"days_rebuilt"`
+	Objects     int      `json:"objects_rewritten"`
+}
+
+// runErase is the erase stage: job.Erase, every pending erasure request
+// carried out before the run lists its raw objects. Its leases last until
+// the invocation's deadline, as a build's do. An erase that does not
+// finish in one invocation (the deadline, another erase holding its
+// lease) fails transiently and the state machine tries again; each try
+// goes on from where the last stopped.
+func runErase(ctx context.Context, env *Env) (*EraseResult, error) {
+	cfg := env.jobConfig(0, 0)
+	cfg.Log = env.Log.With("stage", StageErase)
+	cfg.LockTTL, cfg.LockWait = noDeadlineTTL, workerLockWait
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		cfg.LockTTL = max(left, time.Second) + lease.DefaultClockSkew
+		cfg.LockWait = min(workerLockWait, left/4)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-min(workerStopSlack, left/10)))
+		defer cancel()
+	}
+	receipts, err := job.Erase(ctx, cfg)
+	res := &EraseResult{Requests: []string{}}
+	for _, r := range receipts {
+		res.Requests = append(res.Requests, r.Request)
+		res.DaysRebuilt += len(r.DaysRebuilt)
+		res.Objects += len(r.Objects)
+	}
+	if err != nil {
+		var held *lease.HeldError
+		if errors.As(err, &held) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, &RetryableError{Msg: "erase: " + err.Error()}
+		}
+		return nil, fmt.Errorf("erase: %w", err)
+	}
+	if len(receipts) > 0 {
+		cfg.Log.Info("erasure requests carried out", "requests", len(receipts), "days_rebuilt", res.DaysRebuilt, "objects_rewritten", res.Objects)
+	}
+	return res, nil
+}
