@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/littlewarehouse/warehouse/infra"
 	"github.com/littlewarehouse/warehouse/internal/cli"
 	"github.com/littlewarehouse/warehouse/internal/compact"
@@ -204,15 +202,5 @@ func TestEraseThroughTheStateMachine(t *testing.T) {
 	if _, err := job.Run(ctx, lcfg); err != nil {
 		t.Fatal(err)
 	}
-	want, err := job.Snapshot(ctx, local, mustDay(t, "2026-10-15"), mustDay(t, "2026-12-31"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := job.Snapshot(ctx, s3st, mustDay(t, "2026-10-15"), mustDay(t, "2026-12-31"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("after the erase, the tables differ from a local erase's (-local +state machine):\n%s", diff)
-	}
+	sameTables(t, local, s3st, "after the erase")
 }

@@ -358,15 +358,8 @@ type EraseResult struct {
 func runErase(ctx context.Context, env *Env) (*EraseResult, error) {
 	cfg := env.jobConfig(0, 0)
 	cfg.Log = env.Log.With("stage", StageErase)
-	cfg.LockTTL, cfg.LockWait = noDeadlineTTL, workerLockWait
-	if deadline, ok := ctx.Deadline(); ok {
-		left := time.Until(deadline)
-		cfg.LockTTL = max(left, time.Second) + lease.DefaultClockSkew
-		cfg.LockWait = min(workerLockWait, left/4)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-min(workerStopSlack, left/10)))
-		defer cancel()
-	}
+	ctx, cancel := leaseTimes(ctx, &cfg)
+	defer cancel()
 	receipts, err := job.Erase(ctx, cfg)
 	res := &EraseResult{Requests: []string{}}
 	for _, r := range receipts {

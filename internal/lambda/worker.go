@@ -157,16 +157,8 @@ func RunWorker(ctx context.Context, env *Env, ev StageEvent) (*WorkerResult, err
 	if id, err := ulid.ParseStrict(ev.Run); err == nil {
 		opts = append(opts, job.ListedBefore(ulid.Time(id.Time())))
 	}
-	cfg.LockTTL, cfg.LockWait = noDeadlineTTL, workerLockWait
-	workCtx := ctx
-	if deadline, ok := ctx.Deadline(); ok {
-		left := time.Until(deadline)
-		cfg.LockTTL = max(left, time.Second) + lease.DefaultClockSkew
-		cfg.LockWait = min(workerLockWait, left/4)
-		var cancel context.CancelFunc
-		workCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(workerStopSlack, left/10)))
-		defer cancel()
-	}
+	workCtx, cancel := leaseTimes(ctx, &cfg)
+	defer cancel()
 	log.Info("worker starting", "store", env.Store.String(), "lock_ttl", cfg.LockTTL.String(), "lock_wait", cfg.LockWait.String())
 
 	sum, err := job.BuildDays(workCtx, cfg, opts...)
@@ -225,6 +217,22 @@ func RunWorker(ctx context.Context, env *Env, ev StageEvent) (*WorkerResult, err
 		return res, &PermanentError{Msg: fmt.Sprintf("day %s: %v", d, err)}
 	}
 	return res, nil
+}
+
+// leaseTimes sets cfg's lease lifetime and wait from ctx's deadline (the
+// invocation's; see the worker timing above) and returns the context to
+// work in, which ends workerStopSlack before it (at most a tenth of the
+// time left), so that a report can still be written.
+func leaseTimes(ctx context.Context, cfg *job.Config) (context.Context, context.CancelFunc) {
+	cfg.LockTTL, cfg.LockWait = noDeadlineTTL, workerLockWait
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	left := time.Until(deadline)
+	cfg.LockTTL = max(left, time.Second) + lease.DefaultClockSkew
+	cfg.LockWait = min(workerLockWait, left/4)
+	return context.WithDeadline(ctx, deadline.Add(-min(workerStopSlack, left/10)))
 }
 
 func dayStats(sum *job.Summary, ds job.DaySummary) *DayStats {
