@@ -14,8 +14,9 @@
 // buffer), then final. engagement_daily, user_daily, sessions_daily and
 // data_quality_daily carry the mark of the day as built in a boolean column
 // provisional; events and quarantine carry it only in their manifests
-// (config "status": "provisional" or "final"); active_users_daily and
-// retention_daily mark a row provisional when a day it counts is. The mark
+// (config "status": "provisional" or "final"); the windowed tables
+// (active_users_daily, retention_daily, lifecycle_daily, stickiness_daily)
+// mark a row provisional when a day it counts is. The mark
 // is part of a day's fingerprint, so the first run over the day after
 // FinalAt rebuilds it as final (from its segments; nothing is restated).
 package rollups
@@ -111,7 +112,7 @@ type Restatement struct {
 	Run        string `parquet:"run" doc:"the rollup run that published the new numbers"`
 	RestatedAt int64  `parquet:"restated_at,timestamp(millisecond)" doc:"when that run published them"`
 	TableName  string `parquet:"table_name" doc:"the table whose partition for dt changed"`
-	RowKey     string `parquet:"row_key" doc:"which row: the product (and day_n for retention); empty for a table of one row per day"`
+	RowKey     string `parquet:"row_key" doc:"which row: the product (and day_n for retention_daily, the window and days active for stickiness_daily); empty for a table of one row per day"`
 	ColumnName string `parquet:"column_name" doc:"the column that changed"`
 	OldValue   int64  `parquet:"old_value" doc:"the number before"`
 	NewValue   int64  `parquet:"new_value" doc:"the number after"`
@@ -251,6 +252,8 @@ var Daily = []Table{
 var Windowed = []Table{
 	{Name: "active_users_daily", Grain: "dt × product", Doc: "daily, weekly and monthly active people, new and returning", Row: reflect.TypeOf(ActiveUsersDaily{}), SQL: sqlOf("active_users_daily")},
 	{Name: "retention_daily", Grain: "cohort dt × product × day_n", Doc: "of the people first seen on dt, how many came back on day 1, 7, 14 and 28", Row: reflect.TypeOf(RetentionDaily{}), SQL: sqlOf("retention_daily")},
+	{Name: "lifecycle_daily", Grain: "dt × product", Doc: "people new, returning, resurrecting and dormant, against the day before", Row: reflect.TypeOf(LifecycleDaily{}), SQL: sqlOf("lifecycle_daily")},
+	{Name: "stickiness_daily", Grain: "dt × product × window_days × days_active", Doc: "of the people active in the 7 (28) days ending dt, how many were active on 1, 2, ... of those days", Row: reflect.TypeOf(StickinessDaily{}), SQL: sqlOf("stickiness_daily")},
 }
 
 // UsersTable is the users dimension (stage 2), partitioned by bucket.
