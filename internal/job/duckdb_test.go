@@ -256,6 +256,8 @@ func TestAgainstDuckDB(t *testing.T) {
 				"sessions_daily":     "dt, product, platform",
 				"active_users_daily": "dt, product",
 				"retention_daily":    "dt, product, day_n",
+				"lifecycle_daily":    "dt, product",
+				"stickiness_daily":   "dt, product, window_days, days_active",
 				"users":              "product, user_key",
 			}
 			// Inputs of the windowed SQL: the days computed and the as-of day.

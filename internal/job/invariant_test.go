@@ -326,14 +326,14 @@ func qualityOf(t *testing.T, st store.Store, d day.Day) *rollups.DataQualityDail
 	return &rows[0]
 }
 
-// windowedAgainstDuckDB checks active_users_daily and retention_daily of the
+// windowedAgainstDuckDB checks every windowed table of the
 // local store at root, for the days first..asOf, against DuckDB running
 // their reference SQL over the store's user_daily and users.
 func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
 	t.Helper()
 	ctx := context.Background()
 	db := openDuck(t)
-	if err := db.ViewCurated(ctx, root, "user_daily", "users", "active_users_daily", "retention_daily", "data_quality_daily"); err != nil {
+	if err := db.ViewCurated(ctx, root, append([]string{"user_daily", "users", "data_quality_daily"}, windowedNames()...)...); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
@@ -344,7 +344,7 @@ func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
 			t.Fatal(err)
 		}
 	}
-	for table, order := range map[string]string{"active_users_daily": "dt, product", "retention_daily": "dt, product, day_n"} {
+	for table, order := range windowedOrder {
 		ref, err := db.Query(ctx, fmt.Sprintf("SELECT * FROM (%s) ORDER BY %s", rollups.RefSQL(table), order))
 		if err != nil {
 			t.Fatal(err)
@@ -358,6 +358,40 @@ func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
 		}
 		if diff := cmp.Diff(ref, ours, cmpopts.EquateApprox(1e-9, 0)); diff != "" {
 			t.Errorf("%s (-DuckDB reference +ours):\n%s", table, diff)
+		}
+	}
+}
+
+// windowedOrder is the grain of each windowed table, to compare rows in.
+var windowedOrder = map[string]string{
+	"active_users_daily": "dt, product",
+	"retention_daily":    "dt, product, day_n",
+	"lifecycle_daily":    "dt, product",
+	"stickiness_daily":   "dt, product, window_days, days_active",
+}
+
+func windowedNames() []string {
+	var out []string
+	for _, t := range rollups.Windowed {
+		out = append(out, t.Name)
+	}
+	return out
+}
+
+// TestWindowedTablesListed checks that the windowed stage builds every
+// table of rollups.Windowed, in its order, and that this file compares
+// each of them.
+func TestWindowedTablesListed(t *testing.T) {
+	var stage []string
+	for _, w := range windowedTables {
+		stage = append(stage, w.name)
+	}
+	if diff := cmp.Diff(windowedNames(), stage); diff != "" {
+		t.Errorf("windowedTables (-rollups.Windowed +stage):\n%s", diff)
+	}
+	for _, name := range stage {
+		if windowedOrder[name] == "" {
+			t.Errorf("%s: no grain in windowedOrder", name)
 		}
 	}
 }

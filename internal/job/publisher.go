@@ -362,6 +362,22 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) }, "product", "day_n")
 			}
 		}
+	case []rollups.LifecycleDaily:
+		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
+			var old []rollups.LifecycleDaily
+			if old, err = manifestRows[rollups.LifecycleDaily](ctx, pub.Store, prev); err == nil {
+				moved = diffRows(table, d, old, r, func(x rollups.LifecycleDaily) string { return x.Product }, "product")
+			}
+		}
+	case []rollups.StickinessDaily:
+		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
+			var old []rollups.StickinessDaily
+			if old, err = manifestRows[rollups.StickinessDaily](ctx, pub.Store, prev); err == nil {
+				moved = diffRows(table, d, old, r, func(x rollups.StickinessDaily) string {
+					return fmt.Sprintf("%s window %d days %d", x.Product, x.WindowDays, x.DaysActive)
+				}, "product", "window_days", "days_active")
+			}
+		}
 	default:
 		return nil, fmt.Errorf("windowed table %s: unexpected rows %T", table, rows)
 	}
