@@ -260,15 +260,20 @@ var Windowed = []Table{
 var UsersTable = Table{Name: "users", Grain: "product × user_key", Doc: "one row per person per product: first and last day seen, days active, first platform and country",
 	Row: reflect.TypeOf(User{}), SQL: sqlOf("users"), PartKey: "bucket"}
 
+// DimDateTable is the date dimension (stage 2): one row per calendar day
+// from the first built day through the last, in dt partitions of one row.
+var DimDateTable = Table{Name: "dim_date", Grain: "dt (one row per calendar day)", Doc: "one row per calendar day from the first built day through the last: year, quarter, month, ISO week and weekday, weekend, built and provisional",
+	Row: reflect.TypeOf(DimDate{}), SQL: sqlOf("dim_date")}
+
 // RestatementsTable records every number a run changed in a published
 // partition (docs/design.md §The windowed stage: say what moved).
 var RestatementsTable = Table{Name: "restatements", Grain: "dt × run × table_name × row_key × column_name",
 	Doc: "every published number a later run changed: which table, day, row and column, from what to what", Row: reflect.TypeOf(Restatement{}), History: true}
 
-// All lists every curated table: Daily, then Windowed, then users and
-// restatements.
+// All lists every curated table: Daily, then Windowed, then users,
+// dim_date and restatements.
 func All() []Table {
-	return append(append(append([]Table(nil), Daily...), Windowed...), UsersTable, RestatementsTable)
+	return append(append(append([]Table(nil), Daily...), Windowed...), UsersTable, DimDateTable, RestatementsTable)
 }
 
 // ByName returns the table called name.

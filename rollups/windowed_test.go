@@ -569,7 +569,7 @@ func TestWindowedColumns(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		row  any
-	}{{"active_users_daily", ActiveUsersDaily{}}, {"retention_daily", RetentionDaily{}}, {"lifecycle_daily", LifecycleDaily{}}, {"stickiness_daily", StickinessDaily{}}} {
+	}{{"active_users_daily", ActiveUsersDaily{}}, {"retention_daily", RetentionDaily{}}, {"lifecycle_daily", LifecycleDaily{}}, {"stickiness_daily", StickinessDaily{}}, {"dim_date", DimDate{}}} {
 		parquet.SchemaOf(tc.row) // panics on a bad tag
 		tab := Table{Name: tc.name, Row: reflect.TypeOf(tc.row), SQL: RefSQL(tc.name)}
 		want := []string{"dt"}
