@@ -258,6 +258,7 @@ func TestAgainstDuckDB(t *testing.T) {
 				"retention_daily":    "dt, product, day_n",
 				"lifecycle_daily":    "dt, product",
 				"stickiness_daily":   "dt, product, window_days, days_active",
+				"dim_date":           "dt",
 				"users":              "product, user_key",
 			}
 			// Inputs of the windowed SQL: the days computed and the as-of day.

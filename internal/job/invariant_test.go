@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -326,14 +327,14 @@ func qualityOf(t *testing.T, st store.Store, d day.Day) *rollups.DataQualityDail
 	return &rows[0]
 }
 
-// windowedAgainstDuckDB checks every windowed table of the
+// windowedAgainstDuckDB checks every windowed table and dim_date of the
 // local store at root, for the days first..asOf, against DuckDB running
 // their reference SQL over the store's user_daily and users.
 func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
 	t.Helper()
 	ctx := context.Background()
 	db := openDuck(t)
-	if err := db.ViewCurated(ctx, root, append([]string{"user_daily", "users", "data_quality_daily"}, windowedNames()...)...); err != nil {
+	if err := db.ViewCurated(ctx, root, append([]string{"user_daily", "users", "data_quality_daily", "dim_date"}, windowedNames()...)...); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
@@ -344,7 +345,9 @@ func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
 			t.Fatal(err)
 		}
 	}
-	for table, order := range windowedOrder {
+	orders := maps.Clone(windowedOrder)
+	orders["dim_date"] = "dt"
+	for table, order := range orders {
 		ref, err := db.Query(ctx, fmt.Sprintf("SELECT * FROM (%s) ORDER BY %s", rollups.RefSQL(table), order))
 		if err != nil {
 			t.Fatal(err)

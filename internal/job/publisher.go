@@ -378,6 +378,8 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 				}, "product", "window_days", "days_active")
 			}
 		}
+	case []rollups.DimDate: // calendar facts: nothing to restate
+		files, err = publish.Write(ctx, pub.Store, prefix, r, opt)
 	default:
 		return nil, fmt.Errorf("windowed table %s: unexpected rows %T", table, rows)
 	}

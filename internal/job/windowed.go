@@ -22,6 +22,7 @@ type WindowedSummary struct {
 	ActiveDays  int     // active_users_daily partitions (re)published
 	Cohorts     int     // retention_daily partitions (re)published
 	Others      int     // partitions of the other windowed tables (lifecycle_daily, stickiness_daily) (re)published
+	Dates       int     // dim_date partitions (re)published
 	UpToDate    int     // partitions whose inputs had not changed
 	Withdrawn   int     // partitions of days not built, republished empty
 	ReadUserDay int     // user_daily partitions read
@@ -106,7 +107,7 @@ func (w *windowed) runWindowed(ctx context.Context, run string, _ []day.Day) (_ 
 func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSummary, error) {
 	// The heads are read before the inputs: a commit builds on them.
 	w.heads = map[string]map[string]int64{}
-	for _, t := range append([]rollups.Table{rollups.UsersTable}, rollups.Windowed...) {
+	for _, t := range append([]rollups.Table{rollups.UsersTable, rollups.DimDateTable}, rollups.Windowed...) {
 		h, err := publish.Heads(ctx, w.Store, t.Name)
 		if err != nil {
 			return nil, err
@@ -137,6 +138,9 @@ func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSumma
 	}
 	opt := w.writerOptions()
 	if err := w.withdrawUnbuilt(ctx, run, cur, ws, opt); err != nil {
+		return nil, err
+	}
+	if err := w.dimDate(ctx, run, built, ws, opt); err != nil {
 		return nil, err
 	}
 	if len(slices.Concat(slices.Collect(maps.Values(stale))...)) == 0 {
@@ -268,31 +272,13 @@ func windowDays(ps []windowPart) []day.Day {
 // windowed partitions (a day never built is not computed); a window
 // reaching back before the start of data depends on where that start is.
 func (w *windowed) staleWindowed(ctx context.Context, cur userDays, days []day.Day, digests map[day.Day]uint64, built rollups.Built, ws *WindowedSummary) (map[string][]windowPart, error) {
-	check := func(table string, d day.Day, fp string) (bool, error) {
-		if w.Force && d >= w.From && d <= w.To {
-			return true, nil
-		}
-		m, err := publish.Current(ctx, w.Store, table, d)
-		if errors.Is(err, store.ErrNotExist) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if m.Fingerprint == fp && w.cleanupAtOnce() {
-			// A run killed between its commit and its cleanup left the
-			// debris of earlier runs behind (stage 2's lease is ours).
-			w.cleanup(ctx, table, publish.DayPart(d), m.Run, w.Now())
-		}
-		return m.Fingerprint != fp, nil
-	}
 	stale := map[string][]windowPart{}
 	for _, d := range days {
 		cohort := fmt.Sprintf("cohort=%016x", digests[d])
 		for _, t := range windowedTables {
 			from, to, extra := t.reads(d, cur, cohort, built)
 			fp := windowFingerprint(t.name, cur, from, to, extra)
-			s, err := check(t.name, d, fp)
+			s, err := w.stale(ctx, t.name, d, fp)
 			if err != nil {
 				return nil, err
 			}
@@ -305,6 +291,27 @@ func (w *windowed) staleWindowed(ctx context.Context, cur userDays, days []day.D
 		}
 	}
 	return stale, nil
+}
+
+// stale reports whether the partition of table for day d differs from
+// one of fingerprint fp (always, for a day of the range with Force).
+func (w *windowed) stale(ctx context.Context, table string, d day.Day, fp string) (bool, error) {
+	if w.Force && d >= w.From && d <= w.To {
+		return true, nil
+	}
+	m, err := publish.Current(ctx, w.Store, table, d)
+	if errors.Is(err, store.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if m.Fingerprint == fp && w.cleanupAtOnce() {
+		// A run killed between its commit and its cleanup left the
+		// debris of earlier runs behind (stage 2's lease is ours).
+		w.cleanup(ctx, table, publish.DayPart(d), m.Run, w.Now())
+	}
+	return m.Fingerprint != fp, nil
 }
 
 // userDayRows reads the user_daily the stale partitions span, marking
