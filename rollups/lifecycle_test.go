@@ -294,3 +294,22 @@ func TestLifecycleSpans(t *testing.T) {
 		t.Errorf("no days: %v", got)
 	}
 }
+
+// BenchmarkComputeLifecycle and BenchmarkComputeStickiness run on the rows
+// of BenchmarkComputeActiveUsers (250k people over one day's 28-day
+// window), for that day.
+func BenchmarkComputeLifecycle(b *testing.B) {
+	rows, dt := benchRows()
+	b.ResetTimer()
+	for b.Loop() {
+		ComputeLifecycle([]day.Day{dt}, rows, builtDays(nil, dt-27, dt, nil, nil))
+	}
+}
+
+func BenchmarkComputeStickiness(b *testing.B) {
+	rows, dt := benchRows()
+	b.ResetTimer()
+	for b.Loop() {
+		ComputeStickiness([]day.Day{dt}, rows, builtDays(nil, dt-27, dt, nil, nil))
+	}
+}
