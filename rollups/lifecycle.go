@@ -30,6 +30,7 @@ type LifecycleDaily struct {
 	ResurrectingUsers *int64 `parquet:"resurrecting_users,optional" doc:"people active this day, not the day before, and first seen on an earlier day; null if the day before was never built"`
 	DormantUsers      *int64 `parquet:"dormant_users,optional" doc:"people active the day before and not this day, as a positive count (charts draw it below zero); null if the day before was never built"`
 	Provisional       bool   `parquet:"provisional" doc:"true if this day or the day before is provisional: late events may still arrive and change this row"`
+	Date              int32  `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // LifecycleSpan returns the user_daily days that lifecycle_daily of the
@@ -201,6 +202,7 @@ type StickinessDaily struct {
 	DaysActive  int64  `parquet:"days_active" doc:"days of the window a person was active on, from 1 to window_days"`
 	People      int64  `parquet:"people" doc:"people active on exactly days_active days of the window; over days_active they sum to wau (7) or mau (28)"`
 	Provisional bool   `parquet:"provisional" doc:"true if a day of the window is provisional: late events may still arrive and change this row"`
+	Date        int32  `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // ComputeStickiness computes stickiness_daily for each day of dts from the

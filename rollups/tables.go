@@ -26,6 +26,8 @@ import (
 	"embed"
 	"reflect"
 	"strings"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
 )
 
 // None stands for an empty product or platform in rollup dimension columns.
@@ -61,6 +63,7 @@ type Event struct {
 	// a session inferred from 30 minutes of inactivity.
 	SessionKey  string `parquet:"session_key" doc:"session: the client's session id, or one inferred after 30 minutes of inactivity; split at midnight"`
 	ClockSkewed bool   `parquet:"clock_skewed" doc:"true if event_time is received_at because the client's event_time was missing (client_event_time null) or off; data_quality_daily counts the two apart (missing_event_time_rows, clock_skewed_rows)"`
+	Date        int32  `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // EngagementDaily counts events, people and sessions.
@@ -73,6 +76,7 @@ type EngagementDaily struct {
 	Users       int64  `parquet:"users" doc:"distinct people (user_key) who did it"`
 	Sessions    int64  `parquet:"sessions" doc:"distinct sessions in which it happened"`
 	Provisional bool   `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
+	Date        int32  `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // UserDaily is one row per person per product per day.
@@ -87,6 +91,7 @@ type UserDaily struct {
 	FirstEventAt int64  `parquet:"first_event_at,timestamp(millisecond)" doc:"time of the person's first event that day"`
 	LastEventAt  int64  `parquet:"last_event_at,timestamp(millisecond)" doc:"time of the person's last event that day"`
 	Provisional  bool   `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
+	Date         int32  `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // User is one person in one product, over every day of user_daily: the
@@ -116,6 +121,7 @@ type Restatement struct {
 	ColumnName string `parquet:"column_name" doc:"the column that changed"`
 	OldValue   int64  `parquet:"old_value" doc:"the number before"`
 	NewValue   int64  `parquet:"new_value" doc:"the number after"`
+	Date       int32  `parquet:"date,date" doc:"the day whose partition changed (dt) as a DATE inside the files"`
 }
 
 // SessionsDaily describes sessions. A session is counted on its day, under
@@ -131,6 +137,7 @@ type SessionsDaily struct {
 	P90SessionSeconds float64 `parquet:"p90_session_seconds" doc:"90th percentile of session length in seconds (linear interpolation)"`
 	EventsPerSession  float64 `parquet:"events_per_session" doc:"mean events per session"`
 	Provisional       bool    `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
+	Date              int32   `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // DataQualityDaily is one row per day saying what came in and what became
@@ -161,6 +168,7 @@ type DataQualityDaily struct {
 	LateRows6h  int64 `parquet:"late_rows_6h" doc:"kept events received more than 6 hours after the day ended"`
 	LateRows24h int64 `parquet:"late_rows_24h" doc:"kept events received more than 24 hours after the day ended"`
 	LateRows72h int64 `parquet:"late_rows_72h" doc:"kept events received more than 72 hours after the day ended"`
+	Date        int32 `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // LateHours are the ages after a day's end, in hours, at which
@@ -194,6 +202,7 @@ type Quarantine struct {
 	AppVersion   string            `parquet:"app_version,optional" doc:"as read"`
 	Country      string            `parquet:"country,optional" doc:"as read"`
 	Properties   map[string]string `parquet:"properties,optional" doc:"as read"`
+	Date         int32             `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // Table describes one curated table.
@@ -339,4 +348,18 @@ func CompareTimes(a, b *int64) int {
 		return 1
 	}
 	return cmp.Compare(*a, *b)
+}
+
+// SetDate sets the date column (the Date field) of every row of rows, a
+// slice of a day-partitioned table's row structs, to d: the day of the
+// partition they are written to. It panics if T has no Date field.
+func SetDate[T any](rows []T, d day.Day) {
+	f, ok := reflect.TypeFor[T]().FieldByName("Date")
+	if !ok || f.Type.Kind() != reflect.Int32 {
+		panic("rollups: no date column in " + reflect.TypeFor[T]().Name())
+	}
+	v := reflect.ValueOf(rows)
+	for i := range rows {
+		v.Index(i).FieldByIndex(f.Index).SetInt(int64(d))
+	}
 }

@@ -82,6 +82,19 @@ func TestWindowedFollowLateDayBefore(t *testing.T) {
 	if diff := cmp.Diff(withoutQuality(want), withoutQuality(got)); diff != "" {
 		t.Errorf("the tables differ from a clean build (-clean +incremental):\n%s", diff)
 	}
+	// The restated number is recorded in the day's partition, whose date
+	// column is that day.
+	moved := readRows[rollups.Restatement](t, st, "restatements", first+1)
+	found := false
+	for _, r := range moved {
+		found = found || r.TableName == "lifecycle_daily" && r.ColumnName == "dormant_users" && r.OldValue == 1 && r.NewValue == 2
+		if r.Date != int32(first+1) {
+			t.Errorf("restatement %+v: date %d, want %d", r, r.Date, first+1)
+		}
+	}
+	if !found {
+		t.Errorf("restatements of %s: %+v, want lifecycle_daily dormant_users 1 -> 2", first+1, moved)
+	}
 	// And the number itself: on the second day ann returned, bob and cid
 	// went dormant.
 	rows := readRows[rollups.LifecycleDaily](t, st, "lifecycle_daily", first+1)
