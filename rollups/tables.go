@@ -14,8 +14,9 @@
 // buffer), then final. engagement_daily, user_daily, sessions_daily and
 // data_quality_daily carry the mark of the day as built in a boolean column
 // provisional; events and quarantine carry it only in their manifests
-// (config "status": "provisional" or "final"); active_users_daily and
-// retention_daily mark a row provisional when a day it counts is. The mark
+// (config "status": "provisional" or "final"); the windowed tables
+// (active_users_daily, retention_daily, lifecycle_daily, stickiness_daily)
+// mark a row provisional when a day it counts is. The mark
 // is part of a day's fingerprint, so the first run over the day after
 // FinalAt rebuilds it as final (from its segments; nothing is restated).
 package rollups
@@ -25,6 +26,8 @@ import (
 	"embed"
 	"reflect"
 	"strings"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
 )
 
 // None stands for an empty product or platform in rollup dimension columns.
@@ -60,6 +63,7 @@ type Event struct {
 	// a session inferred from 30 minutes of inactivity.
 	SessionKey  string `parquet:"session_key" doc:"session: the client's session id, or one inferred after 30 minutes of inactivity; split at midnight"`
 	ClockSkewed bool   `parquet:"clock_skewed" doc:"true if event_time is received_at because the client's event_time was missing (client_event_time null) or off; data_quality_daily counts the two apart (missing_event_time_rows, clock_skewed_rows)"`
+	Date        int32  `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // EngagementDaily counts events, people and sessions.
@@ -72,6 +76,7 @@ type EngagementDaily struct {
 	Users       int64  `parquet:"users" doc:"distinct people (user_key) who did it"`
 	Sessions    int64  `parquet:"sessions" doc:"distinct sessions in which it happened"`
 	Provisional bool   `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
+	Date        int32  `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // UserDaily is one row per person per product per day.
@@ -86,6 +91,7 @@ type UserDaily struct {
 	FirstEventAt int64  `parquet:"first_event_at,timestamp(millisecond)" doc:"time of the person's first event that day"`
 	LastEventAt  int64  `parquet:"last_event_at,timestamp(millisecond)" doc:"time of the person's last event that day"`
 	Provisional  bool   `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
+	Date         int32  `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // User is one person in one product, over every day of user_daily: the
@@ -111,10 +117,11 @@ type Restatement struct {
 	Run        string `parquet:"run" doc:"the rollup run that published the new numbers"`
 	RestatedAt int64  `parquet:"restated_at,timestamp(millisecond)" doc:"when that run published them"`
 	TableName  string `parquet:"table_name" doc:"the table whose partition for dt changed"`
-	RowKey     string `parquet:"row_key" doc:"which row: the product (and day_n for retention); empty for a table of one row per day"`
+	RowKey     string `parquet:"row_key" doc:"which row: the product (and day_n for retention_daily, the window and days active for stickiness_daily); empty for a table of one row per day"`
 	ColumnName string `parquet:"column_name" doc:"the column that changed"`
 	OldValue   int64  `parquet:"old_value" doc:"the number before"`
 	NewValue   int64  `parquet:"new_value" doc:"the number after"`
+	Date       int32  `parquet:"date,date" doc:"the day whose partition changed (dt) as a DATE inside the files"`
 }
 
 // SessionsDaily describes sessions. A session is counted on its day, under
@@ -130,6 +137,7 @@ type SessionsDaily struct {
 	P90SessionSeconds float64 `parquet:"p90_session_seconds" doc:"90th percentile of session length in seconds (linear interpolation)"`
 	EventsPerSession  float64 `parquet:"events_per_session" doc:"mean events per session"`
 	Provisional       bool    `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
+	Date              int32   `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // DataQualityDaily is one row per day saying what came in and what became
@@ -160,6 +168,7 @@ type DataQualityDaily struct {
 	LateRows6h  int64 `parquet:"late_rows_6h" doc:"kept events received more than 6 hours after the day ended"`
 	LateRows24h int64 `parquet:"late_rows_24h" doc:"kept events received more than 24 hours after the day ended"`
 	LateRows72h int64 `parquet:"late_rows_72h" doc:"kept events received more than 72 hours after the day ended"`
+	Date        int32 `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // LateHours are the ages after a day's end, in hours, at which
@@ -193,6 +202,7 @@ type Quarantine struct {
 	AppVersion   string            `parquet:"app_version,optional" doc:"as read"`
 	Country      string            `parquet:"country,optional" doc:"as read"`
 	Properties   map[string]string `parquet:"properties,optional" doc:"as read"`
+	Date         int32             `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // Table describes one curated table.
@@ -251,21 +261,28 @@ var Daily = []Table{
 var Windowed = []Table{
 	{Name: "active_users_daily", Grain: "dt × product", Doc: "daily, weekly and monthly active people, new and returning", Row: reflect.TypeOf(ActiveUsersDaily{}), SQL: sqlOf("active_users_daily")},
 	{Name: "retention_daily", Grain: "cohort dt × product × day_n", Doc: "of the people first seen on dt, how many came back on day 1, 7, 14 and 28", Row: reflect.TypeOf(RetentionDaily{}), SQL: sqlOf("retention_daily")},
+	{Name: "lifecycle_daily", Grain: "dt × product", Doc: "people new, returning, resurrecting and dormant, against the day before", Row: reflect.TypeOf(LifecycleDaily{}), SQL: sqlOf("lifecycle_daily")},
+	{Name: "stickiness_daily", Grain: "dt × product × window_days × days_active", Doc: "of the people active in the 7 (28) days ending dt, how many were active on 1, 2, ... of those days", Row: reflect.TypeOf(StickinessDaily{}), SQL: sqlOf("stickiness_daily")},
 }
 
 // UsersTable is the users dimension (stage 2), partitioned by bucket.
 var UsersTable = Table{Name: "users", Grain: "product × user_key", Doc: "one row per person per product: first and last day seen, days active, first platform and country",
 	Row: reflect.TypeOf(User{}), SQL: sqlOf("users"), PartKey: "bucket"}
 
+// DimDateTable is the date dimension (stage 2): one row per calendar day
+// from the first built day through the last, in dt partitions of one row.
+var DimDateTable = Table{Name: "dim_date", Grain: "dt (one row per calendar day)", Doc: "one row per calendar day from the first built day through the last: year, quarter, month, ISO week and weekday, weekend, built and provisional",
+	Row: reflect.TypeOf(DimDate{}), SQL: sqlOf("dim_date")}
+
 // RestatementsTable records every number a run changed in a published
 // partition (docs/design.md §The windowed stage: say what moved).
 var RestatementsTable = Table{Name: "restatements", Grain: "dt × run × table_name × row_key × column_name",
 	Doc: "every published number a later run changed: which table, day, row and column, from what to what", Row: reflect.TypeOf(Restatement{}), History: true}
 
-// All lists every curated table: Daily, then Windowed, then users and
-// restatements.
+// All lists every curated table: Daily, then Windowed, then users,
+// dim_date and restatements.
 func All() []Table {
-	return append(append(append([]Table(nil), Daily...), Windowed...), UsersTable, RestatementsTable)
+	return append(append(append([]Table(nil), Daily...), Windowed...), UsersTable, DimDateTable, RestatementsTable)
 }
 
 // ByName returns the table called name.
@@ -331,4 +348,18 @@ func CompareTimes(a, b *int64) int {
 		return 1
 	}
 	return cmp.Compare(*a, *b)
+}
+
+// SetDate sets the date column (the Date field) of every row of rows, a
+// slice of a day-partitioned table's row structs, to d: the day of the
+// partition they are written to. It panics if T has no Date field.
+func SetDate[T any](rows []T, d day.Day) {
+	f, ok := reflect.TypeFor[T]().FieldByName("Date")
+	if !ok || f.Type.Kind() != reflect.Int32 {
+		panic("rollups: no date column in " + reflect.TypeFor[T]().Name())
+	}
+	v := reflect.ValueOf(rows)
+	for i := range rows {
+		v.Index(i).FieldByIndex(f.Index).SetInt(int64(d))
+	}
 }

@@ -105,6 +105,7 @@ type ActiveUsersDaily struct {
 	// are not full and wau, mau and stickiness describe a shorter history.
 	MAUWindowDays int64 `parquet:"mau_window_days" doc:"days of the 28-day window on or after the start of data (the first day with any data): 28 when the window is full; below 7 the weekly window is not full either, and 1 is the first day of data, when everyone is new"`
 	Provisional   bool  `parquet:"provisional" doc:"true if a day these numbers count (dt or one of the 27 before) is provisional: its late events may still arrive"`
+	Date          int32 `parquet:"date,date" doc:"the day (dt) as a DATE inside the files, to relate to dim_date.date (Athena reads the partition dt as a string)"`
 }
 
 // RetentionDaily says how many of the people who first used a product on a
@@ -124,6 +125,7 @@ type RetentionDaily struct {
 	RetainedUsers int64   `parquet:"retained_users" doc:"of those, people who used the product on the day exactly day_n days after the cohort day"`
 	Retention     float64 `parquet:"retention" doc:"retained_users / cohort_users (between 0 and 1)"`
 	Provisional   bool    `parquet:"provisional" doc:"true while the cohort day or the day dt + day_n is provisional: late events may still change this row"`
+	Date          int32   `parquet:"date,date" doc:"the cohort day (dt) as a DATE inside the files, to relate to dim_date.date"`
 }
 
 // UserDay is the part of a user_daily row the windowed tables need: who was

@@ -692,8 +692,8 @@ func printSummary(w io.Writer, s *job.Summary, o *options) {
 		fmt.Fprintf(w, "\nrestated days (published before, numbers changed): %s\n", strings.Join(restated, ", "))
 	}
 	if ws := s.Windowed; ws != nil {
-		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily and %d retention_daily partitions published, %d up to date\n",
-			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.UpToDate)
+		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily, %d retention_daily and %d lifecycle_daily and stickiness_daily partitions published, %d up to date\n",
+			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.Others, ws.UpToDate)
 		if u := ws.Users; u != nil && len(u.Buckets) > 0 {
 			fmt.Fprintf(w, "users: %d of %d buckets republished from %d user_daily partitions read (%d people gone, %d whose first day moved later)\n",
 				len(u.Buckets), rollups.UserBuckets, u.DaysRead, u.Gone, u.FirstSeenLater)

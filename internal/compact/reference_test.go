@@ -388,6 +388,8 @@ func refQuarantineRow(r *raw.Row, reason string) rollups.Quarantine {
 		case "Detail":
 			dst.SetString(r.TooLarge)
 			continue
+		case "Date": // the partition's day, set when the files are written
+			continue
 		}
 		src := rv.FieldByName(name)
 		switch {

@@ -367,6 +367,9 @@ func (c Column) String() string { return columnNames[c] }
 // byte order, each key once. ClientTime 0 is null (as in rollups.Event);
 // a client time is held as EncodeClientTime makes it (the epoch is not 0).
 type Events struct {
+	// Day is the reporting day of the events, as days since 1970-01-01:
+	// the events table's date column.
+	Day        int32
 	Dict       *Dict
 	IDBytes    []byte
 	IDOff      []uint32 // N+1 offsets into IDBytes; nil if UUIDs

@@ -63,7 +63,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	loadFixture(t, st, "../../testdata/golden/raw.json")
-	sum, err := Run(ctx, Config{Store: st, From: mustDay(t, "2026-03-01"), To: mustDay(t, "2026-03-02"),
+	sum, err := Run(ctx, Config{Store: st, From: mustDay(t, "2026-03-01"), To: mustDay(t, "2026-03-04"),
 		Rules: compact.DefaultRules(time.UTC)})
 	if err != nil {
 		t.Fatal(err)

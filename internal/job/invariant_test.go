@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -370,14 +371,14 @@ func qualityOf(t *testing.T, st store.Store, d day.Day) *rollups.DataQualityDail
 	return &rows[0]
 }
 
-// windowedAgainstDuckDB checks active_users_daily and retention_daily of the
+// windowedAgainstDuckDB checks every windowed table and dim_date of the
 // local store at root, for the days first..asOf, against DuckDB running
 // their reference SQL over the store's user_daily and users.
 func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
 	t.Helper()
 	ctx := context.Background()
 	db := openDuck(t)
-	if err := db.ViewCurated(ctx, root, "user_daily", "users", "active_users_daily", "retention_daily", "data_quality_daily"); err != nil {
+	if err := db.ViewCurated(ctx, root, append([]string{"user_daily", "users", "data_quality_daily", "dim_date"}, windowedNames()...)...); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
@@ -388,12 +389,18 @@ func windowedAgainstDuckDB(t *testing.T, root string, first, asOf day.Day) {
 			t.Fatal(err)
 		}
 	}
-	for table, order := range map[string]string{"active_users_daily": "dt, product", "retention_daily": "dt, product, day_n"} {
+	orders := maps.Clone(windowedOrder)
+	orders["dim_date"] = "dt"
+	for table, order := range orders {
 		ref, err := db.Query(ctx, fmt.Sprintf("SELECT * FROM (%s) ORDER BY %s", rollups.RefSQL(table), order))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ours, err := db.Query(ctx, fmt.Sprintf("SELECT * FROM %s WHERE dt BETWEEN DATE '%s' AND DATE '%s' ORDER BY %s", table, first, asOf, order))
+		cols := "*"
+		if table != rollups.DimDateTable.Name {
+			cols = "* EXCLUDE (date)" // dt inside the files, not in the SQL
+		}
+		ours, err := db.Query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE dt BETWEEN DATE '%s' AND DATE '%s' ORDER BY %s", cols, table, first, asOf, order))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -439,6 +446,22 @@ func peopleByObject(t *testing.T, pool store.Store) map[person][]string {
 			}
 		}
 		slices.Sort(out[p])
+	}
+	return out
+}
+
+// windowedOrder is the grain of each windowed table, to compare rows in.
+var windowedOrder = map[string]string{
+	"active_users_daily": "dt, product",
+	"retention_daily":    "dt, product, day_n",
+	"lifecycle_daily":    "dt, product",
+	"stickiness_daily":   "dt, product, window_days, days_active",
+}
+
+func windowedNames() []string {
+	var out []string
+	for _, t := range rollups.Windowed {
+		out = append(out, t.Name)
 	}
 	return out
 }
@@ -496,6 +519,24 @@ func noRowsOf(t *testing.T, st store.Store, ps []person) {
 			if slices.ContainsFunc(rs, func(r raw.Row) bool { return r.UserID == p.user || r.DeviceID == p.device }) {
 				t.Errorf("%s holds rows of %s, erased", o.Key, p.user)
 			}
+		}
+	}
+}
+
+// TestWindowedTablesListed checks that the windowed stage builds every
+// table of rollups.Windowed, in its order, and that this file compares
+// each of them.
+func TestWindowedTablesListed(t *testing.T) {
+	var stage []string
+	for _, w := range windowedTables {
+		stage = append(stage, w.name)
+	}
+	if diff := cmp.Diff(windowedNames(), stage); diff != "" {
+		t.Errorf("windowedTables (-rollups.Windowed +stage):\n%s", diff)
+	}
+	for _, name := range stage {
+		if windowedOrder[name] == "" {
+			t.Errorf("%s: no grain in windowedOrder", name)
 		}
 	}
 }

@@ -44,12 +44,16 @@ func (pub *publisher) writerOptions() publish.WriterOptions {
 
 // writeEvents writes day d's events into run's folder.
 func (pub *publisher) writeEvents(ctx context.Context, run string, d day.Day, ev *frame.Events) ([]publish.File, error) {
+	ev.Day = int32(d)
 	return publish.WriteEvents(ctx, pub.Store, publish.RunPrefix("events", d, run), ev, pub.writerOptions())
 }
 
 // writeRollups writes day d's per-day rollups into run's folders.
 func (pub *publisher) writeRollups(ctx context.Context, run string, d day.Day, t *dayTables) (map[string][]publish.File, error) {
 	opt, files := pub.writerOptions(), map[string][]publish.File{}
+	rollups.SetDate(t.eng, d)
+	rollups.SetDate(t.ud, d)
+	rollups.SetDate(t.sd, d)
 	var err error
 	if files["engagement_daily"], err = publish.Write(ctx, pub.Store, publish.RunPrefix("engagement_daily", d, run), t.eng, opt); err != nil {
 		return nil, err
@@ -67,8 +71,11 @@ func (pub *publisher) writeRollups(ctx context.Context, run string, d day.Day, t
 // folders, adding them to files.
 func (pub *publisher) writeQuality(ctx context.Context, run string, d day.Day, t *dayTables, files map[string][]publish.File) error {
 	opt := pub.writerOptions()
+	quality := []rollups.DataQualityDaily{t.quality}
+	rollups.SetDate(quality, d)
+	rollups.SetDate(t.quarantine, d)
 	var err error
-	if files["data_quality_daily"], err = publish.Write(ctx, pub.Store, publish.RunPrefix("data_quality_daily", d, run), []rollups.DataQualityDaily{t.quality}, opt); err != nil {
+	if files["data_quality_daily"], err = publish.Write(ctx, pub.Store, publish.RunPrefix("data_quality_daily", d, run), quality, opt); err != nil {
 		return err
 	}
 	files["quarantine"], err = publish.Write(ctx, pub.Store, publish.RunPrefix("quarantine", d, run), t.quarantine, opt)
@@ -301,6 +308,7 @@ func (pub *publisher) recordRestatements(ctx context.Context, run string, at tim
 		r.Run, r.RestatedAt = run, at.UnixMilli()
 		rows = append(rows, r.Restatement)
 	}
+	rollups.SetDate(rows, d)
 	id := newRunID(pub.Now())
 	opt := pub.writerOptions()
 	files, err := publish.Write(ctx, pub.Store, publish.RunPrefix(table.Name, d, id), rows, opt)
@@ -347,6 +355,7 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 	var moved []Restated
 	switch r := rows.(type) {
 	case []rollups.ActiveUsersDaily:
+		rollups.SetDate(r, d)
 		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
 			var old []rollups.ActiveUsersDaily
 			if old, err = manifestRows[rollups.ActiveUsersDaily](ctx, pub.Store, prev); err == nil {
@@ -356,12 +365,33 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 			}
 		}
 	case []rollups.RetentionDaily:
+		rollups.SetDate(r, d)
 		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
 			var old []rollups.RetentionDaily
 			if old, err = manifestRows[rollups.RetentionDaily](ctx, pub.Store, prev); err == nil {
 				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) }, "product", "day_n")
 			}
 		}
+	case []rollups.LifecycleDaily:
+		rollups.SetDate(r, d)
+		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
+			var old []rollups.LifecycleDaily
+			if old, err = manifestRows[rollups.LifecycleDaily](ctx, pub.Store, prev); err == nil {
+				moved = diffRows(table, d, old, r, func(x rollups.LifecycleDaily) string { return x.Product }, "product")
+			}
+		}
+	case []rollups.StickinessDaily:
+		rollups.SetDate(r, d)
+		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
+			var old []rollups.StickinessDaily
+			if old, err = manifestRows[rollups.StickinessDaily](ctx, pub.Store, prev); err == nil {
+				moved = diffRows(table, d, old, r, func(x rollups.StickinessDaily) string {
+					return fmt.Sprintf("%s window %d days %d", x.Product, x.WindowDays, x.DaysActive)
+				}, "product", "window_days", "days_active")
+			}
+		}
+	case []rollups.DimDate: // calendar facts: nothing to restate
+		files, err = publish.Write(ctx, pub.Store, prefix, r, opt)
 	default:
 		return nil, fmt.Errorf("windowed table %s: unexpected rows %T", table, rows)
 	}

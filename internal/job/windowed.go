@@ -21,6 +21,8 @@ type WindowedSummary struct {
 	AsOf        day.Day // the last day with a published user_daily
 	ActiveDays  int     // active_users_daily partitions (re)published
 	Cohorts     int     // retention_daily partitions (re)published
+	Others      int     // partitions of the other windowed tables (lifecycle_daily, stickiness_daily) (re)published
+	Dates       int     // dim_date partitions (re)published
 	UpToDate    int     // partitions whose inputs had not changed
 	Withdrawn   int     // partitions of days not built, republished empty
 	ReadUserDay int     // user_daily partitions read
@@ -56,8 +58,8 @@ func windowFingerprint(table string, cur userDays, from, to day.Day, extra strin
 // state, so two of them at once would race. Stage 1 (days) never takes it.
 const stage2Lease = "stage2"
 
-// windowed is the windowed stage (stage 2): the users table, then
-// active_users_daily and retention_daily, from the current user_daily
+// windowed is the windowed stage (stage 2): the users table, then the
+// tables of rollups.Windowed (windowedTables), from the current user_daily
 // partitions, published through its publisher.
 type windowed struct{ *publisher }
 
@@ -70,7 +72,10 @@ type windowed struct{ *publisher }
 // (none for a day not built), the start of data when it falls in that
 // window, and the digest of the people first seen on d; retention_daily of
 // cohort d of the user_daily runs of d and of those of d+1, 7, 14, 28 that
-// are built, and the same digest. (A user_daily run carries its day's
+// are built, and the same digest; lifecycle_daily of d as
+// active_users_daily but over d−1..d; stickiness_daily of d as
+// active_users_daily but without the digest (windowedTable.reads says each
+// table's). (A user_daily run carries its day's
 // provisional mark, so a day turning final changes them too.) Its
 // fingerprint records them, so whatever order and overlap the runs that
 // built the days had, and whether a run died between the stages, the next
@@ -102,7 +107,7 @@ func (w *windowed) runWindowed(ctx context.Context, run string, _ []day.Day) (_ 
 func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSummary, error) {
 	// The heads are read before the inputs: a commit builds on them.
 	w.heads = map[string]map[string]int64{}
-	for _, t := range append([]rollups.Table{rollups.UsersTable}, rollups.Windowed...) {
+	for _, t := range append([]rollups.Table{rollups.UsersTable, rollups.DimDateTable}, rollups.Windowed...) {
 		h, err := publish.Heads(ctx, w.Store, t.Name)
 		if err != nil {
 			return nil, err
@@ -127,7 +132,7 @@ func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSumma
 			ws.UserParts = append(ws.UserParts, b.part())
 		}
 	}
-	auStale, retStale, err := w.staleWindowed(ctx, cur, days, us.cohortDigests(), built, ws)
+	stale, err := w.staleWindowed(ctx, cur, days, us.cohortDigests(), built, ws)
 	if err != nil {
 		return nil, err
 	}
@@ -135,35 +140,116 @@ func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSumma
 	if err := w.withdrawUnbuilt(ctx, run, cur, ws, opt); err != nil {
 		return nil, err
 	}
-	if len(auStale) == 0 && len(retStale) == 0 {
+	if err := w.dimDate(ctx, run, built, ws, opt); err != nil {
+		return nil, err
+	}
+	if len(slices.Concat(slices.Collect(maps.Values(stale))...)) == 0 {
 		return ws, nil
 	}
-	auDays, cohortDays := windowDays(auStale), windowDays(retStale)
-	rows, err := w.userDayRows(ctx, us, cur, days, auDays, cohortDays, ws)
+	rows, err := w.userDayRows(ctx, us, cur, days, stale, ws)
 	if err != nil {
 		return nil, err
 	}
-	active := rollups.ComputeActiveUsers(auDays, rows, built)
-	for _, p := range auStale {
-		moved, err := w.publishWindowed(ctx, run, "active_users_daily", p.d, p.fp, active[p.d], opt, false)
-		if err != nil {
-			return nil, err
+	for _, t := range windowedTables {
+		parts := stale[t.name]
+		if len(parts) == 0 {
+			continue
 		}
-		ws.Restatements = append(ws.Restatements, moved...)
-		ws.Partitions = append(ws.Partitions, Partition{"active_users_daily", p.d})
-		ws.ActiveDays++
-	}
-	ret := rollups.ComputeRetention(cohortDays, built, rows)
-	for _, p := range retStale {
-		moved, err := w.publishWindowed(ctx, run, "retention_daily", p.d, p.fp, ret[p.d], opt, false)
-		if err != nil {
-			return nil, err
+		computed := t.compute(windowDays(parts), rows, built)
+		for _, p := range parts {
+			moved, err := w.publishWindowed(ctx, run, t.name, p.d, p.fp, computed(p.d), opt, false)
+			if err != nil {
+				return nil, err
+			}
+			ws.Restatements = append(ws.Restatements, moved...)
+			ws.Partitions = append(ws.Partitions, Partition{t.name, p.d})
+			switch t.name {
+			case "active_users_daily":
+				ws.ActiveDays++
+			case "retention_daily":
+				ws.Cohorts++
+			default:
+				ws.Others++
+			}
 		}
-		ws.Restatements = append(ws.Restatements, moved...)
-		ws.Partitions = append(ws.Partitions, Partition{"retention_daily", p.d})
-		ws.Cohorts++
 	}
 	return ws, nil
+}
+
+// windowedTable is how the windowed stage builds one table of
+// rollups.Windowed: the user_daily days a partition of day d reads (its
+// fingerprint covers their runs), what else it depends on, and its
+// computation.
+type windowedTable struct {
+	name string
+	// reads returns the span of user_daily days that day d's partition
+	// reads, and the extra inputs of its fingerprint.
+	reads func(d day.Day, cur userDays, cohort string, built rollups.Built) (from, to day.Day, extra string)
+	// span returns the user_daily days the partitions of days dts read
+	// (ok is false if none).
+	span func(dts []day.Day, asOf day.Day) (from, to day.Day, ok bool)
+	// compute returns the rows of each day of dts.
+	compute func(dts []day.Day, rows []rollups.UserDay, built rollups.Built) func(day.Day) any
+	// empty is a partition with no rows (a withdrawn one).
+	empty any
+}
+
+func rowsOf[T any](m map[day.Day][]T) func(day.Day) any { return func(d day.Day) any { return m[d] } }
+
+// startIn is the part of a windowed fingerprint that says where the start
+// of data is, as far as a window from..d can tell.
+func startIn(from day.Day, built rollups.Built) string {
+	return fmt.Sprintf("start=%s", max(from, built.Start))
+}
+
+// windowedTables lists every table of rollups.Windowed, in its order.
+var windowedTables = []windowedTable{
+	{name: "active_users_daily",
+		reads: func(d day.Day, _ userDays, cohort string, built rollups.Built) (day.Day, day.Day, string) {
+			from := d - rollups.MAUDays + 1
+			return from, d, cohort + " " + startIn(from, built)
+		},
+		span: func(dts []day.Day, _ day.Day) (day.Day, day.Day, bool) { return rollups.ActiveUsersSpan(dts) },
+		compute: func(dts []day.Day, rows []rollups.UserDay, b rollups.Built) func(day.Day) any {
+			return rowsOf(rollups.ComputeActiveUsers(dts, rows, b))
+		},
+		empty: []rollups.ActiveUsersDaily{}},
+	{name: "retention_daily",
+		// A cohort reads its own day and the days day_n after it that are
+		// built.
+		reads: func(d day.Day, cur userDays, cohort string, _ rollups.Built) (day.Day, day.Day, string) {
+			extra := cohort
+			for _, n := range rollups.RetentionDays {
+				if x := d + day.Day(n); cur[x] != nil {
+					extra += " " + x.String() + "=" + cur.run(x)
+				}
+			}
+			return d, d, extra
+		},
+		span: rollups.RetentionSpan,
+		compute: func(dts []day.Day, rows []rollups.UserDay, b rollups.Built) func(day.Day) any {
+			return rowsOf(rollups.ComputeRetention(dts, b, rows))
+		},
+		empty: []rollups.RetentionDaily{}},
+	{name: "lifecycle_daily",
+		reads: func(d day.Day, _ userDays, cohort string, built rollups.Built) (day.Day, day.Day, string) {
+			return d - 1, d, cohort + " " + startIn(d-1, built)
+		},
+		span: func(dts []day.Day, _ day.Day) (day.Day, day.Day, bool) { return rollups.LifecycleSpan(dts) },
+		compute: func(dts []day.Day, rows []rollups.UserDay, b rollups.Built) func(day.Day) any {
+			return rowsOf(rollups.ComputeLifecycle(dts, rows, b))
+		},
+		empty: []rollups.LifecycleDaily{}},
+	{name: "stickiness_daily",
+		reads: func(d day.Day, _ userDays, _ string, built rollups.Built) (day.Day, day.Day, string) {
+			from := d - rollups.MAUDays + 1
+			return from, d, startIn(from, built)
+		},
+		span: func(dts []day.Day, _ day.Day) (day.Day, day.Day, bool) { return rollups.ActiveUsersSpan(dts) },
+		compute: func(dts []day.Day, rows []rollups.UserDay, b rollups.Built) func(day.Day) any {
+			return rowsOf(rollups.ComputeStickiness(dts, rows, b))
+		},
+		empty: []rollups.StickinessDaily{}},
 }
 
 // windowPart is a windowed partition to publish: its day and fingerprint.
@@ -180,74 +266,63 @@ func windowDays(ps []windowPart) []day.Day {
 	return out
 }
 
-// staleWindowed returns the windowed partitions of the built days that
-// differ from a clean build (all of the range's with Force), and counts
-// the range's others in ws as up to date. Only built days get windowed
-// partitions (a day never built is not computed); a window reaching back
-// before the start of data depends on where that start is.
-func (w *windowed) staleWindowed(ctx context.Context, cur userDays, days []day.Day, digests map[day.Day]uint64, built rollups.Built, ws *WindowedSummary) (au, ret []windowPart, err error) {
-	check := func(table string, d day.Day, fp string) (bool, error) {
-		if w.Force && d >= w.From && d <= w.To {
-			return true, nil
-		}
-		m, err := publish.Current(ctx, w.Store, table, d)
-		if errors.Is(err, store.ErrNotExist) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if m.Fingerprint == fp && w.cleanupAtOnce() {
-			// A run killed between its commit and its cleanup left the
-			// debris of earlier runs behind (stage 2's lease is ours).
-			w.cleanup(ctx, table, publish.DayPart(d), m.Run, w.Now())
-		}
-		return m.Fingerprint != fp, nil
-	}
-	add := func(table string, d day.Day, fp string, stale *[]windowPart) error {
-		s, err := check(table, d, fp)
-		if err != nil {
-			return err
-		}
-		if s {
-			*stale = append(*stale, windowPart{d, fp})
-		} else if d >= w.From && d <= w.To {
-			ws.Partitions = append(ws.Partitions, Partition{table, d})
-			ws.UpToDate++
-		}
-		return nil
-	}
+// staleWindowed returns, per table, the windowed partitions of the built
+// days that differ from a clean build (all of the range's with Force), and
+// counts the range's others in ws as up to date. Only built days get
+// windowed partitions (a day never built is not computed); a window
+// reaching back before the start of data depends on where that start is.
+func (w *windowed) staleWindowed(ctx context.Context, cur userDays, days []day.Day, digests map[day.Day]uint64, built rollups.Built, ws *WindowedSummary) (map[string][]windowPart, error) {
+	stale := map[string][]windowPart{}
 	for _, d := range days {
 		cohort := fmt.Sprintf("cohort=%016x", digests[d])
-		from := d - rollups.MAUDays + 1
-		if err := add("active_users_daily", d, windowFingerprint("active_users_daily", cur, from, d, fmt.Sprintf("%s start=%s", cohort, max(from, built.Start))), &au); err != nil {
-			return nil, nil, err
-		}
-		// A cohort reads its own day and the days day_n after it that are
-		// built.
-		extra := cohort
-		for _, n := range rollups.RetentionDays {
-			if x := d + day.Day(n); cur[x] != nil {
-				extra += " " + x.String() + "=" + cur.run(x)
+		for _, t := range windowedTables {
+			from, to, extra := t.reads(d, cur, cohort, built)
+			fp := windowFingerprint(t.name, cur, from, to, extra)
+			s, err := w.stale(ctx, t.name, d, fp)
+			if err != nil {
+				return nil, err
+			}
+			if s {
+				stale[t.name] = append(stale[t.name], windowPart{d, fp})
+			} else if d >= w.From && d <= w.To {
+				ws.Partitions = append(ws.Partitions, Partition{t.name, d})
+				ws.UpToDate++
 			}
 		}
-		if err := add("retention_daily", d, windowFingerprint("retention_daily", cur, d, d, extra), &ret); err != nil {
-			return nil, nil, err
-		}
 	}
-	return au, ret, nil
+	return stale, nil
+}
+
+// stale reports whether the partition of table for day d differs from
+// one of fingerprint fp (always, for a day of the range with Force).
+func (w *windowed) stale(ctx context.Context, table string, d day.Day, fp string) (bool, error) {
+	if w.Force && d >= w.From && d <= w.To {
+		return true, nil
+	}
+	m, err := publish.Current(ctx, w.Store, table, d)
+	if errors.Is(err, store.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if m.Fingerprint == fp && w.cleanupAtOnce() {
+		// A run killed between its commit and its cleanup left the
+		// debris of earlier runs behind (stage 2's lease is ours).
+		w.cleanup(ctx, table, publish.DayPart(d), m.Run, w.Now())
+	}
+	return m.Fingerprint != fp, nil
 }
 
 // userDayRows reads the user_daily the stale partitions span, marking
 // each row new on the person's first day from the users state.
-func (w *windowed) userDayRows(ctx context.Context, us *usersState, cur userDays, days, auDays, cohortDays []day.Day, ws *WindowedSummary) ([]rollups.UserDay, error) {
+func (w *windowed) userDayRows(ctx context.Context, us *usersState, cur userDays, days []day.Day, stale map[string][]windowPart, ws *WindowedSummary) ([]rollups.UserDay, error) {
 	first, asOf := days[0], days[len(days)-1]
 	lo, hi := asOf, first
-	if from, to, ok := rollups.ActiveUsersSpan(auDays); ok {
-		lo, hi = min(lo, from), max(hi, to)
-	}
-	if from, to, ok := rollups.RetentionSpan(cohortDays, asOf); ok {
-		lo, hi = min(lo, from), max(hi, to)
+	for _, t := range windowedTables {
+		if from, to, ok := t.span(windowDays(stale[t.name]), asOf); ok {
+			lo, hi = min(lo, from), max(hi, to)
+		}
 	}
 	if err := us.loadAll(ctx, w.Store); err != nil {
 		return nil, err
@@ -278,13 +353,14 @@ const withdrawnFingerprint = publish.WithdrawnFingerprint
 // withdrawUnbuilt republishes empty every windowed partition with rows
 // whose day is not built: a day never built is not computed (an earlier
 // version of this code published every day from the first to the last
-// built one, as zeros). It lists the two tables' partition folders and
+// built one, as zeros). It lists the tables' partition folders and
 // reads the current manifest only of folders of days not built; a
 // withdrawn partition is registered like the others, so a catalog points
 // at its empty run. Its rows going away are logged, not recorded as
 // restatements: they were never numbers of a built day.
 func (w *windowed) withdrawUnbuilt(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
-	for _, table := range []string{"active_users_daily", "retention_daily"} {
+	for _, t := range windowedTables {
+		table := t.name
 		parts, err := publish.Partitions(ctx, w.Store, table)
 		if err != nil {
 			return err
@@ -304,11 +380,7 @@ func (w *windowed) withdrawUnbuilt(ctx context.Context, run string, cur userDays
 			if m.Rows == 0 {
 				continue
 			}
-			var rows any = []rollups.ActiveUsersDaily{}
-			if table == "retention_daily" {
-				rows = []rollups.RetentionDaily{}
-			}
-			if _, err := w.publishWindowed(ctx, run, table, d, withdrawnFingerprint, rows, opt, true); err != nil {
+			if _, err := w.publishWindowed(ctx, run, table, d, withdrawnFingerprint, t.empty, opt, true); err != nil {
 				return err
 			}
 			w.Log.Info("withdrawn: a windowed partition of a day never built", "table", table, "day", d.String(), "rows", m.Rows)

@@ -37,7 +37,7 @@ import (
 //   - strings DELTA_LENGTH_BYTE_ARRAY, or RLE_DICTIONARY with a PLAIN
 //     dictionary page for the columns tagged dict, its entries in order of
 //     first use in the row group; times DELTA_BINARY_PACKED (the columns
-//     tagged delta) or PLAIN; clock_skewed PLAIN;
+//     tagged delta) or PLAIN; clock_skewed and date PLAIN;
 //   - levels RLE, as few bits as the level needs;
 //   - a page ends at the row that brings its values' plain-encoded size to
 //     pageSize (1 MiB, parquet-go's PageBufferSize in writerConfig), or at
@@ -188,9 +188,14 @@ func (c *chunk) encode(ci int) error {
 		Type: c.leaf.kind, PathInSchema: c.leaf.path, Codec: format.Zstd,
 	}
 	c.compare = bytes.Compare
-	if c.leaf.kind == format.Int64 {
+	switch c.leaf.kind {
+	case format.Int64:
 		c.compare = func(a, b []byte) int {
 			return cmp.Compare(int64(binary.LittleEndian.Uint64(a)), int64(binary.LittleEndian.Uint64(b)))
+		}
+	case format.Int32:
+		c.compare = func(a, b []byte) int {
+			return cmp.Compare(int32(binary.LittleEndian.Uint32(a)), int32(binary.LittleEndian.Uint32(b)))
 		}
 	}
 	start := int64(len(g.out))
@@ -211,6 +216,8 @@ func (c *chunk) encode(ci int) error {
 		err = c.props(ev.PropVal)
 	case ci == colClockSkewed.index:
 		err = c.bools(ev.Skewed)
+	case ci == colDate.index:
+		err = c.date(ev.Day)
 	default:
 		s := strColumn(ci)
 		if s < 0 {
@@ -324,6 +331,24 @@ func (c *chunk) bools(v []bool) error {
 		}
 		mn, mx := []byte{b2byte(all)}, []byte{b2byte(some)}
 		if err := c.dataPage(format.Plain, b-a, b-a, 0, mn, mx); err != nil {
+			return err
+		}
+		a = b
+	}
+	return nil
+}
+
+// date writes the date column: day, in every row, PLAIN.
+func (c *chunk) date(day int32) error {
+	g := c.g
+	v := binary.LittleEndian.AppendUint32(nil, uint32(day))
+	for a := c.lo; a < c.hi; {
+		b := min(a+pageSize/4, c.hi)
+		g.vals = g.vals[:0]
+		for range b - a {
+			g.vals = append(g.vals, v...)
+		}
+		if err := c.dataPage(format.Plain, b-a, b-a, 0, v, v); err != nil {
 			return err
 		}
 		a = b

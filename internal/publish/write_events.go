@@ -29,6 +29,7 @@ var (
 	colPropKey     = eventColumn("properties", "key_value", "key")
 	colPropValue   = eventColumn("properties", "key_value", "value")
 	colClockSkewed = eventColumn("clock_skewed")
+	colDate        = eventColumn("date")
 	// colStr maps each frame string column to its events column.
 	colStr = [frame.NumColumns]eventCol{
 		frame.EventName: eventColumn("event_name"), frame.UserID: eventColumn("user_id"),
@@ -51,7 +52,8 @@ func eventColumn(path ...string) eventCol {
 // folder at prefix, column by column from the frame: files
 // part-00000.zstd.parquet, part-00001... with rollups.Event's schema.
 // Optional columns are null where ev holds "" (or ClientTime 0), and
-// properties are null for an event without any (never an empty map). No
+// properties are null for an event without any (never an empty map); the
+// date column is ev.Day in every row, which the caller sets. No
 // events means no files. ev is only read, so others may read it meanwhile
 // (the job computes the rollups from it).
 //

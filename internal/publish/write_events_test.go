@@ -39,7 +39,7 @@ func eventOf(ev *frame.Events, i int) rollups.Event {
 		EventName: r.Str[frame.EventName], UserID: r.Str[frame.UserID], DeviceID: r.Str[frame.DeviceID],
 		SessionID: r.Str[frame.SessionID], Product: r.Str[frame.Product], Platform: r.Str[frame.Platform],
 		AppVersion: r.Str[frame.AppVersion], Country: r.Str[frame.Country], Properties: r.Props,
-		UserKey: r.Str[frame.UserKey], SessionKey: r.Str[frame.SessionKey], ClockSkewed: r.Skewed}
+		UserKey: r.Str[frame.UserKey], SessionKey: r.Str[frame.SessionKey], ClockSkewed: r.Skewed, Date: ev.Day}
 }
 
 // randomEvents returns n random events: nulls in every optional column,
@@ -67,6 +67,7 @@ func randomEvents(rng *rand.Rand, n int) *frame.Events {
 	names, users, products, versions := pool("ev_", 30), pool("user-", 500), pool("prod", 4), pool("1.", 20)
 	platforms, countries, keys := []string{"web", "ios", "android"}, pool("C", 40), pool("k", 25)
 	ev := frame.New(nil, n)
+	ev.Day = 20_000 + rng.Int31n(1000)
 	t := int64(1_780_000_000_000)
 	for range n {
 		t += rng.Int63n(1000)
@@ -197,7 +198,7 @@ func TestWriteEventsSchema(t *testing.T) {
 		t.Fatalf("the file's schema is not rollups.Event's (-Event +file):\n%s", diff)
 	}
 	// writeBatch writes every column.
-	written := []eventCol{colEventID, colEventTime, colClientTime, colReceivedAt, colPropKey, colPropValue, colClockSkewed}
+	written := []eventCol{colEventID, colEventTime, colClientTime, colReceivedAt, colPropKey, colPropValue, colClockSkewed, colDate}
 	written = append(written, colStr[:]...)
 	var idx []int
 	for _, c := range written {
@@ -358,6 +359,7 @@ func TestWriteEventsDeterministic(t *testing.T) {
 	ev := randomEvents(rand.New(rand.NewSource(5)), 20000)
 	// The same rows, with the strings interned in another order.
 	other := frame.New(nil, ev.Len())
+	other.Day = ev.Day
 	for i := ev.Len() - 1; i >= 0; i-- {
 		r := ev.Row(i)
 		for c := range r.Str {
@@ -475,7 +477,7 @@ func checkDuckDB(ctx context.Context, t *testing.T, files []string, ev *frame.Ev
 	}
 	q := `SELECT event_id, epoch_ms(event_time), epoch_ms(client_event_time), epoch_ms(received_at), event_name,
 		user_id, device_id, session_id, product, platform, app_version, country, CAST(to_json(properties) AS VARCHAR),
-		user_key, session_key, clock_skewed
+		user_key, session_key, clock_skewed, date_diff('day', DATE '1970-01-01', date)
 		FROM read_parquet([` + strings.Join(paths, ", ") + `], filename = true, file_row_number = true)
 		ORDER BY filename, file_row_number`
 	rows, err := db.QueryContext(ctx, q)
@@ -496,14 +498,15 @@ func checkDuckDB(ctx context.Context, t *testing.T, files []string, ev *frame.Ev
 		var at, received int64
 		var client sql.NullInt64
 		var skewed bool
+		var date int32
 		if err := rows.Scan(&id, &at, &client, &received, &name, &userID, &deviceID, &sessionID, &product, &platform,
-			&version, &country, &props, &userKey, &sessionKey, &skewed); err != nil {
+			&version, &country, &props, &userKey, &sessionKey, &skewed, &date); err != nil {
 			t.Fatal(err)
 		}
 		got := rollups.Event{EventID: id, EventTime: at, ClientEventTime: client.Int64, ReceivedAt: received, EventName: name,
 			UserID: null(userID), DeviceID: null(deviceID), SessionID: null(sessionID), Product: null(product),
 			Platform: null(platform), AppVersion: null(version), Country: null(country), UserKey: userKey,
-			SessionKey: sessionKey, ClockSkewed: skewed}
+			SessionKey: sessionKey, ClockSkewed: skewed, Date: date}
 		if client.Valid && client.Int64 == 0 {
 			got.ClientEventTime = -1 // 0 must be null
 		}
@@ -685,6 +688,7 @@ func loadEvents(tb testing.TB, st store.Store, m *Manifest) *frame.Events {
 		for {
 			n, err := pr.Read(buf)
 			for _, e := range buf[:n] {
+				ev.Day = e.Date
 				row := frame.Row{EventID: e.EventID, EventTime: e.EventTime, ClientTime: e.ClientEventTime, ReceivedAt: e.ReceivedAt,
 					Skewed: e.ClockSkewed, Props: e.Properties}
 				row.Str = [frame.NumColumns]string{e.EventName, e.UserID, e.DeviceID, e.SessionID, e.Product, e.Platform,

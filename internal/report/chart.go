@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -157,8 +158,9 @@ func short(v float64, percent bool) string {
 func dayLabel(d day.Day) string { return d.UTC().Format("Jan 2") }
 
 // axes draws the frame of a chart: title, legend, y grid with labels, x
-// labels for the days and the axis titles. It returns the plot area.
-func (tc timeChart) axes(c *chart, yMax float64, bars bool) (x0, y0, x1, y1 float64, ticks []float64) {
+// labels for the days and the axis titles. It returns the plot area and
+// the y ticks, from the lowest (0, or below to cover yMin < 0) up.
+func (tc timeChart) axes(c *chart, yMin, yMax float64, bars bool) (x0, y0, x1, y1 float64, ticks []float64) {
 	c.Texts = append(c.Texts, svgText{X: 10, Y: 18, Text: c.Title, Class: "title", Anchor: "start"})
 	lh := legend(c, titleH, tc.Series, bars)
 	x0, y0, x1, y1 = marginL, titleH+lh+12, c.W-marginR, c.H-marginB
@@ -166,10 +168,25 @@ func (tc timeChart) axes(c *chart, yMax float64, bars bool) (x0, y0, x1, y1 floa
 	if tc.Percent {
 		minStep = 0
 	}
-	ticks = niceTicks(yMax, 5, minStep)
-	top := ticks[len(ticks)-1]
+	ticks = niceTicks(max(yMax, -yMin), 5, minStep)
+	if yMin < 0 {
+		// Below zero, the same steps down as far as yMin needs.
+		var below []float64
+		for _, v := range ticks[1:] {
+			below = append(below, -v)
+			if -v <= yMin {
+				break
+			}
+		}
+		slices.Reverse(below)
+		ticks = append(below, ticks...)
+		for len(ticks) > 2 && ticks[len(ticks)-2] >= yMax { // not far above the highest bar
+			ticks = ticks[:len(ticks)-1]
+		}
+	}
+	bottom, top := ticks[0], ticks[len(ticks)-1]
 	for _, v := range ticks {
-		y := y1 - (y1-y0)*v/top
+		y := y1 - (y1-y0)*(v-bottom)/(top-bottom)
 		c.Grid = append(c.Grid, svgLine{x0, y, x1, y})
 		c.Texts = append(c.Texts, svgText{X: x0 - 6, Y: y + 4, Text: short(v, tc.Percent), Class: "tick", Anchor: "end"})
 	}
@@ -215,26 +232,33 @@ func (tc timeChart) render() chart {
 			svgText{X: chartW / 2, Y: chartH / 2, Text: "no data in this range", Class: "axis", Anchor: "middle"})
 		return c
 	}
-	yMax := 0.0
+	yMin, yMax := 0.0, 0.0
 	for i := range tc.Days {
-		sum := 0.0
+		up, down := 0.0, 0.0
 		for _, s := range tc.Series {
 			if v := s.Values[i]; !math.IsNaN(v) {
-				sum += v
+				if v > 0 {
+					up += v
+				} else {
+					down += v
+				}
 				yMax = max(yMax, v)
 			}
 		}
 		if tc.Stacked {
-			yMax = max(yMax, sum)
+			yMin, yMax = min(yMin, down), max(yMax, up)
 		}
 	}
 	bars := tc.Stacked || tc.Grouped
-	x0, y0, x1, y1, ticks := tc.axes(&c, yMax, bars)
-	top := ticks[len(ticks)-1]
-	yOf := func(v float64) float64 { return y1 - (y1-y0)*v/top }
+	x0, y0, x1, y1, ticks := tc.axes(&c, yMin, yMax, bars)
+	bottom, top := ticks[0], ticks[len(ticks)-1]
+	yOf := func(v float64) float64 { return y1 - (y1-y0)*(v-bottom)/(top-bottom) }
 	pos, slot := dayX(tc.Days, x0, x1)
 	xLabels(&c, tc.Days, pos, y1)
 	c.Grid = append(c.Grid, svgLine{x0, y1, x1, y1}, svgLine{x0, y0, x0, y1})
+	if bottom < 0 {
+		c.Grid = append(c.Grid, svgLine{x0, yOf(0), x1, yOf(0)})
+	}
 	// Provisional days first, so that the data is drawn over them.
 	for i, d := range tc.Days {
 		if why, ok := tc.Provisional[d]; ok {
@@ -244,16 +268,23 @@ func (tc timeChart) render() chart {
 	switch {
 	case tc.Stacked:
 		w := slot * 0.7
+		// Positive values stack up from 0, negative ones down from it.
 		for i, d := range tc.Days {
-			base := 0.0
+			up, down := 0.0, 0.0
 			for _, s := range tc.Series {
 				v := s.Values[i]
-				if math.IsNaN(v) || v <= 0 {
+				if math.IsNaN(v) || v == 0 {
 					continue
 				}
-				c.Rects = append(c.Rects, svgRect{X: pos(i) - w/2, Y: yOf(base + v), W: w, H: yOf(base) - yOf(base+v), Fill: s.Color, Mark: true,
-					Title: fmt.Sprintf("%s, %s: %s", d, s.Name, valueText(v, tc.Percent))})
-				base += v
+				from, to := up, up+v
+				if v < 0 {
+					from, to = down+v, down
+					down += v
+				} else {
+					up += v
+				}
+				c.Rects = append(c.Rects, svgRect{X: pos(i) - w/2, Y: yOf(to), W: w, H: yOf(from) - yOf(to), Fill: s.Color, Mark: true,
+					Title: fmt.Sprintf("%s, %s: %s", d, s.Name, valueText(math.Abs(v), tc.Percent))})
 			}
 		}
 	case tc.Grouped:
@@ -309,7 +340,7 @@ type hbar struct {
 	Value float64
 }
 
-// barChart draws labelled horizontal bars, longest first as given.
+// barChart draws labelled horizontal bars, in the order given.
 func barChart(id, title, xLabel string, bars []hbar) chart {
 	const rowH, labelW = 26.0, 170.0
 	c := chart{ID: id, Title: title, W: chartW, H: titleH + 20 + rowH*float64(max(len(bars), 1)) + 50}
@@ -320,7 +351,11 @@ func barChart(id, title, xLabel string, bars []hbar) chart {
 	}
 	x0, x1, y0 := labelW, c.W-marginR-50, titleH+14
 	y1 := y0 + rowH*float64(len(bars))
-	ticks := niceTicks(bars[0].Value, 4, 1)
+	longest := 0.0
+	for _, b := range bars {
+		longest = max(longest, b.Value)
+	}
+	ticks := niceTicks(longest, 4, 1)
 	top := ticks[len(ticks)-1]
 	for _, v := range ticks {
 		x := x0 + (x1-x0)*v/top

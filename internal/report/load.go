@@ -91,11 +91,13 @@ func readFile[T any](ctx context.Context, st store.Store, key string) (rows []T,
 // tables is what the report reads: the current partitions of the curated
 // tables it shows.
 type tables struct {
-	Active    []partition[rollups.ActiveUsersDaily]
-	Retention []partition[rollups.RetentionDaily]
-	Engage    []partition[rollups.EngagementDaily]
-	Sessions  []partition[rollups.SessionsDaily]
-	Quality   []partition[rollups.DataQualityDaily]
+	Active     []partition[rollups.ActiveUsersDaily]
+	Retention  []partition[rollups.RetentionDaily]
+	Lifecycle  []partition[rollups.LifecycleDaily]
+	Stickiness []partition[rollups.StickinessDaily]
+	Engage     []partition[rollups.EngagementDaily]
+	Sessions   []partition[rollups.SessionsDaily]
+	Quality    []partition[rollups.DataQualityDaily]
 }
 
 // load reads the report's tables for the days in [from, to], as readers
@@ -127,7 +129,7 @@ const (
 )
 
 func loadOnce(ctx context.Context, st store.Store, from, to day.Day) (*tables, error) {
-	snap, err := publish.Visible(ctx, st, "active_users_daily", "retention_daily", "engagement_daily", "sessions_daily", "data_quality_daily")
+	snap, err := publish.Visible(ctx, st, reportTables...)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +138,12 @@ func loadOnce(ctx context.Context, st store.Store, from, to day.Day) (*tables, e
 		return nil, err
 	}
 	if t.Retention, err = readTable[rollups.RetentionDaily](ctx, st, snap, "retention_daily", from, to); err != nil {
+		return nil, err
+	}
+	if t.Lifecycle, err = readTable[rollups.LifecycleDaily](ctx, st, snap, "lifecycle_daily", from, to); err != nil {
+		return nil, err
+	}
+	if t.Stickiness, err = readTable[rollups.StickinessDaily](ctx, st, snap, "stickiness_daily", from, to); err != nil {
 		return nil, err
 	}
 	if t.Engage, err = readTable[rollups.EngagementDaily](ctx, st, snap, "engagement_daily", from, to); err != nil {

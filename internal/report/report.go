@@ -40,9 +40,9 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Write reads the current partitions of active_users_daily,
-// retention_daily, engagement_daily, sessions_daily and data_quality_daily
-// in st for the days of opt, and writes the report page to w. It only
+// Write reads the current partitions of the tables of reportTables
+// (active_users_daily, retention_daily, lifecycle_daily, stickiness_daily,
+// engagement_daily, sessions_daily and data_quality_daily) in st for the days of opt, and writes the report page to w. It only
 // reads st. The page is rendered in memory first, so when reading fails
 // nothing is written to w. An empty store gives a page that says it has no
 // data, not an error.
@@ -138,6 +138,12 @@ func build(t *tables, opt Options) *page {
 	for _, x := range t.Retention {
 		note("retention_daily", x.Day, x.Manifest)
 	}
+	for _, x := range t.Lifecycle {
+		note("lifecycle_daily", x.Day, x.Manifest)
+	}
+	for _, x := range t.Stickiness {
+		note("stickiness_daily", x.Day, x.Manifest)
+	}
 	for _, x := range t.Engage {
 		note("engagement_daily", x.Day, x.Manifest)
 	}
@@ -197,6 +203,8 @@ func build(t *tables, opt Options) *page {
 	p.Sections = append(p.Sections,
 		activeSection(t.Active, keep, xl, prov),
 		retentionSection(t.Retention, keep),
+		lifecycleSection(t.Lifecycle, keep, xl, prov),
+		stickinessSection(t.Stickiness, keep),
 		eventsSection(t.Engage, keep, xl, prov),
 		sessionsSection(t.Sessions, keep, xl, prov),
 		qualitySection(t.Quality, xl, prov),
@@ -792,7 +800,7 @@ func qualitySection(parts []partition[rollups.DataQualityDaily], xl string, prov
 
 // reportTables are the tables the report reads, in the order of its
 // partition table.
-var reportTables = []string{"active_users_daily", "retention_daily", "engagement_daily", "sessions_daily", "data_quality_daily"}
+var reportTables = []string{"active_users_daily", "retention_daily", "lifecycle_daily", "stickiness_daily", "engagement_daily", "sessions_daily", "data_quality_daily"}
 
 func buildsSection(days []day.Day, builds map[day.Day]map[string]*publish.Manifest) section {
 	s := section{ID: "partitions", Title: "Partitions this report was read from",
