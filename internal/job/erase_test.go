@@ -428,10 +428,20 @@ func tablesAgainstReference(t *testing.T, root, origDir string, rep gen.Report, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		q := fmt.Sprintf("SELECT * FROM %s WHERE %s ORDER BY %s", tbl.Name, inRange, order)
-		if slices.ContainsFunc(rollups.Daily, func(d rollups.Table) bool { return d.Name == tbl.Name }) {
-			q = fmt.Sprintf("SELECT * EXCLUDE (provisional) FROM %s WHERE %s ORDER BY %s", tbl.Name, inRange, order)
+		// date (dt's copy inside the files) and a day table's provisional
+		// mark are not functions of the rows: duckdb_test checks them.
+		var exclude []string
+		if hasDate(tbl) {
+			exclude = append(exclude, "date")
 		}
+		if slices.ContainsFunc(rollups.Daily, func(d rollups.Table) bool { return d.Name == tbl.Name }) {
+			exclude = append(exclude, "provisional")
+		}
+		cols := "*"
+		if len(exclude) > 0 {
+			cols = "* EXCLUDE (" + strings.Join(exclude, ", ") + ")"
+		}
+		q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s", cols, tbl.Name, inRange, order)
 		if tbl.PartitionKey() != "dt" {
 			q = fmt.Sprintf("SELECT * EXCLUDE (%s) FROM %s ORDER BY %s", tbl.PartitionKey(), tbl.Name, order)
 		}
