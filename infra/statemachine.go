@@ -17,7 +17,8 @@ import (
 //	stale days) → Windowed → Register → [Report] → Finish → Done | NotDone
 //
 // A stage that fails after its retries is caught: Erase's failure leaves
-// the pending erasures for the next night (the night goes on), a route
+// the pending erasures for the next night (the night goes on, and ends
+// NotDone, so that the alarm says an erasure is late), a route
 // part or a day fails alone (the others go on), a failed Plan, Windowed or
 // Register goes to Finish with the error, and Finish writes the run
 // summary. An
@@ -92,9 +93,9 @@ func stateMachine(fn string) obj {
 		"TimeoutSeconds": runTimeoutSeconds,
 		"States": obj{
 			StateErase: catchTo(task(fn, "Carries out the pending erasure requests (rollup erase) before any raw object is listed; receipts under _state/erasures/.",
-				obj{"stage": "erase"}, nil, StateStart), nil, StateStart),
-			StateStart: task(fn, "Names the run, lists the raw objects not routed yet and splits them into route parts.",
-				obj{"stage": "start", "execution.$": "$$.Execution.Name", "input.$": "$"}, "$", StateRoute),
+				obj{"stage": "erase"}, "$.erase", StateStart), "$.erase", StateStart),
+			StateStart: task(fn, "Names the run, lists the raw objects not routed yet and splits them into route parts; records how Erase ended.",
+				obj{"stage": "start", "execution.$": "$$.Execution.Name", "input.$": "$$.Execution.Input", "erase.$": "$.erase"}, "$", StateRoute),
 			StateRoute: catchTo(fanOut("Routes each part's raw objects into per-day segments; a failed part costs reads, not correctness: the days route what they lack.",
 				"$.parts", obj{"stage": "route", "run.$": "$.run", "part.$": "$$.Map.Item.Value"}, StateRoutePart, fn, StatePlan), "$.route_error", StatePlan),
 			StatePlan: catchToFinish(task(fn, "Records the routed objects in the index and returns the stale days.",
@@ -182,8 +183,12 @@ func catchTo(t obj, resultPath any, next string) obj {
 // (a Pass state), not the map: the other items go on. Results are
 // discarded; the stages report to the store.
 func fanOut(comment, itemsPath string, selector obj, name, fn, next string) obj {
+	// An item's output is {} (OutputPath null): a Distributed Map gathers
+	// its children's outputs even when its ResultPath discards them, and
+	// past 256 KiB of them the map fails (States.DataLimitExceeded).
 	item := task(fn, "", nil, "$", "")
 	delete(item, "Comment")
+	item["OutputPath"] = nil
 	item["Catch"] = []any{obj{"ErrorEquals": []string{"States.ALL"}, "ResultPath": "$.error", "Next": name + "Failed"}}
 	return obj{
 		"Type":               "Map",
@@ -196,7 +201,7 @@ func fanOut(comment, itemsPath string, selector obj, name, fn, next string) obj 
 			"StartAt":         name,
 			"States": obj{
 				name:            item,
-				name + "Failed": obj{"Type": "Pass", "Comment": "The failure is in this item's history and in the run summary.", "End": true},
+				name + "Failed": obj{"Type": "Pass", "Comment": "The failure is in this item's history and in the run summary.", "OutputPath": nil, "End": true},
 			},
 		},
 		"ResultPath": nil,

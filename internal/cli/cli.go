@@ -532,8 +532,15 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 		return printPendingErasures(ctx, cfg.Store, stdout)
 	}
 	if o.dispatch != "" {
-		if err := erasuresBeforeBuild(ctx, cfg, stdout); err != nil {
-			return err
+		if o.force {
+			return usagef("--force does not go with --dispatch: the function plans by the same fingerprints as a local run; rebuild with a local rollup --force, or delete the days' manifests")
+		}
+		// The state machine carries out pending erasures itself (its Erase
+		// state); a one-day dispatch builds there and erases here.
+		if !strings.HasPrefix(o.dispatch, "sfn:") {
+			if err := erasuresBeforeBuild(ctx, cfg, stdout); err != nil {
+				return err
+			}
 		}
 		return dispatch(ctx, cfg, o.dispatch, o.dispatchWait, stdout, stderr)
 	}

@@ -86,6 +86,11 @@ func TestDispatchTargets(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut.String(), "one day") || !strings.Contains(errOut.String(), "--dispatch sfn:") {
 		t.Fatalf("--dispatch lambda: over two days: exit %d: %s", code, errOut.String())
 	}
+	errOut.Reset()
+	code = Main(context.Background(), []string{"--store", t.TempDir(), "--from", "2026-01-01", "--to", "2026-01-02", "--force", "--dispatch", "sfn:arn"}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "--force does not go with --dispatch") {
+		t.Fatalf("--force --dispatch: exit %d: %s", code, errOut.String())
+	}
 }
 
 // TestCatchUpTwice runs the nightly command (no dates) twice on data of the

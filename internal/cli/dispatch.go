@@ -207,6 +207,11 @@ func (f *follower) say(line string) {
 // end reads the run summary of an execution that ended.
 func (f *follower) end(ctx context.Context, desc *sfn.DescribeExecutionOutput) (*lambda.RunSummary, error) {
 	fmt.Fprintf(f.out, "run %s: execution %s\n", f.runID, strings.ToLower(string(desc.Status)))
+	if run := runOfOutput(desc.Output); run != "" && run != f.runID {
+		// The start stage named the run itself (the execution's name was
+		// not a run id of about now: a clock far off).
+		f.runID = run
+	}
 	b, err := f.st.Get(ctx, lambda.SummaryKey(f.runID))
 	var sum *lambda.RunSummary
 	if err == nil {
@@ -225,10 +230,23 @@ func (f *follower) end(ctx context.Context, desc *sfn.DescribeExecutionOutput) (
 	switch {
 	case sum.Status == lambda.RunDone && desc.Status == sfntypes.ExecutionStatusSucceeded:
 		return sum, nil
+	case sum.Status == lambda.RunPartial && sum.Failed == 0:
+		return sum, fmt.Errorf("the erase stage failed (%s); the days are built, and the pending erasures wait for the next run", sum.EraseError)
 	case sum.Status == lambda.RunPartial:
 		return sum, fmt.Errorf("%d of %d days failed (see above, and %s in the store); re-run to build them: nothing is doubled or lost", sum.Failed, sum.Planned, lambda.SummaryKey(sum.Run))
 	}
 	return sum, fmt.Errorf("run %s %s: %s (execution %s)", sum.Run, sum.Status, sum.Error, f.executionARN)
+}
+
+// runOfOutput is the run an execution's output names ($.run), if any.
+func runOfOutput(out *string) string {
+	var v struct {
+		Run string `json:"run"`
+	}
+	if out == nil || json.Unmarshal([]byte(*out), &v) != nil {
+		return ""
+	}
+	return v.Run
 }
 
 // printRunSummary prints a run summary as a local run prints its own
@@ -265,6 +283,9 @@ func printRunSummary(w io.Writer, s *lambda.RunSummary) {
 	}
 	if s.Error != "" {
 		fmt.Fprintf(w, "\nerror: %s\n", s.Error)
+	}
+	if s.EraseError != "" {
+		fmt.Fprintf(w, "\nthe erase stage failed, pending erasures wait for the next run: %s\n", s.EraseError)
 	}
 	fmt.Fprintf(w, "summary: %s in the store\n", lambda.SummaryKey(s.Run))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -48,6 +49,9 @@ type StageEvent struct {
 	// Input (start) is the execution's input: an EventBridge scheduled
 	// event or a backfill {"from","to"} (ParseTrigger).
 	Input json.RawMessage `json:"input,omitempty"`
+	// Erase (start) is how the erase stage ended: its EraseResult, or the
+	// failure the state machine caught ({"Error":..,"Cause":..}).
+	Erase json.RawMessage `json:"erase,omitempty"`
 	// Error (finish) is what the state machine caught from a stage that
 	// failed after its retries ({"Error":..,"Cause":..}), or null.
 	Error *CaughtError `json:"error,omitempty"`
@@ -57,6 +61,21 @@ type StageEvent struct {
 type CaughtError struct {
 	Error string `json:"Error"`
 	Cause string `json:"Cause"`
+}
+
+// String is the failure for a person: its name and message. Step
+// Functions' Cause of a function error is the function's error payload
+// ({"errorMessage":..,"errorType":..}); its message is taken from it.
+func (c CaughtError) String() string {
+	msg := c.Cause
+	var payload struct {
+		ErrorMessage string `json:"errorMessage"`
+	}
+	if json.Unmarshal([]byte(msg), &payload) == nil && payload.ErrorMessage != "" {
+		msg = payload.ErrorMessage
+	}
+	msg = strings.TrimPrefix(msg, c.Error+": ")
+	return c.Error + ": " + msg
 }
 
 // BackfillEvent asks for a run over the days From..To (inclusive,

@@ -29,9 +29,12 @@ type RunRecord struct {
 	To        string     `json:"to"`
 	TimeZone  string     `json:"time_zone"`
 	StartedAt time.Time  `json:"started_at"`
-	Parts     int        `json:"route_parts"` // route parts 1..Parts
-	Objects   int        `json:"route_objects"`
-	Bytes     int64      `json:"route_bytes"`
+	// EraseError says why the run's erase stage failed (its requests are
+	// left for the next run); the run then ends partial.
+	EraseError string `json:"erase_error,omitempty"`
+	Parts      int    `json:"route_parts"` // route parts 1..Parts
+	Objects    int    `json:"route_objects"`
+	Bytes      int64  `json:"route_bytes"`
 }
 
 // RunRecordKey is where the start stage records run run.
@@ -86,7 +89,11 @@ func runStart(ctx context.Context, env *Env, ev StageEvent) (*StartResult, error
 		t := trig.Time.UTC()
 		rec.EventTime = &t
 	}
+	rec.EraseError = eraseFailure(ev.Erase)
 	log := env.Log.With("stage", StageStart, "run", run)
+	if rec.EraseError != "" {
+		log.Error("the erase stage failed; its requests are left for the next run", "error", rec.EraseError)
+	}
 	jcfg := env.jobConfig(trig.From, trig.To)
 	pending, err := job.Pending(ctx, jcfg)
 	if err != nil {
@@ -114,6 +121,16 @@ func runStart(ctx context.Context, env *Env, ev StageEvent) (*StartResult, error
 	log.Info("run started", "trigger", rec.Trigger, "from", rec.From, "to", rec.To, "execution", ev.Execution,
 		"route_parts", rec.Parts, "route_objects", rec.Objects, "route_bytes", rec.Bytes, "store", env.Store.String())
 	return res, nil
+}
+
+// eraseFailure is why the erase stage failed, from what the state machine
+// passed on (a caught {"Error","Cause"}), or "" if it did not.
+func eraseFailure(b json.RawMessage) string {
+	var c CaughtError
+	if len(b) == 0 || json.Unmarshal(b, &c) != nil || c.Error == "" {
+		return ""
+	}
+	return c.String()
 }
 
 // readRunRecord reads run's record; a run without one is a permanent

@@ -32,15 +32,18 @@ type DayResult struct {
 // RunSummary is what a run did, written by the finish stage to
 // _state/runs/<run>.json and logged.
 type RunSummary struct {
-	Run        string          `json:"run"`
-	Execution  string          `json:"execution,omitempty"`
-	Trigger    string          `json:"trigger"`
-	EventTime  *time.Time      `json:"event_time,omitempty"`
-	From       string          `json:"from"`
-	To         string          `json:"to"`
-	TimeZone   string          `json:"time_zone"`
-	Status     string          `json:"status"` // done, partial (days failed), failed (a stage failed)
-	Error      string          `json:"error,omitempty"`
+	Run       string     `json:"run"`
+	Execution string     `json:"execution,omitempty"`
+	Trigger   string     `json:"trigger"`
+	EventTime *time.Time `json:"event_time,omitempty"`
+	From      string     `json:"from"`
+	To        string     `json:"to"`
+	TimeZone  string     `json:"time_zone"`
+	Status    string     `json:"status"` // done, partial (days failed, or the erase stage), failed (a stage failed)
+	Error     string     `json:"error,omitempty"`
+	// EraseError says why the erase stage failed: the pending erasure
+	// requests wait for the next run, and the run is partial.
+	EraseError string          `json:"erase_error,omitempty"`
 	StartedAt  time.Time       `json:"started_at"`
 	FinishedAt time.Time       `json:"finished_at"`
 	Seconds    float64         `json:"seconds"`
@@ -90,7 +93,7 @@ func runFinish(ctx context.Context, env *Env, ev StageEvent) (*FinishResult, err
 	}
 	log := env.Log.With("stage", StageFinish, "run", ev.Run)
 	sum := &RunSummary{Run: rec.Run, Execution: rec.Execution, Trigger: rec.Trigger, EventTime: rec.EventTime,
-		From: rec.From, To: rec.To, TimeZone: rec.TimeZone, StartedAt: rec.StartedAt, Days: []DayResult{}}
+		From: rec.From, To: rec.To, TimeZone: rec.TimeZone, StartedAt: rec.StartedAt, Days: []DayResult{}, EraseError: rec.EraseError}
 	if err := gatherRoute(ctx, env, rec, sum); err != nil {
 		return nil, err
 	}
@@ -127,10 +130,10 @@ func runFinish(ctx context.Context, env *Env, ev StageEvent) (*FinishResult, err
 	}
 	switch {
 	case ev.Error != nil:
-		sum.Status, sum.Error = RunFailed, ev.Error.Error+": "+ev.Error.Cause
+		sum.Status, sum.Error = RunFailed, ev.Error.String()
 	case plan == nil:
 		sum.Status, sum.Error = RunFailed, "the run has no plan: the plan stage did not finish"
-	case sum.Failed > 0:
+	case sum.Failed > 0, sum.EraseError != "":
 		sum.Status = RunPartial
 	default:
 		sum.Status = RunDone
@@ -242,6 +245,7 @@ func logSummary(env *Env, log *slog.Logger, sum *RunSummary) {
 		metrics.Metric{Name: "DaysBuilt", Value: float64(sum.Built), Unit: metrics.Count},
 		metrics.Metric{Name: "DaysFailed", Value: float64(sum.Failed), Unit: metrics.Count},
 		metrics.Metric{Name: "RunFailures", Value: b2f(sum.Status == RunFailed), Unit: metrics.Count},
+		metrics.Metric{Name: "EraseFailures", Value: b2f(sum.EraseError != ""), Unit: metrics.Count},
 	)
 	if r := sum.Route; r != nil {
 		ms = append(ms,

@@ -39,7 +39,7 @@ const collect = (states) => {
 };
 collect(definition.States);
 const execution = machine.run(JSON.parse(input), {
-  context: { Execution: { Name: name, Id: 'arn:aws:states:us-east-1:123456789012:execution:nightly:' + name } },
+  context: { Execution: { Name: name, Id: 'arn:aws:states:us-east-1:123456789012:execution:nightly:' + name, Input: JSON.parse(input) } },
   overrides: { retryIntervalOverrides: noPause },
 });
 const events = (async () => {
