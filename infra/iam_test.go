@@ -177,7 +177,7 @@ func TestFirehoseRoleWritesOnlyRaw(t *testing.T) {
 }
 
 // TestRollupRoleStaysInItsPrefixes: the rollup function reads raw/ and
-// raw-errors/ and rewrites their objects (the erase stage), reads and
+// raw-errors/ (only the erase function rewrites them), reads and
 // writes curated/ and _state/, and nothing else in
 // the bucket, except that it may put objects under reports/ when
 // NightlyReport is true; it keeps its one Glue database current and writes
@@ -188,8 +188,8 @@ func TestRollupRoleStaysInItsPrefixes(t *testing.T) {
 	glue := sorted(glueCatalog)
 	want := map[string][]string{
 		arnBucket:                                {"s3:GetBucketLocation", "s3:ListBucket"},
-		objects("raw/"):                          readWrite, // the erase stage rewrites a person's objects
-		objects("raw-errors/"):                   readWrite,
+		objects("raw/"):                          {"s3:GetObject"},
+		objects("raw-errors/"):                   {"s3:GetObject"},
 		objects("curated/"):                      readWrite,
 		objects("_state/"):                       readWrite,
 		objects("reports/"):                      {"s3:PutObject"},
@@ -225,6 +225,7 @@ func TestStateMachineRoleInvokesOnlyTheFunction(t *testing.T) {
 	tmpl := committedTree(t)
 	want := map[string][]string{
 		"GETATT:" + idRollup + ".Arn": {"lambda:InvokeFunction"},
+		"GETATT:" + idErase + ".Arn":  {"lambda:InvokeFunction"},
 		arnNightly:                    {"states:StartExecution"},
 		arnNightlyChildren:            {"states:DescribeExecution", "states:RedriveExecution", "states:StopExecution"},
 		arnNightlyRuns:                {"states:DescribeExecution"},
@@ -336,6 +337,41 @@ func TestReaderPolicyReadsOnly(t *testing.T) {
 	for _, r := range []string{objects("curated/"), objects("raw/")} {
 		if !slices.Equal(got[r], []string{"s3:GetObject"}) {
 			t.Errorf("reader policy on %s: %v, want s3:GetObject", r, got[r])
+		}
+	}
+}
+
+// TestEraseRoleRewritesRaw: the erase function (the Erase state) is the
+// one role besides Firehose's that may write raw/ and raw-errors/; it
+// rewrites a person's objects, rebuilds their days and registers them.
+func TestEraseRoleRewritesRaw(t *testing.T) {
+	all := policyStatements(t, committedTree(t))
+	readWrite := []string{"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"}
+	glue := sorted(glueCatalog)
+	want := map[string][]string{
+		arnBucket:                                {"s3:GetBucketLocation", "s3:ListBucket"},
+		objects("raw/"):                          readWrite,
+		objects("raw-errors/"):                   readWrite,
+		objects("curated/"):                      readWrite,
+		objects("_state/"):                       readWrite,
+		arnCatalog:                               glue,
+		arnDB:                                    glue,
+		"arn:aws:glue:REGION:ACCOUNT:table/DB/*": glue,
+		"GETATT:" + idEraseLogGroup + ".Arn":     {"logs:CreateLogStream", "logs:PutLogEvents"},
+	}
+	if diff := cmp.Diff(want, grants(t, all[idEraseRole])); diff != "" {
+		t.Errorf("erase role permissions (-want +got):\n%s", diff)
+	}
+	for role, stmts := range all {
+		if role == idEraseRole || role == idFirehoseRole {
+			continue
+		}
+		for _, s := range stmts {
+			for _, a := range s.actions {
+				if (a == "s3:PutObject" || a == "s3:DeleteObject") && (slices.Contains(s.resources, objects("raw/")) || slices.Contains(s.resources, objects("raw-errors/"))) {
+					t.Errorf("%s (%s) may %s in raw/: only the erase function and Firehose may", role, s.where, a)
+				}
+			}
 		}
 	}
 }

@@ -192,8 +192,8 @@ func packaged(t *testing.T, tmpl map[string]interface{}) map[string]interface{} 
 		p["Code"] = map[string]interface{}{"S3Bucket": "artifacts", "S3Key": "0123456789abcdef0123456789abcdef"}
 		n++
 	}
-	if n != 2 {
-		t.Errorf("template has %d Lambda functions, want 2 (rollup, collector)", n)
+	if n != 3 {
+		t.Errorf("template has %d Lambda functions, want 3 (rollup, erase, collector)", n)
 	}
 	return tmpl
 }
@@ -226,11 +226,11 @@ func TestTemplateParsesWithGoformation(t *testing.T) {
 		"AWS::S3::Bucket": 1, "AWS::S3::BucketPolicy": 1,
 		"AWS::KinesisFirehose::DeliveryStream": 1,
 		"AWS::Glue::Database":                  1, "AWS::Glue::Table": 1 + len(DefaultConfig().Curated),
-		"AWS::Lambda::Function": 2, "AWS::Lambda::Permission": 2, "AWS::Lambda::Url": 1,
+		"AWS::Lambda::Function": 3, "AWS::Lambda::Permission": 2, "AWS::Lambda::Url": 1,
 		"AWS::StepFunctions::StateMachine": 1,
 		"AWS::Events::Rule":                1, "AWS::Athena::WorkGroup": 1,
 		"AWS::CloudWatch::Alarm": 6, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 1,
-		"AWS::IAM::Role": 5, "AWS::IAM::ManagedPolicy": 1, "AWS::IAM::Policy": 1, "AWS::Logs::LogGroup": 3, "AWS::Logs::LogStream": 1,
+		"AWS::IAM::Role": 6, "AWS::IAM::ManagedPolicy": 1, "AWS::IAM::Policy": 1, "AWS::Logs::LogGroup": 4, "AWS::Logs::LogStream": 1,
 	}
 	for typ, n := range want {
 		if counts[typ] != n {

@@ -17,6 +17,7 @@ const (
 	// functionARNKey is the DefinitionSubstitutions key every Task state's
 	// Resource names.
 	functionARNKey = "RollupFunctionArn"
+	eraseARNKey    = "EraseFunctionArn"
 )
 
 // rollup adds the nightly run (docs/design.md §Where it runs): the one
@@ -49,18 +50,32 @@ func (b *builder) rollup() {
 	// conversion failures counted in data_quality_daily and quarantine)
 	// and reads and writes its outputs (curated/) and state (_state/:
 	// index, segments, leases, users, manifests, the run's records,
-	// erasure requests). The erase stage also rewrites the raw objects and
-	// error files that hold an erased person's rows (a new object, then the
-	// old one deleted): the only writes to raw/ and raw-errors/ besides
-	// Firehose's. Nothing else in the bucket.
-	b.add(idRollupRole, role("Rollup function: every stage of the nightly run, from raw/ to curated/ and the Glue partitions",
+	// erasure requests). Nothing else in the bucket.
+	b.add(idRollupRole, role("Rollup function: every stage of the nightly run but Erase, from raw/ to curated/ and the Glue partitions",
 		assumeRole("lambda.amazonaws.com", nil), "rollup",
 		policy(
 			allow("ListBucket", s3ListBucket, bucketARN()),
-			allow("ReadInputsEraseRows", s3ReadWrite, objectsARNs(prefixRaw, prefixRawErrors)...),
+			allow("ReadInputs", s3Read, objectsARNs(prefixRaw, prefixRawErrors)...),
 			allow("ReadWriteOutputs", s3ReadWrite, objectsARNs(prefixCurated, prefixState)...),
 			allow("Catalog", glueCatalog, glueCatalogARN(), glueDatabaseARN(), glueTableARN("*")),
 			allow("Log", logsWrite, cloudformation.GetAtt(idRollupLogGroup, "Arn")),
+		)))
+	// The erase function (the same code, the Erase state's) also rewrites
+	// the raw objects and error files that hold an erased person's rows (a
+	// new object, then the old one deleted): the only writes to raw/ and
+	// raw-errors/ besides Firehose's, kept out of every other stage.
+	b.add(idEraseLogGroup, &logs.LogGroup{
+		LogGroupName:    cloudformation.SubPtr("/aws/lambda/${AWS::StackName}-erase"),
+		RetentionInDays: cloudformation.Int(logRetentionDays),
+	})
+	b.add(idEraseRole, role("Erase function: the Erase state, which rewrites the raw objects holding an erased person's rows and rebuilds their days",
+		assumeRole("lambda.amazonaws.com", nil), "erase",
+		policy(
+			allow("ListBucket", s3ListBucket, bucketARN()),
+			allow("RewriteInputs", s3ReadWrite, objectsARNs(prefixRaw, prefixRawErrors)...),
+			allow("ReadWriteOutputs", s3ReadWrite, objectsARNs(prefixCurated, prefixState)...),
+			allow("Catalog", glueCatalog, glueCatalogARN(), glueDatabaseARN(), glueTableARN("*")),
+			allow("Log", logsWrite, cloudformation.GetAtt(idEraseLogGroup, "Arn")),
 		)))
 	b.add(idRollupReportPolicy, &iam.Policy{
 		PolicyName:                 "rollup-report",
@@ -69,31 +84,14 @@ func (b *builder) rollup() {
 		AWSCloudFormationCondition: condNightlyReport,
 	})
 
-	fn := &lambda.Function{
-		Description:   cloudformation.String("Little Warehouse rollup: one stage of the nightly run per invocation (erase, start, route, plan, build a day, windowed, register, report, finish)"),
-		Architectures: []string{"arm64"},
-		Runtime:       cloudformation.String("provided.al2023"),
-		Handler:       cloudformation.String("bootstrap"),
-		// Replaced by LambdaZip in the JSON (see override).
-		Code:       &lambda.Function_Code{S3Bucket: cloudformation.String("PACKAGE"), S3Key: cloudformation.String(LambdaZip)},
-		Role:       cloudformation.GetAtt(idRollupRole, "Arn"),
-		MemorySize: cloudformation.Int(defaultWorkerMemory),
-		Timeout:    cloudformation.Int(defaultWorkerTimeout),
-		Environment: &lambda.Function_Environment{Variables: map[string]string{
-			EnvStore:        cloudformation.Sub("s3://${" + idBucket + "}/"),
-			EnvGlueDatabase: cloudformation.Ref(idDatabase),
-			EnvTZ:           cloudformation.Ref(ParamTimeZone),
-			EnvMaxLateness:  cloudformation.Ref(ParamMaxLateness),
-			EnvParallel:     cloudformation.Ref(ParamParallel),
-			EnvReport:       cloudformation.Ref(ParamNightlyReport),
-		}},
-		LoggingConfig:                &lambda.Function_LoggingConfig{LogGroup: cloudformation.RefPtr(idRollupLogGroup)},
-		ReservedConcurrentExecutions: cloudformation.Int(defaultWorkerReservedConcurrency),
+	b.add(idRollup, rollupFunction("Little Warehouse rollup: one stage of the nightly run per invocation (start, route, plan, build a day, windowed, register, report, finish)",
+		idRollupRole, idRollupLogGroup, true))
+	b.add(idErase, rollupFunction("Little Warehouse erase: the nightly run's Erase state (pending rollup erase requests)", idEraseRole, idEraseLogGroup, false))
+	for _, id := range []string{idRollup, idErase} {
+		b.override(id, []string{"Code"}, LambdaZip)
+		b.refNumber(id, []string{"MemorySize"}, ParamWorkerMemory)
+		b.refNumber(id, []string{"Timeout"}, ParamWorkerTimeout)
 	}
-	b.add(idRollup, fn)
-	b.override(idRollup, []string{"Code"}, LambdaZip)
-	b.refNumber(idRollup, []string{"MemorySize"}, ParamWorkerMemory)
-	b.refNumber(idRollup, []string{"Timeout"}, ParamWorkerTimeout)
 	b.override(idRollup, []string{"ReservedConcurrentExecutions"}, map[string]interface{}{
 		"Fn::If": []interface{}{condHasReservedConcurrency, map[string]interface{}{"Ref": ParamWorkerReservedConcurrency}, map[string]interface{}{"Ref": "AWS::NoValue"}},
 	})
@@ -131,7 +129,7 @@ func (b *builder) stateMachine() {
 	b.add(idStateMachineRole, role("Nightly state machine: invoke the rollup function, run its Distributed Maps",
 		assumeRole("states.amazonaws.com", nil), "run-nightly",
 		policy(
-			allow("InvokeRollup", []string{"lambda:InvokeFunction"}, cloudformation.GetAtt(idRollup, "Arn")),
+			allow("InvokeRollup", []string{"lambda:InvokeFunction"}, cloudformation.GetAtt(idRollup, "Arn"), cloudformation.GetAtt(idErase, "Arn")),
 			allow("StartChildExecutions", []string{"states:StartExecution"}, stateMachineARN()),
 			allow("ManageChildExecutions", []string{"states:DescribeExecution", "states:RedriveExecution", "states:StopExecution"},
 				childExecutionsARN()),
@@ -142,11 +140,14 @@ func (b *builder) stateMachine() {
 	// ("ResultPath": null discards a result), and CloudFormation refuses
 	// null values anywhere in a template but inside a string.
 	b.add(idStateMachine, &stepfunctions.StateMachine{
-		StateMachineName:        cloudformation.SubPtr("${AWS::StackName}" + stateMachineNameSuffix),
-		StateMachineType:        cloudformation.String("STANDARD"),
-		RoleArn:                 cloudformation.GetAtt(idStateMachineRole, "Arn"),
-		DefinitionString:        cloudformation.String(string(StateMachineDefinition("${" + functionARNKey + "}"))),
-		DefinitionSubstitutions: map[string]interface{}{functionARNKey: cloudformation.GetAtt(idRollup, "Arn")},
+		StateMachineName: cloudformation.SubPtr("${AWS::StackName}" + stateMachineNameSuffix),
+		StateMachineType: cloudformation.String("STANDARD"),
+		RoleArn:          cloudformation.GetAtt(idStateMachineRole, "Arn"),
+		DefinitionString: cloudformation.String(string(StateMachineDefinition("${"+functionARNKey+"}", "${"+eraseARNKey+"}"))),
+		DefinitionSubstitutions: map[string]interface{}{
+			functionARNKey: cloudformation.GetAtt(idRollup, "Arn"),
+			eraseARNKey:    cloudformation.GetAtt(idErase, "Arn"),
+		},
 	})
 }
 
@@ -166,4 +167,34 @@ func executionsARN() string {
 // (execution:<name>/<map run>:<child>).
 func childExecutionsARN() string {
 	return cloudformation.Sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}" + stateMachineNameSuffix + "/*")
+}
+
+// rollupFunction is the rollup binary as a function with role roleID,
+// logging to logGroup; reserved says whether it takes the reserved
+// concurrency (the days' builds; the erase function runs one at a time).
+func rollupFunction(desc, roleID, logGroup string, reserved bool) *lambda.Function {
+	fn := &lambda.Function{
+		Description:   cloudformation.String(desc),
+		Architectures: []string{"arm64"},
+		Runtime:       cloudformation.String("provided.al2023"),
+		Handler:       cloudformation.String("bootstrap"),
+		// Replaced by LambdaZip in the JSON (see override).
+		Code:       &lambda.Function_Code{S3Bucket: cloudformation.String("PACKAGE"), S3Key: cloudformation.String(LambdaZip)},
+		Role:       cloudformation.GetAtt(roleID, "Arn"),
+		MemorySize: cloudformation.Int(defaultWorkerMemory),
+		Timeout:    cloudformation.Int(defaultWorkerTimeout),
+		Environment: &lambda.Function_Environment{Variables: map[string]string{
+			EnvStore:        cloudformation.Sub("s3://${" + idBucket + "}/"),
+			EnvGlueDatabase: cloudformation.Ref(idDatabase),
+			EnvTZ:           cloudformation.Ref(ParamTimeZone),
+			EnvMaxLateness:  cloudformation.Ref(ParamMaxLateness),
+			EnvParallel:     cloudformation.Ref(ParamParallel),
+			EnvReport:       cloudformation.Ref(ParamNightlyReport),
+		}},
+		LoggingConfig: &lambda.Function_LoggingConfig{LogGroup: cloudformation.RefPtr(logGroup)},
+	}
+	if reserved {
+		fn.ReservedConcurrentExecutions = cloudformation.Int(defaultWorkerReservedConcurrency)
+	}
+	return fn
 }

@@ -92,15 +92,16 @@ func TestStateMachine(t *testing.T) {
 		}
 	}
 	def, _ := p["DefinitionString"].(string)
-	if want := string(StateMachineDefinition("${" + functionARNKey + "}")); def != want {
+	if want := string(StateMachineDefinition("${"+functionARNKey+"}", "${"+eraseARNKey+"}")); def != want {
 		t.Errorf("state machine definition is not StateMachineDefinition's:\n%s", cmp.Diff(want, def))
 	}
 	subs := p["DefinitionSubstitutions"].(map[string]interface{})
-	if len(subs) != 1 || val(t, subs[functionARNKey]) != "GETATT:"+idRollup+".Arn" {
-		t.Errorf("definition substitutions %v, want %s = the rollup function's ARN", subs, functionARNKey)
+	if len(subs) != 2 || val(t, subs[functionARNKey]) != "GETATT:"+idRollup+".Arn" || val(t, subs[eraseARNKey]) != "GETATT:"+idErase+".Arn" {
+		t.Errorf("definition substitutions %v, want %s and %s = the rollup and erase functions' ARNs", subs, functionARNKey, eraseARNKey)
 	}
-	// Every Task invokes the one function; a change that added another
-	// resource would need its own grant in the state machine's role.
+	// Every Task invokes one of the two functions (Erase the erase
+	// function, one Task); a change that added another resource would
+	// need its own grant in the state machine's role.
 	resources := map[string]int{}
 	var walk func(v interface{})
 	walk = func(v interface{}) {
@@ -119,8 +120,8 @@ func TestStateMachine(t *testing.T) {
 		}
 	}
 	walk(tree(t, []byte(def)))
-	if len(resources) != 1 || resources["${"+functionARNKey+"}"] == 0 {
-		t.Errorf("Task resources %v, want only ${%s}", resources, functionARNKey)
+	if len(resources) != 2 || resources["${"+functionARNKey+"}"] == 0 || resources["${"+eraseARNKey+"}"] != 1 {
+		t.Errorf("Task resources %v, want ${%s}, and ${%s} once", resources, functionARNKey, eraseARNKey)
 	}
 }
 

@@ -69,15 +69,17 @@ var lambdaTransient = []string{
 }
 
 // StateMachineDefinition returns the Amazon States Language definition of
-// the nightly run, every Task invoking functionARN. The template passes
-// "${RollupFunctionArn}" (a DefinitionSubstitutions key); tests pass the
-// ARN their emulator answers. The same argument gives the same bytes.
-func StateMachineDefinition(functionARN string) []byte {
+// the nightly run, the Erase Task invoking eraseARN and every other Task
+// functionARN: the same code, deployed twice so that only the erase
+// function may write raw/. The template passes "${RollupFunctionArn}" and
+// "${EraseFunctionArn}" (DefinitionSubstitutions keys); tests pass the
+// ARNs their emulators answer. The same arguments give the same bytes.
+func StateMachineDefinition(functionARN, eraseARN string) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(stateMachine(functionARN)); err != nil {
+	if err := enc.Encode(stateMachine(functionARN, eraseARN)); err != nil {
 		panic(err) // maps of strings, numbers and bools
 	}
 	return b.Bytes()
@@ -85,14 +87,14 @@ func StateMachineDefinition(functionARN string) []byte {
 
 type obj = map[string]any
 
-func stateMachine(fn string) obj {
+func stateMachine(fn, eraseFn string) obj {
 	return obj{
 		"Comment": "Little Warehouse nightly rollup: route the new raw objects, build the stale days in parallel, " +
 			"then the windowed tables, the Glue partitions and the run summary (_state/runs/<run>.json in the data bucket).",
 		"StartAt":        StateErase,
 		"TimeoutSeconds": runTimeoutSeconds,
 		"States": obj{
-			StateErase: catchTo(task(fn, "Carries out the pending erasure requests (rollup erase) before any raw object is listed; receipts under _state/erasures/.",
+			StateErase: catchTo(task(eraseFn, "Carries out the pending erasure requests (rollup erase) before any raw object is listed; receipts under _state/erasures/.",
 				obj{"stage": "erase"}, "$.erase", StateStart), "$.erase", StateStart),
 			StateStart: task(fn, "Names the run, lists the raw objects not routed yet and splits them into route parts; records how Erase ended.",
 				obj{"stage": "start", "execution.$": "$$.Execution.Name", "input.$": "$$.Execution.Input", "erase.$": "$.erase"}, "$", StateRoute),

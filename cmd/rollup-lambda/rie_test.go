@@ -46,11 +46,12 @@ const (
 const (
 	machineARN  = "arn:aws:states:us-east-1:123456789012:stateMachine:lw-nightly"
 	functionARN = "arn:aws:lambda:us-east-1:123456789012:function:lw-rollup"
+	eraseARN    = "arn:aws:lambda:us-east-1:123456789012:function:lw-erase"
 )
 
 // definition is the nightly state machine as deployed, its Tasks invoking
-// functionARN.
-func definition() []byte { return infra.StateMachineDefinition(functionARN) }
+// functionARN and eraseARN (the emulators serve both).
+func definition() []byte { return infra.StateMachineDefinition(functionARN, eraseARN) }
 
 // functionEnv is the rollup function's environment against the S3 server
 // at s3URL, plus extra.
