@@ -30,7 +30,8 @@ Usage:
   rollup erase --store S --status                        list the requests, pending or done
 
 An id is a user_id, or the device id an anonymous user_key is made of
-(anon:<device_id>, or the device id alone): a row is the person's when its
+(anon:<device_id>, or the device id alone), trimmed of spaces around it
+(an id empty once trimmed is refused): a row is the person's when its
 user_id or device_id is one of the ids. Give both the user id and the device
 id of someone who used the app before signing in. --product limits the
 erasure to one product's rows; without it, every product's.
@@ -43,25 +44,31 @@ covers every event received up to then. Events received later are new data
 
 The next run carries it out: --now at once, else the next rollup (the CLI,
 or the nightly run on AWS), before it builds; a rollup that finds another
-one carrying out erasures (waiting --lock-wait) builds without them. It rewrites each raw object and Firehose error
-file holding the person's rows without them (a new object beside it,
-written and read back, before the old one and its segments are deleted),
-rebuilds the built days those objects fed, then users and the windowed
-tables, searches every remaining raw object, error file and table file for
-their rows (and deletes every segment not cut from a raw object found
-clean), and only then writes the receipt
-_state/erasures/<request>.done.json: the objects rewritten, the days
-rebuilt, the rows removed per table, and the scan (rows found: 0). It holds
-counts and keys, never ids or event contents. A run killed part way is
-finished by the next one; nothing is left half erased. Firehose may
-deliver an object up to a day after the events in it were received: until
-then, each run also reads the objects that arrived since the last scan,
-erases any of the person's rows they hold (received before the request),
-and writes a late receipt (_state/erasures/<request>.late-<time>.json)
-when it erased some, or when it closes the request.
+one carrying out erasures (waiting --lock-wait) builds without them. It
+rewrites each raw object and Firehose error file holding the person's rows
+without them (a new object beside it, checked before it is written and
+read back after; from then on builds read it in the old one's place, and
+the old one and its segments are deleted), rebuilds the built days those
+objects fed, then users and the windowed tables, searches every remaining
+raw object, error file and table file for their rows (and deletes every
+segment not cut from a raw object found clean), and only then writes the
+receipt _state/erasures/<request>.done.json: the objects rewritten, the
+days rebuilt, the rows removed per table, and the scan (rows found: 0). It
+holds counts and keys, never ids or event contents. A run killed part way
+is finished by the next one, which searches every object again from the
+start; nothing is left half erased. A row is received before the request
+if its received_at says so, or if the object holding it was stored before
+the request (whatever its received_at says: a bad clock's 2099 is erased
+too). Firehose may deliver an object up to a day after the events in it
+were received: until then, each run also reads the objects that arrived
+since the last scan, erases any of the person's rows they hold (received
+before the request), and writes a late receipt
+(_state/erasures/<request>.late-<time>.json) when it erased some, or when
+it closes the request.
 
-Objects that cannot be read as rows (not Parquet, truncated) cannot be
-searched: the receipt names them (unsearchable). On S3, superseded runs of
+Objects that cannot be read as rows (not Parquet, truncated), and Firehose
+error files holding a record that cannot be decoded, cannot be searched
+whole: the receipt names them (unsearchable). On S3, superseded runs of
 the tables are kept for --grace-period (6h) for readers, and non-current
 object versions expire by the bucket's lifecycle: see infra/README.md.
 
@@ -146,7 +153,7 @@ func runErasures(ctx context.Context, cfg job.Config, stdout io.Writer) error {
 	rcs, err := job.Erase(ctx, cfg)
 	printReceipts(stdout, rcs)
 	if err != nil {
-		return fmt.Errorf("%w (run again: the erase resumes where it stopped)", err)
+		return fmt.Errorf("%w (run again: it finishes the erase, searching every raw object again)", err)
 	}
 	return nil
 }
@@ -162,7 +169,7 @@ func erasuresBeforeBuild(ctx context.Context, cfg job.Config, stdout io.Writer) 
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("%w (run again: the erase resumes where it stopped)", err)
+		return fmt.Errorf("%w (run again: it finishes the erase, searching every raw object again)", err)
 	}
 	return nil
 }
@@ -230,9 +237,17 @@ func printPendingErasures(ctx context.Context, st store.Store, w io.Writer) erro
 	return nil
 }
 
-// readIDs gathers the ids of --user flags and --users-file.
+// readIDs gathers the ids of --user flags and --users-file, each trimmed
+// of spaces (cleanID).
 func readIDs(users []string, file string) ([]string, error) {
-	ids := append([]string(nil), users...)
+	var ids []string
+	for _, u := range users {
+		id, err := cleanID(u)
+		if err != nil {
+			return nil, usageError{msg: fmt.Sprintf("--user %q: %v", u, err), help: "rollup erase --help"}
+		}
+		ids = append(ids, id)
+	}
 	if file == "" {
 		return ids, nil
 	}
@@ -242,12 +257,35 @@ func readIDs(users []string, file string) ([]string, error) {
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
-			ids = append(ids, l)
+	for n := 1; sc.Scan(); n++ {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
 		}
+		id, err := cleanID(l)
+		if err != nil {
+			return nil, usageError{msg: fmt.Sprintf("--users-file %s, line %d: %v", file, n, err), help: "rollup erase --help"}
+		}
+		ids = append(ids, id)
 	}
 	return ids, sc.Err()
+}
+
+// cleanID returns id without the spaces around it (and around the device
+// id of anon:<device_id>): ids are matched exactly, and " u-42" would
+// match no row. An id empty once trimmed is an error.
+func cleanID(id string) (string, error) {
+	id = strings.TrimSpace(id)
+	if dev, ok := strings.CutPrefix(id, "anon:"); ok {
+		if dev = strings.TrimSpace(dev); dev == "" {
+			return "", errors.New("anon: names no device id")
+		}
+		return "anon:" + dev, nil
+	}
+	if id == "" {
+		return "", errors.New("an empty id (only spaces)")
+	}
+	return id, nil
 }
 
 // multiFlag is a string flag that may be given several times.
@@ -255,10 +293,8 @@ type multiFlag []string
 
 func (m *multiFlag) String() string { return strings.Join(*m, ",") }
 
+// Set keeps s as given; readIDs trims and checks it.
 func (m *multiFlag) Set(s string) error {
-	if strings.TrimSpace(s) == "" {
-		return fmt.Errorf("empty id")
-	}
 	*m = append(*m, s)
 	return nil
 }

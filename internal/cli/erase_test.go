@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -232,5 +233,60 @@ func TestEraseCommand(t *testing.T) {
 	cli(2, "erase", "--store", root, "--user", "")
 	if out := cli(0, "erase", "--help"); !strings.Contains(out, "keyed hash") || !strings.Contains(out, "--users-file") {
 		t.Errorf("help: %q", out)
+	}
+}
+
+// TestEraseTrimsIDs: an id given with spaces around it (" u-42", a
+// pasted value) is recorded trimmed, as a users file's line is; an id
+// that is empty once trimmed is refused with a message saying so.
+func TestEraseTrimsIDs(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := store.OpenDir(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 6, 5, 0, 0, 0, 0, time.UTC)
+	cli := func(want int, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := mainAt(ctx, now, args, &out, &errOut); code != want {
+			t.Fatalf("rollup %q: exit %d, want %d\n%s%s", args, code, want, out.String(), errOut.String())
+		}
+		return out.String() + errOut.String()
+	}
+	cli(0, "erase", "--store", root, "--user", " u-42\t", "--user", "anon: dev-9 ")
+	list, err := erasure.List(ctx, st)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("requests %+v, %v", list, err)
+	}
+	key, err := erasure.Key(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{erasure.Hash(key, "u-42"), erasure.Hash(key, "dev-9")}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, list[0].Hashes); diff != "" {
+		t.Errorf("hashes (-of the trimmed ids +recorded):\n%s", diff)
+	}
+	file := filepath.Join(t.TempDir(), "ids.txt")
+	if err := os.WriteFile(file, []byte("u-7\nanon:  \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--user", "   "}, "empty id"},
+		{[]string{"--user", "u-1", "--user", ""}, "empty id"},
+		{[]string{"--user", "anon: "}, "no device id"},
+		{[]string{"--users-file", file}, "line 2"},
+	} {
+		if out := cli(2, append([]string{"erase", "--store", root}, tc.args...)...); !strings.Contains(out, tc.want) {
+			t.Errorf("erase %q said %q, want %q in it", tc.args, out, tc.want)
+		}
+	}
+	if list, err := erasure.List(ctx, st); err != nil || len(list) != 1 {
+		t.Errorf("requests %d, %v: a refused id recorded one", len(list), err)
 	}
 }
