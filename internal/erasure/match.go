@@ -3,6 +3,7 @@ package erasure
 import (
 	"strings"
 	"sync"
+	"time"
 )
 
 // Matcher says whether a row is one of a request's. It is safe for
@@ -52,12 +53,25 @@ func (m *Matcher) Product(p string) bool { return m.product == "" || p == m.prod
 // are not the request's.
 func (m *Matcher) Until() int64 { return m.until }
 
-// Row reports whether a raw row is the request's: of its product (if it
-// names one), with a user_id or device_id it names, received up to the
-// request (a row with no received_at is invalid and matched by its ids
-// alone).
-func (m *Matcher) Row(product, userID, deviceID string, receivedAt int64, hasReceivedAt bool) bool {
-	if !m.Product(product) || (hasReceivedAt && receivedAt > m.until) {
+// Received reports whether a row was received up to the request. An
+// object written (stored) at or before the request holds only rows
+// received before it, whatever their received_at says (a collector's bad
+// clock can stamp 2099), so every row of such an object was; a row of an
+// object written later, or of unknown time (written zero), was if its
+// received_at is up to the request, or if it has none (an invalid row,
+// matched by its ids alone).
+func (m *Matcher) Received(receivedAt int64, hasReceivedAt bool, written time.Time) bool {
+	if !written.IsZero() && written.UnixMilli() <= m.until {
+		return true
+	}
+	return !hasReceivedAt || receivedAt <= m.until
+}
+
+// Row reports whether a raw row, of an object written at written, is the
+// request's: of its product (if it names one), with a user_id or
+// device_id it names, received up to the request (Received).
+func (m *Matcher) Row(product, userID, deviceID string, receivedAt int64, hasReceivedAt bool, written time.Time) bool {
+	if !m.Product(product) || !m.Received(receivedAt, hasReceivedAt, written) {
 		return false
 	}
 	return m.ID(userID) || m.ID(deviceID)

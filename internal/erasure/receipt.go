@@ -49,8 +49,10 @@ type Object struct {
 // Verification is the scan after the rewrite: every file that can hold a
 // row, searched by keyed hash. Each raw object and error file listed was
 // read whole during the erase and found clean, or written by it and read
-// back (one found clean and unchanged since is not read twice); every
-// table file is read again.
+// back (one found clean and unchanged since, in the same run, is not read
+// twice; a run that finishes an erase after a crash reads them all
+// again); every table file is read again. An error file holding a record
+// that cannot be decoded is named in Unsearchable, not counted clean.
 type Verification struct {
 	At           time.Time `json:"at"`
 	RawObjects   int       `json:"raw_objects"`   // raw Parquet objects listed, each searched
@@ -78,8 +80,9 @@ func LateReceiptKey(id string, t time.Time) string {
 	return Prefix + id + ".late-" + t.UTC().Format("20060102T150405.000Z") + ".json"
 }
 
-// WorkKey is where request id's work in progress is kept between a crash
-// and the run that resumes it.
+// WorkKey is where request id's work in progress (the objects rewritten,
+// the days to rebuild) is kept between a crash and the run that finishes
+// it; that run scans every object again.
 func WorkKey(id string) string { return Prefix + id + ".work.json" }
 
 // LateWorkKey is WorkKey for a late check of request id.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/snappy"
@@ -70,26 +71,36 @@ type errorLine struct {
 }
 
 // rawRecord is what FilterErrors reads of the record Firehose could not
-// convert (the collector's JSON event).
+// convert (the collector's JSON event). Its fields are kept raw: a record
+// is often rejected because a field has the wrong type ("user_id": 12345),
+// and such a record must still be found.
 type rawRecord struct {
-	Product  string `json:"product"`
-	UserID   string `json:"user_id"`
-	DeviceID string `json:"device_id"`
+	Product  json.RawMessage `json:"product"`
+	UserID   json.RawMessage `json:"user_id"`
+	DeviceID json.RawMessage `json:"device_id"`
 }
 
-// FilterErrors returns a Firehose error file (JSON lines) without the
-// records that are m's: their rawData, decoded, is a JSON event whose
-// product, user_id or device_id m matches, and they arrived up to the
-// request. Other lines are kept byte for byte. It returns the lines
-// (records) the file held and how many it removed.
-func FilterErrors(b []byte, m *Matcher) (out []byte, records, removed int64) {
+// FilterErrors returns a Firehose error file (JSON lines), of an object
+// written at written, without the records that are m's: their rawData,
+// decoded, is a JSON event whose product, user_id or device_id m matches
+// (each a string or a number), and they arrived up to the request
+// (Matcher.Received). Other lines are kept byte for byte. It returns the
+// lines (records) the file held, how many it removed, and how many it
+// could not search (undecodable: not an error record, rawData not base64
+// or not a JSON object, or one of those fields neither a string, a number
+// nor null): those are kept, and the file is not known clean of m's ids.
+func FilterErrors(b []byte, m *Matcher, written time.Time) (out []byte, records, removed, undecodable int64) {
 	out = make([]byte, 0, len(b))
 	for len(b) > 0 {
 		line, rest, found := bytes.Cut(b, []byte{'\n'})
 		b = rest
 		if len(bytes.TrimSpace(line)) > 0 {
 			records++
-			if errorRecordMatches(line, m) {
+			match, ok := errorRecordMatches(line, m, written)
+			if !ok {
+				undecodable++
+			}
+			if match {
 				removed++
 				continue
 			}
@@ -99,21 +110,45 @@ func FilterErrors(b []byte, m *Matcher) (out []byte, records, removed int64) {
 			out = append(out, '\n')
 		}
 	}
-	return out, records, removed
+	return out, records, removed, undecodable
 }
 
-func errorRecordMatches(line []byte, m *Matcher) bool {
+// errorRecordMatches reports whether line is a record of m's request; ok
+// is false if it could not be searched.
+func errorRecordMatches(line []byte, m *Matcher, written time.Time) (match, ok bool) {
 	var l errorLine
 	if json.Unmarshal(line, &l) != nil || l.RawData == "" {
-		return false
+		return false, false
 	}
 	data, err := base64.StdEncoding.DecodeString(l.RawData)
 	if err != nil {
-		return false
+		return false, false
 	}
 	var r rawRecord
 	if json.Unmarshal(data, &r) != nil {
-		return false
+		return false, false
 	}
-	return m.Row(r.Product, r.UserID, r.DeviceID, l.ArrivalTimestamp, l.ArrivalTimestamp > 0)
+	product, ok1 := scalar(r.Product)
+	user, ok2 := scalar(r.UserID)
+	device, ok3 := scalar(r.DeviceID)
+	if !ok1 || !ok2 || !ok3 {
+		return false, false
+	}
+	return m.Row(product, user, device, l.ArrivalTimestamp, l.ArrivalTimestamp > 0, written), true
+}
+
+// scalar returns a JSON field as text: a string's value, a number's
+// literal, "" for null or absent; ok is false for anything else.
+func scalar(v json.RawMessage) (string, bool) {
+	v = bytes.TrimSpace(v)
+	switch {
+	case len(v) == 0 || string(v) == "null":
+		return "", true
+	case v[0] == '"':
+		var s string
+		return s, json.Unmarshal(v, &s) == nil
+	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
+		return string(v), true
+	}
+	return "", false
 }

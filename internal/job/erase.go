@@ -30,12 +30,16 @@ import (
 // The erase stage (docs/design.md §Erasing a person): an erasure request
 // (internal/erasure) is one more input of the pure function. Carrying it
 // out rewrites every raw object and error file holding the request's rows
-// without them (a new object, written and verified, then the old one and
+// without them (a new object, verified and written, then the old one and
 // its segments deleted), rebuilds the built days those objects fed, then
 // the windowed tables, scans every remaining file for the request's rows,
-// and writes the receipt. Its progress (the objects rewritten, the days to
-// rebuild) is kept under _state/erasures/ before anything is deleted, so a
-// run killed at any point is finished by the next one.
+// and writes the receipt. What it has done (the objects rewritten, the
+// days to rebuild) is kept in a work file under _state/erasures/ before
+// anything is deleted, so that a run killed at any point is finished by
+// the next one: that run scans every raw object and error file again
+// from the start (which objects were found clean is known only in
+// memory, for one run), rewrites those still holding rows, and rebuilds
+// the days of the work file with those it finds.
 
 // eraseLease is the lease one erase stage of a store holds at a time.
 const eraseLease = "erase"
@@ -54,7 +58,9 @@ type eraser struct {
 
 	// clean holds the objects (key to ETag) read in full and found to hold
 	// none of the current request's rows (or written so and read back):
-	// a later scan of the same request does not read them again.
+	// a later scan of the same request in this run does not read them
+	// again. It is in memory only: a run that resumes a request after a
+	// crash reads every object again.
 	mu    sync.Mutex
 	clean map[string]string
 }
@@ -156,7 +162,9 @@ type pass struct {
 // carries them out as the first pass did. It writes a receipt when it
 // erased rows, or when its scan is the first after watchUntil, which
 // closes the request; otherwise it returns nil and the next run looks
-// again. An interrupted late check is resumed from its work file.
+// again. An interrupted late check is finished by the next run: its work
+// file keeps what it rewrote and the days to rebuild, and its scans start
+// again from its first arrival hour.
 func (e *eraser) lateCheck(ctx context.Context, s erasure.Status) (*erasure.Receipt, error) {
 	p := pass{work: erasure.LateWorkKey(s.ID), late: true, since: s.CheckedAt().Add(-compact.MaxDeliveryDelay - time.Hour).Truncate(time.Hour)}
 	w, err := erasure.ReadWork(ctx, e.cfg.Store, p.work)
@@ -164,7 +172,7 @@ func (e *eraser) lateCheck(ctx context.Context, s erasure.Status) (*erasure.Rece
 		return nil, err
 	}
 	if !w.Started.IsZero() {
-		return e.carryOut(ctx, s.Request, p) // resume
+		return e.carryOut(ctx, s.Request, p) // finish it
 	}
 	at := e.cfg.Now().UTC()
 	m := erasure.NewMatcher(e.key, s.Request)
@@ -206,8 +214,9 @@ func (e *eraser) hook(step string) error {
 	return e.opts.eraseHook(step)
 }
 
-// carryOut carries out request r in pass p, resuming its work if a run
-// died in it.
+// carryOut carries out request r in pass p. If a run died in it, the
+// work file it left keeps the objects rewritten and the days to rebuild;
+// every scan starts again from the beginning.
 func (e *eraser) carryOut(ctx context.Context, r erasure.Request, p pass) (*erasure.Receipt, error) {
 	st := e.cfg.Store
 	m := erasure.NewMatcher(e.key, r)
@@ -274,11 +283,13 @@ type rawScan struct {
 // returns those holding the request's rows.
 func (e *eraser) scanRaw(ctx context.Context, m *erasure.Matcher, since time.Time) (*rawScan, error) {
 	st := e.cfg.Store
-	objs, ignored, err := listRaw(ctx, st, e.cfg.RawPrefix, since, time.Unix(1<<40, 0))
+	// Every object, those rewritten but not deleted yet included (a run
+	// died between the two): they still hold the rows.
+	objs, ignored, err := listAllRaw(ctx, st, e.cfg.RawPrefix, since, time.Unix(1<<40, 0))
 	if err != nil {
 		return nil, err
 	}
-	errObjs, ignoredErrs, err := listRaw(ctx, st, e.cfg.ErrorPrefix, since, time.Unix(1<<40, 0))
+	errObjs, ignoredErrs, err := listAllRaw(ctx, st, e.cfg.ErrorPrefix, since, time.Unix(1<<40, 0))
 	if err != nil {
 		return nil, err
 	}
@@ -305,11 +316,14 @@ func (e *eraser) scanRaw(ctx context.Context, m *erasure.Matcher, since time.Tim
 			defer mu.Unlock()
 			switch {
 			case errors.Is(err, store.ErrNotExist):
+				return nil
 			case err != nil:
 				return err
-			case bad:
+			}
+			if bad {
 				sc.unsearchable = append(sc.unsearchable, o.Key)
-			case f != nil:
+			}
+			if f != nil {
 				sc.found = append(sc.found, f)
 			}
 			return nil
@@ -324,23 +338,25 @@ func (e *eraser) scanRaw(ctx context.Context, m *erasure.Matcher, since time.Tim
 }
 
 // scanObject reads one object whole and returns it if it holds rows of
-// the request (nil if not); bad says it cannot be read as rows.
+// the request (nil if not); bad says it cannot be read as rows, or (an
+// error file) holds records that cannot be searched: its matched records
+// are still returned, to be removed.
 func (e *eraser) scanObject(ctx context.Context, o rawObject, isErrors bool, m *erasure.Matcher) (f *found, bad bool, err error) {
 	if isErrors {
 		b, err := e.cfg.Store.Get(ctx, o.Key)
 		if err != nil {
 			return nil, false, fmt.Errorf("read %s: %w", o.Key, err)
 		}
-		keep, records, removed := erasure.FilterErrors(b, m)
+		keep, records, removed, undecodable := erasure.FilterErrors(b, m, o.ModTime)
 		if removed == 0 {
-			return nil, false, nil
+			return nil, undecodable > 0, nil
 		}
 		d := day.Of(o.Hour.UnixMilli(), e.cfg.Rules.Loc)
 		days := []string{d.String()}
 		if d2 := day.Of(o.Hour.Add(time.Hour).UnixMilli()-1, e.cfg.Rules.Loc); d2 != d {
 			days = append(days, d2.String())
 		}
-		return &found{rawObject: o, errors: true, keep: keep, rows: records, removed: removed, days: days}, false, nil
+		return &found{rawObject: o, errors: true, keep: keep, rows: records, removed: removed, days: days}, undecodable > 0, nil
 	}
 	cols, err := raw.ReadColumns(ctx, e.cfg.Store, o.Key)
 	if _, isBad := errors.AsType[*raw.BadObjectError](err); isBad {
@@ -350,7 +366,7 @@ func (e *eraser) scanObject(ctx context.Context, o rawObject, isErrors bool, m *
 		return nil, false, err
 	}
 	f = &found{rawObject: o, rows: int64(cols.Len())}
-	if f.drop, f.removed = matchRows(cols, m); f.removed == 0 {
+	if f.drop, f.removed = matchRows(cols, m, o.ModTime); f.removed == 0 {
 		return nil, false, nil
 	}
 	for d := range e.cfg.Rules.RouteColumns(cols, o.Hour.UnixMilli(), func(day.Day) bool { return true }) {
@@ -360,9 +376,10 @@ func (e *eraser) scanObject(ctx context.Context, o rawObject, isErrors bool, m *
 	return f, false, nil
 }
 
-// matchRows returns which of cols' rows are m's request's, and how many,
-// hashing each distinct id of the object once.
-func matchRows(cols *raw.Columns, m *erasure.Matcher) ([]bool, int64) {
+// matchRows returns which of cols' rows, of an object written at
+// written, are m's request's, and how many, hashing each distinct id of
+// the object once.
+func matchRows(cols *raw.Columns, m *erasure.Matcher, written time.Time) ([]bool, int64) {
 	d := cols.Dict
 	ids, products := map[uint32]bool{}, map[uint32]bool{}
 	cached := func(memo map[uint32]bool, id uint32, f func(string) bool) bool {
@@ -375,7 +392,7 @@ func matchRows(cols *raw.Columns, m *erasure.Matcher) ([]bool, int64) {
 	}
 	drop, n := make([]bool, cols.Len()), int64(0)
 	for i := range drop {
-		if !cached(products, cols.Str[frame.Product][i], m.Product) || (cols.HasReceivedAt[i] && cols.ReceivedAt[i] > m.Until()) {
+		if !cached(products, cols.Str[frame.Product][i], m.Product) || !m.Received(cols.ReceivedAt[i], cols.HasReceivedAt[i], written) {
 			continue
 		}
 		if cached(ids, cols.Str[frame.UserID][i], m.ID) || cached(ids, cols.Str[frame.DeviceID][i], m.ID) {
@@ -392,7 +409,7 @@ func matchRows(cols *raw.Columns, m *erasure.Matcher) ([]bool, int64) {
 // copy of the store has the same key.
 func newKey(key string, data []byte) string {
 	h := sha256.Sum256(data)
-	return key + "~erased-" + hex.EncodeToString(h[:8])
+	return key + erasedSep + hex.EncodeToString(h[:8])
 }
 
 // rewriteAll rewrites each of fs. Before it deletes an object, the work
@@ -471,9 +488,13 @@ func (e *eraser) filtered(ctx context.Context, f *found) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// write writes data to to (nothing if to is empty: no row is left) and
-// reads it back: its rows must be f's others, exactly. The old object is
-// left for the caller to delete.
+// write writes data to to (nothing if to is empty: no row is left). The
+// content is verified before it is written — its rows must be f's
+// others, exactly — because builds list the rewrite in place of f from
+// the moment it exists (withoutRewritten); it is read back after. A
+// rewrite of f left by an earlier attempt under another name is deleted
+// first, so that builds never list two. The old object is left for the
+// caller to delete.
 func (e *eraser) write(ctx context.Context, f *found, to string, data []byte) error {
 	if to == "" {
 		return nil
@@ -481,17 +502,37 @@ func (e *eraser) write(ctx context.Context, f *found, to string, data []byte) er
 	if err := e.hook("rewrite " + f.Key); err != nil {
 		return err
 	}
+	if !f.errors {
+		if err := e.verifyRewrite(ctx, f, to, data); err != nil {
+			return err
+		}
+	}
 	st := e.cfg.Store
+	stale, err := st.List(ctx, f.Key+erasedSep)
+	if err != nil {
+		return err
+	}
+	for _, o := range stale {
+		if o.Key == to {
+			continue
+		}
+		if err := st.Delete(ctx, o.Key); err != nil {
+			return fmt.Errorf("delete %s: %w", o.Key, err)
+		}
+	}
 	if err := st.Put(ctx, to, data); err != nil {
 		return fmt.Errorf("write %s: %w", to, err)
 	}
-	if f.errors {
-		got, err := st.Get(ctx, to)
-		if err != nil || !bytes.Equal(got, data) {
-			return fmt.Errorf("verify %s: it does not read back as written (%v)", to, err)
+	got, err := st.Get(ctx, to)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", to, err)
+	}
+	if !bytes.Equal(got, data) {
+		// Not as written: no build may read it in place of f.
+		if err := st.Delete(ctx, to); err != nil {
+			return fmt.Errorf("verify %s: it does not read back as written, and deleting it failed: %w", to, err)
 		}
-	} else if err := e.verifyRewrite(ctx, f, to); err != nil {
-		return err
+		return fmt.Errorf("verify %s: it does not read back as written (deleted)", to)
 	}
 	o, err := st.Stat(ctx, to)
 	if err != nil {
@@ -501,14 +542,14 @@ func (e *eraser) write(ctx context.Context, f *found, to string, data []byte) er
 	return nil
 }
 
-// verifyRewrite checks that the object at to holds exactly f's rows that
-// are not dropped, in order, as the job reads them.
-func (e *eraser) verifyRewrite(ctx context.Context, f *found, to string) error {
+// verifyRewrite checks that data, the rewrite of f to go to to, holds
+// exactly f's rows that are not dropped, in order, as the job reads them.
+func (e *eraser) verifyRewrite(ctx context.Context, f *found, to string, data []byte) error {
 	old, err := raw.ReadColumns(ctx, e.cfg.Store, f.Key)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", f.Key, err)
 	}
-	got, err := raw.ReadColumns(ctx, e.cfg.Store, to)
+	got, err := raw.ReadColumnsFrom(bytes.NewReader(data), int64(len(data)), to)
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", to, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/erasure"
 	"github.com/littlewarehouse/warehouse/internal/event"
 	"github.com/littlewarehouse/warehouse/internal/gen"
+	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/raw"
 	"github.com/littlewarehouse/warehouse/internal/segment"
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -660,5 +661,342 @@ func TestEraseFirehoseErrorRecords(t *testing.T) {
 		if bytes.Contains(b, []byte(`"gone"`)) {
 			t.Errorf("%s holds the id", o.Key)
 		}
+	}
+}
+
+// TestBuildWhileAnObjectIsRewritten: a build that runs after an erase
+// wrote an object's rewrite and before it deleted the object (a rollup
+// that found the erase lease held and built without it, or a night whose
+// Erase state ran out of time there) reads the rewrite alone, never both.
+// A day first built then has the data_quality_daily and quarantine of a
+// clean build of the objects with the rewrite in place of the original; a
+// day built before from the original is left as it was (its build covers
+// an object still there), for the erase to rebuild.
+func TestBuildWhileAnObjectIsRewritten(t *testing.T) {
+	for _, builtBefore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("built before %t", builtBefore), func(t *testing.T) {
+			buildWhileRewritten(t, builtBefore)
+		})
+	}
+}
+
+func buildWhileRewritten(t *testing.T, builtBefore bool) {
+	ctx := context.Background()
+	st := store.NewMem()
+	h := parseTime(t, "2026-07-01T10:00:00Z")
+	row := func(id, user, name string, min int) event.Raw {
+		at := h.Add(time.Duration(min) * time.Minute)
+		return event.Raw{EventID: id, EventTime: at.Add(-time.Second), ReceivedAt: at, EventName: name, UserID: user, Product: "shop", Platform: "web"}
+	}
+	key := "raw/2026/07/01/10/events-1-a"
+	writeRaw(t, st, key, []event.Raw{
+		row("a1", "gone", "open", 1), row("a2", "stays", "open", 2), row("a2", "stays", "open", 2), // a duplicate
+		row("a3", "stays", "", 3), row("a4", "gone", "", 4), // invalid: quarantined
+		row("a5", "stays", "buy", 5),
+	})
+	writeRaw(t, st, "raw/2026/07/01/10/events-1-b", []event.Raw{row("b1", "other", "open", 6), row("b1", "other", "open", 6)})
+	d := day.FromDate(2026, 7, 1)
+	now := h.Add(48 * time.Hour)
+	cfg := Config{Store: st, From: d, To: d, Rules: compact.DefaultRules(time.UTC), Parallel: 2, Now: func() time.Time { return now }}
+	var before *rollups.DataQualityDaily
+	if builtBefore {
+		if _, err := Run(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		before = qualityOf(t, st, d)
+	}
+	if _, err := erasure.Record(ctx, st, "shop", []string{"gone"}, now); err != nil {
+		t.Fatal(err)
+	}
+	quarantine := func(st store.Store) []rollups.Quarantine {
+		q := readRows[rollups.Quarantine](t, st, "quarantine", d)
+		slices.SortFunc(q, func(a, b rollups.Quarantine) int { return strings.Compare(a.EventID+a.Reason, b.EventID+b.Reason) })
+		return q
+	}
+	checked := false
+	hook := withEraseHook(func(step string) error {
+		if step != "delete "+key {
+			return nil
+		}
+		objs, err := st.List(ctx, "raw/")
+		if err != nil {
+			return err
+		}
+		if len(objs) != 3 {
+			t.Fatalf("before the delete, %d raw objects, want the original, its rewrite and the other", len(objs))
+		}
+		now = now.Add(time.Hour)
+		if _, err := Run(ctx, cfg); err != nil {
+			t.Fatalf("a build between the rewrite and the delete: %v", err)
+		}
+		clean := store.NewMem()
+		for _, o := range objs {
+			if o.Key == key {
+				continue // what a build may read: the rewrite in its place
+			}
+			b, err := st.Get(ctx, o.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := clean.Put(ctx, o.Key, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ccfg := cfg
+		ccfg.Store = clean
+		if _, err := Run(ctx, ccfg); err != nil {
+			t.Fatal(err)
+		}
+		got := qualityOf(t, st, d)
+		if builtBefore {
+			if diff := cmp.Diff(before, got); diff != "" {
+				t.Errorf("data_quality_daily after a build between rewrite and delete (-before +got):\n%s", diff)
+			}
+		} else {
+			if diff := cmp.Diff(qualityOf(t, clean, d), got); diff != "" {
+				t.Errorf("data_quality_daily of a build between rewrite and delete (-clean +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(quarantine(clean), quarantine(st)); diff != "" {
+				t.Errorf("quarantine of a build between rewrite and delete (-clean +got):\n%s", diff)
+			}
+		}
+		checked = true
+		return nil
+	})
+	rcs, err := Erase(ctx, cfg, hook)
+	if err != nil || len(rcs) != 1 || rcs[0].RowsRemoved["raw"] != 2 {
+		t.Fatalf("erase: %+v, %v", rcs, err)
+	}
+	if !checked {
+		t.Fatal("the erase never reached the delete of the rewritten object")
+	}
+	// After the erase, the day equals a clean build of what is left.
+	clean := store.NewMem()
+	copyPrefixes(t, st, clean, "raw/")
+	ccfg := cfg
+	ccfg.Store = clean
+	if _, err := Run(ctx, ccfg); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(qualityOf(t, clean, d), qualityOf(t, st, d)); diff != "" {
+		t.Errorf("data_quality_daily after the erase (-clean +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(quarantine(clean), quarantine(st)); diff != "" {
+		t.Errorf("quarantine after the erase (-clean +got):\n%s", diff)
+	}
+}
+
+// TestEraseRowWithAFutureReceivedAt: a row of the person stamped 2099 by a
+// collector's bad clock, in an object stored before the request, was
+// received before it: it is erased with the others, and does not pass for
+// the person coming back.
+func TestEraseRowWithAFutureReceivedAt(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMem()
+	h := parseTime(t, "2026-07-01T10:00:00Z")
+	future := parseTime(t, "2099-01-01T00:00:00Z")
+	writeRaw(t, st, "raw/2026/07/01/10/events-1-a", []event.Raw{
+		{EventID: "a1", EventTime: h, ReceivedAt: h, EventName: "open", UserID: "gone", Product: "shop", Platform: "web"},
+		{EventID: "a2", EventTime: h, ReceivedAt: future, EventName: "open", UserID: "gone", Product: "shop", Platform: "web"},
+		{EventID: "a3", EventTime: h, ReceivedAt: h, EventName: "open", UserID: "stays", Product: "shop", Platform: "web"},
+	})
+	d := day.FromDate(2026, 7, 1)
+	now := time.Now().UTC() // after the object was stored (the store's clock)
+	cfg := Config{Store: st, From: d, To: d, Rules: compact.DefaultRules(time.UTC), Parallel: 2, Now: func() time.Time { return now }}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := erasure.Record(ctx, st, "shop", []string{"gone"}, now); err != nil {
+		t.Fatal(err)
+	}
+	rcs, err := Erase(ctx, cfg)
+	if err != nil || len(rcs) != 1 {
+		t.Fatalf("erase: %+v, %v", rcs, err)
+	}
+	if n := rcs[0].RowsRemoved["raw"]; n != 2 {
+		t.Errorf("%d raw rows removed, want 2 (the 2099 one included)", n)
+	}
+	objs, err := st.List(ctx, "raw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		rows, err := raw.Read(ctx, st, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if r.UserID == "gone" {
+				t.Errorf("%s still holds the person's row %s (received_at %d)", o.Key, r.EventID, r.ReceivedAt)
+			}
+		}
+	}
+	for _, q := range readRows[rollups.Quarantine](t, st, "quarantine", d) {
+		if q.UserID == "gone" {
+			t.Errorf("quarantine still holds the person's row %s", q.EventID)
+		}
+	}
+}
+
+// TestEraseVerificationIgnoresOnlyLaterDays: a person who came back after
+// the request (rows received after it, on a later day) rightly stays in
+// that day's user_daily and in users; but a user_daily partition of a day
+// before the request that still holds them (here: its rebuild lost, as by
+// a run killed between the day's tables) fails the verification, and no
+// receipt is written until a run rebuilds it.
+func TestEraseVerificationIgnoresOnlyLaterDays(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMem()
+	at := func(s string) time.Time { return parseTime(t, s) }
+	row := func(id, user string, received time.Time) event.Raw {
+		return event.Raw{EventID: id, EventTime: received.Add(-time.Second), ReceivedAt: received, EventName: "open", UserID: user, Product: "shop", Platform: "web"}
+	}
+	writeRaw(t, st, "raw/2026/07/01/10/events-1-a", []event.Raw{row("a1", "gone", at("2026-07-01T10:00:00Z")), row("a2", "stays", at("2026-07-01T10:01:00Z"))})
+	requested := at("2026-07-02T12:00:00Z")
+	writeRaw(t, st, "raw/2026/07/03/10/events-1-c", []event.Raw{row("c1", "gone", at("2026-07-03T10:00:00Z")), row("c2", "stays", at("2026-07-03T10:01:00Z"))})
+	from, to := day.FromDate(2026, 7, 1), day.FromDate(2026, 7, 3)
+	now := at("2026-07-06T00:00:00Z")
+	cfg := Config{Store: st, From: from, To: to, Rules: compact.DefaultRules(time.UTC), Parallel: 2, Now: func() time.Time { return now }}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The day's user_daily as built before the erase: its files and its
+	// commit log.
+	early := []string{"curated/user_daily/dt=2026-07-01/", publish.LogPrefix("user_daily", "dt=2026-07-01")}
+	old := map[string][]byte{}
+	for _, p := range early {
+		objs, err := st.List(ctx, p)
+		if err != nil || len(objs) == 0 {
+			t.Fatalf("%s: %v, %v", p, objs, err)
+		}
+		for _, o := range objs {
+			if old[o.Key], err = st.Get(ctx, o.Key); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	req, err := erasure.Record(ctx, st, "shop", []string{"gone"}, requested)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour)
+	lose := withEraseHook(func(step string) error {
+		if step != "verify" {
+			return nil
+		}
+		for _, p := range early {
+			objs, err := st.List(ctx, p)
+			if err != nil {
+				return err
+			}
+			for _, o := range objs {
+				if err := st.Delete(ctx, o.Key); err != nil {
+					return err
+				}
+			}
+		}
+		for k, b := range old {
+			if err := st.Put(ctx, k, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if _, err := Erase(ctx, cfg, lose); err == nil {
+		t.Error("the erase succeeded while user_daily of 2026-07-01, before the request, holds the person")
+	}
+	if _, err := erasure.ReadReceipt(ctx, st, req.ID); err == nil {
+		t.Error("a receipt was written")
+	}
+	// Run again, the erase rebuilds the day and finishes; the person who
+	// came back on 2026-07-03 stays there.
+	rcs, err := Erase(ctx, cfg)
+	if err != nil || len(rcs) != 1 {
+		t.Fatalf("erase run again: %+v, %v", rcs, err)
+	}
+	for d, want := range map[day.Day]bool{from: false, to: true} {
+		var users []string
+		for _, u := range readRows[rollups.UserDaily](t, st, "user_daily", d) {
+			users = append(users, u.UserKey)
+		}
+		if slices.Contains(users, "gone") != want {
+			t.Errorf("user_daily of %s holds %v; want the person there %t", d, users, want)
+		}
+	}
+}
+
+// TestEraseErrorRecordsOfAnyType: a Firehose error record whose user_id
+// is a number (why Firehose rejected it) is erased; a record that cannot
+// be decoded is kept and its file named unsearchable in the receipt, not
+// counted clean.
+func TestEraseErrorRecordsOfAnyType(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMem()
+	h := parseTime(t, "2026-07-01T10:00:00Z")
+	writeRaw(t, st, "raw/2026/07/01/10/events-1-a", []event.Raw{{EventID: "a1", EventTime: h, ReceivedAt: h, EventName: "open", UserID: "stays", Product: "shop", Platform: "web"}})
+	rec := func(event string) string {
+		return fmt.Sprintf(`{"attemptsMade":1,"arrivalTimestamp":%d,"errorCode":"DataFormatConversion.InvalidSchema","errorMessage":"bad","rawData":"%s"}`,
+			h.UnixMilli(), base64.StdEncoding.EncodeToString([]byte(event)))
+	}
+	numbered := "raw-errors/format-conversion-failed/2026/07/01/10/x-1"
+	other := rec(`{"event_name":"open","user_id":"stays","product":"shop"}`)
+	if err := st.Put(ctx, numbered, []byte(rec(`{"event_name":"open","user_id":12345,"product":"shop"}`)+"\n"+other+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	garbled := "raw-errors/format-conversion-failed/2026/07/01/10/x-2"
+	if err := st.Put(ctx, garbled, []byte(rec(`user_id=12345`)+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	d := day.FromDate(2026, 7, 1)
+	now := h.Add(48 * time.Hour)
+	cfg := Config{Store: st, From: d, To: d, Rules: compact.DefaultRules(time.UTC), Now: func() time.Time { return now }}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := erasure.Record(ctx, st, "shop", []string{"12345"}, now); err != nil {
+		t.Fatal(err)
+	}
+	rcs, err := Erase(ctx, cfg)
+	if err != nil || len(rcs) != 1 {
+		t.Fatalf("erase: %+v, %v", rcs, err)
+	}
+	if n := rcs[0].RowsRemoved["raw-errors"]; n != 1 {
+		t.Errorf("%d error records removed, want 1", n)
+	}
+	if !slices.Contains(rcs[0].Verification.Unsearchable, garbled) {
+		t.Errorf("unsearchable %v: want %s named", rcs[0].Verification.Unsearchable, garbled)
+	}
+	objs, err := st.List(ctx, "raw-errors/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		b, _ := st.Get(ctx, o.Key)
+		if o.Key != garbled && strings.Contains(string(b), base64.StdEncoding.EncodeToString([]byte(`"user_id":12345`))[:8]) && !strings.Contains(string(b), other) {
+			t.Errorf("%s: %q", o.Key, b)
+		}
+		if strings.HasPrefix(o.Key, numbered) && string(b) != other+"\n" {
+			t.Errorf("%s holds %q, want the other record alone", o.Key, b)
+		}
+	}
+}
+
+// TestWithoutRewritten: a listing leaves out every object an erase has
+// rewritten and not deleted yet, of every generation, and nothing else.
+func TestWithoutRewritten(t *testing.T) {
+	var objs []rawObject
+	for _, k := range []string{
+		"raw/2026/07/01/10/a", "raw/2026/07/01/10/a~erased-1", "raw/2026/07/01/10/a~erased-1~erased-2",
+		"raw/2026/07/01/10/b", "raw/2026/07/01/10/b~erased-3", "raw/2026/07/01/10/c", "raw/2026/07/01/10/ab",
+	} {
+		objs = append(objs, rawObject{Object: store.Object{Key: k}})
+	}
+	var got []string
+	for _, o := range withoutRewritten(objs) {
+		got = append(got, o.Key)
+	}
+	want := []string{"raw/2026/07/01/10/a~erased-1~erased-2", "raw/2026/07/01/10/b~erased-3", "raw/2026/07/01/10/c", "raw/2026/07/01/10/ab"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("listed (-want +got):\n%s", diff)
 	}
 }

@@ -24,12 +24,45 @@ type tableScan struct {
 	// superseded are files of runs no longer current that still hold rows
 	// of the request: kept for the grace period (S3), then deleted.
 	superseded []string
-	// untimed are the tables counted in byTable whose files have no
-	// received_at (user_daily, users, users state); cameBack counts rows of
-	// the request's ids received after it in current files of tables that
-	// have one (events): then untimed tables rightly hold the person.
-	untimed  map[string]bool
-	cameBack int64
+	// daily counts the request's ids in current user_daily files by
+	// partition (dt=…); cameBack holds the events partitions with rows of
+	// the request's ids received after it (the person came back). Neither
+	// user_daily nor users has received_at: their rows of a person who came
+	// back are the later rows' (see left).
+	daily    map[string]int64
+	cameBack map[string]bool
+}
+
+// left returns the request's rows the current table files still hold,
+// but for the person's rows that came back: those of user_daily
+// partitions whose events partition holds rows of the person received
+// after the request, and, if such a partition holds the person, those of
+// users and users_state. The days rebuilt hold no row of the person
+// received before the request, so those user_daily rows are the later
+// rows'; a user_daily partition of a day without such events is counted
+// whole.
+func (ts *tableScan) left() int64 {
+	var n int64
+	came := false
+	for part, k := range ts.daily {
+		if ts.cameBack[part] {
+			came = came || k > 0
+			continue
+		}
+		n += k
+	}
+	for t, k := range ts.byTable {
+		switch t {
+		case "user_daily": // counted by partition above
+		case "users", "users_state":
+			if !came {
+				n += k
+			}
+		default:
+			n += k
+		}
+	}
+	return n
 }
 
 // scanTables reads every Parquet file under curated/ and _state/users/
@@ -55,7 +88,7 @@ func (e *eraser) scanTables(ctx context.Context, m *erasure.Matcher, all bool) (
 			}
 		}
 	}
-	ts := &tableScan{byTable: map[string]int64{}, untimed: map[string]bool{}}
+	ts := &tableScan{byTable: map[string]int64{}, daily: map[string]int64{}, cameBack: map[string]bool{}}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.cfg.Parallel)
@@ -71,13 +104,15 @@ func (e *eraser) scanTables(ctx context.Context, m *erasure.Matcher, all bool) (
 			mu.Lock()
 			defer mu.Unlock()
 			ts.files++
-			table := tableOfKey(k)
+			table, part := tableOfKey(k)
 			switch {
 			case current[k]:
 				ts.byTable[table] += f.Matched
-				ts.cameBack += f.Later
-				if !f.Timed {
-					ts.untimed[table] = true
+				if table == "user_daily" {
+					ts.daily[part] += f.Matched
+				}
+				if table == "events" && f.Later > 0 {
+					ts.cameBack[part] = true
 				}
 			case f.Matched > 0:
 				ts.superseded = append(ts.superseded, k)
@@ -101,13 +136,17 @@ func scanTableFile(ctx context.Context, st store.Store, key string, m *erasure.M
 	return f, nil
 }
 
-// tableOfKey names the table of a file: curated/<table>/…, or users_state.
-func tableOfKey(k string) string {
+// tableOfKey names the table and partition of a file:
+// curated/<table>/<partition>/…, or users_state (no partition).
+func tableOfKey(k string) (table, partition string) {
 	if strings.HasPrefix(k, usersStatePrefix) {
-		return "users_state"
+		return "users_state", ""
 	}
-	parts := strings.SplitN(k, "/", 3)
-	return parts[1]
+	parts := strings.SplitN(k, "/", 4)
+	if len(parts) < 4 {
+		return parts[1], ""
+	}
+	return parts[1], parts[2]
 }
 
 // currentFiles returns the keys of every file of a current run: each
@@ -163,15 +202,9 @@ func (e *eraser) finish(ctx context.Context, r erasure.Request, p pass, m *erasu
 	if err != nil {
 		return nil, err
 	}
-	var found int64
+	found := ts.left() // but the person's later rows: new data
 	for _, f := range sc.found {
 		found += f.removed
-	}
-	for t, n := range ts.byTable {
-		if ts.cameBack > 0 && ts.untimed[t] {
-			continue // the person's later rows: new data
-		}
-		found += n
 	}
 	if found > 0 {
 		return nil, fmt.Errorf("verification found %d rows of it left (%d in raw objects, tables %v): run again", found, len(sc.found), ts.byTable)

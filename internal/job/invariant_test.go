@@ -70,6 +70,9 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 				t.Fatal(err)
 			}
 			present := map[string][]byte{} // key -> bytes as now in st
+			// added are the pool's objects put in st; gone, those of them
+			// the sequence removed or corrupted.
+			added, gone := map[string]bool{}, map[string]bool{}
 			var absent []string
 			for _, o := range objs {
 				absent = append(absent, o.Key)
@@ -88,6 +91,7 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 						t.Fatal(err)
 					}
 					present[k] = b
+					added[k] = true
 				}
 			}
 			pick := func() string {
@@ -166,6 +170,7 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 					log = append(log, fmt.Sprintf("add %d", n))
 				case 1: // an object disappears
 					k := pick()
+					gone[k] = true
 					if err := st.Delete(ctx, k); err != nil {
 						t.Fatal(err)
 					}
@@ -173,6 +178,7 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 					log = append(log, "remove "+k)
 				case 2: // an object turns unreadable
 					k := pick()
+					gone[k] = true
 					b := []byte("PAR1 not really parquet PAR1")
 					if err := st.Put(ctx, k, b); err != nil {
 						t.Fatal(err)
@@ -283,6 +289,7 @@ func TestInvariantAnyRunSequence(t *testing.T) {
 			}
 			present = rawObjectsOf(t, st)
 			noRowsOf(t, st, erased)
+			rawRowsAfterErasures(t, pool, st, added, gone, erased)
 			// The nightly kind of run over what was built.
 			turned := 0
 			for _, b := range blocks {
@@ -483,6 +490,57 @@ func erasable(people map[person][]string, present map[string][]byte, erased []pe
 		return person{}, false
 	}
 	return ps[0], true
+}
+
+// rawRowsAfterErasures checks that, once every erasure is done, each
+// good object of pool added to st and neither removed nor corrupted by the
+// sequence holds exactly its rows in pool but the erased people's, in
+// order, under its key or its rewrite's (<key>~erased-…), one object
+// only, and none if no row is left: killed and resumed erases lose no
+// good row and keep none of the people's.
+func rawRowsAfterErasures(t *testing.T, pool, st store.Store, added, gone map[string]bool, erased []person) {
+	t.Helper()
+	ctx := context.Background()
+	objs, err := st.List(ctx, "raw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byOrigin := map[string][]string{}
+	for _, o := range objs {
+		origin, _, _ := strings.Cut(o.Key, erasedSep)
+		byOrigin[origin] = append(byOrigin[origin], o.Key)
+	}
+	for k := range added {
+		want, err := raw.Read(ctx, pool, k)
+		if gone[k] || err != nil {
+			continue // removed, corrupted, or bad from the start
+		}
+		want = slices.DeleteFunc(want, func(r raw.Row) bool {
+			return slices.ContainsFunc(erased, func(p person) bool { return r.UserID == p.user || r.DeviceID == p.device })
+		})
+		keys := byOrigin[k]
+		if len(want) == 0 {
+			if len(keys) > 0 {
+				t.Errorf("%s: every row was the erased people's, yet %v are left", k, keys)
+			}
+			continue
+		}
+		if len(keys) != 1 {
+			t.Errorf("%s: %d objects hold its rows (%v), want 1", k, len(keys), keys)
+			continue
+		}
+		got, err := raw.Read(ctx, st, keys[0])
+		if err != nil {
+			t.Errorf("%s: %v", keys[0], err)
+			continue
+		}
+		for i := range got {
+			got[i].Source = k
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s (-original rows without the erased people's +now):\n%s", keys[0], diff)
+		}
+	}
 }
 
 // rawObjectsOf returns the raw objects of st by key.

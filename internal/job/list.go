@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,7 +44,8 @@ func isData(key string) bool {
 	return !strings.HasPrefix(base, "_") && !strings.HasPrefix(base, ".")
 }
 
-// listHours lists the objects under prefix whose key hour is in [from, to).
+// listHours lists the objects under prefix whose key hour is in [from, to),
+// but those an erase has rewritten (withoutRewritten).
 // Objects of those days' folders that are not read — their key does not
 // follow the hourly layout, or their name marks them as not data — are
 // returned in ignored, so that they are named, never skipped silently.
@@ -70,7 +72,36 @@ func listHours(ctx context.Context, st store.Store, prefix string, from, to time
 			objs = append(objs, rawObject{Object: o, Hour: h})
 		}
 	}
-	return objs, ignored, nil
+	return withoutRewritten(objs), ignored, nil
+}
+
+// erasedSep joins a raw object's key and the content hash of its rewrite
+// by an erase (newKey): <key>~erased-<hash>.
+const erasedSep = "~erased-"
+
+// withoutRewritten drops from objs (one listing) every object that an
+// erase has rewritten: one with a <key>~erased-* object beside it. An
+// erase writes the rewrite, whose content it has verified before writing
+// it, then deletes the original; a build listing between the two reads
+// the rewrite alone, never both. The rewrite sits in the original's
+// arrival hour, so both are in any listing of that hour.
+func withoutRewritten(objs []rawObject) []rawObject {
+	rewritten := map[string]bool{}
+	for _, o := range objs {
+		// Every generation: a~erased-x~erased-y replaces a and a~erased-x.
+		for off := 0; ; {
+			i := strings.Index(o.Key[off:], erasedSep)
+			if i < 0 {
+				break
+			}
+			rewritten[o.Key[:off+i]] = true
+			off += i + len(erasedSep)
+		}
+	}
+	if len(rewritten) == 0 {
+		return objs
+	}
+	return slices.DeleteFunc(objs, func(o rawObject) bool { return rewritten[o.Key] })
 }
 
 // listRaw lists the raw objects whose key hour is in [from, to), and every
@@ -79,8 +110,16 @@ func listHours(ctx context.Context, st store.Store, prefix string, from, to time
 // its name marks it as not data. Listing the whole prefix names them all,
 // wherever they are, so that none is skipped silently; it costs about one
 // request per 1,000 objects on S3 (a year of Firehose objects at 4 an
-// hour is 35).
+// hour is 35). An object an erase has rewritten is not listed while it
+// waits to be deleted (withoutRewritten).
 func listRaw(ctx context.Context, st store.Store, prefix string, from, to time.Time) (objs []rawObject, ignored []string, err error) {
+	objs, ignored, err = listAllRaw(ctx, st, prefix, from, to)
+	return withoutRewritten(objs), ignored, err
+}
+
+// listAllRaw is listRaw with the objects an erase has rewritten but not
+// deleted yet: the erase's own listing, which must see them to finish.
+func listAllRaw(ctx context.Context, st store.Store, prefix string, from, to time.Time) (objs []rawObject, ignored []string, err error) {
 	list, err := st.List(ctx, prefix)
 	if err != nil {
 		return nil, nil, err
