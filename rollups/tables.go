@@ -122,6 +122,7 @@ type Restatement struct {
 	OldValue   int64  `parquet:"old_value" doc:"the number before"`
 	NewValue   int64  `parquet:"new_value" doc:"the number after"`
 	Date       int32  `parquet:"date,date" doc:"the day whose partition changed (dt) as a DATE inside the files"`
+	Cause      string `parquet:"cause" doc:"why the run rebuilt: erasure <request id> when it carried out an erasure (rollup erase), empty for new, late or removed data"`
 }
 
 // SessionsDaily describes sessions. A session is counted on its day, under

@@ -27,7 +27,8 @@ type Receipt struct {
 	// object was deleted and not replaced).
 	Objects []Object `json:"objects"`
 	// DaysRebuilt are the built reporting days those objects fed, rebuilt
-	// by the runs in Runs (the run column of any restatements they caused).
+	// by the runs in Runs; the restatements they caused have the cause
+	// "erasure <Request>".
 	DaysRebuilt []string `json:"days_rebuilt"`
 	Runs        []string `json:"runs"`
 	// RowsRemoved counts the request's rows each table held before, and no

@@ -137,7 +137,7 @@ func Erase(ctx context.Context, cfg Config, opts ...Option) ([]*erasure.Receipt,
 		if s.Done() {
 			rc, err = e.lateCheck(ctx, s)
 		} else {
-			rc, err = e.carryOut(ctx, s.Request, pass{work: erasure.WorkKey(s.ID)})
+			rc, err = e.carryOut(ctx, s.Request, pass{request: s.ID, work: erasure.WorkKey(s.ID)})
 		}
 		if err != nil {
 			return out, fmt.Errorf("erasure %s: %w", s.ID, err)
@@ -152,9 +152,10 @@ func Erase(ctx context.Context, cfg Config, opts ...Option) ([]*erasure.Receipt,
 // pass is one carrying out of a request: the first, over every raw object,
 // or a late check's, over the objects that arrived since the last scan.
 type pass struct {
-	work  string    // its work file
-	late  bool      // a late check's
-	since time.Time // late: the first arrival hour searched
+	request string    // the request's id: the cause of the restatements its rebuild makes
+	work    string    // its work file
+	late    bool      // a late check's
+	since   time.Time // late: the first arrival hour searched
 }
 
 // lateCheck looks for rows of done request s in the raw objects that
@@ -166,7 +167,7 @@ type pass struct {
 // file keeps what it rewrote and the days to rebuild, and its scans start
 // again from its first arrival hour.
 func (e *eraser) lateCheck(ctx context.Context, s erasure.Status) (*erasure.Receipt, error) {
-	p := pass{work: erasure.LateWorkKey(s.ID), late: true, since: s.CheckedAt().Add(-compact.MaxDeliveryDelay - time.Hour).Truncate(time.Hour)}
+	p := pass{request: s.ID, work: erasure.LateWorkKey(s.ID), late: true, since: s.CheckedAt().Add(-compact.MaxDeliveryDelay - time.Hour).Truncate(time.Hour)}
 	w, err := erasure.ReadWork(ctx, e.cfg.Store, p.work)
 	if err != nil {
 		return nil, err
@@ -598,9 +599,10 @@ func (e *eraser) rebuild(ctx context.Context, p pass, w *erasure.Work) error {
 	for _, d := range built {
 		set[d] = true
 	}
+	cause := "erasure " + p.request // never the person's id
 	for _, b := range dayRuns(set) {
 		cfg := *e.cfg
-		cfg.From, cfg.To, cfg.Force = b[0], b[1], false
+		cfg.From, cfg.To, cfg.Force, cfg.Cause = b[0], b[1], false, cause
 		sum, err := BuildDays(ctx, cfg)
 		if sum != nil {
 			w.Runs = append(w.Runs, sum.Run)
@@ -612,7 +614,9 @@ func (e *eraser) rebuild(ctx context.Context, p pass, w *erasure.Work) error {
 	if err := erasure.SaveWork(ctx, e.cfg.Store, p.work, w); err != nil {
 		return err
 	}
-	ws, err := RunWindowed(ctx, *e.cfg, built)
+	wcfg := *e.cfg
+	wcfg.Cause = cause
+	ws, err := RunWindowed(ctx, wcfg, built)
 	if err != nil {
 		return fmt.Errorf("windowed tables: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -229,6 +230,34 @@ func TestEraseAPerson(t *testing.T) {
 	}
 	rc := rcs[0]
 	noIDAnywhere(t, root, p.user, p.device)
+
+	t.Run("its restatements name the request", func(t *testing.T) {
+		// The data was built once before the erase (no restatement): every
+		// restatement now is the erase's.
+		n := 0
+		for d := from; d <= to; d++ {
+			m, err := publish.Current(ctx, st, rollups.RestatementsTable.Name, d)
+			if errors.Is(err, store.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := manifestRows[rollups.Restatement](ctx, st, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rows {
+				n++
+				if r.Cause != "erasure "+req.ID {
+					t.Errorf("%s %s.%s restated by run %s with cause %q; want %q", d, r.TableName, r.ColumnName, r.Run, r.Cause, "erasure "+req.ID)
+				}
+			}
+		}
+		if n == 0 {
+			t.Error("the erase restated nothing: the test does not test what it should")
+		}
+	})
 
 	t.Run("the receipt's counts match", func(t *testing.T) {
 		want := map[string]int64{"raw": p.rows}

@@ -43,8 +43,12 @@ type Config struct {
 	LockWait       time.Duration    // how long to wait for another writer's lease on a partition
 	LockTTL        time.Duration    // how long a lease lasts unless renewed (default 30 minutes)
 	Now            func() time.Time // clock for run ids and manifests
-	Progress       func(Progress)   // optional; called from one goroutine at a time
-	Log            *slog.Logger     // optional
+	// Cause says why this run builds, when it is not new data: it is
+	// recorded with every restatement the run causes (the restatements
+	// table's cause column), e.g. "erasure <request id>".
+	Cause    string
+	Progress func(Progress) // optional; called from one goroutine at a time
+	Log      *slog.Logger   // optional
 }
 
 // Progress reports how far a run is.

@@ -305,7 +305,7 @@ func (pub *publisher) recordRestatements(ctx context.Context, run string, at tim
 		return err
 	}
 	for _, r := range rs {
-		r.Run, r.RestatedAt = run, at.UnixMilli()
+		r.Run, r.RestatedAt, r.Cause = run, at.UnixMilli(), pub.Cause
 		rows = append(rows, r.Restatement)
 	}
 	rollups.SetDate(rows, d)
