@@ -225,14 +225,9 @@ func valueText(v float64, percent bool) string {
 }
 
 // render draws the chart.
-func (tc timeChart) render() chart {
-	c := chart{ID: tc.ID, Title: tc.Title, W: chartW, H: chartH}
-	if len(tc.Days) == 0 {
-		c.Texts = append(c.Texts, svgText{X: 10, Y: 18, Text: tc.Title, Class: "title", Anchor: "start"},
-			svgText{X: chartW / 2, Y: chartH / 2, Text: "no data in this range", Class: "axis", Anchor: "middle"})
-		return c
-	}
-	yMin, yMax := 0.0, 0.0
+// yRange is the values' range the y axis must show, from 0: stacked bars
+// add up, positive values up and negative ones down.
+func (tc timeChart) yRange() (yMin, yMax float64) {
 	for i := range tc.Days {
 		up, down := 0.0, 0.0
 		for _, s := range tc.Series {
@@ -249,6 +244,17 @@ func (tc timeChart) render() chart {
 			yMin, yMax = min(yMin, down), max(yMax, up)
 		}
 	}
+	return yMin, yMax
+}
+
+func (tc timeChart) render() chart {
+	c := chart{ID: tc.ID, Title: tc.Title, W: chartW, H: chartH}
+	if len(tc.Days) == 0 {
+		c.Texts = append(c.Texts, svgText{X: 10, Y: 18, Text: tc.Title, Class: "title", Anchor: "start"},
+			svgText{X: chartW / 2, Y: chartH / 2, Text: "no data in this range", Class: "axis", Anchor: "middle"})
+		return c
+	}
+	yMin, yMax := tc.yRange()
 	bars := tc.Stacked || tc.Grouped
 	x0, y0, x1, y1, ticks := tc.axes(&c, yMin, yMax, bars)
 	bottom, top := ticks[0], ticks[len(ticks)-1]

@@ -170,22 +170,9 @@ func build(t *tables, opt Options) *page {
 		p.Notes = append(p.Notes, "Partitions were built in different reporting time zones ("+p.TimeZone+"): their days do not line up. Rebuild with one --tz.")
 	}
 	days := sortedDays(allDays)
-	switch {
-	case len(days) == 0:
-		p.Range = "no data"
+	p.Range = rangeText(days, opt)
+	if len(days) == 0 {
 		p.Notes = append(p.Notes, "No curated partition was found in this range. Run rollup first, or widen --from/--to.")
-	default:
-		p.Range = fmt.Sprintf("%s to %s (%d days with data)", days[0], days[len(days)-1], len(days))
-	}
-	if opt.From != 0 || opt.To != 0 {
-		from, to := "the start", "the end"
-		if opt.From != 0 {
-			from = opt.From.String()
-		}
-		if opt.To != 0 {
-			to = opt.To.String()
-		}
-		p.Range += fmt.Sprintf("; asked for %s to %s", from, to)
 	}
 	xl := "reporting day (" + p.TimeZone + ")"
 	prov, last := provisionalDays(t.Quality)
@@ -214,6 +201,25 @@ func build(t *tables, opt Options) *page {
 		p.Notes = append(p.Notes, fmt.Sprintf("No rows for product %q in this range.", opt.Product))
 	}
 	return p
+}
+
+// rangeText says which days the report covers, and which it was asked for.
+func rangeText(days []day.Day, opt Options) string {
+	r := "no data"
+	if len(days) > 0 {
+		r = fmt.Sprintf("%s to %s (%d days with data)", days[0], days[len(days)-1], len(days))
+	}
+	if opt.From != 0 || opt.To != 0 {
+		from, to := "the start", "the end"
+		if opt.From != 0 {
+			from = opt.From.String()
+		}
+		if opt.To != 0 {
+			to = opt.To.String()
+		}
+		r += fmt.Sprintf("; asked for %s to %s", from, to)
+	}
+	return r
 }
 
 // provisionalDays returns the days whose data_quality_daily row is
