@@ -3,7 +3,6 @@ package infra
 import (
 	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/cloudformation/lambda"
-	"github.com/awslabs/goformation/v7/cloudformation/logs"
 
 	"github.com/littlewarehouse/warehouse/internal/collector"
 )
@@ -38,10 +37,7 @@ const (
 // environments run at once (and so the bill and the load on Firehose); the
 // collector's per-key token bucket applies in each environment.
 func (b *builder) collectorFunction() {
-	b.add(idCollectorLogGroup, &logs.LogGroup{
-		LogGroupName:    cloudformation.SubPtr("/aws/lambda/${AWS::StackName}-collector"),
-		RetentionInDays: cloudformation.Int(logRetentionDays),
-	})
+	b.functionLogGroup(idCollectorLogGroup, "collector")
 	b.add(idCollectorRole, role("Collector: put events on the delivery stream, read the API keys parameter",
 		assumeRole("lambda.amazonaws.com", nil), "collect-events",
 		policy(

@@ -41,42 +41,21 @@ const (
 // (child executions of the same state machine); the rule's role may start
 // exactly the state machine.
 func (b *builder) rollup() {
-	b.add(idRollupLogGroup, &logs.LogGroup{
-		LogGroupName:    cloudformation.SubPtr("/aws/lambda/${AWS::StackName}-rollup"),
-		RetentionInDays: cloudformation.Int(logRetentionDays),
-	})
-
+	b.functionLogGroup(idRollupLogGroup, "rollup")
+	b.functionLogGroup(idEraseLogGroup, "erase")
 	// Every stage reads its inputs (raw/, and raw-errors/ for the
 	// conversion failures counted in data_quality_daily and quarantine)
 	// and reads and writes its outputs (curated/) and state (_state/:
 	// index, segments, leases, users, manifests, the run's records,
 	// erasure requests). Nothing else in the bucket.
-	b.add(idRollupRole, role("Rollup function: every stage of the nightly run but Erase, from raw/ to curated/ and the Glue partitions",
-		assumeRole("lambda.amazonaws.com", nil), "rollup",
-		policy(
-			allow("ListBucket", s3ListBucket, bucketARN()),
-			allow("ReadInputs", s3Read, objectsARNs(prefixRaw, prefixRawErrors)...),
-			allow("ReadWriteOutputs", s3ReadWrite, objectsARNs(prefixCurated, prefixState)...),
-			allow("Catalog", glueCatalog, glueCatalogARN(), glueDatabaseARN(), glueTableARN("*")),
-			allow("Log", logsWrite, cloudformation.GetAtt(idRollupLogGroup, "Arn")),
-		)))
+	b.add(idRollupRole, storeRole("Rollup function: every stage of the nightly run but Erase, from raw/ to curated/ and the Glue partitions",
+		"rollup", allow("ReadInputs", s3Read, objectsARNs(prefixRaw, prefixRawErrors)...), idRollupLogGroup))
 	// The erase function (the same code, the Erase state's) also rewrites
 	// the raw objects and error files that hold an erased person's rows (a
 	// new object, then the old one deleted): the only writes to raw/ and
 	// raw-errors/ besides Firehose's, kept out of every other stage.
-	b.add(idEraseLogGroup, &logs.LogGroup{
-		LogGroupName:    cloudformation.SubPtr("/aws/lambda/${AWS::StackName}-erase"),
-		RetentionInDays: cloudformation.Int(logRetentionDays),
-	})
-	b.add(idEraseRole, role("Erase function: the Erase state, which rewrites the raw objects holding an erased person's rows and rebuilds their days",
-		assumeRole("lambda.amazonaws.com", nil), "erase",
-		policy(
-			allow("ListBucket", s3ListBucket, bucketARN()),
-			allow("RewriteInputs", s3ReadWrite, objectsARNs(prefixRaw, prefixRawErrors)...),
-			allow("ReadWriteOutputs", s3ReadWrite, objectsARNs(prefixCurated, prefixState)...),
-			allow("Catalog", glueCatalog, glueCatalogARN(), glueDatabaseARN(), glueTableARN("*")),
-			allow("Log", logsWrite, cloudformation.GetAtt(idEraseLogGroup, "Arn")),
-		)))
+	b.add(idEraseRole, storeRole("Erase function: the Erase state, which rewrites the raw objects holding an erased person's rows and rebuilds their days",
+		"erase", allow("RewriteInputs", s3ReadWrite, objectsARNs(prefixRaw, prefixRawErrors)...), idEraseLogGroup))
 	b.add(idRollupReportPolicy, &iam.Policy{
 		PolicyName:                 "rollup-report",
 		Roles:                      []string{cloudformation.Ref(idRollupRole)},
@@ -197,4 +176,26 @@ func rollupFunction(desc, roleID, logGroup string, reserved bool) *lambda.Functi
 		fn.ReservedConcurrentExecutions = cloudformation.Int(defaultWorkerReservedConcurrency)
 	}
 	return fn
+}
+
+// functionLogGroup adds the log group of the function /aws/lambda/<stack>-<suffix>.
+func (b *builder) functionLogGroup(id, suffix string) {
+	b.add(id, &logs.LogGroup{
+		LogGroupName:    cloudformation.SubPtr("/aws/lambda/${AWS::StackName}-" + suffix),
+		RetentionInDays: cloudformation.Int(logRetentionDays),
+	})
+}
+
+// storeRole is the role of a function running the rollup code: inputs as
+// raw grants, curated/ and _state/ read and written, the Glue database kept
+// current, its log group written; nothing else.
+func storeRole(desc, name string, raw statement, logGroup string) *iam.Role {
+	return role(desc, assumeRole("lambda.amazonaws.com", nil), name,
+		policy(
+			allow("ListBucket", s3ListBucket, bucketARN()),
+			raw,
+			allow("ReadWriteOutputs", s3ReadWrite, objectsARNs(prefixCurated, prefixState)...),
+			allow("Catalog", glueCatalog, glueCatalogARN(), glueDatabaseARN(), glueTableARN("*")),
+			allow("Log", logsWrite, cloudformation.GetAtt(logGroup, "Arn")),
+		))
 }
