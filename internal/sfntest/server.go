@@ -29,11 +29,11 @@ type Server struct {
 	Definition []byte
 	LambdaURL  string
 
-	t     testing.TB
-	dir   string
-	mu    sync.Mutex
-	execs map[string]*execution // by ARN
-	wg    sync.WaitGroup
+	dir     string // the installed tools
+	defFile string // Definition, written once
+	mu      sync.Mutex
+	execs   map[string]*execution // by ARN
+	wg      sync.WaitGroup
 }
 
 type execution struct {
@@ -52,7 +52,8 @@ var badName = regexp.MustCompile(`[\s<>{}\[\]?*"#%\\^|~` + "`" + `$&,;:/\x00-\x1
 // NewServer starts the API for the state machine machine (an ARN) running
 // definition; the test's cleanup waits for the executions it started.
 func NewServer(t testing.TB, machine string, definition []byte, lambdaURL string) *Server {
-	s := &Server{Machine: machine, Definition: definition, LambdaURL: lambdaURL, t: t, dir: Install(t), execs: map[string]*execution{}}
+	s := &Server{Machine: machine, Definition: definition, LambdaURL: lambdaURL, dir: Install(t), execs: map[string]*execution{}}
+	s.defFile = writeDefinition(t, definition)
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(func() { s.wg.Wait(); srv.Close() })
 	s.URL = srv.URL
@@ -132,8 +133,7 @@ func (s *Server) start(w http.ResponseWriter, body []byte) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			f := s.t.TempDir() + "/definition.json"
-			res, err := writeAndRun(f, s.Definition, s.dir, input, name, s.LambdaURL)
+			res, err := run(s.dir, s.defFile, input, name, s.LambdaURL)
 			s.mu.Lock()
 			e.result, e.err, e.done, e.stopped = res, err, true, time.Now()
 			s.mu.Unlock()
@@ -169,13 +169,6 @@ func (s *Server) describe(w http.ResponseWriter, body []byte) {
 		out["status"], out["output"], out["stopDate"] = "SUCCEEDED", string(e.result.Output), epoch(e.stopped)
 	}
 	reply(w, out)
-}
-
-func writeAndRun(f string, definition []byte, dir, input, name, lambdaURL string) (*Execution, error) {
-	if err := writeFile(f, definition); err != nil {
-		return nil, err
-	}
-	return run(dir, f, input, name, lambdaURL)
 }
 
 func machineName(arn string) string {

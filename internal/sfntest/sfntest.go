@@ -108,11 +108,7 @@ func install() (string, error) {
 func Validate(t testing.TB, definition []byte) error {
 	t.Helper()
 	dir := Install(t)
-	f := filepath.Join(t.TempDir(), "definition.json")
-	if err := os.WriteFile(f, definition, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(dir, "node_modules", ".bin", "asl-validator"), "--json-path", f)
+	cmd := exec.Command(filepath.Join(dir, "node_modules", ".bin", "asl-validator"), "--json-path", writeDefinition(t, definition))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("asl-validator: %v\n%s", err, out)
 	}
@@ -152,12 +148,7 @@ type Execution struct {
 // Retry pauses left out. It fails t only if the driver itself fails.
 func Run(t testing.TB, definition []byte, input, name, lambdaURL string) *Execution {
 	t.Helper()
-	dir := Install(t)
-	f := filepath.Join(t.TempDir(), "definition.json")
-	if err := os.WriteFile(f, definition, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ex, err := run(dir, f, input, name, lambdaURL)
+	ex, err := run(Install(t), writeDefinition(t, definition), input, name, lambdaURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,4 +231,12 @@ func (ex *Execution) History() string {
 	return b.String()
 }
 
-func writeFile(name string, b []byte) error { return os.WriteFile(name, b, 0o644) }
+// writeDefinition writes definition to a file of t's and returns its path.
+func writeDefinition(t testing.TB, definition []byte) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "definition.json")
+	if err := os.WriteFile(f, definition, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
