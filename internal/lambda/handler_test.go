@@ -92,6 +92,8 @@ func TestStageError(t *testing.T) {
 		{"S3 500", wrap(awsErr(500, "")), false},
 		{"unknown", errors.New("something odd"), false},
 		{"deadline", wrap(context.DeadlineExceeded), false},
+		// Another run's stage 2 or erase holding its lease: try later.
+		{"stage 2 or erase lease held", fmt.Errorf("windowed tables: %w", &lease.HeldError{Name: "stage2"}), false},
 		// The windowed stage waits for a lease, then asks for a retry.
 		{"retryable already", &RetryableError{Msg: "windowed tables: " + locked.Error()}, false},
 		{"retryable wrapped", fmt.Errorf("x: %w", &RetryableError{Msg: "y"}), false},

@@ -12,7 +12,6 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/index"
 	"github.com/littlewarehouse/warehouse/internal/job"
-	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/internal/wait"
 )
@@ -260,11 +259,8 @@ func runWindowed(ctx context.Context, env *Env, run string) (*WindowedResult, er
 	}
 	ws, err := job.RunWindowed(ctx, cfg, nil)
 	if err != nil {
-		var held *lease.HeldError
-		if errors.As(err, &held) {
-			// Another run's stage 2 (a backfill's, say): it ends; try later.
-			return nil, &RetryableError{Msg: "windowed tables: " + err.Error()}
-		}
+		// A *lease.HeldError (another run's stage 2, a backfill's say)
+		// is transient for Classify: the state machine tries later.
 		return nil, fmt.Errorf("windowed tables: %w", err)
 	}
 	if err := writeJSON(ctx, env.Store, windowedKey(run), ws); err != nil {
@@ -385,10 +381,8 @@ func runErase(ctx context.Context, env *Env) (*EraseResult, error) {
 		res.Objects += len(r.Objects)
 	}
 	if err != nil {
-		var held *lease.HeldError
-		if errors.As(err, &held) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, &RetryableError{Msg: "erase: " + err.Error()}
-		}
+		// Another erase holding the lease (*lease.HeldError) and the
+		// invocation's deadline are transient for Classify.
 		return nil, fmt.Errorf("erase: %w", err)
 	}
 	if len(receipts) > 0 {
