@@ -671,22 +671,30 @@ func (b *progressBar) finish() {
 
 // printSummary prints the summary of a run made with the options o (its
 // suggested commands repeat o's store and settings).
+// dayRow is a built day's line of a summary, under printDayHeader.
+const dayRow = "%-10s  %10d  %10d  %9d  %8d  %8d  %8d  %7d  %5d  %9s  %6.1f  %s\n"
+
+// printDayHeader prints the header of a summary's day lines (a local run's
+// and a dispatched one's). "no time" is
+// data_quality_daily.missing_event_time_rows (events sent without an
+// event_time), "bad time" its clock_skewed_rows (an event_time too far
+// from received_at): both counted at their arrival.
+func printDayHeader(w io.Writer) {
+	fmt.Fprintf(w, "%-10s  %10s  %10s  %9s  %8s  %8s  %8s  %7s  %5s  %9s  %6s  %s\n",
+		"day", "raw rows", "events", "dupes", "invalid", "no time", "bad time", "bad obj", "files", "bytes", "secs", "")
+}
+
 func printSummary(w io.Writer, s *job.Summary, o *options) {
 	fmt.Fprintf(w, "run %s: %d raw objects read (%s) into %d segments (%s) in %.1fs\n\n", s.Run, s.RawObjects, store.HumanSize(s.RawBytes),
 		s.SegmentsWritten, store.HumanSize(s.SegmentBytes), s.Seconds)
-	// "no time" is data_quality_daily.missing_event_time_rows (events sent
-	// without an event_time), "bad time" its clock_skewed_rows (an
-	// event_time too far from received_at): both counted at their arrival.
-	fmt.Fprintf(w, "%-10s  %10s  %10s  %9s  %8s  %8s  %8s  %7s  %5s  %9s  %6s  %s\n",
-		"day", "raw rows", "events", "dupes", "invalid", "no time", "bad time", "bad obj", "files", "bytes", "secs", "")
+	printDayHeader(w)
 	for _, d := range s.Days {
 		if d.Skipped {
 			fmt.Fprintf(w, "%-10s  %s\n", d.Day, d.Why+", skipped (--force rebuilds)")
 			continue
 		}
 		q := d.Quality
-		fmt.Fprintf(w, "%-10s  %10d  %10d  %9d  %8d  %8d  %8d  %7d  %5d  %9s  %6.1f  %s\n",
-			d.Day, q.RawRows, q.KeptRows, q.DuplicatesDropped, q.InvalidRows, q.MissingEventTimeRows, q.ClockSkewedRows, q.BadFiles,
+		fmt.Fprintf(w, dayRow, d.Day, q.RawRows, q.KeptRows, q.DuplicatesDropped, q.InvalidRows, q.MissingEventTimeRows, q.ClockSkewedRows, q.BadFiles,
 			d.FilesWritten, store.HumanSize(d.BytesWritten), d.Seconds, d.Why)
 	}
 	var restated []string

@@ -253,8 +253,7 @@ func runOfOutput(out *string) string {
 // (printSummary): a line per day with its numbers.
 func printRunSummary(w io.Writer, s *lambda.RunSummary) {
 	fmt.Fprintf(w, "run %s (%s): %s; %d days planned, %d built, %d failed in %.1fs\n\n", s.Run, s.Trigger, s.Status, s.Planned, s.Built, s.Failed, s.Seconds)
-	fmt.Fprintf(w, "%-10s  %10s  %10s  %9s  %8s  %8s  %8s  %7s  %5s  %9s  %6s  %s\n",
-		"day", "raw rows", "events", "dupes", "invalid", "no time", "bad time", "bad obj", "files", "bytes", "secs", "")
+	printDayHeader(w)
 	for _, d := range s.Days {
 		switch {
 		case d.Status == lambda.DayUpToDate:
@@ -265,8 +264,7 @@ func printRunSummary(w io.Writer, s *lambda.RunSummary) {
 			fmt.Fprintf(w, "%-10s  %s\n", d.Day, d.Status)
 		default:
 			q := d.Worker.Stats
-			fmt.Fprintf(w, "%-10s  %10d  %10d  %9d  %8d  %8d  %8d  %7d  %5d  %9s  %6.1f  %s\n",
-				d.Day, q.RawRows, q.KeptRows, q.Duplicates, q.InvalidRows, q.MissingEventTime, q.ClockSkewedRows, q.BadObjects,
+			fmt.Fprintf(w, dayRow, d.Day, q.RawRows, q.KeptRows, q.Duplicates, q.InvalidRows, q.MissingEventTime, q.ClockSkewedRows, q.BadObjects,
 				q.FilesWritten, store.HumanSize(q.BytesWritten), d.Seconds, d.Why)
 		}
 	}
