@@ -31,6 +31,10 @@ const (
 	maxFunnelsFile      = 64 << 10
 )
 
+// ErrFunnels is the error (wrapped) of a funnel definition file that is
+// not valid.
+var ErrFunnels = errors.New("funnels")
+
 // FunnelStep is one step of a funnel: an event of that name, and, if
 // Property is set, whose property Property equals Equals.
 type FunnelStep struct {
@@ -80,19 +84,19 @@ type Funnels struct {
 // not silently ignored. Errors name the funnel and step at fault.
 func ParseFunnels(b []byte) (*Funnels, error) {
 	if len(b) > maxFunnelsFile {
-		return nil, fmt.Errorf("funnels: the file is %d bytes, more than %d", len(b), maxFunnelsFile)
+		return nil, fmt.Errorf("%w: the file is %d bytes, more than %d", ErrFunnels, len(b), maxFunnelsFile)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var f Funnels
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("funnels: %w", err)
+		return nil, fmt.Errorf("%w: %v", ErrFunnels, err)
 	}
 	if dec.More() {
-		return nil, errors.New("funnels: more than one JSON value in the file")
+		return nil, fmt.Errorf("%w: more than one JSON value in the file", ErrFunnels)
 	}
 	if err := f.check(); err != nil {
-		return nil, fmt.Errorf("funnels: %w", err)
+		return nil, fmt.Errorf("%w: %v", ErrFunnels, err)
 	}
 	return &f, nil
 }

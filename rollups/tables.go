@@ -264,6 +264,7 @@ var Windowed = []Table{
 	{Name: "retention_daily", Grain: "cohort dt × product × day_n", Doc: "of the people first seen on dt, how many came back on day 1, 7, 14 and 28", Row: reflect.TypeOf(RetentionDaily{}), SQL: sqlOf("retention_daily")},
 	{Name: "lifecycle_daily", Grain: "dt × product", Doc: "people new, returning, resurrecting and dormant, against the day before", Row: reflect.TypeOf(LifecycleDaily{}), SQL: sqlOf("lifecycle_daily")},
 	{Name: "stickiness_daily", Grain: "dt × product × window_days × days_active", Doc: "of the people active in the 7 (28) days ending dt, how many were active on 1, 2, ... of those days", Row: reflect.TypeOf(StickinessDaily{}), SQL: sqlOf("stickiness_daily")},
+	{Name: "funnel_daily", Grain: "dt (entry day) × product × funnel × step", Doc: "of the people who entered each funnel of funnels.json on dt, how many reached each step within its window, and how long it took", Row: reflect.TypeOf(FunnelDaily{}), SQL: sqlOf("funnel_daily")},
 }
 
 // UsersTable is the users dimension (stage 2), partitioned by bucket.

@@ -33,6 +33,7 @@ type dayBuilder struct {
 	*Config
 	bad      []BadObject         // the run's bad raw objects; a day quarantines those that arrived on it
 	failures []conversionFailure // the run's conversion failures; likewise
+	funnels  *rollups.Funnels    // the funnels whose funnel events a day's build writes (none: nil)
 }
 
 // dayTables are the tables of one day, and what its quality counts need.
@@ -71,6 +72,7 @@ func (b *dayBuilder) build(ctx context.Context, pub *publisher, run string, p *d
 		eventFiles, err = pub.writeEvents(gctx, run, p.d, t.events)
 		return err
 	})
+	g.Go(func() error { return pub.writeFunnelEvents(gctx, run, p.d, t.events, b.funnels) })
 	t.eng, t.ud, t.sd = rollups.ComputeDaily(t.events)
 	markProvisional(t, p.provisional)
 	if err := g.Wait(); err != nil {

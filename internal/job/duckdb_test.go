@@ -109,6 +109,7 @@ func TestAgainstDuckDB(t *testing.T) {
 				t.Fatal(err)
 			}
 			reports, first, last := nastyData(t, st, 2000)
+			putFunnels(t, st, testFunnels)
 			from, to := first-1, last+1
 			// Built two days after the last day: the days within max_lateness
 			// of that are provisional, the others final.
@@ -134,16 +135,17 @@ func TestAgainstDuckDB(t *testing.T) {
 
 			t.Run("every nasty case is present", func(t *testing.T) {
 				checks := map[string]string{
-					"duplicates":       "SELECT sum(duplicates_dropped) FROM data_quality_daily",
-					"invalid rows":     "SELECT sum(invalid_rows) FROM data_quality_daily",
-					"clock skew":       "SELECT count(*) FROM events WHERE clock_skewed AND client_event_time IS NOT NULL",
-					"missing times":    "SELECT count(*) FROM events WHERE client_event_time IS NULL",
-					"late events":      "SELECT count(*) FROM events WHERE received_at >= (dt + 1)::TIMESTAMPTZ",
-					"inferred session": "SELECT count(*) FROM events WHERE session_key LIKE 'i:%'",
-					"client session":   "SELECT count(*) FROM events WHERE session_key LIKE 's:%'",
-					"anonymous users":  "SELECT count(*) FROM events WHERE user_key LIKE 'anon:%'",
-					"properties":       "SELECT count(*) FROM events WHERE properties IS NOT NULL",
-					"INT96 rows":       fmt.Sprintf("SELECT count(*) FROM raw WHERE filename IN (%s)", strings.Trim(sqlList("", reports[0].INT96Objects), "[]")),
+					"duplicates":        "SELECT sum(duplicates_dropped) FROM data_quality_daily",
+					"invalid rows":      "SELECT sum(invalid_rows) FROM data_quality_daily",
+					"clock skew":        "SELECT count(*) FROM events WHERE clock_skewed AND client_event_time IS NOT NULL",
+					"missing times":     "SELECT count(*) FROM events WHERE client_event_time IS NULL",
+					"late events":       "SELECT count(*) FROM events WHERE received_at >= (dt + 1)::TIMESTAMPTZ",
+					"inferred session":  "SELECT count(*) FROM events WHERE session_key LIKE 'i:%'",
+					"client session":    "SELECT count(*) FROM events WHERE session_key LIKE 's:%'",
+					"anonymous users":   "SELECT count(*) FROM events WHERE user_key LIKE 'anon:%'",
+					"properties":        "SELECT count(*) FROM events WHERE properties IS NOT NULL",
+					"funnel conversion": "SELECT count(*) FROM funnel_daily WHERE step > 1 AND people > 0",
+					"INT96 rows":        fmt.Sprintf("SELECT count(*) FROM raw WHERE filename IN (%s)", strings.Trim(sqlList("", reports[0].INT96Objects), "[]")),
 				}
 				for name, q := range checks {
 					if n := queryOne[int64](t, ctx, db, q); n == 0 {
@@ -258,6 +260,7 @@ func TestAgainstDuckDB(t *testing.T) {
 				"retention_daily":    "dt, product, day_n",
 				"lifecycle_daily":    "dt, product",
 				"stickiness_daily":   "dt, product, window_days, days_active",
+				"funnel_daily":       "dt, product, funnel, step",
 				"dim_date":           "dt",
 				"users":              "product, user_key",
 			}
@@ -265,6 +268,7 @@ func TestAgainstDuckDB(t *testing.T) {
 			for _, q := range []string{
 				fmt.Sprintf("CREATE TABLE days AS SELECT unnest(range(DATE '%s', DATE '%s' + 1, INTERVAL 1 DAY))::DATE AS dt", from, to),
 				"CREATE TABLE built AS SELECT dt, provisional FROM data_quality_daily",
+				"CREATE TABLE funnel_steps AS " + mustParseFunnels(t, testFunnels).FunnelStepsSQL(),
 			} {
 				if _, err := db.ExecContext(ctx, q); err != nil {
 					t.Fatal(err)

@@ -63,6 +63,11 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	loadFixture(t, st, "../../testdata/golden/raw.json")
+	funnels, err := os.ReadFile("../../testdata/golden/funnels.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	putFunnels(t, st, string(funnels))
 	sum, err := Run(ctx, Config{Store: st, From: mustDay(t, "2026-03-01"), To: mustDay(t, "2026-03-04"),
 		Rules: compact.DefaultRules(time.UTC)})
 	if err != nil {

@@ -390,6 +390,18 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 				}, "product", "window_days", "days_active")
 			}
 		}
+	case []rollups.FunnelDaily:
+		rollups.SetDate(r, d)
+		// New funnel definitions are not a restatement: the data did not
+		// change.
+		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) && sameFunnels(prev.Fingerprint, fp) {
+			var old []rollups.FunnelDaily
+			if old, err = manifestRows[rollups.FunnelDaily](ctx, pub.Store, prev); err == nil {
+				moved = diffRows(table, d, old, r, func(x rollups.FunnelDaily) string {
+					return fmt.Sprintf("%s funnel %s step %d", x.Product, x.Funnel, x.Step)
+				}, "product", "step", "window_seconds")
+			}
+		}
 	case []rollups.DimDate: // calendar facts: nothing to restate
 		files, err = publish.Write(ctx, pub.Store, prefix, r, opt)
 	default:

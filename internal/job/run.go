@@ -18,6 +18,7 @@ import (
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/lease"
 	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
 )
 
 // Option changes how Run or BuildDays runs, not what a day holds.
@@ -50,6 +51,7 @@ type run struct {
 	plan     *plan
 	failures []conversionFailure // of the error objects the days being built need
 	held     []*LockedError      // days another run held
+	funnels  *rollups.Funnels    // whose funnel events the day builds write
 }
 
 func newRun(cfg Config, opts []Option) (*run, error) {
@@ -113,6 +115,11 @@ func (r *run) buildDays(ctx context.Context) error {
 	r.sum.IgnoredKeys, r.sum.Earlier, r.sum.Scanned = r.plan.ignored, r.plan.earlier, r.plan.scanned
 	if err := r.routeMissing(ctx); err != nil {
 		return err
+	}
+	// A day's funnel events are only a head start for funnel_daily: with
+	// no valid funnels.json, days are built without them.
+	if r.funnels, err = LoadFunnels(ctx, r.cfg.Store); err != nil {
+		r.cfg.Log.Warn("days built without funnel events", "error", err.Error())
 	}
 	if err := r.days(ctx); err != nil {
 		return err
@@ -275,7 +282,7 @@ func (r *run) buildDay(ctx context.Context, p *dayPlan, locks lease.Group) (DayS
 		return DaySummary{}, err
 	}
 	r.cfg.Log.Info("day's segments read", "day", p.d.String(), "objects", in.objects, "seconds", time.Since(t0).Seconds())
-	b := &dayBuilder{Config: r.cfg, bad: append(slices.Clone(r.sum.BadObjects), r.plan.routed.bad...), failures: r.failures}
+	b := &dayBuilder{Config: r.cfg, bad: append(slices.Clone(r.sum.BadObjects), r.plan.routed.bad...), failures: r.failures, funnels: r.funnels}
 	return b.build(ctx, r.pub, newRunID(r.cfg.Now()), p, in, locks)
 }
 

@@ -21,11 +21,18 @@ type WindowedSummary struct {
 	AsOf        day.Day // the last day with a published user_daily
 	ActiveDays  int     // active_users_daily partitions (re)published
 	Cohorts     int     // retention_daily partitions (re)published
-	Others      int     // partitions of the other windowed tables (lifecycle_daily, stickiness_daily) (re)published
+	Others      int     // partitions of the other windowed tables (lifecycle_daily, stickiness_daily, funnel_daily) (re)published
 	Dates       int     // dim_date partitions (re)published
 	UpToDate    int     // partitions whose inputs had not changed
 	Withdrawn   int     // partitions of days not built, republished empty
 	ReadUserDay int     // user_daily partitions read
+	// FunnelsError says why funnel_daily was not brought up to date: the
+	// store's funnels.json is not valid ("" if it was).
+	FunnelsError string
+	// FunnelDaysRemade counts the days whose funnel events were made
+	// again from their events files (the funnels changed since the day
+	// was built).
+	FunnelDaysRemade int
 	// Partitions are every windowed partition the run covered, published
 	// or up to date (the catalog registers them all).
 	Partitions []Partition
@@ -142,6 +149,9 @@ func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSumma
 	}
 	if err := w.dimDate(ctx, run, built, ws, opt); err != nil {
 		return nil, err
+	}
+	if err := w.funnelDaily(ctx, run, cur, ws, opt); err != nil {
+		return nil, fmt.Errorf("funnel_daily: %w", err)
 	}
 	if len(slices.Concat(slices.Collect(maps.Values(stale))...)) == 0 {
 		return ws, nil
@@ -360,33 +370,41 @@ const withdrawnFingerprint = publish.WithdrawnFingerprint
 // restatements: they were never numbers of a built day.
 func (w *windowed) withdrawUnbuilt(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
 	for _, t := range windowedTables {
-		table := t.name
-		parts, err := publish.Partitions(ctx, w.Store, table)
+		if err := w.withdrawTable(ctx, run, t.name, cur, t.empty, ws, opt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withdrawTable is withdrawUnbuilt for one table, whose partition with
+// no rows is empty.
+func (w *windowed) withdrawTable(ctx context.Context, run, table string, cur userDays, empty any, ws *WindowedSummary, opt publish.WriterOptions) error {
+	parts, err := publish.Partitions(ctx, w.Store, table)
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		d, err := day.Parse(strings.TrimPrefix(part, "dt="))
+		if err != nil || cur[d] != nil {
+			continue
+		}
+		m, err := publish.Current(ctx, w.Store, table, d)
+		if errors.Is(err, store.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		for _, part := range parts {
-			d, err := day.Parse(strings.TrimPrefix(part, "dt="))
-			if err != nil || cur[d] != nil {
-				continue
-			}
-			m, err := publish.Current(ctx, w.Store, table, d)
-			if errors.Is(err, store.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if m.Rows == 0 {
-				continue
-			}
-			if _, err := w.publishWindowed(ctx, run, table, d, withdrawnFingerprint, t.empty, opt, true); err != nil {
-				return err
-			}
-			w.Log.Info("withdrawn: a windowed partition of a day never built", "table", table, "day", d.String(), "rows", m.Rows)
-			ws.Partitions = append(ws.Partitions, Partition{table, d})
-			ws.Withdrawn++
+		if m.Rows == 0 {
+			continue
 		}
+		if _, err := w.publishWindowed(ctx, run, table, d, withdrawnFingerprint, empty, opt, true); err != nil {
+			return err
+		}
+		w.Log.Info("withdrawn: a windowed partition of a day never built", "table", table, "day", d.String(), "rows", m.Rows)
+		ws.Partitions = append(ws.Partitions, Partition{table, d})
+		ws.Withdrawn++
 	}
 	return nil
 }

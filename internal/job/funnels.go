@@ -1,0 +1,310 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/frame"
+	"github.com/littlewarehouse/warehouse/internal/publish"
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// funnel_daily is a windowed table of its own kind: it reads the events
+// table (not user_daily) of the entry day and of the days its windows
+// reach. It reads them through each day's funnel events: the events that
+// match a step, which the day build writes beside the day's events files
+// for the funnels defined when it ran (funnelEventsKey), and which the
+// windowed stage makes from the events files when they are missing (the
+// funnels changed, or the day was built before). Changing the funnels
+// thus recomputes funnel_daily, never the days.
+
+// FunnelTable is funnel_daily's name.
+const FunnelTable = "funnel_daily"
+
+// LoadFunnels reads the store's funnel definitions (rollups.FunnelsKey):
+// none if the store has no such file, an error naming the problem if it is
+// not a valid definition.
+func LoadFunnels(ctx context.Context, st store.Store) (*rollups.Funnels, error) {
+	b, err := st.Get(ctx, rollups.FunnelsKey)
+	if errors.Is(err, store.ErrNotExist) {
+		return &rollups.Funnels{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, err := rollups.ParseFunnels(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s in the store: %w", rollups.FunnelsKey, err)
+	}
+	return f, nil
+}
+
+// funnelEventsKey is where the funnel events of digest's funnels live for
+// the events run m: in its run folder, named with a leading underscore so
+// that Athena (and Hive) do not read it as part of the events table, and
+// deleted with the run.
+func funnelEventsKey(m *publish.Manifest, digest string) string {
+	return publish.RunPrefixAt(m.Table, "dt="+m.Day, m.Run) + "_funnel-events-" + digest + ".bin"
+}
+
+// writeFunnelEvents writes the funnel events of day d's events, built by
+// run, for f (nothing if f defines no funnel).
+func (pub *publisher) writeFunnelEvents(ctx context.Context, run string, d day.Day, ev *frame.Events, f *rollups.Funnels) error {
+	if f.Empty() {
+		return nil
+	}
+	fe := rollups.FunnelEventsOf(f, ev)
+	m := &publish.Manifest{Table: "events", Day: d.String(), Run: run}
+	return pub.Store.Put(ctx, funnelEventsKey(m, fe.Digest), fe.Encode())
+}
+
+// funnelReader reads days' funnel events for one definition, each day
+// once.
+type funnelReader struct {
+	w      *windowed
+	f      *rollups.Funnels
+	cache  map[day.Day]*rollups.FunnelEvents
+	remade int // days whose funnel events were made from the events files
+}
+
+// of returns the funnel events of the events run m: the file beside it,
+// or, if it is missing or of other funnels, made from the events files
+// (and written, for the next time).
+func (fr *funnelReader) of(ctx context.Context, d day.Day, m *publish.Manifest) (*rollups.FunnelEvents, error) {
+	if fe, ok := fr.cache[d]; ok {
+		return fe, nil
+	}
+	digest := fr.f.Digest()
+	key := funnelEventsKey(m, digest)
+	b, err := fr.w.Store.Get(ctx, key)
+	var fe *rollups.FunnelEvents
+	if err == nil {
+		if fe, err = rollups.DecodeFunnelEvents(b); err != nil || fe.Digest != digest {
+			fr.w.Log.Warn("unreadable funnel events; making them again from the events", "key", key, "error", fmt.Sprint(err))
+			fe = nil
+		}
+	} else if !errors.Is(err, store.ErrNotExist) {
+		return nil, err
+	}
+	if fe == nil {
+		if fe, err = funnelEventsFromTable(ctx, fr.w.Store, m, fr.f); err != nil {
+			return nil, err
+		}
+		fr.remade++
+		fr.keep(ctx, m, key, fe)
+	}
+	fr.cache[d] = fe
+	return fe, nil
+}
+
+// keep writes funnel events made from the events run m beside it, for
+// the next time. If m stops being current meanwhile, a cleanup of its
+// folder may have listed it before the write: the file is then deleted
+// again, so that no run folder is left holding only it. (A cleanup that
+// lists the folder after the check deletes the file with the run.)
+func (fr *funnelReader) keep(ctx context.Context, m *publish.Manifest, key string, fe *rollups.FunnelEvents) {
+	st := fr.w.Store
+	if err := st.Put(ctx, key, fe.Encode()); err != nil {
+		fr.w.Log.Warn("funnel events not kept", "key", key, "error", err.Error())
+		return
+	}
+	if cur, err := publish.CurrentAt(ctx, st, m.Table, "dt="+m.Day); err != nil || cur.Run != m.Run {
+		if err := st.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotExist) {
+			fr.w.Log.Warn("funnel events of a superseded run not deleted", "key", key, "error", err.Error())
+		}
+	}
+}
+
+// funnelEventsFromTable makes f's funnel events of the events run m from
+// its files.
+func funnelEventsFromTable(ctx context.Context, st store.Store, m *publish.Manifest, f *rollups.Funnels) (*rollups.FunnelEvents, error) {
+	b := rollups.NewFunnelEvents(f)
+	for _, file := range m.Files {
+		data, err := st.Get(ctx, file.Key)
+		if err != nil {
+			return nil, fmt.Errorf("events %s run %s: %w", m.Day, m.Run, err)
+		}
+		var err2 error
+		if b.NeedsProperties() {
+			err2 = readFunnelColumns[funnelRowProps](data, func(r *funnelRowProps) { b.Add(r.Product, r.UserKey, r.EventName, r.EventTime, r.Properties) })
+		} else {
+			err2 = readFunnelColumns[funnelRow](data, func(r *funnelRow) { b.Add(r.Product, r.UserKey, r.EventName, r.EventTime, nil) })
+		}
+		if err2 != nil {
+			return nil, fmt.Errorf("read %s: %w", file.Key, err2)
+		}
+	}
+	return b.Done(), nil
+}
+
+// funnelRow and funnelRowProps are the columns of the events table a
+// funnel reads.
+type funnelRow struct {
+	EventName string `parquet:"event_name"`
+	UserKey   string `parquet:"user_key"`
+	Product   string `parquet:"product,optional"`
+	EventTime int64  `parquet:"event_time,timestamp(millisecond)"`
+}
+
+type funnelRowProps struct {
+	EventName  string            `parquet:"event_name"`
+	UserKey    string            `parquet:"user_key"`
+	Product    string            `parquet:"product,optional"`
+	EventTime  int64             `parquet:"event_time,timestamp(millisecond)"`
+	Properties map[string]string `parquet:"properties,optional"`
+}
+
+func readFunnelColumns[T any](data []byte, add func(*T)) error {
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return err
+	}
+	r := parquet.NewGenericReader[T](f)
+	defer r.Close()
+	buf := make([]T, 1024)
+	for {
+		n, err := r.Read(buf)
+		for i := range n {
+			add(&buf[i])
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// funnelDaily brings funnel_daily up to date for every built day (one
+// with a current user_daily, cur). A partition of day d is a pure function
+// of the funnels (their digest), of the events runs of d and of the days
+// its longest window reaches, and of those days' marks (a day not built
+// counts as open); its fingerprint, "<digest>-<hash>", records them. A
+// store whose funnels.json is not valid keeps its funnel_daily as it was,
+// and the error is in ws.FunnelsError. Partitions of days not built are
+// withdrawn.
+func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
+	f, err := LoadFunnels(ctx, w.Store)
+	if err != nil {
+		if errors.Is(err, rollups.ErrFunnels) {
+			w.Log.Error("funnel_daily not updated", "error", err.Error())
+			ws.FunnelsError = err.Error()
+			return nil
+		}
+		return err
+	}
+	days := slices.Sorted(func(yield func(day.Day) bool) {
+		for d := range cur {
+			if !yield(d) {
+				return
+			}
+		}
+	})
+	events := map[day.Day]*publish.Manifest{}
+	for _, d := range days {
+		m, err := publish.Current(ctx, w.Store, "events", d)
+		if errors.Is(err, store.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		events[d] = m
+	}
+	fr := &funnelReader{w: w, f: f, cache: map[day.Day]*rollups.FunnelEvents{}}
+	loc := w.Rules.Loc
+	for _, d := range days {
+		reach := rollups.FunnelReach(d, loc, f.MaxWindow())
+		fp := funnelFingerprint(f, d, reach, events)
+		stale, err := w.stale(ctx, FunnelTable, d, fp)
+		if err != nil {
+			return err
+		}
+		if stale {
+			in, err := fr.input(ctx, d, reach, events)
+			if err != nil {
+				return err
+			}
+			moved, err := w.publishWindowed(ctx, run, FunnelTable, d, fp, rollups.ComputeFunnels(f, in), opt, false)
+			if err != nil {
+				return err
+			}
+			ws.Restatements = append(ws.Restatements, moved...)
+			ws.Others++
+		} else if d >= w.From && d <= w.To {
+			ws.UpToDate++
+		}
+		if stale || d >= w.From && d <= w.To {
+			ws.Partitions = append(ws.Partitions, Partition{FunnelTable, d})
+		}
+		for x := range fr.cache {
+			if x <= d { // later days start after d's entries: never read again
+				delete(fr.cache, x)
+			}
+		}
+	}
+	ws.FunnelDaysRemade = fr.remade
+	return w.withdrawTable(ctx, run, FunnelTable, cur, []rollups.FunnelDaily{}, ws, opt)
+}
+
+// input gathers the funnel events and marks of day d and the reach days
+// after it.
+func (fr *funnelReader) input(ctx context.Context, d day.Day, reach int, events map[day.Day]*publish.Manifest) (rollups.FunnelInput, error) {
+	in := rollups.FunnelInput{Day: d, Loc: fr.w.Rules.Loc}
+	if fr.f.Empty() {
+		return in, nil
+	}
+	for k := 0; k <= reach; k++ {
+		x := d + day.Day(k)
+		m := events[x]
+		if m == nil {
+			in.Events, in.Open = append(in.Events, nil), append(in.Open, true)
+			continue
+		}
+		fe, err := fr.of(ctx, x, m)
+		if err != nil {
+			return in, err
+		}
+		in.Events = append(in.Events, fe)
+		in.Open = append(in.Open, m.Config[statusKey] != rollups.Status(false))
+	}
+	return in, nil
+}
+
+// funnelFingerprint is "<digest>-<hash>" of what funnel_daily of day d
+// reads.
+func funnelFingerprint(f *rollups.Funnels, d day.Day, reach int, events map[day.Day]*publish.Manifest) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "code=%s table=%s\n", CodeVersion, FunnelTable)
+	if !f.Empty() {
+		for k := 0; k <= reach; k++ {
+			x := d + day.Day(k)
+			if m := events[x]; m != nil {
+				fmt.Fprintf(h, "%s %s %s\n", x, m.Run, m.Config[statusKey])
+			} else {
+				fmt.Fprintf(h, "%s none\n", x)
+			}
+		}
+	}
+	return f.Digest() + "-" + hex.EncodeToString(h.Sum(nil))
+}
+
+// sameFunnels reports whether two funnel_daily fingerprints are of the
+// same funnel definitions.
+func sameFunnels(a, b string) bool {
+	da, _, _ := strings.Cut(a, "-")
+	db, _, _ := strings.Cut(b, "-")
+	return da == db
+}
