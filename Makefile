@@ -26,14 +26,16 @@ demo: build
 	rm -rf $(DEMO_STORE) && \
 	$(BIN)/eventgen --out $(DEMO_STORE) --from $$from --to $$to --events-per-day $(DEMO_EVENTS) --nasty --start-on-from && \
 	echo "== rolling up $$from .. $$to" && \
-	time $(BIN)/rollup --store $(DEMO_STORE) --from $$from --to $$to --log text && \
+	time $(BIN)/rollup --store $(DEMO_STORE) --from $$from --to $$to --log text --funnels examples/funnels.json && \
 	echo && echo "== the same run again: every day is up to date, nothing is rewritten" && \
 	$(BIN)/rollup --store $(DEMO_STORE) --from $$from --to $$to --log text --quiet | tail -n +3 && \
 	echo && echo "== what came in, per day (data_quality_daily)" && \
 	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT dt, raw_rows, kept_rows, duplicates_dropped, invalid_rows, missing_event_time_rows, clock_skewed_rows, bad_files FROM data_quality_daily ORDER BY dt" && \
 	echo && echo "== events and people per product and day (engagement_daily, user_daily)" && \
 	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT e.dt, e.product, sum(e.events) AS events, any_value(u.people) AS people FROM engagement_daily e JOIN (SELECT dt, product, count(*) AS people FROM user_daily GROUP BY ALL) u USING (dt, product) GROUP BY ALL ORDER BY ALL" && \
-	echo && echo "== try your own (any DuckDB SQL; tables: events, engagement_daily, user_daily, users, sessions_daily, active_users_daily, retention_daily, lifecycle_daily, stickiness_daily, data_quality_daily, quarantine):" && \
+	echo && echo "== the funnels of examples/funnels.json, over the week (funnel_daily)" && \
+	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT product, funnel, step, step_name, sum(people) AS people, CAST(median(median_seconds) AS BIGINT) AS typical_seconds FROM funnel_daily GROUP BY product, funnel, step, step_name ORDER BY ALL" && \
+	echo && echo "== try your own (any DuckDB SQL; tables: events, engagement_daily, user_daily, users, sessions_daily, active_users_daily, retention_daily, lifecycle_daily, stickiness_daily, funnel_daily, data_quality_daily, quarantine):" && \
 	echo "   $(BIN)/lwsql --store $(DEMO_STORE) \"SELECT reason, count(*) FROM quarantine GROUP BY reason\"" && \
 	echo "   or with the duckdb CLI: $(BIN)/rollup ddl --dialect duckdb --store $(DEMO_STORE) > views.sql; duckdb -init views.sql" && \
 	$(BIN)/rollup report --store $(DEMO_STORE) --out $(DEMO_STORE)/report.html && \

@@ -176,6 +176,7 @@ type options struct {
 	includeToday                   bool
 	dispatch                       string
 	dispatchWait                   time.Duration
+	funnels                        string
 	// given holds the flags given on the command line, by name, as
 	// their values print (see rerun).
 	given map[string]string
@@ -228,6 +229,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.Var(&o.leaseTTL, "lease-ttl", "how long (a `duration`) a lease on a day lasts unless renewed, after which another rollup may take the day over (default 30m, or $LW_LEASE_TTL); a run renews it every third of that (e.g. --lease-ttl 5m)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (see rollup plan) and stop")
+	fs.StringVar(&o.funnels, "funnels", "", "check this funnel definition `file` (JSON; see docs/tables.md#funnel_daily) and save it as the store's funnels.json before the run: this and every later run, the nightly one too, computes funnel_daily from it (changing it recomputes funnel_daily, not the days)")
 	fs.StringVar(&o.dispatch, "dispatch", "", "run on AWS instead of here: `sfn:STATE_MACHINE_ARN` starts one execution of the nightly state machine for --from..--to (any length; the stack's StateMachineArn output), follows it (days done, failed, running) and prints its summary; lambda:FUNCTION builds one day (--from D --to D) on the rollup function, then the windowed tables and registration run here")
 	flagtext.DurationVar(fs, &o.dispatchWait, "dispatch-wait", 0, "with --dispatch sfn:, stop following the execution after this `duration` (it goes on in AWS; the console shows it); 0 follows it to its end (e.g. --dispatch-wait 3h)")
 	fs.StringVar(&o.logFormat, "log", "auto", "log `format`: text (warnings only, for people), json (structured, for CloudWatch), or auto (text on a terminal)")
@@ -523,6 +525,11 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 			}
 		}()
 	}
+	if o.funnels != "" {
+		if err := saveFunnels(ctx, cfg.Store, o.funnels, stdout); err != nil {
+			return err
+		}
+	}
 	if o.dryRun {
 		p, err := job.Plan(ctx, cfg)
 		if err != nil {
@@ -707,8 +714,13 @@ func printSummary(w io.Writer, s *job.Summary, o *options) {
 		fmt.Fprintf(w, "\nrestated days (published before, numbers changed): %s\n", strings.Join(restated, ", "))
 	}
 	if ws := s.Windowed; ws != nil {
-		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily, %d retention_daily and %d lifecycle_daily and stickiness_daily partitions published, %d up to date\n",
+		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily, %d retention_daily and %d lifecycle_daily, stickiness_daily and funnel_daily partitions published, %d up to date\n",
 			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.Others, ws.UpToDate)
+		if ws.FunnelsError != "" {
+			fmt.Fprintf(w, "funnel_daily NOT updated: %s (fix the file with rollup --funnels FILE)\n", ws.FunnelsError)
+		} else if ws.FunnelDaysRemade > 0 {
+			fmt.Fprintf(w, "funnels changed: funnel_daily recomputed from the events of %d days (no day rebuilt)\n", ws.FunnelDaysRemade)
+		}
 		if u := ws.Users; u != nil && len(u.Buckets) > 0 {
 			fmt.Fprintf(w, "users: %d of %d buckets republished from %d user_daily partitions read (%d people gone, %d whose first day moved later)\n",
 				len(u.Buckets), rollups.UserBuckets, u.DaysRead, u.Gone, u.FirstSeenLater)

@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/littlewarehouse/warehouse/internal/store"
+	"github.com/littlewarehouse/warehouse/rollups"
+)
+
+// saveFunnels checks the funnel definition file path and writes it to the
+// store's funnels.json (unless the store already holds the same bytes). A
+// file that is not valid is a usage error: nothing is written, and the run
+// does not start.
+func saveFunnels(ctx context.Context, st store.Store, path string, stdout io.Writer) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return usagef("--funnels: %v", err)
+	}
+	f, err := rollups.ParseFunnels(b)
+	if err != nil {
+		return usagef("--funnels %s: %v", path, err)
+	}
+	old, err := st.Get(ctx, rollups.FunnelsKey)
+	if err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotExist) {
+		return err
+	}
+	if err := st.Put(ctx, rollups.FunnelsKey, b); err != nil {
+		return fmt.Errorf("save %s: %w", rollups.FunnelsKey, err)
+	}
+	fmt.Fprintf(stdout, "funnels: %d saved as the store's %s (%v)\n", len(f.Funnels), rollups.FunnelsKey, f.FunnelNames())
+	return nil
+}
