@@ -116,6 +116,7 @@ const (
 	prefixRawErrors     = "raw-errors/"
 	prefixCurated       = "curated/"
 	prefixState         = "_state/"
+	prefixConfig        = "config/" // what people set (funnels.json): the functions read it
 	prefixSegments      = "_state/segments/"
 	prefixAthenaResults = "athena-results/"
 	prefixReports       = "reports/"

@@ -187,13 +187,14 @@ func (b *builder) functionLogGroup(id, suffix string) {
 }
 
 // storeRole is the role of a function running the rollup code: inputs as
-// raw grants, curated/ and _state/ read and written, the Glue database kept
-// current, its log group written; nothing else.
+// raw grants, config/ read, curated/ and _state/ read and written, the
+// Glue database kept current, its log group written; nothing else.
 func storeRole(desc, name string, raw statement, logGroup string) *iam.Role {
 	return role(desc, assumeRole("lambda.amazonaws.com", nil), name,
 		policy(
 			allow("ListBucket", s3ListBucket, bucketARN()),
 			raw,
+			allow("ReadConfig", s3Read, objectsARN(prefixConfig)),
 			allow("ReadWriteOutputs", s3ReadWrite, objectsARNs(prefixCurated, prefixState)...),
 			allow("Catalog", glueCatalog, glueCatalogARN(), glueDatabaseARN(), glueTableARN("*")),
 			allow("Log", logsWrite, cloudformation.GetAtt(logGroup, "Arn")),

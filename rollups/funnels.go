@@ -14,10 +14,10 @@ import (
 	"unicode/utf8"
 )
 
-// FunnelsKey is the store key of the funnel definitions: a JSON file at the
-// root of the store (see ParseFunnels). A store without it has no funnels,
-// and funnel_daily is empty.
-const FunnelsKey = "funnels.json"
+// FunnelsKey is the store key of the funnel definitions, a JSON file (see
+// ParseFunnels) under config/, which the rollup functions may read and not
+// write. A store without it has no funnels, and funnel_daily is empty.
+const FunnelsKey = "config/funnels.json"
 
 // Limits of a funnel definition file.
 const (
