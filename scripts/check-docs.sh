@@ -119,6 +119,7 @@ t0=$SECONDS
 echo "check-docs: building bin/ (go build -o bin/ ./cmd/...)"
 go build -o bin/ ./cmd/... || exit 2
 ln -s "$repo/bin" "$work/bin"
+ln -s "$repo/examples" "$work/examples"
 # table_columns prints "table column" for every column (partition key
 # included) of every curated table: from the Athena DDL, or from the
 # "### `table`" sections of docs/tables.md.

@@ -31,8 +31,12 @@ type Config struct {
 	Dir       string // cache folder; default <module root>/.bench
 	Rollup    string // prebuilt binaries; "" = build
 	DuckBench string
-	Args      []string // the command line, for the results file
-	Out       io.Writer
+	// Funnels is a funnel definition file: each run of ours is then also
+	// run with it saved as the store's funnels (--funnels), right after
+	// the run without, to measure what funnel_daily costs. "" skips it.
+	Funnels string
+	Args    []string // the command line, for the results file
+	Out     io.Writer
 }
 
 // DataSet is one generated input and the reporting days run over it.
@@ -106,6 +110,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return err
+	}
+	if cfg.Funnels != "" && !filepath.IsAbs(cfg.Funnels) {
+		cfg.Funnels = filepath.Join(root, cfg.Funnels) // the children run in the data set's folder
 	}
 	rollupBin, duckBin, err := binaries(ctx, cfg, root)
 	if err != nil {
@@ -302,6 +309,23 @@ func runDataSet(ctx context.Context, cfg Config, ds DataSet, rollupBin, duckBin 
 		res.Ours.Runs = append(res.Ours.Runs, m)
 		if res.OursEvents, err = ourEvents(ctx, storeDir, from, to); err != nil {
 			return res, err
+		}
+		if cfg.Funnels != "" {
+			if err := resetStore(storeDir); err != nil {
+				return res, err
+			}
+			if res.OursFunnels == nil {
+				res.OursFunnels = &Side{}
+			}
+			fmt.Fprintf(oursLog, "== run %d with --funnels %s\n", i, cfg.Funnels)
+			fmt.Fprintf(cfg.Out, "== %s run %d/%d: ours with the funnels ", ds.Name, i, cfg.Runs)
+			m, err := measure(ctx, dir, oursLog, rollupBin, "--store", storeDir, "--from", from.String(), "--to", to.String(), "--quiet", "--force", "--funnels", cfg.Funnels)
+			if err != nil {
+				fmt.Fprintln(cfg.Out, "failed")
+				return res, fmt.Errorf("rollup --funnels: %w; the end of %s:\n%s", err, oursLog.Name(), tail(oursLog.Name(), 20))
+			}
+			fmt.Fprintf(cfg.Out, "%7.2f s %9s peak RSS\n", m.WallSeconds, mib(m.MaxRSSKiB))
+			res.OursFunnels.Runs = append(res.OursFunnels.Runs, m)
 		}
 
 		// DuckDB, on the same objects, into a fresh output folder.

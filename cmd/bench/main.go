@@ -7,7 +7,9 @@
 // cache, as eventgen or the previous run just wrote or read them):
 //
 //   - ours: bin/rollup --store S --from D1 --to D2 --quiet --force, with
-//     every output and state folder of the store deleted first;
+//     every output and state folder of the store deleted first; then the
+//     same with --funnels examples/funnels.json (two funnels), whose wall
+//     time over the run without is printed (the target is at most 1.10×);
 //   - DuckDB: bin/duckbench over the exact same raw objects and days, which
 //     copies the deduplicated sorted events and every per-day rollup's
 //     reference SQL to zstd Parquet.
@@ -78,6 +80,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.Dir, "dir", "", "cache and output folder; default .bench in the module root")
 	fs.StringVar(&cfg.Rollup, "rollup", "", "use this rollup binary instead of building ./cmd/rollup")
 	fs.StringVar(&cfg.DuckBench, "duckbench", "", "use this duckbench binary instead of building ./cmd/duckbench")
+	fs.StringVar(&cfg.Funnels, "funnels", "examples/funnels.json", "also run ours with this funnel definition `file` (relative to the module root) after each run without, and print the ratio of the two (\"\" to skip)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

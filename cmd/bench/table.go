@@ -78,9 +78,15 @@ type DataSetResult struct {
 	// (OneDay, the middle one) from a store holding only the raw data, and
 	// the peak RSS of the whole range over that day's (docs/design.md §Routing and segments: memory
 	// is bounded by the day being worked on, not by the range).
-	OneDay          *Side   `json:"one_day,omitempty"`
-	OneDayName      string  `json:"one_day_name,omitempty"`
-	RangeRSSOverDay float64 `json:"range_rss_over_one_day,omitempty"`
+	OneDay *Side `json:"one_day,omitempty"`
+	// OursFunnels are ours with funnels defined (--funnels), each run
+	// right after the one without; FunnelsWallRatios their walls over
+	// those runs', and the median (the target is at most 1.10).
+	OursFunnels            *Side     `json:"ours_funnels,omitempty"`
+	FunnelsWallRatios      []float64 `json:"funnels_wall_ratios,omitempty"`
+	MedianFunnelsWallRatio float64   `json:"median_funnels_wall_ratio,omitempty"`
+	OneDayName             string    `json:"one_day_name,omitempty"`
+	RangeRSSOverDay        float64   `json:"range_rss_over_one_day,omitempty"`
 }
 
 func (r *DataSetResult) finish() {
@@ -95,6 +101,14 @@ func (r *DataSetResult) finish() {
 		r.PairedWallRatios = append(r.PairedWallRatios, ratio(r.Ours.Runs[i].WallSeconds, r.DuckDB.Runs[i].WallSeconds))
 	}
 	r.MedianPairedWallRatio = median(r.PairedWallRatios)
+	if f := r.OursFunnels; f != nil {
+		f.finish()
+		r.FunnelsWallRatios = nil
+		for i := range min(len(r.Ours.Runs), len(f.Runs)) {
+			r.FunnelsWallRatios = append(r.FunnelsWallRatios, ratio(f.Runs[i].WallSeconds, r.Ours.Runs[i].WallSeconds))
+		}
+		r.MedianFunnelsWallRatio = median(r.FunnelsWallRatios)
+	}
 	if r.OneDay != nil {
 		r.OneDay.finish()
 		r.RangeRSSOverDay = ratio(float64(r.Ours.Best.MaxRSSKiB), float64(r.OneDay.Best.MaxRSSKiB))
@@ -119,6 +133,9 @@ const (
 	TargetWallRatio    = 0.20
 	TargetRSSRatio     = 0.25
 	TargetRangeOverDay = 1.5
+	// TargetFunnels is issue 28's: a day with two funnels defined takes
+	// at most this times its time without them.
+	TargetFunnels = 1.10
 )
 
 // median is the middle of xs (the mean of the two middle ones for an even
@@ -180,6 +197,17 @@ func FormatTable(w io.Writer, r Report) error {
 		}
 		fmt.Fprintf(w, "%s: peak RSS of the whole range %s, of one of its days (%s) built alone %s: %s (target ≤ %.2f×)\n",
 			d.Name, mib(d.Ours.Best.MaxRSSKiB), d.OneDayName, mib(d.OneDay.Best.MaxRSSKiB), times(d.RangeRSSOverDay), TargetRangeOverDay)
+	}
+	for _, d := range r.DataSets {
+		if d.OursFunnels == nil {
+			continue
+		}
+		var each []string
+		for _, x := range d.FunnelsWallRatios {
+			each = append(each, fmt.Sprintf("%.3f×", x))
+		}
+		fmt.Fprintf(w, "%s: ours with the funnels over without, run by run: %s; median %.3f× (target ≤ %.2f×); peak RSS %s with, %s without\n",
+			d.Name, strings.Join(each, ", "), d.MedianFunnelsWallRatio, TargetFunnels, mib(d.OursFunnels.Best.MaxRSSKiB), mib(d.Ours.Best.MaxRSSKiB))
 	}
 	for _, d := range r.DataSets {
 		if !d.RowsMatch {
