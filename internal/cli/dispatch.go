@@ -271,6 +271,9 @@ func printRunSummary(w io.Writer, s *lambda.RunSummary) {
 	if ws := s.Windowed; ws != nil {
 		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily and %d retention_daily partitions published, %d up to date\n",
 			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.UpToDate)
+		if ws.FunnelsError != "" {
+			fmt.Fprintf(w, "funnel_daily NOT updated: %s (fix the file with rollup --funnels FILE)\n", ws.FunnelsError)
+		}
 	}
 	if r := s.Route; r != nil {
 		fmt.Fprintf(w, "routed %d raw objects (%s) in %d parts", r.Routed, store.HumanSize(r.Bytes), r.Parts)

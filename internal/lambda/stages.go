@@ -239,6 +239,9 @@ type WindowedResult struct {
 	ActiveDays int    `json:"active_days_published"`
 	Cohorts    int    `json:"cohorts_published"`
 	UpToDate   int    `json:"up_to_date"`
+	// FunnelsError says why funnel_daily was not brought up to date (the
+	// store's config/funnels.json is not valid); "" if it was.
+	FunnelsError string `json:"funnels_error,omitempty"`
 }
 
 // runWindowed is the windowed stage (job.RunWindowed) over the run's days.
@@ -273,7 +276,8 @@ func windowedResult(ws *job.WindowedSummary) *WindowedResult {
 	if ws == nil {
 		return nil
 	}
-	return &WindowedResult{AsOf: ws.AsOf.String(), ActiveDays: ws.ActiveDays, Cohorts: ws.Cohorts, UpToDate: ws.UpToDate}
+	return &WindowedResult{AsOf: ws.AsOf.String(), ActiveDays: ws.ActiveDays, Cohorts: ws.Cohorts, UpToDate: ws.UpToDate,
+		FunnelsError: ws.FunnelsError}
 }
 
 // readWindowed reads what the windowed stage of run kept: nil, false if
