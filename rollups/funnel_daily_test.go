@@ -151,6 +151,9 @@ func TestFunnelGolden(t *testing.T) {
 		{"", "a", "view", at(8, 0, 0, 0), nil},
 		// e: enters only the day after.
 		{"shop", "e", "view", at(30, 0, 0, 0), nil},
+		// f: no product, spelled both ways: one person, who converts.
+		{"", "f", "view", at(6, 0, 0, 0), nil},
+		{"(none)", "f", "cart", at(6, 1, 0, 0), nil},
 	}
 	days := funnelDays(t, f, evs, time.UTC)
 	got := computeAll(f, days, []day.Day{d, d + 1}, map[day.Day]bool{d: false, d + 1: false, d + 2: true}, time.UTC)
@@ -161,10 +164,10 @@ func TestFunnelGolden(t *testing.T) {
 	pay := "pay (currency = USD)"
 	want := map[day.Day][]FunnelDaily{
 		d: {
-			row("(none)", "again", 1, "view", 1, 1, f64(0), 86400, false),
+			row("(none)", "again", 1, "view", 2, 1, f64(0), 86400, false),
 			row("(none)", "again", 2, "view", 0, 0, nil, 86400, false),
-			row("(none)", "buy", 1, "view", 1, 1, f64(0), 3600, false),
-			row("(none)", "buy", 2, "cart", 0, 0, nil, 3600, false),
+			row("(none)", "buy", 1, "view", 2, 1, f64(0), 3600, false),
+			row("(none)", "buy", 2, "cart", 1, 0.5, f64(60), 3600, false),
 			row("(none)", "buy", 3, pay, 0, 0, nil, 3600, false),
 			// again: b's second view is 2h after; e's view is 6h after d's
 			// (d's "again" sees the next day, whose mark is final).
@@ -226,7 +229,7 @@ func TestFunnelsAgainstDuckDB(t *testing.T) {
 					}
 					// times on a coarse grid so that many fall on the same ms
 					at := d0.Start(loc).Add(time.Duration(r.IntN(6*24*60)) * time.Minute).Add(time.Duration(r.IntN(3)) * 30 * time.Second)
-					evs = append(evs, fev{[]string{"", "shop", "app"}[r.IntN(3)], fmt.Sprint("u", r.IntN(40)), string(rune('a' + r.IntN(5))), at, props})
+					evs = append(evs, fev{[]string{"", "shop", "app", "(none)"}[r.IntN(4)], fmt.Sprint("u", r.IntN(40)), string(rune('a' + r.IntN(5))), at, props})
 				}
 				dts := day.Range(d0-1, d0+6)
 				built := map[day.Day]bool{d0: false, d0 + 1: false, d0 + 2: true, d0 + 4: false, d0 + 5: true}

@@ -51,6 +51,21 @@ func FunnelEventsOf(f *Funnels, ev *frame.Events) *FunnelEvents {
 	}
 	names := map[uint32]*nameSteps{} // by dictionary id; nil: no step
 	lastID, last := ^uint32(0), (*nameSteps)(nil)
+	// A person is (dim(product), user_key): "" and "(none)" are one
+	// product, so products are keyed by their dim'd string's first id.
+	canon, byDim := map[uint32]uint32{}, map[string]uint32{}
+	product := func(id uint32) uint32 {
+		c, ok := canon[id]
+		if !ok {
+			s := dim(ev.Dict.Str(id))
+			if c, ok = byDim[s]; !ok {
+				c = id
+				byDim[s] = c
+			}
+			canon[id] = c
+		}
+		return c
+	}
 	pairs := map[uint64]uint32{}
 	var pairStrs [][2]string
 	var rows []funnelRow
@@ -82,7 +97,7 @@ func FunnelEventsOf(f *Funnels, ev *frame.Events) *FunnelEvents {
 		if m == 0 {
 			continue
 		}
-		pk := uint64(products[i])<<32 | uint64(users[i])
+		pk := uint64(product(products[i]))<<32 | uint64(users[i])
 		p, ok := pairs[pk]
 		if !ok {
 			p = uint32(len(pairStrs))
@@ -236,7 +251,10 @@ func DecodeFunnelEvents(data []byte) (*FunnelEvents, error) {
 	if !bytes.HasPrefix(data, []byte(funnelEventsMagic)) {
 		return nil, errFunnelEvents
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<32))
+	// A frame's header could claim any size: allow what our encoding of
+	// the data could plausibly take, not what it says.
+	limit := uint64(256<<20) + 256*uint64(len(data))
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(limit))
 	if err != nil {
 		return nil, err
 	}

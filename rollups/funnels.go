@@ -154,9 +154,16 @@ func checkName(s string) error {
 	return nil
 }
 
+// funnelRules is the version of what a definition computes (which events
+// match a step, how a person walks the steps): a change to either bumps
+// it, which changes every digest, so that funnel events and funnel_daily
+// partitions made by the old rules are made again.
+const funnelRules = 1
+
 // Digest identifies what the definitions compute: equal for files that
 // define the same funnels (whatever their spacing or window spelling),
-// different otherwise. The empty definition has a digest too.
+// different otherwise, and for the same funnels under other rules
+// (funnelRules). The empty definition has a digest too.
 func (f *Funnels) Digest() string {
 	type step struct{ E, P, V string }
 	type funnel struct {
@@ -172,7 +179,10 @@ func (f *Funnels) Digest() string {
 		}
 		c = append(c, x)
 	}
-	b, _ := json.Marshal(c)
+	b, _ := json.Marshal(struct {
+		Rules   int
+		Funnels []funnel
+	}{funnelRules, c})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }

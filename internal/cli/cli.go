@@ -525,8 +525,11 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 			}
 		}()
 	}
+	if o.dispatch != "" && o.force {
+		return usagef("--force does not go with --dispatch: the function plans by the same fingerprints as a local run; rebuild with a local rollup --force, or delete the days' manifests")
+	}
 	if o.funnels != "" {
-		if err := saveFunnels(ctx, cfg.Store, o.funnels, stdout); err != nil {
+		if err := saveFunnels(ctx, cfg.Store, o.funnels, o.dryRun, stdout); err != nil {
 			return err
 		}
 	}
@@ -539,9 +542,6 @@ func (o *options) run(ctx context.Context, cfg job.Config, stdout, stderr io.Wri
 		return printPendingErasures(ctx, cfg.Store, stdout)
 	}
 	if o.dispatch != "" {
-		if o.force {
-			return usagef("--force does not go with --dispatch: the function plans by the same fingerprints as a local run; rebuild with a local rollup --force, or delete the days' manifests")
-		}
 		// The state machine carries out pending erasures itself (its Erase
 		// state); a one-day dispatch builds there and erases here.
 		if !strings.HasPrefix(o.dispatch, "sfn:") {
@@ -717,7 +717,10 @@ func printSummary(w io.Writer, s *job.Summary, o *options) {
 		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily, %d retention_daily and %d lifecycle_daily, stickiness_daily and funnel_daily partitions published, %d up to date\n",
 			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.Others, ws.UpToDate)
 		if ws.FunnelsError != "" {
-			fmt.Fprintf(w, "funnel_daily NOT updated: %s (fix the file with rollup --funnels FILE)\n", ws.FunnelsError)
+			fmt.Fprintf(w, "funnel_daily NOT (all) updated, the next run carries on: %s\n", ws.FunnelsError)
+			if ws.FunnelsFileBad {
+				fmt.Fprintln(w, "  fix the file with rollup --funnels FILE")
+			}
 		} else if ws.FunnelDaysRemade > 0 {
 			fmt.Fprintf(w, "funnels changed: funnel_daily recomputed from the events of %d days (no day rebuilt)\n", ws.FunnelDaysRemade)
 		}

@@ -272,7 +272,7 @@ func printRunSummary(w io.Writer, s *lambda.RunSummary) {
 		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily and %d retention_daily partitions published, %d up to date\n",
 			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.UpToDate)
 		if ws.FunnelsError != "" {
-			fmt.Fprintf(w, "funnel_daily NOT updated: %s (fix the file with rollup --funnels FILE)\n", ws.FunnelsError)
+			fmt.Fprintf(w, "funnel_daily NOT (all) updated, the next run carries on: %s\n", ws.FunnelsError)
 		}
 	}
 	if r := s.Route; r != nil {

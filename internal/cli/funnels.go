@@ -13,10 +13,10 @@ import (
 )
 
 // saveFunnels checks the funnel definition file path and writes it to the
-// store's funnels.json (unless the store already holds the same bytes). A
-// file that is not valid is a usage error: nothing is written, and the run
-// does not start.
-func saveFunnels(ctx context.Context, st store.Store, path string, stdout io.Writer) error {
+// store's config/funnels.json (unless the store already holds the same
+// bytes, or dryRun: then it only says it would). A file that is not valid
+// is a usage error: nothing is written, and the run does not start.
+func saveFunnels(ctx context.Context, st store.Store, path string, dryRun bool, stdout io.Writer) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return usagef("--funnels: %v", err)
@@ -31,6 +31,10 @@ func saveFunnels(ctx context.Context, st store.Store, path string, stdout io.Wri
 	}
 	if err != nil && !errors.Is(err, store.ErrNotExist) {
 		return err
+	}
+	if dryRun {
+		fmt.Fprintf(stdout, "funnels: %s is valid (%v); not saved (--dry-run)\n", path, f.FunnelNames())
+		return nil
 	}
 	if err := st.Put(ctx, rollups.FunnelsKey, b); err != nil {
 		return fmt.Errorf("save %s: %w", rollups.FunnelsKey, err)

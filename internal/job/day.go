@@ -72,7 +72,14 @@ func (b *dayBuilder) build(ctx context.Context, pub *publisher, run string, p *d
 		eventFiles, err = pub.writeEvents(gctx, run, p.d, t.events)
 		return err
 	})
-	g.Go(func() error { return pub.writeFunnelEvents(gctx, run, p.d, t.events, b.funnels) })
+	g.Go(func() error {
+		// A head start for funnel_daily, which makes them from the events
+		// if they are missing: not a reason to fail the day.
+		if err := pub.writeFunnelEvents(gctx, run, p.d, t.events, b.funnels); err != nil && gctx.Err() == nil {
+			b.Log.Warn("the day's funnel events not written; funnel_daily will read its events instead", "day", p.d.String(), "error", err.Error())
+		}
+		return nil
+	})
 	t.eng, t.ud, t.sd = rollups.ComputeDaily(t.events)
 	markProvisional(t, p.provisional)
 	if err := g.Wait(); err != nil {

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -79,8 +81,11 @@ type funnelReader struct {
 }
 
 // of returns the funnel events of the events run m: the file beside it,
-// or, if it is missing or of other funnels, made from the events files
-// (and written, for the next time).
+// or, if it is missing or of other funnels, made from the events files.
+// Those are not written back: only a day build writes into a run folder
+// (a run this stage read may be superseded and cleaned up meanwhile, and
+// a file written into its folder then would outlive it); the day's next
+// build writes them for the new funnels.
 func (fr *funnelReader) of(ctx context.Context, d day.Day, m *publish.Manifest) (*rollups.FunnelEvents, error) {
 	if fe, ok := fr.cache[d]; ok {
 		return fe, nil
@@ -102,28 +107,9 @@ func (fr *funnelReader) of(ctx context.Context, d day.Day, m *publish.Manifest) 
 			return nil, err
 		}
 		fr.remade++
-		fr.keep(ctx, m, key, fe)
 	}
 	fr.cache[d] = fe
 	return fe, nil
-}
-
-// keep writes funnel events made from the events run m beside it, for
-// the next time. If m stops being current meanwhile, a cleanup of its
-// folder may have listed it before the write: the file is then deleted
-// again, so that no run folder is left holding only it. (A cleanup that
-// lists the folder after the check deletes the file with the run.)
-func (fr *funnelReader) keep(ctx context.Context, m *publish.Manifest, key string, fe *rollups.FunnelEvents) {
-	st := fr.w.Store
-	if err := st.Put(ctx, key, fe.Encode()); err != nil {
-		fr.w.Log.Warn("funnel events not kept", "key", key, "error", err.Error())
-		return
-	}
-	if cur, err := publish.CurrentAt(ctx, st, m.Table, "dt="+m.Day); err != nil || cur.Run != m.Run {
-		if err := st.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotExist) {
-			fr.w.Log.Warn("funnel events of a superseded run not deleted", "key", key, "error", err.Error())
-		}
-	}
 }
 
 // funnelEventsFromTable makes f's funnel events of the events run m from
@@ -187,33 +173,43 @@ func readFunnelColumns[T any](data []byte, add func(*T)) error {
 	}
 }
 
+// funnelReserve is the time the windowed stage keeps for itself after
+// funnel_daily: when less is left before its deadline (a Lambda
+// invocation's), the partitions still stale are left to the next run.
+const funnelReserve = 90 * time.Second
+
 // funnelDaily brings funnel_daily up to date for every built day (one
 // with a current user_daily, cur). A partition of day d is a pure function
 // of the funnels (their digest), of the events runs of d and of the days
 // its longest window reaches, and of those days' marks (a day not built
-// counts as open); its fingerprint, "<digest>-<hash>", records them. A
-// store whose funnels.json is not valid keeps its funnel_daily as it was,
-// and the error is in ws.FunnelsError. Partitions of days not built are
-// withdrawn.
-func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
+// counts as open); its fingerprint, "<digest>-<hash>", records them.
+// Partitions of days not built are withdrawn. It never fails the stage:
+// whatever stops it (a funnels.json that is not valid, the stage's time
+// running out, a read failing) leaves the partitions it did not reach as
+// they were, for the next run, and is said in ws.FunnelsError.
+func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) {
+	err := w.funnelPartitions(ctx, run, cur, ws, opt)
+	if err == nil {
+		err = w.withdrawTable(ctx, run, FunnelTable, cur, []rollups.FunnelDaily{}, ws, opt)
+	}
+	if err != nil {
+		ws.FunnelsError, ws.FunnelsFileBad = err.Error(), errors.Is(err, rollups.ErrFunnels)
+		w.Log.Error("funnel_daily not brought up to date; the next run carries on", "error", err.Error())
+	}
+}
+
+// funnelPartitions is funnelDaily but for the withdrawals.
+func (w *windowed) funnelPartitions(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
 	f, err := LoadFunnels(ctx, w.Store)
 	if err != nil {
-		if errors.Is(err, rollups.ErrFunnels) {
-			w.Log.Error("funnel_daily not updated", "error", err.Error())
-			ws.FunnelsError = err.Error()
-			return nil
-		}
 		return err
 	}
-	days := slices.Sorted(func(yield func(day.Day) bool) {
-		for d := range cur {
-			if !yield(d) {
-				return
-			}
-		}
-	})
+	days := slices.Sorted(maps.Keys(cur))
 	events := map[day.Day]*publish.Manifest{}
 	for _, d := range days {
+		if f.Empty() {
+			break // the partitions read no day
+		}
 		m, err := publish.Current(ctx, w.Store, "events", d)
 		if errors.Is(err, store.ErrNotExist) {
 			continue
@@ -224,8 +220,9 @@ func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, ws
 		events[d] = m
 	}
 	fr := &funnelReader{w: w, f: f, cache: map[day.Day]*rollups.FunnelEvents{}}
+	defer func() { ws.FunnelDaysRemade = fr.remade }()
 	loc := w.Rules.Loc
-	for _, d := range days {
+	for i, d := range days {
 		reach := rollups.FunnelReach(d, loc, f.MaxWindow())
 		fp := funnelFingerprint(f, d, reach, events)
 		stale, err := w.stale(ctx, FunnelTable, d, fp)
@@ -233,6 +230,9 @@ func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, ws
 			return err
 		}
 		if stale {
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < funnelReserve {
+				return fmt.Errorf("the stage's time ran out with funnel_daily partitions from %s on still to compute (%d days)", d, len(days)-i)
+			}
 			in, err := fr.input(ctx, d, reach, events)
 			if err != nil {
 				return err
@@ -255,8 +255,7 @@ func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, ws
 			}
 		}
 	}
-	ws.FunnelDaysRemade = fr.remade
-	return w.withdrawTable(ctx, run, FunnelTable, cur, []rollups.FunnelDaily{}, ws, opt)
+	return nil
 }
 
 // input gathers the funnel events and marks of day d and the reach days

@@ -139,7 +139,7 @@ func TestFunnelsChange(t *testing.T) {
 	before := funnelSnapshot(t, st, first-1, last+1)
 	putFunnels(t, st, `{"funnels": [{"name": "x", "steps": [{"event": "a"}]}]}`)
 	sum = build(st)
-	if !strings.Contains(sum.Windowed.FunnelsError, `funnel "x": 1 steps`) {
+	if !strings.Contains(sum.Windowed.FunnelsError, `funnel "x": 1 steps`) || !sum.Windowed.FunnelsFileBad {
 		t.Errorf("FunnelsError = %q, want the file's problem", sum.Windowed.FunnelsError)
 	}
 	if diff := cmp.Diff(before, funnelSnapshot(t, st, first-1, last+1)); diff != "" {
@@ -157,5 +157,70 @@ func TestFunnelsChange(t *testing.T) {
 	}
 	if diff := cmp.Diff(clean(""), funnelSnapshot(t, st, first-1, last+1)); diff != "" {
 		t.Errorf("funnel_daily without funnels differs from a clean build (-clean +ours):\n%s", diff)
+	}
+}
+
+// TestFunnelsNeverBlockTheOthers: when funnel_daily cannot be brought up
+// to date (an events file of a day gone, or the stage's time running
+// out), the run still succeeds, every other windowed table is published,
+// the summary says what was left, and the next run finishes it.
+func TestFunnelsNeverBlockTheOthers(t *testing.T) {
+	ctx := context.Background()
+	d1 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	first, last := day.FromDate(d1.Date()), day.FromDate(d1.Date())+2
+	rules := compact.DefaultRules(time.UTC)
+	now := func() time.Time { return d1.AddDate(0, 1, 0) }
+	st := store.NewMem()
+	if _, err := gen.Generate(ctx, st, gen.Nasty(gen.Config{From: d1, To: d1.AddDate(0, 0, 2), EventsPerDay: 800, Seed: 6})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Store: st, From: first, To: last, Rules: rules, Parallel: 2, Now: now}
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The funnels change, and the first day's events file is gone: its
+	// funnel events cannot be made.
+	putFunnels(t, st, testFunnels)
+	m, err := publish.Current(ctx, st, "events", first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := st.Get(ctx, m.Files[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, m.Files[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("the run failed with funnel_daily stuck: %v", err)
+	}
+	if !strings.Contains(sum.Windowed.FunnelsError, m.Files[0].Key) || sum.Windowed.FunnelsFileBad {
+		t.Errorf("FunnelsError = %q (file bad: %t), want the missing events file", sum.Windowed.FunnelsError, sum.Windowed.FunnelsFileBad)
+	}
+	if n, err := publish.Current(ctx, st, "active_users_daily", last); err != nil || n.Rows == 0 {
+		t.Errorf("active_users_daily of %s: %v", last, err)
+	}
+	if err := st.Put(ctx, m.Files[0].Key, saved); err != nil {
+		t.Fatal(err)
+	}
+	// A stage with less time left than it keeps for itself leaves
+	// funnel_daily to the next run.
+	short, cancel := context.WithTimeout(ctx, funnelReserve/2)
+	defer cancel()
+	if sum, err = Run(short, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sum.Windowed.FunnelsError, "time ran out") {
+		t.Errorf("FunnelsError = %q, want the time running out", sum.Windowed.FunnelsError)
+	}
+	if sum, err = Run(ctx, cfg); err != nil || sum.Windowed.FunnelsError != "" {
+		t.Fatalf("the next run: %v, %q", err, sum.Windowed.FunnelsError)
+	}
+	for d := first; d <= last; d++ {
+		if rows := readRows[rollups.FunnelDaily](t, st, FunnelTable, d); len(rows) == 0 {
+			t.Errorf("%s: no funnel rows after the next run", d)
+		}
 	}
 }

@@ -26,9 +26,12 @@ type WindowedSummary struct {
 	UpToDate    int     // partitions whose inputs had not changed
 	Withdrawn   int     // partitions of days not built, republished empty
 	ReadUserDay int     // user_daily partitions read
-	// FunnelsError says why funnel_daily was not brought up to date: the
-	// store's funnels.json is not valid ("" if it was).
-	FunnelsError string
+	// FunnelsError says why funnel_daily was not (all) brought up to date
+	// ("" if it was): the store's config/funnels.json is not valid
+	// (FunnelsFileBad), the stage's time ran out, or a read failed. What
+	// was not done, the next run does.
+	FunnelsError   string
+	FunnelsFileBad bool
 	// FunnelDaysRemade counts the days whose funnel events were made
 	// again from their events files (the funnels changed since the day
 	// was built).
@@ -150,15 +153,24 @@ func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSumma
 	if err := w.dimDate(ctx, run, built, ws, opt); err != nil {
 		return nil, err
 	}
-	if err := w.funnelDaily(ctx, run, cur, ws, opt); err != nil {
-		return nil, fmt.Errorf("funnel_daily: %w", err)
+	if len(slices.Concat(slices.Collect(maps.Values(stale))...)) > 0 {
+		if err := w.publishStale(ctx, run, us, cur, days, stale, built, ws, opt); err != nil {
+			return nil, err
+		}
 	}
-	if len(slices.Concat(slices.Collect(maps.Values(stale))...)) == 0 {
-		return ws, nil
-	}
+	// Last, and never failing the stage: the tables above do not wait on
+	// funnel_daily, which reads the events.
+	w.funnelDaily(ctx, run, cur, ws, opt)
+	return ws, nil
+}
+
+// publishStale computes and publishes the stale partitions of the tables
+// of windowedTables.
+func (w *windowed) publishStale(ctx context.Context, run string, us *usersState, cur userDays, days []day.Day, stale map[string][]windowPart,
+	built rollups.Built, ws *WindowedSummary, opt publish.WriterOptions) error {
 	rows, err := w.userDayRows(ctx, us, cur, days, stale, ws)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, t := range windowedTables {
 		parts := stale[t.name]
@@ -169,7 +181,7 @@ func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSumma
 		for _, p := range parts {
 			moved, err := w.publishWindowed(ctx, run, t.name, p.d, p.fp, computed(p.d), opt, false)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			ws.Restatements = append(ws.Restatements, moved...)
 			ws.Partitions = append(ws.Partitions, Partition{t.name, p.d})
@@ -183,7 +195,7 @@ func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSumma
 			}
 		}
 	}
-	return ws, nil
+	return nil
 }
 
 // windowedTable is how the windowed stage builds one table of
