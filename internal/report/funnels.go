@@ -130,6 +130,12 @@ func funnelsSection(parts []partition[rollups.FunnelDaily], keep func(string) bo
 	sums, days := sumFunnels(parts, keep)
 	if len(sums) == 0 {
 		s.Intro = funnelsHowTo
+		for _, x := range parts {
+			if len(x.Rows) > 0 {
+				s.Intro = "No funnel_daily rows for this product in this range: nobody entered one of its funnels on these days (other products have rows)."
+				break
+			}
+		}
 		return s
 	}
 	var open []day.Day
@@ -204,13 +210,15 @@ func funnelChart(id string, f *funnelSum) chart {
 	for j := range f.steps {
 		st := &f.steps[j]
 		y := titleH + 16 + rowH*float64(j)
-		label := fmt.Sprintf("%d. %s", j+1, st.name)
-		if r := []rune(label); len(r) > 44 {
-			label = string(r[:43]) + "…"
-		}
 		nums := fmt.Sprintf("%s people · %.1f%%", thousands(st.people), f.conversion(j)*100)
 		if j > 0 {
 			nums += " · " + st.medians()
+		}
+		// The name gets the room the numbers leave (about 7 px a
+		// character at 12 px, 6.5 at 11), cut with an ellipsis.
+		label := fmt.Sprintf("%d. %s", j+1, st.name)
+		if r, room := []rune(label), int((x1-left-6.5*float64(len([]rune(nums)))-16)/7); len(r) > max(room, 12) {
+			label = string(r[:max(room, 12)-1]) + "…"
 		}
 		c.Texts = append(c.Texts, svgText{X: left, Y: y + 12, Text: label, Class: "tick", Anchor: "start"},
 			svgText{X: x1, Y: y + 12, Text: nums, Class: "value", Anchor: "end"})

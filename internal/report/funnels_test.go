@@ -282,6 +282,13 @@ func TestFunnelsWithoutRows(t *testing.T) {
 	if strings.Contains(m[1], "<svg") || strings.Contains(m[1], "<table") {
 		t.Errorf("the section has a chart or table without rows:\n%s", m[1])
 	}
+	// Rows of another product only: the section says so, not how to
+	// define funnels.
+	commit(t, st, "funnel_daily", d+1, "01B", []rollups.FunnelDaily{{Product: "blog", Funnel: "f", Step: 1, StepName: "a", People: 2, Conversion: 1}})
+	page = render(t, st, Options{Product: "shop"})
+	if !strings.Contains(page, "No funnel_daily rows for this product in this range") || strings.Contains(page, "rollup --funnels FILE") {
+		t.Errorf("with another product's rows only, the section does not say so")
+	}
 }
 
 func TestDuration(t *testing.T) {
@@ -300,6 +307,46 @@ func TestDuration(t *testing.T) {
 	for secs, want := range map[int64]string{86400: "24h", 1800: "30m", 5400: "1h30m", 60: "1m", 45: "45s"} {
 		if got := windowText(secs); got != want {
 			t.Errorf("windowText(%d) = %q, want %q", secs, got, want)
+		}
+	}
+}
+
+// TestFunnelChartLongStepName: a step name too long for its line is cut
+// with an ellipsis before it reaches the step's numbers, and a step nobody
+// reached is an empty bar with "—" as its time.
+func TestFunnelChartLongStepName(t *testing.T) {
+	long := strings.Repeat("checkout_confirmation_", 5) + "(plan = enterprise)"
+	f := &funnelSum{funnel: "f", product: "shop", window: 86400, days: 2, steps: []funnelStepSum{
+		{name: "view_item", people: 1_234_567, median: 2},
+		{name: long, people: 1_234_000, lo: 44700, hi: 86369, median: 2},
+		{name: "purchase"},
+	}}
+	c := funnelChart("c-funnel-0", f)
+	text := func(prefix string) *svgText {
+		for i := range c.Texts {
+			if strings.HasPrefix(c.Texts[i].Text, prefix) {
+				return &c.Texts[i]
+			}
+		}
+		t.Fatalf("no text %q in %+v", prefix, c.Texts)
+		return nil
+	}
+	label, nums := text("2. "), text("1,234,000 people")
+	if want := "1,234,000 people · 100.0% · 12h 25m – 23h 59m"; nums.Text != want {
+		t.Errorf("numbers %q, want %q", nums.Text, want)
+	}
+	if !strings.HasSuffix(label.Text, "…") {
+		t.Errorf("label %q is not cut", label.Text)
+	}
+	if end, start := label.X+7*float64(len([]rune(label.Text))), nums.X-6.5*float64(len([]rune(nums.Text))); end > start {
+		t.Errorf("label %q (to about x=%.0f) runs into the numbers %q (from about x=%.0f)", label.Text, end, nums.Text, start)
+	}
+	if got := text("0 people").Text; got != "0 people · 0.0% · —" {
+		t.Errorf("step 3's numbers %q, want %q", got, "0 people · 0.0% · —")
+	}
+	for _, r := range c.Rects {
+		if r.Mark && strings.HasPrefix(r.Title, "step 3") && r.W != 0 {
+			t.Errorf("step 3's bar is %.1f wide with nobody there", r.W)
 		}
 	}
 }
