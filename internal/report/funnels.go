@@ -43,10 +43,10 @@ type funnelSum struct {
 
 // funnelStepSum is one step of a funnelSum.
 type funnelStepSum struct {
-	name   string // step_name (of the latest entry day)
-	people int64  // sum of people over the entry days
-	lo, hi float64
-	median int // entry days with a median (somebody reached the step)
+	name   string  // step_name (of the latest entry day)
+	people int64   // sum of people over the entry days
+	lo, hi float64 // the lowest and highest daily median_seconds
+	median int     // entry days with a median (somebody reached the step)
 }
 
 // conversion is the step's people over step 1's, over the same days.
