@@ -70,7 +70,8 @@ type probeResult struct {
 }
 
 // TestReportInChromium opens the demo page in headless Chromium: it has no
-// script errors, fetches nothing, and every chart has drawn marks. The page
+// script errors, fetches nothing, every section's charts are there (the
+// funnels' too), and every chart has drawn marks. The page
 // itself must also hold no external URL, script, or fetchable reference.
 func TestReportInChromium(t *testing.T) {
 	t.Parallel()
@@ -128,6 +129,17 @@ func TestReportInChromium(t *testing.T) {
 	wantCharts := strings.Count(page, `<svg id="`)
 	if len(res.Charts) != wantCharts || wantCharts < 10 {
 		t.Errorf("chromium found %d charts, the page has %d", len(res.Charts), wantCharts)
+	}
+	// Every section with charts is among them: the funnels', the
+	// lifecycle's and the stickiness' too.
+	for _, prefix := range []string{"c-active-", "c-retention-", "c-lifecycle-", "c-stickiness-", "c-funnel-", "c-top-events", "c-sessions", "c-quality-"} {
+		found := false
+		for _, c := range res.Charts {
+			found = found || strings.HasPrefix(c.ID, prefix)
+		}
+		if !found {
+			t.Errorf("chromium found no chart %s*", prefix)
+		}
 	}
 	for _, c := range res.Charts {
 		if c.Drawn == 0 {

@@ -95,6 +95,7 @@ type tables struct {
 	Retention  []partition[rollups.RetentionDaily]
 	Lifecycle  []partition[rollups.LifecycleDaily]
 	Stickiness []partition[rollups.StickinessDaily]
+	Funnels    []partition[rollups.FunnelDaily]
 	Engage     []partition[rollups.EngagementDaily]
 	Sessions   []partition[rollups.SessionsDaily]
 	Quality    []partition[rollups.DataQualityDaily]
@@ -144,6 +145,9 @@ func loadOnce(ctx context.Context, st store.Store, from, to day.Day) (*tables, e
 		return nil, err
 	}
 	if t.Stickiness, err = readTable[rollups.StickinessDaily](ctx, st, snap, "stickiness_daily", from, to); err != nil {
+		return nil, err
+	}
+	if t.Funnels, err = readTable[rollups.FunnelDaily](ctx, st, snap, "funnel_daily", from, to); err != nil {
 		return nil, err
 	}
 	if t.Engage, err = readTable[rollups.EngagementDaily](ctx, st, snap, "engagement_daily", from, to); err != nil {

@@ -54,8 +54,8 @@ func TestMain(m *testing.M) {
 }
 
 // warehouse returns a store built by the real job from generated raw data
-// (every nasty case), with one day restated by late data. It is shared by
-// the tests, which only read it.
+// (every nasty case) and the funnels of fixtureFunnels, with one day
+// restated by late data. It is shared by the tests, which only read it.
 func warehouse(t *testing.T) store.Store {
 	t.Helper()
 	fixture.once.Do(func() { fixture.dir, fixture.err = buildWarehouse() })
@@ -81,6 +81,9 @@ func buildWarehouse() (string, error) {
 	}
 	g := gen.Nasty(gen.Config{From: fixFrom.UTC(), To: fixTo.UTC(), EventsPerDay: 800, ObjectsPerHour: 1, Seed: 15})
 	if _, err := gen.Generate(ctx, st, g); err != nil {
+		return dir, err
+	}
+	if err := st.Put(ctx, rollups.FunnelsKey, []byte(fixtureFunnels)); err != nil {
 		return dir, err
 	}
 	cfg := job.Config{Store: st, From: fixFrom, To: fixTo, Rules: compact.DefaultRules(time.UTC), Now: builtAt}
