@@ -22,8 +22,10 @@ import (
 
 const reportUsage = `rollup report writes one self-contained HTML page (charts and tables, no
 scripts, no network) from the curated tables, read through their manifests:
-active people (DAU/WAU/MAU, new and returning), retention cohorts, top events,
-sessions, data quality and restatements, and when each partition was built.
+active people (DAU/WAU/MAU, new and returning), retention cohorts, the
+lifecycle of each day's people, stickiness, each funnel step by step, top
+events, top paths, sessions, data quality and restatements, and when each
+partition was built.
 It only reads the store, local or S3.
 
 Example:
