@@ -52,12 +52,12 @@ type PathsDaily struct {
 // any order; ev is only read, so other readers may use it at the same time.
 //
 // Like ComputeDaily it works on dictionary ids and holds no map, string or
-// struct per event: the events are put in (user_key, session_key,
-// event_time, event_id) order by stable radix sorts of packed integer keys,
-// time first (ties broken by event_id), so consecutive events of a session
-// are its transitions and a person's transitions are consecutive. Its
-// transient memory is about 20 bytes per event, 4 per string of ev.Dict and
-// the outputs.
+// struct per event: the events are grouped by (user_key, session_key) with
+// a radix sort of packed integer codes and each group is put in
+// (event_time, event_id) order (see pathTransitions), so consecutive events
+// of a group are its transitions and a person's transitions are
+// consecutive. Its transient memory is about 20 bytes per event, 4 per
+// string of ev.Dict and the outputs.
 func ComputePaths(ev *frame.Events) []PathsDaily {
 	n := ev.Len()
 	if n < 2 {
@@ -66,14 +66,12 @@ func ComputePaths(ev *frame.Events) []PathsDaily {
 	ib := bits.Len(uint(n - 1))
 	d := &daily{ev: ev, mark: make([]uint32, ev.Dict.Len()), keys: make([]uint64, n), buf: make([]uint64, n), ib: ib, imask: 1<<ib - 1}
 	pn, pnVals, ne := d.productNames()
-	sorted := d.pathOrder()
-	who, ntr := d.transitions(sorted, pn, pnVals, ne)
-	if ntr == 0 {
+	tr, who := d.pathTransitions(pn, pnVals, ne)
+	if len(tr) == 0 {
 		return []PathsDaily{}
 	}
 	// Edge codes, each edge's transitions and people: a person's
 	// transitions are consecutive, so one stamp per edge counts them once.
-	tr := other(sorted, d.keys, d.buf)[:ntr]
 	eVals := d.dense(tr, uint64(len(pnVals))*ne)
 	trans, people, stamp := make([]int64, len(eVals)), make([]int64, len(eVals)), make([]uint32, len(eVals))
 	for k, c := range tr {
@@ -82,7 +80,7 @@ func ComputePaths(ev *frame.Events) []PathsDaily {
 			stamp[c], people[c] = u, people[c]+1
 		}
 	}
-	return d.topPaths(tr, who[:ntr], eVals, pnVals, ne, trans, people)
+	return d.topPaths(tr, who, eVals, pnVals, ne, trans, people)
 }
 
 // productNames codes each event's (product, event_name) pair: products
@@ -109,6 +107,115 @@ func (d *daily) productNames() (pn []uint32, pnVals []uint64, ne uint64) {
 		pn[i] = uint32(k)
 	}
 	return pn, pnVals, ne
+}
+
+// pathsWide lets tests take pathTransitions' way for keys too wide to pack.
+var pathsWide = false
+
+// pathTransitions returns each transition's edge (the from event's pair
+// code * ne + the to event's name code) and person (a number per
+// user_key), a person's transitions consecutive. They are in d.keys and
+// d.buf.
+//
+// The events are radix-sorted by (person, session) codes packed into one
+// key, then each session of a person is put in (event_time, event_id)
+// order on its own: it holds a handful of events, and this reads each
+// event's time and codes once, in the order of the sessions. If the codes
+// and an event's index do not fit in 64 bits together, the events are
+// sorted by time, session and person instead (pathOrder).
+func (d *daily) pathTransitions(pn []uint32, pnVals []uint64, ne uint64) (tr, who []uint64) {
+	ev, ib, keys, buf := d.ev, d.ib, d.keys, d.buf
+	ub := d.firstUse(ev.Str[frame.UserKey], keys)
+	sb := d.firstUse(ev.Str[frame.SessionKey], buf)
+	if ub+sb+ib > 64 || pathsWide {
+		return d.transitions(d.pathOrder(), pn, pnVals, ne)
+	}
+	for i := range keys {
+		keys[i] = (keys[i]<<sb|buf[i])<<ib | uint64(i)
+	}
+	sorted := sortPacked(keys, buf, ib, ub+sb)
+	tr = other(sorted, keys, buf)
+	var local []uint64
+	k := 0
+	d.runs(sorted, func(key uint64, run []uint64) {
+		if len(run) < 2 {
+			return
+		}
+		// Transition k goes to tr[k] and sorted[k]: k is at most the
+		// run's start, and the run is copied into local by then.
+		local = d.byTime(run, local)
+		person := key >> sb
+		from := pn[local[0]]
+		for _, i := range local[1:] {
+			to := pn[i]
+			tr[k], sorted[k] = uint64(from)*ne+pnVals[to]%ne, person
+			k++
+			from = to
+		}
+	})
+	return tr[:k], sorted[:k]
+}
+
+// byTime returns the indexes of the events of run (elements key<<ib |
+// index, in index order) in (event_time, event_id, index) order, in local.
+func (d *daily) byTime(run, local []uint64) []uint64 {
+	ev, imask := d.ev, d.imask
+	times := ev.EventTime
+	t0, t1 := times[run[0]&imask], times[run[0]&imask]
+	for _, e := range run[1:] {
+		t := times[e&imask]
+		t0, t1 = min(t0, t), max(t1, t)
+	}
+	byID := func(a, b uint64) int {
+		i, j := int(a), int(b)
+		return cmp.Or(bytes.Compare(ev.ID(i), ev.ID(j)), cmp.Compare(i, j))
+	}
+	local = local[:0]
+	lb := bits.Len(uint(len(run) - 1))
+	if bits.Len64(uint64(t1)-uint64(t0))+lb > 64 {
+		for _, e := range run {
+			local = append(local, e&imask)
+		}
+		slices.SortFunc(local, func(a, b uint64) int { return cmp.Or(cmp.Compare(times[a], times[b]), byID(a, b)) })
+		return local
+	}
+	for j, e := range run {
+		local = append(local, (uint64(times[e&imask])-uint64(t0))<<lb|uint64(j))
+	}
+	slices.Sort(local) // by time, then j (index order)
+	jmask := uint64(1)<<lb - 1
+	for a := 0; a < len(local); {
+		b := a + 1
+		for b < len(local) && local[b]>>lb == local[a]>>lb {
+			b++
+		}
+		for j := a; j < b; j++ {
+			local[j] = run[local[j]&jmask] & imask
+		}
+		if b-a > 1 { // equal times: by event_id
+			slices.SortFunc(local[a:b], byID)
+		}
+		a = b
+	}
+	return local
+}
+
+// firstUse sets codes[i] to the code of col[i]: the distinct ids of col
+// are numbered 0, 1, ... in order of first use. It returns the bits of
+// the largest code.
+func (d *daily) firstUse(col []uint32, codes []uint64) int {
+	var ids []uint32
+	for i, id := range col {
+		c := d.mark[id]
+		if c == 0 {
+			ids = append(ids, id)
+			c = uint32(len(ids))
+			d.mark[id] = c
+		}
+		codes[i] = uint64(c - 1)
+	}
+	d.reset(ids)
+	return bits.Len(uint(len(ids) - 1))
 }
 
 // pathOrder returns the events' indexes, each as key<<ib | index, in
@@ -149,15 +256,15 @@ func (d *daily) pathOrder() []uint64 {
 	return sorted
 }
 
-// transitions walks the events in path order and writes, for the k-th
-// transition, its edge (the from event's pair code * ne + the to event's
-// name code) into the buffer other than sorted, and its person's user_key
-// id into sorted[k] (k is below the index of its to event: read by then).
-// It returns sorted and the number of transitions.
-func (d *daily) transitions(sorted []uint64, pn []uint32, pnVals []uint64, ne uint64) ([]uint64, int) {
+// transitions walks the events in path order (pathOrder's) and returns,
+// for each transition, its edge (the from event's pair code * ne + the to
+// event's name code) and its person's user_key id. Transition k goes to
+// tr[k], the buffer other than sorted, and who[k] = sorted[k] (k is below
+// the index of its to event: read by then).
+func (d *daily) transitions(sorted []uint64, pn []uint32, pnVals []uint64, ne uint64) (tr, who []uint64) {
 	ib, imask := d.ib, d.imask
 	sess := d.ev.Str[frame.SessionKey]
-	tr := other(sorted, d.keys, d.buf)
+	tr = other(sorted, d.keys, d.buf)
 	k := 0
 	prev := sorted[0]
 	pi := prev & imask
@@ -170,7 +277,7 @@ func (d *daily) transitions(sorted []uint64, pn []uint32, pnVals []uint64, ne ui
 		}
 		prev, pi = e, i
 	}
-	return sorted, k
+	return tr[:k], sorted[:k]
 }
 
 // topPaths returns the rows of paths_daily: per product (in byte order),

@@ -204,11 +204,10 @@ var pathsSpecs = []pathsSpec{
 }
 
 // TestPathsAgainstDuckDB compares ComputePaths with DuckDB running
-// paths_daily.sql on random days, and with itself on the same events
-// sorted as the job sorts them, and with times spread so wide that its
-// time sort must fall back to ties. The first spec's data must have a
-// product past the top 200 pairs, with a tie across the cut, and one
-// within it.
+// paths_daily.sql on random days, in random order and sorted as the job
+// sorts them, through each of its ways (see check). The first spec's data
+// must have a product past the top 200 pairs, with a tie across the cut,
+// and one within it.
 func TestPathsAgainstDuckDB(t *testing.T) {
 	for si, s := range pathsSpecs {
 		for seed := range 3 {
@@ -217,29 +216,31 @@ func TestPathsAgainstDuckDB(t *testing.T) {
 				db := openDuck(t)
 				loadEvents(t, db, eventsOf(ev))
 				want := refPaths(t, db)
-				got := ComputePaths(ev)
-				if diff := gocmp.Diff(want, got); diff != "" {
-					t.Fatalf("paths_daily: Go differs from the reference SQL (-sql +go):\n%s", diff)
+				// The same through every way ComputePaths can take: dense's
+				// sort path, the sorts for codes too wide to pack (pathsWide),
+				// and times so wide (2^35 apart for each millisecond: a span
+				// of about 2^62) that they cannot be packed beside an index.
+				check := func(what string) {
+					t.Helper()
+					for _, wide := range []bool{false, true} {
+						for _, byMark := range []bool{true, false} {
+							pathsWide, denseByMark = wide, byMark
+							got := ComputePaths(ev)
+							pathsWide, denseByMark = false, true
+							if diff := gocmp.Diff(want, got); diff != "" {
+								t.Fatalf("paths_daily of %s, wide %v, dense by mark %v (-sql +go):\n%s", what, wide, byMark, diff)
+							}
+						}
+					}
 				}
+				check("random order")
 				sortLikeJob(ev)
-				if diff := gocmp.Diff(want, ComputePaths(ev)); diff != "" {
-					t.Fatalf("paths_daily of the events in the job's order (-sql +go):\n%s", diff)
-				}
-				denseByMark = false
-				bySort := ComputePaths(ev)
-				denseByMark = true
-				if diff := gocmp.Diff(want, bySort); diff != "" {
-					t.Fatalf("paths_daily with dense's sort path (-sql +go):\n%s", diff)
-				}
-				// Times 2^35 apart for each millisecond: a span of about
-				// 2^62 ms, too wide to pack beside an index.
+				check("the job's order")
 				t0 := slices.Min(ev.EventTime)
 				for i, x := range ev.EventTime {
 					ev.EventTime[i] = (x - t0) << 35
 				}
-				if diff := gocmp.Diff(want, ComputePaths(ev)); diff != "" {
-					t.Fatalf("paths_daily with times too wide to pack (-sql +go):\n%s", diff)
-				}
+				check("times too wide to pack")
 				if si == 0 {
 					checkCut(t, ev, want)
 				}
