@@ -11,10 +11,10 @@
 //
 // Provisional or final. A day is provisional until its late events can no
 // longer arrive (FinalAt: its end + max_lateness + Firehose's 15-minute
-// buffer), then final. engagement_daily, user_daily, sessions_daily and
-// data_quality_daily carry the mark of the day as built in a boolean column
-// provisional; events and quarantine carry it only in their manifests
-// (config "status": "provisional" or "final"); the windowed tables
+// buffer), then final. engagement_daily, user_daily, sessions_daily,
+// paths_daily and data_quality_daily carry the mark of the day as built in a
+// boolean column provisional; events and quarantine carry it only in their
+// manifests (config "status": "provisional" or "final"); the windowed tables
 // (active_users_daily, retention_daily, lifecycle_daily, stickiness_daily)
 // mark a row provisional when a day it counts is. The mark
 // is part of a day's fingerprint, so the first run over the day after
@@ -253,6 +253,7 @@ var Daily = []Table{
 	{Name: "engagement_daily", Grain: "dt × product × platform × event_name", Doc: "events, people and sessions per event name", Row: reflect.TypeOf(EngagementDaily{}), SQL: sqlOf("engagement_daily")},
 	{Name: "user_daily", Grain: "dt × product × user_key", Doc: "one row per person per product per day", Row: reflect.TypeOf(UserDaily{}), SQL: sqlOf("user_daily")},
 	{Name: "sessions_daily", Grain: "dt × product × platform", Doc: "session counts, bounces and lengths", Row: reflect.TypeOf(SessionsDaily{}), SQL: sqlOf("sessions_daily")},
+	{Name: "paths_daily", Grain: "dt × product × from_event × to_event", Doc: "transitions from one event to the next within people's sessions: the top 200 pairs per product, the rest as one (other) row", Row: reflect.TypeOf(PathsDaily{}), SQL: sqlOf("paths_daily")},
 	{Name: "data_quality_daily", Grain: "dt", Doc: "what came in each day and what became of it", Row: reflect.TypeOf(DataQualityDaily{})},
 	{Name: "quarantine", Grain: "dt × reason × row", Doc: "rows and objects that could not be used, with the reason", Row: reflect.TypeOf(Quarantine{})},
 }

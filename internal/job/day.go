@@ -42,6 +42,7 @@ type dayTables struct {
 	eng           []rollups.EngagementDaily
 	ud            []rollups.UserDaily
 	sd            []rollups.SessionsDaily
+	paths         []rollups.PathsDaily
 	quarantine    []rollups.Quarantine
 	badFiles      int64 // bad raw objects that arrived on the day
 	failed        int64 // conversion failures that arrived on the day
@@ -81,6 +82,7 @@ func (b *dayBuilder) build(ctx context.Context, pub *publisher, run string, p *d
 		return nil
 	})
 	t.eng, t.ud, t.sd = rollups.ComputeDaily(t.events)
+	t.paths = rollups.ComputePaths(t.events)
 	markProvisional(t, p.provisional)
 	if err := g.Wait(); err != nil {
 		return DaySummary{}, err
@@ -137,6 +139,9 @@ func markProvisional(t *dayTables, provisional bool) {
 	}
 	for i := range t.sd {
 		t.sd[i].Provisional = provisional
+	}
+	for i := range t.paths {
+		t.paths[i].Provisional = provisional
 	}
 }
 

@@ -448,7 +448,7 @@ func tablesAgainstReference(t *testing.T, root, origDir string, rep gen.Report, 
 	}
 	grains := map[string]string{
 		"engagement_daily": "dt, product, platform, event_name", "user_daily": "dt, product, user_key",
-		"sessions_daily": "dt, product, platform", "active_users_daily": "dt, product",
+		"sessions_daily": "dt, product, platform", "paths_daily": "dt, product, from_event, to_event", "active_users_daily": "dt, product",
 		"retention_daily": "dt, product, day_n", "users": "product, user_key",
 	}
 	for _, tbl := range rollups.All() {

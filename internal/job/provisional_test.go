@@ -285,6 +285,9 @@ func TestProvisionalTurnsFinal(t *testing.T) {
 		for _, r := range readRows[rollups.SessionsDaily](t, st, "sessions_daily", d) {
 			out["sessions_daily"] = r.Provisional
 		}
+		for _, r := range readRows[rollups.PathsDaily](t, st, "paths_daily", d) {
+			out["paths_daily"] = r.Provisional
+		}
 		for _, r := range readRows[rollups.ActiveUsersDaily](t, st, "active_users_daily", d) {
 			out["active_users_daily"] = r.Provisional
 		}
@@ -296,7 +299,8 @@ func TestProvisionalTurnsFinal(t *testing.T) {
 		return out
 	}
 	same := func(v bool) map[string]bool {
-		return map[string]bool{"data_quality_daily": v, "engagement_daily": v, "user_daily": v, "sessions_daily": v, "active_users_daily": v, "events manifest": v}
+		return map[string]bool{"data_quality_daily": v, "engagement_daily": v, "user_daily": v, "sessions_daily": v, "paths_daily": v,
+			"active_users_daily": v, "events manifest": v}
 	}
 
 	// Built on the morning of 1 December: every day is provisional.

@@ -54,6 +54,7 @@ func (pub *publisher) writeRollups(ctx context.Context, run string, d day.Day, t
 	rollups.SetDate(t.eng, d)
 	rollups.SetDate(t.ud, d)
 	rollups.SetDate(t.sd, d)
+	rollups.SetDate(t.paths, d)
 	var err error
 	if files["engagement_daily"], err = publish.Write(ctx, pub.Store, publish.RunPrefix("engagement_daily", d, run), t.eng, opt); err != nil {
 		return nil, err
@@ -62,6 +63,9 @@ func (pub *publisher) writeRollups(ctx context.Context, run string, d day.Day, t
 		return nil, err
 	}
 	if files["sessions_daily"], err = publish.Write(ctx, pub.Store, publish.RunPrefix("sessions_daily", d, run), t.sd, opt); err != nil {
+		return nil, err
+	}
+	if files["paths_daily"], err = publish.Write(ctx, pub.Store, publish.RunPrefix("paths_daily", d, run), t.paths, opt); err != nil {
 		return nil, err
 	}
 	return files, nil

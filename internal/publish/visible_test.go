@@ -46,8 +46,8 @@ func TestVisibleKeepsADayAtOneBuild(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	all := DayTables()
-	if all[len(all)-1] != "quarantine" || len(all) != 6 {
-		t.Fatalf("DayTables() = %v; the test expects quarantine last of 6", all)
+	if all[len(all)-1] != "quarantine" || len(all) != 7 {
+		t.Fatalf("DayTables() = %v; the test expects quarantine last of 7", all)
 	}
 	const d24, d25, d26, d27 = "dt=2026-11-24", "dt=2026-11-25", "dt=2026-11-26", "dt=2026-11-27"
 	// 24th: build A complete, then build B died after three commits.
