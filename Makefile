@@ -35,7 +35,7 @@ demo: build
 	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT e.dt, e.product, sum(e.events) AS events, any_value(u.people) AS people FROM engagement_daily e JOIN (SELECT dt, product, count(*) AS people FROM user_daily GROUP BY ALL) u USING (dt, product) GROUP BY ALL ORDER BY ALL" && \
 	echo && echo "== the funnels of examples/funnels.json, over the week (funnel_daily)" && \
 	$(BIN)/lwsql --store $(DEMO_STORE) "SELECT product, funnel, step, step_name, sum(people) AS people, CAST(median(median_seconds) AS BIGINT) AS typical_seconds FROM funnel_daily GROUP BY product, funnel, step, step_name ORDER BY ALL" && \
-	echo && echo "== try your own (any DuckDB SQL; tables: events, engagement_daily, user_daily, users, sessions_daily, active_users_daily, retention_daily, lifecycle_daily, stickiness_daily, funnel_daily, data_quality_daily, quarantine):" && \
+	echo && echo "== try your own (any DuckDB SQL; tables: events, engagement_daily, user_daily, users, sessions_daily, paths_daily, active_users_daily, retention_daily, lifecycle_daily, stickiness_daily, funnel_daily, data_quality_daily, quarantine):" && \
 	echo "   $(BIN)/lwsql --store $(DEMO_STORE) \"SELECT reason, count(*) FROM quarantine GROUP BY reason\"" && \
 	echo "   or with the duckdb CLI: $(BIN)/rollup ddl --dialect duckdb --store $(DEMO_STORE) > views.sql; duckdb -init views.sql" && \
 	$(BIN)/rollup report --store $(DEMO_STORE) --out $(DEMO_STORE)/report.html && \

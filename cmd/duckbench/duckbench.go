@@ -18,7 +18,7 @@ import (
 
 // Rollups are the per-day rollup tables DuckDB computes from `events`, in
 // the order it writes them.
-var Rollups = []string{"engagement_daily", "user_daily", "sessions_daily"}
+var Rollups = []string{"engagement_daily", "user_daily", "sessions_daily", "paths_daily"}
 
 // Window is how many UTC arrival days around the reporting days are listed
 // when no key list is given: from the first day − WindowBefore to the last

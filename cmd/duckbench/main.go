@@ -8,7 +8,7 @@
 //  2. routed: rollups/routed.sql, restricted to the days;
 //  3. events: rollups/events.sql (deduplicated, sorted) copied to
 //     <out>/events.parquet, zstd;
-//  4. engagement_daily, user_daily, sessions_daily: their reference SQL over
+//  4. engagement_daily, user_daily, sessions_daily, paths_daily: their reference SQL over
 //     those events, each copied to <out>/<table>.parquet, zstd.
 //
 // It prints each step's rows and seconds and its own wall time (DuckDB

@@ -23,7 +23,7 @@ import (
 
 // CodeVersion is part of every fingerprint: bump it when a change to the
 // code changes what a partition holds, and every day becomes stale.
-const CodeVersion = "5"
+const CodeVersion = "6"
 
 // Config is what a run builds and how: settings only. A run's state lives
 // in the run, never here, so one Config can be run again.
