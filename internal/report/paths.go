@@ -189,7 +189,7 @@ func otherNote(sums []*pathSum) string {
 	if n == 0 {
 		return fmt.Sprintf("No product had more than %d pairs on a day in this range: paths_daily has no (other) row here, and every transition is in its pair's sum.", rollups.PathsTop)
 	}
-	return fmt.Sprintf("In this range %s of the %s transitions (%.1f%%) fell outside their day's top %d pairs (the (other) rows of %d of the %d days of a product): they are in no pair's sum, only in the totals.",
+	return fmt.Sprintf("In this range %s of the %s transitions (%.1f%%) fell outside their day's top %d pairs (the (other) rows, on %d of the %d days with rows, counted per product): they are in no pair's sum, only in the totals.",
 		thousands(other), thousands(total), 100*float64(other)/float64(max(total, 1)), rollups.PathsTop, n, all)
 }
 

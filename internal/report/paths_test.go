@@ -321,7 +321,7 @@ func (pp *pathsPage) checkNotes(t *testing.T) {
 	}
 	note := fmt.Sprintf("No product had more than %d pairs on a day in this range", rollups.PathsTop)
 	if n > 0 {
-		note = fmt.Sprintf("In this range %s of the %s transitions (%.1f%%) fell outside their day's top %d pairs (the (other) rows of %d of the %d days of a product)",
+		note = fmt.Sprintf("In this range %s of the %s transitions (%.1f%%) fell outside their day's top %d pairs (the (other) rows, on %d of the %d days with rows, counted per product)",
 			thousands(other), thousands(total), 100*float64(other)/float64(total), rollups.PathsTop, n, all)
 	}
 	if !strings.Contains(intro, note) {
