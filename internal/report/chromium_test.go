@@ -71,7 +71,7 @@ type probeResult struct {
 
 // TestReportInChromium opens the demo page in headless Chromium: it has no
 // script errors, fetches nothing, every section's charts are there (the
-// funnels' too), and every chart has drawn marks. The page
+// funnels' and the top paths' too), and every chart has drawn marks. The page
 // itself must also hold no external URL, script, or fetchable reference.
 func TestReportInChromium(t *testing.T) {
 	t.Parallel()
@@ -131,8 +131,8 @@ func TestReportInChromium(t *testing.T) {
 		t.Errorf("chromium found %d charts, the page has %d", len(res.Charts), wantCharts)
 	}
 	// Every section with charts is among them: the funnels', the
-	// lifecycle's and the stickiness' too.
-	for _, prefix := range []string{"c-active-", "c-retention-", "c-lifecycle-", "c-stickiness-", "c-funnel-", "c-top-events", "c-sessions", "c-quality-"} {
+	// lifecycle's, the stickiness' and the top paths' too.
+	for _, prefix := range []string{"c-active-", "c-retention-", "c-lifecycle-", "c-stickiness-", "c-funnel-", "c-top-events", "c-paths-", "c-sessions", "c-quality-"} {
 		found := false
 		for _, c := range res.Charts {
 			found = found || strings.HasPrefix(c.ID, prefix)

@@ -97,6 +97,7 @@ type tables struct {
 	Stickiness []partition[rollups.StickinessDaily]
 	Funnels    []partition[rollups.FunnelDaily]
 	Engage     []partition[rollups.EngagementDaily]
+	Paths      []partition[rollups.PathsDaily]
 	Sessions   []partition[rollups.SessionsDaily]
 	Quality    []partition[rollups.DataQualityDaily]
 }
@@ -151,6 +152,9 @@ func loadOnce(ctx context.Context, st store.Store, from, to day.Day) (*tables, e
 		return nil, err
 	}
 	if t.Engage, err = readTable[rollups.EngagementDaily](ctx, st, snap, "engagement_daily", from, to); err != nil {
+		return nil, err
+	}
+	if t.Paths, err = readTable[rollups.PathsDaily](ctx, st, snap, "paths_daily", from, to); err != nil {
 		return nil, err
 	}
 	if t.Sessions, err = readTable[rollups.SessionsDaily](ctx, st, snap, "sessions_daily", from, to); err != nil {

@@ -42,11 +42,11 @@ type Options struct {
 
 // Write reads the current partitions of the tables of reportTables
 // (active_users_daily, retention_daily, lifecycle_daily, stickiness_daily,
-// funnel_daily, engagement_daily, sessions_daily and data_quality_daily) in
-// st for the days of opt, and writes the report page to w. It only
-// reads st. The page is rendered in memory first, so when reading fails
-// nothing is written to w. An empty store gives a page that says it has no
-// data, not an error.
+// funnel_daily, engagement_daily, paths_daily, sessions_daily and
+// data_quality_daily) in st for the days of opt, and writes the report
+// page to w. It only reads st. The page is rendered in memory first, so
+// when reading fails nothing is written to w. An empty store gives a page
+// that says it has no data, not an error.
 func Write(ctx context.Context, st store.Store, w io.Writer, opt Options) error {
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -151,6 +151,9 @@ func build(t *tables, opt Options) *page {
 	for _, x := range t.Engage {
 		note("engagement_daily", x.Day, x.Manifest)
 	}
+	for _, x := range t.Paths {
+		note("paths_daily", x.Day, x.Manifest)
+	}
 	for _, x := range t.Sessions {
 		note("sessions_daily", x.Day, x.Manifest)
 	}
@@ -198,6 +201,7 @@ func build(t *tables, opt Options) *page {
 		stickinessSection(t.Stickiness, keep),
 		funnelsSection(t.Funnels, keep, prov),
 		eventsSection(t.Engage, keep, xl, prov),
+		pathsSection(t.Paths, keep, prov),
 		sessionsSection(t.Sessions, keep, xl, prov),
 		qualitySection(t.Quality, xl, prov),
 		buildsSection(days, builds),
@@ -811,7 +815,7 @@ func qualitySection(parts []partition[rollups.DataQualityDaily], xl string, prov
 
 // reportTables are the tables the report reads, in the order of its
 // partition table.
-var reportTables = []string{"active_users_daily", "retention_daily", "lifecycle_daily", "stickiness_daily", "funnel_daily", "engagement_daily", "sessions_daily", "data_quality_daily"}
+var reportTables = []string{"active_users_daily", "retention_daily", "lifecycle_daily", "stickiness_daily", "funnel_daily", "engagement_daily", "paths_daily", "sessions_daily", "data_quality_daily"}
 
 func buildsSection(days []day.Day, builds map[day.Day]map[string]*publish.Manifest) section {
 	s := section{ID: "partitions", Title: "Partitions this report was read from",
