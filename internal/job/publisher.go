@@ -357,55 +357,30 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 	prefix := publish.RunPrefix(table, d, run)
 	var files []publish.File
 	var moved []Restated
+	restate := restates(prev)
 	switch r := rows.(type) {
 	case []rollups.ActiveUsersDaily:
-		rollups.SetDate(r, d)
-		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
-			var old []rollups.ActiveUsersDaily
-			if old, err = manifestRows[rollups.ActiveUsersDaily](ctx, pub.Store, prev); err == nil {
-				// mau_window_days describes the window (how much of it has
-				// data), it is not a count of people.
-				moved = diffRows(table, d, old, r, func(x rollups.ActiveUsersDaily) string { return x.Product }, "product", "mau_window_days")
-			}
-		}
+		// mau_window_days describes the window (how much of it has data),
+		// it is not a count of people.
+		files, moved, err = writeWindowed(ctx, pub.Store, prefix, table, d, r, opt, prev, restate,
+			func(x rollups.ActiveUsersDaily) string { return x.Product }, "product", "mau_window_days")
 	case []rollups.RetentionDaily:
-		rollups.SetDate(r, d)
-		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
-			var old []rollups.RetentionDaily
-			if old, err = manifestRows[rollups.RetentionDaily](ctx, pub.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) }, "product", "day_n")
-			}
-		}
+		files, moved, err = writeWindowed(ctx, pub.Store, prefix, table, d, r, opt, prev, restate,
+			func(x rollups.RetentionDaily) string { return fmt.Sprintf("%s day %d", x.Product, x.DayN) }, "product", "day_n")
 	case []rollups.LifecycleDaily:
-		rollups.SetDate(r, d)
-		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
-			var old []rollups.LifecycleDaily
-			if old, err = manifestRows[rollups.LifecycleDaily](ctx, pub.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.LifecycleDaily) string { return x.Product }, "product")
-			}
-		}
+		files, moved, err = writeWindowed(ctx, pub.Store, prefix, table, d, r, opt, prev, restate,
+			func(x rollups.LifecycleDaily) string { return x.Product }, "product")
 	case []rollups.StickinessDaily:
-		rollups.SetDate(r, d)
-		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) {
-			var old []rollups.StickinessDaily
-			if old, err = manifestRows[rollups.StickinessDaily](ctx, pub.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.StickinessDaily) string {
-					return fmt.Sprintf("%s window %d days %d", x.Product, x.WindowDays, x.DaysActive)
-				}, "product", "window_days", "days_active")
-			}
-		}
+		files, moved, err = writeWindowed(ctx, pub.Store, prefix, table, d, r, opt, prev, restate,
+			func(x rollups.StickinessDaily) string {
+				return fmt.Sprintf("%s window %d days %d", x.Product, x.WindowDays, x.DaysActive)
+			}, "product", "window_days", "days_active")
 	case []rollups.FunnelDaily:
-		rollups.SetDate(r, d)
 		// New funnel definitions are not a restatement: the data did not
 		// change.
-		if files, err = publish.Write(ctx, pub.Store, prefix, r, opt); err == nil && restates(prev) && sameFunnels(prev.Fingerprint, fp) {
-			var old []rollups.FunnelDaily
-			if old, err = manifestRows[rollups.FunnelDaily](ctx, pub.Store, prev); err == nil {
-				moved = diffRows(table, d, old, r, func(x rollups.FunnelDaily) string {
-					return fmt.Sprintf("%s funnel %s step %d", x.Product, x.Funnel, x.Step)
-				}, "product", "step", "window_seconds")
-			}
-		}
+		files, moved, err = writeWindowed(ctx, pub.Store, prefix, table, d, r, opt, prev, restate && sameFunnels(prev.Fingerprint, fp),
+			func(x rollups.FunnelDaily) string { return fmt.Sprintf("%s funnel %s step %d", x.Product, x.Funnel, x.Step) },
+			"product", "step", "window_seconds")
 	case []rollups.DimDate: // calendar facts: nothing to restate
 		files, err = publish.Write(ctx, pub.Store, prefix, r, opt)
 	default:
@@ -442,6 +417,23 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 		pub.cleanup(ctx, table, publish.DayPart(d), run, pub.Now())
 	}
 	return moved, nil
+}
+
+// writeWindowed writes rows, their date column set to d, into prefix; with
+// restate, it also returns every number that changed from the rows of prev
+// (diffRows, rows matched by key).
+func writeWindowed[T any](ctx context.Context, st store.Store, prefix, table string, d day.Day, rows []T, opt publish.WriterOptions,
+	prev *publish.Manifest, restate bool, key func(T) string, keyCols ...string) ([]publish.File, []Restated, error) {
+	rollups.SetDate(rows, d)
+	files, err := publish.Write(ctx, st, prefix, rows, opt)
+	if err != nil || !restate {
+		return files, nil, err
+	}
+	old, err := manifestRows[T](ctx, st, prev)
+	if err != nil {
+		return nil, nil, err
+	}
+	return files, diffRows(table, d, old, rows, key, keyCols...), nil
 }
 
 // publishBucket writes a bucket's users table rows and state and commits
