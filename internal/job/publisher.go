@@ -379,7 +379,9 @@ func (pub *publisher) publishWindowed(ctx context.Context, run, table string, d 
 		// New funnel definitions are not a restatement: the data did not
 		// change.
 		files, moved, err = writeWindowed(ctx, pub.Store, prefix, table, d, r, opt, prev, restate && sameFunnels(prev.Fingerprint, fp),
-			func(x rollups.FunnelDaily) string { return fmt.Sprintf("%s funnel %s step %d", x.Product, x.Funnel, x.Step) },
+			func(x rollups.FunnelDaily) string {
+				return fmt.Sprintf("%s funnel %s step %d", x.Product, x.Funnel, x.Step)
+			},
 			"product", "step", "window_seconds")
 	case []rollups.DimDate: // calendar facts: nothing to restate
 		files, err = publish.Write(ctx, pub.Store, prefix, r, opt)
