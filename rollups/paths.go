@@ -14,7 +14,8 @@ import (
 const PathsTop = 200
 
 // Other is the from_event and to_event of the paths_daily row that stands
-// for the pairs of a product and day past its top PathsTop.
+// for the pairs of a product and day past its top PathsTop, the row whose
+// is_other is true (an event may really be named "(other)").
 const Other = "(other)"
 
 // PathsDaily counts the steps people take from one event to the next within
@@ -32,15 +33,17 @@ const Other = "(other)"
 //
 // Per product and day, the PathsTop pairs with the most transitions are
 // kept (ties: from_event, then to_event, in byte order). If a product has
-// more pairs, all the others are one row with from_event = to_event =
-// Other: their transitions summed (so a day's transitions add up exactly)
-// and the distinct people among them. Rows are in that order per product,
-// the Other row last. An event really named "(other)" is not told apart
-// from that row. A day without transitions has no rows.
+// more pairs, all the others are one row with is_other true and
+// from_event = to_event = Other: their transitions summed (so a day's
+// transitions add up exactly) and the distinct people among them. Rows are
+// in that order per product, the is_other row last. Grain: dt × product ×
+// from_event × to_event × is_other (is_other tells that row from a pair of
+// events really named "(other)"). A day without transitions has no rows.
 type PathsDaily struct {
 	Product     string `parquet:"product" doc:"app or site of the transition's from event; (none) if empty"`
 	FromEvent   string `parquet:"from_event" doc:"the event a person went from; (other) for the one row that sums every pair past the product's top 200 of the day"`
 	ToEvent     string `parquet:"to_event" doc:"the person's next event in the same session (ordered by event_time, then event_id); (other) as from_event"`
+	IsOther     bool   `parquet:"is_other" doc:"true for the one row of a product and day that sums every pair past its top 200 (from_event and to_event are then (other)); false for a pair of events"`
 	Transitions int64  `parquet:"transitions" doc:"how many times from_event was directly followed by to_event within a person's session"`
 	People      int64  `parquet:"people" doc:"distinct people (user_key) with at least one of these transitions"`
 	Provisional bool   `parquet:"provisional" doc:"true if the day was built before it was final (its end + max_lateness + 15 minutes): late events may still arrive and change this row; a later run rebuilds it as final"`
@@ -314,7 +317,7 @@ func (d *daily) topPaths(tr, who, eVals, pnVals []uint64, ne uint64, trans, peop
 			if rest == nil {
 				rest, otherAt = make([]bool, len(es)), make([]int, len(d.pStrs))
 			}
-			o := PathsDaily{Product: d.pStrs[es[a].p], FromEvent: Other, ToEvent: Other}
+			o := PathsDaily{Product: d.pStrs[es[a].p], FromEvent: Other, ToEvent: Other, IsOther: true}
 			for _, e := range es[a+PathsTop : b] {
 				rest[e.c] = true
 				o.Transitions += trans[e.c]

@@ -8,9 +8,10 @@
 -- session boundary. A transition counts under the product of its from event
 -- ('(none)' if empty); people are the distinct user_key with at least one.
 -- Per dt and product the top 200 pairs by transitions (ties: from_event,
--- then to_event, in byte order) are kept; the others, if any, are one row
--- with from_event = to_event = '(other)': their transitions summed and the
--- distinct people among them.
+-- then to_event, in byte order) are kept, is_other false; the others, if
+-- any, are one row with is_other true and from_event = to_event =
+-- '(other)': their transitions summed and the distinct people among them
+-- (is_other tells it from a pair of events really named '(other)').
 WITH steps AS (
   SELECT dt, user_key, event_name AS from_event,
          coalesce(nullif(product, ''), '(none)') AS product,
@@ -40,10 +41,10 @@ rest AS (
   WHERE r.rn > 200
   GROUP BY 1, 2
 )
-SELECT dt, product, from_event, to_event, transitions, people
+SELECT dt, product, from_event, to_event, is_other, transitions, people
 FROM (
-  SELECT dt, product, from_event, to_event, transitions, people, rn FROM ranked WHERE rn <= 200
+  SELECT dt, product, from_event, to_event, false AS is_other, transitions, people, rn FROM ranked WHERE rn <= 200
   UNION ALL
-  SELECT dt, product, '(other)', '(other)', transitions, people, 201 FROM rest
+  SELECT dt, product, '(other)', '(other)', true, transitions, people, 201 FROM rest
 ) AS kept
 ORDER BY dt, product, rn

@@ -256,7 +256,7 @@ func TestAgainstDuckDB(t *testing.T) {
 				"engagement_daily":   "dt, product, platform, event_name",
 				"user_daily":         "dt, product, user_key",
 				"sessions_daily":     "dt, product, platform",
-				"paths_daily":        "dt, product, from_event, to_event",
+				"paths_daily":        "dt, product, from_event, to_event, is_other",
 				"active_users_daily": "dt, product",
 				"retention_daily":    "dt, product, day_n",
 				"lifecycle_daily":    "dt, product",

@@ -93,7 +93,7 @@ func sumPaths(parts []partition[rollups.PathsDaily], keep func(string) bool) (su
 			}
 			days[x.Day] = days[x.Day] || r.Provisional
 			p.total += r.Transitions
-			if r.FromEvent == rollups.Other && r.ToEvent == rollups.Other {
+			if r.IsOther {
 				p.other += r.Transitions
 				p.otherDays = append(p.otherDays, x.Day)
 				continue
@@ -126,6 +126,10 @@ func sumPaths(parts []partition[rollups.PathsDaily], keep func(string) bool) (su
 func pathsSection(parts []partition[rollups.PathsDaily], keep func(string) bool, prov map[day.Day]string) section {
 	s := section{ID: "paths", Title: "Top paths", Intro: pathsIntro}
 	sums, days := sumPaths(parts, keep)
+	if len(parts) == 0 {
+		s.Intro = "No paths_daily partition in this range: its days were built before paths_daily existed, or not built; the next run over them builds it."
+		return s
+	}
 	if len(sums) == 0 {
 		s.Intro = "No paths_daily rows in this range: paths come from sessions with at least two events, and no session on these days had two."
 		for _, x := range parts {
@@ -198,16 +202,16 @@ func otherNote(sums []*pathSum) string {
 func pathsDailyTable(parts []partition[rollups.PathsDaily], sums []*pathSum, prov map[day.Day]string) table {
 	tb := table{ID: "t-paths-daily", Caption: fmt.Sprintf("paths_daily per day: the rows of each product's top %d pairs over the range, and its (other) rows (people: distinct that day)", topPaths),
 		Head: []string{"dt", "product", "from_event", "to_event", "transitions", "people"}}
-	shown := map[[3]string]bool{}
+	shown, products := map[[3]string]bool{}, map[string]bool{}
 	for _, p := range sums {
-		shown[[3]string{p.product, rollups.Other, rollups.Other}] = true
+		products[p.product] = true
 		for _, pp := range p.top() {
 			shown[[3]string{p.product, pp.from, pp.to}] = true
 		}
 	}
 	for _, x := range parts {
 		for _, r := range x.Rows {
-			if !shown[[3]string{r.Product, r.FromEvent, r.ToEvent}] {
+			if !(r.IsOther && products[r.Product]) && !shown[[3]string{r.Product, r.FromEvent, r.ToEvent}] {
 				continue
 			}
 			rw := row{Cells: []cell{str(x.Day.String()), str(r.Product), str(r.FromEvent), str(r.ToEvent), num(r.Transitions), num(r.People)}}

@@ -49,7 +49,7 @@ type pathsPage struct {
 
 // isOther says whether r is a product's (other) row of a day.
 func isOther(r rollups.PathsDaily) bool {
-	return r.FromEvent == rollups.Other && r.ToEvent == rollups.Other
+	return r.IsOther
 }
 
 // wantPaths sums the curated rows that keep keeps as the section must.
