@@ -121,6 +121,17 @@ func noIDAnywhere(t *testing.T, root string, ids ...string) {
 			}
 		}
 		switch {
+		case strings.Contains(p, funnelEventsPrefix):
+			fe, err := rollups.DecodeFunnelEvents(b)
+			if err != nil {
+				t.Errorf("funnel events %s: %v", p, err)
+				return nil
+			}
+			for _, x := range fe.Persons {
+				if slices.Contains(ids, strings.TrimPrefix(x.UserKey, "anon:")) {
+					t.Errorf("funnel events %s hold the person %s", p, x.UserKey)
+				}
+			}
 		case strings.HasSuffix(p, ".lwseg"):
 			s, err := segment.Decode(b)
 			if err != nil {
@@ -582,6 +593,7 @@ func TestEraseOnS3WithGlue(t *testing.T) {
 		if rep, err = gen.Generate(ctx, st, gcfg); err != nil {
 			t.Fatal(err)
 		}
+		putFunnels(t, st, testFunnels) // funnel events beside the events, to erase too
 	}
 	glueSrv := gluetest.NewT(t)
 	now := time.Now().UTC() // S3 object times come from the real clock
@@ -611,6 +623,9 @@ func TestEraseOnS3WithGlue(t *testing.T) {
 	}
 	if len(rcs[0][0].Verification.AwaitingCleanup) == 0 {
 		t.Error("the receipt names no superseded run kept for the grace period")
+	}
+	if !slices.ContainsFunc(rcs[0][0].Verification.AwaitingCleanup, func(k string) bool { return strings.Contains(k, funnelEventsPrefix) }) {
+		t.Errorf("the receipt names no superseded funnel events file: %v", rcs[0][0].Verification.AwaitingCleanup)
 	}
 	now = now.Add(7 * time.Hour)
 	if _, err := Run(ctx, cfg); err != nil {

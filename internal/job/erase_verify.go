@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -76,6 +77,11 @@ func (e *eraser) scanTables(ctx context.Context, m *erasure.Matcher, all bool) (
 	if err != nil {
 		return nil, err
 	}
+	// A run folder is current if a file of a current manifest is in it.
+	currentRuns := map[string]bool{}
+	for k := range current {
+		currentRuns[path.Dir(k)] = true
+	}
 	var keys []string
 	for _, prefix := range []string{"curated/", usersStatePrefix} {
 		objs, err := st.List(ctx, prefix)
@@ -83,7 +89,13 @@ func (e *eraser) scanTables(ctx context.Context, m *erasure.Matcher, all bool) (
 			return nil, err
 		}
 		for _, o := range objs {
-			if strings.HasSuffix(o.Key, ".parquet") && (all || current[o.Key]) {
+			switch {
+			case strings.HasSuffix(o.Key, ".parquet") && (all || current[o.Key]):
+				keys = append(keys, o.Key)
+			case all && strings.Contains(o.Key, "/"+funnelEventsPrefix) && !currentRuns[path.Dir(o.Key)]:
+				// A superseded run's funnel events: the same people as its
+				// events, listed with them. (A current run's follow its
+				// events, verified above.)
 				keys = append(keys, o.Key)
 			}
 		}
@@ -124,6 +136,9 @@ func (e *eraser) scanTables(ctx context.Context, m *erasure.Matcher, all bool) (
 }
 
 func scanTableFile(ctx context.Context, st store.Store, key string, m *erasure.Matcher) (erasure.Found, error) {
+	if strings.Contains(key, "/"+funnelEventsPrefix) {
+		return scanFunnelEvents(ctx, st, key, m)
+	}
 	r, err := st.Open(ctx, key)
 	if err != nil {
 		return erasure.Found{}, err

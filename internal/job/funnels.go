@@ -16,6 +16,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
+	"github.com/littlewarehouse/warehouse/internal/erasure"
 	"github.com/littlewarehouse/warehouse/internal/frame"
 	"github.com/littlewarehouse/warehouse/internal/publish"
 	"github.com/littlewarehouse/warehouse/internal/store"
@@ -57,7 +58,36 @@ func LoadFunnels(ctx context.Context, st store.Store) (*rollups.Funnels, error) 
 // that Athena (and Hive) do not read it as part of the events table, and
 // deleted with the run.
 func funnelEventsKey(m *publish.Manifest, digest string) string {
-	return publish.RunPrefixAt(m.Table, "dt="+m.Day, m.Run) + "_funnel-events-" + digest + ".bin"
+	return publish.RunPrefixAt(m.Table, "dt="+m.Day, m.Run) + funnelEventsPrefix + digest + ".bin"
+}
+
+// funnelEventsPrefix starts the name of every funnel events file.
+const funnelEventsPrefix = "_funnel-events-"
+
+// scanFunnelEvents counts the events of the request's people in a funnel
+// events file. The file has no received_at: every event of theirs counts.
+func scanFunnelEvents(ctx context.Context, st store.Store, key string, m *erasure.Matcher) (erasure.Found, error) {
+	b, err := st.Get(ctx, key)
+	if err != nil {
+		return erasure.Found{}, err
+	}
+	fe, err := rollups.DecodeFunnelEvents(b)
+	if err != nil {
+		return erasure.Found{}, fmt.Errorf("scan %s: %w", key, err)
+	}
+	var f erasure.Found
+	for _, p := range fe.Persons {
+		n := int64(p.Hi - p.Lo)
+		f.Rows += n
+		product := p.Product
+		if product == rollups.None {
+			product = ""
+		}
+		if (m.Product(p.Product) || m.Product(product)) && m.ID(p.UserKey) {
+			f.Matched += n
+		}
+	}
+	return f, nil
 }
 
 // writeFunnelEvents writes the funnel events of day d's events, built by
