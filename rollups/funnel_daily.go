@@ -60,12 +60,12 @@ func ComputeFunnels(f *Funnels, in FunnelInput) []FunnelDaily {
 	if f.Empty() || len(in.Events) == 0 || in.Events[0] == nil {
 		return out
 	}
-	c := newFunnelCounter(f)
+	c := newFunnelCounter(f, in)
 	cursors := make([]int, len(in.Events))
 	var seq funnelSeq
 	for _, p := range in.Events[0].Persons {
 		if p.Product != c.product {
-			out = c.flush(out, in)
+			out = c.flush(out)
 			c.product = p.Product
 		}
 		seq.reset()
@@ -86,7 +86,7 @@ func ComputeFunnels(f *Funnels, in FunnelInput) []FunnelDaily {
 		}
 		c.count(&seq)
 	}
-	return c.flush(out, in)
+	return c.flush(out)
 }
 
 // funnelSeq is one person's funnel events over the days read, in time
@@ -110,17 +110,25 @@ func (s *funnelSeq) add(ts []int64, ss []uint64, entryDay bool) {
 // funnelCounter counts one product's people per funnel and step.
 type funnelCounter struct {
 	f       *Funnels
+	order   []int  // the funnels by name: the order of their rows
+	open    []bool // by funnel: a day its window reaches is open (its rows are provisional)
 	product string
 	people  [][]int64     // [funnel][step]
 	seconds [][][]float64 // [funnel][step]: each person's seconds from step 1
 }
 
-func newFunnelCounter(f *Funnels) *funnelCounter {
-	c := &funnelCounter{f: f, people: make([][]int64, len(f.Funnels)), seconds: make([][][]float64, len(f.Funnels))}
+func newFunnelCounter(f *Funnels, in FunnelInput) *funnelCounter {
+	n := len(f.Funnels)
+	c := &funnelCounter{f: f, order: make([]int, n), open: make([]bool, n), people: make([][]int64, n), seconds: make([][][]float64, n)}
 	for i, fn := range f.Funnels {
+		c.order[i] = i
+		for k := 0; k <= FunnelReach(in.Day, in.Loc, fn.window) && k < len(in.Open); k++ {
+			c.open[i] = c.open[i] || in.Open[k]
+		}
 		c.people[i] = make([]int64, len(fn.Steps))
 		c.seconds[i] = make([][]float64, len(fn.Steps))
 	}
+	slices.SortFunc(c.order, func(a, b int) int { return strings.Compare(f.Funnels[a].Name, f.Funnels[b].Name) })
 	return c
 }
 
@@ -155,26 +163,17 @@ func (c *funnelCounter) count(s *funnelSeq) {
 }
 
 // flush appends the product's rows (funnels by name) and resets the counts.
-func (c *funnelCounter) flush(out []FunnelDaily, in FunnelInput) []FunnelDaily {
-	order := make([]int, len(c.f.Funnels))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(c.f.Funnels[a].Name, c.f.Funnels[b].Name) })
-	for _, i := range order {
+func (c *funnelCounter) flush(out []FunnelDaily) []FunnelDaily {
+	for _, i := range c.order {
 		fn := c.f.Funnels[i]
 		entered := c.people[i][0]
 		if entered == 0 {
 			continue
 		}
-		open := false
-		for k := 0; k <= FunnelReach(in.Day, in.Loc, fn.window) && k < len(in.Open); k++ {
-			open = open || in.Open[k]
-		}
 		for j, s := range fn.Steps {
 			r := FunnelDaily{Product: c.product, Funnel: fn.Name, Step: int64(j + 1), StepName: s.Name(),
 				People: c.people[i][j], Conversion: ratio(c.people[i][j], entered),
-				WindowSeconds: fn.window.Milliseconds() / 1000, Provisional: open}
+				WindowSeconds: fn.window.Milliseconds() / 1000, Provisional: c.open[i]}
 			if secs := c.seconds[i][j]; len(secs) > 0 {
 				slices.Sort(secs)
 				m := QuantileCont(secs, 0.5)

@@ -18,7 +18,7 @@ import (
 // definition (its Digest), by person: the input of funnel_daily. Persons
 // are sorted by (Product, UserKey), each with its events
 // Times[Lo:Hi] in ascending time (equal times by Steps), and Steps[i] the
-// bits of the steps event i matches (see Funnels.Match). They are a pure
+// bits of the steps event i matches (Funnels.bit). They are a pure
 // function of the day's events and the definition, whichever way they were
 // made (FunnelEventsOf from the built day, or NewFunnelEvents from the
 // events table).

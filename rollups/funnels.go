@@ -59,6 +59,7 @@ type Funnel struct {
 	Window string       `json:"window,omitempty"`
 	Steps  []FunnelStep `json:"steps"`
 	window time.Duration
+	bit0   int // the bit of its first step (its steps' bits follow)
 }
 
 // WindowDuration is the funnel's conversion window.
@@ -134,6 +135,7 @@ func (f *Funnels) check() error {
 				return fmt.Errorf("funnel %q step %d: \"equals\" without \"property\"", fn.Name, j+1)
 			}
 		}
+		fn.bit0 = total
 		total += len(fn.Steps)
 	}
 	if total > MaxFunnelStepsTotal {
@@ -207,13 +209,7 @@ func (f *Funnels) MaxWindow() time.Duration {
 }
 
 // bit is the bit of step j of funnel i in a FunnelEvent's Steps.
-func (f *Funnels) bit(i, j int) uint64 {
-	n := 0
-	for _, fn := range f.Funnels[:i] {
-		n += len(fn.Steps)
-	}
-	return 1 << (n + j)
-}
+func (f *Funnels) bit(i, j int) uint64 { return 1 << (f.Funnels[i].bit0 + j) }
 
 // stepEvents returns, for each event name some step names, the bits of the
 // steps that need no property (all) and of those that do (byProp).
@@ -245,16 +241,6 @@ type nameSteps struct {
 type propStep struct {
 	key, value string
 	bit        uint64
-}
-
-// Match returns the bits of the steps an event of that name and those
-// properties matches (0 if none).
-func (f *Funnels) Match(name string, props map[string]string) uint64 {
-	ns := f.stepEvents()[name]
-	if ns == nil {
-		return 0
-	}
-	return ns.match(func(k string) (string, bool) { v, ok := props[k]; return v, ok })
 }
 
 func (ns *nameSteps) match(prop func(string) (string, bool)) uint64 {
