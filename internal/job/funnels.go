@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -106,6 +104,8 @@ func (pub *publisher) writeFunnelEvents(ctx context.Context, run string, d day.D
 type funnelReader struct {
 	w      *windowed
 	f      *rollups.Funnels
+	digest string                        // f.Digest()
+	events map[day.Day]*publish.Manifest // each built day's current events run
 	cache  map[day.Day]*rollups.FunnelEvents
 	remade int // days whose funnel events were made from the events files
 }
@@ -120,7 +120,7 @@ func (fr *funnelReader) of(ctx context.Context, d day.Day, m *publish.Manifest) 
 	if fe, ok := fr.cache[d]; ok {
 		return fe, nil
 	}
-	digest := fr.f.Digest()
+	digest := fr.digest
 	key := funnelEventsKey(m, digest)
 	b, err := fr.w.Store.Get(ctx, key)
 	var fe *rollups.FunnelEvents
@@ -217,8 +217,8 @@ const funnelReserve = 90 * time.Second
 // whatever stops it (a funnels.json that is not valid, the stage's time
 // running out, a read failing) leaves the partitions it did not reach as
 // they were, for the next run, and is said in ws.FunnelsError.
-func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) {
-	err := w.funnelPartitions(ctx, run, cur, ws, opt)
+func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, days []day.Day, ws *WindowedSummary, opt publish.WriterOptions) {
+	err := w.funnelPartitions(ctx, run, days, ws, opt)
 	if err == nil {
 		err = w.withdrawTable(ctx, run, FunnelTable, cur, []rollups.FunnelDaily{}, ws, opt)
 	}
@@ -228,13 +228,13 @@ func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, ws
 	}
 }
 
-// funnelPartitions is funnelDaily but for the withdrawals.
-func (w *windowed) funnelPartitions(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
+// funnelPartitions is funnelDaily but for the withdrawals: days are the
+// built days, in order.
+func (w *windowed) funnelPartitions(ctx context.Context, run string, days []day.Day, ws *WindowedSummary, opt publish.WriterOptions) error {
 	f, err := LoadFunnels(ctx, w.Store)
 	if err != nil {
 		return err
 	}
-	days := slices.Sorted(maps.Keys(cur))
 	events := map[day.Day]*publish.Manifest{}
 	for _, d := range days {
 		if f.Empty() {
@@ -249,12 +249,12 @@ func (w *windowed) funnelPartitions(ctx context.Context, run string, cur userDay
 		}
 		events[d] = m
 	}
-	fr := &funnelReader{w: w, f: f, cache: map[day.Day]*rollups.FunnelEvents{}}
+	fr := &funnelReader{w: w, f: f, digest: f.Digest(), events: events, cache: map[day.Day]*rollups.FunnelEvents{}}
 	defer func() { ws.FunnelDaysRemade = fr.remade }()
 	loc := w.Rules.Loc
 	for i, d := range days {
 		reach := rollups.FunnelReach(d, loc, f.MaxWindow())
-		fp := funnelFingerprint(f, d, reach, events)
+		fp := fr.fingerprint(d, reach)
 		stale, err := w.stale(ctx, FunnelTable, d, fp)
 		if err != nil {
 			return err
@@ -263,7 +263,7 @@ func (w *windowed) funnelPartitions(ctx context.Context, run string, cur userDay
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < funnelReserve {
 				return fmt.Errorf("the stage's time ran out with funnel_daily partitions from %s on still to compute (%d days)", d, len(days)-i)
 			}
-			in, err := fr.input(ctx, d, reach, events)
+			in, err := fr.input(ctx, d, reach)
 			if err != nil {
 				return err
 			}
@@ -290,14 +290,14 @@ func (w *windowed) funnelPartitions(ctx context.Context, run string, cur userDay
 
 // input gathers the funnel events and marks of day d and the reach days
 // after it.
-func (fr *funnelReader) input(ctx context.Context, d day.Day, reach int, events map[day.Day]*publish.Manifest) (rollups.FunnelInput, error) {
+func (fr *funnelReader) input(ctx context.Context, d day.Day, reach int) (rollups.FunnelInput, error) {
 	in := rollups.FunnelInput{Day: d, Loc: fr.w.Rules.Loc}
 	if fr.f.Empty() {
 		return in, nil
 	}
 	for k := 0; k <= reach; k++ {
 		x := d + day.Day(k)
-		m := events[x]
+		m := fr.events[x]
 		if m == nil {
 			in.Events, in.Open = append(in.Events, nil), append(in.Open, true)
 			continue
@@ -312,22 +312,21 @@ func (fr *funnelReader) input(ctx context.Context, d day.Day, reach int, events 
 	return in, nil
 }
 
-// funnelFingerprint is "<digest>-<hash>" of what funnel_daily of day d
-// reads.
-func funnelFingerprint(f *rollups.Funnels, d day.Day, reach int, events map[day.Day]*publish.Manifest) string {
+// fingerprint is "<digest>-<hash>" of what funnel_daily of day d reads.
+func (fr *funnelReader) fingerprint(d day.Day, reach int) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "code=%s table=%s\n", CodeVersion, FunnelTable)
-	if !f.Empty() {
+	if !fr.f.Empty() {
 		for k := 0; k <= reach; k++ {
 			x := d + day.Day(k)
-			if m := events[x]; m != nil {
+			if m := fr.events[x]; m != nil {
 				fmt.Fprintf(h, "%s %s %s\n", x, m.Run, m.Config[statusKey])
 			} else {
 				fmt.Fprintf(h, "%s none\n", x)
 			}
 		}
 	}
-	return f.Digest() + "-" + hex.EncodeToString(h.Sum(nil))
+	return fr.digest + "-" + hex.EncodeToString(h.Sum(nil))
 }
 
 // sameFunnels reports whether two funnel_daily fingerprints are of the

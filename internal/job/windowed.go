@@ -160,7 +160,7 @@ func (w *windowed) windowedOnce(ctx context.Context, run string) (*WindowedSumma
 	}
 	// Last, and never failing the stage: the tables above do not wait on
 	// funnel_daily, which reads the events.
-	w.funnelDaily(ctx, run, cur, ws, opt)
+	w.funnelDaily(ctx, run, cur, days, ws, opt)
 	return ws, nil
 }
 
