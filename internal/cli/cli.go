@@ -716,14 +716,7 @@ func printSummary(w io.Writer, s *job.Summary, o *options) {
 	if ws := s.Windowed; ws != nil {
 		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily, %d retention_daily and %d lifecycle_daily, stickiness_daily and funnel_daily partitions published, %d up to date\n",
 			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.Others, ws.UpToDate)
-		if ws.FunnelsError != "" {
-			fmt.Fprintf(w, "funnel_daily NOT (all) updated, the next run carries on: %s\n", ws.FunnelsError)
-			if ws.FunnelsFileBad {
-				fmt.Fprintln(w, "  fix the file with rollup --funnels FILE")
-			}
-		} else if ws.FunnelDaysRemade > 0 {
-			fmt.Fprintf(w, "funnels changed: funnel_daily recomputed from the events of %d days (no day rebuilt)\n", ws.FunnelDaysRemade)
-		}
+		printFunnels(w, ws.FunnelsError, ws.FunnelsFileBad, ws.FunnelDaysRemade)
 		if u := ws.Users; u != nil && len(u.Buckets) > 0 {
 			fmt.Fprintf(w, "users: %d of %d buckets republished from %d user_daily partitions read (%d people gone, %d whose first day moved later)\n",
 				len(u.Buckets), rollups.UserBuckets, u.DaysRead, u.Gone, u.FirstSeenLater)

@@ -271,9 +271,7 @@ func printRunSummary(w io.Writer, s *lambda.RunSummary) {
 	if ws := s.Windowed; ws != nil {
 		fmt.Fprintf(w, "\nwindowed tables (as of %s): %d active_users_daily and %d retention_daily partitions published, %d up to date\n",
 			ws.AsOf, ws.ActiveDays, ws.Cohorts, ws.UpToDate)
-		if ws.FunnelsError != "" {
-			fmt.Fprintf(w, "funnel_daily NOT (all) updated, the next run carries on: %s\n", ws.FunnelsError)
-		}
+		printFunnels(w, ws.FunnelsError, ws.FunnelsFileBad, ws.FunnelDaysRemade)
 	}
 	if r := s.Route; r != nil {
 		fmt.Fprintf(w, "routed %d raw objects (%s) in %d parts", r.Routed, store.HumanSize(r.Bytes), r.Parts)

@@ -42,3 +42,18 @@ func saveFunnels(ctx context.Context, st store.Store, path string, dryRun bool, 
 	fmt.Fprintf(stdout, "funnels: %d saved as the store's %s (%v)\n", len(f.Funnels), rollups.FunnelsKey, f.FunnelNames())
 	return nil
 }
+
+// printFunnels prints what a run's windowed stage said of funnel_daily
+// (job.WindowedSummary's FunnelsError, FunnelsFileBad, FunnelDaysRemade),
+// for a local run's summary and a dispatched one's alike.
+func printFunnels(w io.Writer, errText string, fileBad bool, remade int) {
+	switch {
+	case errText != "":
+		fmt.Fprintf(w, "funnel_daily NOT (all) updated, the next run carries on: %s\n", errText)
+		if fileBad {
+			fmt.Fprintln(w, "  fix the file with rollup --funnels FILE")
+		}
+	case remade > 0:
+		fmt.Fprintf(w, "funnels changed: funnel_daily recomputed from the events of %d days (no day rebuilt)\n", remade)
+	}
+}

@@ -239,9 +239,13 @@ type WindowedResult struct {
 	ActiveDays int    `json:"active_days_published"`
 	Cohorts    int    `json:"cohorts_published"`
 	UpToDate   int    `json:"up_to_date"`
-	// FunnelsError says why funnel_daily was not brought up to date (the
-	// store's config/funnels.json is not valid); "" if it was.
-	FunnelsError string `json:"funnels_error,omitempty"`
+	// FunnelsError, FunnelsFileBad and FunnelDaysRemade are
+	// job.WindowedSummary's: why funnel_daily was not (all) brought up to
+	// date ("" if it was), whether that is config/funnels.json, and the
+	// days whose funnel events were made again from their events.
+	FunnelsError     string `json:"funnels_error,omitempty"`
+	FunnelsFileBad   bool   `json:"funnels_file_bad,omitempty"`
+	FunnelDaysRemade int    `json:"funnel_days_remade,omitempty"`
 }
 
 // runWindowed is the windowed stage (job.RunWindowed) over the run's days.
@@ -277,7 +281,7 @@ func windowedResult(ws *job.WindowedSummary) *WindowedResult {
 		return nil
 	}
 	return &WindowedResult{AsOf: ws.AsOf.String(), ActiveDays: ws.ActiveDays, Cohorts: ws.Cohorts, UpToDate: ws.UpToDate,
-		FunnelsError: ws.FunnelsError}
+		FunnelsError: ws.FunnelsError, FunnelsFileBad: ws.FunnelsFileBad, FunnelDaysRemade: ws.FunnelDaysRemade}
 }
 
 // readWindowed reads what the windowed stage of run kept: nil, false if
