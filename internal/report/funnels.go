@@ -138,13 +138,7 @@ func funnelsSection(parts []partition[rollups.FunnelDaily], keep func(string) bo
 		}
 		return s
 	}
-	var open []day.Day
-	for d, p := range days {
-		if p {
-			open = append(open, d)
-		}
-	}
-	slices.Sort(open)
+	open := markedDays(days)
 	if len(open) > 0 {
 		s.Intro += fmt.Sprintf(" %d of the %d entry days shown are provisional (%s; grey rows, charts marked provisional): the window of an entry reaches a day that is provisional or not built, "+
 			"so people may still reach later steps and these numbers may change.", len(open), len(days), dayList(open))

@@ -141,13 +141,7 @@ func pathsSection(parts []partition[rollups.PathsDaily], keep func(string) bool,
 		return s
 	}
 	s.Intro += " " + otherNote(sums)
-	var open []day.Day
-	for d, p := range days {
-		if p {
-			open = append(open, d)
-		}
-	}
-	slices.Sort(open)
+	open := markedDays(days)
 	if len(open) > 0 {
 		s.Intro += fmt.Sprintf(" %d of the %d days shown are provisional (%s; grey rows, charts marked provisional): late events may still arrive and change their transitions.",
 			len(open), len(days), dayList(open))

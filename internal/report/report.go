@@ -293,6 +293,19 @@ func expectedCompleteness(parts []partition[rollups.DataQualityDaily], age time.
 }
 
 // dayList writes days as ranges: "2026-08-03 .. 2026-08-06, 2026-08-09".
+// markedDays returns the days of days marked true (provisional), in
+// order.
+func markedDays(days map[day.Day]bool) []day.Day {
+	var out []day.Day
+	for d, p := range days {
+		if p {
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func dayList(ds []day.Day) string {
 	var parts []string
 	for i := 0; i < len(ds); {
