@@ -32,6 +32,23 @@ func genStore(t *testing.T, cfg gen.Config) *store.Dir {
 // withoutRestated drops the data_quality_daily entries, whose restated
 // column says how a day came to be (rebuilt, or built once) and so differs
 // between an incremental run and a rebuild from scratch by design.
+// tablesDiff returns how the tables of got differ from those of want over
+// the days from..to (Snapshot, data_quality_daily aside: see
+// withoutQuality), "" if they do not.
+func tablesDiff(t *testing.T, want, got store.Store, from, to day.Day) string {
+	t.Helper()
+	ctx := context.Background()
+	w, err := Snapshot(ctx, want, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Snapshot(ctx, got, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmp.Diff(withoutQuality(w), withoutQuality(g))
+}
+
 func withoutQuality(s map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range s {
@@ -106,9 +123,7 @@ func TestOneLateObject(t *testing.T) {
 	if _, err := Run(ctx, Config{Store: fresh, From: cfg.From, To: cfg.To, Rules: cfg.Rules}); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := Snapshot(ctx, fresh, cfg.From, cfg.To)
-	got, _ := Snapshot(ctx, st, cfg.From, cfg.To)
-	if diff := cmp.Diff(withoutQuality(want), withoutQuality(got)); diff != "" {
+	if diff := tablesDiff(t, fresh, st, cfg.From, cfg.To); diff != "" {
 		t.Errorf("incremental result differs from a rebuild from scratch (-scratch +incremental):\n%s", diff)
 	}
 }
@@ -141,9 +156,7 @@ func TestConcurrentRuns(t *testing.T) {
 	if _, err := Run(ctx, Config{Store: clean, From: cfg.From, To: cfg.To, Rules: cfg.Rules}); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := Snapshot(ctx, clean, cfg.From, cfg.To)
-	got, _ := Snapshot(ctx, st, cfg.From, cfg.To)
-	if diff := cmp.Diff(withoutQuality(want), withoutQuality(got)); diff != "" {
+	if diff := tablesDiff(t, clean, st, cfg.From, cfg.To); diff != "" {
 		t.Errorf("two concurrent runs differ from one clean run (-clean +concurrent):\n%s", diff)
 	}
 }
