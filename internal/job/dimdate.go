@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/littlewarehouse/warehouse/internal/day"
 	"github.com/littlewarehouse/warehouse/internal/publish"
-	"github.com/littlewarehouse/warehouse/internal/store"
 	"github.com/littlewarehouse/warehouse/rollups"
 )
 
@@ -43,27 +40,6 @@ func (w *windowed) dimDate(ctx context.Context, run string, built rollups.Built,
 			ws.Partitions = append(ws.Partitions, Partition{table, d})
 		}
 	}
-	parts, err := publish.Partitions(ctx, w.Store, table)
-	if err != nil {
-		return err
-	}
-	for _, part := range parts {
-		d, err := day.Parse(strings.TrimPrefix(part, "dt="))
-		if err != nil || ok && d >= from && d <= to {
-			continue
-		}
-		m, err := publish.Current(ctx, w.Store, table, d)
-		if errors.Is(err, store.ErrNotExist) || err == nil && m.Rows == 0 {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := w.publishWindowed(ctx, run, table, d, withdrawnFingerprint, []rollups.DimDate{}, opt, true); err != nil {
-			return err
-		}
-		ws.Partitions = append(ws.Partitions, Partition{table, d})
-		ws.Withdrawn++
-	}
-	return nil
+	inSpan := func(d day.Day) bool { return ok && d >= from && d <= to }
+	return w.withdrawTable(ctx, run, table, inSpan, []rollups.DimDate{}, ws, opt)
 }

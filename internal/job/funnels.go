@@ -220,7 +220,7 @@ const funnelReserve = 90 * time.Second
 func (w *windowed) funnelDaily(ctx context.Context, run string, cur userDays, days []day.Day, ws *WindowedSummary, opt publish.WriterOptions) {
 	err := w.funnelPartitions(ctx, run, days, ws, opt)
 	if err == nil {
-		err = w.withdrawTable(ctx, run, FunnelTable, cur, []rollups.FunnelDaily{}, ws, opt)
+		err = w.withdrawTable(ctx, run, FunnelTable, cur.has, []rollups.FunnelDaily{}, ws, opt)
 	}
 	if err != nil {
 		ws.FunnelsError, ws.FunnelsFileBad = err.Error(), errors.Is(err, rollups.ErrFunnels)

@@ -211,6 +211,9 @@ func (u userDays) built() rollups.Built {
 	return b
 }
 
+// has reports whether day d is built (has a current user_daily).
+func (u userDays) has(d day.Day) bool { return u[d] != nil }
+
 // run returns the run of day d's current user_daily ("" if it has none).
 func (u userDays) run(d day.Day) string {
 	if m := u[d]; m != nil {

@@ -382,23 +382,25 @@ const withdrawnFingerprint = publish.WithdrawnFingerprint
 // restatements: they were never numbers of a built day.
 func (w *windowed) withdrawUnbuilt(ctx context.Context, run string, cur userDays, ws *WindowedSummary, opt publish.WriterOptions) error {
 	for _, t := range windowedTables {
-		if err := w.withdrawTable(ctx, run, t.name, cur, t.empty, ws, opt); err != nil {
+		if err := w.withdrawTable(ctx, run, t.name, cur.has, t.empty, ws, opt); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// withdrawTable is withdrawUnbuilt for one table, whose partition with
-// no rows is empty.
-func (w *windowed) withdrawTable(ctx context.Context, run, table string, cur userDays, empty any, ws *WindowedSummary, opt publish.WriterOptions) error {
+// withdrawTable republishes empty (as the partition with no rows, empty)
+// every partition of table with rows whose day keep does not hold: for
+// withdrawUnbuilt a day not built, for dim_date a day outside its span.
+// It reads the current manifest only of the folders of such days.
+func (w *windowed) withdrawTable(ctx context.Context, run, table string, keep func(day.Day) bool, empty any, ws *WindowedSummary, opt publish.WriterOptions) error {
 	parts, err := publish.Partitions(ctx, w.Store, table)
 	if err != nil {
 		return err
 	}
 	for _, part := range parts {
 		d, err := day.Parse(strings.TrimPrefix(part, "dt="))
-		if err != nil || cur[d] != nil {
+		if err != nil || keep(d) {
 			continue
 		}
 		m, err := publish.Current(ctx, w.Store, table, d)
@@ -414,7 +416,7 @@ func (w *windowed) withdrawTable(ctx context.Context, run, table string, cur use
 		if _, err := w.publishWindowed(ctx, run, table, d, withdrawnFingerprint, empty, opt, true); err != nil {
 			return err
 		}
-		w.Log.Info("withdrawn: a windowed partition of a day never built", "table", table, "day", d.String(), "rows", m.Rows)
+		w.Log.Info("withdrawn: a windowed partition of a day not computed", "table", table, "day", d.String(), "rows", m.Rows)
 		ws.Partitions = append(ws.Partitions, Partition{table, d})
 		ws.Withdrawn++
 	}
